@@ -1,0 +1,233 @@
+//! Builds the shared state and the route tree, and runs the server.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Route, get, post};
+use poem_openapi::OpenApiService;
+use tokio::sync::oneshot;
+
+use crate::config::{Config, issuer_string};
+use crate::counters::{self, SharedCounters};
+use crate::domain::scope;
+use crate::oidc::clients::{self, ClientSpec};
+use crate::oidc::http::{JWKS_PATH, TOKEN_PATH};
+use crate::oidc::keys::KeyRing;
+use crate::oidc::tokens::AccessTokens;
+use crate::scim::error::to_scim_response;
+use crate::scim::{DiscoveryApi, UsersApi};
+use crate::service::users::UserService;
+use crate::store::Store;
+
+pub const BOOTSTRAP_FILE: &str = "bootstrap-admin.json";
+pub const BOOTSTRAP_CLIENT_ID: &str = "bootstrap-admin";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory {path}: {message}")]
+    DataDir { path: String, message: String },
+    #[error("database: {0}")]
+    Database(String),
+    #[error("redis: {0}")]
+    Redis(String),
+    #[error("listen on {addr}: {message}")]
+    Listen { addr: SocketAddr, message: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Everything a request handler may need, shared by all requests.
+pub struct AppState {
+    pub issuer: String,
+    pub store: Store,
+    pub keys: KeyRing,
+    pub tokens: AccessTokens,
+    pub counters: SharedCounters,
+    pub users: UserService,
+}
+
+pub type Apis = (DiscoveryApi, UsersApi);
+
+/// The OpenAPI service; its document does not depend on the configuration.
+pub fn openapi_service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new((DiscoveryApi, UsersApi), "bypass-idp", env!("CARGO_PKG_VERSION"))
+        .description(
+            "OpenID Connect identity provider with SCIM 2.0 provisioning and MFA bypass codes. \
+             Get a bearer token from the token endpoint (client_credentials) advertised at \
+             /.well-known/openid-configuration.",
+        )
+}
+
+/// Opens the database (creating the data directory for SQLite) and applies migrations.
+pub async fn open_store(config: &Config) -> Result<Store, StartError> {
+    if config.is_sqlite() {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            message: e.to_string(),
+        })?;
+    }
+    let store = Store::connect(&config.database_url)
+        .await
+        .map_err(|e| StartError::Database(e.to_string()))?;
+    store.migrate().await.map_err(|e| StartError::Database(format!("migration failed: {e}")))?;
+    Ok(store)
+}
+
+/// On first start, creates the administrator client and writes its credentials to a file
+/// only the owner can read. The log names the file, never the secret.
+async fn bootstrap_admin(store: &Store, data_dir: &Path) -> Result<(), StartError> {
+    let count = store.count_clients().await.map_err(|e| StartError::Database(e.to_string()))?;
+    if count > 0 {
+        return Ok(());
+    }
+    let spec = ClientSpec {
+        client_id: Some(BOOTSTRAP_CLIENT_ID.to_owned()),
+        redirect_uris: Vec::new(),
+        scopes: scope::ADMIN.join(" "),
+        grant_types: vec!["client_credentials".to_owned()],
+        public: false,
+        require_mfa: false,
+    };
+    let registered = match clients::register(store, spec).await {
+        Ok(registered) => registered,
+        // Another instance won the race and wrote its own file.
+        Err(clients::ClientError::Exists(_)) => return Ok(()),
+        Err(e) => return Err(StartError::Other(format!("bootstrap client: {e}"))),
+    };
+    let secret = registered.secret.ok_or_else(|| StartError::Other("bootstrap client has no secret".into()))?;
+    std::fs::create_dir_all(data_dir).map_err(|e| StartError::DataDir {
+        path: data_dir.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let path = data_dir.join(BOOTSTRAP_FILE);
+    let body = serde_json::json!({"client_id": registered.client_id.as_str(), "client_secret": secret.expose()});
+    write_private_file(&path, &format!("{body}\n")).map_err(|e| StartError::DataDir {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    tracing::info!(path = %path.display(), "created the bootstrap admin client; its credentials are in this file");
+    Ok(())
+}
+
+fn write_private_file(path: &PathBuf, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(contents.as_bytes())
+}
+
+pub async fn build_state(config: &Config, issuer: String) -> Result<Arc<AppState>, StartError> {
+    let store = open_store(config).await?;
+    let keys = KeyRing::open(store.clone()).await.map_err(|e| StartError::Other(format!("signing keys: {e}")))?;
+    bootstrap_admin(&store, &config.data_dir).await?;
+    let counters = counters::open(config.redis_url.as_deref(), &config.redis_prefix)
+        .await
+        .map_err(|e| StartError::Redis(e.to_string()))?;
+    let tokens = AccessTokens::new(keys.clone(), issuer.clone(), config.access_token_ttl_seconds);
+    Ok(Arc::new(AppState {
+        issuer,
+        users: UserService::new(store.clone()),
+        store,
+        keys,
+        tokens,
+        counters,
+    }))
+}
+
+pub fn routes(state: Arc<AppState>) -> impl Endpoint {
+    let api = openapi_service();
+    let spec = api.spec_endpoint();
+    let docs = api.swagger_ui();
+    Route::new()
+        .at("/.well-known/openid-configuration", get(crate::oidc::http::discovery))
+        .at(JWKS_PATH, get(crate::oidc::http::jwks))
+        .at(TOKEN_PATH, post(crate::oidc::http::token))
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .nest("/", api.into_endpoint().catch_all_error(to_scim_response))
+        .data(state)
+        .around(|endpoint, request| async move {
+            let method = request.method().clone();
+            let path = request.uri().path().to_owned();
+            let started = Instant::now();
+            let response = endpoint.get_response(request).await;
+            tracing::info!(
+                %method, %path, status = response.status().as_u16(),
+                elapsed_ms = started.elapsed().as_millis() as u64, "request"
+            );
+            Ok(response)
+        })
+}
+
+/// A server running in the background; dropping it does not stop it, [`RunningServer::stop`] does.
+pub struct RunningServer {
+    pub local_addr: SocketAddr,
+    pub issuer: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops by itself (Ctrl-C in `serve`).
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// Binds the configured address, prepares the state and serves in a background task.
+pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    let acceptor = TcpListener::bind(config.listen)
+        .into_acceptor()
+        .await
+        .map_err(|e| StartError::Listen {
+            addr: config.listen,
+            message: e.to_string(),
+        })?;
+    let local_addr = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .unwrap_or(config.listen);
+    let issuer = match &config.issuer {
+        Some(url) => issuer_string(url),
+        None => format!("http://{local_addr}"),
+    };
+    let state = build_state(&config, issuer.clone()).await?;
+    let app = routes(state);
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        poem::Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                app,
+                async move {
+                    let _ = rx.await;
+                },
+                Some(std::time::Duration::from_secs(5)),
+            )
+            .await
+    });
+    tracing::info!(%local_addr, %issuer, "listening");
+    Ok(RunningServer {
+        local_addr,
+        issuer,
+        shutdown: Some(tx),
+        task,
+    })
+}

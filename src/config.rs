@@ -1,0 +1,231 @@
+//! One typed configuration, read from an optional TOML file and then the environment, with
+//! embedded defaults. A bad value stops start-up with a message that names the setting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{setting}: {message}")]
+    Invalid { setting: &'static str, message: String },
+    #[error("cannot read config file {path}: {message}")]
+    File { path: String, message: String },
+}
+
+fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        message: message.into(),
+    }
+}
+
+/// The settings a file may hold; every key is optional and the environment wins.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    issuer: Option<String>,
+    data_dir: Option<String>,
+    database_url: Option<String>,
+    redis_url: Option<String>,
+    redis_prefix: Option<String>,
+    smtp_url: Option<String>,
+    access_token_ttl_seconds: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// `None` means "derive from the address actually bound".
+    pub issuer: Option<url::Url>,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    /// Namespace of every Redis key, so that several deployments (or tests) share one Redis.
+    pub redis_prefix: String,
+    pub smtp_url: Option<String>,
+    pub access_token_ttl_seconds: u64,
+}
+
+impl Config {
+    /// Reads the file named by `BYPASS_IDP_CONFIG` (if any), then the environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self::from_sources(env("BYPASS_IDP_CONFIG").as_deref(), env)
+    }
+
+    pub fn from_sources(
+        file: Option<&str>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let file: FileConfig = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::File {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let pick = |var: &str, from_file: Option<String>| env(var).or(from_file);
+
+        let listen_text =
+            pick("BYPASS_IDP_LISTEN", file.listen).unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let listen: SocketAddr = listen_text.parse().map_err(|e| {
+            invalid(
+                "BYPASS_IDP_LISTEN",
+                format!("\"{listen_text}\" is not a socket address like 127.0.0.1:8080 ({e})"),
+            )
+        })?;
+
+        let issuer = pick("BYPASS_IDP_ISSUER", file.issuer)
+            .map(|text| parse_issuer(&text))
+            .transpose()?;
+
+        let data_dir = PathBuf::from(
+            pick("BYPASS_IDP_DATA_DIR", file.data_dir).unwrap_or_else(|| "./data".to_owned()),
+        );
+
+        let database_url = match pick("DATABASE_URL", file.database_url) {
+            Some(url) => {
+                let scheme = url.split(':').next().unwrap_or_default();
+                if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
+                    return Err(invalid(
+                        "DATABASE_URL",
+                        "must start with sqlite: or postgres:// (other databases are not supported)",
+                    ));
+                }
+                url
+            }
+            None => default_sqlite_url(&data_dir),
+        };
+
+        let redis_url = pick("REDIS_URL", file.redis_url);
+        if let Some(url) = &redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("redis+unix://") || url.starts_with("unix://")) {
+                return Err(invalid(
+                    "REDIS_URL",
+                    "must start with redis:// or unix:// (TLS to Redis is not built in; use a local TLS proxy)",
+                ));
+            }
+            redis::Client::open(url.as_str()).map_err(|e| invalid("REDIS_URL", e.to_string()))?;
+        }
+
+        let redis_prefix =
+            pick("BYPASS_IDP_REDIS_PREFIX", file.redis_prefix).unwrap_or_else(|| "bypass-idp".to_owned());
+        if redis_prefix.is_empty() || redis_prefix.contains(['{', '}', ' ']) {
+            return Err(invalid("BYPASS_IDP_REDIS_PREFIX", "must be non-empty without braces or spaces"));
+        }
+
+        let smtp_url = pick("SMTP_URL", file.smtp_url);
+        if let Some(url) = &smtp_url {
+            let parsed = url::Url::parse(url).map_err(|e| invalid("SMTP_URL", e.to_string()))?;
+            if !matches!(parsed.scheme(), "smtp" | "smtps") {
+                return Err(invalid("SMTP_URL", "must start with smtp:// or smtps://"));
+            }
+        }
+
+        let ttl_text = env("BYPASS_IDP_ACCESS_TOKEN_TTL_SECONDS");
+        let access_token_ttl_seconds = match ttl_text {
+            Some(text) => text.parse().map_err(|_| {
+                invalid("BYPASS_IDP_ACCESS_TOKEN_TTL_SECONDS", format!("\"{text}\" is not a whole number of seconds"))
+            })?,
+            None => file.access_token_ttl_seconds.unwrap_or(3600),
+        };
+        if !(60..=86_400).contains(&access_token_ttl_seconds) {
+            return Err(invalid("BYPASS_IDP_ACCESS_TOKEN_TTL_SECONDS", "must be between 60 and 86400"));
+        }
+
+        Ok(Self {
+            listen,
+            issuer,
+            data_dir,
+            database_url,
+            redis_url,
+            redis_prefix,
+            smtp_url,
+            access_token_ttl_seconds,
+        })
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}
+
+fn default_sqlite_url(data_dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", data_dir.join("bypass-idp.sqlite").display())
+}
+
+fn parse_issuer(text: &str) -> Result<url::Url, ConfigError> {
+    let url = url::Url::parse(text).map_err(|e| invalid("BYPASS_IDP_ISSUER", format!("\"{text}\": {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(
+            "BYPASS_IDP_ISSUER",
+            "must be an http(s) URL without query or fragment (OpenID Connect Discovery §3)",
+        ));
+    }
+    Ok(url)
+}
+
+/// The issuer as a string without a trailing slash, so paths can be appended.
+pub fn issuer_string(url: &url::Url) -> String {
+    url.as_str().trim_end_matches('/').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_sources(None, |name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_embedded() {
+        let config = with(&[]).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert!(config.is_sqlite());
+        assert!(config.database_url.contains("data/bypass-idp.sqlite"));
+        assert!(config.redis_url.is_none() && config.smtp_url.is_none() && config.issuer.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        for (var, value) in [
+            ("BYPASS_IDP_LISTEN", "localhost"),
+            ("BYPASS_IDP_ISSUER", "ftp://x"),
+            ("BYPASS_IDP_ISSUER", "https://x/?a=b"),
+            ("DATABASE_URL", "mysql://x"),
+            ("REDIS_URL", "http://x"),
+            ("SMTP_URL", "mail.example.com"),
+            ("BYPASS_IDP_ACCESS_TOKEN_TTL_SECONDS", "soon"),
+        ] {
+            let err = with(&[(var, value)]).unwrap_err().to_string();
+            assert!(err.starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nissuer = \"https://idp.example\"\n").unwrap();
+        let config = Config::from_sources(path.to_str(), |name| {
+            (name == "BYPASS_IDP_LISTEN").then(|| "127.0.0.1:9100".to_owned())
+        })
+        .unwrap();
+        assert_eq!(config.listen.port(), 9100);
+        assert_eq!(config.issuer.unwrap().as_str(), "https://idp.example/");
+        std::fs::write(&path, "lisen = 1\n").unwrap();
+        assert!(Config::from_sources(path.to_str(), |_| None).is_err());
+    }
+}

@@ -1,0 +1,69 @@
+//! In-process counters for a single instance.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::{CounterError, Counters};
+
+const PRUNE_ABOVE: usize = 10_000;
+
+#[derive(Default)]
+pub struct MemoryCounters {
+    entries: Mutex<HashMap<String, (u64, Instant)>>,
+}
+
+impl MemoryCounters {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, (u64, Instant)>>, CounterError> {
+        self.entries.lock().map_err(|_| CounterError("poisoned lock".into()))
+    }
+}
+
+#[async_trait::async_trait]
+impl Counters for MemoryCounters {
+    async fn hit(&self, key: &str, window: Duration) -> Result<(u64, Duration), CounterError> {
+        let now = Instant::now();
+        let mut entries = self.lock()?;
+        if entries.len() > PRUNE_ABOVE {
+            entries.retain(|_, (_, until)| *until > now);
+        }
+        let entry = entries.entry(key.to_owned()).or_insert((0, now + window));
+        if entry.1 <= now {
+            *entry = (0, now + window);
+        }
+        entry.0 += 1;
+        Ok((entry.0, entry.1 - now))
+    }
+
+    async fn peek(&self, key: &str) -> Result<(u64, Duration), CounterError> {
+        let now = Instant::now();
+        Ok(match self.lock()?.get(key) {
+            Some((count, until)) if *until > now => (*count, *until - now),
+            _ => (0, Duration::ZERO),
+        })
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), CounterError> {
+        self.lock()?.remove(key);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn counts_within_a_window_and_restarts_after_it() {
+        let counters = MemoryCounters::default();
+        let window = Duration::from_millis(50);
+        assert_eq!(counters.hit("k", window).await.unwrap().0, 1);
+        assert_eq!(counters.hit("k", window).await.unwrap().0, 2);
+        assert_eq!(counters.peek("k").await.unwrap().0, 2);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(counters.peek("k").await.unwrap().0, 0);
+        assert_eq!(counters.hit("k", window).await.unwrap().0, 1);
+        counters.clear("k").await.unwrap();
+        assert_eq!(counters.peek("k").await.unwrap().0, 0);
+    }
+}

@@ -1,0 +1,34 @@
+//! Windowed counters for rate limits: Redis when configured, so that every instance counts
+//! together, and an in-process map for the embedded default.
+
+mod memory;
+mod redis_store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use memory::MemoryCounters;
+pub use redis_store::RedisCounters;
+
+#[derive(Debug, thiserror::Error)]
+#[error("counter store: {0}")]
+pub struct CounterError(pub String);
+
+/// A counter that starts at the first hit and disappears `window` later.
+#[async_trait::async_trait]
+pub trait Counters: Send + Sync {
+    /// Adds one and returns the count in the current window and the time the window has left.
+    async fn hit(&self, key: &str, window: Duration) -> Result<(u64, Duration), CounterError>;
+    /// The count in the current window, without adding to it.
+    async fn peek(&self, key: &str) -> Result<(u64, Duration), CounterError>;
+    async fn clear(&self, key: &str) -> Result<(), CounterError>;
+}
+
+pub type SharedCounters = Arc<dyn Counters>;
+
+pub async fn open(redis_url: Option<&str>, prefix: &str) -> Result<SharedCounters, CounterError> {
+    Ok(match redis_url {
+        Some(url) => Arc::new(RedisCounters::connect(url, prefix).await?),
+        None => Arc::new(MemoryCounters::default()),
+    })
+}

@@ -1,0 +1,76 @@
+//! Redis counters: one atomic script per hit, so instances behind a load balancer share them.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+
+use super::{CounterError, Counters};
+
+const HIT_SCRIPT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {n, ttl}
+";
+
+pub struct RedisCounters {
+    connection: ConnectionManager,
+    prefix: String,
+    hit: redis::Script,
+}
+
+fn err(e: redis::RedisError) -> CounterError {
+    CounterError(e.to_string())
+}
+
+impl RedisCounters {
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, CounterError> {
+        let client = redis::Client::open(url).map_err(err)?;
+        let connection = ConnectionManager::new(client).await.map_err(err)?;
+        Ok(Self {
+            connection,
+            prefix: prefix.to_owned(),
+            hit: redis::Script::new(HIT_SCRIPT),
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}:rl:{{{key}}}", self.prefix)
+    }
+}
+
+#[async_trait::async_trait]
+impl Counters for RedisCounters {
+    async fn hit(&self, key: &str, window: Duration) -> Result<(u64, Duration), CounterError> {
+        let mut connection = self.connection.clone();
+        let (count, ttl_ms): (u64, i64) = self
+            .hit
+            .key(self.key(key))
+            .arg(window.as_millis() as u64)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(err)?;
+        Ok((count, Duration::from_millis(ttl_ms.max(0) as u64)))
+    }
+
+    async fn peek(&self, key: &str) -> Result<(u64, Duration), CounterError> {
+        let mut connection = self.connection.clone();
+        let (count, ttl_ms): (Option<u64>, i64) = redis::pipe()
+            .get(self.key(key))
+            .pttl(self.key(key))
+            .query_async(&mut connection)
+            .await
+            .map_err(err)?;
+        Ok((count.unwrap_or(0), Duration::from_millis(ttl_ms.max(0) as u64)))
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), CounterError> {
+        let mut connection = self.connection.clone();
+        redis::cmd("DEL")
+            .arg(self.key(key))
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(err)
+    }
+}

@@ -1,0 +1,6 @@
+//! Pure domain logic: identifiers, secrets, scopes and the SCIM user model. No I/O here.
+
+pub mod ids;
+pub mod scim;
+pub mod scope;
+pub mod secret;

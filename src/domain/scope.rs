@@ -1,0 +1,88 @@
+//! OAuth scopes: the names this server knows and set arithmetic on them.
+
+use std::collections::BTreeSet;
+
+pub const SCIM_USERS: &str = "scim:users";
+pub const BYPASS_CODES_MANAGE: &str = "bypass_codes:manage";
+pub const BYPASS_CODES_SELF: &str = "bypass_codes:self";
+pub const MFA_MANAGE: &str = "mfa:manage";
+
+/// Scopes an OAuth client may be registered with.
+pub const KNOWN: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "offline_access",
+    SCIM_USERS,
+    BYPASS_CODES_MANAGE,
+    BYPASS_CODES_SELF,
+    MFA_MANAGE,
+];
+
+/// The scopes of the bootstrap administrator client.
+pub const ADMIN: &[&str] = &[SCIM_USERS, BYPASS_CODES_MANAGE, MFA_MANAGE];
+
+/// A set of scope tokens, parsed from and printed as a space-separated string (RFC 6749 §3.3).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScopeSet(BTreeSet<String>);
+
+impl ScopeSet {
+    pub fn parse(text: &str) -> Self {
+        Self(text.split_ascii_whitespace().map(str::to_owned).collect())
+    }
+
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        Self(names.into_iter().map(str::to_owned).collect())
+    }
+
+    pub fn contains(&self, scope: &str) -> bool {
+        self.0.contains(scope)
+    }
+
+    pub fn is_subset(&self, other: &ScopeSet) -> bool {
+        self.0.is_subset(&other.0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    /// The first scope that is not in [`KNOWN`], if any.
+    pub fn first_unknown(&self) -> Option<&str> {
+        self.iter().find(|scope| !KNOWN.contains(scope))
+    }
+}
+
+impl std::fmt::Display for ScopeSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let joined: Vec<&str> = self.iter().collect();
+        f.write_str(&joined.join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_space_separated() {
+        let scopes = ScopeSet::parse("  scim:users   openid ");
+        assert_eq!(scopes.to_string(), "openid scim:users");
+        assert!(scopes.contains("openid"));
+        assert!(!scopes.contains("email"));
+    }
+
+    #[test]
+    fn subset_and_unknown() {
+        let granted = ScopeSet::parse("scim:users");
+        let allowed = ScopeSet::parse("scim:users mfa:manage");
+        assert!(granted.is_subset(&allowed));
+        assert!(!allowed.is_subset(&granted));
+        assert_eq!(ScopeSet::parse("openid admin:all").first_unknown(), Some("admin:all"));
+        assert_eq!(allowed.first_unknown(), None);
+    }
+}

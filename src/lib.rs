@@ -1,0 +1,10 @@
+//! bypass-idp: an OpenID Connect identity provider with SCIM 2.0 provisioning and MFA bypass codes.
+
+pub mod app;
+pub mod config;
+pub mod counters;
+pub mod domain;
+pub mod oidc;
+pub mod scim;
+pub mod service;
+pub mod store;

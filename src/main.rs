@@ -1,0 +1,221 @@
+//! Command line: `serve` (the default), `migrate`, `openapi`, and admin commands that work on
+//! the same configuration as the server, also while it runs.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use bypass_idp::app;
+use bypass_idp::config::Config;
+use bypass_idp::domain::ids::ClientId;
+use bypass_idp::domain::scim::USER_SCHEMA;
+use bypass_idp::domain::scim::user::parse_user;
+use bypass_idp::oidc::clients::{self, ClientSpec};
+use bypass_idp::service::users::UserService;
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(name = "bypass-idp", version, about = "OpenID Connect identity provider with SCIM 2.0 and MFA bypass codes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a client and print its credentials as JSON (the secret is shown only here).
+    Add {
+        /// The client id; random when omitted.
+        #[arg(long)]
+        client_id: Option<String>,
+        /// An allowed redirect URI, matched exactly. Repeatable.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Space-separated scopes the client may be granted.
+        #[arg(long, default_value = "openid profile email")]
+        scope: String,
+        /// A public client (no secret; must use PKCE).
+        #[arg(long)]
+        public: bool,
+        /// Allowed grant type (authorization_code, refresh_token, client_credentials). Repeatable.
+        /// Default: authorization_code and refresh_token with redirect URIs, else client_credentials.
+        #[arg(long = "grant-type")]
+        grant_types: Vec<String>,
+        /// Require 2-step verification for every sign-in to this client.
+        #[arg(long)]
+        require_mfa: bool,
+    },
+    /// List registered clients (never their secrets).
+    List,
+    /// Remove a client; its access tokens stop working at once.
+    Remove {
+        client_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user and print it as SCIM JSON.
+    Add {
+        #[arg(long)]
+        user_name: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        given_name: Option<String>,
+        #[arg(long)]
+        family_name: Option<String>,
+        /// Read the password from standard input (so it never appears in the process list).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BYPASS_IDP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("BYPASS_IDP_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        println!("{}", app::openapi_service().spec());
+        return ExitCode::SUCCESS;
+    }
+    init_logging();
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("configuration error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli.command.unwrap_or(Command::Serve), config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> Result<(), String> {
+    match command {
+        Command::Serve => {
+            let server = app::start(config).await.map_err(|e| e.to_string())?;
+            tokio::select! {
+                result = tokio::signal::ctrl_c() => result.map_err(|e| e.to_string())?,
+                _ = std::future::pending::<()>() => {}
+            }
+            tracing::info!("shutting down");
+            server.stop().await;
+            Ok(())
+        }
+        Command::Migrate => {
+            app::open_store(&config).await.map_err(|e| e.to_string())?;
+            eprintln!("migrations applied");
+            Ok(())
+        }
+        Command::Openapi => Ok(()),
+        Command::Client(command) => client_command(command, config).await,
+        Command::User(command) => user_command(command, config).await,
+    }
+}
+
+async fn client_command(command: ClientCommand, config: Config) -> Result<(), String> {
+    let store = app::open_store(&config).await.map_err(|e| e.to_string())?;
+    match command {
+        ClientCommand::Add { client_id, redirect_uris, scope, public, grant_types, require_mfa } => {
+            let grant_types = if grant_types.is_empty() {
+                if redirect_uris.is_empty() && !public {
+                    vec!["client_credentials".to_owned()]
+                } else {
+                    vec!["authorization_code".to_owned(), "refresh_token".to_owned()]
+                }
+            } else {
+                grant_types
+            };
+            let spec = ClientSpec { client_id, redirect_uris, scopes: scope, grant_types, public, require_mfa };
+            let registered = clients::register(&store, spec).await.map_err(|e| e.to_string())?;
+            let mut out = json!({"client_id": registered.client_id.as_str()});
+            if let Some(secret) = registered.secret {
+                out["client_secret"] = json!(secret.expose());
+            }
+            println!("{out}");
+        }
+        ClientCommand::List => {
+            let rows = store.list_clients().await.map_err(|e| e.to_string())?;
+            let list: Vec<_> = rows
+                .into_iter()
+                .map(|c| {
+                    json!({
+                        "client_id": c.client_id,
+                        "public": c.is_public,
+                        "scope": c.scopes,
+                        "grant_types": c.grant_types.split_whitespace().collect::<Vec<_>>(),
+                        "redirect_uris": c.redirect_uris.lines().collect::<Vec<_>>(),
+                        "require_mfa": c.require_mfa,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?);
+        }
+        ClientCommand::Remove { client_id } => {
+            if !store.remove_client(&ClientId::new(&client_id)).await.map_err(|e| e.to_string())? {
+                return Err(format!("no client \"{client_id}\""));
+            }
+            eprintln!("removed client {client_id}");
+        }
+    }
+    Ok(())
+}
+
+async fn user_command(command: UserCommand, config: Config) -> Result<(), String> {
+    let store = app::open_store(&config).await.map_err(|e| e.to_string())?;
+    match command {
+        UserCommand::Add { user_name, email, given_name, family_name, password_stdin } => {
+            let mut body = json!({"schemas": [USER_SCHEMA], "userName": user_name});
+            if let Some(email) = email {
+                body["emails"] = json!([{"value": email, "type": "work", "primary": true}]);
+            }
+            if given_name.is_some() || family_name.is_some() {
+                body["name"] = json!({"givenName": given_name, "familyName": family_name});
+            }
+            if password_stdin {
+                let mut password = String::new();
+                std::io::stdin().read_to_string(&mut password).map_err(|e| e.to_string())?;
+                body["password"] = json!(password.trim_end_matches(['\r', '\n']));
+            }
+            let write = parse_user(&body).map_err(|e| e.detail)?;
+            let user = UserService::new(store).create(write).await.map_err(|e| match e {
+                bypass_idp::service::ServiceError::Invalid(v) => v.detail,
+                other => other.to_string(),
+            })?;
+            println!("{}", user.to_scim(&format!("/scim/v2/Users/{}", user.id)));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! OAuth client registration (used by the CLI and bootstrap) and client authentication.
+//! Secrets have 256 random bits, so a SHA-256 digest compared in constant time is the right
+//! store: argon2 here would only slow the token endpoint and hand attackers a DoS lever.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use entity::oauth_client;
+use rand::RngExt;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::domain::ids::ClientId;
+use crate::domain::scope::ScopeSet;
+use crate::domain::secret::Secret;
+use crate::service::ServiceError;
+use crate::store::clients::NewClient;
+use crate::store::{Store, StoreError};
+
+pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
+
+/// What an operator asks to register.
+#[derive(Clone, Debug)]
+pub struct ClientSpec {
+    pub client_id: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub scopes: String,
+    pub grant_types: Vec<String>,
+    pub public: bool,
+    pub require_mfa: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("a client with id \"{0}\" already exists")]
+    Exists(String),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+/// A registered client and, for a confidential one, the secret shown this once.
+pub struct Registered {
+    pub client_id: ClientId,
+    pub secret: Option<Secret>,
+}
+
+/// A client that proved who it is.
+#[derive(Clone, Debug)]
+pub struct AuthenticatedClient {
+    pub client_id: ClientId,
+    pub scopes: ScopeSet,
+    pub grant_types: Vec<String>,
+}
+
+pub fn digest(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill(&mut buf[..]);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+fn validate(spec: &ClientSpec) -> Result<(), ClientError> {
+    let invalid = |m: String| Err(ClientError::Invalid(m));
+    if let Some(id) = &spec.client_id {
+        if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return invalid("--client-id must be 1-128 characters of A-Z a-z 0-9 - _ .".into());
+        }
+    }
+    let scopes = ScopeSet::parse(&spec.scopes);
+    if let Some(unknown) = scopes.first_unknown() {
+        return invalid(format!(
+            "unknown scope \"{unknown}\"; known scopes: {}",
+            crate::domain::scope::KNOWN.join(" ")
+        ));
+    }
+    for grant in &spec.grant_types {
+        if !GRANT_TYPES.contains(&grant.as_str()) {
+            return invalid(format!("unknown grant type \"{grant}\"; use one of {}", GRANT_TYPES.join(", ")));
+        }
+    }
+    if spec.public && spec.grant_types.iter().any(|g| g == "client_credentials") {
+        return invalid("a public client cannot use client_credentials: it has no secret".into());
+    }
+    if spec.grant_types.iter().any(|g| g == "authorization_code") && spec.redirect_uris.is_empty() {
+        return invalid("authorization_code needs at least one --redirect-uri".into());
+    }
+    for uri in &spec.redirect_uris {
+        let parsed = url::Url::parse(uri).map_err(|e| ClientError::Invalid(format!("redirect URI \"{uri}\": {e}")))?;
+        if parsed.fragment().is_some() {
+            return invalid(format!("redirect URI \"{uri}\" must not have a fragment (RFC 6749 §3.1.2)"));
+        }
+        if uri.contains(char::is_whitespace) {
+            return invalid(format!("redirect URI \"{uri}\" must not contain white space"));
+        }
+    }
+    Ok(())
+}
+
+pub async fn register(store: &Store, spec: ClientSpec) -> Result<Registered, ClientError> {
+    validate(&spec)?;
+    let client_id = ClientId::new(spec.client_id.clone().unwrap_or_else(|| random_token(16)));
+    let secret = (!spec.public).then(|| Secret::new(random_token(32)));
+    let new = NewClient {
+        client_id: client_id.clone(),
+        secret_digest: secret.as_ref().map(|s| digest(s.expose())),
+        scopes: ScopeSet::parse(&spec.scopes).to_string(),
+        grant_types: spec.grant_types.join(" "),
+        redirect_uris: spec.redirect_uris,
+        is_public: spec.public,
+        require_mfa: spec.require_mfa,
+    };
+    match store.insert_client(new).await {
+        Err(StoreError::Duplicate) => Err(ClientError::Exists(client_id.into_string())),
+        Err(other) => Err(ClientError::Service(other.into())),
+        Ok(()) => Ok(Registered { client_id, secret }),
+    }
+}
+
+/// Checks a confidential client's secret. Unknown clients cost the same digest comparison as
+/// known ones, so timing does not reveal which client ids exist.
+pub async fn authenticate(store: &Store, client_id: &ClientId, secret: &Secret) -> Result<Option<AuthenticatedClient>, ServiceError> {
+    let row: Option<oauth_client::Model> = store.find_client(client_id).await?;
+    let presented = digest(secret.expose());
+    let stored = row
+        .as_ref()
+        .and_then(|r| r.secret_digest.clone())
+        .unwrap_or_else(|| vec![0u8; presented.len()]);
+    let matches: bool = presented.ct_eq(&stored).into();
+    Ok(match row {
+        Some(row) if matches && row.secret_digest.is_some() => Some(AuthenticatedClient {
+            client_id: ClientId::new(row.client_id),
+            scopes: ScopeSet::parse(&row.scopes),
+            grant_types: row.grant_types.split_whitespace().map(str::to_owned).collect(),
+        }),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ClientSpec {
+        ClientSpec {
+            client_id: Some("rp".into()),
+            redirect_uris: vec!["https://rp.example/cb".into()],
+            scopes: "openid email".into(),
+            grant_types: vec!["authorization_code".into()],
+            public: false,
+            require_mfa: false,
+        }
+    }
+
+    #[test]
+    fn validation_catches_bad_registrations() {
+        assert!(validate(&spec()).is_ok());
+        let bad = [
+            ClientSpec { scopes: "openid admin".into(), ..spec() },
+            ClientSpec { grant_types: vec!["password".into()], ..spec() },
+            ClientSpec { redirect_uris: vec!["https://rp.example/cb#frag".into()], ..spec() },
+            ClientSpec { redirect_uris: vec!["not a uri".into()], ..spec() },
+            ClientSpec { redirect_uris: vec![], ..spec() },
+            ClientSpec { public: true, grant_types: vec!["client_credentials".into()], ..spec() },
+            ClientSpec { client_id: Some("has space".into()), ..spec() },
+        ];
+        for case in bad {
+            assert!(matches!(validate(&case), Err(ClientError::Invalid(_))), "{case:?}");
+        }
+    }
+
+    #[test]
+    fn random_tokens_are_long_and_distinct() {
+        let a = random_token(32);
+        assert_eq!(a.len(), 43, "256 bits in unpadded base64url");
+        assert_ne!(a, random_token(32));
+    }
+}

@@ -1,0 +1,299 @@
+//! Discovery, JWKS and the token endpoint. These are OAuth/OIDC protocol documents whose
+//! contract is their RFCs, so they are plain poem handlers with OAuth error bodies.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use openidconnect::core::{
+    CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreResponseType, CoreSubjectIdentifierType,
+};
+use openidconnect::{
+    AuthUrl, EmptyAdditionalProviderMetadata, IssuerUrl, JsonWebKeySetUrl, ResponseTypes, Scope, TokenUrl,
+};
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::web::{Data, RealIp};
+use poem::{Body, IntoResponse, Request, Response, handler};
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::domain::ids::ClientId;
+use crate::domain::scope::{self, ScopeSet};
+use crate::domain::secret::Secret;
+use crate::oidc::clients;
+
+const MAX_FORM_BYTES: usize = 64 * 1024;
+/// Failed client authentications allowed per client and address in one window.
+const MAX_CLIENT_AUTH_FAILURES: u64 = 10;
+const CLIENT_AUTH_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Scopes that describe a user and so mean nothing in a client_credentials grant.
+const USER_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access", scope::BYPASS_CODES_SELF];
+
+pub const TOKEN_PATH: &str = "/oauth2/token";
+pub const JWKS_PATH: &str = "/oauth2/jwks";
+pub const AUTHORIZE_PATH: &str = "/oauth2/authorize";
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("application/json")
+        .body(body.to_string())
+}
+
+/// An RFC 6749 §5.2 error. Responses from the token endpoint are never cached.
+fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response {
+    let mut response = json_response(status, json!({"error": code, "error_description": description}));
+    no_store(&mut response);
+    response
+}
+
+fn no_store(response: &mut Response) {
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+pub fn provider_metadata(issuer: &str) -> Result<CoreProviderMetadata, String> {
+    let url = |path: &str| format!("{issuer}{path}");
+    let metadata = CoreProviderMetadata::new(
+        IssuerUrl::new(issuer.to_owned()).map_err(|e| e.to_string())?,
+        AuthUrl::new(url(AUTHORIZE_PATH)).map_err(|e| e.to_string())?,
+        JsonWebKeySetUrl::new(url(JWKS_PATH)).map_err(|e| e.to_string())?,
+        vec![ResponseTypes::new(vec![CoreResponseType::Code])],
+        vec![CoreSubjectIdentifierType::Public],
+        vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256],
+        EmptyAdditionalProviderMetadata {},
+    )
+    .set_token_endpoint(Some(TokenUrl::new(url(TOKEN_PATH)).map_err(|e| e.to_string())?))
+    .set_scopes_supported(Some(scope::KNOWN.iter().map(|s| Scope::new((*s).to_owned())).collect()))
+    .set_grant_types_supported(Some(vec![openidconnect::core::CoreGrantType::ClientCredentials]))
+    .set_token_endpoint_auth_methods_supported(Some(vec![
+        openidconnect::core::CoreClientAuthMethod::ClientSecretBasic,
+        openidconnect::core::CoreClientAuthMethod::ClientSecretPost,
+    ]));
+    Ok(metadata)
+}
+
+#[handler]
+pub async fn discovery(Data(state): Data<&Arc<AppState>>) -> Response {
+    match provider_metadata(&state.issuer).and_then(|m| serde_json::to_value(m).map_err(|e| e.to_string())) {
+        Ok(body) => json_response(StatusCode::OK, body),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot build provider metadata");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+#[handler]
+pub async fn jwks(Data(state): Data<&Arc<AppState>>) -> Response {
+    let set = state.keys.jwks().await;
+    match serde_json::to_value(&set) {
+        Ok(body) => json_response(StatusCode::OK, body),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot serialise the JWKS");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Form fields, refusing repeated parameters (RFC 6749 §3.2).
+fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, Response> {
+    let mut fields = HashMap::new();
+    for (key, value) in url::form_urlencoded::parse(body) {
+        if fields.insert(key.to_string(), value.to_string()).is_some() {
+            return Err(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &format!("parameter \"{key}\" is repeated"),
+            ));
+        }
+    }
+    Ok(fields)
+}
+
+/// How the client presented its credentials.
+struct ClientCredentials {
+    client_id: ClientId,
+    secret: Option<Secret>,
+    via_basic: bool,
+}
+
+fn client_credentials(req: &Request, form: &mut HashMap<String, String>) -> Result<ClientCredentials, Response> {
+    let invalid_client = |description: &str| {
+        let mut response = oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", description);
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"bypass-idp\""),
+        );
+        response
+    };
+    let basic = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")));
+    let body_secret = form.remove("client_secret");
+    let body_id = form.remove("client_id");
+    if let Some(encoded) = basic {
+        if body_secret.is_some() {
+            return Err(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "use one client authentication method, not both Basic and client_secret",
+            ));
+        }
+        let decoded = STANDARD
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| invalid_client("malformed Basic credentials"))?;
+        let (id, secret) = decoded
+            .split_once(':')
+            .ok_or_else(|| invalid_client("malformed Basic credentials"))?;
+        // RFC 6749 §2.3.1: both parts are form-urlencoded before Base64.
+        let decode = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        let client_id = decode(id);
+        if body_id.as_deref().is_some_and(|b| b != client_id) {
+            return Err(oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "client_id differs from the Basic credentials"));
+        }
+        return Ok(ClientCredentials {
+            client_id: ClientId::new(client_id),
+            secret: Some(Secret::new(decode(secret))),
+            via_basic: true,
+        });
+    }
+    let client_id = body_id.ok_or_else(|| invalid_client("client authentication is required"))?;
+    Ok(ClientCredentials {
+        client_id: ClientId::new(client_id),
+        secret: body_secret.map(Secret::new),
+        via_basic: false,
+    })
+}
+
+#[handler]
+pub async fn token(req: &Request, body: Body, Data(state): Data<&Arc<AppState>>, RealIp(ip): RealIp) -> Response {
+    match token_inner(req, body, state, ip).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn token_inner(req: &Request, body: Body, state: &AppState, ip: Option<IpAddr>) -> Result<Response, Response> {
+    let form_type = req
+        .content_type()
+        .and_then(|ct| ct.parse::<mime::Mime>().ok())
+        .is_some_and(|m| m.essence_str() == "application/x-www-form-urlencoded");
+    if !form_type {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "send the parameters as application/x-www-form-urlencoded",
+        ));
+    }
+    let bytes = body
+        .into_bytes_limit(MAX_FORM_BYTES)
+        .await
+        .map_err(|_| oauth_error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", "the request body is too large"))?;
+    let mut form = parse_form(&bytes)?;
+    let credentials = client_credentials(req, &mut form)?;
+    let internal = |err: &dyn std::fmt::Display| {
+        tracing::error!(error = %err, "token endpoint failed");
+        oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error")
+    };
+
+    let limit_key = format!(
+        "client-auth:{}:{}",
+        credentials.client_id,
+        ip.map(|i| i.to_string()).unwrap_or_default()
+    );
+    let (failures, retry_after) = state.counters.peek(&limit_key).await.map_err(|e| internal(&e))?;
+    if failures >= MAX_CLIENT_AUTH_FAILURES {
+        let mut response = oauth_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "invalid_client",
+            &format!("too many failed client authentications; retry in {} seconds", retry_after.as_secs().max(1)),
+        );
+        if let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return Err(response);
+    }
+    let client = match &credentials.secret {
+        Some(secret) => clients::authenticate(&state.store, &credentials.client_id, secret)
+            .await
+            .map_err(|e| internal(&e))?,
+        None => None,
+    };
+    let Some(client) = client else {
+        state.counters.hit(&limit_key, CLIENT_AUTH_WINDOW).await.map_err(|e| internal(&e))?;
+        tracing::warn!(client_id = %credentials.client_id, ip = ?ip, "client authentication failed");
+        let mut response = oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed");
+        if credentials.via_basic {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"bypass-idp\""),
+            );
+        }
+        return Err(response);
+    };
+
+    let grant_type = form
+        .get("grant_type")
+        .ok_or_else(|| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required"))?;
+    if grant_type != "client_credentials" {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            &format!("grant_type \"{grant_type}\" is not supported here"),
+        ));
+    }
+    if !client.grant_types.iter().any(|g| g == "client_credentials") {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "this client is not registered for client_credentials",
+        ));
+    }
+    let allowed = ScopeSet::from_names(client.scopes.iter().filter(|s| !USER_SCOPES.contains(s)));
+    let granted = match form.get("scope") {
+        Some(requested) => {
+            let requested = ScopeSet::parse(requested);
+            if !requested.is_subset(&allowed) {
+                return Err(oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    &format!("this client may request only: {allowed}"),
+                ));
+            }
+            requested
+        }
+        None => allowed,
+    };
+    if granted.is_empty() {
+        return Err(oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", "no scope to grant"));
+    }
+    let access_token = state
+        .tokens
+        .issue(client.client_id.as_str(), &client.client_id, &granted)
+        .await
+        .map_err(|e| internal(&e))?;
+    tracing::info!(client_id = %client.client_id, scope = %granted, "access token issued");
+    let mut response = json_response(
+        StatusCode::OK,
+        json!({
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": state.tokens.ttl_seconds(),
+            "scope": granted.to_string(),
+        }),
+    );
+    no_store(&mut response);
+    Ok(response)
+}

@@ -1,0 +1,128 @@
+//! RS256 signing keys: generated and stored on first start, shared through the database so
+//! that every instance signs with the same key and publishes all of them in the JWKS.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use openidconnect::core::{CoreJsonWebKey, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey};
+use openidconnect::{JsonWebKey, JsonWebKeyId, PrivateSigningKey};
+use rsa::pkcs1::{EncodeRsaPrivateKey, LineEnding};
+use tokio::sync::RwLock;
+
+use crate::service::ServiceError;
+use crate::store::Store;
+
+const RSA_BITS: usize = 2048;
+
+struct Loaded {
+    signing_kid: String,
+    signing: Arc<CoreRsaPrivateSigningKey>,
+    verification: HashMap<String, CoreJsonWebKey>,
+}
+
+#[derive(Clone)]
+pub struct KeyRing {
+    store: Store,
+    loaded: Arc<RwLock<Loaded>>,
+}
+
+fn generate_pem() -> Result<String, ServiceError> {
+    let key = rsa::RsaPrivateKey::new(&mut rand_core_06::OsRng, RSA_BITS)
+        .map_err(|e| ServiceError::Internal(format!("RSA key generation: {e}")))?;
+    Ok(key
+        .to_pkcs1_pem(LineEnding::LF)
+        .map_err(|e| ServiceError::Internal(format!("PEM encoding: {e}")))?
+        .to_string())
+}
+
+async fn load(store: &Store) -> Result<Option<Loaded>, ServiceError> {
+    let rows = store.signing_keys().await?;
+    let mut verification = HashMap::new();
+    let mut signing = None;
+    for row in rows {
+        let key = CoreRsaPrivateSigningKey::from_pem(&row.private_pem, Some(JsonWebKeyId::new(row.kid.clone())))
+            .map_err(|e| ServiceError::Internal(format!("signing key {}: {e}", row.kid)))?;
+        verification.insert(row.kid.clone(), key.as_verification_key());
+        // The oldest active key signs, so instances that raced to create one still agree.
+        if row.active && signing.is_none() {
+            signing = Some((row.kid, Arc::new(key)));
+        }
+    }
+    Ok(signing.map(|(signing_kid, signing)| Loaded {
+        signing_kid,
+        signing,
+        verification,
+    }))
+}
+
+impl KeyRing {
+    /// Loads the stored keys, creating the first one if there is none.
+    pub async fn open(store: Store) -> Result<Self, ServiceError> {
+        let loaded = match load(&store).await? {
+            Some(loaded) => loaded,
+            None => {
+                let pem = tokio::task::spawn_blocking(generate_pem)
+                    .await
+                    .map_err(|e| ServiceError::Internal(e.to_string()))??;
+                let kid = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>());
+                store.insert_signing_key(&kid, &pem).await?;
+                tracing::info!(kid = %kid, "generated a new RS256 signing key");
+                load(&store)
+                    .await?
+                    .ok_or_else(|| ServiceError::Internal("signing key vanished after insert".into()))?
+            }
+        };
+        Ok(Self {
+            store,
+            loaded: Arc::new(RwLock::new(loaded)),
+        })
+    }
+
+    /// Signs `header.payload` and returns the compact JWS.
+    pub async fn sign_jwt(&self, typ: &str, claims: &serde_json::Value) -> Result<String, ServiceError> {
+        let (kid, key) = {
+            let loaded = self.loaded.read().await;
+            (loaded.signing_kid.clone(), loaded.signing.clone())
+        };
+        let header = serde_json::json!({"alg": "RS256", "typ": typ, "kid": kid});
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = key
+            .sign(&CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, signing_input.as_bytes())
+            .map_err(|e| ServiceError::Internal(format!("signing: {e}")))?;
+        Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+    }
+
+    /// Verifies an RS256 signature made by one of our keys. An unknown `kid` reloads the keys
+    /// once, for a key another instance created after this one started.
+    pub async fn verify(&self, kid: &str, signing_input: &[u8], signature: &[u8]) -> Result<bool, ServiceError> {
+        let key = self.loaded.read().await.verification.get(kid).cloned();
+        let key = match key {
+            Some(key) => key,
+            None => {
+                let Some(fresh) = load(&self.store).await? else { return Ok(false) };
+                let key = fresh.verification.get(kid).cloned();
+                *self.loaded.write().await = fresh;
+                match key {
+                    Some(key) => key,
+                    None => return Ok(false),
+                }
+            }
+        };
+        Ok(key
+            .verify_signature(&CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, signing_input, signature)
+            .is_ok())
+    }
+
+    pub async fn jwks(&self) -> CoreJsonWebKeySet {
+        let loaded = self.loaded.read().await;
+        let mut keys: Vec<CoreJsonWebKey> = loaded.verification.values().cloned().collect();
+        keys.sort_by(|a, b| a.key_id().map(|k| k.as_str()).cmp(&b.key_id().map(|k| k.as_str())));
+        CoreJsonWebKeySet::new(keys)
+    }
+}

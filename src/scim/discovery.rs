@@ -1,0 +1,96 @@
+//! `/ServiceProviderConfig`, `/ResourceTypes` and `/Schemas` (RFC 7643 §5–§7): they advertise
+//! only what the server really does, and the User schema is rendered from the same table
+//! that validates requests.
+
+use serde_json::{Value, json};
+
+use crate::domain::scim::schema::{self, AttrDef};
+use crate::domain::scim::{LIST_RESPONSE_SCHEMA, USER_SCHEMA};
+use crate::service::users::MAX_PAGE_SIZE;
+
+pub const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
+pub const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
+pub const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
+
+pub fn service_provider_config(base: &str) -> Value {
+    json!({
+        "schemas": [SPC_SCHEMA],
+        "documentationUri": format!("{base}/docs"),
+        "patch": {"supported": true},
+        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "filter": {"supported": true, "maxResults": MAX_PAGE_SIZE},
+        "changePassword": {"supported": true},
+        "sort": {"supported": false},
+        "etag": {"supported": true},
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "An access token from this server's token endpoint (client_credentials grant).",
+            "primary": true
+        }],
+        "meta": {
+            "resourceType": "ServiceProviderConfig",
+            "location": format!("{base}/ServiceProviderConfig")
+        }
+    })
+}
+
+pub fn user_resource_type(base: &str) -> Value {
+    json!({
+        "schemas": [RESOURCE_TYPE_SCHEMA],
+        "id": "User",
+        "name": "User",
+        "endpoint": "/Users",
+        "description": "A person who signs in",
+        "schema": USER_SCHEMA,
+        "schemaExtensions": [],
+        "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/User")}
+    })
+}
+
+fn attribute(def: &AttrDef) -> Value {
+    let mut value = json!({
+        "name": def.name,
+        "type": def.ty.as_str(),
+        "multiValued": def.multi_valued,
+        "description": def.description,
+        "required": def.required,
+        "caseExact": def.case_exact,
+        "mutability": def.mutability.as_str(),
+        "returned": def.returned,
+        "uniqueness": def.uniqueness,
+    });
+    if !def.canonical_values.is_empty() {
+        value["canonicalValues"] = json!(def.canonical_values);
+    }
+    if def.ty == schema::AttrType::Reference {
+        value["referenceTypes"] = json!(["external"]);
+    }
+    if !def.sub_attributes.is_empty() {
+        value["subAttributes"] = Value::Array(def.sub_attributes.iter().map(attribute).collect());
+    }
+    value
+}
+
+pub fn user_schema(base: &str) -> Value {
+    let mut attributes = vec![attribute(&schema::EXTERNAL_ID)];
+    attributes.extend(schema::USER_ATTRIBUTES.iter().map(attribute));
+    json!({
+        "schemas": [SCHEMA_SCHEMA],
+        "id": USER_SCHEMA,
+        "name": "User",
+        "description": "User account",
+        "attributes": attributes,
+        "meta": {"resourceType": "Schema", "location": format!("{base}/Schemas/{USER_SCHEMA}")}
+    })
+}
+
+pub fn list(resources: Vec<Value>) -> Value {
+    json!({
+        "schemas": [LIST_RESPONSE_SCHEMA],
+        "totalResults": resources.len(),
+        "startIndex": 1,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    })
+}

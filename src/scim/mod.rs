@@ -1,0 +1,109 @@
+//! The SCIM 2.0 API at `/scim/v2` (poem-openapi): discovery and Users.
+
+pub mod auth;
+pub mod discovery;
+pub mod error;
+pub mod models;
+pub mod payload;
+mod users;
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::{ApiResponse, OpenApi, Tags};
+
+use self::auth::ScimBearer;
+use self::error::ScimError;
+use self::models::DiscoveryDocument;
+use self::payload::ScimJson;
+use crate::app::AppState;
+use crate::domain::scim::USER_SCHEMA;
+
+pub use users::UsersApi;
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// What this SCIM server supports (RFC 7643 §5–§7).
+    Discovery,
+    /// User provisioning (RFC 7644).
+    Users,
+}
+
+#[derive(ApiResponse)]
+pub enum DiscoveryResponse {
+    /// The document.
+    #[oai(status = 200)]
+    Ok(ScimJson<DiscoveryDocument>),
+}
+
+pub struct DiscoveryApi;
+
+fn base(state: &AppState) -> String {
+    format!("{}/scim/v2", state.issuer)
+}
+
+#[OpenApi(prefix_path = "/scim/v2", tag = "ApiTags::Discovery")]
+impl DiscoveryApi {
+    /// The features this server supports.
+    #[oai(path = "/ServiceProviderConfig", method = "get", operation_id = "getServiceProviderConfig")]
+    async fn service_provider_config(
+        &self,
+        _auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+    ) -> Result<DiscoveryResponse, ScimError> {
+        Ok(DiscoveryResponse::Ok(ScimJson::new(discovery::service_provider_config(&base(state)))))
+    }
+
+    /// The resource types this server serves.
+    #[oai(path = "/ResourceTypes", method = "get", operation_id = "listResourceTypes")]
+    async fn resource_types(
+        &self,
+        _auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+    ) -> Result<DiscoveryResponse, ScimError> {
+        Ok(DiscoveryResponse::Ok(ScimJson::new(discovery::list(vec![
+            discovery::user_resource_type(&base(state)),
+        ]))))
+    }
+
+    /// One resource type.
+    #[oai(path = "/ResourceTypes/:id", method = "get", operation_id = "getResourceType")]
+    async fn resource_type(
+        &self,
+        _auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+        id: Path<String>,
+    ) -> Result<DiscoveryResponse, ScimError> {
+        if id.0 != "User" {
+            return Err(ScimError::not_found(&format!("resource type \"{}\" not found", id.0)));
+        }
+        Ok(DiscoveryResponse::Ok(ScimJson::new(discovery::user_resource_type(&base(state)))))
+    }
+
+    /// The schemas this server serves.
+    #[oai(path = "/Schemas", method = "get", operation_id = "listSchemas")]
+    async fn schemas(
+        &self,
+        _auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+    ) -> Result<DiscoveryResponse, ScimError> {
+        Ok(DiscoveryResponse::Ok(ScimJson::new(discovery::list(vec![
+            discovery::user_schema(&base(state)),
+        ]))))
+    }
+
+    /// One schema, by its URN.
+    #[oai(path = "/Schemas/:id", method = "get", operation_id = "getSchema")]
+    async fn schema(
+        &self,
+        _auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+        id: Path<String>,
+    ) -> Result<DiscoveryResponse, ScimError> {
+        if id.0 != USER_SCHEMA {
+            return Err(ScimError::not_found(&format!("schema \"{}\" not found", id.0)));
+        }
+        Ok(DiscoveryResponse::Ok(ScimJson::new(discovery::user_schema(&base(state)))))
+    }
+}

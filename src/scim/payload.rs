@@ -1,0 +1,153 @@
+//! `application/scim+json` bodies. Requests are parsed to a JSON value and validated by the
+//! domain (SCIM attribute names are case-insensitive, which typed deserialisation cannot do);
+//! the type parameter only documents the schema in the OpenAPI document.
+
+use std::marker::PhantomData;
+
+use poem::{IntoResponse, Request, RequestBody, Response};
+use poem_openapi::payload::{ParsePayload, Payload};
+use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaResponse, MetaResponses, MetaSchemaRef, Registry};
+use poem_openapi::types::Type;
+use poem_openapi::{ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions};
+use serde_json::Value;
+
+use super::error::ScimError;
+use crate::domain::scim::{ScimType, ScimViolation};
+
+pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+pub struct ScimJson<T> {
+    pub value: Value,
+    documented: PhantomData<fn() -> T>,
+}
+
+impl<T> ScimJson<T> {
+    pub fn new(value: Value) -> Self {
+        Self {
+            value,
+            documented: PhantomData,
+        }
+    }
+}
+
+impl<T: Type> Payload for ScimJson<T> {
+    const CONTENT_TYPE: &'static str = SCIM_CONTENT_TYPE;
+
+    fn check_content_type(content_type: &str) -> bool {
+        match content_type.parse::<mime::Mime>() {
+            Ok(mime) => {
+                mime.type_() == "application"
+                    && (mime.subtype() == "json" || (mime.subtype() == "scim" && mime.suffix().is_some_and(|s| s == "json")))
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: Type> ParsePayload for ScimJson<T> {
+    const IS_REQUIRED: bool = true;
+
+    async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let _ = request;
+        let bytes = body.take()?.into_bytes_limit(MAX_BODY_BYTES).await.map_err(|_| {
+            ScimError::PayloadTooLarge(super::error::error_body(
+                413,
+                None,
+                &format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+            ))
+        })?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ScimError::from(ScimViolation::new(
+                ScimType::InvalidSyntax,
+                format!("the request body is not valid JSON: {e}"),
+            ))
+        })?;
+        Ok(Self::new(value))
+    }
+}
+
+impl<'a, T: Type> ApiExtractor<'a> for ScimJson<T> {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <Self as Payload>::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: None,
+            content: vec![
+                MetaMediaType {
+                    content_type: SCIM_CONTENT_TYPE,
+                    schema: T::schema_ref(),
+                },
+                MetaMediaType {
+                    content_type: "application/json",
+                    schema: T::schema_ref(),
+                },
+            ],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        match request.content_type() {
+            Some(content_type) if <Self as Payload>::check_content_type(content_type) => {
+                <Self as ParsePayload>::from_request(request, body).await
+            }
+            other => Err(ScimError::UnsupportedMediaType(super::error::error_body(
+                415,
+                None,
+                &format!(
+                    "send the body as application/scim+json or application/json (got {})",
+                    other.unwrap_or("no Content-Type")
+                ),
+            ))
+            .into()),
+        }
+    }
+}
+
+impl<T: Send> IntoResponse for ScimJson<T> {
+    fn into_response(self) -> Response {
+        Response::builder()
+            .content_type(SCIM_CONTENT_TYPE)
+            .body(self.value.to_string())
+    }
+}
+
+impl<T: Type + Send> ApiResponse for ScimJson<T> {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "",
+                status: Some(200),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: SCIM_CONTENT_TYPE,
+                    schema: T::schema_ref(),
+                }],
+                headers: vec![],
+            }],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}

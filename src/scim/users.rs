@@ -1,0 +1,244 @@
+//! `/Users`: thin handlers over [`UserService`](crate::service::users::UserService).
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::{ApiResponse, OpenApi};
+use serde_json::{Value, json};
+
+use super::ApiTags;
+use super::auth::ScimBearer;
+use super::error::ScimError;
+use super::models::{PatchRequest, UserListResponse, UserResource};
+use super::payload::ScimJson;
+use crate::app::AppState;
+use crate::domain::ids::UserId;
+use crate::domain::scim::LIST_RESPONSE_SCHEMA;
+use crate::domain::scim::filter::AttrPath;
+use crate::domain::scim::user::{self, User, parse_attribute_list, project};
+use crate::domain::scope::SCIM_USERS;
+use crate::service::users::ListQuery;
+
+const DEFAULT_PAGE_SIZE: i64 = 100;
+
+#[derive(ApiResponse)]
+pub enum CreateUserResponse {
+    /// The user was created; the body is the stored resource.
+    #[oai(status = 201)]
+    Created(
+        ScimJson<UserResource>,
+        #[oai(header = "Location")] String,
+        #[oai(header = "ETag")] String,
+    ),
+}
+
+#[derive(ApiResponse)]
+pub enum UserResponse {
+    /// The user.
+    #[oai(status = 200)]
+    Ok(ScimJson<UserResource>, #[oai(header = "ETag")] String),
+}
+
+#[derive(ApiResponse)]
+pub enum ListUsersResponse {
+    /// A page of matching users.
+    #[oai(status = 200)]
+    Ok(ScimJson<UserListResponse>),
+}
+
+#[derive(ApiResponse)]
+pub enum DeleteUserResponse {
+    /// The user was deleted.
+    #[oai(status = 204)]
+    Deleted,
+}
+
+/// The version an `If-Match` header names; `None` for `*` or no header.
+/// A value that names no version of ours can never match.
+fn expected_version(if_match: &Option<String>) -> Result<Option<i64>, ScimError> {
+    let Some(header) = if_match.as_deref().map(str::trim) else { return Ok(None) };
+    if header == "*" {
+        return Ok(None);
+    }
+    let bare = header.trim_start_matches("W/").trim_matches('"');
+    bare.parse::<i64>().map(Some).map_err(|_| ScimError::precondition_failed())
+}
+
+fn attribute_lists(
+    attributes: &Option<String>,
+    excluded: &Option<String>,
+) -> Result<(Vec<AttrPath>, Vec<AttrPath>), ScimError> {
+    let parse = |list: &Option<String>| list.as_deref().map(parse_attribute_list).transpose();
+    Ok((parse(attributes)?.unwrap_or_default(), parse(excluded)?.unwrap_or_default()))
+}
+
+pub struct UsersApi;
+
+impl UsersApi {
+    fn location(state: &AppState, id: &UserId) -> String {
+        format!("{}/scim/v2/Users/{id}", state.issuer)
+    }
+
+    fn render(state: &AppState, user: &User) -> Value {
+        user.to_scim(&Self::location(state, &user.id))
+    }
+
+    fn single(state: &AppState, user: &User, attributes: &[AttrPath], excluded: &[AttrPath]) -> UserResponse {
+        let body = project(Self::render(state, user), attributes, excluded);
+        UserResponse::Ok(ScimJson::new(body), user.etag())
+    }
+}
+
+#[OpenApi(prefix_path = "/scim/v2", tag = "ApiTags::Users")]
+impl UsersApi {
+    /// Create a user. `userName` must be unique (case-insensitively).
+    #[oai(path = "/Users", method = "post", operation_id = "createUser")]
+    async fn create(
+        &self,
+        auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+        body: ScimJson<UserResource>,
+    ) -> Result<CreateUserResponse, ScimError> {
+        auth.require(SCIM_USERS)?;
+        let write = user::parse_user(&body.value)?;
+        let created = state.users.create(write).await?;
+        let location = Self::location(state, &created.id);
+        tracing::info!(user_id = %created.id, client_id = %auth.0.client_id, "user created");
+        Ok(CreateUserResponse::Created(
+            ScimJson::new(Self::render(state, &created)),
+            location,
+            created.etag(),
+        ))
+    }
+
+    /// List users, optionally filtered (RFC 7644 §3.4.2.2), a page at a time.
+    #[oai(path = "/Users", method = "get", operation_id = "listUsers")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+        /// e.g. `userName eq "bjensen"`, `emails[type eq "work" and value co "@example.com"]`.
+        filter: Query<Option<String>>,
+        /// 1-based index of the first result.
+        #[oai(name = "startIndex")]
+        start_index: Query<Option<i64>>,
+        /// Results per page, at most 200.
+        count: Query<Option<i64>>,
+        /// Comma-separated attributes to return.
+        attributes: Query<Option<String>>,
+        /// Comma-separated attributes to leave out.
+        #[oai(name = "excludedAttributes")]
+        excluded_attributes: Query<Option<String>>,
+    ) -> Result<ListUsersResponse, ScimError> {
+        auth.require(SCIM_USERS)?;
+        let (attributes, excluded) = attribute_lists(&attributes.0, &excluded_attributes.0)?;
+        // RFC 7644 §3.4.2.4: below 1 means 1, a negative count means 0.
+        let start_index = start_index.0.unwrap_or(1).max(1) as u64;
+        let count = count.0.unwrap_or(DEFAULT_PAGE_SIZE).max(0) as u64;
+        let page = state
+            .users
+            .list(ListQuery {
+                filter: filter.0.as_deref(),
+                start_index,
+                count,
+            })
+            .await?;
+        let resources: Vec<Value> = page
+            .users
+            .iter()
+            .map(|u| project(Self::render(state, u), &attributes, &excluded))
+            .collect();
+        Ok(ListUsersResponse::Ok(ScimJson::new(json!({
+            "schemas": [LIST_RESPONSE_SCHEMA],
+            "totalResults": page.total,
+            "startIndex": start_index,
+            "itemsPerPage": resources.len(),
+            "Resources": resources,
+        }))))
+    }
+
+    /// Read a user.
+    #[oai(path = "/Users/:id", method = "get", operation_id = "getUser")]
+    async fn get(
+        &self,
+        auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+        id: Path<String>,
+        /// Comma-separated attributes to return.
+        attributes: Query<Option<String>>,
+        /// Comma-separated attributes to leave out.
+        #[oai(name = "excludedAttributes")]
+        excluded_attributes: Query<Option<String>>,
+    ) -> Result<UserResponse, ScimError> {
+        auth.require(SCIM_USERS)?;
+        let (attributes, excluded) = attribute_lists(&attributes.0, &excluded_attributes.0)?;
+        let found = state.users.get(&UserId::new(id.0)).await?;
+        Ok(Self::single(state, &found, &attributes, &excluded))
+    }
+
+    /// Replace a user. Read-only attributes in the body are ignored; `If-Match` makes it conditional.
+    #[oai(path = "/Users/:id", method = "put", operation_id = "replaceUser")]
+    async fn replace(
+        &self,
+        auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+        id: Path<String>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        body: ScimJson<UserResource>,
+    ) -> Result<UserResponse, ScimError> {
+        auth.require(SCIM_USERS)?;
+        let expected = expected_version(&if_match.0)?;
+        let write = user::parse_user(&body.value)?;
+        let updated = state.users.replace(&UserId::new(id.0), write, expected).await?;
+        Ok(Self::single(state, &updated, &[], &[]))
+    }
+
+    /// Modify a user with add / replace / remove operations (RFC 7644 §3.5.2).
+    #[oai(path = "/Users/:id", method = "patch", operation_id = "patchUser")]
+    async fn patch(
+        &self,
+        auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+        id: Path<String>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        body: ScimJson<PatchRequest>,
+    ) -> Result<UserResponse, ScimError> {
+        auth.require(SCIM_USERS)?;
+        let expected = expected_version(&if_match.0)?;
+        let updated = state.users.patch(&UserId::new(id.0), &body.value, expected).await?;
+        Ok(Self::single(state, &updated, &[], &[]))
+    }
+
+    /// Delete a user.
+    #[oai(path = "/Users/:id", method = "delete", operation_id = "deleteUser")]
+    async fn delete(
+        &self,
+        auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+        id: Path<String>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+    ) -> Result<DeleteUserResponse, ScimError> {
+        auth.require(SCIM_USERS)?;
+        let expected = expected_version(&if_match.0)?;
+        let user_id = UserId::new(id.0);
+        state.users.delete(&user_id, expected).await?;
+        tracing::info!(user_id = %user_id, client_id = %auth.0.client_id, "user deleted");
+        Ok(DeleteUserResponse::Deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_forms() {
+        assert_eq!(expected_version(&None).unwrap(), None);
+        assert_eq!(expected_version(&Some("*".into())).unwrap(), None);
+        assert_eq!(expected_version(&Some("W/\"7\"".into())).unwrap(), Some(7));
+        assert_eq!(expected_version(&Some("\"7\"".into())).unwrap(), Some(7));
+        assert!(expected_version(&Some("W/\"abc\"".into())).is_err());
+    }
+}

@@ -1,0 +1,31 @@
+//! Services: the operations the HTTP handlers and the CLI call. They combine the pure domain
+//! with the store and the counters, and return [`ServiceError`].
+
+pub mod passwords;
+pub mod users;
+
+use crate::domain::scim::ScimViolation;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Invalid(#[from] ScimViolation),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("the resource changed since the version the client named")]
+    VersionMismatch,
+    /// A failure of the database, Redis or a worker thread: logged, never shown.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => Self::NotFound("resource"),
+            StoreError::VersionMismatch => Self::VersionMismatch,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}

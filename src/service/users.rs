@@ -1,0 +1,114 @@
+//! User provisioning: create, read, list, replace, patch and delete through the SCIM model.
+
+use crate::domain::ids::UserId;
+use crate::domain::scim::filter::parse_filter;
+use crate::domain::scim::user::{self, User, UserWrite, resolve_filter};
+use crate::domain::scim::{ScimType, ScimViolation};
+use crate::store::users::{PasswordChange, UserPage};
+use crate::store::{Store, StoreError};
+
+use super::{ServiceError, passwords};
+
+pub const MAX_PAGE_SIZE: u64 = 200;
+
+/// A list request after defaults and bounds.
+pub struct ListQuery<'a> {
+    pub filter: Option<&'a str>,
+    pub start_index: u64,
+    pub count: u64,
+}
+
+#[derive(Clone)]
+pub struct UserService {
+    store: Store,
+}
+
+fn user_name_taken(name: &str) -> ServiceError {
+    ScimViolation::new(ScimType::Uniqueness, format!("userName \"{name}\" is already taken")).into()
+}
+
+fn user_not_found() -> ServiceError {
+    ServiceError::NotFound("user")
+}
+
+impl UserService {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    async fn password_change(write: &mut UserWrite) -> Result<PasswordChange, ServiceError> {
+        match write.password.take() {
+            Some(password) => Ok(PasswordChange::Set(passwords::hash(password).await?)),
+            None => Ok(PasswordChange::Keep),
+        }
+    }
+
+    pub async fn create(&self, mut write: UserWrite) -> Result<User, ServiceError> {
+        let hash = match Self::password_change(&mut write).await? {
+            PasswordChange::Set(hash) => Some(hash),
+            PasswordChange::Keep => None,
+        };
+        match self.store.create_user(&write.attributes, hash).await {
+            Err(StoreError::Duplicate) => Err(user_name_taken(&write.attributes.user_name)),
+            other => Ok(other?),
+        }
+    }
+
+    pub async fn get(&self, id: &UserId) -> Result<User, ServiceError> {
+        self.store.get_user(id).await?.ok_or_else(user_not_found)
+    }
+
+    pub async fn list(&self, query: ListQuery<'_>) -> Result<UserPage, ServiceError> {
+        let filter = query
+            .filter
+            .filter(|f| !f.trim().is_empty())
+            .map(|f| parse_filter(f).and_then(|parsed| resolve_filter(&parsed)))
+            .transpose()?;
+        Ok(self
+            .store
+            .list_users(filter.as_ref(), query.start_index.max(1), query.count.min(MAX_PAGE_SIZE))
+            .await?)
+    }
+
+    /// Stores `write` over the user if its version is still `expected_version` (when given).
+    pub async fn replace(
+        &self,
+        id: &UserId,
+        mut write: UserWrite,
+        expected_version: Option<i64>,
+    ) -> Result<User, ServiceError> {
+        let password = Self::password_change(&mut write).await?;
+        match self
+            .store
+            .replace_user(id, &write.attributes, password, expected_version)
+            .await
+        {
+            Err(StoreError::Duplicate) => Err(user_name_taken(&write.attributes.user_name)),
+            Err(StoreError::NotFound) => Err(user_not_found()),
+            other => Ok(other?),
+        }
+    }
+
+    /// Applies a PatchOp body. The write is conditional on the version that was patched, so a
+    /// concurrent change is never silently overwritten.
+    pub async fn patch(
+        &self,
+        id: &UserId,
+        body: &serde_json::Value,
+        expected_version: Option<i64>,
+    ) -> Result<User, ServiceError> {
+        let current = self.get(id).await?;
+        if expected_version.is_some_and(|v| v != current.version) {
+            return Err(ServiceError::VersionMismatch);
+        }
+        let write = user::apply_patch(&current, body)?;
+        self.replace(id, write, Some(current.version)).await
+    }
+
+    pub async fn delete(&self, id: &UserId, expected_version: Option<i64>) -> Result<(), ServiceError> {
+        match self.store.delete_user(id, expected_version).await {
+            Err(StoreError::NotFound) => Err(user_not_found()),
+            other => Ok(other?),
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! Signing keys.
+
+use chrono::Utc;
+use entity::signing_key;
+use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set};
+
+use super::{Store, StoreError};
+
+impl Store {
+    /// All keys, oldest first.
+    pub async fn signing_keys(&self) -> Result<Vec<signing_key::Model>, StoreError> {
+        Ok(signing_key::Entity::find()
+            .order_by_asc(signing_key::Column::CreatedAt)
+            .order_by_asc(signing_key::Column::Kid)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn insert_signing_key(&self, kid: &str, private_pem: &str) -> Result<(), StoreError> {
+        signing_key::ActiveModel {
+            kid: Set(kid.to_owned()),
+            private_pem: Set(private_pem.to_owned()),
+            active: Set(true),
+            created_at: Set(Utc::now()),
+        }
+        .insert(&self.db)
+        .await
+        .map_err(StoreError::classify)?;
+        Ok(())
+    }
+}

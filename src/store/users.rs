@@ -1,0 +1,369 @@
+//! Users and their emails, and the translation of resolved SCIM filters into SQL.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use entity::{user, user_email};
+use sea_orm::sea_query::{Expr, Func, LikeExpr, Query, SimpleExpr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
+};
+
+use super::{Store, StoreError};
+use crate::domain::ids::UserId;
+use crate::domain::scim::filter::CompareOp;
+use crate::domain::scim::user::{
+    Email, FieldKind, FilterValue, Name, User, UserAttributes, UserField, UserFilter,
+};
+
+/// How to change the stored password hash.
+pub enum PasswordChange {
+    Keep,
+    Set(String),
+}
+
+/// One page of a user listing.
+pub struct UserPage {
+    pub total: u64,
+    pub users: Vec<User>,
+}
+
+fn to_domain(row: user::Model, emails: Vec<user_email::Model>) -> User {
+    let mut emails = emails;
+    emails.sort_by_key(|e| e.position);
+    User {
+        id: UserId::new(row.id),
+        attributes: UserAttributes {
+            user_name: row.user_name,
+            external_id: row.external_id,
+            name: Name {
+                formatted: row.name_formatted,
+                family_name: row.name_family,
+                given_name: row.name_given,
+                middle_name: row.name_middle,
+                honorific_prefix: row.name_prefix,
+                honorific_suffix: row.name_suffix,
+            },
+            display_name: row.display_name,
+            nick_name: row.nick_name,
+            profile_url: row.profile_url,
+            title: row.title,
+            user_type: row.user_type,
+            preferred_language: row.preferred_language,
+            locale: row.locale,
+            timezone: row.timezone,
+            active: row.active,
+            emails: emails
+                .into_iter()
+                .map(|e| Email {
+                    value: e.value,
+                    kind: e.kind,
+                    primary: e.is_primary,
+                    display: e.display,
+                })
+                .collect(),
+        },
+        version: row.version,
+        created: row.created_at,
+        last_modified: row.updated_at,
+    }
+}
+
+/// Copies the client-writable attributes onto an active model.
+fn set_attributes(model: &mut user::ActiveModel, attrs: &UserAttributes) {
+    model.user_name = Set(attrs.user_name.clone());
+    model.user_name_lower = Set(attrs.user_name.to_lowercase());
+    model.external_id = Set(attrs.external_id.clone());
+    model.display_name = Set(attrs.display_name.clone());
+    model.nick_name = Set(attrs.nick_name.clone());
+    model.profile_url = Set(attrs.profile_url.clone());
+    model.title = Set(attrs.title.clone());
+    model.user_type = Set(attrs.user_type.clone());
+    model.preferred_language = Set(attrs.preferred_language.clone());
+    model.locale = Set(attrs.locale.clone());
+    model.timezone = Set(attrs.timezone.clone());
+    model.name_formatted = Set(attrs.name.formatted.clone());
+    model.name_family = Set(attrs.name.family_name.clone());
+    model.name_given = Set(attrs.name.given_name.clone());
+    model.name_middle = Set(attrs.name.middle_name.clone());
+    model.name_prefix = Set(attrs.name.honorific_prefix.clone());
+    model.name_suffix = Set(attrs.name.honorific_suffix.clone());
+    model.active = Set(attrs.active);
+}
+
+async fn insert_emails<C: sea_orm::ConnectionTrait>(db: &C, user_id: &str, emails: &[Email]) -> Result<(), StoreError> {
+    if emails.is_empty() {
+        return Ok(());
+    }
+    let rows = emails.iter().enumerate().map(|(i, email)| user_email::ActiveModel {
+        user_id: Set(user_id.to_owned()),
+        position: Set(i as i32),
+        value: Set(email.value.clone()),
+        value_lower: Set(email.value.to_lowercase()),
+        kind: Set(email.kind.clone()),
+        is_primary: Set(email.primary),
+        display: Set(email.display.clone()),
+        ..Default::default()
+    });
+    user_email::Entity::insert_many(rows).exec(db).await?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn create_user(&self, attrs: &UserAttributes, password_hash: Option<String>) -> Result<User, StoreError> {
+        let now = Utc::now();
+        let id = UserId::generate();
+        let mut model = user::ActiveModel {
+            id: Set(id.as_str().to_owned()),
+            password_hash: Set(password_hash),
+            version: Set(1),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        };
+        set_attributes(&mut model, attrs);
+        let txn = self.db.begin().await?;
+        let row = model.insert(&txn).await.map_err(StoreError::classify)?;
+        insert_emails(&txn, &row.id, &attrs.emails).await?;
+        txn.commit().await?;
+        self.get_user(&id).await?.ok_or(StoreError::NotFound)
+    }
+
+    pub async fn get_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        let Some(row) = user::Entity::find_by_id(id.as_str()).one(&self.db).await? else {
+            return Ok(None);
+        };
+        let emails = user_email::Entity::find()
+            .filter(user_email::Column::UserId.eq(id.as_str()))
+            .all(&self.db)
+            .await?;
+        Ok(Some(to_domain(row, emails)))
+    }
+
+    /// Replaces a user's attributes if its version is still `expected_version` (when given).
+    pub async fn replace_user(
+        &self,
+        id: &UserId,
+        attrs: &UserAttributes,
+        password: PasswordChange,
+        expected_version: Option<i64>,
+    ) -> Result<User, StoreError> {
+        let txn = self.db.begin().await?;
+        let current = user::Entity::find_by_id(id.as_str())
+            .one(&txn)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if expected_version.is_some_and(|v| v != current.version) {
+            return Err(StoreError::VersionMismatch);
+        }
+        let mut model = user::ActiveModel {
+            version: Set(current.version + 1),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
+        };
+        set_attributes(&mut model, attrs);
+        if let PasswordChange::Set(hash) = password {
+            model.password_hash = Set(Some(hash));
+        }
+        // The version condition makes concurrent writers lose cleanly instead of interleaving.
+        let result = user::Entity::update_many()
+            .set(model)
+            .filter(user::Column::Id.eq(id.as_str()))
+            .filter(user::Column::Version.eq(current.version))
+            .exec(&txn)
+            .await
+            .map_err(StoreError::classify)?;
+        if result.rows_affected != 1 {
+            return Err(StoreError::VersionMismatch);
+        }
+        user_email::Entity::delete_many()
+            .filter(user_email::Column::UserId.eq(id.as_str()))
+            .exec(&txn)
+            .await?;
+        insert_emails(&txn, id.as_str(), &attrs.emails).await?;
+        txn.commit().await?;
+        self.get_user(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    /// Deletes a user if its version is still `expected_version` (when given).
+    pub async fn delete_user(&self, id: &UserId, expected_version: Option<i64>) -> Result<(), StoreError> {
+        let mut delete = user::Entity::delete_many().filter(user::Column::Id.eq(id.as_str()));
+        if let Some(version) = expected_version {
+            delete = delete.filter(user::Column::Version.eq(version));
+        }
+        let result = delete.exec(&self.db).await?;
+        if result.rows_affected == 1 {
+            return Ok(());
+        }
+        match user::Entity::find_by_id(id.as_str()).one(&self.db).await? {
+            Some(_) => Err(StoreError::VersionMismatch),
+            None => Err(StoreError::NotFound),
+        }
+    }
+
+    /// Lists users matching a filter, oldest first; `start_index` is 1-based as in SCIM.
+    pub async fn list_users(
+        &self,
+        filter: Option<&UserFilter>,
+        start_index: u64,
+        count: u64,
+    ) -> Result<UserPage, StoreError> {
+        let condition = match filter {
+            Some(f) => user_condition(f),
+            None => Condition::all(),
+        };
+        let total = user::Entity::find().filter(condition.clone()).count(&self.db).await?;
+        if count == 0 {
+            return Ok(UserPage { total, users: Vec::new() });
+        }
+        let rows = user::Entity::find()
+            .filter(condition)
+            .order_by_asc(user::Column::CreatedAt)
+            .order_by_asc(user::Column::Id)
+            .offset(start_index.saturating_sub(1))
+            .limit(count)
+            .all(&self.db)
+            .await?;
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let mut emails: HashMap<String, Vec<user_email::Model>> = HashMap::new();
+        if !ids.is_empty() {
+            for email in user_email::Entity::find()
+                .filter(user_email::Column::UserId.is_in(ids))
+                .all(&self.db)
+                .await?
+            {
+                emails.entry(email.user_id.clone()).or_default().push(email);
+            }
+        }
+        let users = rows
+            .into_iter()
+            .map(|row| {
+                let own = emails.remove(&row.id).unwrap_or_default();
+                to_domain(row, own)
+            })
+            .collect();
+        Ok(UserPage { total, users })
+    }
+}
+
+fn user_column(field: UserField) -> user::Column {
+    match field {
+        UserField::Id => user::Column::Id,
+        UserField::UserName => user::Column::UserNameLower,
+        UserField::ExternalId => user::Column::ExternalId,
+        UserField::DisplayName => user::Column::DisplayName,
+        UserField::NickName => user::Column::NickName,
+        UserField::ProfileUrl => user::Column::ProfileUrl,
+        UserField::Title => user::Column::Title,
+        UserField::UserType => user::Column::UserType,
+        UserField::PreferredLanguage => user::Column::PreferredLanguage,
+        UserField::Locale => user::Column::Locale,
+        UserField::Timezone => user::Column::Timezone,
+        UserField::NameFormatted => user::Column::NameFormatted,
+        UserField::NameFamily => user::Column::NameFamily,
+        UserField::NameGiven => user::Column::NameGiven,
+        UserField::NameMiddle => user::Column::NameMiddle,
+        UserField::NamePrefix => user::Column::NamePrefix,
+        UserField::NameSuffix => user::Column::NameSuffix,
+        UserField::Active => user::Column::Active,
+        UserField::Created => user::Column::CreatedAt,
+        UserField::LastModified => user::Column::UpdatedAt,
+        // Email fields are only reached through `email_condition`.
+        UserField::EmailValue | UserField::EmailType | UserField::EmailDisplay | UserField::EmailPrimary => {
+            user::Column::Id
+        }
+    }
+}
+
+fn email_column(field: UserField) -> user_email::Column {
+    match field {
+        UserField::EmailType => user_email::Column::Kind,
+        UserField::EmailDisplay => user_email::Column::Display,
+        UserField::EmailPrimary => user_email::Column::IsPrimary,
+        _ => user_email::Column::ValueLower,
+    }
+}
+
+/// Columns that already hold a lower-cased copy, so a case-insensitive match can use an index.
+fn is_lowered(field: UserField) -> bool {
+    matches!(field, UserField::UserName | UserField::EmailValue)
+}
+
+fn user_condition(filter: &UserFilter) -> Condition {
+    condition(filter, &|field| Expr::col((user::Entity, user_column(field))).into())
+}
+
+fn email_condition(filter: &UserFilter) -> Condition {
+    condition(filter, &|field| Expr::col((user_email::Entity, email_column(field))).into())
+}
+
+fn condition(filter: &UserFilter, column: &dyn Fn(UserField) -> SimpleExpr) -> Condition {
+    match filter {
+        UserFilter::And(a, b) => Condition::all().add(condition(a, column)).add(condition(b, column)),
+        UserFilter::Or(a, b) => Condition::any().add(condition(a, column)).add(condition(b, column)),
+        UserFilter::Not(inner) => condition(inner, column).not(),
+        UserFilter::AnyEmail(inner) => {
+            let mut emails = Query::select();
+            emails
+                .column((user_email::Entity, user_email::Column::UserId))
+                .from(user_email::Entity)
+                .cond_where(email_condition(inner));
+            Condition::all().add(Expr::col((user::Entity, user::Column::Id)).in_subquery(emails))
+        }
+        UserFilter::Present(field) => match field.kind() {
+            FieldKind::Text | FieldKind::ExactText => Condition::all()
+                .add(column(*field).is_not_null())
+                .add(column(*field).ne("")),
+            FieldKind::Boolean | FieldKind::Time => Condition::all().add(Expr::value(true).eq(true)),
+        },
+        UserFilter::Compare(field, op, value) => Condition::all().add(compare(*field, column(*field), *op, value)),
+    }
+}
+
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn compare(field: UserField, col: SimpleExpr, op: CompareOp, value: &FilterValue) -> SimpleExpr {
+    match value {
+        FilterValue::Boolean(b) => match op {
+            CompareOp::Ne => col.ne(*b),
+            _ => col.eq(*b),
+        },
+        FilterValue::Time(t) => match op {
+            CompareOp::Eq => col.eq(*t),
+            CompareOp::Ne => col.ne(*t),
+            CompareOp::Gt => col.gt(*t),
+            CompareOp::Ge => col.gte(*t),
+            CompareOp::Lt => col.lt(*t),
+            _ => col.lte(*t),
+        },
+        FilterValue::Text(text) => {
+            let (lhs, text) = match field.kind() {
+                FieldKind::ExactText => (col, text.clone()),
+                _ if is_lowered(field) => (col, text.to_lowercase()),
+                _ => (SimpleExpr::from(Func::lower(col)), text.to_lowercase()),
+            };
+            let like = |pattern: String| lhs.clone().like(LikeExpr::new(pattern).escape('\\'));
+            match op {
+                CompareOp::Eq => lhs.eq(text),
+                CompareOp::Ne => Condition::any().add(lhs.clone().ne(text)).add(lhs.is_null()).into(),
+                CompareOp::Co => like(format!("%{}%", escape_like(&text))),
+                CompareOp::Sw => like(format!("{}%", escape_like(&text))),
+                CompareOp::Ew => like(format!("%{}", escape_like(&text))),
+                CompareOp::Gt => lhs.gt(text),
+                CompareOp::Ge => lhs.gte(text),
+                CompareOp::Lt => lhs.lt(text),
+                CompareOp::Le => lhs.lte(text),
+            }
+        }
+    }
+}
