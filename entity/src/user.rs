@@ -27,7 +27,8 @@ pub struct Model {
     pub name_middle: Option<String>,
     pub name_prefix: Option<String>,
     pub name_suffix: Option<String>,
-    pub active: bool,
+    /// Unassigned (NULL) when a SCIM client removed it; only false blocks sign-in.
+    pub active: Option<bool>,
     /// Argon2id PHC string; never returned.
     pub password_hash: Option<String>,
     /// Incremented on every write; the SCIM ETag.

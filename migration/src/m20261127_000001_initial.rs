@@ -30,7 +30,7 @@ impl MigrationTrait for Migration {
                     .col(string_null("name_middle"))
                     .col(string_null("name_prefix"))
                     .col(string_null("name_suffix"))
-                    .col(boolean("active"))
+                    .col(boolean_null("active"))
                     .col(text_null("password_hash"))
                     .col(big_integer("version"))
                     .col(timestamp_with_time_zone("created_at"))

@@ -137,6 +137,19 @@ pub struct PatchRequest {
     pub operations: Vec<PatchOperation>,
 }
 
+/// A query sent in a body (RFC 7644 §3.4.3).
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SearchRequest {
+    /// Must be `["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]`.
+    pub schemas: Vec<String>,
+    pub filter: Option<String>,
+    pub attributes: Option<Vec<String>>,
+    pub excluded_attributes: Option<Vec<String>>,
+    pub start_index: Option<i64>,
+    pub count: Option<i64>,
+}
+
 /// A discovery document (`ServiceProviderConfig`, a list of `ResourceType`s or `Schema`s),
 /// as RFC 7643 §5–§7 define them.
 #[derive(Object)]

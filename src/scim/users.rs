@@ -10,17 +10,15 @@ use serde_json::{Value, json};
 use super::ApiTags;
 use super::auth::ScimBearer;
 use super::error::ScimError;
-use super::models::{PatchRequest, UserListResponse, UserResource};
+use super::models::{PatchRequest, SearchRequest, UserListResponse, UserResource};
 use super::payload::ScimJson;
 use crate::app::AppState;
 use crate::domain::ids::UserId;
 use crate::domain::scim::LIST_RESPONSE_SCHEMA;
 use crate::domain::scim::filter::AttrPath;
+use crate::domain::scim::search::SearchParams;
 use crate::domain::scim::user::{self, User, parse_attribute_list, project};
 use crate::domain::scope::SCIM_USERS;
-use crate::service::users::ListQuery;
-
-const DEFAULT_PAGE_SIZE: i64 = 100;
 
 #[derive(ApiResponse)]
 pub enum CreateUserResponse {
@@ -84,6 +82,22 @@ impl UsersApi {
         user.to_scim(&Self::location(state, &user.id))
     }
 
+    async fn search(state: &AppState, params: SearchParams) -> Result<ListUsersResponse, ScimError> {
+        let page = state.users.list(&params).await?;
+        let resources: Vec<Value> = page
+            .users
+            .iter()
+            .map(|u| project(Self::render(state, u), &params.attributes, &params.excluded_attributes))
+            .collect();
+        Ok(ListUsersResponse::Ok(ScimJson::new(json!({
+            "schemas": [LIST_RESPONSE_SCHEMA],
+            "totalResults": page.total,
+            "startIndex": params.start_index,
+            "itemsPerPage": resources.len(),
+            "Resources": resources,
+        }))))
+    }
+
     fn single(state: &AppState, user: &User, attributes: &[AttrPath], excluded: &[AttrPath]) -> UserResponse {
         let body = project(Self::render(state, user), attributes, excluded);
         UserResponse::Ok(ScimJson::new(body), user.etag())
@@ -133,30 +147,38 @@ impl UsersApi {
         excluded_attributes: Query<Option<String>>,
     ) -> Result<ListUsersResponse, ScimError> {
         auth.require(SCIM_USERS)?;
-        let (attributes, excluded) = attribute_lists(&attributes.0, &excluded_attributes.0)?;
-        // RFC 7644 §3.4.2.4: below 1 means 1, a negative count means 0.
-        let start_index = start_index.0.unwrap_or(1).max(1) as u64;
-        let count = count.0.unwrap_or(DEFAULT_PAGE_SIZE).max(0) as u64;
-        let page = state
-            .users
-            .list(ListQuery {
-                filter: filter.0.as_deref(),
-                start_index,
-                count,
-            })
-            .await?;
-        let resources: Vec<Value> = page
-            .users
-            .iter()
-            .map(|u| project(Self::render(state, u), &attributes, &excluded))
-            .collect();
-        Ok(ListUsersResponse::Ok(ScimJson::new(json!({
-            "schemas": [LIST_RESPONSE_SCHEMA],
-            "totalResults": page.total,
-            "startIndex": start_index,
-            "itemsPerPage": resources.len(),
-            "Resources": resources,
-        }))))
+        let params = SearchParams::from_query(
+            filter.0,
+            start_index.0,
+            count.0,
+            attributes.0.as_deref(),
+            excluded_attributes.0.as_deref(),
+        )?;
+        Self::search(state, params).await
+    }
+
+    /// Search users with a SearchRequest body, keeping the filter out of URLs and logs.
+    #[oai(path = "/Users/.search", method = "post", operation_id = "searchUsers")]
+    async fn search_users(
+        &self,
+        auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+        body: ScimJson<SearchRequest>,
+    ) -> Result<ListUsersResponse, ScimError> {
+        auth.require(SCIM_USERS)?;
+        Self::search(state, SearchParams::from_body(&body.value)?).await
+    }
+
+    /// Search every resource type; User is the only one, so this equals `/Users/.search`.
+    #[oai(path = "/.search", method = "post", operation_id = "searchAll")]
+    async fn search_all(
+        &self,
+        auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+        body: ScimJson<SearchRequest>,
+    ) -> Result<ListUsersResponse, ScimError> {
+        auth.require(SCIM_USERS)?;
+        Self::search(state, SearchParams::from_body(&body.value)?).await
     }
 
     /// Read a user.

@@ -2,6 +2,7 @@
 
 use crate::domain::ids::UserId;
 use crate::domain::scim::filter::parse_filter;
+use crate::domain::scim::search::SearchParams;
 use crate::domain::scim::user::{self, User, UserWrite, resolve_filter};
 use crate::domain::scim::{ScimType, ScimViolation};
 use crate::store::users::{PasswordChange, UserPage};
@@ -10,13 +11,6 @@ use crate::store::{Store, StoreError};
 use super::{ServiceError, passwords};
 
 pub const MAX_PAGE_SIZE: u64 = 200;
-
-/// A list request after defaults and bounds.
-pub struct ListQuery<'a> {
-    pub filter: Option<&'a str>,
-    pub start_index: u64,
-    pub count: u64,
-}
 
 #[derive(Clone)]
 pub struct UserService {
@@ -58,9 +52,10 @@ impl UserService {
         self.store.get_user(id).await?.ok_or_else(user_not_found)
     }
 
-    pub async fn list(&self, query: ListQuery<'_>) -> Result<UserPage, ServiceError> {
+    pub async fn list(&self, query: &SearchParams) -> Result<UserPage, ServiceError> {
         let filter = query
             .filter
+            .as_deref()
             .filter(|f| !f.trim().is_empty())
             .map(|f| parse_filter(f).and_then(|parsed| resolve_filter(&parsed)))
             .transpose()?;

@@ -315,7 +315,7 @@ fn condition(filter: &UserFilter, column: &dyn Fn(UserField) -> SimpleExpr) -> C
             FieldKind::Text | FieldKind::ExactText => Condition::all()
                 .add(column(*field).is_not_null())
                 .add(column(*field).ne("")),
-            FieldKind::Boolean | FieldKind::Time => Condition::all().add(Expr::value(true).eq(true)),
+            FieldKind::Boolean | FieldKind::Time => Condition::all().add(column(*field).is_not_null()),
         },
         UserFilter::Compare(field, op, value) => Condition::all().add(compare(*field, column(*field), *op, value)),
     }

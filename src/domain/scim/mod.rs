@@ -2,6 +2,7 @@
 
 pub mod filter;
 pub mod schema;
+pub mod search;
 pub mod user;
 
 use std::fmt;

@@ -47,7 +47,8 @@ pub struct UserAttributes {
     pub preferred_language: Option<String>,
     pub locale: Option<String>,
     pub timezone: Option<String>,
-    pub active: bool,
+    /// `None` when a client removed the attribute; only `Some(false)` blocks sign-in.
+    pub active: Option<bool>,
     pub emails: Vec<Email>,
 }
 
@@ -128,7 +129,9 @@ fn attributes_to_json(attrs: &UserAttributes) -> Map<String, Value> {
     put(&mut object, "preferredLanguage", &attrs.preferred_language);
     put(&mut object, "locale", &attrs.locale);
     put(&mut object, "timezone", &attrs.timezone);
-    object.insert("active".into(), json!(attrs.active));
+    if let Some(active) = attrs.active {
+        object.insert("active".into(), json!(active));
+    }
     if !attrs.emails.is_empty() {
         let emails = attrs
             .emails
@@ -371,15 +374,17 @@ fn from_normalized(mut object: Map<String, Value>) -> Result<UserWrite, ScimViol
         preferred_language: take_string(&mut object, "preferredLanguage"),
         locale: take_string(&mut object, "locale"),
         timezone: take_string(&mut object, "timezone"),
-        active: object.get("active").and_then(Value::as_bool).unwrap_or(true),
+        active: object.get("active").and_then(Value::as_bool),
         emails,
     };
     Ok(UserWrite { attributes, password })
 }
 
-/// Parses the body of a POST or PUT.
+/// Parses the body of a POST or PUT; `active` defaults to true there.
 pub fn parse_user(body: &Value) -> Result<UserWrite, ScimViolation> {
-    from_normalized(normalize(body)?)
+    let mut write = from_normalized(normalize(body)?)?;
+    write.attributes.active.get_or_insert(true);
+    Ok(write)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -445,7 +450,8 @@ pub fn apply_patch(user: &User, body: &Value) -> Result<UserWrite, ScimViolation
         apply_operation(&mut doc, &mut password, kind, path.as_ref(), value)?;
     }
     doc.insert("schemas".into(), json!([USER_SCHEMA]));
-    let mut write = parse_user(&Value::Object(doc))?;
+    // Not parse_user: an `active` the operations removed stays unassigned.
+    let mut write = from_normalized(normalize(&Value::Object(doc))?)?;
     if password.is_some() {
         write.password = password;
     }
@@ -1074,7 +1080,7 @@ mod tests {
         assert_eq!(write.attributes.user_name, "bjensen");
         assert_eq!(write.attributes.name.given_name.as_deref(), Some("Barbara"));
         assert_eq!(write.attributes.emails.len(), 2);
-        assert!(write.attributes.active, "active defaults to true");
+        assert_eq!(write.attributes.active, Some(true), "active defaults to true");
         assert_eq!(write.password.unwrap().expose(), "correct horse battery");
     }
 
@@ -1146,8 +1152,15 @@ mod tests {
         assert_eq!(attrs.emails.len(), 1);
         assert_eq!(attrs.emails[0].value, "new@example.com");
         assert_eq!(attrs.title.as_deref(), Some("Boss"));
-        assert!(!attrs.active, "Entra's \"False\" string is taken as false");
+        assert_eq!(attrs.active, Some(false), "Entra's \"False\" string is taken as false");
         assert!(write.password.is_none());
+    }
+
+    #[test]
+    fn patch_remove_active_leaves_it_unassigned() {
+        let user = stored(parse_user(&sample_body()).unwrap());
+        let write = patch(&user, json!([{"op": "remove", "path": "active"}])).unwrap();
+        assert_eq!(write.attributes.active, None);
     }
 
     #[test]
