@@ -1,0 +1,212 @@
+//! Starts the real server on 127.0.0.1:0 with a fresh database and talks HTTP to it.
+//! Backends follow the environment: SQLite and in-process counters by default; PostgreSQL
+//! when `DATABASE_URL` is a postgres URL (a fresh database per test) and Redis when
+//! `REDIS_URL` is set (a fresh key prefix per test).
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use bypass_idp::app::{self, BOOTSTRAP_FILE, RunningServer};
+use bypass_idp::config::Config;
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub admin_id: String,
+    pub admin_secret: String,
+    pub data_dir: tempfile::TempDir,
+    pub env: HashMap<String, String>,
+    server: Option<RunningServer>,
+    postgres: Option<(String, String)>,
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Creates a fresh PostgreSQL database next to the one `DATABASE_URL` names.
+async fn fresh_postgres(admin_url: &str) -> (String, String) {
+    let name = unique("bypass_t");
+    let admin = Database::connect(admin_url).await.expect("connect to DATABASE_URL");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create test database");
+    let mut url = url::Url::parse(admin_url).expect("DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    (url.to_string(), name)
+}
+
+pub fn backend_label() -> &'static str {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres") => "postgres",
+        _ => "sqlite",
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Starts a server; `extra` settings override the test defaults.
+    pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut env: HashMap<String, String> = HashMap::new();
+        env.insert("BYPASS_IDP_LISTEN".into(), "127.0.0.1:0".into());
+        env.insert("BYPASS_IDP_DATA_DIR".into(), data_dir.path().display().to_string());
+        let mut postgres = None;
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            if url.starts_with("postgres") {
+                let (db_url, name) = fresh_postgres(&url).await;
+                env.insert("DATABASE_URL".into(), db_url);
+                postgres = Some((url, name));
+            }
+        }
+        if let Ok(url) = std::env::var("REDIS_URL") {
+            env.insert("REDIS_URL".into(), url);
+            env.insert("BYPASS_IDP_REDIS_PREFIX".into(), unique("t"));
+        }
+        for (k, v) in extra {
+            env.insert((*k).into(), (*v).into());
+        }
+        let config = Config::from_sources(None, |name| env.get(name).cloned()).expect("test config");
+        let server = app::start(config).await.expect("server starts");
+        let base = server.issuer.clone();
+        let bootstrap: Value = serde_json::from_str(
+            &std::fs::read_to_string(data_dir.path().join(BOOTSTRAP_FILE)).expect("bootstrap file"),
+        )
+        .expect("bootstrap JSON");
+        Self {
+            base,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("http client"),
+            admin_id: bootstrap["client_id"].as_str().expect("client_id").to_owned(),
+            admin_secret: bootstrap["client_secret"].as_str().expect("client_secret").to_owned(),
+            data_dir,
+            env,
+            server: Some(server),
+            postgres,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+        if let Some((admin_url, name)) = self.postgres.take() {
+            if let Ok(admin) = Database::connect(&admin_url).await {
+                let _ = admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await;
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Runs the CLI against this server's configuration and returns (status, stdout, stderr).
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+        use std::io::Write;
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_bypass-idp"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("BYPASS_IDP_LOG", "warn")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in &self.env {
+            if k != "BYPASS_IDP_LISTEN" {
+                command.env(k, v);
+            }
+        }
+        let mut child = command.spawn().expect("run the CLI");
+        if let Some(input) = stdin {
+            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        }
+        drop(child.stdin.take());
+        let output = child.wait_with_output().expect("CLI output");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    pub async fn token_for(&self, client_id: &str, secret: &str, scope: Option<&str>) -> reqwest::Response {
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(scope) = scope {
+            form.push(("scope", scope));
+        }
+        self.http
+            .post(self.url("/oauth2/token"))
+            .basic_auth(client_id, Some(secret))
+            .form(&form)
+            .send()
+            .await
+            .expect("token request")
+    }
+
+    /// An access token of the bootstrap admin, optionally narrowed to `scope`.
+    pub async fn admin_token(&self, scope: Option<&str>) -> String {
+        let response = self.token_for(&self.admin_id, &self.admin_secret, scope).await;
+        assert_eq!(response.status(), 200, "admin token");
+        let body: Value = response.json().await.expect("token JSON");
+        body["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    pub async fn scim(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut request = self
+            .http
+            .request(method, self.url(&format!("/scim/v2{path}")))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.header("Content-Type", "application/scim+json").body(body.to_string());
+        }
+        let response = request.send().await.expect("SCIM request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, value, headers)
+    }
+
+    pub async fn create_user(&self, token: &str, body: Value) -> Value {
+        let (status, created, _) = self.scim(reqwest::Method::POST, "/Users", token, Some(body)).await;
+        assert_eq!(status, 201, "create user: {created}");
+        created
+    }
+}
+
+pub fn user_body(user_name: &str) -> Value {
+    json!({
+        "schemas": [USER_SCHEMA],
+        "userName": user_name,
+        "name": {"givenName": "Barbara", "familyName": "Jensen"},
+        "emails": [{"value": format!("{user_name}@example.com"), "type": "work", "primary": true}],
+        "password": "correct horse battery staple",
+    })
+}
+
+/// Asserts an RFC 7644 §3.12 error body with the given status and, if given, scimType.
+pub fn assert_scim_error(status: u16, body: &Value, expected_status: u16, scim_type: Option<&str>) {
+    assert_eq!(status, expected_status, "{body}");
+    assert_eq!(body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error", "{body}");
+    assert_eq!(body["status"], expected_status.to_string(), "{body}");
+    if let Some(t) = scim_type {
+        assert_eq!(body["scimType"], t, "{body}");
+    }
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+}
