@@ -53,12 +53,16 @@ pub type Apis = (DiscoveryApi, UsersApi);
 
 /// The OpenAPI service; its document does not depend on the configuration.
 pub fn openapi_service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new((DiscoveryApi, UsersApi), "bypass-idp", env!("CARGO_PKG_VERSION"))
-        .description(
-            "OpenID Connect identity provider with SCIM 2.0 provisioning and MFA bypass codes. \
+    OpenApiService::new(
+        (DiscoveryApi, UsersApi),
+        "bypass-idp",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "OpenID Connect identity provider with SCIM 2.0 provisioning and MFA bypass codes. \
              Get a bearer token from the token endpoint (client_credentials) advertised at \
              /.well-known/openid-configuration.",
-        )
+    )
 }
 
 /// Opens the database (creating the data directory for SQLite) and applies migrations.
@@ -72,14 +76,20 @@ pub async fn open_store(config: &Config) -> Result<Store, StartError> {
     let store = Store::connect(&config.database_url)
         .await
         .map_err(|e| StartError::Database(e.to_string()))?;
-    store.migrate().await.map_err(|e| StartError::Database(format!("migration failed: {e}")))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| StartError::Database(format!("migration failed: {e}")))?;
     Ok(store)
 }
 
 /// On first start, creates the administrator client and writes its credentials to a file
 /// only the owner can read. The log names the file, never the secret.
 async fn bootstrap_admin(store: &Store, data_dir: &Path) -> Result<(), StartError> {
-    let count = store.count_clients().await.map_err(|e| StartError::Database(e.to_string()))?;
+    let count = store
+        .count_clients()
+        .await
+        .map_err(|e| StartError::Database(e.to_string()))?;
     if count > 0 {
         return Ok(());
     }
@@ -97,7 +107,9 @@ async fn bootstrap_admin(store: &Store, data_dir: &Path) -> Result<(), StartErro
         Err(clients::ClientError::Exists(_)) => return Ok(()),
         Err(e) => return Err(StartError::Other(format!("bootstrap client: {e}"))),
     };
-    let secret = registered.secret.ok_or_else(|| StartError::Other("bootstrap client has no secret".into()))?;
+    let secret = registered
+        .secret
+        .ok_or_else(|| StartError::Other("bootstrap client has no secret".into()))?;
     std::fs::create_dir_all(data_dir).map_err(|e| StartError::DataDir {
         path: data_dir.display().to_string(),
         message: e.to_string(),
@@ -128,12 +140,18 @@ fn write_private_file(path: &PathBuf, contents: &str) -> std::io::Result<()> {
 
 pub async fn build_state(config: &Config, issuer: String) -> Result<Arc<AppState>, StartError> {
     let store = open_store(config).await?;
-    let keys = KeyRing::open(store.clone()).await.map_err(|e| StartError::Other(format!("signing keys: {e}")))?;
+    let keys = KeyRing::open(store.clone())
+        .await
+        .map_err(|e| StartError::Other(format!("signing keys: {e}")))?;
     bootstrap_admin(&store, &config.data_dir).await?;
     let counters = counters::open(config.redis_url.as_deref(), &config.redis_prefix)
         .await
         .map_err(|e| StartError::Redis(e.to_string()))?;
-    let tokens = AccessTokens::new(keys.clone(), issuer.clone(), config.access_token_ttl_seconds);
+    let tokens = AccessTokens::new(
+        keys.clone(),
+        issuer.clone(),
+        config.access_token_ttl_seconds,
+    );
     Ok(Arc::new(AppState {
         issuer,
         users: UserService::new(store.clone()),
@@ -149,7 +167,10 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     Route::new()
-        .at("/.well-known/openid-configuration", get(crate::oidc::http::discovery))
+        .at(
+            "/.well-known/openid-configuration",
+            get(crate::oidc::http::discovery),
+        )
         .at(JWKS_PATH, get(crate::oidc::http::jwks))
         .at(TOKEN_PATH, post(crate::oidc::http::token))
         .at("/openapi.json", spec)

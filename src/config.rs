@@ -9,7 +9,10 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{setting}: {message}")]
-    Invalid { setting: &'static str, message: String },
+    Invalid {
+        setting: &'static str,
+        message: String,
+    },
     #[error("cannot read config file {path}: {message}")]
     File { path: String, message: String },
 }
@@ -108,7 +111,10 @@ impl Config {
 
         let redis_url = pick("REDIS_URL", file.redis_url);
         if let Some(url) = &redis_url {
-            if !(url.starts_with("redis://") || url.starts_with("redis+unix://") || url.starts_with("unix://")) {
+            if !(url.starts_with("redis://")
+                || url.starts_with("redis+unix://")
+                || url.starts_with("unix://"))
+            {
                 return Err(invalid(
                     "REDIS_URL",
                     "must start with redis:// or unix:// (TLS to Redis is not built in; use a local TLS proxy)",
@@ -117,10 +123,13 @@ impl Config {
             redis::Client::open(url.as_str()).map_err(|e| invalid("REDIS_URL", e.to_string()))?;
         }
 
-        let redis_prefix =
-            pick("BYPASS_IDP_REDIS_PREFIX", file.redis_prefix).unwrap_or_else(|| "bypass-idp".to_owned());
+        let redis_prefix = pick("BYPASS_IDP_REDIS_PREFIX", file.redis_prefix)
+            .unwrap_or_else(|| "bypass-idp".to_owned());
         if redis_prefix.is_empty() || redis_prefix.contains(['{', '}', ' ']) {
-            return Err(invalid("BYPASS_IDP_REDIS_PREFIX", "must be non-empty without braces or spaces"));
+            return Err(invalid(
+                "BYPASS_IDP_REDIS_PREFIX",
+                "must be non-empty without braces or spaces",
+            ));
         }
 
         let smtp_url = pick("SMTP_URL", file.smtp_url);
@@ -134,12 +143,18 @@ impl Config {
         let ttl_text = env("BYPASS_IDP_ACCESS_TOKEN_TTL_SECONDS");
         let access_token_ttl_seconds = match ttl_text {
             Some(text) => text.parse().map_err(|_| {
-                invalid("BYPASS_IDP_ACCESS_TOKEN_TTL_SECONDS", format!("\"{text}\" is not a whole number of seconds"))
+                invalid(
+                    "BYPASS_IDP_ACCESS_TOKEN_TTL_SECONDS",
+                    format!("\"{text}\" is not a whole number of seconds"),
+                )
             })?,
             None => file.access_token_ttl_seconds.unwrap_or(3600),
         };
         if !(60..=86_400).contains(&access_token_ttl_seconds) {
-            return Err(invalid("BYPASS_IDP_ACCESS_TOKEN_TTL_SECONDS", "must be between 60 and 86400"));
+            return Err(invalid(
+                "BYPASS_IDP_ACCESS_TOKEN_TTL_SECONDS",
+                "must be between 60 and 86400",
+            ));
         }
 
         Ok(Self {
@@ -160,12 +175,19 @@ impl Config {
 }
 
 fn default_sqlite_url(data_dir: &Path) -> String {
-    format!("sqlite://{}?mode=rwc", data_dir.join("bypass-idp.sqlite").display())
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("bypass-idp.sqlite").display()
+    )
 }
 
 fn parse_issuer(text: &str) -> Result<url::Url, ConfigError> {
-    let url = url::Url::parse(text).map_err(|e| invalid("BYPASS_IDP_ISSUER", format!("\"{text}\": {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.query().is_some() || url.fragment().is_some() {
+    let url = url::Url::parse(text)
+        .map_err(|e| invalid("BYPASS_IDP_ISSUER", format!("\"{text}\": {e}")))?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
         return Err(invalid(
             "BYPASS_IDP_ISSUER",
             "must be an http(s) URL without query or fragment (OpenID Connect Discovery §3)",
@@ -185,7 +207,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn with(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_sources(None, |name| map.get(name).cloned())
     }
 
@@ -218,7 +243,11 @@ mod tests {
     fn file_then_environment() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nissuer = \"https://idp.example\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nissuer = \"https://idp.example\"\n",
+        )
+        .unwrap();
         let config = Config::from_sources(path.to_str(), |name| {
             (name == "BYPASS_IDP_LISTEN").then(|| "127.0.0.1:9100".to_owned())
         })

@@ -15,7 +15,11 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(name = "bypass-idp", version, about = "OpenID Connect identity provider with SCIM 2.0 and MFA bypass codes")]
+#[command(
+    name = "bypass-idp",
+    version,
+    about = "OpenID Connect identity provider with SCIM 2.0 and MFA bypass codes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -64,9 +68,7 @@ enum ClientCommand {
     /// List registered clients (never their secrets).
     List,
     /// Remove a client; its access tokens stop working at once.
-    Remove {
-        client_id: String,
-    },
+    Remove { client_id: String },
 }
 
 #[derive(Subcommand)]
@@ -90,7 +92,10 @@ enum UserCommand {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BYPASS_IDP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
     if std::env::var("BYPASS_IDP_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
     } else {
@@ -148,7 +153,14 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
 async fn client_command(command: ClientCommand, config: Config) -> Result<(), String> {
     let store = app::open_store(&config).await.map_err(|e| e.to_string())?;
     match command {
-        ClientCommand::Add { client_id, redirect_uris, scope, public, grant_types, require_mfa } => {
+        ClientCommand::Add {
+            client_id,
+            redirect_uris,
+            scope,
+            public,
+            grant_types,
+            require_mfa,
+        } => {
             let grant_types = if grant_types.is_empty() {
                 if redirect_uris.is_empty() && !public {
                     vec!["client_credentials".to_owned()]
@@ -158,8 +170,17 @@ async fn client_command(command: ClientCommand, config: Config) -> Result<(), St
             } else {
                 grant_types
             };
-            let spec = ClientSpec { client_id, redirect_uris, scopes: scope, grant_types, public, require_mfa };
-            let registered = clients::register(&store, spec).await.map_err(|e| e.to_string())?;
+            let spec = ClientSpec {
+                client_id,
+                redirect_uris,
+                scopes: scope,
+                grant_types,
+                public,
+                require_mfa,
+            };
+            let registered = clients::register(&store, spec)
+                .await
+                .map_err(|e| e.to_string())?;
             let mut out = json!({"client_id": registered.client_id.as_str()});
             if let Some(secret) = registered.secret {
                 out["client_secret"] = json!(secret.expose());
@@ -181,10 +202,17 @@ async fn client_command(command: ClientCommand, config: Config) -> Result<(), St
                     })
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?
+            );
         }
         ClientCommand::Remove { client_id } => {
-            if !store.remove_client(&ClientId::new(&client_id)).await.map_err(|e| e.to_string())? {
+            if !store
+                .remove_client(&ClientId::new(&client_id))
+                .await
+                .map_err(|e| e.to_string())?
+            {
                 return Err(format!("no client \"{client_id}\""));
             }
             eprintln!("removed client {client_id}");
@@ -196,7 +224,13 @@ async fn client_command(command: ClientCommand, config: Config) -> Result<(), St
 async fn user_command(command: UserCommand, config: Config) -> Result<(), String> {
     let store = app::open_store(&config).await.map_err(|e| e.to_string())?;
     match command {
-        UserCommand::Add { user_name, email, given_name, family_name, password_stdin } => {
+        UserCommand::Add {
+            user_name,
+            email,
+            given_name,
+            family_name,
+            password_stdin,
+        } => {
             let mut body = json!({"schemas": [USER_SCHEMA], "userName": user_name});
             if let Some(email) = email {
                 body["emails"] = json!([{"value": email, "type": "work", "primary": true}]);
@@ -206,14 +240,19 @@ async fn user_command(command: UserCommand, config: Config) -> Result<(), String
             }
             if password_stdin {
                 let mut password = String::new();
-                std::io::stdin().read_to_string(&mut password).map_err(|e| e.to_string())?;
+                std::io::stdin()
+                    .read_to_string(&mut password)
+                    .map_err(|e| e.to_string())?;
                 body["password"] = json!(password.trim_end_matches(['\r', '\n']));
             }
             let write = parse_user(&body).map_err(|e| e.detail)?;
-            let user = UserService::new(store).create(write).await.map_err(|e| match e {
-                bypass_idp::service::ServiceError::Invalid(v) => v.detail,
-                other => other.to_string(),
-            })?;
+            let user = UserService::new(store)
+                .create(write)
+                .await
+                .map_err(|e| match e {
+                    bypass_idp::service::ServiceError::Invalid(v) => v.detail,
+                    other => other.to_string(),
+                })?;
             println!("{}", user.to_scim(&format!("/scim/v2/Users/{}", user.id)));
         }
     }

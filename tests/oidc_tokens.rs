@@ -20,10 +20,16 @@ fn rp_http_client() -> openidconnect::reqwest::Client {
 async fn discovery_and_jwks_satisfy_a_real_oidc_client_and_verify_our_tokens() {
     let app = TestApp::spawn().await;
     // openidconnect checks that the issuer in the document equals the one asked for.
-    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(app.base.clone()).unwrap(), &rp_http_client())
-        .await
-        .expect("discovery");
-    assert_eq!(metadata.token_endpoint().unwrap().as_str(), app.url("/oauth2/token"));
+    let metadata = CoreProviderMetadata::discover_async(
+        IssuerUrl::new(app.base.clone()).unwrap(),
+        &rp_http_client(),
+    )
+    .await
+    .expect("discovery");
+    assert_eq!(
+        metadata.token_endpoint().unwrap().as_str(),
+        app.url("/oauth2/token")
+    );
     let keys = metadata.jwks().keys();
     assert_eq!(keys.len(), 1);
     let key = &keys[0];
@@ -38,15 +44,22 @@ async fn discovery_and_jwks_satisfy_a_real_oidc_client_and_verify_our_tokens() {
     assert_eq!(header["kid"], kid.as_str());
     let signing_input = format!("{}.{}", parts[0], parts[1]);
     let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
-    key.verify_signature(&CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, signing_input.as_bytes(), &signature)
-        .expect("the token verifies with the published key");
+    key.verify_signature(
+        &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        signing_input.as_bytes(),
+        &signature,
+    )
+    .expect("the token verifies with the published key");
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
     assert_eq!(claims["iss"], app.base.as_str());
     assert_eq!(claims["aud"], app.base.as_str());
     assert_eq!(claims["client_id"], app.admin_id.as_str());
     assert_eq!(claims["scope"], "scim:users");
     assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
-    let (iat, exp) = (claims["iat"].as_i64().unwrap(), claims["exp"].as_i64().unwrap());
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap(),
+        claims["exp"].as_i64().unwrap(),
+    );
     assert_eq!(exp - iat, 3600);
     app.stop().await;
 }
@@ -82,20 +95,33 @@ async fn oauth_error(response: reqwest::Response) -> (u16, String, Option<String
         .map(|v| v.to_str().unwrap().to_owned());
     let body: Value = response.json().await.expect("error JSON");
     assert!(body["error_description"].is_string(), "{body}");
-    (status, body["error"].as_str().unwrap().to_owned(), challenge)
+    (
+        status,
+        body["error"].as_str().unwrap().to_owned(),
+        challenge,
+    )
 }
 
 #[tokio::test]
 async fn token_endpoint_errors_follow_rfc_6749() {
     let app = TestApp::spawn().await;
-    let (status, error, challenge) = oauth_error(app.token_for(&app.admin_id, "wrong-secret", None).await).await;
+    let (status, error, challenge) =
+        oauth_error(app.token_for(&app.admin_id, "wrong-secret", None).await).await;
     assert_eq!((status, error.as_str()), (401, "invalid_client"));
     assert!(challenge.unwrap().starts_with("Basic"));
     let (status, error, _) = oauth_error(app.token_for("nobody", "x", None).await).await;
     assert_eq!((status, error.as_str()), (401, "invalid_client"));
-    let (status, error, _) = oauth_error(app.token_for(&app.admin_id, &app.admin_secret, Some("scim:users openid")).await).await;
+    let (status, error, _) = oauth_error(
+        app.token_for(&app.admin_id, &app.admin_secret, Some("scim:users openid"))
+            .await,
+    )
+    .await;
     assert_eq!((status, error.as_str()), (400, "invalid_scope"));
-    let (status, error, _) = oauth_error(app.token_for(&app.admin_id, &app.admin_secret, Some("bypass_codes:self")).await).await;
+    let (status, error, _) = oauth_error(
+        app.token_for(&app.admin_id, &app.admin_secret, Some("bypass_codes:self"))
+            .await,
+    )
+    .await;
     assert_eq!((status, error.as_str()), (400, "invalid_scope"));
 
     let send = |form: Vec<(&'static str, String)>| {
@@ -105,14 +131,18 @@ async fn token_endpoint_errors_follow_rfc_6749() {
             .form(&form)
             .send()
     };
-    let (status, error, _) = oauth_error(send(vec![("grant_type", "password".into())]).await.unwrap()).await;
+    let (status, error, _) =
+        oauth_error(send(vec![("grant_type", "password".into())]).await.unwrap()).await;
     assert_eq!((status, error.as_str()), (400, "unsupported_grant_type"));
     let (status, error, _) = oauth_error(send(vec![]).await.unwrap()).await;
     assert_eq!((status, error.as_str()), (400, "invalid_request"));
     let (status, error, _) = oauth_error(
-        send(vec![("grant_type", "client_credentials".into()), ("grant_type", "client_credentials".into())])
-            .await
-            .unwrap(),
+        send(vec![
+            ("grant_type", "client_credentials".into()),
+            ("grant_type", "client_credentials".into()),
+        ])
+        .await
+        .unwrap(),
     )
     .await;
     assert_eq!((status, error.as_str()), (400, "invalid_request"));
@@ -130,7 +160,10 @@ async fn token_endpoint_errors_follow_rfc_6749() {
         .http
         .post(app.url("/oauth2/token"))
         .basic_auth(&app.admin_id, Some(&app.admin_secret))
-        .form(&[("grant_type", "client_credentials"), ("client_secret", app.admin_secret.as_str())])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_secret", app.admin_secret.as_str()),
+        ])
         .send()
         .await
         .unwrap();
@@ -143,7 +176,11 @@ async fn token_endpoint_errors_follow_rfc_6749() {
 async fn repeated_client_authentication_failures_are_throttled() {
     let app = TestApp::spawn().await;
     for attempt in 1..=10 {
-        let (status, _, _) = oauth_error(app.token_for(&app.admin_id, &format!("guess-{attempt}"), None).await).await;
+        let (status, _, _) = oauth_error(
+            app.token_for(&app.admin_id, &format!("guess-{attempt}"), None)
+                .await,
+        )
+        .await;
         assert_eq!(status, 401, "attempt {attempt}");
     }
     let response = app.token_for(&app.admin_id, "guess-11", None).await;
@@ -151,7 +188,8 @@ async fn repeated_client_authentication_failures_are_throttled() {
     let (status, error, _) = oauth_error(response).await;
     assert_eq!((status, error.as_str()), (429, "invalid_client"));
     // Even the right secret waits out the window from this address.
-    let (status, _, _) = oauth_error(app.token_for(&app.admin_id, &app.admin_secret, None).await).await;
+    let (status, _, _) =
+        oauth_error(app.token_for(&app.admin_id, &app.admin_secret, None).await).await;
     assert_eq!(status, 429);
     app.stop().await;
 }
@@ -161,7 +199,12 @@ async fn bearer_tokens_are_checked_on_every_scim_request() {
     let app = TestApp::spawn().await;
     let (status, body, headers) = app.scim(reqwest::Method::GET, "/Users", "", None).await;
     common::assert_scim_error(status, &body, 401, None);
-    assert!(headers["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
 
     let token = app.admin_token(Some("mfa:manage")).await;
     let (status, body, _) = app.scim(reqwest::Method::GET, "/Users", &token, None).await;
@@ -173,9 +216,16 @@ async fn bearer_tokens_are_checked_on_every_scim_request() {
     let middle = token.find('.').unwrap() + 5;
     tampered[middle] = if tampered[middle] == 'A' { 'B' } else { 'A' };
     let tampered: String = tampered.into_iter().collect();
-    let (status, body, headers) = app.scim(reqwest::Method::GET, "/Users", &tampered, None).await;
+    let (status, body, headers) = app
+        .scim(reqwest::Method::GET, "/Users", &tampered, None)
+        .await;
     common::assert_scim_error(status, &body, 401, None);
-    assert!(headers["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
 
     let (status, _, _) = app.scim(reqwest::Method::GET, "/Users", &token, None).await;
     assert_eq!(status, 200);
@@ -186,19 +236,34 @@ async fn bearer_tokens_are_checked_on_every_scim_request() {
 async fn cli_manages_clients_while_the_server_runs() {
     let app = TestApp::spawn().await;
     let (code, out, err) = app.cli(
-        &["client", "add", "--client-id", "provisioner", "--scope", "scim:users", "--grant-type", "client_credentials"],
+        &[
+            "client",
+            "add",
+            "--client-id",
+            "provisioner",
+            "--scope",
+            "scim:users",
+            "--grant-type",
+            "client_credentials",
+        ],
         None,
     );
     assert_eq!(code, 0, "{err}");
     let created: Value = serde_json::from_str(out.trim()).expect("JSON on stdout");
     assert_eq!(created["client_id"], "provisioner");
-    let secret = created["client_secret"].as_str().expect("a confidential client gets a secret").to_owned();
+    let secret = created["client_secret"]
+        .as_str()
+        .expect("a confidential client gets a secret")
+        .to_owned();
     assert!(secret.len() >= 43, "at least 256 bits");
     assert!(!err.contains(&secret), "the secret is never logged");
 
     let response = app.token_for("provisioner", &secret, None).await;
     assert_eq!(response.status(), 200);
-    let token = response.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    let token = response.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (status, _, _) = app.scim(reqwest::Method::GET, "/Users", &token, None).await;
     assert_eq!(status, 200);
 
@@ -214,10 +279,22 @@ async fn cli_manages_clients_while_the_server_runs() {
     assert_ne!(code, 0);
     assert!(err.contains("unknown scope"), "{err}");
 
-    let (code, out, _) = app.cli(&["client", "add", "--public", "--redirect-uri", "http://127.0.0.1:9/cb"], None);
+    let (code, out, _) = app.cli(
+        &[
+            "client",
+            "add",
+            "--public",
+            "--redirect-uri",
+            "http://127.0.0.1:9/cb",
+        ],
+        None,
+    );
     assert_eq!(code, 0);
     let public: Value = serde_json::from_str(out.trim()).unwrap();
-    assert!(public.get("client_secret").is_none(), "public clients have no secret");
+    assert!(
+        public.get("client_secret").is_none(),
+        "public clients have no secret"
+    );
 
     let (code, _, _) = app.cli(&["client", "remove", "provisioner"], None);
     assert_eq!(code, 0);
@@ -230,7 +307,15 @@ async fn cli_manages_clients_while_the_server_runs() {
 async fn cli_user_add_reads_the_password_from_stdin() {
     let app = TestApp::spawn().await;
     let (code, out, err) = app.cli(
-        &["user", "add", "--user-name", "cli.user", "--email", "cli.user@example.com", "--password-stdin"],
+        &[
+            "user",
+            "add",
+            "--user-name",
+            "cli.user",
+            "--email",
+            "cli.user@example.com",
+            "--password-stdin",
+        ],
         Some("a long enough password\n"),
     );
     assert_eq!(code, 0, "{err}");
@@ -239,7 +324,12 @@ async fn cli_user_add_reads_the_password_from_stdin() {
     assert!(user.get("password").is_none());
     let token = app.admin_token(None).await;
     let (status, list, _) = app
-        .scim(reqwest::Method::GET, "/Users?filter=userName%20eq%20%22CLI.USER%22", &token, None)
+        .scim(
+            reqwest::Method::GET,
+            "/Users?filter=userName%20eq%20%22CLI.USER%22",
+            &token,
+            None,
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(list["totalResults"], 1);

@@ -8,14 +8,19 @@ use super::{CounterError, Counters};
 
 const PRUNE_ABOVE: usize = 10_000;
 
+/// Count and end of window, per key.
+type Entries = HashMap<String, (u64, Instant)>;
+
 #[derive(Default)]
 pub struct MemoryCounters {
-    entries: Mutex<HashMap<String, (u64, Instant)>>,
+    entries: Mutex<Entries>,
 }
 
 impl MemoryCounters {
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, (u64, Instant)>>, CounterError> {
-        self.entries.lock().map_err(|_| CounterError("poisoned lock".into()))
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Entries>, CounterError> {
+        self.entries
+            .lock()
+            .map_err(|_| CounterError("poisoned lock".into()))
     }
 }
 

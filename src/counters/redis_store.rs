@@ -62,7 +62,10 @@ impl Counters for RedisCounters {
             .query_async(&mut connection)
             .await
             .map_err(err)?;
-        Ok((count.unwrap_or(0), Duration::from_millis(ttl_ms.max(0) as u64)))
+        Ok((
+            count.unwrap_or(0),
+            Duration::from_millis(ttl_ms.max(0) as u64),
+        ))
     }
 
     async fn clear(&self, key: &str) -> Result<(), CounterError> {

@@ -82,7 +82,10 @@ mod tests {
         let allowed = ScopeSet::parse("scim:users mfa:manage");
         assert!(granted.is_subset(&allowed));
         assert!(!allowed.is_subset(&granted));
-        assert_eq!(ScopeSet::parse("openid admin:all").first_unknown(), Some("admin:all"));
+        assert_eq!(
+            ScopeSet::parse("openid admin:all").first_unknown(),
+            Some("admin:all")
+        );
         assert_eq!(allowed.first_unknown(), None);
     }
 }

@@ -65,10 +65,14 @@ fn random_token(bytes: usize) -> String {
 
 fn validate(spec: &ClientSpec) -> Result<(), ClientError> {
     let invalid = |m: String| Err(ClientError::Invalid(m));
-    if let Some(id) = &spec.client_id {
-        if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return invalid("--client-id must be 1-128 characters of A-Z a-z 0-9 - _ .".into());
-        }
+    if let Some(id) = &spec.client_id
+        && (id.is_empty()
+            || id.len() > 128
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+    {
+        return invalid("--client-id must be 1-128 characters of A-Z a-z 0-9 - _ .".into());
     }
     let scopes = ScopeSet::parse(&spec.scopes);
     if let Some(unknown) = scopes.first_unknown() {
@@ -79,7 +83,10 @@ fn validate(spec: &ClientSpec) -> Result<(), ClientError> {
     }
     for grant in &spec.grant_types {
         if !GRANT_TYPES.contains(&grant.as_str()) {
-            return invalid(format!("unknown grant type \"{grant}\"; use one of {}", GRANT_TYPES.join(", ")));
+            return invalid(format!(
+                "unknown grant type \"{grant}\"; use one of {}",
+                GRANT_TYPES.join(", ")
+            ));
         }
     }
     if spec.public && spec.grant_types.iter().any(|g| g == "client_credentials") {
@@ -89,12 +96,17 @@ fn validate(spec: &ClientSpec) -> Result<(), ClientError> {
         return invalid("authorization_code needs at least one --redirect-uri".into());
     }
     for uri in &spec.redirect_uris {
-        let parsed = url::Url::parse(uri).map_err(|e| ClientError::Invalid(format!("redirect URI \"{uri}\": {e}")))?;
+        let parsed = url::Url::parse(uri)
+            .map_err(|e| ClientError::Invalid(format!("redirect URI \"{uri}\": {e}")))?;
         if parsed.fragment().is_some() {
-            return invalid(format!("redirect URI \"{uri}\" must not have a fragment (RFC 6749 §3.1.2)"));
+            return invalid(format!(
+                "redirect URI \"{uri}\" must not have a fragment (RFC 6749 §3.1.2)"
+            ));
         }
         if uri.contains(char::is_whitespace) {
-            return invalid(format!("redirect URI \"{uri}\" must not contain white space"));
+            return invalid(format!(
+                "redirect URI \"{uri}\" must not contain white space"
+            ));
         }
     }
     Ok(())
@@ -122,7 +134,11 @@ pub async fn register(store: &Store, spec: ClientSpec) -> Result<Registered, Cli
 
 /// Checks a confidential client's secret. Unknown clients cost the same digest comparison as
 /// known ones, so timing does not reveal which client ids exist.
-pub async fn authenticate(store: &Store, client_id: &ClientId, secret: &Secret) -> Result<Option<AuthenticatedClient>, ServiceError> {
+pub async fn authenticate(
+    store: &Store,
+    client_id: &ClientId,
+    secret: &Secret,
+) -> Result<Option<AuthenticatedClient>, ServiceError> {
     let row: Option<oauth_client::Model> = store.find_client(client_id).await?;
     let presented = digest(secret.expose());
     let stored = row
@@ -134,7 +150,11 @@ pub async fn authenticate(store: &Store, client_id: &ClientId, secret: &Secret) 
         Some(row) if matches && row.secret_digest.is_some() => Some(AuthenticatedClient {
             client_id: ClientId::new(row.client_id),
             scopes: ScopeSet::parse(&row.scopes),
-            grant_types: row.grant_types.split_whitespace().map(str::to_owned).collect(),
+            grant_types: row
+                .grant_types
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
         }),
         _ => None,
     })
@@ -159,16 +179,41 @@ mod tests {
     fn validation_catches_bad_registrations() {
         assert!(validate(&spec()).is_ok());
         let bad = [
-            ClientSpec { scopes: "openid admin".into(), ..spec() },
-            ClientSpec { grant_types: vec!["password".into()], ..spec() },
-            ClientSpec { redirect_uris: vec!["https://rp.example/cb#frag".into()], ..spec() },
-            ClientSpec { redirect_uris: vec!["not a uri".into()], ..spec() },
-            ClientSpec { redirect_uris: vec![], ..spec() },
-            ClientSpec { public: true, grant_types: vec!["client_credentials".into()], ..spec() },
-            ClientSpec { client_id: Some("has space".into()), ..spec() },
+            ClientSpec {
+                scopes: "openid admin".into(),
+                ..spec()
+            },
+            ClientSpec {
+                grant_types: vec!["password".into()],
+                ..spec()
+            },
+            ClientSpec {
+                redirect_uris: vec!["https://rp.example/cb#frag".into()],
+                ..spec()
+            },
+            ClientSpec {
+                redirect_uris: vec!["not a uri".into()],
+                ..spec()
+            },
+            ClientSpec {
+                redirect_uris: vec![],
+                ..spec()
+            },
+            ClientSpec {
+                public: true,
+                grant_types: vec!["client_credentials".into()],
+                ..spec()
+            },
+            ClientSpec {
+                client_id: Some("has space".into()),
+                ..spec()
+            },
         ];
         for case in bad {
-            assert!(matches!(validate(&case), Err(ClientError::Invalid(_))), "{case:?}");
+            assert!(
+                matches!(validate(&case), Err(ClientError::Invalid(_))),
+                "{case:?}"
+            );
         }
     }
 

@@ -12,7 +12,8 @@ use openidconnect::core::{
     CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreResponseType, CoreSubjectIdentifierType,
 };
 use openidconnect::{
-    AuthUrl, EmptyAdditionalProviderMetadata, IssuerUrl, JsonWebKeySetUrl, ResponseTypes, Scope, TokenUrl,
+    AuthUrl, EmptyAdditionalProviderMetadata, IssuerUrl, JsonWebKeySetUrl, ResponseTypes, Scope,
+    TokenUrl,
 };
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::{Data, RealIp};
@@ -30,7 +31,13 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 const MAX_CLIENT_AUTH_FAILURES: u64 = 10;
 const CLIENT_AUTH_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Scopes that describe a user and so mean nothing in a client_credentials grant.
-const USER_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access", scope::BYPASS_CODES_SELF];
+const USER_SCOPES: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "offline_access",
+    scope::BYPASS_CODES_SELF,
+];
 
 pub const TOKEN_PATH: &str = "/oauth2/token";
 pub const JWKS_PATH: &str = "/oauth2/jwks";
@@ -44,15 +51,58 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
 }
 
 /// An RFC 6749 §5.2 error. Responses from the token endpoint are never cached.
-fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response {
-    let mut response = json_response(status, json!({"error": code, "error_description": description}));
-    no_store(&mut response);
-    response
+struct OAuthError {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+    /// `WWW-Authenticate: Basic` for a client that authenticated with Basic (§5.2).
+    basic_challenge: bool,
+    retry_after_seconds: Option<u64>,
+}
+
+fn oauth_error(status: StatusCode, code: &'static str, description: &str) -> OAuthError {
+    OAuthError {
+        status,
+        code,
+        description: description.to_owned(),
+        basic_challenge: false,
+        retry_after_seconds: None,
+    }
+}
+
+impl OAuthError {
+    fn with_basic_challenge(mut self) -> Self {
+        self.basic_challenge = true;
+        self
+    }
+
+    fn into_response(self) -> Response {
+        let mut response = json_response(
+            self.status,
+            json!({"error": self.code, "error_description": self.description}),
+        );
+        no_store(&mut response);
+        let headers = response.headers_mut();
+        if self.basic_challenge {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"bypass-idp\""),
+            );
+        }
+        if let Some(seconds) = self.retry_after_seconds {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
 }
 
 fn no_store(response: &mut Response) {
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
 pub fn provider_metadata(issuer: &str) -> Result<CoreProviderMetadata, String> {
@@ -66,9 +116,18 @@ pub fn provider_metadata(issuer: &str) -> Result<CoreProviderMetadata, String> {
         vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256],
         EmptyAdditionalProviderMetadata {},
     )
-    .set_token_endpoint(Some(TokenUrl::new(url(TOKEN_PATH)).map_err(|e| e.to_string())?))
-    .set_scopes_supported(Some(scope::KNOWN.iter().map(|s| Scope::new((*s).to_owned())).collect()))
-    .set_grant_types_supported(Some(vec![openidconnect::core::CoreGrantType::ClientCredentials]))
+    .set_token_endpoint(Some(
+        TokenUrl::new(url(TOKEN_PATH)).map_err(|e| e.to_string())?,
+    ))
+    .set_scopes_supported(Some(
+        scope::KNOWN
+            .iter()
+            .map(|s| Scope::new((*s).to_owned()))
+            .collect(),
+    ))
+    .set_grant_types_supported(Some(vec![
+        openidconnect::core::CoreGrantType::ClientCredentials,
+    ]))
     .set_token_endpoint_auth_methods_supported(Some(vec![
         openidconnect::core::CoreClientAuthMethod::ClientSecretBasic,
         openidconnect::core::CoreClientAuthMethod::ClientSecretPost,
@@ -78,7 +137,9 @@ pub fn provider_metadata(issuer: &str) -> Result<CoreProviderMetadata, String> {
 
 #[handler]
 pub async fn discovery(Data(state): Data<&Arc<AppState>>) -> Response {
-    match provider_metadata(&state.issuer).and_then(|m| serde_json::to_value(m).map_err(|e| e.to_string())) {
+    match provider_metadata(&state.issuer)
+        .and_then(|m| serde_json::to_value(m).map_err(|e| e.to_string()))
+    {
         Ok(body) => json_response(StatusCode::OK, body),
         Err(err) => {
             tracing::error!(error = %err, "cannot build provider metadata");
@@ -100,7 +161,7 @@ pub async fn jwks(Data(state): Data<&Arc<AppState>>) -> Response {
 }
 
 /// Form fields, refusing repeated parameters (RFC 6749 §3.2).
-fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, Response> {
+fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
     let mut fields = HashMap::new();
     for (key, value) in url::form_urlencoded::parse(body) {
         if fields.insert(key.to_string(), value.to_string()).is_some() {
@@ -121,20 +182,21 @@ struct ClientCredentials {
     via_basic: bool,
 }
 
-fn client_credentials(req: &Request, form: &mut HashMap<String, String>) -> Result<ClientCredentials, Response> {
+fn client_credentials(
+    req: &Request,
+    form: &mut HashMap<String, String>,
+) -> Result<ClientCredentials, OAuthError> {
     let invalid_client = |description: &str| {
-        let mut response = oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", description);
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"bypass-idp\""),
-        );
-        response
+        oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", description).with_basic_challenge()
     };
     let basic = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")));
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        });
     let body_secret = form.remove("client_secret");
     let body_id = form.remove("client_id");
     if let Some(encoded) = basic {
@@ -162,7 +224,11 @@ fn client_credentials(req: &Request, form: &mut HashMap<String, String>) -> Resu
         };
         let client_id = decode(id);
         if body_id.as_deref().is_some_and(|b| b != client_id) {
-            return Err(oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "client_id differs from the Basic credentials"));
+            return Err(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "client_id differs from the Basic credentials",
+            ));
         }
         return Ok(ClientCredentials {
             client_id: ClientId::new(client_id),
@@ -179,13 +245,24 @@ fn client_credentials(req: &Request, form: &mut HashMap<String, String>) -> Resu
 }
 
 #[handler]
-pub async fn token(req: &Request, body: Body, Data(state): Data<&Arc<AppState>>, RealIp(ip): RealIp) -> Response {
+pub async fn token(
+    req: &Request,
+    body: Body,
+    Data(state): Data<&Arc<AppState>>,
+    RealIp(ip): RealIp,
+) -> Response {
     match token_inner(req, body, state, ip).await {
-        Ok(response) | Err(response) => response,
+        Ok(response) => response,
+        Err(error) => error.into_response(),
     }
 }
 
-async fn token_inner(req: &Request, body: Body, state: &AppState, ip: Option<IpAddr>) -> Result<Response, Response> {
+async fn token_inner(
+    req: &Request,
+    body: Body,
+    state: &AppState,
+    ip: Option<IpAddr>,
+) -> Result<Response, OAuthError> {
     let form_type = req
         .content_type()
         .and_then(|ct| ct.parse::<mime::Mime>().ok())
@@ -197,15 +274,22 @@ async fn token_inner(req: &Request, body: Body, state: &AppState, ip: Option<IpA
             "send the parameters as application/x-www-form-urlencoded",
         ));
     }
-    let bytes = body
-        .into_bytes_limit(MAX_FORM_BYTES)
-        .await
-        .map_err(|_| oauth_error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", "the request body is too large"))?;
+    let bytes = body.into_bytes_limit(MAX_FORM_BYTES).await.map_err(|_| {
+        oauth_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            "the request body is too large",
+        )
+    })?;
     let mut form = parse_form(&bytes)?;
     let credentials = client_credentials(req, &mut form)?;
     let internal = |err: &dyn std::fmt::Display| {
         tracing::error!(error = %err, "token endpoint failed");
-        oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error")
+        oauth_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal error",
+        )
     };
 
     let limit_key = format!(
@@ -213,17 +297,20 @@ async fn token_inner(req: &Request, body: Body, state: &AppState, ip: Option<IpA
         credentials.client_id,
         ip.map(|i| i.to_string()).unwrap_or_default()
     );
-    let (failures, retry_after) = state.counters.peek(&limit_key).await.map_err(|e| internal(&e))?;
+    let (failures, retry_after) = state
+        .counters
+        .peek(&limit_key)
+        .await
+        .map_err(|e| internal(&e))?;
     if failures >= MAX_CLIENT_AUTH_FAILURES {
-        let mut response = oauth_error(
+        let seconds = retry_after.as_secs().max(1);
+        let mut error = oauth_error(
             StatusCode::TOO_MANY_REQUESTS,
             "invalid_client",
-            &format!("too many failed client authentications; retry in {} seconds", retry_after.as_secs().max(1)),
+            &format!("too many failed client authentications; retry in {seconds} seconds"),
         );
-        if let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        return Err(response);
+        error.retry_after_seconds = Some(seconds);
+        return Err(error);
     }
     let client = match &credentials.secret {
         Some(secret) => clients::authenticate(&state.store, &credentials.client_id, secret)
@@ -232,21 +319,31 @@ async fn token_inner(req: &Request, body: Body, state: &AppState, ip: Option<IpA
         None => None,
     };
     let Some(client) = client else {
-        state.counters.hit(&limit_key, CLIENT_AUTH_WINDOW).await.map_err(|e| internal(&e))?;
+        state
+            .counters
+            .hit(&limit_key, CLIENT_AUTH_WINDOW)
+            .await
+            .map_err(|e| internal(&e))?;
         tracing::warn!(client_id = %credentials.client_id, ip = ?ip, "client authentication failed");
-        let mut response = oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed");
-        if credentials.via_basic {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"bypass-idp\""),
-            );
-        }
-        return Err(response);
+        let error = oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        );
+        return Err(if credentials.via_basic {
+            error.with_basic_challenge()
+        } else {
+            error
+        });
     };
 
-    let grant_type = form
-        .get("grant_type")
-        .ok_or_else(|| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required"))?;
+    let grant_type = form.get("grant_type").ok_or_else(|| {
+        oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "grant_type is required",
+        )
+    })?;
     if grant_type != "client_credentials" {
         return Err(oauth_error(
             StatusCode::BAD_REQUEST,
@@ -277,7 +374,11 @@ async fn token_inner(req: &Request, body: Body, state: &AppState, ip: Option<IpA
         None => allowed,
     };
     if granted.is_empty() {
-        return Err(oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", "no scope to grant"));
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "no scope to grant",
+        ));
     }
     let access_token = state
         .tokens

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use openidconnect::core::{CoreJsonWebKey, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey};
+use openidconnect::core::{
+    CoreJsonWebKey, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey,
+};
 use openidconnect::{JsonWebKey, JsonWebKeyId, PrivateSigningKey};
 use rsa::pkcs1::{EncodeRsaPrivateKey, LineEnding};
 use tokio::sync::RwLock;
@@ -42,8 +44,11 @@ async fn load(store: &Store) -> Result<Option<Loaded>, ServiceError> {
     let mut verification = HashMap::new();
     let mut signing = None;
     for row in rows {
-        let key = CoreRsaPrivateSigningKey::from_pem(&row.private_pem, Some(JsonWebKeyId::new(row.kid.clone())))
-            .map_err(|e| ServiceError::Internal(format!("signing key {}: {e}", row.kid)))?;
+        let key = CoreRsaPrivateSigningKey::from_pem(
+            &row.private_pem,
+            Some(JsonWebKeyId::new(row.kid.clone())),
+        )
+        .map_err(|e| ServiceError::Internal(format!("signing key {}: {e}", row.kid)))?;
         verification.insert(row.kid.clone(), key.as_verification_key());
         // The oldest active key signs, so instances that raced to create one still agree.
         if row.active && signing.is_none() {
@@ -69,9 +74,9 @@ impl KeyRing {
                 let kid = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>());
                 store.insert_signing_key(&kid, &pem).await?;
                 tracing::info!(kid = %kid, "generated a new RS256 signing key");
-                load(&store)
-                    .await?
-                    .ok_or_else(|| ServiceError::Internal("signing key vanished after insert".into()))?
+                load(&store).await?.ok_or_else(|| {
+                    ServiceError::Internal("signing key vanished after insert".into())
+                })?
             }
         };
         Ok(Self {
@@ -81,7 +86,11 @@ impl KeyRing {
     }
 
     /// Signs `header.payload` and returns the compact JWS.
-    pub async fn sign_jwt(&self, typ: &str, claims: &serde_json::Value) -> Result<String, ServiceError> {
+    pub async fn sign_jwt(
+        &self,
+        typ: &str,
+        claims: &serde_json::Value,
+    ) -> Result<String, ServiceError> {
         let (kid, key) = {
             let loaded = self.loaded.read().await;
             (loaded.signing_kid.clone(), loaded.signing.clone())
@@ -93,19 +102,32 @@ impl KeyRing {
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
         let signature = key
-            .sign(&CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, signing_input.as_bytes())
+            .sign(
+                &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+                signing_input.as_bytes(),
+            )
             .map_err(|e| ServiceError::Internal(format!("signing: {e}")))?;
-        Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+        Ok(format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(signature)
+        ))
     }
 
     /// Verifies an RS256 signature made by one of our keys. An unknown `kid` reloads the keys
     /// once, for a key another instance created after this one started.
-    pub async fn verify(&self, kid: &str, signing_input: &[u8], signature: &[u8]) -> Result<bool, ServiceError> {
+    pub async fn verify(
+        &self,
+        kid: &str,
+        signing_input: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, ServiceError> {
         let key = self.loaded.read().await.verification.get(kid).cloned();
         let key = match key {
             Some(key) => key,
             None => {
-                let Some(fresh) = load(&self.store).await? else { return Ok(false) };
+                let Some(fresh) = load(&self.store).await? else {
+                    return Ok(false);
+                };
                 let key = fresh.verification.get(kid).cloned();
                 *self.loaded.write().await = fresh;
                 match key {
@@ -115,14 +137,22 @@ impl KeyRing {
             }
         };
         Ok(key
-            .verify_signature(&CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, signing_input, signature)
+            .verify_signature(
+                &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+                signing_input,
+                signature,
+            )
             .is_ok())
     }
 
     pub async fn jwks(&self) -> CoreJsonWebKeySet {
         let loaded = self.loaded.read().await;
         let mut keys: Vec<CoreJsonWebKey> = loaded.verification.values().cloned().collect();
-        keys.sort_by(|a, b| a.key_id().map(|k| k.as_str()).cmp(&b.key_id().map(|k| k.as_str())));
+        keys.sort_by(|a, b| {
+            a.key_id()
+                .map(|k| k.as_str())
+                .cmp(&b.key_id().map(|k| k.as_str()))
+        });
         CoreJsonWebKeySet::new(keys)
     }
 }

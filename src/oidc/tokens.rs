@@ -78,7 +78,12 @@ impl AccessTokens {
     }
 
     /// Issues a token whose audience is this server's own APIs (the issuer).
-    pub async fn issue(&self, subject: &str, client_id: &ClientId, scopes: &ScopeSet) -> Result<String, ServiceError> {
+    pub async fn issue(
+        &self,
+        subject: &str,
+        client_id: &ClientId,
+        scopes: &ScopeSet,
+    ) -> Result<String, ServiceError> {
         let now = Utc::now().timestamp();
         let claims = json!({
             "iss": self.issuer,
@@ -100,8 +105,13 @@ impl AccessTokens {
         else {
             return Err(TokenError::Malformed);
         };
-        let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| TokenError::Malformed);
-        let header: Header = serde_json::from_slice(&decode(header_b64)?).map_err(|_| TokenError::Malformed)?;
+        let decode = |part: &str| {
+            URL_SAFE_NO_PAD
+                .decode(part)
+                .map_err(|_| TokenError::Malformed)
+        };
+        let header: Header =
+            serde_json::from_slice(&decode(header_b64)?).map_err(|_| TokenError::Malformed)?;
         // Only our own access tokens: an ID token (typ JWT) must not work as a bearer token.
         if header.alg != "RS256" || header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
             return Err(TokenError::Malformed);
@@ -109,12 +119,17 @@ impl AccessTokens {
         let signing_input = &token[..header_b64.len() + 1 + claims_b64.len()];
         if !self
             .keys
-            .verify(&header.kid, signing_input.as_bytes(), &decode(signature_b64)?)
+            .verify(
+                &header.kid,
+                signing_input.as_bytes(),
+                &decode(signature_b64)?,
+            )
             .await?
         {
             return Err(TokenError::BadSignature);
         }
-        let claims: Claims = serde_json::from_slice(&decode(claims_b64)?).map_err(|_| TokenError::Malformed)?;
+        let claims: Claims =
+            serde_json::from_slice(&decode(claims_b64)?).map_err(|_| TokenError::Malformed)?;
         if claims.iss != self.issuer || claims.aud != self.issuer {
             return Err(TokenError::WrongAudience);
         }

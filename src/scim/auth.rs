@@ -27,7 +27,9 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
     // Removing a client revokes its tokens at once.
     match state.store.find_client(&principal.client_id).await {
         Ok(Some(_)) => Ok(principal),
-        Ok(None) => Err(ScimError::unauthorized("the client of this token no longer exists", true).into()),
+        Ok(None) => {
+            Err(ScimError::unauthorized("the client of this token no longer exists", true).into())
+        }
         Err(err) => Err(ScimError::from(crate::service::ServiceError::from(err)).into()),
     }
 }

@@ -73,7 +73,11 @@ impl ScimError {
     }
 
     pub fn forbidden(scope: &str) -> Self {
-        Self::Forbidden(error_body(403, None, &format!("this operation needs the scope \"{scope}\"")))
+        Self::Forbidden(error_body(
+            403,
+            None,
+            &format!("this operation needs the scope \"{scope}\""),
+        ))
     }
 
     pub fn not_found(detail: &str) -> Self {
@@ -89,7 +93,11 @@ impl ScimError {
     }
 
     pub fn internal() -> Self {
-        Self::Internal(error_body(500, None, "internal error; the server log has the details"))
+        Self::Internal(error_body(
+            500,
+            None,
+            "internal error; the server log has the details",
+        ))
     }
 }
 
@@ -137,9 +145,10 @@ pub async fn to_scim_response(err: poem::Error) -> Response {
     let mut response = error_body(status.as_u16(), scim_type, &detail).into_response();
     response.set_status(status);
     if status.as_u16() == 401 {
-        response
-            .headers_mut()
-            .insert("WWW-Authenticate", poem::http::HeaderValue::from_static(WWW_AUTHENTICATE));
+        response.headers_mut().insert(
+            "WWW-Authenticate",
+            poem::http::HeaderValue::from_static(WWW_AUTHENTICATE),
+        );
     }
     response
 }

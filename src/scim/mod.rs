@@ -46,17 +46,27 @@ fn base(state: &AppState) -> String {
 #[OpenApi(prefix_path = "/scim/v2", tag = "ApiTags::Discovery")]
 impl DiscoveryApi {
     /// The features this server supports.
-    #[oai(path = "/ServiceProviderConfig", method = "get", operation_id = "getServiceProviderConfig")]
+    #[oai(
+        path = "/ServiceProviderConfig",
+        method = "get",
+        operation_id = "getServiceProviderConfig"
+    )]
     async fn service_provider_config(
         &self,
         _auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
     ) -> Result<DiscoveryResponse, ScimError> {
-        Ok(DiscoveryResponse::Ok(ScimJson::new(discovery::service_provider_config(&base(state)))))
+        Ok(DiscoveryResponse::Ok(ScimJson::new(
+            discovery::service_provider_config(&base(state)),
+        )))
     }
 
     /// The resource types this server serves.
-    #[oai(path = "/ResourceTypes", method = "get", operation_id = "listResourceTypes")]
+    #[oai(
+        path = "/ResourceTypes",
+        method = "get",
+        operation_id = "listResourceTypes"
+    )]
     async fn resource_types(
         &self,
         _auth: ScimBearer,
@@ -68,7 +78,11 @@ impl DiscoveryApi {
     }
 
     /// One resource type.
-    #[oai(path = "/ResourceTypes/:id", method = "get", operation_id = "getResourceType")]
+    #[oai(
+        path = "/ResourceTypes/:id",
+        method = "get",
+        operation_id = "getResourceType"
+    )]
     async fn resource_type(
         &self,
         _auth: ScimBearer,
@@ -76,9 +90,14 @@ impl DiscoveryApi {
         id: Path<String>,
     ) -> Result<DiscoveryResponse, ScimError> {
         if id.0 != "User" {
-            return Err(ScimError::not_found(&format!("resource type \"{}\" not found", id.0)));
+            return Err(ScimError::not_found(&format!(
+                "resource type \"{}\" not found",
+                id.0
+            )));
         }
-        Ok(DiscoveryResponse::Ok(ScimJson::new(discovery::user_resource_type(&base(state)))))
+        Ok(DiscoveryResponse::Ok(ScimJson::new(
+            discovery::user_resource_type(&base(state)),
+        )))
     }
 
     /// The schemas this server serves.
@@ -102,8 +121,13 @@ impl DiscoveryApi {
         id: Path<String>,
     ) -> Result<DiscoveryResponse, ScimError> {
         if id.0 != USER_SCHEMA {
-            return Err(ScimError::not_found(&format!("schema \"{}\" not found", id.0)));
+            return Err(ScimError::not_found(&format!(
+                "schema \"{}\" not found",
+                id.0
+            )));
         }
-        Ok(DiscoveryResponse::Ok(ScimJson::new(discovery::user_schema(&base(state)))))
+        Ok(DiscoveryResponse::Ok(ScimJson::new(
+            discovery::user_schema(&base(state)),
+        )))
     }
 }

@@ -6,7 +6,9 @@ use std::marker::PhantomData;
 
 use poem::{IntoResponse, Request, RequestBody, Response};
 use poem_openapi::payload::{ParsePayload, Payload};
-use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaResponse, MetaResponses, MetaSchemaRef, Registry};
+use poem_openapi::registry::{
+    MetaMediaType, MetaRequest, MetaResponse, MetaResponses, MetaSchemaRef, Registry,
+};
 use poem_openapi::types::Type;
 use poem_openapi::{ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions};
 use serde_json::Value;
@@ -38,7 +40,8 @@ impl<T: Type> Payload for ScimJson<T> {
         match content_type.parse::<mime::Mime>() {
             Ok(mime) => {
                 mime.type_() == "application"
-                    && (mime.subtype() == "json" || (mime.subtype() == "scim" && mime.suffix().is_some_and(|s| s == "json")))
+                    && (mime.subtype() == "json"
+                        || (mime.subtype() == "scim" && mime.suffix().is_some_and(|s| s == "json")))
             }
             Err(_) => false,
         }
@@ -58,13 +61,17 @@ impl<T: Type> ParsePayload for ScimJson<T> {
 
     async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
         let _ = request;
-        let bytes = body.take()?.into_bytes_limit(MAX_BODY_BYTES).await.map_err(|_| {
-            ScimError::PayloadTooLarge(super::error::error_body(
-                413,
-                None,
-                &format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
-            ))
-        })?;
+        let bytes = body
+            .take()?
+            .into_bytes_limit(MAX_BODY_BYTES)
+            .await
+            .map_err(|_| {
+                ScimError::PayloadTooLarge(super::error::error_body(
+                    413,
+                    None,
+                    &format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+                ))
+            })?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
             ScimError::from(ScimViolation::new(
                 ScimType::InvalidSyntax,

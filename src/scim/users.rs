@@ -55,12 +55,16 @@ pub enum DeleteUserResponse {
 /// The version an `If-Match` header names; `None` for `*` or no header.
 /// A value that names no version of ours can never match.
 fn expected_version(if_match: &Option<String>) -> Result<Option<i64>, ScimError> {
-    let Some(header) = if_match.as_deref().map(str::trim) else { return Ok(None) };
+    let Some(header) = if_match.as_deref().map(str::trim) else {
+        return Ok(None);
+    };
     if header == "*" {
         return Ok(None);
     }
     let bare = header.trim_start_matches("W/").trim_matches('"');
-    bare.parse::<i64>().map(Some).map_err(|_| ScimError::precondition_failed())
+    bare.parse::<i64>()
+        .map(Some)
+        .map_err(|_| ScimError::precondition_failed())
 }
 
 fn attribute_lists(
@@ -68,7 +72,10 @@ fn attribute_lists(
     excluded: &Option<String>,
 ) -> Result<(Vec<AttrPath>, Vec<AttrPath>), ScimError> {
     let parse = |list: &Option<String>| list.as_deref().map(parse_attribute_list).transpose();
-    Ok((parse(attributes)?.unwrap_or_default(), parse(excluded)?.unwrap_or_default()))
+    Ok((
+        parse(attributes)?.unwrap_or_default(),
+        parse(excluded)?.unwrap_or_default(),
+    ))
 }
 
 pub struct UsersApi;
@@ -82,12 +89,21 @@ impl UsersApi {
         user.to_scim(&Self::location(state, &user.id))
     }
 
-    async fn search(state: &AppState, params: SearchParams) -> Result<ListUsersResponse, ScimError> {
+    async fn search(
+        state: &AppState,
+        params: SearchParams,
+    ) -> Result<ListUsersResponse, ScimError> {
         let page = state.users.list(&params).await?;
         let resources: Vec<Value> = page
             .users
             .iter()
-            .map(|u| project(Self::render(state, u), &params.attributes, &params.excluded_attributes))
+            .map(|u| {
+                project(
+                    Self::render(state, u),
+                    &params.attributes,
+                    &params.excluded_attributes,
+                )
+            })
             .collect();
         Ok(ListUsersResponse::Ok(ScimJson::new(json!({
             "schemas": [LIST_RESPONSE_SCHEMA],
@@ -98,7 +114,12 @@ impl UsersApi {
         }))))
     }
 
-    fn single(state: &AppState, user: &User, attributes: &[AttrPath], excluded: &[AttrPath]) -> UserResponse {
+    fn single(
+        state: &AppState,
+        user: &User,
+        attributes: &[AttrPath],
+        excluded: &[AttrPath],
+    ) -> UserResponse {
         let body = project(Self::render(state, user), attributes, excluded);
         UserResponse::Ok(ScimJson::new(body), user.etag())
     }
@@ -213,7 +234,10 @@ impl UsersApi {
         auth.require(SCIM_USERS)?;
         let expected = expected_version(&if_match.0)?;
         let write = user::parse_user(&body.value)?;
-        let updated = state.users.replace(&UserId::new(id.0), write, expected).await?;
+        let updated = state
+            .users
+            .replace(&UserId::new(id.0), write, expected)
+            .await?;
         Ok(Self::single(state, &updated, &[], &[]))
     }
 
@@ -229,7 +253,10 @@ impl UsersApi {
     ) -> Result<UserResponse, ScimError> {
         auth.require(SCIM_USERS)?;
         let expected = expected_version(&if_match.0)?;
-        let updated = state.users.patch(&UserId::new(id.0), &body.value, expected).await?;
+        let updated = state
+            .users
+            .patch(&UserId::new(id.0), &body.value, expected)
+            .await?;
         Ok(Self::single(state, &updated, &[], &[]))
     }
 

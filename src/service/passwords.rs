@@ -1,9 +1,9 @@
 //! Argon2id hashing for passwords (and, later, bypass codes). Hashing is CPU-bound, so it
 //! runs on the blocking pool and never stalls the async workers.
 
+use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::Argon2;
 
 use super::ServiceError;
 use crate::domain::secret::Secret;
@@ -23,7 +23,8 @@ pub async fn hash(secret: Secret) -> Result<String, ServiceError> {
 /// Checks a secret against a PHC string in constant time.
 pub async fn verify(secret: Secret, phc: String) -> Result<bool, ServiceError> {
     tokio::task::spawn_blocking(move || {
-        let parsed = PasswordHash::new(&phc).map_err(|e| ServiceError::Internal(format!("stored hash: {e}")))?;
+        let parsed = PasswordHash::new(&phc)
+            .map_err(|e| ServiceError::Internal(format!("stored hash: {e}")))?;
         Ok(Argon2::default()
             .verify_password(secret.expose().as_bytes(), &parsed)
             .is_ok())
@@ -42,7 +43,11 @@ mod tests {
         let second = hash(Secret::new("correct horse")).await.unwrap();
         assert!(first.starts_with("$argon2id$"));
         assert_ne!(first, second, "each hash has its own salt");
-        assert!(verify(Secret::new("correct horse"), first.clone()).await.unwrap());
+        assert!(
+            verify(Secret::new("correct horse"), first.clone())
+                .await
+                .unwrap()
+        );
         assert!(!verify(Secret::new("wrong horse"), first).await.unwrap());
     }
 }

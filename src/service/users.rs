@@ -18,7 +18,11 @@ pub struct UserService {
 }
 
 fn user_name_taken(name: &str) -> ServiceError {
-    ScimViolation::new(ScimType::Uniqueness, format!("userName \"{name}\" is already taken")).into()
+    ScimViolation::new(
+        ScimType::Uniqueness,
+        format!("userName \"{name}\" is already taken"),
+    )
+    .into()
 }
 
 fn user_not_found() -> ServiceError {
@@ -61,7 +65,11 @@ impl UserService {
             .transpose()?;
         Ok(self
             .store
-            .list_users(filter.as_ref(), query.start_index.max(1), query.count.min(MAX_PAGE_SIZE))
+            .list_users(
+                filter.as_ref(),
+                query.start_index.max(1),
+                query.count.min(MAX_PAGE_SIZE),
+            )
             .await?)
     }
 
@@ -100,7 +108,11 @@ impl UserService {
         self.replace(id, write, Some(current.version)).await
     }
 
-    pub async fn delete(&self, id: &UserId, expected_version: Option<i64>) -> Result<(), ServiceError> {
+    pub async fn delete(
+        &self,
+        id: &UserId,
+        expected_version: Option<i64>,
+    ) -> Result<(), ServiceError> {
         match self.store.delete_user(id, expected_version).await {
             Err(StoreError::NotFound) => Err(user_not_found()),
             other => Ok(other?),

@@ -37,8 +37,13 @@ impl Store {
         Ok(())
     }
 
-    pub async fn find_client(&self, client_id: &ClientId) -> Result<Option<oauth_client::Model>, StoreError> {
-        Ok(oauth_client::Entity::find_by_id(client_id.as_str()).one(&self.db).await?)
+    pub async fn find_client(
+        &self,
+        client_id: &ClientId,
+    ) -> Result<Option<oauth_client::Model>, StoreError> {
+        Ok(oauth_client::Entity::find_by_id(client_id.as_str())
+            .one(&self.db)
+            .await?)
     }
 
     pub async fn list_clients(&self) -> Result<Vec<oauth_client::Model>, StoreError> {
@@ -54,7 +59,9 @@ impl Store {
 
     /// Returns whether a client was removed.
     pub async fn remove_client(&self, client_id: &ClientId) -> Result<bool, StoreError> {
-        let result = oauth_client::Entity::delete_by_id(client_id.as_str()).exec(&self.db).await?;
+        let result = oauth_client::Entity::delete_by_id(client_id.as_str())
+            .exec(&self.db)
+            .await?;
         Ok(result.rows_affected > 0)
     }
 }

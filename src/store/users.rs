@@ -6,8 +6,8 @@ use chrono::Utc;
 use entity::{user, user_email};
 use sea_orm::sea_query::{Expr, Func, LikeExpr, Query, SimpleExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
 use super::{Store, StoreError};
@@ -92,26 +92,37 @@ fn set_attributes(model: &mut user::ActiveModel, attrs: &UserAttributes) {
     model.active = Set(attrs.active);
 }
 
-async fn insert_emails<C: sea_orm::ConnectionTrait>(db: &C, user_id: &str, emails: &[Email]) -> Result<(), StoreError> {
+async fn insert_emails<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    user_id: &str,
+    emails: &[Email],
+) -> Result<(), StoreError> {
     if emails.is_empty() {
         return Ok(());
     }
-    let rows = emails.iter().enumerate().map(|(i, email)| user_email::ActiveModel {
-        user_id: Set(user_id.to_owned()),
-        position: Set(i as i32),
-        value: Set(email.value.clone()),
-        value_lower: Set(email.value.to_lowercase()),
-        kind: Set(email.kind.clone()),
-        is_primary: Set(email.primary),
-        display: Set(email.display.clone()),
-        ..Default::default()
-    });
+    let rows = emails
+        .iter()
+        .enumerate()
+        .map(|(i, email)| user_email::ActiveModel {
+            user_id: Set(user_id.to_owned()),
+            position: Set(i as i32),
+            value: Set(email.value.clone()),
+            value_lower: Set(email.value.to_lowercase()),
+            kind: Set(email.kind.clone()),
+            is_primary: Set(email.primary),
+            display: Set(email.display.clone()),
+            ..Default::default()
+        });
     user_email::Entity::insert_many(rows).exec(db).await?;
     Ok(())
 }
 
 impl Store {
-    pub async fn create_user(&self, attrs: &UserAttributes, password_hash: Option<String>) -> Result<User, StoreError> {
+    pub async fn create_user(
+        &self,
+        attrs: &UserAttributes,
+        password_hash: Option<String>,
+    ) -> Result<User, StoreError> {
         let now = Utc::now();
         let id = UserId::generate();
         let mut model = user::ActiveModel {
@@ -187,7 +198,11 @@ impl Store {
     }
 
     /// Deletes a user if its version is still `expected_version` (when given).
-    pub async fn delete_user(&self, id: &UserId, expected_version: Option<i64>) -> Result<(), StoreError> {
+    pub async fn delete_user(
+        &self,
+        id: &UserId,
+        expected_version: Option<i64>,
+    ) -> Result<(), StoreError> {
         let mut delete = user::Entity::delete_many().filter(user::Column::Id.eq(id.as_str()));
         if let Some(version) = expected_version {
             delete = delete.filter(user::Column::Version.eq(version));
@@ -213,9 +228,15 @@ impl Store {
             Some(f) => user_condition(f),
             None => Condition::all(),
         };
-        let total = user::Entity::find().filter(condition.clone()).count(&self.db).await?;
+        let total = user::Entity::find()
+            .filter(condition.clone())
+            .count(&self.db)
+            .await?;
         if count == 0 {
-            return Ok(UserPage { total, users: Vec::new() });
+            return Ok(UserPage {
+                total,
+                users: Vec::new(),
+            });
         }
         let rows = user::Entity::find()
             .filter(condition)
@@ -270,9 +291,10 @@ fn user_column(field: UserField) -> user::Column {
         UserField::Created => user::Column::CreatedAt,
         UserField::LastModified => user::Column::UpdatedAt,
         // Email fields are only reached through `email_condition`.
-        UserField::EmailValue | UserField::EmailType | UserField::EmailDisplay | UserField::EmailPrimary => {
-            user::Column::Id
-        }
+        UserField::EmailValue
+        | UserField::EmailType
+        | UserField::EmailDisplay
+        | UserField::EmailPrimary => user::Column::Id,
     }
 }
 
@@ -291,17 +313,25 @@ fn is_lowered(field: UserField) -> bool {
 }
 
 fn user_condition(filter: &UserFilter) -> Condition {
-    condition(filter, &|field| Expr::col((user::Entity, user_column(field))).into())
+    condition(filter, &|field| {
+        Expr::col((user::Entity, user_column(field)))
+    })
 }
 
 fn email_condition(filter: &UserFilter) -> Condition {
-    condition(filter, &|field| Expr::col((user_email::Entity, email_column(field))).into())
+    condition(filter, &|field| {
+        Expr::col((user_email::Entity, email_column(field)))
+    })
 }
 
 fn condition(filter: &UserFilter, column: &dyn Fn(UserField) -> SimpleExpr) -> Condition {
     match filter {
-        UserFilter::And(a, b) => Condition::all().add(condition(a, column)).add(condition(b, column)),
-        UserFilter::Or(a, b) => Condition::any().add(condition(a, column)).add(condition(b, column)),
+        UserFilter::And(a, b) => Condition::all()
+            .add(condition(a, column))
+            .add(condition(b, column)),
+        UserFilter::Or(a, b) => Condition::any()
+            .add(condition(a, column))
+            .add(condition(b, column)),
         UserFilter::Not(inner) => condition(inner, column).not(),
         UserFilter::AnyEmail(inner) => {
             let mut emails = Query::select();
@@ -315,9 +345,13 @@ fn condition(filter: &UserFilter, column: &dyn Fn(UserField) -> SimpleExpr) -> C
             FieldKind::Text | FieldKind::ExactText => Condition::all()
                 .add(column(*field).is_not_null())
                 .add(column(*field).ne("")),
-            FieldKind::Boolean | FieldKind::Time => Condition::all().add(column(*field).is_not_null()),
+            FieldKind::Boolean | FieldKind::Time => {
+                Condition::all().add(column(*field).is_not_null())
+            }
         },
-        UserFilter::Compare(field, op, value) => Condition::all().add(compare(*field, column(*field), *op, value)),
+        UserFilter::Compare(field, op, value) => {
+            Condition::all().add(compare(*field, column(*field), *op, value))
+        }
     }
 }
 
@@ -355,7 +389,10 @@ fn compare(field: UserField, col: SimpleExpr, op: CompareOp, value: &FilterValue
             let like = |pattern: String| lhs.clone().like(LikeExpr::new(pattern).escape('\\'));
             match op {
                 CompareOp::Eq => lhs.eq(text),
-                CompareOp::Ne => Condition::any().add(lhs.clone().ne(text)).add(lhs.is_null()).into(),
+                CompareOp::Ne => Condition::any()
+                    .add(lhs.clone().ne(text))
+                    .add(lhs.is_null())
+                    .into(),
                 CompareOp::Co => like(format!("%{}%", escape_like(&text))),
                 CompareOp::Sw => like(format!("{}%", escape_like(&text))),
                 CompareOp::Ew => like(format!("%{}", escape_like(&text))),

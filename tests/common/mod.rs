@@ -33,7 +33,9 @@ fn unique(prefix: &str) -> String {
 /// Creates a fresh PostgreSQL database next to the one `DATABASE_URL` names.
 async fn fresh_postgres(admin_url: &str) -> (String, String) {
     let name = unique("bypass_t");
-    let admin = Database::connect(admin_url).await.expect("connect to DATABASE_URL");
+    let admin = Database::connect(admin_url)
+        .await
+        .expect("connect to DATABASE_URL");
     admin
         .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
         .await
@@ -60,14 +62,17 @@ impl TestApp {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut env: HashMap<String, String> = HashMap::new();
         env.insert("BYPASS_IDP_LISTEN".into(), "127.0.0.1:0".into());
-        env.insert("BYPASS_IDP_DATA_DIR".into(), data_dir.path().display().to_string());
+        env.insert(
+            "BYPASS_IDP_DATA_DIR".into(),
+            data_dir.path().display().to_string(),
+        );
         let mut postgres = None;
-        if let Ok(url) = std::env::var("DATABASE_URL") {
-            if url.starts_with("postgres") {
-                let (db_url, name) = fresh_postgres(&url).await;
-                env.insert("DATABASE_URL".into(), db_url);
-                postgres = Some((url, name));
-            }
+        if let Ok(url) = std::env::var("DATABASE_URL")
+            && url.starts_with("postgres")
+        {
+            let (db_url, name) = fresh_postgres(&url).await;
+            env.insert("DATABASE_URL".into(), db_url);
+            postgres = Some((url, name));
         }
         if let Ok(url) = std::env::var("REDIS_URL") {
             env.insert("REDIS_URL".into(), url);
@@ -76,7 +81,8 @@ impl TestApp {
         for (k, v) in extra {
             env.insert((*k).into(), (*v).into());
         }
-        let config = Config::from_sources(None, |name| env.get(name).cloned()).expect("test config");
+        let config =
+            Config::from_sources(None, |name| env.get(name).cloned()).expect("test config");
         let server = app::start(config).await.expect("server starts");
         let base = server.issuer.clone();
         let bootstrap: Value = serde_json::from_str(
@@ -89,8 +95,14 @@ impl TestApp {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("http client"),
-            admin_id: bootstrap["client_id"].as_str().expect("client_id").to_owned(),
-            admin_secret: bootstrap["client_secret"].as_str().expect("client_secret").to_owned(),
+            admin_id: bootstrap["client_id"]
+                .as_str()
+                .expect("client_id")
+                .to_owned(),
+            admin_secret: bootstrap["client_secret"]
+                .as_str()
+                .expect("client_secret")
+                .to_owned(),
             data_dir,
             env,
             server: Some(server),
@@ -102,12 +114,12 @@ impl TestApp {
         if let Some(server) = self.server.take() {
             server.stop().await;
         }
-        if let Some((admin_url, name)) = self.postgres.take() {
-            if let Ok(admin) = Database::connect(&admin_url).await {
-                let _ = admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .await;
-            }
+        if let Some((admin_url, name)) = self.postgres.take()
+            && let Ok(admin) = Database::connect(&admin_url).await
+        {
+            let _ = admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await;
         }
     }
 
@@ -134,7 +146,12 @@ impl TestApp {
         }
         let mut child = command.spawn().expect("run the CLI");
         if let Some(input) = stdin {
-            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
         }
         drop(child.stdin.take());
         let output = child.wait_with_output().expect("CLI output");
@@ -145,7 +162,12 @@ impl TestApp {
         )
     }
 
-    pub async fn token_for(&self, client_id: &str, secret: &str, scope: Option<&str>) -> reqwest::Response {
+    pub async fn token_for(
+        &self,
+        client_id: &str,
+        secret: &str,
+        scope: Option<&str>,
+    ) -> reqwest::Response {
         let mut form = vec![("grant_type", "client_credentials")];
         if let Some(scope) = scope {
             form.push(("scope", scope));
@@ -161,30 +183,49 @@ impl TestApp {
 
     /// An access token of the bootstrap admin, optionally narrowed to `scope`.
     pub async fn admin_token(&self, scope: Option<&str>) -> String {
-        let response = self.token_for(&self.admin_id, &self.admin_secret, scope).await;
+        let response = self
+            .token_for(&self.admin_id, &self.admin_secret, scope)
+            .await;
         assert_eq!(response.status(), 200, "admin token");
         let body: Value = response.json().await.expect("token JSON");
-        body["access_token"].as_str().expect("access_token").to_owned()
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
     }
 
-    pub async fn scim(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value, reqwest::header::HeaderMap) {
+    pub async fn scim(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
         let mut request = self
             .http
             .request(method, self.url(&format!("/scim/v2{path}")))
             .bearer_auth(token);
         if let Some(body) = body {
-            request = request.header("Content-Type", "application/scim+json").body(body.to_string());
+            request = request
+                .header("Content-Type", "application/scim+json")
+                .body(body.to_string());
         }
         let response = request.send().await.expect("SCIM request");
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.expect("body");
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, value, headers)
     }
 
     pub async fn create_user(&self, token: &str, body: Value) -> Value {
-        let (status, created, _) = self.scim(reqwest::Method::POST, "/Users", token, Some(body)).await;
+        let (status, created, _) = self
+            .scim(reqwest::Method::POST, "/Users", token, Some(body))
+            .await;
         assert_eq!(status, 201, "create user: {created}");
         created
     }
@@ -203,10 +244,16 @@ pub fn user_body(user_name: &str) -> Value {
 /// Asserts an RFC 7644 §3.12 error body with the given status and, if given, scimType.
 pub fn assert_scim_error(status: u16, body: &Value, expected_status: u16, scim_type: Option<&str>) {
     assert_eq!(status, expected_status, "{body}");
-    assert_eq!(body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error", "{body}");
+    assert_eq!(
+        body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+        "{body}"
+    );
     assert_eq!(body["status"], expected_status.to_string(), "{body}");
     if let Some(t) = scim_type {
         assert_eq!(body["scimType"], t, "{body}");
     }
-    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
 }

@@ -86,10 +86,14 @@ pub fn parse_patch_path(text: &str) -> Result<PatchPath, ScimViolation> {
         parser.expect(&Token::CloseBracket, "]")?;
         if let Some(Token::Word(word)) = parser.peek().cloned() {
             let sub = word.strip_prefix('.').ok_or_else(|| {
-                invalid_path(format!("expected \".subAttribute\" after ']' in \"{text}\""))
+                invalid_path(format!(
+                    "expected \".subAttribute\" after ']' in \"{text}\""
+                ))
             })?;
             if sub.is_empty() || sub.contains('.') || sub.contains(':') {
-                return Err(invalid_path(format!("\"{sub}\" is not a sub-attribute name")));
+                return Err(invalid_path(format!(
+                    "\"{sub}\" is not a sub-attribute name"
+                )));
             }
             path.sub_attr = Some(sub.to_owned());
             parser.next();
@@ -149,8 +153,9 @@ fn tokenize(text: &str, error: fn(String) -> ScimViolation) -> Result<Vec<Token>
                 let end = end.ok_or_else(|| {
                     error(format!("unterminated string starting at character {start}"))
                 })?;
-                let literal: String = serde_json::from_str(&text[start..=end])
-                    .map_err(|e| error(format!("invalid string literal at character {start}: {e}")))?;
+                let literal: String = serde_json::from_str(&text[start..=end]).map_err(|e| {
+                    error(format!("invalid string literal at character {start}: {e}"))
+                })?;
                 tokens.push(Token::Str(literal));
             }
             _ => {
@@ -169,7 +174,10 @@ fn tokenize(text: &str, error: fn(String) -> ScimViolation) -> Result<Vec<Token>
     Ok(tokens)
 }
 
-fn parse_attr_path(word: &str, error: fn(String) -> ScimViolation) -> Result<AttrPath, ScimViolation> {
+fn parse_attr_path(
+    word: &str,
+    error: fn(String) -> ScimViolation,
+) -> Result<AttrPath, ScimViolation> {
     let (schema, rest) = match word.rfind(':') {
         Some(i) => (Some(word[..i].to_owned()), &word[i + 1..]),
         None => (None, word),
@@ -179,7 +187,9 @@ fn parse_attr_path(word: &str, error: fn(String) -> ScimViolation) -> Result<Att
     let sub_attr = parts.next();
     let valid_name = |name: &str| {
         let mut chars = name.chars();
-        chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '$')
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '$')
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$')
     };
     if parts.next().is_some() || !valid_name(attr) || sub_attr.is_some_and(|s| !valid_name(s)) {
@@ -240,7 +250,10 @@ impl Parser {
     fn expect_end(&self) -> Result<(), ScimViolation> {
         match self.peek() {
             None => Ok(()),
-            Some(token) => self.fail(format!("unexpected {} after a complete expression", describe(token))),
+            Some(token) => self.fail(format!(
+                "unexpected {} after a complete expression",
+                describe(token)
+            )),
         }
     }
 
@@ -293,8 +306,13 @@ impl Parser {
                 }
                 self.attr_exp(path, &word)
             }
-            Some(other) => self.fail(format!("expected an attribute path but found {}", describe(&other))),
-            None => self.fail("the expression ended where an attribute path was expected".to_owned()),
+            Some(other) => self.fail(format!(
+                "expected an attribute path but found {}",
+                describe(&other)
+            )),
+            None => {
+                self.fail("the expression ended where an attribute path was expected".to_owned())
+            }
         }
     }
 
@@ -335,8 +353,14 @@ impl Parser {
                     }
                 },
             },
-            Some(other) => return self.fail(format!("expected a value but found {}", describe(&other))),
-            None => return self.fail(format!("the expression ended before the value after \"{shown}\"")),
+            Some(other) => {
+                return self.fail(format!("expected a value but found {}", describe(&other)));
+            }
+            None => {
+                return self.fail(format!(
+                    "the expression ended before the value after \"{shown}\""
+                ));
+            }
         };
         Ok(Filter::Compare(path, op, value))
     }
@@ -366,12 +390,19 @@ mod tests {
     }
 
     fn eq(attr: &str, value: &str) -> Filter {
-        Filter::Compare(path(attr, None), CompareOp::Eq, Literal::String(value.to_owned()))
+        Filter::Compare(
+            path(attr, None),
+            CompareOp::Eq,
+            Literal::String(value.to_owned()),
+        )
     }
 
     #[test]
     fn simple_comparison_and_keywords_are_case_insensitive() {
-        assert_eq!(parse_filter(r#"userName EQ "bjensen""#).unwrap(), eq("userName", "bjensen"));
+        assert_eq!(
+            parse_filter(r#"userName EQ "bjensen""#).unwrap(),
+            eq("userName", "bjensen")
+        );
         assert_eq!(
             parse_filter("title pr").unwrap(),
             Filter::Present(path("title", None))
@@ -392,20 +423,32 @@ mod tests {
 
     #[test]
     fn parentheses_not_and_value_paths() {
-        let parsed =
-            parse_filter(r#"not (a eq "1") and (emails[type eq "work" and value co "@x"] or b pr)"#).unwrap();
-        let Filter::And(left, right) = parsed else { panic!("expected and") };
+        let parsed = parse_filter(
+            r#"not (a eq "1") and (emails[type eq "work" and value co "@x"] or b pr)"#,
+        )
+        .unwrap();
+        let Filter::And(left, right) = parsed else {
+            panic!("expected and")
+        };
         assert_eq!(*left, Filter::Not(Box::new(eq("a", "1"))));
-        let Filter::Or(vp, _) = *right else { panic!("expected or") };
+        let Filter::Or(vp, _) = *right else {
+            panic!("expected or")
+        };
         assert!(matches!(*vp, Filter::ValuePath(ref p, _) if p.attr == "emails"));
     }
 
     #[test]
     fn urn_prefixed_paths_and_sub_attributes() {
         let parsed =
-            parse_filter(r#"urn:ietf:params:scim:schemas:core:2.0:User:name.familyName sw "J""#).unwrap();
-        let Filter::Compare(p, CompareOp::Sw, _) = parsed else { panic!("expected sw") };
-        assert_eq!(p.schema.as_deref(), Some("urn:ietf:params:scim:schemas:core:2.0:User"));
+            parse_filter(r#"urn:ietf:params:scim:schemas:core:2.0:User:name.familyName sw "J""#)
+                .unwrap();
+        let Filter::Compare(p, CompareOp::Sw, _) = parsed else {
+            panic!("expected sw")
+        };
+        assert_eq!(
+            p.schema.as_deref(),
+            Some("urn:ietf:params:scim:schemas:core:2.0:User")
+        );
         assert_eq!(p.attr, "name");
         assert_eq!(p.sub_attr.as_deref(), Some("familyName"));
     }
@@ -449,7 +492,10 @@ mod tests {
     #[test]
     fn deep_nesting_is_refused_not_overflowed() {
         let deep = format!("{}a pr{}", "(".repeat(200), ")".repeat(200));
-        assert_eq!(parse_filter(&deep).unwrap_err().scim_type, ScimType::InvalidFilter);
+        assert_eq!(
+            parse_filter(&deep).unwrap_err().scim_type,
+            ScimType::InvalidFilter
+        );
     }
 
     #[test]
@@ -462,7 +508,11 @@ mod tests {
         assert_eq!(p.attr, path("name", Some("givenName")));
         assert!(p.value_filter.is_none());
         for bad in ["", "emails[", "emails[type eq \"w\"]value", "a b"] {
-            assert_eq!(parse_patch_path(bad).unwrap_err().scim_type, ScimType::InvalidPath, "{bad}");
+            assert_eq!(
+                parse_patch_path(bad).unwrap_err().scim_type,
+                ScimType::InvalidPath,
+                "{bad}"
+            );
         }
     }
 }

@@ -93,7 +93,10 @@ const EMAIL_SUB_ATTRIBUTES: &[AttrDef] = &[
     text("display", "A human-readable name for the address."),
     AttrDef {
         canonical_values: &["work", "home", "other"],
-        ..text("type", "A label for the address: 'work', 'home' or 'other'.")
+        ..text(
+            "type",
+            "A label for the address: 'work', 'home' or 'other'.",
+        )
     },
     AttrDef {
         ty: AttrType::Boolean,
@@ -126,7 +129,10 @@ pub const USER_ATTRIBUTES: &[AttrDef] = &[
         ..text("profileUrl", "A URI of the user's online profile.")
     },
     text("title", "The user's title, e.g. 'Vice President'."),
-    text("userType", "The relationship to the organization, e.g. 'Employee'."),
+    text(
+        "userType",
+        "The relationship to the organization, e.g. 'Employee'.",
+    ),
     text(
         "preferredLanguage",
         "Preferred written or spoken language, e.g. 'en-US'.",
@@ -135,10 +141,7 @@ pub const USER_ATTRIBUTES: &[AttrDef] = &[
     text("timezone", "Time zone in IANA format, e.g. 'Europe/Paris'."),
     AttrDef {
         ty: AttrType::Boolean,
-        ..text(
-            "active",
-            "Whether the user may sign in. Defaults to true.",
-        )
+        ..text("active", "Whether the user may sign in. Defaults to true.")
     },
     AttrDef {
         mutability: Mutability::WriteOnly,

@@ -32,23 +32,42 @@ impl SearchParams {
             filter,
             start_index: start_index.unwrap_or(1).max(1) as u64,
             count: count.map_or(DEFAULT_PAGE_SIZE, |c| c.max(0) as u64),
-            attributes: attributes.map(parse_attribute_list).transpose()?.unwrap_or_default(),
-            excluded_attributes: excluded.map(parse_attribute_list).transpose()?.unwrap_or_default(),
+            attributes: attributes
+                .map(parse_attribute_list)
+                .transpose()?
+                .unwrap_or_default(),
+            excluded_attributes: excluded
+                .map(parse_attribute_list)
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
 
     /// Parses a SearchRequest body (RFC 7644 §3.4.3).
     pub fn from_body(body: &Value) -> Result<Self, ScimViolation> {
         let invalid = |detail: String| ScimViolation::new(ScimType::InvalidValue, detail);
-        let object = body
-            .as_object()
-            .ok_or_else(|| ScimViolation::new(ScimType::InvalidSyntax, "the request body must be a JSON object"))?;
-        let get = |name: &str| object.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+        let object = body.as_object().ok_or_else(|| {
+            ScimViolation::new(
+                ScimType::InvalidSyntax,
+                "the request body must be a JSON object",
+            )
+        })?;
+        let get = |name: &str| {
+            object
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        };
         let schemas_ok = get("schemas")
             .and_then(Value::as_array)
-            .is_some_and(|list| list.iter().any(|s| s.as_str() == Some(SEARCH_REQUEST_SCHEMA)));
+            .is_some_and(|list| {
+                list.iter()
+                    .any(|s| s.as_str() == Some(SEARCH_REQUEST_SCHEMA))
+            });
         if !schemas_ok {
-            return Err(invalid(format!("\"schemas\" must contain \"{SEARCH_REQUEST_SCHEMA}\"")));
+            return Err(invalid(format!(
+                "\"schemas\" must contain \"{SEARCH_REQUEST_SCHEMA}\""
+            )));
         }
         let string = |name: &str| -> Result<Option<String>, ScimViolation> {
             match get(name) {
@@ -60,7 +79,10 @@ impl SearchParams {
         let integer = |name: &str| -> Result<Option<i64>, ScimViolation> {
             match get(name) {
                 None | Some(Value::Null) => Ok(None),
-                Some(v) => v.as_i64().map(Some).ok_or_else(|| invalid(format!("\"{name}\" must be an integer"))),
+                Some(v) => v
+                    .as_i64()
+                    .map(Some)
+                    .ok_or_else(|| invalid(format!("\"{name}\" must be an integer"))),
             }
         };
         let list = |name: &str| -> Result<Option<String>, ScimViolation> {
@@ -68,14 +90,20 @@ impl SearchParams {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::Array(items)) => items
                     .iter()
-                    .map(|i| i.as_str().ok_or_else(|| invalid(format!("\"{name}\" must be an array of strings"))))
+                    .map(|i| {
+                        i.as_str().ok_or_else(|| {
+                            invalid(format!("\"{name}\" must be an array of strings"))
+                        })
+                    })
                     .collect::<Result<Vec<_>, _>>()
                     .map(|names| Some(names.join(","))),
                 Some(_) => Err(invalid(format!("\"{name}\" must be an array of strings"))),
             }
         };
         if get("sortBy").is_some_and(|v| !v.is_null()) {
-            return Err(invalid("sorting is not supported (see /ServiceProviderConfig)".to_owned()));
+            return Err(invalid(
+                "sorting is not supported (see /ServiceProviderConfig)".to_owned(),
+            ));
         }
         Self::from_query(
             string("filter")?,
@@ -96,7 +124,8 @@ mod tests {
     fn query_defaults_and_bounds() {
         let p = SearchParams::from_query(None, Some(-4), Some(-1), None, None).unwrap();
         assert_eq!((p.start_index, p.count), (1, 0));
-        let p = SearchParams::from_query(None, None, None, Some("userName, name.givenName"), None).unwrap();
+        let p = SearchParams::from_query(None, None, None, Some("userName, name.givenName"), None)
+            .unwrap();
         assert_eq!(p.count, DEFAULT_PAGE_SIZE);
         assert_eq!(p.attributes.len(), 2);
     }

@@ -164,7 +164,11 @@ fn check_schemas(body: &Map<String, Value>, expected: &str) -> Result<(), ScimVi
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("schemas"))
         .map(|(_, v)| v)
-        .ok_or_else(|| invalid_value(format!("\"schemas\" is required and must contain \"{expected}\"")))?;
+        .ok_or_else(|| {
+            invalid_value(format!(
+                "\"schemas\" is required and must contain \"{expected}\""
+            ))
+        })?;
     let list = schemas
         .as_array()
         .ok_or_else(|| invalid_syntax("\"schemas\" must be an array of schema URNs"))?;
@@ -182,14 +186,20 @@ fn check_schemas(body: &Map<String, Value>, expected: &str) -> Result<(), ScimVi
         }
     }
     if !found {
-        return Err(invalid_value(format!("\"schemas\" must contain \"{expected}\"")));
+        return Err(invalid_value(format!(
+            "\"schemas\" must contain \"{expected}\""
+        )));
     }
     Ok(())
 }
 
 /// Validates a value against an attribute definition and returns it with canonical
 /// attribute names; `None` for null (unassigned) and for read-only attributes.
-fn normalize_value(def: &AttrDef, value: &Value, path: &str) -> Result<Option<Value>, ScimViolation> {
+fn normalize_value(
+    def: &AttrDef,
+    value: &Value,
+    path: &str,
+) -> Result<Option<Value>, ScimViolation> {
     if value.is_null() || def.mutability == Mutability::ReadOnly {
         return Ok(None);
     }
@@ -214,7 +224,11 @@ fn normalize_value(def: &AttrDef, value: &Value, path: &str) -> Result<Option<Va
     normalize_single(def, value, path)
 }
 
-fn normalize_single(def: &AttrDef, value: &Value, path: &str) -> Result<Option<Value>, ScimViolation> {
+fn normalize_single(
+    def: &AttrDef,
+    value: &Value,
+    path: &str,
+) -> Result<Option<Value>, ScimViolation> {
     match def.ty {
         AttrType::String | AttrType::Reference => {
             let text = value
@@ -228,7 +242,9 @@ fn normalize_single(def: &AttrDef, value: &Value, path: &str) -> Result<Option<V
                 )));
             }
             if text.chars().any(|c| c == '\0') {
-                return Err(invalid_value(format!("\"{path}\" must not contain NUL characters")));
+                return Err(invalid_value(format!(
+                    "\"{path}\" must not contain NUL characters"
+                )));
             }
             Ok(Some(Value::String(text.to_owned())))
         }
@@ -265,10 +281,10 @@ fn normalize_object(
             ))
         })?;
         let path = format!("{parent}.{}", def.name);
-        if let Some(v) = normalize_value(def, value, &path)? {
-            if out.insert(def.name.to_owned(), v).is_some() {
-                return Err(invalid_syntax(format!("\"{path}\" is given twice")));
-            }
+        if let Some(v) = normalize_value(def, value, &path)?
+            && out.insert(def.name.to_owned(), v).is_some()
+        {
+            return Err(invalid_syntax(format!("\"{path}\" is given twice")));
         }
     }
     Ok(out)
@@ -290,7 +306,9 @@ pub fn normalize(body: &Value) -> Result<Map<String, Value>, ScimViolation> {
             _ => key.as_str(),
         };
         if name.eq_ignore_ascii_case("schemas")
-            || schema::READ_ONLY_COMMON.iter().any(|c| c.eq_ignore_ascii_case(name))
+            || schema::READ_ONLY_COMMON
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(name))
         {
             continue;
         }
@@ -303,10 +321,10 @@ pub fn normalize(body: &Value) -> Result<Map<String, Value>, ScimViolation> {
                 ))
             }
         })?;
-        if let Some(v) = normalize_value(def, value, def.name)? {
-            if out.insert(def.name.to_owned(), v).is_some() {
-                return Err(invalid_syntax(format!("\"{}\" is given twice", def.name)));
-            }
+        if let Some(v) = normalize_value(def, value, def.name)?
+            && out.insert(def.name.to_owned(), v).is_some()
+        {
+            return Err(invalid_syntax(format!("\"{}\" is given twice", def.name)));
         }
     }
     Ok(out)
@@ -347,20 +365,27 @@ fn from_normalized(mut object: Map<String, Value>) -> Result<UserWrite, ScimViol
     let mut emails = Vec::new();
     if let Some(Value::Array(items)) = object.remove("emails") {
         for (i, item) in items.into_iter().enumerate() {
-            let Value::Object(mut entry) = item else { continue };
+            let Value::Object(mut entry) = item else {
+                continue;
+            };
             let value = take_string(&mut entry, "value")
                 .filter(|v| !v.trim().is_empty())
                 .ok_or_else(|| invalid_value(format!("\"emails[{i}].value\" is required")))?;
             emails.push(Email {
                 value,
                 kind: take_string(&mut entry, "type"),
-                primary: entry.get("primary").and_then(Value::as_bool).unwrap_or(false),
+                primary: entry
+                    .get("primary")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
                 display: take_string(&mut entry, "display"),
             });
         }
     }
     if emails.iter().filter(|e| e.primary).count() > 1 {
-        return Err(invalid_value("at most one of \"emails\" may have \"primary\": true"));
+        return Err(invalid_value(
+            "at most one of \"emails\" may have \"primary\": true",
+        ));
     }
     let attributes = UserAttributes {
         user_name,
@@ -377,7 +402,10 @@ fn from_normalized(mut object: Map<String, Value>) -> Result<UserWrite, ScimViol
         active: object.get("active").and_then(Value::as_bool),
         emails,
     };
-    Ok(UserWrite { attributes, password })
+    Ok(UserWrite {
+        attributes,
+        password,
+    })
 }
 
 /// Parses the body of a POST or PUT; `active` defaults to true there.
@@ -408,7 +436,9 @@ pub fn apply_patch(user: &User, body: &Value) -> Result<UserWrite, ScimViolation
         .and_then(|(_, v)| v.as_array())
         .ok_or_else(|| invalid_syntax("\"Operations\" is required and must be an array"))?;
     if operations.is_empty() {
-        return Err(invalid_value("\"Operations\" must contain at least one operation"));
+        return Err(invalid_value(
+            "\"Operations\" must contain at least one operation",
+        ));
     }
     if operations.len() > MAX_PATCH_OPERATIONS {
         return Err(ScimViolation::new(
@@ -428,7 +458,11 @@ pub fn apply_patch(user: &User, body: &Value) -> Result<UserWrite, ScimViolation
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v)
         };
-        let kind = match get("op").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
+        let kind = match get("op")
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("add") => PatchOpKind::Add,
             Some("replace") => PatchOpKind::Replace,
             Some("remove") => PatchOpKind::Remove,
@@ -441,11 +475,17 @@ pub fn apply_patch(user: &User, body: &Value) -> Result<UserWrite, ScimViolation
         let path = match get("path") {
             None | Some(Value::Null) => None,
             Some(Value::String(p)) => Some(parse_patch_path(p)?),
-            Some(_) => return Err(invalid_syntax(format!("\"Operations[{i}].path\" must be a string"))),
+            Some(_) => {
+                return Err(invalid_syntax(format!(
+                    "\"Operations[{i}].path\" must be a string"
+                )));
+            }
         };
         let value = get("value");
         if kind != PatchOpKind::Remove && value.is_none() {
-            return Err(invalid_value(format!("\"Operations[{i}].value\" is required for add and replace")));
+            return Err(invalid_value(format!(
+                "\"Operations[{i}].value\" is required for add and replace"
+            )));
         }
         apply_operation(&mut doc, &mut password, kind, path.as_ref(), value)?;
     }
@@ -468,16 +508,19 @@ fn coerce_boolean(def: &AttrDef, value: &Value) -> Value {
 }
 
 fn resolve_top(attr: &AttrPath) -> Result<&'static AttrDef, ScimViolation> {
-    if let Some(schema) = &attr.schema {
-        if !schema.eq_ignore_ascii_case(USER_SCHEMA) {
-            return Err(ScimViolation::new(
-                ScimType::InvalidPath,
-                format!("unknown schema \"{schema}\" in path"),
-            ));
-        }
+    if let Some(schema) = &attr.schema
+        && !schema.eq_ignore_ascii_case(USER_SCHEMA)
+    {
+        return Err(ScimViolation::new(
+            ScimType::InvalidPath,
+            format!("unknown schema \"{schema}\" in path"),
+        ));
     }
     schema::find_user_attr(&attr.attr).ok_or_else(|| {
-        ScimViolation::new(ScimType::InvalidPath, format!("unknown attribute \"{}\"", attr.attr))
+        ScimViolation::new(
+            ScimType::InvalidPath,
+            format!("unknown attribute \"{}\"", attr.attr),
+        )
     })
 }
 
@@ -490,11 +533,14 @@ fn apply_operation(
 ) -> Result<(), ScimViolation> {
     let Some(path) = path else {
         if kind == PatchOpKind::Remove {
-            return Err(ScimViolation::new(ScimType::NoTarget, "\"remove\" requires a \"path\""));
+            return Err(ScimViolation::new(
+                ScimType::NoTarget,
+                "\"remove\" requires a \"path\"",
+            ));
         }
-        let object = value
-            .and_then(Value::as_object)
-            .ok_or_else(|| invalid_syntax("without a \"path\", \"value\" must be an object of attributes"))?;
+        let object = value.and_then(Value::as_object).ok_or_else(|| {
+            invalid_syntax("without a \"path\", \"value\" must be an object of attributes")
+        })?;
         for (key, v) in object {
             let attr = filter_attr_path(key)?;
             let target = PatchPath {
@@ -508,7 +554,10 @@ fn apply_operation(
     };
     let def = resolve_top(&path.attr)?;
     if def.mutability == Mutability::ReadOnly {
-        return Err(ScimViolation::new(ScimType::Mutability, format!("\"{}\" is read-only", def.name)));
+        return Err(ScimViolation::new(
+            ScimType::Mutability,
+            format!("\"{}\" is read-only", def.name),
+        ));
     }
     if def.name == "password" {
         return match kind {
@@ -517,7 +566,10 @@ fn apply_operation(
                 "\"password\" can be replaced but not removed",
             )),
             _ => match value.and_then(Value::as_str) {
-                Some(p) if p.chars().count() >= MIN_PASSWORD_CHARS && p.chars().count() <= def.max_len => {
+                Some(p)
+                    if p.chars().count() >= MIN_PASSWORD_CHARS
+                        && p.chars().count() <= def.max_len =>
+                {
                     *password = Some(Secret::new(p));
                     Ok(())
                 }
@@ -542,16 +594,24 @@ fn apply_operation(
     match (&path.attr.sub_attr, def.ty) {
         (Some(sub), AttrType::Complex) => {
             let sub_def = schema::find(def.sub_attributes, sub).ok_or_else(|| {
-                ScimViolation::new(ScimType::InvalidPath, format!("\"{name}\" has no sub-attribute \"{sub}\""))
+                ScimViolation::new(
+                    ScimType::InvalidPath,
+                    format!("\"{name}\" has no sub-attribute \"{sub}\""),
+                )
             })?;
             let parent = doc.entry(name).or_insert_with(|| Value::Object(Map::new()));
-            let parent = parent.as_object_mut().ok_or_else(|| invalid_syntax(format!("\"{name}\" is not complex")))?;
+            let parent = parent
+                .as_object_mut()
+                .ok_or_else(|| invalid_syntax(format!("\"{name}\" is not complex")))?;
             match kind {
                 PatchOpKind::Remove => {
                     parent.remove(sub_def.name);
                 }
                 _ => {
-                    parent.insert(sub_def.name.to_owned(), coerce_boolean(sub_def, value.unwrap_or(&Value::Null)));
+                    parent.insert(
+                        sub_def.name.to_owned(),
+                        coerce_boolean(sub_def, value.unwrap_or(&Value::Null)),
+                    );
                 }
             }
         }
@@ -586,7 +646,10 @@ fn apply_operation(
                 doc.remove(name);
             }
             _ => {
-                doc.insert(name.to_owned(), coerce_boolean(def, value.unwrap_or(&Value::Null)));
+                doc.insert(
+                    name.to_owned(),
+                    coerce_boolean(def, value.unwrap_or(&Value::Null)),
+                );
             }
         },
     }
@@ -605,7 +668,10 @@ fn apply_multi_valued(
     let sub_attr = path.sub_attr.as_ref().or(path.attr.sub_attr.as_ref());
     let sub_def = match sub_attr {
         Some(sub) => Some(schema::find(def.sub_attributes, sub).ok_or_else(|| {
-            ScimViolation::new(ScimType::InvalidPath, format!("\"{name}\" has no sub-attribute \"{sub}\""))
+            ScimViolation::new(
+                ScimType::InvalidPath,
+                format!("\"{name}\" has no sub-attribute \"{sub}\""),
+            )
         })?),
         None => None,
     };
@@ -650,7 +716,10 @@ fn apply_multi_valued(
         }
         (_, Some(sub), has_filter) => {
             if has_filter && selected.is_empty() {
-                return Err(ScimViolation::new(ScimType::NoTarget, format!("no value of \"{name}\" matches the filter")));
+                return Err(ScimViolation::new(
+                    ScimType::NoTarget,
+                    format!("no value of \"{name}\" matches the filter"),
+                ));
             }
             let new_value = coerce_boolean(sub, value.unwrap_or(&Value::Null));
             for &i in &selected {
@@ -661,17 +730,21 @@ fn apply_multi_valued(
         }
         (_, None, true) => {
             if selected.is_empty() {
-                return Err(ScimViolation::new(ScimType::NoTarget, format!("no value of \"{name}\" matches the filter")));
+                return Err(ScimViolation::new(
+                    ScimType::NoTarget,
+                    format!("no value of \"{name}\" matches the filter"),
+                ));
             }
             let replacement = value.cloned().unwrap_or(Value::Null);
-            let replacement = replacement
-                .as_object()
-                .ok_or_else(|| invalid_syntax(format!("a value of \"{name}\" must be an object")))?;
+            let replacement = replacement.as_object().ok_or_else(|| {
+                invalid_syntax(format!("a value of \"{name}\" must be an object"))
+            })?;
             for &i in &selected {
                 if let Some(entry) = items[i].as_object_mut() {
                     for (k, v) in replacement {
-                        let sub = schema::find(def.sub_attributes, k)
-                            .ok_or_else(|| invalid_value(format!("\"{name}\" has no sub-attribute \"{k}\"")))?;
+                        let sub = schema::find(def.sub_attributes, k).ok_or_else(|| {
+                            invalid_value(format!("\"{name}\" has no sub-attribute \"{k}\""))
+                        })?;
                         entry.insert(sub.name.to_owned(), coerce_boolean(sub, v));
                     }
                 }
@@ -700,10 +773,10 @@ fn apply_multi_valued(
     if primaries.len() > 1 {
         let keep = *primaries.last().unwrap_or(&0);
         for i in primaries {
-            if i != keep {
-                if let Some(entry) = items[i].as_object_mut() {
-                    entry.insert("primary".into(), Value::Bool(false));
-                }
+            if i != keep
+                && let Some(entry) = items[i].as_object_mut()
+            {
+                entry.insert("primary".into(), Value::Bool(false));
             }
         }
     }
@@ -714,8 +787,14 @@ fn apply_multi_valued(
 }
 
 fn same_value(a: &Value, b: &Value) -> bool {
-    let field = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_ascii_lowercase);
-    field(a, "value").is_some() && field(a, "value") == field(b, "value") && field(a, "type") == field(b, "type")
+    let field = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase)
+    };
+    field(a, "value").is_some()
+        && field(a, "value") == field(b, "value")
+        && field(a, "type") == field(b, "type")
 }
 
 fn filter_attr_path(key: &str) -> Result<AttrPath, ScimViolation> {
@@ -729,7 +808,10 @@ fn matches_value(def: &AttrDef, filter: &Filter, item: &Value) -> Result<bool, S
         Filter::Or(a, b) => matches_value(def, a, item)? || matches_value(def, b, item)?,
         Filter::Not(inner) => !matches_value(def, inner, item)?,
         Filter::ValuePath(..) => {
-            return Err(ScimViolation::new(ScimType::InvalidFilter, "value filters cannot be nested"));
+            return Err(ScimViolation::new(
+                ScimType::InvalidFilter,
+                "value filters cannot be nested",
+            ));
         }
         Filter::Present(path) => {
             let sub = value_filter_sub(def, path)?;
@@ -742,18 +824,32 @@ fn matches_value(def: &AttrDef, filter: &Filter, item: &Value) -> Result<bool, S
                 (Some(Value::Bool(a)), Literal::Bool(b)) => match op {
                     CompareOp::Eq => a == b,
                     CompareOp::Ne => a != b,
-                    _ => return Err(ScimViolation::new(ScimType::InvalidFilter, format!("\"{}\" is boolean: use eq or ne", sub.name))),
+                    _ => {
+                        return Err(ScimViolation::new(
+                            ScimType::InvalidFilter,
+                            format!("\"{}\" is boolean: use eq or ne", sub.name),
+                        ));
+                    }
                 },
-                (None | Some(Value::Null), Literal::Bool(false)) if sub.ty == AttrType::Boolean => *op == CompareOp::Eq,
+                (None | Some(Value::Null), Literal::Bool(false)) if sub.ty == AttrType::Boolean => {
+                    *op == CompareOp::Eq
+                }
                 (Some(Value::String(a)), Literal::String(b)) => {
-                    let (a, b) = if sub.case_exact { (a.clone(), b.clone()) } else { (a.to_lowercase(), b.to_lowercase()) };
+                    let (a, b) = if sub.case_exact {
+                        (a.clone(), b.clone())
+                    } else {
+                        (a.to_lowercase(), b.to_lowercase())
+                    };
                     compare_strings(*op, &a, &b)
                 }
                 (None | Some(Value::Null), _) => *op == CompareOp::Ne,
                 _ => {
                     return Err(ScimViolation::new(
                         ScimType::InvalidFilter,
-                        format!("the value compared with \"{}\" has the wrong type", sub.name),
+                        format!(
+                            "the value compared with \"{}\" has the wrong type",
+                            sub.name
+                        ),
                     ));
                 }
             }
@@ -764,7 +860,10 @@ fn matches_value(def: &AttrDef, filter: &Filter, item: &Value) -> Result<bool, S
 fn value_filter_sub<'a>(def: &'a AttrDef, path: &AttrPath) -> Result<&'a AttrDef, ScimViolation> {
     let name = path.sub_attr.as_deref().unwrap_or(&path.attr);
     schema::find(def.sub_attributes, name).ok_or_else(|| {
-        ScimViolation::new(ScimType::InvalidFilter, format!("\"{}\" has no sub-attribute \"{name}\"", def.name))
+        ScimViolation::new(
+            ScimType::InvalidFilter,
+            format!("\"{}\" has no sub-attribute \"{name}\"", def.name),
+        )
     })
 }
 
@@ -785,7 +884,9 @@ pub fn compare_strings(op: CompareOp, actual: &str, expected: &str) -> bool {
 /// Reduces a rendered resource to what `attributes` / `excludedAttributes` ask for
 /// (RFC 7644 §3.4.2.5). `id` and `schemas` are always returned.
 pub fn project(resource: Value, attributes: &[AttrPath], excluded: &[AttrPath]) -> Value {
-    let Value::Object(mut object) = resource else { return resource };
+    let Value::Object(mut object) = resource else {
+        return resource;
+    };
     let always = |key: &str| key == "id" || key == "schemas";
     if !attributes.is_empty() {
         let mut kept = Map::new();
@@ -794,7 +895,10 @@ pub fn project(resource: Value, attributes: &[AttrPath], excluded: &[AttrPath]) 
                 kept.insert(key, value);
                 continue;
             }
-            let wanted: Vec<&AttrPath> = attributes.iter().filter(|a| a.attr.eq_ignore_ascii_case(&key)).collect();
+            let wanted: Vec<&AttrPath> = attributes
+                .iter()
+                .filter(|a| a.attr.eq_ignore_ascii_case(&key))
+                .collect();
             if wanted.is_empty() {
                 continue;
             }
@@ -802,7 +906,10 @@ pub fn project(resource: Value, attributes: &[AttrPath], excluded: &[AttrPath]) 
                 kept.insert(key, value);
                 continue;
             }
-            let subs: Vec<&str> = wanted.iter().filter_map(|a| a.sub_attr.as_deref()).collect();
+            let subs: Vec<&str> = wanted
+                .iter()
+                .filter_map(|a| a.sub_attr.as_deref())
+                .collect();
             let keep_subs = |v: Value| match v {
                 Value::Object(map) => Value::Object(
                     map.into_iter()
@@ -820,7 +927,13 @@ pub fn project(resource: Value, attributes: &[AttrPath], excluded: &[AttrPath]) 
         object = kept;
     }
     for path in excluded {
-        let Some(key) = object.keys().find(|k| k.eq_ignore_ascii_case(&path.attr)).cloned() else { continue };
+        let Some(key) = object
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case(&path.attr))
+            .cloned()
+        else {
+            continue;
+        };
         if always(&key) {
             continue;
         }
@@ -908,14 +1021,20 @@ impl UserField {
     }
 
     pub fn is_email(self) -> bool {
-        matches!(self, Self::EmailValue | Self::EmailType | Self::EmailDisplay | Self::EmailPrimary)
+        matches!(
+            self,
+            Self::EmailValue | Self::EmailType | Self::EmailDisplay | Self::EmailPrimary
+        )
     }
 
     fn resolve(path: &AttrPath, within_emails: bool) -> Result<Self, ScimViolation> {
-        if let Some(schema) = &path.schema {
-            if !schema.eq_ignore_ascii_case(USER_SCHEMA) {
-                return Err(ScimViolation::new(ScimType::InvalidFilter, format!("unknown schema \"{schema}\" in filter")));
-            }
+        if let Some(schema) = &path.schema
+            && !schema.eq_ignore_ascii_case(USER_SCHEMA)
+        {
+            return Err(ScimViolation::new(
+                ScimType::InvalidFilter,
+                format!("unknown schema \"{schema}\" in filter"),
+            ));
         }
         let attr = path.attr.to_ascii_lowercase();
         let sub = path.sub_attr.as_deref().map(str::to_ascii_lowercase);
@@ -1000,12 +1119,22 @@ pub fn resolve_filter(filter: &Filter) -> Result<UserFilter, ScimViolation> {
 fn resolve(filter: &Filter, within_emails: bool) -> Result<UserFilter, ScimViolation> {
     let invalid = |detail: String| ScimViolation::new(ScimType::InvalidFilter, detail);
     Ok(match filter {
-        Filter::And(a, b) => UserFilter::And(Box::new(resolve(a, within_emails)?), Box::new(resolve(b, within_emails)?)),
-        Filter::Or(a, b) => UserFilter::Or(Box::new(resolve(a, within_emails)?), Box::new(resolve(b, within_emails)?)),
+        Filter::And(a, b) => UserFilter::And(
+            Box::new(resolve(a, within_emails)?),
+            Box::new(resolve(b, within_emails)?),
+        ),
+        Filter::Or(a, b) => UserFilter::Or(
+            Box::new(resolve(a, within_emails)?),
+            Box::new(resolve(b, within_emails)?),
+        ),
         Filter::Not(inner) => UserFilter::Not(Box::new(resolve(inner, within_emails)?)),
         Filter::ValuePath(path, inner) => {
-            if within_emails || !path.attr.eq_ignore_ascii_case("emails") || path.sub_attr.is_some() {
-                return Err(invalid(format!("\"{}[...]\" is not a multi-valued attribute filter this server supports", path.attr)));
+            if within_emails || !path.attr.eq_ignore_ascii_case("emails") || path.sub_attr.is_some()
+            {
+                return Err(invalid(format!(
+                    "\"{}[...]\" is not a multi-valued attribute filter this server supports",
+                    path.attr
+                )));
             }
             UserFilter::AnyEmail(Box::new(resolve(inner, true)?))
         }
@@ -1016,25 +1145,46 @@ fn resolve(filter: &Filter, within_emails: bool) -> Result<UserFilter, ScimViola
         Filter::Compare(path, op, literal) => {
             let field = UserField::resolve(path, within_emails)?;
             let value = match (field.kind(), literal) {
-                (FieldKind::Text | FieldKind::ExactText, Literal::String(s)) => FilterValue::Text(s.clone()),
-                (FieldKind::Boolean, Literal::Bool(b)) if matches!(op, CompareOp::Eq | CompareOp::Ne) => {
+                (FieldKind::Text | FieldKind::ExactText, Literal::String(s)) => {
+                    FilterValue::Text(s.clone())
+                }
+                (FieldKind::Boolean, Literal::Bool(b))
+                    if matches!(op, CompareOp::Eq | CompareOp::Ne) =>
+                {
                     FilterValue::Boolean(*b)
                 }
                 (FieldKind::Boolean, Literal::Bool(_)) => {
-                    return Err(invalid(format!("{} is boolean: only eq and ne apply", path.attr)));
+                    return Err(invalid(format!(
+                        "{} is boolean: only eq and ne apply",
+                        path.attr
+                    )));
                 }
-                (FieldKind::Time, Literal::String(s)) if !matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew) => {
-                    let time = DateTime::parse_from_rfc3339(s)
-                        .map_err(|_| invalid(format!("\"{s}\" is not an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z")))?;
+                (FieldKind::Time, Literal::String(s))
+                    if !matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew) =>
+                {
+                    let time = DateTime::parse_from_rfc3339(s).map_err(|_| {
+                        invalid(format!(
+                            "\"{s}\" is not an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z"
+                        ))
+                    })?;
                     FilterValue::Time(time.with_timezone(&Utc))
                 }
                 (FieldKind::Time, Literal::String(_)) => {
-                    return Err(invalid("dates compare with eq, ne, gt, ge, lt or le".to_owned()));
+                    return Err(invalid(
+                        "dates compare with eq, ne, gt, ge, lt or le".to_owned(),
+                    ));
                 }
                 (_, Literal::Null) => {
-                    return Err(invalid("compare with null is not supported; use \"not (attr pr)\"".to_owned()));
+                    return Err(invalid(
+                        "compare with null is not supported; use \"not (attr pr)\"".to_owned(),
+                    ));
                 }
-                _ => return Err(invalid(format!("the value compared with \"{}\" has the wrong type", path.attr))),
+                _ => {
+                    return Err(invalid(format!(
+                        "the value compared with \"{}\" has the wrong type",
+                        path.attr
+                    )));
+                }
             };
             wrap_email(field, within_emails, UserFilter::Compare(field, *op, value))
         }
@@ -1071,7 +1221,13 @@ mod tests {
 
     fn stored(write: UserWrite) -> User {
         let now = Utc::now();
-        User { id: UserId::new("u1"), attributes: write.attributes, version: 1, created: now, last_modified: now }
+        User {
+            id: UserId::new("u1"),
+            attributes: write.attributes,
+            version: 1,
+            created: now,
+            last_modified: now,
+        }
     }
 
     #[test]
@@ -1080,13 +1236,20 @@ mod tests {
         assert_eq!(write.attributes.user_name, "bjensen");
         assert_eq!(write.attributes.name.given_name.as_deref(), Some("Barbara"));
         assert_eq!(write.attributes.emails.len(), 2);
-        assert_eq!(write.attributes.active, Some(true), "active defaults to true");
+        assert_eq!(
+            write.attributes.active,
+            Some(true),
+            "active defaults to true"
+        );
         assert_eq!(write.password.unwrap().expose(), "correct horse battery");
     }
 
     #[test]
     fn attribute_names_are_case_insensitive() {
-        let write = parse_user(&json!({"SCHEMAS": [USER_SCHEMA], "USERNAME": "x", "Name": {"GIVENNAME": "A"}})).unwrap();
+        let write = parse_user(
+            &json!({"SCHEMAS": [USER_SCHEMA], "USERNAME": "x", "Name": {"GIVENNAME": "A"}}),
+        )
+        .unwrap();
         assert_eq!(write.attributes.user_name, "x");
         assert_eq!(write.attributes.name.given_name.as_deref(), Some("A"));
     }
@@ -1096,22 +1259,52 @@ mod tests {
         let cases = [
             (json!([]), ScimType::InvalidSyntax),
             (json!({"userName": "x"}), ScimType::InvalidValue),
-            (json!({"schemas": ["urn:example:Unknown", USER_SCHEMA], "userName": "x"}), ScimType::InvalidValue),
+            (
+                json!({"schemas": ["urn:example:Unknown", USER_SCHEMA], "userName": "x"}),
+                ScimType::InvalidValue,
+            ),
             (json!({"schemas": [USER_SCHEMA]}), ScimType::InvalidValue),
-            (json!({"schemas": [USER_SCHEMA], "userName": "  "}), ScimType::InvalidValue),
-            (json!({"schemas": [USER_SCHEMA], "userName": 7}), ScimType::InvalidSyntax),
-            (json!({"schemas": [USER_SCHEMA], "userName": "x", "active": "yes"}), ScimType::InvalidSyntax),
-            (json!({"schemas": [USER_SCHEMA], "userName": "x".repeat(257)}), ScimType::InvalidValue),
-            (json!({"schemas": [USER_SCHEMA], "userName": "a\u{0}b"}), ScimType::InvalidValue),
-            (json!({"schemas": [USER_SCHEMA], "userName": "x", "shoeSize": 9}), ScimType::InvalidValue),
-            (json!({"schemas": [USER_SCHEMA], "userName": "x", "password": "short"}), ScimType::InvalidValue),
-            (json!({"schemas": [USER_SCHEMA], "userName": "x", "emails": [{"type": "work"}]}), ScimType::InvalidValue),
+            (
+                json!({"schemas": [USER_SCHEMA], "userName": "  "}),
+                ScimType::InvalidValue,
+            ),
+            (
+                json!({"schemas": [USER_SCHEMA], "userName": 7}),
+                ScimType::InvalidSyntax,
+            ),
+            (
+                json!({"schemas": [USER_SCHEMA], "userName": "x", "active": "yes"}),
+                ScimType::InvalidSyntax,
+            ),
+            (
+                json!({"schemas": [USER_SCHEMA], "userName": "x".repeat(257)}),
+                ScimType::InvalidValue,
+            ),
+            (
+                json!({"schemas": [USER_SCHEMA], "userName": "a\u{0}b"}),
+                ScimType::InvalidValue,
+            ),
+            (
+                json!({"schemas": [USER_SCHEMA], "userName": "x", "shoeSize": 9}),
+                ScimType::InvalidValue,
+            ),
+            (
+                json!({"schemas": [USER_SCHEMA], "userName": "x", "password": "short"}),
+                ScimType::InvalidValue,
+            ),
+            (
+                json!({"schemas": [USER_SCHEMA], "userName": "x", "emails": [{"type": "work"}]}),
+                ScimType::InvalidValue,
+            ),
             (
                 json!({"schemas": [USER_SCHEMA], "userName": "x",
                        "emails": [{"value": "a@x", "primary": true}, {"value": "b@x", "primary": true}]}),
                 ScimType::InvalidValue,
             ),
-            (json!({"schemas": [USER_SCHEMA], "userName": "x", "username": "z"}), ScimType::InvalidSyntax),
+            (
+                json!({"schemas": [USER_SCHEMA], "userName": "x", "username": "z"}),
+                ScimType::InvalidSyntax,
+            ),
         ];
         for (body, expected) in cases {
             let err = parse_user(&body).unwrap_err();
@@ -1124,13 +1317,19 @@ mod tests {
         let user = stored(parse_user(&sample_body()).unwrap());
         let rendered = user.to_scim("https://idp/scim/v2/Users/u1");
         assert_eq!(rendered["meta"]["version"], "W/\"1\"");
-        assert!(rendered.get("password").is_none(), "password is never returned");
+        assert!(
+            rendered.get("password").is_none(),
+            "password is never returned"
+        );
         let reparsed = parse_user(&rendered).unwrap();
         assert_eq!(reparsed.attributes, user.attributes);
     }
 
     fn patch(user: &User, ops: Value) -> Result<UserWrite, ScimViolation> {
-        apply_patch(user, &json!({"schemas": [PATCH_OP_SCHEMA], "Operations": ops}))
+        apply_patch(
+            user,
+            &json!({"schemas": [PATCH_OP_SCHEMA], "Operations": ops}),
+        )
     }
 
     #[test]
@@ -1152,7 +1351,11 @@ mod tests {
         assert_eq!(attrs.emails.len(), 1);
         assert_eq!(attrs.emails[0].value, "new@example.com");
         assert_eq!(attrs.title.as_deref(), Some("Boss"));
-        assert_eq!(attrs.active, Some(false), "Entra's \"False\" string is taken as false");
+        assert_eq!(
+            attrs.active,
+            Some(false),
+            "Entra's \"False\" string is taken as false"
+        );
         assert!(write.password.is_none());
     }
 
@@ -1182,13 +1385,31 @@ mod tests {
         let user = stored(parse_user(&sample_body()).unwrap());
         let cases = [
             (json!([]), ScimType::InvalidValue),
-            (json!([{"op": "move", "path": "title"}]), ScimType::InvalidValue),
+            (
+                json!([{"op": "move", "path": "title"}]),
+                ScimType::InvalidValue,
+            ),
             (json!([{"op": "remove"}]), ScimType::NoTarget),
-            (json!([{"op": "replace", "path": "shoeSize", "value": 1}]), ScimType::InvalidPath),
-            (json!([{"op": "replace", "path": "emails[type eq \"fax\"].value", "value": "x@y"}]), ScimType::NoTarget),
-            (json!([{"op": "remove", "path": "userName"}]), ScimType::InvalidValue),
-            (json!([{"op": "replace", "path": "active", "value": 3}]), ScimType::InvalidSyntax),
-            (json!([{"op": "remove", "path": "password"}]), ScimType::Mutability),
+            (
+                json!([{"op": "replace", "path": "shoeSize", "value": 1}]),
+                ScimType::InvalidPath,
+            ),
+            (
+                json!([{"op": "replace", "path": "emails[type eq \"fax\"].value", "value": "x@y"}]),
+                ScimType::NoTarget,
+            ),
+            (
+                json!([{"op": "remove", "path": "userName"}]),
+                ScimType::InvalidValue,
+            ),
+            (
+                json!([{"op": "replace", "path": "active", "value": 3}]),
+                ScimType::InvalidSyntax,
+            ),
+            (
+                json!([{"op": "remove", "path": "password"}]),
+                ScimType::Mutability,
+            ),
         ];
         for (ops, expected) in cases {
             let err = patch(&user, ops.clone()).unwrap_err();
@@ -1200,11 +1421,19 @@ mod tests {
     fn projection_keeps_id_and_schemas() {
         let user = stored(parse_user(&sample_body()).unwrap());
         let rendered = user.to_scim("loc");
-        let only = project(rendered.clone(), &parse_attribute_list("userName,name.givenName").unwrap(), &[]);
+        let only = project(
+            rendered.clone(),
+            &parse_attribute_list("userName,name.givenName").unwrap(),
+            &[],
+        );
         let keys: Vec<&String> = only.as_object().unwrap().keys().collect();
         assert_eq!(keys.len(), 4, "{keys:?}");
         assert_eq!(only["name"], json!({"givenName": "Barbara"}));
-        let without = project(rendered, &[], &parse_attribute_list("emails,name.familyName,id").unwrap());
+        let without = project(
+            rendered,
+            &[],
+            &parse_attribute_list("emails,name.familyName,id").unwrap(),
+        );
         assert!(without.get("emails").is_none());
         assert!(without["name"].get("familyName").is_none());
         assert_eq!(without["id"], "u1");
@@ -1214,8 +1443,13 @@ mod tests {
     fn filters_resolve_against_the_schema() {
         let resolved = resolve_filter(&parse_filter(r#"emails.type eq "work""#).unwrap()).unwrap();
         assert!(matches!(resolved, UserFilter::AnyEmail(_)));
-        let resolved = resolve_filter(&parse_filter(r#"meta.created gt "2026-01-01T00:00:00Z""#).unwrap()).unwrap();
-        assert!(matches!(resolved, UserFilter::Compare(UserField::Created, CompareOp::Gt, FilterValue::Time(_))));
+        let resolved =
+            resolve_filter(&parse_filter(r#"meta.created gt "2026-01-01T00:00:00Z""#).unwrap())
+                .unwrap();
+        assert!(matches!(
+            resolved,
+            UserFilter::Compare(UserField::Created, CompareOp::Gt, FilterValue::Time(_))
+        ));
         for bad in [
             r#"shoeSize eq "9""#,
             r#"active eq "yes""#,
