@@ -13,12 +13,16 @@ use tokio::sync::oneshot;
 use crate::config::{Config, issuer_string};
 use crate::counters::{self, SharedCounters};
 use crate::domain::scope;
+use crate::mail::Mailer;
 use crate::oidc::clients::{self, ClientSpec};
 use crate::oidc::http::{JWKS_PATH, TOKEN_PATH};
 use crate::oidc::keys::KeyRing;
 use crate::oidc::tokens::AccessTokens;
 use crate::scim::error::to_scim_response;
-use crate::scim::{DiscoveryApi, UsersApi};
+use crate::scim::{BypassCodesApi, DiscoveryApi, MfaApi, UsersApi};
+use crate::service::bypass::{Argon2Hasher, BypassCodeService};
+use crate::service::mfa::{Guard, MfaService};
+use crate::service::sealing::Sealer;
 use crate::service::users::UserService;
 use crate::store::Store;
 
@@ -47,14 +51,16 @@ pub struct AppState {
     pub tokens: AccessTokens,
     pub counters: SharedCounters,
     pub users: UserService,
+    pub mfa: MfaService,
+    pub bypass: BypassCodeService,
 }
 
-pub type Apis = (DiscoveryApi, UsersApi);
+pub type Apis = (DiscoveryApi, UsersApi, MfaApi, BypassCodesApi);
 
 /// The OpenAPI service; its document does not depend on the configuration.
 pub fn openapi_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (DiscoveryApi, UsersApi),
+        (DiscoveryApi, UsersApi, MfaApi, BypassCodesApi),
         "bypass-idp",
         env!("CARGO_PKG_VERSION"),
     )
@@ -152,6 +158,28 @@ pub async fn build_state(config: &Config, issuer: String) -> Result<Arc<AppState
         issuer.clone(),
         config.access_token_ttl_seconds,
     );
+    let sealer = Sealer::new(config.encryption_key.as_ref())
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    let mailer = Mailer::new(
+        config.smtp_url.as_deref(),
+        config.data_dir.join("outbox"),
+        &config.mail_from,
+    )
+    .map_err(|e| StartError::Other(e.to_string()))?;
+    let guard = Guard::new(store.clone(), counters.clone());
+    let service_name = url::Url::parse(&issuer)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "bypass-idp".to_owned());
+    let mfa = MfaService::new(store.clone(), sealer, guard.clone(), service_name.clone());
+    let bypass = BypassCodeService::new(
+        store.clone(),
+        counters.clone(),
+        guard,
+        Arc::new(Argon2Hasher::new(config.code_pepper.as_ref())),
+        Arc::new(mailer),
+        service_name,
+    );
     Ok(Arc::new(AppState {
         issuer,
         users: UserService::new(store.clone()),
@@ -159,6 +187,8 @@ pub async fn build_state(config: &Config, issuer: String) -> Result<Arc<AppState
         keys,
         tokens,
         counters,
+        mfa,
+        bypass,
     }))
 }
 

@@ -4,7 +4,10 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use base64::Engine;
 use serde::Deserialize;
+
+use crate::domain::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -36,6 +39,7 @@ struct FileConfig {
     redis_prefix: Option<String>,
     smtp_url: Option<String>,
     access_token_ttl_seconds: Option<u64>,
+    mail_from: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -50,6 +54,13 @@ pub struct Config {
     pub redis_prefix: String,
     pub smtp_url: Option<String>,
     pub access_token_ttl_seconds: u64,
+    /// The From address of mail, e.g. `bypass-idp <no-reply@example.com>`.
+    pub mail_from: String,
+    /// 32-byte key that seals TOTP secrets at rest (ChaCha20-Poly1305); read from the
+    /// environment only, never from the file.
+    pub encryption_key: Option<Secret>,
+    /// Server secret mixed into bypass-code hashes (Argon2 "secret" input); environment only.
+    pub code_pepper: Option<Secret>,
 }
 
 impl Config {
@@ -157,6 +168,33 @@ impl Config {
             ));
         }
 
+        let mail_from = pick("BYPASS_IDP_MAIL_FROM", file.mail_from)
+            .unwrap_or_else(|| "bypass-idp <no-reply@localhost>".to_owned());
+        if mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(
+                "BYPASS_IDP_MAIL_FROM",
+                format!("\"{mail_from}\" is not a mailbox like Name <a@b.example>"),
+            ));
+        }
+
+        let encryption_key = env("BYPASS_IDP_ENCRYPTION_KEY").map(Secret::new);
+        if let Some(key) = &encryption_key {
+            let decoded = base64::engine::general_purpose::STANDARD.decode(key.expose());
+            if decoded.map(|k| k.len()) != Ok(32) {
+                return Err(invalid(
+                    "BYPASS_IDP_ENCRYPTION_KEY",
+                    "must be 32 bytes in standard base64 (e.g. `openssl rand -base64 32`)",
+                ));
+            }
+        }
+        let code_pepper = env("BYPASS_IDP_CODE_PEPPER").map(Secret::new);
+        if code_pepper.as_ref().is_some_and(|p| p.expose().len() < 16) {
+            return Err(invalid(
+                "BYPASS_IDP_CODE_PEPPER",
+                "must be at least 16 characters",
+            ));
+        }
+
         Ok(Self {
             listen,
             issuer,
@@ -166,6 +204,9 @@ impl Config {
             redis_prefix,
             smtp_url,
             access_token_ttl_seconds,
+            mail_from,
+            encryption_key,
+            code_pepper,
         })
     }
 
@@ -233,6 +274,9 @@ mod tests {
             ("REDIS_URL", "http://x"),
             ("SMTP_URL", "mail.example.com"),
             ("BYPASS_IDP_ACCESS_TOKEN_TTL_SECONDS", "soon"),
+            ("BYPASS_IDP_MAIL_FROM", "not a mailbox"),
+            ("BYPASS_IDP_ENCRYPTION_KEY", "c2hvcnQ="),
+            ("BYPASS_IDP_CODE_PEPPER", "short"),
         ] {
             let err = with(&[(var, value)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{err}");

@@ -1,6 +1,10 @@
 //! sea-orm entities: one module per table.
 
+pub mod audit_event;
+pub mod bypass_code;
 pub mod oauth_client;
+pub mod setting;
 pub mod signing_key;
 pub mod user;
 pub mod user_email;
+pub mod user_mfa;

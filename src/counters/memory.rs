@@ -52,6 +52,26 @@ impl Counters for MemoryCounters {
         self.lock()?.remove(key);
         Ok(())
     }
+
+    async fn acquire_use(
+        &self,
+        key: &str,
+        seed: u64,
+        max: u64,
+        ttl: Duration,
+    ) -> Result<Option<u64>, CounterError> {
+        let now = Instant::now();
+        let mut entries = self.lock()?;
+        let entry = entries.entry(key.to_owned()).or_insert((seed, now + ttl));
+        if entry.1 <= now {
+            *entry = (seed, now + ttl);
+        }
+        if entry.0 >= max {
+            return Ok(None);
+        }
+        entry.0 += 1;
+        Ok(Some(entry.0))
+    }
 }
 
 #[cfg(test)]
@@ -70,5 +90,18 @@ mod tests {
         assert_eq!(counters.hit("k", window).await.unwrap().0, 1);
         counters.clear("k").await.unwrap();
         assert_eq!(counters.peek("k").await.unwrap().0, 0);
+    }
+
+    #[tokio::test]
+    async fn uses_are_seeded_and_capped() {
+        let counters = MemoryCounters::default();
+        let ttl = Duration::from_secs(60);
+        assert_eq!(counters.acquire_use("c", 1, 3, ttl).await.unwrap(), Some(2));
+        assert_eq!(
+            counters.acquire_use("c", 0, 3, ttl).await.unwrap(),
+            Some(3),
+            "the seed applies only once"
+        );
+        assert_eq!(counters.acquire_use("c", 0, 3, ttl).await.unwrap(), None);
     }
 }

@@ -22,6 +22,16 @@ pub trait Counters: Send + Sync {
     /// The count in the current window, without adding to it.
     async fn peek(&self, key: &str) -> Result<(u64, Duration), CounterError>;
     async fn clear(&self, key: &str) -> Result<(), CounterError>;
+    /// Takes one use of a limited resource atomically: if the count (seeded with `seed` when
+    /// the key is missing, e.g. after a Redis restart) is below `max`, adds one and returns
+    /// the new count; otherwise returns `None`.
+    async fn acquire_use(
+        &self,
+        key: &str,
+        seed: u64,
+        max: u64,
+        ttl: Duration,
+    ) -> Result<Option<u64>, CounterError>;
 }
 
 pub type SharedCounters = Arc<dyn Counters>;

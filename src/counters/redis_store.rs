@@ -14,10 +14,23 @@ if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1])
 return {n, ttl}
 ";
 
+/// Seeds the count from the database when the key is missing, so that a flushed or restarted
+/// Redis never gives a spent use back; then takes a use only below the maximum.
+const ACQUIRE_SCRIPT: &str = r"
+local count = redis.call('GET', KEYS[1])
+if not count then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+  count = ARGV[1]
+end
+if tonumber(count) >= tonumber(ARGV[2]) then return -1 end
+return redis.call('INCR', KEYS[1])
+";
+
 pub struct RedisCounters {
     connection: ConnectionManager,
     prefix: String,
     hit: redis::Script,
+    acquire: redis::Script,
 }
 
 fn err(e: redis::RedisError) -> CounterError {
@@ -32,11 +45,16 @@ impl RedisCounters {
             connection,
             prefix: prefix.to_owned(),
             hit: redis::Script::new(HIT_SCRIPT),
+            acquire: redis::Script::new(ACQUIRE_SCRIPT),
         })
     }
 
     fn key(&self, key: &str) -> String {
         format!("{}:rl:{{{key}}}", self.prefix)
+    }
+
+    fn use_key(&self, key: &str) -> String {
+        format!("{}:uses:{{{key}}}", self.prefix)
     }
 }
 
@@ -75,5 +93,25 @@ impl Counters for RedisCounters {
             .query_async::<()>(&mut connection)
             .await
             .map_err(err)
+    }
+
+    async fn acquire_use(
+        &self,
+        key: &str,
+        seed: u64,
+        max: u64,
+        ttl: Duration,
+    ) -> Result<Option<u64>, CounterError> {
+        let mut connection = self.connection.clone();
+        let count: i64 = self
+            .acquire
+            .key(self.use_key(key))
+            .arg(seed)
+            .arg(max)
+            .arg(ttl.as_millis().max(1) as u64)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(err)?;
+        Ok((count >= 0).then_some(count as u64))
     }
 }

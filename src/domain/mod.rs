@@ -1,6 +1,8 @@
 //! Pure domain logic: identifiers, secrets, scopes and the SCIM user model. No I/O here.
 
+pub mod bypass;
 pub mod ids;
 pub mod scim;
 pub mod scope;
 pub mod secret;
+pub mod totp;

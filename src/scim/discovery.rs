@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::domain::scim::schema::{self, AttrDef};
-use crate::domain::scim::{LIST_RESPONSE_SCHEMA, USER_SCHEMA};
+use crate::domain::scim::{LIST_RESPONSE_SCHEMA, MFA_EXTENSION_SCHEMA, USER_SCHEMA};
 use crate::service::users::MAX_PAGE_SIZE;
 
 pub const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
@@ -43,7 +43,7 @@ pub fn user_resource_type(base: &str) -> Value {
         "endpoint": "/Users",
         "description": "A person who signs in",
         "schema": USER_SCHEMA,
-        "schemaExtensions": [],
+        "schemaExtensions": [{"schema": MFA_EXTENSION_SCHEMA, "required": false}],
         "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/User")}
     })
 }
@@ -82,6 +82,29 @@ pub fn user_schema(base: &str) -> Value {
         "description": "User account",
         "attributes": attributes,
         "meta": {"resourceType": "Schema", "location": format!("{base}/Schemas/{USER_SCHEMA}")}
+    })
+}
+
+/// The read-only 2-step verification extension of User.
+pub fn mfa_extension_schema(base: &str) -> Value {
+    json!({
+        "schemas": [SCHEMA_SCHEMA],
+        "id": MFA_EXTENSION_SCHEMA,
+        "name": "TwoStepVerification",
+        "description": "The state of the user's 2-step verification",
+        "attributes": [{
+            "name": "totpStatus",
+            "type": "string",
+            "multiValued": false,
+            "description": "none, pending (enrolment started) or enrolled (confirmed TOTP factor)",
+            "required": false,
+            "caseExact": true,
+            "canonicalValues": ["none", "pending", "enrolled"],
+            "mutability": "readOnly",
+            "returned": "default",
+            "uniqueness": "none"
+        }],
+        "meta": {"resourceType": "Schema", "location": format!("{base}/Schemas/{MFA_EXTENSION_SCHEMA}")}
     })
 }
 

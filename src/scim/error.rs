@@ -21,13 +21,14 @@ pub enum ScimError {
     /// No bearer token, or one that is expired, forged or revoked.
     #[oai(status = 401)]
     Unauthorized(ErrorPayload, #[oai(header = "WWW-Authenticate")] String),
-    /// The token lacks the scope this operation needs.
+    /// The token lacks the scope this operation needs, or policy forbids the operation.
     #[oai(status = 403)]
     Forbidden(ErrorPayload),
     /// No such resource.
     #[oai(status = 404)]
     NotFound(ErrorPayload),
-    /// A unique attribute (userName) is taken; `scimType` is `uniqueness`.
+    /// A unique attribute (userName) is taken (`scimType` is `uniqueness`), or the request
+    /// conflicts with the resource's state (already enrolled, too many active codes).
     #[oai(status = 409)]
     Conflict(ErrorPayload),
     /// `If-Match` does not name the current version.
@@ -116,6 +117,8 @@ impl From<ServiceError> for ScimError {
             ServiceError::Invalid(v) => v.into(),
             ServiceError::NotFound(what) => Self::not_found(&format!("{what} not found")),
             ServiceError::VersionMismatch => Self::precondition_failed(),
+            ServiceError::Conflict(detail) => Self::Conflict(error_body(409, None, &detail)),
+            ServiceError::Forbidden(detail) => Self::Forbidden(error_body(403, None, &detail)),
             ServiceError::Internal(message) => {
                 tracing::error!(error = %message, "request failed");
                 Self::internal()

@@ -1,8 +1,10 @@
 //! The SCIM 2.0 API at `/scim/v2` (poem-openapi): discovery and Users.
 
 pub mod auth;
+pub mod bypass_codes;
 pub mod discovery;
 pub mod error;
+pub mod mfa;
 pub mod models;
 pub mod payload;
 mod users;
@@ -18,8 +20,10 @@ use self::error::ScimError;
 use self::models::DiscoveryDocument;
 use self::payload::ScimJson;
 use crate::app::AppState;
-use crate::domain::scim::USER_SCHEMA;
+use crate::domain::scim::{MFA_EXTENSION_SCHEMA, USER_SCHEMA};
 
+pub use bypass_codes::BypassCodesApi;
+pub use mfa::MfaApi;
 pub use users::UsersApi;
 
 #[derive(Tags)]
@@ -28,6 +32,10 @@ pub enum ApiTags {
     Discovery,
     /// User provisioning (RFC 7644).
     Users,
+    /// Bypass codes and their policy.
+    BypassCodes,
+    /// TOTP enrolment and reset.
+    TwoStepVerification,
 }
 
 #[derive(ApiResponse)]
@@ -109,6 +117,8 @@ impl DiscoveryApi {
     ) -> Result<DiscoveryResponse, ScimError> {
         Ok(DiscoveryResponse::Ok(ScimJson::new(discovery::list(vec![
             discovery::user_schema(&base(state)),
+            discovery::mfa_extension_schema(&base(state)),
+            discovery::mfa_extension_schema(&base(state)),
         ]))))
     }
 
@@ -120,14 +130,15 @@ impl DiscoveryApi {
         Data(state): Data<&Arc<AppState>>,
         id: Path<String>,
     ) -> Result<DiscoveryResponse, ScimError> {
-        if id.0 != USER_SCHEMA {
-            return Err(ScimError::not_found(&format!(
-                "schema \"{}\" not found",
-                id.0
-            )));
-        }
-        Ok(DiscoveryResponse::Ok(ScimJson::new(
-            discovery::user_schema(&base(state)),
-        )))
+        let schema = match id.0.as_str() {
+            USER_SCHEMA => discovery::user_schema(&base(state)),
+            MFA_EXTENSION_SCHEMA => discovery::mfa_extension_schema(&base(state)),
+            other => {
+                return Err(ScimError::not_found(&format!(
+                    "schema \"{other}\" not found"
+                )));
+            }
+        };
+        Ok(DiscoveryResponse::Ok(ScimJson::new(schema)))
     }
 }

@@ -156,3 +156,149 @@ pub struct SearchRequest {
 pub struct DiscoveryDocument {
     pub schemas: Vec<String>,
 }
+
+/// The outcome of emailing a code.
+#[derive(Object)]
+pub struct BypassCodeNotification {
+    /// Always `email`.
+    pub channel: String,
+    /// `sent` or `failed`.
+    pub status: String,
+    /// The address, or why sending failed.
+    pub detail: Option<String>,
+    pub at: String,
+}
+
+/// A bypass code. `code` appears only in the response that created it.
+#[derive(Object)]
+#[oai(rename = "BypassCode", rename_all = "camelCase")]
+pub struct BypassCodeResource {
+    pub schemas: Vec<String>,
+    pub id: String,
+    /// The code, grouped by four digits (`1234-5678-9012`). Only in the create response.
+    pub code: Option<String>,
+    /// `active`, `expired`, `exhausted` or `revoked`.
+    pub status: String,
+    /// `null`: never expires.
+    pub expires_at: Option<String>,
+    /// `null`: unlimited.
+    pub max_usage_count: Option<i64>,
+    pub actual_usage_count: i64,
+    /// `null`: unlimited.
+    pub remaining_usage_count: Option<i64>,
+    /// `helpDesk` or `selfService`.
+    pub origin: String,
+    /// `client:<id>` or `user:<id>`.
+    pub created_by: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub notifications: Vec<BypassCodeNotification>,
+    pub meta: Meta,
+}
+
+/// Days, hours and minutes from now; they add up.
+#[derive(Object)]
+pub struct ExpiresIn {
+    pub days: Option<i64>,
+    pub hours: Option<i64>,
+    pub minutes: Option<i64>,
+}
+
+/// What to generate: give `expiresIn` or `neverExpires`; `maxUsageCount` or
+/// `unlimitedUsage` (neither: usable once). Limits come from `BypassCodeSettings`.
+#[derive(Object)]
+#[oai(rename = "BypassCodeRequest", rename_all = "camelCase")]
+pub struct BypassCodeRequest {
+    pub expires_in: Option<ExpiresIn>,
+    pub never_expires: Option<bool>,
+    pub max_usage_count: Option<i64>,
+    pub unlimited_usage: Option<bool>,
+    /// `["email"]` emails the code to the user's primary address.
+    pub notify: Option<Vec<String>>,
+}
+
+/// A page of bypass codes.
+#[derive(Object)]
+pub struct BypassCodeList {
+    pub schemas: Vec<String>,
+    #[oai(rename = "totalResults")]
+    pub total_results: u64,
+    #[oai(rename = "Resources")]
+    pub resources: Vec<BypassCodeResource>,
+}
+
+/// The code to email again; the server checks that it is this code and keeps nothing.
+#[derive(Object)]
+pub struct NotifyRequest {
+    #[oai(validator(max_length = 64))]
+    pub code: String,
+}
+
+/// One audit event.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AuditEvent {
+    /// generated, emailed, email_failed, used, failed, revoked.
+    pub event: String,
+    pub at: String,
+    /// `client:<id>`, `user:<id>` or `system`.
+    pub actor: String,
+    pub client_id: Option<String>,
+    pub ip: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// A bypass code's audit trail, oldest first.
+#[derive(Object)]
+pub struct AuditEventList {
+    pub schemas: Vec<String>,
+    #[oai(rename = "totalResults")]
+    pub total_results: u64,
+    #[oai(rename = "Resources")]
+    pub resources: Vec<AuditEvent>,
+}
+
+/// The bypass-code policy. A `null` limit means no limit (unlimited usage or codes that
+/// never expire are then allowed); an absent field takes its default.
+#[derive(Object)]
+#[oai(rename = "BypassCodeSettings", rename_all = "camelCase")]
+pub struct BypassCodeSettingsResource {
+    pub schemas: Vec<String>,
+    /// Digits per code, 8–20 (default 12).
+    pub code_length: Option<i64>,
+    /// Active codes a user may hold, 1–50 (default 5).
+    pub max_active: Option<i64>,
+    pub help_desk_generation_enabled: Option<bool>,
+    pub help_desk_max_usage: Option<i64>,
+    pub help_desk_max_expiry_minutes: Option<i64>,
+    pub self_service_generation_enabled: Option<bool>,
+    pub self_service_max_usage: Option<i64>,
+    pub self_service_max_expiry_minutes: Option<i64>,
+}
+
+/// A TOTP factor waiting for confirmation. Show `otpauthUri` as a QR code.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct TotpEnrollment {
+    pub schemas: Vec<String>,
+    /// Base32 secret, for typing into an authenticator by hand.
+    pub secret: String,
+    pub otpauth_uri: String,
+    /// `pending` until confirmed.
+    pub status: String,
+}
+
+/// A current code from the authenticator.
+#[derive(Object)]
+pub struct TotpConfirmation {
+    #[oai(validator(max_length = 16))]
+    pub code: String,
+}
+
+/// Whether a user has a TOTP factor.
+#[derive(Object)]
+pub struct TotpState {
+    pub schemas: Vec<String>,
+    /// `none`, `pending` or `enrolled`.
+    pub status: String,
+}

@@ -1,7 +1,12 @@
 //! Services: the operations the HTTP handlers and the CLI call. They combine the pure domain
 //! with the store and the counters, and return [`ServiceError`].
 
+pub mod audit;
+pub mod bypass;
+pub mod context;
+pub mod mfa;
 pub mod passwords;
+pub mod sealing;
 pub mod users;
 
 use crate::domain::scim::ScimViolation;
@@ -15,9 +20,24 @@ pub enum ServiceError {
     NotFound(&'static str),
     #[error("the resource changed since the version the client named")]
     VersionMismatch,
+    /// The request conflicts with the resource's state (e.g. enrolling twice).
+    #[error("{0}")]
+    Conflict(String),
+    /// Policy forbids the operation for this caller.
+    #[error("{0}")]
+    Forbidden(String),
     /// A failure of the database, Redis or a worker thread: logged, never shown.
     #[error("{0}")]
     Internal(String),
+}
+
+impl ServiceError {
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::Invalid(ScimViolation::new(
+            crate::domain::scim::ScimType::InvalidValue,
+            detail,
+        ))
+    }
 }
 
 impl From<StoreError> for ServiceError {

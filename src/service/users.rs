@@ -8,7 +8,8 @@ use crate::domain::scim::{ScimType, ScimViolation};
 use crate::store::users::{PasswordChange, UserPage};
 use crate::store::{Store, StoreError};
 
-use super::{ServiceError, passwords};
+use super::context::Context;
+use super::{ServiceError, audit, passwords};
 
 pub const MAX_PAGE_SIZE: u64 = 200;
 
@@ -112,10 +113,29 @@ impl UserService {
         &self,
         id: &UserId,
         expected_version: Option<i64>,
+        ctx: &Context,
     ) -> Result<(), ServiceError> {
-        match self.store.delete_user(id, expected_version).await {
-            Err(StoreError::NotFound) => Err(user_not_found()),
-            other => Ok(other?),
+        let revoked = match self
+            .store
+            .delete_user(id, expected_version, &ctx.actor_label())
+            .await
+        {
+            Err(StoreError::NotFound) => return Err(user_not_found()),
+            other => other?,
+        };
+        let now = chrono::Utc::now();
+        for code_id in revoked {
+            audit::record(
+                &self.store,
+                ctx,
+                id,
+                Some(&code_id),
+                "revoked",
+                Some("user deleted".into()),
+                now,
+            )
+            .await?;
         }
+        Ok(())
     }
 }

@@ -1,7 +1,11 @@
 //! sea-orm repositories: the only place that speaks SQL. Works on SQLite and PostgreSQL.
 
+pub mod audit;
+pub mod bypass;
 pub mod clients;
 pub mod keys;
+pub mod mfa;
+pub mod settings;
 pub mod users;
 
 use std::time::Duration;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use entity::{user, user_email};
+use entity::{user, user_email, user_mfa};
 use sea_orm::sea_query::{Expr, Func, LikeExpr, Query, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter,
@@ -16,6 +16,7 @@ use crate::domain::scim::filter::CompareOp;
 use crate::domain::scim::user::{
     Email, FieldKind, FilterValue, Name, User, UserAttributes, UserField, UserFilter,
 };
+use crate::domain::totp::TotpStatus;
 
 /// How to change the stored password hash.
 pub enum PasswordChange {
@@ -29,7 +30,13 @@ pub struct UserPage {
     pub users: Vec<User>,
 }
 
-fn to_domain(row: user::Model, emails: Vec<user_email::Model>) -> User {
+fn totp_status(mfa: Option<&user_mfa::Model>) -> TotpStatus {
+    mfa.map_or(TotpStatus::None, |m| {
+        TotpStatus::of(m.totp_secret.is_some(), m.totp_confirmed)
+    })
+}
+
+fn to_domain(row: user::Model, emails: Vec<user_email::Model>, totp: TotpStatus) -> User {
     let mut emails = emails;
     emails.sort_by_key(|e| e.position);
     User {
@@ -67,6 +74,7 @@ fn to_domain(row: user::Model, emails: Vec<user_email::Model>) -> User {
         version: row.version,
         created: row.created_at,
         last_modified: row.updated_at,
+        totp,
     }
 }
 
@@ -149,7 +157,10 @@ impl Store {
             .filter(user_email::Column::UserId.eq(id.as_str()))
             .all(&self.db)
             .await?;
-        Ok(Some(to_domain(row, emails)))
+        let mfa = user_mfa::Entity::find_by_id(id.as_str())
+            .one(&self.db)
+            .await?;
+        Ok(Some(to_domain(row, emails, totp_status(mfa.as_ref()))))
     }
 
     /// Replaces a user's attributes if its version is still `expected_version` (when given).
@@ -197,24 +208,30 @@ impl Store {
         self.get_user(id).await?.ok_or(StoreError::NotFound)
     }
 
-    /// Deletes a user if its version is still `expected_version` (when given).
+    /// Deletes a user if its version is still `expected_version` (when given) and revokes
+    /// their bypass codes; returns the ids of the codes revoked.
     pub async fn delete_user(
         &self,
         id: &UserId,
         expected_version: Option<i64>,
-    ) -> Result<(), StoreError> {
+        by: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin().await?;
         let mut delete = user::Entity::delete_many().filter(user::Column::Id.eq(id.as_str()));
         if let Some(version) = expected_version {
             delete = delete.filter(user::Column::Version.eq(version));
         }
-        let result = delete.exec(&self.db).await?;
-        if result.rows_affected == 1 {
-            return Ok(());
+        let result = delete.exec(&txn).await?;
+        if result.rows_affected != 1 {
+            return match user::Entity::find_by_id(id.as_str()).one(&txn).await? {
+                Some(_) => Err(StoreError::VersionMismatch),
+                None => Err(StoreError::NotFound),
+            };
         }
-        match user::Entity::find_by_id(id.as_str()).one(&self.db).await? {
-            Some(_) => Err(StoreError::VersionMismatch),
-            None => Err(StoreError::NotFound),
-        }
+        // The user's codes stay, revoked, for the audit trail.
+        let revoked = Store::revoke_user_codes(&txn, id, by, Utc::now()).await?;
+        txn.commit().await?;
+        Ok(revoked)
     }
 
     /// Lists users matching a filter, oldest first; `start_index` is 1-based as in SCIM.
@@ -248,7 +265,15 @@ impl Store {
             .await?;
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let mut emails: HashMap<String, Vec<user_email::Model>> = HashMap::new();
+        let mut mfa: HashMap<String, user_mfa::Model> = HashMap::new();
         if !ids.is_empty() {
+            for row in user_mfa::Entity::find()
+                .filter(user_mfa::Column::UserId.is_in(ids.clone()))
+                .all(&self.db)
+                .await?
+            {
+                mfa.insert(row.user_id.clone(), row);
+            }
             for email in user_email::Entity::find()
                 .filter(user_email::Column::UserId.is_in(ids))
                 .all(&self.db)
@@ -261,7 +286,8 @@ impl Store {
             .into_iter()
             .map(|row| {
                 let own = emails.remove(&row.id).unwrap_or_default();
-                to_domain(row, own)
+                let totp = totp_status(mfa.get(&row.id));
+                to_domain(row, own, totp)
             })
             .collect();
         Ok(UserPage { total, users })

@@ -7,9 +7,10 @@ use serde_json::{Map, Value, json};
 
 use super::filter::{AttrPath, CompareOp, Filter, Literal, PatchPath, parse_patch_path};
 use super::schema::{self, AttrDef, AttrType, Mutability};
-use super::{PATCH_OP_SCHEMA, ScimType, ScimViolation, USER_SCHEMA};
+use super::{MFA_EXTENSION_SCHEMA, PATCH_OP_SCHEMA, ScimType, ScimViolation, USER_SCHEMA};
 use crate::domain::ids::UserId;
 use crate::domain::secret::Secret;
+use crate::domain::totp::TotpStatus;
 
 const MAX_EMAILS: usize = 32;
 const MAX_PATCH_OPERATIONS: usize = 100;
@@ -68,6 +69,7 @@ pub struct User {
     pub version: i64,
     pub created: DateTime<Utc>,
     pub last_modified: DateTime<Utc>,
+    pub totp: TotpStatus,
 }
 
 impl User {
@@ -78,8 +80,12 @@ impl User {
     /// The full resource in SCIM JSON; `location` is the absolute URL of this user.
     pub fn to_scim(&self, location: &str) -> Value {
         let mut object = attributes_to_json(&self.attributes);
-        object.insert("schemas".into(), json!([USER_SCHEMA]));
+        object.insert("schemas".into(), json!([USER_SCHEMA, MFA_EXTENSION_SCHEMA]));
         object.insert("id".into(), json!(self.id.as_str()));
+        object.insert(
+            MFA_EXTENSION_SCHEMA.into(),
+            json!({"totpStatus": self.totp.as_str()}),
+        );
         object.insert(
             "meta".into(),
             json!({
@@ -160,6 +166,15 @@ fn invalid_syntax(detail: impl Into<String>) -> ScimViolation {
 
 /// Checks a request body's `schemas` member: present, and naming only schemas we serve.
 fn check_schemas(body: &Map<String, Value>, expected: &str) -> Result<(), ScimViolation> {
+    check_schemas_with(body, expected, &[])
+}
+
+/// Like [`check_schemas`], also allowing the read-only extensions in `optional`.
+fn check_schemas_with(
+    body: &Map<String, Value>,
+    expected: &str,
+    optional: &[&str],
+) -> Result<(), ScimViolation> {
     let schemas = body
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("schemas"))
@@ -179,6 +194,8 @@ fn check_schemas(body: &Map<String, Value>, expected: &str) -> Result<(), ScimVi
             .ok_or_else(|| invalid_syntax("\"schemas\" must be an array of schema URNs"))?;
         if urn.eq_ignore_ascii_case(expected) {
             found = true;
+        } else if optional.iter().any(|o| o.eq_ignore_ascii_case(urn)) {
+            continue;
         } else {
             return Err(invalid_value(format!(
                 "unknown schema URN \"{urn}\"; this endpoint accepts only \"{expected}\""
@@ -297,7 +314,7 @@ pub fn normalize(body: &Value) -> Result<Map<String, Value>, ScimViolation> {
     let object = body
         .as_object()
         .ok_or_else(|| invalid_syntax("the request body must be a JSON object"))?;
-    check_schemas(object, USER_SCHEMA)?;
+    check_schemas_with(object, USER_SCHEMA, &[MFA_EXTENSION_SCHEMA])?;
     let prefix = format!("{USER_SCHEMA}:");
     let mut out = Map::new();
     for (key, value) in object {
@@ -305,7 +322,9 @@ pub fn normalize(body: &Value) -> Result<Map<String, Value>, ScimViolation> {
             Some(head) if head.eq_ignore_ascii_case(&prefix) => &key[prefix.len()..],
             _ => key.as_str(),
         };
+        // The MFA extension is read-only: clients may echo it back; it changes nothing.
         if name.eq_ignore_ascii_case("schemas")
+            || name.eq_ignore_ascii_case(MFA_EXTENSION_SCHEMA)
             || schema::READ_ONLY_COMMON
                 .iter()
                 .any(|c| c.eq_ignore_ascii_case(name))
@@ -1227,6 +1246,7 @@ mod tests {
             version: 1,
             created: now,
             last_modified: now,
+            totp: TotpStatus::Enrolled,
         }
     }
 

@@ -1,0 +1,29 @@
+//! A bypass code, stored only as its Argon2id hash.
+
+use sea_orm::entity::prelude::*;
+
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "bypass_codes")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub user_id: String,
+    /// argon2id(code, per-user salt[, pepper]), 32 bytes; unique per user.
+    pub code_hash: Vec<u8>,
+    /// `helpDesk` or `selfService`.
+    pub origin: String,
+    /// Who generated it: `client:<id>` or `user:<id>`.
+    pub created_by: String,
+    pub client_id: Option<String>,
+    pub expires_at: Option<DateTimeUtc>,
+    /// `None` means unlimited.
+    pub max_uses: Option<i64>,
+    pub use_count: i64,
+    pub last_used_at: Option<DateTimeUtc>,
+    pub revoked_at: Option<DateTimeUtc>,
+    pub revoked_by: Option<String>,
+    pub created_at: DateTimeUtc,
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,26 @@
+//! A user's 2-step verification state: TOTP factor, bypass-code salt, failure streak.
+
+use sea_orm::entity::prelude::*;
+
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "user_mfa")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub user_id: String,
+    /// The TOTP secret, sealed (`v1:` + nonce + ciphertext) when an encryption key is set,
+    /// else `plain:` + base32. `None` when no TOTP factor exists.
+    pub totp_secret: Option<String>,
+    pub totp_confirmed: bool,
+    /// The last accepted TOTP time step; a code for it or an earlier one is a replay.
+    pub totp_last_step: Option<i64>,
+    /// Per-user salt of the bypass-code hashes.
+    pub bypass_salt: Vec<u8>,
+    /// Failed second-factor attempts since the last success (NIST SP 800-63B caps it at 100).
+    pub consecutive_failures: i32,
+    pub updated_at: DateTimeUtc,
+    #[sea_orm(belongs_to, from = "user_id", to = "id", on_delete = "Cascade")]
+    pub user: HasOne<super::user::Entity>,
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,639 @@
+//! Bypass-code rules: the policy, what a create request may ask for under it, generating,
+//! showing and normalising codes, and a code's status at a given time. Pure: the clock and
+//! the random source are passed in.
+
+use chrono::{DateTime, Duration, Utc};
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::scim::{ScimType, ScimViolation};
+
+pub const MIN_CODE_LENGTH: u32 = 8;
+pub const MAX_CODE_LENGTH: u32 = 20;
+/// Upper bound of any finite usage count, whatever the policy says.
+pub const MAX_USAGE_LIMIT: i64 = 1_000;
+/// Upper bound of any finite expiry: ten years, in minutes.
+pub const MAX_EXPIRY_MINUTES: i64 = 10 * 365 * 24 * 60;
+pub const MAX_ACTIVE_LIMIT: u32 = 50;
+
+/// Who generates a code; each has its own switch and limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    HelpDesk,
+    SelfService,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HelpDesk => "helpDesk",
+            Self::SelfService => "selfService",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "helpDesk" => Some(Self::HelpDesk),
+            "selfService" => Some(Self::SelfService),
+            _ => None,
+        }
+    }
+}
+
+/// The bypass-code policy (mirrors OCI `bypassCodeSettings`). `None` limits mean "no limit":
+/// unlimited usage, or codes that never expire, are then allowed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Policy {
+    pub code_length: u32,
+    pub max_active: u32,
+    pub help_desk_generation_enabled: bool,
+    pub help_desk_max_usage: Option<i64>,
+    pub help_desk_max_expiry_minutes: Option<i64>,
+    pub self_service_generation_enabled: bool,
+    pub self_service_max_usage: Option<i64>,
+    pub self_service_max_expiry_minutes: Option<i64>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            code_length: 12,
+            max_active: 5,
+            help_desk_generation_enabled: true,
+            help_desk_max_usage: None,
+            help_desk_max_expiry_minutes: None,
+            self_service_generation_enabled: true,
+            self_service_max_usage: Some(1),
+            self_service_max_expiry_minutes: None,
+        }
+    }
+}
+
+fn invalid(detail: impl Into<String>) -> ScimViolation {
+    ScimViolation::new(ScimType::InvalidValue, detail)
+}
+
+/// Reads a member by name, ignoring case as SCIM does.
+fn member<'a>(object: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a Value> {
+    object
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_null())
+}
+
+fn integer(
+    object: &serde_json::Map<String, Value>,
+    name: &str,
+) -> Result<Option<i64>, ScimViolation> {
+    match member(object, name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| invalid(format!("\"{name}\" must be a whole number"))),
+    }
+}
+
+fn boolean(
+    object: &serde_json::Map<String, Value>,
+    name: &str,
+) -> Result<Option<bool>, ScimViolation> {
+    match member(object, name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_bool()
+            .map(Some)
+            .ok_or_else(|| invalid(format!("\"{name}\" must be true or false"))),
+    }
+}
+
+impl Policy {
+    /// Parses and validates a full policy (PUT replaces every field). Absent fields take their
+    /// defaults; a `null` limit means no limit.
+    pub fn from_json(body: &Value) -> Result<Self, ScimViolation> {
+        let object = body.as_object().ok_or_else(|| {
+            ScimViolation::new(
+                ScimType::InvalidSyntax,
+                "the request body must be a JSON object",
+            )
+        })?;
+        let defaults = Self::default();
+        let code_length = integer(object, "codeLength")?.unwrap_or(defaults.code_length as i64);
+        if !(MIN_CODE_LENGTH as i64..=MAX_CODE_LENGTH as i64).contains(&code_length) {
+            return Err(invalid(format!(
+                "\"codeLength\" must be between {MIN_CODE_LENGTH} and {MAX_CODE_LENGTH}"
+            )));
+        }
+        let max_active = integer(object, "maxActive")?.unwrap_or(defaults.max_active as i64);
+        if !(1..=MAX_ACTIVE_LIMIT as i64).contains(&max_active) {
+            return Err(invalid(format!(
+                "\"maxActive\" must be between 1 and {MAX_ACTIVE_LIMIT}"
+            )));
+        }
+        // Absent: the default limit. Explicit null: no limit. So a PUT that forgets a field
+        // never lifts a limit by accident.
+        let limit = |name: &str,
+                     default: Option<i64>,
+                     max: i64,
+                     unit: &str|
+         -> Result<Option<i64>, ScimViolation> {
+            let present = object.keys().any(|k| k.eq_ignore_ascii_case(name));
+            if !present {
+                return Ok(default);
+            }
+            let value = integer(object, name)?;
+            if value.is_some_and(|v| !(1..=max).contains(&v)) {
+                return Err(invalid(format!(
+                    "\"{name}\" must be between 1 and {max}{unit}, or null for no limit"
+                )));
+            }
+            Ok(value)
+        };
+        let usage = |name: &str, default| limit(name, default, MAX_USAGE_LIMIT, "");
+        let expiry = |name: &str, default| limit(name, default, MAX_EXPIRY_MINUTES, " minutes");
+        Ok(Self {
+            code_length: code_length as u32,
+            max_active: max_active as u32,
+            help_desk_generation_enabled: boolean(object, "helpDeskGenerationEnabled")?
+                .unwrap_or(defaults.help_desk_generation_enabled),
+            help_desk_max_usage: usage("helpDeskMaxUsage", defaults.help_desk_max_usage)?,
+            help_desk_max_expiry_minutes: expiry(
+                "helpDeskMaxExpiryMinutes",
+                defaults.help_desk_max_expiry_minutes,
+            )?,
+            self_service_generation_enabled: boolean(object, "selfServiceGenerationEnabled")?
+                .unwrap_or(defaults.self_service_generation_enabled),
+            self_service_max_usage: usage("selfServiceMaxUsage", defaults.self_service_max_usage)?,
+            self_service_max_expiry_minutes: expiry(
+                "selfServiceMaxExpiryMinutes",
+                defaults.self_service_max_expiry_minutes,
+            )?,
+        })
+    }
+
+    fn limits(&self, origin: Origin) -> (bool, Option<i64>, Option<i64>) {
+        match origin {
+            Origin::HelpDesk => (
+                self.help_desk_generation_enabled,
+                self.help_desk_max_usage,
+                self.help_desk_max_expiry_minutes,
+            ),
+            Origin::SelfService => (
+                self.self_service_generation_enabled,
+                self.self_service_max_usage,
+                self.self_service_max_expiry_minutes,
+            ),
+        }
+    }
+}
+
+/// What a validated create request asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodeRequest {
+    /// `None`: never expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// `None`: unlimited.
+    pub max_uses: Option<i64>,
+    pub notify_email: bool,
+}
+
+/// Why a code may not be generated for this origin at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GenerationRefused {
+    Disabled(Origin),
+}
+
+/// Parses a create body and checks it against the policy for `origin`.
+/// `expiresIn {days, hours, minutes}` or `neverExpires: true` (one is required);
+/// `maxUsageCount: N` or `unlimitedUsage: true` (neither: once); `notify: ["email"]`.
+pub fn parse_create(
+    body: &Value,
+    policy: &Policy,
+    origin: Origin,
+    now: DateTime<Utc>,
+) -> Result<CodeRequest, ScimViolation> {
+    let object = body.as_object().ok_or_else(|| {
+        ScimViolation::new(
+            ScimType::InvalidSyntax,
+            "the request body must be a JSON object",
+        )
+    })?;
+    let known = [
+        "schemas",
+        "expiresIn",
+        "neverExpires",
+        "maxUsageCount",
+        "unlimitedUsage",
+        "notify",
+    ];
+    if let Some(unknown) = object
+        .keys()
+        .find(|k| !known.iter().any(|n| n.eq_ignore_ascii_case(k)))
+    {
+        return Err(invalid(format!(
+            "unknown member \"{unknown}\"; a bypass code takes expiresIn or neverExpires, maxUsageCount or unlimitedUsage, and notify"
+        )));
+    }
+    let (_, max_usage, max_expiry) = policy.limits(origin);
+    let who = origin.as_str();
+
+    let never = boolean(object, "neverExpires")?.unwrap_or(false);
+    let expires_in = member(object, "expiresIn");
+    let expires_at = match (expires_in, never) {
+        (Some(_), true) => {
+            return Err(invalid(
+                "give either \"expiresIn\" or \"neverExpires\": true, not both",
+            ));
+        }
+        (None, false) => {
+            return Err(invalid(
+                "say when the code expires: \"expiresIn\": {\"days\", \"hours\", \"minutes\"}, or \"neverExpires\": true",
+            ));
+        }
+        (None, true) => {
+            if let Some(max) = max_expiry {
+                return Err(invalid(format!(
+                    "\"neverExpires\" is not allowed: the {who} policy caps expiry at {max} minutes"
+                )));
+            }
+            None
+        }
+        (Some(value), false) => {
+            let parts = value
+                .as_object()
+                .ok_or_else(|| invalid("\"expiresIn\" must be an object like {\"days\": 1, \"hours\": 2, \"minutes\": 30}"))?;
+            if let Some(unknown) = parts.keys().find(|k| {
+                !["days", "hours", "minutes"]
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(k))
+            }) {
+                return Err(invalid(format!(
+                    "\"expiresIn.{unknown}\" is unknown; use days, hours and minutes"
+                )));
+            }
+            let mut total: i64 = 0;
+            for (name, factor, limit) in [
+                ("days", 24 * 60, 3650),
+                ("hours", 60, 87_600),
+                ("minutes", 1, MAX_EXPIRY_MINUTES),
+            ] {
+                let value = integer(parts, name)?.unwrap_or(0);
+                if !(0..=limit).contains(&value) {
+                    return Err(invalid(format!(
+                        "\"expiresIn.{name}\" must be between 0 and {limit}"
+                    )));
+                }
+                total += value * factor;
+            }
+            let cap = max_expiry.unwrap_or(MAX_EXPIRY_MINUTES);
+            if !(1..=cap).contains(&total) {
+                return Err(invalid(format!(
+                    "\"expiresIn\" adds up to {total} minutes; it must be between 1 and {cap} minutes ({who} policy)"
+                )));
+            }
+            Some(now + Duration::minutes(total))
+        }
+    };
+
+    let unlimited = boolean(object, "unlimitedUsage")?.unwrap_or(false);
+    let count = integer(object, "maxUsageCount")?;
+    let max_uses = match (count, unlimited) {
+        (Some(_), true) => {
+            return Err(invalid(
+                "give either \"maxUsageCount\" or \"unlimitedUsage\": true, not both",
+            ));
+        }
+        (None, true) => {
+            if let Some(max) = max_usage {
+                return Err(invalid(format!(
+                    "\"unlimitedUsage\" is not allowed: the {who} policy allows at most {max} uses"
+                )));
+            }
+            None
+        }
+        (count, false) => {
+            let count = count.unwrap_or(1);
+            let cap = max_usage.unwrap_or(MAX_USAGE_LIMIT);
+            if !(1..=cap).contains(&count) {
+                return Err(invalid(format!(
+                    "\"maxUsageCount\" must be between 1 and {cap} ({who} policy)"
+                )));
+            }
+            Some(count)
+        }
+    };
+
+    let notify_email = match member(object, "notify") {
+        None => false,
+        Some(Value::Array(channels)) => {
+            let mut email = false;
+            for channel in channels {
+                match channel.as_str() {
+                    Some("email") => email = true,
+                    _ => {
+                        return Err(invalid(format!(
+                            "\"notify\" accepts only \"email\", not {channel}"
+                        )));
+                    }
+                }
+            }
+            email
+        }
+        Some(_) => return Err(invalid("\"notify\" must be an array, e.g. [\"email\"]")),
+    };
+    Ok(CodeRequest {
+        expires_at,
+        max_uses,
+        notify_email,
+    })
+}
+
+/// Whether `origin` may generate codes under this policy.
+pub fn check_generation_allowed(policy: &Policy, origin: Origin) -> Result<(), GenerationRefused> {
+    if policy.limits(origin).0 {
+        Ok(())
+    } else {
+        Err(GenerationRefused::Disabled(origin))
+    }
+}
+
+/// `length` uniformly random decimal digits.
+pub fn generate_code(rng: &mut impl RngExt, length: u32) -> String {
+    (0..length)
+        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+        .collect()
+}
+
+/// Groups digits by four for people: `1234-5678-9012`.
+pub fn display_code(code: &str) -> String {
+    code.as_bytes()
+        .chunks(4)
+        .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// The digits of a typed code, without separators and spaces; `None` if anything else is
+/// in it or the length cannot be a code.
+pub fn normalize_code(typed: &str) -> Option<String> {
+    let digits: String = typed
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' ' | '\t' | '\u{a0}'))
+        .collect();
+    let plausible = (MIN_CODE_LENGTH as usize..=MAX_CODE_LENGTH as usize).contains(&digits.len());
+    (plausible && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeStatus {
+    Active,
+    Expired,
+    Exhausted,
+    Revoked,
+}
+
+impl CodeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Exhausted => "exhausted",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Active, Self::Expired, Self::Exhausted, Self::Revoked]
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
+/// The facts about a stored code that decide its status.
+#[derive(Clone, Copy, Debug)]
+pub struct CodeState {
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_uses: Option<i64>,
+    pub use_count: i64,
+    pub revoked: bool,
+}
+
+impl CodeState {
+    /// Revoked wins over exhausted, which wins over expired.
+    pub fn status(&self, now: DateTime<Utc>) -> CodeStatus {
+        if self.revoked {
+            CodeStatus::Revoked
+        } else if self.max_uses.is_some_and(|max| self.use_count >= max) {
+            CodeStatus::Exhausted
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            CodeStatus::Expired
+        } else {
+            CodeStatus::Active
+        }
+    }
+
+    pub fn remaining(&self) -> Option<i64> {
+        self.max_uses.map(|max| (max - self.use_count).max(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-27T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn create(body: Value) -> Result<CodeRequest, ScimViolation> {
+        parse_create(&body, &Policy::default(), Origin::HelpDesk, now())
+    }
+
+    #[test]
+    fn expiry_and_usage_options() {
+        let r = create(json!({"expiresIn": {"days": 1, "hours": 2, "minutes": 3}})).unwrap();
+        assert_eq!(r.expires_at, Some(now() + Duration::minutes(24 * 60 + 123)));
+        assert_eq!(r.max_uses, Some(1), "absent usage means once");
+        assert!(!r.notify_email);
+        let r = create(json!({"neverExpires": true, "unlimitedUsage": true, "notify": ["email"]}))
+            .unwrap();
+        assert_eq!(
+            (r.expires_at, r.max_uses, r.notify_email),
+            (None, None, true)
+        );
+        let r = create(json!({"expiresIn": {"minutes": 30}, "maxUsageCount": 5})).unwrap();
+        assert_eq!(r.max_uses, Some(5));
+    }
+
+    #[test]
+    fn conflicting_and_out_of_range_requests_name_the_field() {
+        for (body, field) in [
+            (json!({}), "expiresIn"),
+            (
+                json!({"expiresIn": {"days": 1}, "neverExpires": true}),
+                "neverExpires",
+            ),
+            (json!({"expiresIn": {"minutes": 0}}), "expiresIn"),
+            (json!({"expiresIn": {"days": -1}}), "expiresIn.days"),
+            (json!({"expiresIn": {"weeks": 1}}), "expiresIn.weeks"),
+            (json!({"expiresIn": 5}), "expiresIn"),
+            (
+                json!({"neverExpires": true, "maxUsageCount": 0}),
+                "maxUsageCount",
+            ),
+            (
+                json!({"neverExpires": true, "maxUsageCount": 2, "unlimitedUsage": true}),
+                "unlimitedUsage",
+            ),
+            (
+                json!({"neverExpires": true, "maxUsageCount": "3"}),
+                "maxUsageCount",
+            ),
+            (json!({"neverExpires": true, "notify": ["sms"]}), "notify"),
+            (json!({"neverExpires": true, "color": "red"}), "color"),
+        ] {
+            let err = create(body.clone()).unwrap_err();
+            assert_eq!(err.scim_type, ScimType::InvalidValue, "{body}");
+            assert!(err.detail.contains(field), "{body}: {}", err.detail);
+        }
+    }
+
+    #[test]
+    fn policy_limits_apply_per_origin() {
+        let policy = Policy {
+            help_desk_max_usage: Some(3),
+            help_desk_max_expiry_minutes: Some(60),
+            ..Policy::default()
+        };
+        let help = |body: Value| parse_create(&body, &policy, Origin::HelpDesk, now());
+        assert!(help(json!({"expiresIn": {"minutes": 60}, "maxUsageCount": 3})).is_ok());
+        let err = help(json!({"expiresIn": {"minutes": 61}})).unwrap_err();
+        assert!(err.detail.contains("between 1 and 60"), "{}", err.detail);
+        assert!(
+            help(json!({"neverExpires": true}))
+                .unwrap_err()
+                .detail
+                .contains("caps expiry at 60")
+        );
+        assert!(
+            help(json!({"expiresIn": {"minutes": 5}, "maxUsageCount": 4}))
+                .unwrap_err()
+                .detail
+                .contains("between 1 and 3")
+        );
+        assert!(help(json!({"expiresIn": {"minutes": 5}, "unlimitedUsage": true})).is_err());
+        let selfish = |body: Value| parse_create(&body, &policy, Origin::SelfService, now());
+        assert!(
+            selfish(json!({"neverExpires": true, "maxUsageCount": 2})).is_err(),
+            "self-service default is once"
+        );
+        let disabled = Policy {
+            self_service_generation_enabled: false,
+            ..Policy::default()
+        };
+        assert_eq!(
+            check_generation_allowed(&disabled, Origin::SelfService),
+            Err(GenerationRefused::Disabled(Origin::SelfService))
+        );
+        assert!(check_generation_allowed(&disabled, Origin::HelpDesk).is_ok());
+    }
+
+    #[test]
+    fn policy_validation() {
+        assert_eq!(Policy::from_json(&json!({})).unwrap(), Policy::default());
+        let p = Policy::from_json(
+            &json!({"codeLength": 16, "helpDeskMaxUsage": 10, "selfServiceMaxUsage": null}),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                p.code_length,
+                p.help_desk_max_usage,
+                p.self_service_max_usage
+            ),
+            (16, Some(10), None)
+        );
+        for bad in [
+            json!({"codeLength": 7}),
+            json!({"codeLength": 21}),
+            json!({"maxActive": 0}),
+            json!({"helpDeskMaxUsage": 0}),
+            json!({"selfServiceMaxExpiryMinutes": -5}),
+            json!({"helpDeskGenerationEnabled": "yes"}),
+            json!([]),
+        ] {
+            assert!(Policy::from_json(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn codes_are_digits_shown_grouped_and_typed_loosely() {
+        let mut rng = rand::rng();
+        let code = generate_code(&mut rng, 12);
+        assert_eq!(code.len(), 12);
+        assert!(code.bytes().all(|b| b.is_ascii_digit()));
+        assert_eq!(display_code("123456789012"), "1234-5678-9012");
+        assert_eq!(display_code("1234567890"), "1234-5678-90");
+        assert_eq!(
+            normalize_code(" 1234-5678 9012 ").as_deref(),
+            Some("123456789012")
+        );
+        assert_eq!(normalize_code("1234-5678-901x"), None);
+        assert_eq!(normalize_code("1234"), None);
+    }
+
+    #[test]
+    fn digits_are_uniform() {
+        let mut rng = rand::rng();
+        let mut counts = [0u32; 10];
+        for _ in 0..2_000 {
+            for b in generate_code(&mut rng, 10).bytes() {
+                counts[(b - b'0') as usize] += 1;
+            }
+        }
+        // 20 000 digits: each count is 2 000 ± ~60 (1σ); 300 is five sigma.
+        for (digit, count) in counts.iter().enumerate() {
+            assert!((1_700..=2_300).contains(count), "digit {digit}: {count}");
+        }
+    }
+
+    #[test]
+    fn status_precedence() {
+        let state = CodeState {
+            expires_at: Some(now()),
+            max_uses: Some(1),
+            use_count: 0,
+            revoked: false,
+        };
+        assert_eq!(
+            state.status(now() - Duration::seconds(1)),
+            CodeStatus::Active
+        );
+        assert_eq!(state.status(now()), CodeStatus::Expired);
+        let used = CodeState {
+            use_count: 1,
+            ..state
+        };
+        assert_eq!(used.status(now()), CodeStatus::Exhausted);
+        assert_eq!(used.remaining(), Some(0));
+        let revoked = CodeState {
+            revoked: true,
+            ..used
+        };
+        assert_eq!(revoked.status(now()), CodeStatus::Revoked);
+        let unlimited = CodeState {
+            expires_at: None,
+            max_uses: None,
+            use_count: 99,
+            revoked: false,
+        };
+        assert_eq!(unlimited.status(now()), CodeStatus::Active);
+        assert_eq!(unlimited.remaining(), None);
+    }
+}

@@ -1,0 +1,186 @@
+//! Outgoing mail with lettre: SMTP when `SMTP_URL` is set, otherwise `.eml` files in the
+//! outbox folder. Messages carry a plain-text and an HTML part.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::domain::secret::Secret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("mail configuration: {0}")]
+    Config(String),
+    #[error("invalid recipient address")]
+    Recipient,
+    #[error("could not build the message: {0}")]
+    Build(String),
+    #[error("sending failed: {0}")]
+    Send(String),
+}
+
+enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    File(AsyncFileTransport<Tokio1Executor>),
+}
+
+pub struct Mailer {
+    transport: Transport,
+    from: Mailbox,
+}
+
+/// What a bypass-code message says.
+pub struct BypassCodeMail<'a> {
+    pub to: &'a str,
+    pub user_name: &'a str,
+    /// The code as shown to people (grouped digits).
+    pub code: &'a Secret,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_uses: Option<i64>,
+    pub service: &'a str,
+}
+
+fn escape_html(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '&' => "&amp;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '\'' => "&#39;".to_owned(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+impl BypassCodeMail<'_> {
+    fn expiry(&self) -> String {
+        match self.expires_at {
+            Some(at) => format!("It expires on {} UTC.", at.format("%Y-%m-%d at %H:%M")),
+            None => "It does not expire.".to_owned(),
+        }
+    }
+
+    fn uses(&self) -> String {
+        match self.max_uses {
+            Some(1) => "It can be used once.".to_owned(),
+            Some(n) => format!("It can be used {n} times."),
+            None => "It can be used any number of times.".to_owned(),
+        }
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "Hello {user},\n\nHere is your bypass code for 2-step verification at {service}:\n\n    {code}\n\n\
+             {expiry} {uses}\nType it on the 2-step verification page, choosing \"Use a bypass code\".\n\n\
+             If you did not ask for this code, contact your help desk.\n",
+            user = self.user_name,
+            service = self.service,
+            code = self.code.expose(),
+            expiry = self.expiry(),
+            uses = self.uses(),
+        )
+    }
+
+    fn html(&self) -> String {
+        format!(
+            "<!doctype html><html><body style=\"font-family:sans-serif\">\
+             <p>Hello {user},</p><p>Here is your bypass code for 2-step verification at {service}:</p>\
+             <p style=\"font-size:1.5em;font-family:monospace;letter-spacing:0.1em\"><strong>{code}</strong></p>\
+             <p>{expiry} {uses}<br>Type it on the 2-step verification page, choosing \
+             &ldquo;Use a bypass code&rdquo;.</p><p>If you did not ask for this code, contact your help desk.</p>\
+             </body></html>",
+            user = escape_html(self.user_name),
+            service = escape_html(self.service),
+            code = escape_html(self.code.expose()),
+            expiry = self.expiry(),
+            uses = self.uses(),
+        )
+    }
+}
+
+impl Mailer {
+    pub fn new(smtp_url: Option<&str>, outbox: PathBuf, from: &str) -> Result<Self, MailError> {
+        let from: Mailbox = from
+            .parse()
+            .map_err(|e| MailError::Config(format!("from address: {e}")))?;
+        let transport = match smtp_url {
+            Some(url) => Transport::Smtp(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|e| MailError::Config(format!("SMTP_URL: {e}")))?
+                    .build(),
+            ),
+            None => {
+                std::fs::create_dir_all(&outbox)
+                    .map_err(|e| MailError::Config(format!("outbox {}: {e}", outbox.display())))?;
+                Transport::File(AsyncFileTransport::new(outbox))
+            }
+        };
+        Ok(Self { transport, from })
+    }
+
+    pub async fn send_bypass_code(&self, mail: &BypassCodeMail<'_>) -> Result<(), MailError> {
+        let to: Mailbox = mail.to.parse().map_err(|_| MailError::Recipient)?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(format!("Your bypass code for {}", mail.service))
+            .multipart(MultiPart::alternative_plain_html(mail.text(), mail.html()))
+            .map_err(|e| MailError::Build(e.to_string()))?;
+        self.send(message).await
+    }
+
+    async fn send(&self, message: Message) -> Result<(), MailError> {
+        match &self.transport {
+            Transport::Smtp(smtp) => smtp
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| MailError::Send(e.to_string())),
+            Transport::File(file) => file
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| MailError::Send(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_parts_state_code_expiry_and_uses_and_html_is_escaped() {
+        let code = Secret::new("1234-5678-9012");
+        let mail = BypassCodeMail {
+            to: "a@example.com",
+            user_name: "<script>",
+            code: &code,
+            expires_at: Some(
+                DateTime::parse_from_rfc3339("2026-12-01T08:30:00Z")
+                    .unwrap()
+                    .with_timezone(&Utc),
+            ),
+            max_uses: Some(3),
+            service: "bypass-idp",
+        };
+        for part in [mail.text(), mail.html()] {
+            assert!(part.contains("1234-5678-9012"));
+            assert!(part.contains("2026-12-01 at 08:30 UTC"));
+            assert!(part.contains("used 3 times"));
+        }
+        assert!(mail.html().contains("&lt;script&gt;") && !mail.html().contains("<script>"));
+        let never = BypassCodeMail {
+            expires_at: None,
+            max_uses: None,
+            ..mail
+        };
+        assert!(
+            never.text().contains("does not expire")
+                && never.text().contains("any number of times")
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! `/Users/{id}/totp`: TOTP enrolment administered by the help desk (scope `mfa:manage`).
+
+use std::sync::Arc;
+
+use poem::web::{Data, RemoteAddr};
+use poem_openapi::param::Path;
+use poem_openapi::{ApiResponse, OpenApi};
+use serde_json::{Value, json};
+
+use super::ApiTags;
+use super::auth::ScimBearer;
+use super::bypass_codes::context;
+use super::error::ScimError;
+use super::models::{TotpConfirmation, TotpEnrollment, TotpState};
+use super::payload::ScimJson;
+use crate::app::AppState;
+use crate::domain::ids::UserId;
+use crate::domain::scim::{ScimType, ScimViolation};
+use crate::domain::scope::MFA_MANAGE;
+use crate::service::mfa::TotpStatus;
+
+pub const TOTP_SCHEMA: &str = "urn:bypass-idp:params:scim:schemas:core:2.0:Totp";
+
+#[derive(ApiResponse)]
+pub enum StartEnrollmentResponse {
+    /// A pending factor; confirm it with a current code. The body holds the secret.
+    #[oai(status = 201)]
+    Created(
+        ScimJson<TotpEnrollment>,
+        #[oai(header = "Cache-Control")] String,
+    ),
+}
+
+#[derive(ApiResponse)]
+pub enum TotpStateResponse {
+    /// The factor's state.
+    #[oai(status = 200)]
+    Ok(ScimJson<TotpState>),
+}
+
+#[derive(ApiResponse)]
+pub enum ResetResponse {
+    /// The TOTP factor is removed and every bypass code of the user revoked.
+    #[oai(status = 204)]
+    Reset,
+}
+
+fn state_body(status: TotpStatus) -> Value {
+    json!({"schemas": [TOTP_SCHEMA], "status": status.as_str()})
+}
+
+pub struct MfaApi;
+
+#[OpenApi(prefix_path = "/scim/v2", tag = "ApiTags::TwoStepVerification")]
+impl MfaApi {
+    /// Start (or restart) TOTP enrolment for an active user.
+    #[oai(
+        path = "/Users/:id/totp",
+        method = "post",
+        operation_id = "startTotpEnrollment"
+    )]
+    async fn start(
+        &self,
+        auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+        remote: &RemoteAddr,
+        id: Path<String>,
+    ) -> Result<StartEnrollmentResponse, ScimError> {
+        auth.require(MFA_MANAGE)?;
+        let enrollment = state
+            .mfa
+            .start_enrollment(&UserId::new(id.0), &context(&auth, remote))
+            .await?;
+        Ok(StartEnrollmentResponse::Created(
+            ScimJson::new(json!({
+                "schemas": [TOTP_SCHEMA],
+                "secret": enrollment.secret_base32.expose(),
+                "otpauthUri": enrollment.otpauth_uri.expose(),
+                "status": TotpStatus::Pending.as_str(),
+            })),
+            "no-store".into(),
+        ))
+    }
+
+    /// Confirm a pending TOTP factor with a current code.
+    #[oai(
+        path = "/Users/:id/totp/confirmation",
+        method = "post",
+        operation_id = "confirmTotpEnrollment"
+    )]
+    async fn confirm(
+        &self,
+        auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+        remote: &RemoteAddr,
+        id: Path<String>,
+        body: ScimJson<TotpConfirmation>,
+    ) -> Result<TotpStateResponse, ScimError> {
+        auth.require(MFA_MANAGE)?;
+        let code = body
+            .value
+            .get("code")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ScimViolation::new(
+                    ScimType::InvalidValue,
+                    "\"code\" is required: the current TOTP code",
+                )
+            })?;
+        state
+            .mfa
+            .confirm(&UserId::new(id.0), code, &context(&auth, remote))
+            .await?;
+        Ok(TotpStateResponse::Ok(ScimJson::new(state_body(
+            TotpStatus::Enrolled,
+        ))))
+    }
+
+    /// Whether the user has a TOTP factor (never the secret).
+    #[oai(
+        path = "/Users/:id/totp",
+        method = "get",
+        operation_id = "getTotpState"
+    )]
+    async fn get(
+        &self,
+        auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+        id: Path<String>,
+    ) -> Result<TotpStateResponse, ScimError> {
+        auth.require(MFA_MANAGE)?;
+        let user_id = UserId::new(id.0);
+        state.users.get(&user_id).await?;
+        let status = state.mfa.status(&user_id).await?;
+        Ok(TotpStateResponse::Ok(ScimJson::new(state_body(status))))
+    }
+
+    /// Reset 2-step verification: remove the TOTP factor and revoke every bypass code.
+    #[oai(
+        path = "/Users/:id/totp",
+        method = "delete",
+        operation_id = "resetTotp"
+    )]
+    async fn reset(
+        &self,
+        auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+        remote: &RemoteAddr,
+        id: Path<String>,
+    ) -> Result<ResetResponse, ScimError> {
+        auth.require(MFA_MANAGE)?;
+        state
+            .mfa
+            .reset(&UserId::new(id.0), &context(&auth, remote))
+            .await?;
+        Ok(ResetResponse::Reset)
+    }
+}

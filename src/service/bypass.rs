@@ -1,0 +1,592 @@
+//! Bypass codes: generation under the policy, listing, revocation, email, the audit trail,
+//! and verify-and-consume for sign-in.
+//!
+//! A code is stored only as argon2id(code, per-user salt[, pepper]); the user's codes share
+//! the salt, so checking an attempt costs ONE argon2 computation and one index lookup on
+//! (user_id, hash), however many codes the user has.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use chrono::{DateTime, Utc};
+use entity::{audit_event, bypass_code};
+use subtle::ConstantTimeEq;
+
+use super::context::Context;
+use super::mfa::{Guard, Lock};
+use super::{ServiceError, audit};
+use crate::counters::SharedCounters;
+use crate::domain::bypass::{
+    self, CodeRequest, CodeState, CodeStatus, GenerationRefused, Origin, Policy,
+    check_generation_allowed,
+};
+use crate::domain::ids::UserId;
+use crate::domain::secret::Secret;
+use crate::mail::{BypassCodeMail, Mailer};
+use crate::store::Store;
+use crate::store::bypass::{InsertOutcome, new_code};
+
+const POLICY_SETTING: &str = "bypassCodePolicy";
+/// How long a use counter lives in Redis before it is seeded from the database again.
+const USE_COUNTER_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+const GENERATION_ATTEMPTS: usize = 3;
+
+/// Turns a code into the 32-byte value stored for it.
+pub trait CodeHasher: Send + Sync {
+    fn hash(&self, code: &str, salt: &[u8]) -> Result<[u8; 32], ServiceError>;
+}
+
+/// Argon2id, m=19456 KiB, t=2, p=1, 32-byte output, with the pepper as Argon2's secret input.
+pub struct Argon2Hasher {
+    pepper: Option<Vec<u8>>,
+}
+
+impl Argon2Hasher {
+    pub fn new(pepper: Option<&Secret>) -> Self {
+        Self {
+            pepper: pepper.map(|p| p.expose().as_bytes().to_vec()),
+        }
+    }
+}
+
+impl CodeHasher for Argon2Hasher {
+    fn hash(&self, code: &str, salt: &[u8]) -> Result<[u8; 32], ServiceError> {
+        let argon = match &self.pepper {
+            Some(pepper) => Argon2::new_with_secret(
+                pepper,
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::default(),
+            )
+            .map_err(|e| ServiceError::Internal(format!("argon2: {e}")))?,
+            None => Argon2::default(),
+        };
+        let mut out = [0u8; 32];
+        argon
+            .hash_password_into(code.as_bytes(), salt, &mut out)
+            .map_err(|e| ServiceError::Internal(format!("argon2: {e}")))?;
+        Ok(out)
+    }
+}
+
+/// A code as the API shows it: never the plaintext, which only [`Created`] carries.
+#[derive(Clone, Debug)]
+pub struct CodeView {
+    pub id: String,
+    pub user_id: UserId,
+    pub status: CodeStatus,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_uses: Option<i64>,
+    pub use_count: i64,
+    pub remaining: Option<i64>,
+    pub origin: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub notifications: Vec<Notification>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Notification {
+    pub channel: &'static str,
+    pub sent: bool,
+    pub detail: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// A new code and, once only, its plaintext.
+pub struct Created {
+    pub code: Secret,
+    pub view: CodeView,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    Wrong,
+    Expired,
+    Revoked,
+    Exhausted,
+    Locked(Lock),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VerifyOutcome {
+    Accepted {
+        code_id: String,
+        remaining: Option<i64>,
+    },
+    Rejected(Rejection),
+}
+
+#[derive(Clone)]
+pub struct BypassCodeService {
+    store: Store,
+    counters: SharedCounters,
+    guard: Guard,
+    hasher: Arc<dyn CodeHasher>,
+    mailer: Arc<Mailer>,
+    service_name: String,
+}
+
+fn state(row: &bypass_code::Model) -> CodeState {
+    CodeState {
+        expires_at: row.expires_at,
+        max_uses: row.max_uses,
+        use_count: row.use_count,
+        revoked: row.revoked_at.is_some(),
+    }
+}
+
+fn notifications(events: &[audit_event::Model]) -> Vec<Notification> {
+    events
+        .iter()
+        .filter(|e| e.event == "emailed" || e.event == "email_failed")
+        .map(|e| Notification {
+            channel: "email",
+            sent: e.event == "emailed",
+            detail: e.detail.clone(),
+            at: e.at,
+        })
+        .collect()
+}
+
+fn view(row: bypass_code::Model, events: &[audit_event::Model], now: DateTime<Utc>) -> CodeView {
+    let state = state(&row);
+    CodeView {
+        status: state.status(now),
+        remaining: state.remaining(),
+        notifications: notifications(events),
+        id: row.id,
+        user_id: UserId::new(row.user_id),
+        expires_at: row.expires_at,
+        max_uses: row.max_uses,
+        use_count: row.use_count,
+        origin: row.origin,
+        created_by: row.created_by,
+        created_at: row.created_at,
+        last_used_at: row.last_used_at,
+        revoked_at: row.revoked_at,
+    }
+}
+
+impl BypassCodeService {
+    pub fn new(
+        store: Store,
+        counters: SharedCounters,
+        guard: Guard,
+        hasher: Arc<dyn CodeHasher>,
+        mailer: Arc<Mailer>,
+        service_name: String,
+    ) -> Self {
+        Self {
+            store,
+            counters,
+            guard,
+            hasher,
+            mailer,
+            service_name,
+        }
+    }
+
+    pub async fn policy(&self) -> Result<Policy, ServiceError> {
+        match self.store.get_setting(POLICY_SETTING).await? {
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| ServiceError::Internal(format!("stored bypass-code policy: {e}"))),
+            None => Ok(Policy::default()),
+        }
+    }
+
+    pub async fn set_policy(&self, policy: &Policy, ctx: &Context) -> Result<(), ServiceError> {
+        let text =
+            serde_json::to_string(policy).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.store.put_setting(POLICY_SETTING, text.clone()).await?;
+        tracing::info!(target: "audit", event = "policy_changed", actor = %ctx.actor_label(), policy = %text, "audit");
+        Ok(())
+    }
+
+    async fn hash(&self, code: String, salt: Vec<u8>) -> Result<[u8; 32], ServiceError> {
+        let hasher = self.hasher.clone();
+        tokio::task::spawn_blocking(move || hasher.hash(&code, &salt))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("hashing task: {e}")))?
+    }
+
+    /// Generates a code for an active user enrolled in 2-step verification.
+    pub async fn create(
+        &self,
+        user_id: &UserId,
+        body: &serde_json::Value,
+        origin: Origin,
+        ctx: &Context,
+    ) -> Result<Created, ServiceError> {
+        let user = self
+            .store
+            .get_user(user_id)
+            .await?
+            .ok_or(ServiceError::NotFound("user"))?;
+        let policy = self.policy().await?;
+        if let Err(GenerationRefused::Disabled(origin)) = check_generation_allowed(&policy, origin)
+        {
+            return Err(ServiceError::Forbidden(format!(
+                "{} generation of bypass codes is disabled by the policy (BypassCodeSettings)",
+                origin.as_str()
+            )));
+        }
+        let now = Utc::now();
+        let request: CodeRequest = bypass::parse_create(body, &policy, origin, now)?;
+        let name = &user.attributes.user_name;
+        if user.attributes.active == Some(false) {
+            return Err(ServiceError::invalid(format!(
+                "user \"{name}\" is inactive; no bypass code was generated"
+            )));
+        }
+        let mfa = self.store.get_mfa(user_id).await?;
+        let Some(mfa) = mfa.filter(|m| m.totp_confirmed) else {
+            return Err(ServiceError::invalid(format!(
+                "user \"{name}\" is not enrolled in 2-step verification; enroll a TOTP factor first"
+            )));
+        };
+        let code_id = uuid::Uuid::new_v4().to_string();
+        let mut attempt = 0;
+        let (plaintext, row) = loop {
+            attempt += 1;
+            let plaintext = bypass::generate_code(&mut rand::rng(), policy.code_length);
+            let hash = self
+                .hash(plaintext.clone(), mfa.bypass_salt.clone())
+                .await?;
+            let model = new_code(
+                &code_id,
+                user_id,
+                hash.to_vec(),
+                origin.as_str(),
+                &ctx.actor_label(),
+                ctx.client_id.as_ref().map(|c| c.as_str()),
+                request.expires_at,
+                request.max_uses,
+                now,
+            );
+            match self
+                .store
+                .insert_code(model, policy.max_active as u64, now)
+                .await?
+            {
+                InsertOutcome::Inserted(row) => break (plaintext, *row),
+                InsertOutcome::TooManyActive => {
+                    return Err(ServiceError::Conflict(format!(
+                        "user \"{name}\" already has {} active bypass codes (maxActive); revoke one first",
+                        policy.max_active
+                    )));
+                }
+                InsertOutcome::Collision if attempt < GENERATION_ATTEMPTS => continue,
+                InsertOutcome::Collision => {
+                    return Err(ServiceError::Internal(
+                        "could not generate a unique code".into(),
+                    ));
+                }
+            }
+        };
+        let detail = format!(
+            "expires {}, {} use(s)",
+            request
+                .expires_at
+                .map_or("never".to_owned(), |t| t.to_rfc3339()),
+            request
+                .max_uses
+                .map_or("unlimited".to_owned(), |n| n.to_string())
+        );
+        audit::record(
+            &self.store,
+            ctx,
+            user_id,
+            Some(&row.id),
+            "generated",
+            Some(detail),
+            now,
+        )
+        .await?;
+        let code = Secret::new(bypass::display_code(&plaintext));
+        if request.notify_email {
+            self.email(&user.attributes, &row, &code, ctx).await?;
+        }
+        let events = self.store.code_events(&row.id).await?;
+        Ok(Created {
+            code,
+            view: view(row, &events, now),
+        })
+    }
+
+    /// Emails a code to the user's primary (or first) address. A failed send is recorded and
+    /// reported, never an error: the code exists either way.
+    async fn email(
+        &self,
+        user: &crate::domain::scim::user::UserAttributes,
+        row: &bypass_code::Model,
+        code: &Secret,
+        ctx: &Context,
+    ) -> Result<(), ServiceError> {
+        let user_id = UserId::new(row.user_id.clone());
+        let address = user
+            .emails
+            .iter()
+            .find(|e| e.primary)
+            .or(user.emails.first())
+            .map(|e| e.value.clone());
+        let result = match &address {
+            None => Err("the user has no email address".to_owned()),
+            Some(to) => self
+                .mailer
+                .send_bypass_code(&BypassCodeMail {
+                    to,
+                    user_name: &user.user_name,
+                    code,
+                    expires_at: row.expires_at,
+                    max_uses: row.max_uses,
+                    service: &self.service_name,
+                })
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        let (event, detail) = match result {
+            Ok(()) => ("emailed", address.map(|a| format!("to {a}"))),
+            Err(reason) => {
+                tracing::warn!(code_id = %row.id, reason = %reason, "bypass code email failed");
+                ("email_failed", Some(reason))
+            }
+        };
+        audit::record(
+            &self.store,
+            ctx,
+            &user_id,
+            Some(&row.id),
+            event,
+            detail,
+            Utc::now(),
+        )
+        .await
+    }
+
+    pub async fn list(
+        &self,
+        user_id: &UserId,
+        status: Option<CodeStatus>,
+    ) -> Result<Vec<CodeView>, ServiceError> {
+        if self.store.get_user(user_id).await?.is_none() {
+            return Err(ServiceError::NotFound("user"));
+        }
+        let now = Utc::now();
+        let mut views = Vec::new();
+        for row in self.store.list_codes(user_id).await? {
+            let events = self.store.code_events(&row.id).await?;
+            let code = view(row, &events, now);
+            if status.is_none_or(|s| s == code.status) {
+                views.push(code);
+            }
+        }
+        Ok(views)
+    }
+
+    async fn find(
+        &self,
+        user_id: &UserId,
+        code_id: &str,
+    ) -> Result<bypass_code::Model, ServiceError> {
+        self.store
+            .find_code(user_id, code_id)
+            .await?
+            .ok_or(ServiceError::NotFound("bypass code"))
+    }
+
+    pub async fn get(&self, user_id: &UserId, code_id: &str) -> Result<CodeView, ServiceError> {
+        let row = self.find(user_id, code_id).await?;
+        let events = self.store.code_events(code_id).await?;
+        Ok(view(row, &events, Utc::now()))
+    }
+
+    pub async fn events(
+        &self,
+        user_id: &UserId,
+        code_id: &str,
+    ) -> Result<Vec<audit_event::Model>, ServiceError> {
+        self.find(user_id, code_id).await?;
+        Ok(self.store.code_events(code_id).await?)
+    }
+
+    /// Revokes a code; revoking twice is not an error. The code stays, for audit.
+    pub async fn revoke(
+        &self,
+        user_id: &UserId,
+        code_id: &str,
+        ctx: &Context,
+    ) -> Result<(), ServiceError> {
+        self.find(user_id, code_id).await?;
+        let now = Utc::now();
+        if self
+            .store
+            .revoke_code(code_id, &ctx.actor_label(), now)
+            .await?
+        {
+            audit::record(
+                &self.store,
+                ctx,
+                user_id,
+                Some(code_id),
+                "revoked",
+                None,
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Emails a code the caller still holds, after checking it is this code. Nothing is kept.
+    pub async fn notify(
+        &self,
+        user_id: &UserId,
+        code_id: &str,
+        typed: &str,
+        ctx: &Context,
+    ) -> Result<CodeView, ServiceError> {
+        let row = self.find(user_id, code_id).await?;
+        let now = Utc::now();
+        let status = state(&row).status(now);
+        if status != CodeStatus::Active {
+            return Err(ServiceError::invalid(format!(
+                "the bypass code is {}; only active codes can be sent",
+                status.as_str()
+            )));
+        }
+        let mismatch = || ServiceError::invalid("\"code\" does not match this bypass code");
+        let digits = bypass::normalize_code(typed).ok_or_else(mismatch)?;
+        let mfa = self.store.get_mfa(user_id).await?.ok_or_else(mismatch)?;
+        let hash = self.hash(digits.clone(), mfa.bypass_salt).await?;
+        if !bool::from(hash.as_slice().ct_eq(&row.code_hash)) {
+            return Err(mismatch());
+        }
+        let user = self
+            .store
+            .get_user(user_id)
+            .await?
+            .ok_or(ServiceError::NotFound("user"))?;
+        self.email(
+            &user.attributes,
+            &row,
+            &Secret::new(bypass::display_code(&digits)),
+            ctx,
+        )
+        .await?;
+        let events = self.store.code_events(code_id).await?;
+        Ok(view(row, &events, now))
+    }
+
+    /// Checks a typed code at sign-in and, if it is good, uses it up by one. Exactly as many
+    /// uses succeed as the code allows, across instances: Redis takes the use atomically
+    /// (seeded from the database), and the database records it with a conditional update.
+    pub async fn verify_and_consume(
+        &self,
+        user_id: &UserId,
+        typed: &str,
+        ctx: &Context,
+    ) -> Result<VerifyOutcome, ServiceError> {
+        if let Some(lock) = self.guard.check(user_id, ctx).await? {
+            return Ok(VerifyOutcome::Rejected(Rejection::Locked(lock)));
+        }
+        let outcome = self.try_consume(user_id, typed).await?;
+        let now = Utc::now();
+        match &outcome {
+            Ok((code_id, remaining)) => {
+                self.guard.succeeded(user_id).await?;
+                let detail = remaining.map(|r| format!("{r} use(s) left"));
+                audit::record(
+                    &self.store,
+                    ctx,
+                    user_id,
+                    Some(code_id),
+                    "used",
+                    detail,
+                    now,
+                )
+                .await?;
+            }
+            Err((code_id, rejection)) => {
+                self.guard.failed(user_id, ctx).await?;
+                let reason = format!("{rejection:?}").to_lowercase();
+                audit::record(
+                    &self.store,
+                    ctx,
+                    user_id,
+                    code_id.as_deref(),
+                    "failed",
+                    Some(reason),
+                    now,
+                )
+                .await?;
+            }
+        }
+        Ok(match outcome {
+            Ok((code_id, remaining)) => VerifyOutcome::Accepted { code_id, remaining },
+            Err((_, rejection)) => VerifyOutcome::Rejected(rejection),
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn try_consume(
+        &self,
+        user_id: &UserId,
+        typed: &str,
+    ) -> Result<Result<(String, Option<i64>), (Option<String>, Rejection)>, ServiceError> {
+        let Some(digits) = bypass::normalize_code(typed) else {
+            return Ok(Err((None, Rejection::Wrong)));
+        };
+        let Some(mfa) = self.store.get_mfa(user_id).await? else {
+            return Ok(Err((None, Rejection::Wrong)));
+        };
+        let hash = self.hash(digits, mfa.bypass_salt).await?;
+        let Some(row) = self.store.find_code_by_hash(user_id, &hash).await? else {
+            return Ok(Err((None, Rejection::Wrong)));
+        };
+        let now = Utc::now();
+        let rejected = |status: CodeStatus| match status {
+            CodeStatus::Expired => Rejection::Expired,
+            CodeStatus::Revoked => Rejection::Revoked,
+            _ => Rejection::Exhausted,
+        };
+        let status = state(&row).status(now);
+        if status != CodeStatus::Active {
+            return Ok(Err((Some(row.id), rejected(status))));
+        }
+        let mut remaining = None;
+        if let Some(max) = row.max_uses {
+            let taken = self
+                .counters
+                .acquire_use(
+                    &format!("bypass:{}", row.id),
+                    row.use_count.max(0) as u64,
+                    max as u64,
+                    USE_COUNTER_TTL,
+                )
+                .await
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            match taken {
+                Some(count) => remaining = Some((max - count as i64).max(0)),
+                None => return Ok(Err((Some(row.id), Rejection::Exhausted))),
+            }
+        }
+        if !self.store.consume_code(&row.id, now).await? {
+            // Changed since we read it (used up, revoked or expired meanwhile).
+            let fresh = self.store.find_code(user_id, &row.id).await?;
+            let status = fresh
+                .as_ref()
+                .map_or(CodeStatus::Revoked, |r| state(r).status(now));
+            let rejection = if status == CodeStatus::Active {
+                Rejection::Exhausted
+            } else {
+                rejected(status)
+            };
+            return Ok(Err((Some(row.id), rejection)));
+        }
+        Ok(Ok((row.id, remaining)))
+    }
+}

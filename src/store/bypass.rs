@@ -1,0 +1,221 @@
+//! Bypass codes. Use counting is a conditional update, so the database alone already
+//! guarantees that a code is never used more often than allowed.
+
+use chrono::{DateTime, Utc};
+use entity::{bypass_code, user_mfa};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, ExprTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+};
+
+use super::{Store, StoreError};
+use crate::domain::ids::UserId;
+
+/// Codes that are neither revoked, expired nor used up at `now`.
+fn active_at(now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(bypass_code::Column::RevokedAt.is_null())
+        .add(
+            Condition::any()
+                .add(bypass_code::Column::ExpiresAt.is_null())
+                .add(bypass_code::Column::ExpiresAt.gt(now)),
+        )
+        .add(
+            Condition::any()
+                .add(bypass_code::Column::MaxUses.is_null())
+                .add(
+                    Expr::col(bypass_code::Column::UseCount)
+                        .lt(Expr::col(bypass_code::Column::MaxUses)),
+                ),
+        )
+}
+
+pub enum InsertOutcome {
+    Inserted(Box<bypass_code::Model>),
+    /// The user already has `max_active` active codes.
+    TooManyActive,
+    /// Another of the user's codes has the same hash: generate again.
+    Collision,
+}
+
+impl Store {
+    /// Inserts a code unless the user already has `max_active` active ones. Touching the
+    /// user's MFA row first serialises concurrent creations for the same user.
+    pub async fn insert_code(
+        &self,
+        code: bypass_code::ActiveModel,
+        max_active: u64,
+        now: DateTime<Utc>,
+    ) -> Result<InsertOutcome, StoreError> {
+        let user_id = match &code.user_id {
+            sea_orm::ActiveValue::Set(id) => id.clone(),
+            _ => return Err(StoreError::NotFound),
+        };
+        let txn = self.db.begin().await?;
+        user_mfa::Entity::update_many()
+            .col_expr(user_mfa::Column::UpdatedAt, Expr::value(now))
+            .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
+            .exec(&txn)
+            .await?;
+        let active = bypass_code::Entity::find()
+            .filter(bypass_code::Column::UserId.eq(user_id.as_str()))
+            .filter(active_at(now))
+            .count(&txn)
+            .await?;
+        if active >= max_active {
+            return Ok(InsertOutcome::TooManyActive);
+        }
+        let inserted = match code.insert(&txn).await.map_err(StoreError::classify) {
+            Ok(row) => row,
+            Err(StoreError::Duplicate) => return Ok(InsertOutcome::Collision),
+            Err(other) => return Err(other),
+        };
+        txn.commit().await?;
+        Ok(InsertOutcome::Inserted(Box::new(inserted)))
+    }
+
+    pub async fn list_codes(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Vec<bypass_code::Model>, StoreError> {
+        Ok(bypass_code::Entity::find()
+            .filter(bypass_code::Column::UserId.eq(user_id.as_str()))
+            .order_by_desc(bypass_code::Column::CreatedAt)
+            .order_by_asc(bypass_code::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn find_code(
+        &self,
+        user_id: &UserId,
+        code_id: &str,
+    ) -> Result<Option<bypass_code::Model>, StoreError> {
+        Ok(bypass_code::Entity::find_by_id(code_id)
+            .filter(bypass_code::Column::UserId.eq(user_id.as_str()))
+            .one(&self.db)
+            .await?)
+    }
+
+    /// The user's code with this hash: an index hit on (user_id, code_hash).
+    pub async fn find_code_by_hash(
+        &self,
+        user_id: &UserId,
+        hash: &[u8],
+    ) -> Result<Option<bypass_code::Model>, StoreError> {
+        Ok(bypass_code::Entity::find()
+            .filter(bypass_code::Column::UserId.eq(user_id.as_str()))
+            .filter(bypass_code::Column::CodeHash.eq(hash.to_vec()))
+            .one(&self.db)
+            .await?)
+    }
+
+    /// Records one use if the code is still active at `now`; false if it no longer is.
+    pub async fn consume_code(
+        &self,
+        code_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let result = bypass_code::Entity::update_many()
+            .col_expr(
+                bypass_code::Column::UseCount,
+                Expr::col(bypass_code::Column::UseCount).add(1),
+            )
+            .col_expr(bypass_code::Column::LastUsedAt, Expr::value(now))
+            .filter(bypass_code::Column::Id.eq(code_id))
+            .filter(active_at(now))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Revokes one code; false if it was already revoked.
+    pub async fn revoke_code(
+        &self,
+        code_id: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let result = bypass_code::Entity::update_many()
+            .col_expr(bypass_code::Column::RevokedAt, Expr::value(now))
+            .col_expr(bypass_code::Column::RevokedBy, Expr::value(by))
+            .filter(bypass_code::Column::Id.eq(code_id))
+            .filter(bypass_code::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Revokes every unrevoked code of a user and returns their ids.
+    pub async fn revoke_user_codes<C: ConnectionTrait>(
+        db: &C,
+        user_id: &UserId,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let ids: Vec<String> = bypass_code::Entity::find()
+            .filter(bypass_code::Column::UserId.eq(user_id.as_str()))
+            .filter(bypass_code::Column::RevokedAt.is_null())
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        if !ids.is_empty() {
+            bypass_code::Entity::update_many()
+                .col_expr(bypass_code::Column::RevokedAt, Expr::value(now))
+                .col_expr(bypass_code::Column::RevokedBy, Expr::value(by))
+                .filter(bypass_code::Column::Id.is_in(ids.clone()))
+                .filter(bypass_code::Column::RevokedAt.is_null())
+                .exec(db)
+                .await?;
+        }
+        Ok(ids)
+    }
+
+    /// Resets a user's 2-step verification: the TOTP factor goes and every code is revoked,
+    /// in one transaction.
+    pub async fn reset_mfa(
+        &self,
+        user_id: &UserId,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin().await?;
+        Store::clear_totp(&txn, user_id).await?;
+        let revoked = Store::revoke_user_codes(&txn, user_id, by, now).await?;
+        txn.commit().await?;
+        Ok(revoked)
+    }
+}
+
+/// A new code row, ready for [`Store::insert_code`].
+#[allow(clippy::too_many_arguments)]
+pub fn new_code(
+    id: &str,
+    user_id: &UserId,
+    hash: Vec<u8>,
+    origin: &str,
+    created_by: &str,
+    client_id: Option<&str>,
+    expires_at: Option<DateTime<Utc>>,
+    max_uses: Option<i64>,
+    now: DateTime<Utc>,
+) -> bypass_code::ActiveModel {
+    bypass_code::ActiveModel {
+        id: Set(id.to_owned()),
+        user_id: Set(user_id.as_str().to_owned()),
+        code_hash: Set(hash),
+        origin: Set(origin.to_owned()),
+        created_by: Set(created_by.to_owned()),
+        client_id: Set(client_id.map(str::to_owned)),
+        expires_at: Set(expires_at),
+        max_uses: Set(max_uses),
+        use_count: Set(0),
+        last_used_at: Set(None),
+        revoked_at: Set(None),
+        revoked_by: Set(None),
+        created_at: Set(now),
+    }
+}

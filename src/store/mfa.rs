@@ -1,0 +1,143 @@
+//! 2-step verification state per user.
+
+use chrono::Utc;
+use entity::user_mfa;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, Set,
+};
+
+use super::{Store, StoreError};
+use crate::domain::ids::UserId;
+
+impl Store {
+    pub async fn get_mfa(&self, user_id: &UserId) -> Result<Option<user_mfa::Model>, StoreError> {
+        Ok(user_mfa::Entity::find_by_id(user_id.as_str())
+            .one(&self.db)
+            .await?)
+    }
+
+    /// The user's MFA row, created with `salt` if it does not exist yet.
+    pub async fn ensure_mfa(
+        &self,
+        user_id: &UserId,
+        salt: Vec<u8>,
+    ) -> Result<user_mfa::Model, StoreError> {
+        if let Some(row) = self.get_mfa(user_id).await? {
+            return Ok(row);
+        }
+        let inserted = user_mfa::ActiveModel {
+            user_id: Set(user_id.as_str().to_owned()),
+            totp_secret: Set(None),
+            totp_confirmed: Set(false),
+            totp_last_step: Set(None),
+            bypass_salt: Set(salt),
+            consecutive_failures: Set(0),
+            updated_at: Set(Utc::now()),
+        }
+        .insert(&self.db)
+        .await;
+        match inserted.map_err(StoreError::classify) {
+            Ok(row) => Ok(row),
+            // A concurrent request created it first; use theirs.
+            Err(StoreError::Duplicate) => self.get_mfa(user_id).await?.ok_or(StoreError::NotFound),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Stores a new, unconfirmed TOTP secret (sealed), replacing any unconfirmed one.
+    /// Returns false if a confirmed factor exists.
+    pub async fn set_pending_totp(
+        &self,
+        user_id: &UserId,
+        sealed_secret: String,
+    ) -> Result<bool, StoreError> {
+        let result = user_mfa::Entity::update_many()
+            .col_expr(user_mfa::Column::TotpSecret, Expr::value(sealed_secret))
+            .col_expr(
+                user_mfa::Column::TotpLastStep,
+                Expr::value(Option::<i64>::None),
+            )
+            .col_expr(user_mfa::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
+            .filter(user_mfa::Column::TotpConfirmed.eq(false))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Accepts a TOTP time step: confirming a pending factor, or using a confirmed one. The
+    /// step must be later than any accepted before, so a code is never accepted twice, even
+    /// by two instances at once.
+    pub async fn accept_totp_step(
+        &self,
+        user_id: &UserId,
+        step: i64,
+        confirming: bool,
+    ) -> Result<bool, StoreError> {
+        let result = user_mfa::Entity::update_many()
+            .col_expr(user_mfa::Column::TotpConfirmed, Expr::value(true))
+            .col_expr(user_mfa::Column::TotpLastStep, Expr::value(step))
+            .col_expr(user_mfa::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
+            .filter(user_mfa::Column::TotpSecret.is_not_null())
+            .filter(user_mfa::Column::TotpConfirmed.eq(!confirming))
+            .filter(
+                user_mfa::Column::TotpLastStep
+                    .is_null()
+                    .or(user_mfa::Column::TotpLastStep.lt(step)),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Removes the TOTP factor and clears the failure streak.
+    pub async fn clear_totp<C: ConnectionTrait>(
+        db: &C,
+        user_id: &UserId,
+    ) -> Result<(), StoreError> {
+        user_mfa::Entity::update_many()
+            .col_expr(
+                user_mfa::Column::TotpSecret,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(user_mfa::Column::TotpConfirmed, Expr::value(false))
+            .col_expr(
+                user_mfa::Column::TotpLastStep,
+                Expr::value(Option::<i64>::None),
+            )
+            .col_expr(user_mfa::Column::ConsecutiveFailures, Expr::value(0))
+            .col_expr(user_mfa::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
+            .exec(db)
+            .await?;
+        Ok(())
+    }
+
+    /// Adds a failed attempt to the user's streak and returns the new length.
+    pub async fn add_mfa_failure(&self, user_id: &UserId) -> Result<i32, StoreError> {
+        user_mfa::Entity::update_many()
+            .col_expr(
+                user_mfa::Column::ConsecutiveFailures,
+                Expr::col(user_mfa::Column::ConsecutiveFailures).add(1),
+            )
+            .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(self
+            .get_mfa(user_id)
+            .await?
+            .map_or(0, |row| row.consecutive_failures))
+    }
+
+    pub async fn reset_mfa_failures(&self, user_id: &UserId) -> Result<(), StoreError> {
+        user_mfa::Entity::update_many()
+            .col_expr(user_mfa::Column::ConsecutiveFailures, Expr::value(0))
+            .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
+            .filter(user_mfa::Column::ConsecutiveFailures.ne(0))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}
