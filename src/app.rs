@@ -224,6 +224,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
 pub struct RunningServer {
     pub local_addr: SocketAddr,
     pub issuer: String,
+    /// The services the server runs on, for tools and tests in the same process.
+    pub state: Arc<AppState>,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -261,7 +263,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         None => format!("http://{local_addr}"),
     };
     let state = build_state(&config, issuer.clone()).await?;
-    let app = routes(state);
+    let app = routes(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         poem::Server::new_with_acceptor(acceptor)
@@ -278,6 +280,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     Ok(RunningServer {
         local_addr,
         issuer,
+        state,
         shutdown: Some(tx),
         task,
     })

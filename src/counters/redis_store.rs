@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{CounterError, Counters};
 
@@ -40,7 +40,14 @@ fn err(e: redis::RedisError) -> CounterError {
 impl RedisCounters {
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, CounterError> {
         let client = redis::Client::open(url).map_err(err)?;
-        let connection = ConnectionManager::new(client).await.map_err(err)?;
+        // Redis answers in microseconds; a slow answer means this instance is busy (argon2 on
+        // every core), and failing the request then would turn load into errors.
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(Duration::from_secs(10)))
+            .set_connection_timeout(Some(Duration::from_secs(5)));
+        let connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(err)?;
         Ok(Self {
             connection,
             prefix: prefix.to_owned(),

@@ -590,3 +590,125 @@ impl BypassCodeService {
         Ok(Ok((row.id, remaining)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use chrono::Utc;
+    use entity::user_mfa;
+    use sea_orm::{ActiveModelTrait, Set};
+    use serde_json::json;
+
+    use super::*;
+    use crate::counters::MemoryCounters;
+    use crate::domain::scim::user::parse_user;
+
+    /// Counts argon2 computations.
+    struct Counting {
+        inner: Argon2Hasher,
+        calls: AtomicUsize,
+    }
+
+    impl CodeHasher for Counting {
+        fn hash(&self, code: &str, salt: &[u8]) -> Result<[u8; 32], ServiceError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.inner.hash(code, salt)
+        }
+    }
+
+    async fn service(
+        codes: usize,
+    ) -> (
+        BypassCodeService,
+        Arc<Counting>,
+        UserId,
+        Vec<Secret>,
+        tempfile::TempDir,
+    ) {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let body = json!({"schemas": [crate::domain::scim::USER_SCHEMA], "userName": "counted"});
+        let user = store
+            .create_user(&parse_user(&body).unwrap().attributes, None)
+            .await
+            .unwrap();
+        user_mfa::ActiveModel {
+            user_id: Set(user.id.as_str().to_owned()),
+            totp_secret: Set(Some("plain:AAAA".into())),
+            totp_confirmed: Set(true),
+            totp_last_step: Set(None),
+            bypass_salt: Set(vec![9; 16]),
+            consecutive_failures: Set(0),
+            updated_at: Set(Utc::now()),
+        }
+        .insert(&store.db)
+        .await
+        .unwrap();
+        let counters: SharedCounters = Arc::new(MemoryCounters::default());
+        let hasher = Arc::new(Counting {
+            inner: Argon2Hasher::new(None),
+            calls: AtomicUsize::new(0),
+        });
+        let outbox = tempfile::tempdir().unwrap();
+        let mailer = Mailer::new(None, outbox.path().to_path_buf(), "idp <idp@localhost>").unwrap();
+        let service = BypassCodeService::new(
+            store.clone(),
+            counters.clone(),
+            Guard::new(store, counters),
+            hasher.clone(),
+            Arc::new(mailer),
+            "test".into(),
+        );
+        let mut plaintexts = Vec::new();
+        for _ in 0..codes {
+            let created = service
+                .create(
+                    &user.id,
+                    &json!({"neverExpires": true, "maxUsageCount": 10}),
+                    Origin::HelpDesk,
+                    &Context::system(),
+                )
+                .await
+                .unwrap();
+            plaintexts.push(created.code);
+        }
+        (service, hasher, user.id, plaintexts, outbox)
+    }
+
+    async fn calls_for(
+        service: &BypassCodeService,
+        counter: &Counting,
+        user: &UserId,
+        code: &str,
+    ) -> usize {
+        counter.calls.store(0, Ordering::SeqCst);
+        service
+            .verify_and_consume(user, code, &Context::system())
+            .await
+            .unwrap();
+        counter.calls.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn one_argon2_computation_per_attempt_whatever_the_number_of_codes() {
+        let max_active = Policy::default().max_active as usize;
+        for codes in [1, max_active] {
+            let (service, counter, user, plaintexts, _outbox) = service(codes).await;
+            assert_eq!(
+                calls_for(&service, &counter, &user, "0000-0000-0001").await,
+                1,
+                "wrong code, {codes} codes"
+            );
+            for code in &plaintexts {
+                assert_eq!(
+                    calls_for(&service, &counter, &user, code.expose()).await,
+                    1,
+                    "right code, {codes} codes"
+                );
+            }
+            // A typed value that cannot be a code costs nothing.
+            assert_eq!(calls_for(&service, &counter, &user, "not-a-code").await, 0);
+        }
+    }
+}

@@ -123,6 +123,10 @@ impl TestApp {
         }
     }
 
+    pub fn state(&self) -> &std::sync::Arc<bypass_idp::app::AppState> {
+        &self.server.as_ref().expect("running").state
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -256,4 +260,107 @@ pub fn assert_scim_error(status: u16, body: &Value, expected_status: u16, scim_t
         body["detail"].as_str().is_some_and(|d| !d.is_empty()),
         "{body}"
     );
+}
+
+/// Creates a user and enrolls a confirmed TOTP factor over the API; returns (user id, secret).
+pub async fn enrolled_user(app: &TestApp, token: &str, user_name: &str) -> (String, Vec<u8>) {
+    let user = app.create_user(token, user_body(user_name)).await;
+    let id = user["id"].as_str().expect("id").to_owned();
+    let secret = enroll_totp(app, token, &id).await;
+    (id, secret)
+}
+
+/// Starts and confirms TOTP enrolment over the API; returns the secret.
+pub async fn enroll_totp(app: &TestApp, token: &str, user_id: &str) -> Vec<u8> {
+    let (status, started, headers) = app
+        .scim(
+            reqwest::Method::POST,
+            &format!("/Users/{user_id}/totp"),
+            token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{started}");
+    assert_eq!(headers["cache-control"], "no-store");
+    let secret = bypass_idp::domain::totp::from_base32(started["secret"].as_str().expect("secret"))
+        .expect("base32");
+    assert!(
+        started["otpauthUri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = bypass_idp::domain::totp::code_at(&secret, now).expect("code");
+    let (status, confirmed, _) = app
+        .scim(
+            reqwest::Method::POST,
+            &format!("/Users/{user_id}/totp/confirmation"),
+            token,
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(status, 200, "{confirmed}");
+    assert_eq!(confirmed["status"], "enrolled");
+    secret
+}
+
+/// Generates a bypass code over the API and returns the resource (with its `code`).
+pub async fn create_code(app: &TestApp, token: &str, user_id: &str, body: Value) -> Value {
+    let (status, created, _) = app
+        .scim(
+            reqwest::Method::POST,
+            &format!("/Users/{user_id}/bypassCodes"),
+            token,
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    created
+}
+
+/// Deletes this test's Redis keys, as a Redis flush or restart would (no-op without Redis).
+pub async fn flush_redis(app: &TestApp) {
+    let (Some(url), Some(prefix)) = (
+        app.env.get("REDIS_URL"),
+        app.env.get("BYPASS_IDP_REDIS_PREFIX"),
+    ) else {
+        return;
+    };
+    let client = redis::Client::open(url.as_str()).expect("redis url");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut connection)
+        .await
+        .expect("KEYS");
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut connection)
+            .await
+            .expect("DEL");
+    }
+}
+
+/// The searchable text of a MIME message: quoted-printable unfolded, base64 lines decoded.
+pub fn decode_mail(message: &str) -> String {
+    let mut text = message
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=");
+    for line in message.lines() {
+        let decoded =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, line.trim());
+        if let Ok(bytes) = decoded {
+            text.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    text
 }
