@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 
 use super::context::Context;
 use super::mfa::{Guard, Lock};
-use super::{ServiceError, audit};
+use super::{ServiceError, audit, passwords};
 use crate::counters::SharedCounters;
 use crate::domain::bypass::{
     self, CodeRequest, CodeState, CodeStatus, GenerationRefused, Origin, Policy,
@@ -208,9 +208,7 @@ impl BypassCodeService {
 
     async fn hash(&self, code: String, salt: Vec<u8>) -> Result<[u8; 32], ServiceError> {
         let hasher = self.hasher.clone();
-        tokio::task::spawn_blocking(move || hasher.hash(&code, &salt))
-            .await
-            .map_err(|e| ServiceError::Internal(format!("hashing task: {e}")))?
+        passwords::run_kdf(move || hasher.hash(&code, &salt)).await
     }
 
     /// Generates a code for an active user enrolled in 2-step verification.

@@ -1,28 +1,49 @@
-//! Argon2id hashing for passwords (and, later, bypass codes). Hashing is CPU-bound, so it
-//! runs on the blocking pool and never stalls the async workers.
+//! Argon2id hashing for passwords, and the limiter every Argon2 computation goes through.
+//! Hashing is CPU-bound and takes 19 MiB each, so it runs on the blocking pool (never
+//! stalling the async workers) and at most one per core at a time: a burst of sign-ins
+//! then queues instead of allocating gigabytes and thrashing.
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
+use std::sync::LazyLock;
+
+use tokio::sync::Semaphore;
+
 use super::ServiceError;
 use crate::domain::secret::Secret;
 
+static KDF_SLOTS: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+
+/// Runs a key-derivation computation on the blocking pool, one per core at a time.
+pub async fn run_kdf<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    let _slot = KDF_SLOTS
+        .acquire()
+        .await
+        .map_err(|e| ServiceError::Internal(format!("hashing limiter: {e}")))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ServiceError::Internal(format!("hashing task: {e}")))?
+}
+
 /// Hashes a secret into a PHC string with a fresh random salt (Argon2id, m=19456 KiB, t=2, p=1).
 pub async fn hash(secret: Secret) -> Result<String, ServiceError> {
-    tokio::task::spawn_blocking(move || {
+    run_kdf(move || {
         Argon2::default()
             .hash_password(secret.expose().as_bytes())
             .map(|hash| hash.to_string())
             .map_err(|e| ServiceError::Internal(format!("argon2: {e}")))
     })
     .await
-    .map_err(|e| ServiceError::Internal(format!("hashing task: {e}")))?
 }
 
 /// Checks a secret against a PHC string in constant time.
 pub async fn verify(secret: Secret, phc: String) -> Result<bool, ServiceError> {
-    tokio::task::spawn_blocking(move || {
+    run_kdf(move || {
         let parsed = PasswordHash::new(&phc)
             .map_err(|e| ServiceError::Internal(format!("stored hash: {e}")))?;
         Ok(Argon2::default()
@@ -30,7 +51,6 @@ pub async fn verify(secret: Secret, phc: String) -> Result<bool, ServiceError> {
             .is_ok())
     })
     .await
-    .map_err(|e| ServiceError::Internal(format!("hashing task: {e}")))?
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod users;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,21 +46,27 @@ impl Store {
         let mut options = ConnectOptions::new(url.to_owned());
         options
             .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(30))
             .sqlx_logging(false);
         if url.starts_with("sqlite:") {
-            // One writer at a time avoids SQLITE_BUSY; WAL keeps readers concurrent.
-            options.max_connections(1).min_connections(1);
+            // Every connection gets the pragmas; WAL lets readers run beside the one writer,
+            // and writers wait for each other instead of failing.
+            options.map_sqlx_sqlite_opts(|opts| {
+                opts.foreign_keys(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(30))
+                    .pragma("case_sensitive_like", "ON")
+            });
+            // An in-memory database exists once per connection.
+            let connections = if url.contains(":memory:") { 1 } else { 4 };
+            options.max_connections(connections).min_connections(1);
         } else {
             options.max_connections(20).min_connections(1);
         }
-        let db = Database::connect(options).await?;
-        if url.starts_with("sqlite:") {
-            use sea_orm::ConnectionTrait;
-            db.execute_unprepared("PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA case_sensitive_like = ON;")
-                .await?;
-        }
-        Ok(Self { db })
+        Ok(Self {
+            db: Database::connect(options).await?,
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), DbErr> {

@@ -171,14 +171,16 @@ impl Store {
         password: PasswordChange,
         expected_version: Option<i64>,
     ) -> Result<User, StoreError> {
-        let txn = self.db.begin().await?;
+        // Read outside the transaction: the conditional update below re-checks the version,
+        // and SQLite cannot upgrade a read transaction to a write one under contention.
         let current = user::Entity::find_by_id(id.as_str())
-            .one(&txn)
+            .one(&self.db)
             .await?
             .ok_or(StoreError::NotFound)?;
         if expected_version.is_some_and(|v| v != current.version) {
             return Err(StoreError::VersionMismatch);
         }
+        let txn = self.db.begin().await?;
         let mut model = user::ActiveModel {
             version: Set(current.version + 1),
             updated_at: Set(Utc::now()),
