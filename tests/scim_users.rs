@@ -518,6 +518,20 @@ async fn discovery_documents_advertise_what_is_supported() {
     let (_, types, _) = app.scim(Method::GET, "/ResourceTypes", &token, None).await;
     assert_eq!(types["Resources"][0]["endpoint"], "/Users");
     let (_, schemas, _) = app.scim(Method::GET, "/Schemas", &token, None).await;
+    let ids: Vec<&str> = schemas["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            USER_SCHEMA,
+            "urn:bypass-idp:params:scim:schemas:extension:mfa:2.0:User"
+        ]
+    );
+    assert_eq!(schemas["totalResults"], 2);
     let attributes = schemas["Resources"][0]["attributes"].as_array().unwrap();
     let password = attributes.iter().find(|a| a["name"] == "password").unwrap();
     assert_eq!(password["mutability"], "writeOnly");

@@ -29,6 +29,8 @@ pub struct Model {
     pub name_suffix: Option<String>,
     /// Unassigned (NULL) when a SCIM client removed it; only false blocks sign-in.
     pub active: Option<bool>,
+    /// Require 2-step verification at every sign-in; `None`: unassigned (no).
+    pub mfa_required: Option<bool>,
     /// Argon2id PHC string; never returned.
     pub password_hash: Option<String>,
     /// Incremented on every write; the SCIM ETag.

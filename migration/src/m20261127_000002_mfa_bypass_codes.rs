@@ -9,6 +9,14 @@ pub struct Migration;
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
+            .alter_table(
+                Table::alter()
+                    .table("users")
+                    .add_column(boolean_null("mfa_required"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
             .create_table(
                 Table::create()
                     .table("user_mfa")
@@ -109,6 +117,13 @@ impl MigrationTrait for Migration {
                 .drop_table(Table::drop().table(table).to_owned())
                 .await?;
         }
-        Ok(())
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("users")
+                    .drop_column("mfa_required")
+                    .to_owned(),
+            )
+            .await
     }
 }

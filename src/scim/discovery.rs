@@ -85,25 +85,14 @@ pub fn user_schema(base: &str) -> Value {
     })
 }
 
-/// The read-only 2-step verification extension of User.
+/// The 2-step verification extension of User, from the same table that validates it.
 pub fn mfa_extension_schema(base: &str) -> Value {
     json!({
         "schemas": [SCHEMA_SCHEMA],
         "id": MFA_EXTENSION_SCHEMA,
         "name": "TwoStepVerification",
-        "description": "The state of the user's 2-step verification",
-        "attributes": [{
-            "name": "totpStatus",
-            "type": "string",
-            "multiValued": false,
-            "description": "none, pending (enrolment started) or enrolled (confirmed TOTP factor)",
-            "required": false,
-            "caseExact": true,
-            "canonicalValues": ["none", "pending", "enrolled"],
-            "mutability": "readOnly",
-            "returned": "default",
-            "uniqueness": "none"
-        }],
+        "description": "2-step verification of the user",
+        "attributes": schema::MFA_EXTENSION.sub_attributes.iter().map(attribute).collect::<Vec<_>>(),
         "meta": {"resourceType": "Schema", "location": format!("{base}/Schemas/{MFA_EXTENSION_SCHEMA}")}
     })
 }

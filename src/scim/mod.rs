@@ -118,7 +118,6 @@ impl DiscoveryApi {
         Ok(DiscoveryResponse::Ok(ScimJson::new(discovery::list(vec![
             discovery::user_schema(&base(state)),
             discovery::mfa_extension_schema(&base(state)),
-            discovery::mfa_extension_schema(&base(state)),
         ]))))
     }
 

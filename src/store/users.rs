@@ -61,6 +61,7 @@ fn to_domain(row: user::Model, emails: Vec<user_email::Model>, totp: TotpStatus)
             locale: row.locale,
             timezone: row.timezone,
             active: row.active,
+            mfa_required: row.mfa_required,
             emails: emails
                 .into_iter()
                 .map(|e| Email {
@@ -98,6 +99,7 @@ fn set_attributes(model: &mut user::ActiveModel, attrs: &UserAttributes) {
     model.name_prefix = Set(attrs.name.honorific_prefix.clone());
     model.name_suffix = Set(attrs.name.honorific_suffix.clone());
     model.active = Set(attrs.active);
+    model.mfa_required = Set(attrs.mfa_required);
 }
 
 async fn insert_emails<C: sea_orm::ConnectionTrait>(

@@ -171,6 +171,35 @@ pub const EXTERNAL_ID: AttrDef = AttrDef {
     )
 };
 
+const MFA_EXTENSION_ATTRIBUTES: &[AttrDef] = &[
+    AttrDef {
+        mutability: Mutability::ReadOnly,
+        case_exact: true,
+        canonical_values: &["pending", "enrolled"],
+        ..text(
+            "totpStatus",
+            "pending (enrolment started) or enrolled (confirmed TOTP factor); unassigned without one",
+        )
+    },
+    AttrDef {
+        ty: AttrType::Boolean,
+        ..text(
+            "mfaRequired",
+            "Require 2-step verification at every sign-in of this user, whatever the client asks.",
+        )
+    },
+];
+
+/// The 2-step verification extension, handled as a complex attribute named by its URN.
+pub const MFA_EXTENSION: AttrDef = AttrDef {
+    ty: AttrType::Complex,
+    sub_attributes: MFA_EXTENSION_ATTRIBUTES,
+    ..text(
+        super::MFA_EXTENSION_SCHEMA,
+        "2-step verification of the user",
+    )
+};
+
 /// Looks an attribute up by name, ignoring case as RFC 7643 §2.1 requires.
 pub fn find<'a>(defs: &'a [AttrDef], name: &str) -> Option<&'a AttrDef> {
     defs.iter().find(|def| def.name.eq_ignore_ascii_case(name))
@@ -180,6 +209,9 @@ pub fn find<'a>(defs: &'a [AttrDef], name: &str) -> Option<&'a AttrDef> {
 pub fn find_user_attr(name: &str) -> Option<&'static AttrDef> {
     if EXTERNAL_ID.name.eq_ignore_ascii_case(name) {
         return Some(&EXTERNAL_ID);
+    }
+    if MFA_EXTENSION.name.eq_ignore_ascii_case(name) {
+        return Some(&MFA_EXTENSION);
     }
     find(USER_ATTRIBUTES, name)
 }

@@ -51,6 +51,8 @@ pub struct UserAttributes {
     /// `None` when a client removed the attribute; only `Some(false)` blocks sign-in.
     pub active: Option<bool>,
     pub emails: Vec<Email>,
+    /// Require 2-step verification at every sign-in (MFA extension); `None`: unassigned.
+    pub mfa_required: Option<bool>,
 }
 
 /// What a POST, PUT or PATCH asks to store.
@@ -80,12 +82,19 @@ impl User {
     /// The full resource in SCIM JSON; `location` is the absolute URL of this user.
     pub fn to_scim(&self, location: &str) -> Value {
         let mut object = attributes_to_json(&self.attributes);
-        object.insert("schemas".into(), json!([USER_SCHEMA, MFA_EXTENSION_SCHEMA]));
         object.insert("id".into(), json!(self.id.as_str()));
-        object.insert(
-            MFA_EXTENSION_SCHEMA.into(),
-            json!({"totpStatus": self.totp.as_str()}),
-        );
+        // The extension appears when it has a value: a TOTP factor or a stored mfaRequired.
+        if self.totp != TotpStatus::None {
+            let ext = object
+                .entry(MFA_EXTENSION_SCHEMA)
+                .or_insert_with(|| json!({}));
+            ext["totpStatus"] = json!(self.totp.as_str());
+        }
+        if object.contains_key(MFA_EXTENSION_SCHEMA) {
+            object.insert("schemas".into(), json!([USER_SCHEMA, MFA_EXTENSION_SCHEMA]));
+        } else {
+            object.insert("schemas".into(), json!([USER_SCHEMA]));
+        }
         object.insert(
             "meta".into(),
             json!({
@@ -137,6 +146,12 @@ fn attributes_to_json(attrs: &UserAttributes) -> Map<String, Value> {
     put(&mut object, "timezone", &attrs.timezone);
     if let Some(active) = attrs.active {
         object.insert("active".into(), json!(active));
+    }
+    if let Some(required) = attrs.mfa_required {
+        object.insert(
+            MFA_EXTENSION_SCHEMA.into(),
+            json!({"mfaRequired": required}),
+        );
     }
     if !attrs.emails.is_empty() {
         let emails = attrs
@@ -292,6 +307,10 @@ fn normalize_object(
 ) -> Result<Map<String, Value>, ScimViolation> {
     let mut out = Map::new();
     for (key, value) in object {
+        // An extension object may carry its own `schemas`; it says nothing new.
+        if key.eq_ignore_ascii_case("schemas") {
+            continue;
+        }
         let def = schema::find(defs, key).ok_or_else(|| {
             invalid_value(format!(
                 "\"{parent}\" has no sub-attribute \"{key}\"; see /scim/v2/Schemas"
@@ -322,9 +341,7 @@ pub fn normalize(body: &Value) -> Result<Map<String, Value>, ScimViolation> {
             Some(head) if head.eq_ignore_ascii_case(&prefix) => &key[prefix.len()..],
             _ => key.as_str(),
         };
-        // The MFA extension is read-only: clients may echo it back; it changes nothing.
         if name.eq_ignore_ascii_case("schemas")
-            || name.eq_ignore_ascii_case(MFA_EXTENSION_SCHEMA)
             || schema::READ_ONLY_COMMON
                 .iter()
                 .any(|c| c.eq_ignore_ascii_case(name))
@@ -419,6 +436,10 @@ fn from_normalized(mut object: Map<String, Value>) -> Result<UserWrite, ScimViol
         locale: take_string(&mut object, "locale"),
         timezone: take_string(&mut object, "timezone"),
         active: object.get("active").and_then(Value::as_bool),
+        mfa_required: object
+            .get(MFA_EXTENSION_SCHEMA)
+            .and_then(|ext| ext.get("mfaRequired"))
+            .and_then(Value::as_bool),
         emails,
     };
     Ok(UserWrite {
@@ -526,21 +547,27 @@ fn coerce_boolean(def: &AttrDef, value: &Value) -> Value {
     }
 }
 
-fn resolve_top(attr: &AttrPath) -> Result<&'static AttrDef, ScimViolation> {
-    if let Some(schema) = &attr.schema
-        && !schema.eq_ignore_ascii_case(USER_SCHEMA)
-    {
-        return Err(ScimViolation::new(
-            ScimType::InvalidPath,
-            format!("unknown schema \"{schema}\" in path"),
-        ));
+/// The top-level attribute a path names and the sub-attribute within it, if any. The MFA
+/// extension is addressed as `urn:…:mfa:2.0:User` (whole) or `urn:…:mfa:2.0:User:attr`.
+fn resolve_top(attr: &AttrPath) -> Result<(&'static AttrDef, Option<String>), ScimViolation> {
+    let unknown = |what: String| ScimViolation::new(ScimType::InvalidPath, what);
+    match &attr.schema {
+        Some(schema) if schema.eq_ignore_ascii_case(MFA_EXTENSION_SCHEMA) => {
+            return Ok((&schema::MFA_EXTENSION, Some(attr.attr.clone())));
+        }
+        Some(schema)
+            if format!("{schema}:{}", attr.attr).eq_ignore_ascii_case(MFA_EXTENSION_SCHEMA) =>
+        {
+            return Ok((&schema::MFA_EXTENSION, attr.sub_attr.clone()));
+        }
+        Some(schema) if !schema.eq_ignore_ascii_case(USER_SCHEMA) => {
+            return Err(unknown(format!("unknown schema \"{schema}\" in path")));
+        }
+        _ => {}
     }
-    schema::find_user_attr(&attr.attr).ok_or_else(|| {
-        ScimViolation::new(
-            ScimType::InvalidPath,
-            format!("unknown attribute \"{}\"", attr.attr),
-        )
-    })
+    let def = schema::find_user_attr(&attr.attr)
+        .ok_or_else(|| unknown(format!("unknown attribute \"{}\"", attr.attr)))?;
+    Ok((def, attr.sub_attr.clone()))
 }
 
 fn apply_operation(
@@ -571,7 +598,7 @@ fn apply_operation(
         }
         return Ok(());
     };
-    let def = resolve_top(&path.attr)?;
+    let (def, sub_attr) = resolve_top(&path.attr)?;
     if def.mutability == Mutability::ReadOnly {
         return Err(ScimViolation::new(
             ScimType::Mutability,
@@ -610,7 +637,7 @@ fn apply_operation(
             format!("\"{name}\" is single-valued and cannot take a value filter"),
         ));
     }
-    match (&path.attr.sub_attr, def.ty) {
+    match (&sub_attr, def.ty) {
         (Some(sub), AttrType::Complex) => {
             let sub_def = schema::find(def.sub_attributes, sub).ok_or_else(|| {
                 ScimViolation::new(
@@ -618,6 +645,12 @@ fn apply_operation(
                     format!("\"{name}\" has no sub-attribute \"{sub}\""),
                 )
             })?;
+            if sub_def.mutability == Mutability::ReadOnly {
+                return Err(ScimViolation::new(
+                    ScimType::Mutability,
+                    format!("\"{}\" is read-only", sub_def.name),
+                ));
+            }
             let parent = doc.entry(name).or_insert_with(|| Value::Object(Map::new()));
             let parent = parent
                 .as_object_mut()
@@ -652,10 +685,16 @@ fn apply_operation(
                 let parent = doc.entry(name).or_insert_with(|| Value::Object(Map::new()));
                 if let Some(parent) = parent.as_object_mut() {
                     for (k, v) in given {
+                        if k.eq_ignore_ascii_case("schemas") {
+                            continue;
+                        }
                         let sub_def = schema::find(def.sub_attributes, k).ok_or_else(|| {
                             invalid_value(format!("\"{name}\" has no sub-attribute \"{k}\""))
                         })?;
-                        parent.insert(sub_def.name.to_owned(), coerce_boolean(sub_def, v));
+                        // Echoed read-only values are ignored, as in a PUT.
+                        if sub_def.mutability != Mutability::ReadOnly {
+                            parent.insert(sub_def.name.to_owned(), coerce_boolean(sub_def, v));
+                        }
                     }
                 }
             }
@@ -1384,6 +1423,57 @@ mod tests {
         let user = stored(parse_user(&sample_body()).unwrap());
         let write = patch(&user, json!([{"op": "remove", "path": "active"}])).unwrap();
         assert_eq!(write.attributes.active, None);
+    }
+
+    #[test]
+    fn the_mfa_extension_round_trips_and_its_status_is_read_only() {
+        let mut body = sample_body();
+        body[MFA_EXTENSION_SCHEMA] = json!({"mfaRequired": true, "totpStatus": "forged"});
+        let user = stored(parse_user(&body).unwrap());
+        assert_eq!(user.attributes.mfa_required, Some(true));
+        let rendered = user.to_scim("loc");
+        assert_eq!(
+            rendered[MFA_EXTENSION_SCHEMA],
+            json!({"mfaRequired": true, "totpStatus": "enrolled"})
+        );
+        assert!(
+            rendered["schemas"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(MFA_EXTENSION_SCHEMA))
+        );
+
+        let path = format!("{MFA_EXTENSION_SCHEMA}:mfaRequired");
+        let write = patch(
+            &user,
+            json!([{"op": "replace", "path": path, "value": false}]),
+        )
+        .unwrap();
+        assert_eq!(write.attributes.mfa_required, Some(false));
+        let write = patch(
+            &user,
+            json!([{"op": "remove", "path": MFA_EXTENSION_SCHEMA}]),
+        )
+        .unwrap();
+        assert_eq!(write.attributes.mfa_required, None);
+        let status = format!("{MFA_EXTENSION_SCHEMA}:totpStatus");
+        let err = patch(
+            &user,
+            json!([{"op": "replace", "path": status, "value": "none"}]),
+        )
+        .unwrap_err();
+        assert_eq!(err.scim_type, ScimType::Mutability);
+
+        let plain = User {
+            totp: TotpStatus::None,
+            ..stored(parse_user(&sample_body()).unwrap())
+        };
+        let rendered = plain.to_scim("loc");
+        assert!(
+            rendered.get(MFA_EXTENSION_SCHEMA).is_none(),
+            "unassigned extension is left out"
+        );
+        assert_eq!(rendered["schemas"], json!([USER_SCHEMA]));
     }
 
     #[test]
