@@ -14,6 +14,7 @@ type Entries = HashMap<String, (u64, Instant)>;
 #[derive(Default)]
 pub struct MemoryCounters {
     entries: Mutex<Entries>,
+    values: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 impl MemoryCounters {
@@ -72,6 +73,32 @@ impl Counters for MemoryCounters {
         entry.0 += 1;
         Ok(Some(entry.0))
     }
+
+    async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CounterError> {
+        let now = Instant::now();
+        let mut values = self.values.lock().map_err(|_| CounterError("poisoned lock".into()))?;
+        if values.len() > PRUNE_ABOVE {
+            values.retain(|_, (_, until)| *until > now);
+        }
+        values.insert(key.to_owned(), (value.to_owned(), now + ttl));
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, CounterError> {
+        let values = self.values.lock().map_err(|_| CounterError("poisoned lock".into()))?;
+        Ok(values
+            .get(key)
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(v, _)| v.clone()))
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<String>, CounterError> {
+        let mut values = self.values.lock().map_err(|_| CounterError("poisoned lock".into()))?;
+        Ok(values
+            .remove(key)
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(v, _)| v))
+    }
 }
 
 #[cfg(test)]
@@ -90,6 +117,18 @@ mod tests {
         assert_eq!(counters.hit("k", window).await.unwrap().0, 1);
         counters.clear("k").await.unwrap();
         assert_eq!(counters.peek("k").await.unwrap().0, 0);
+    }
+
+    #[tokio::test]
+    async fn values_expire_and_are_taken_once() {
+        let counters = MemoryCounters::default();
+        counters.put("v", "one", Duration::from_secs(60)).await.unwrap();
+        assert_eq!(counters.get("v").await.unwrap().as_deref(), Some("one"));
+        assert_eq!(counters.take("v").await.unwrap().as_deref(), Some("one"));
+        assert_eq!(counters.take("v").await.unwrap(), None);
+        counters.put("w", "two", Duration::from_millis(1)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(counters.get("w").await.unwrap(), None);
     }
 
     #[tokio::test]

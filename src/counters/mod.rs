@@ -1,5 +1,6 @@
-//! Windowed counters for rate limits: Redis when configured, so that every instance counts
-//! together, and an in-process map for the embedded default.
+//! Windowed counters for rate limits, use counters, and short-lived state (sign-in flows,
+//! authorization codes): Redis when configured, so that every instance shares them, and
+//! in-process maps for the embedded default.
 
 mod memory;
 mod redis_store;
@@ -32,6 +33,11 @@ pub trait Counters: Send + Sync {
         max: u64,
         ttl: Duration,
     ) -> Result<Option<u64>, CounterError>;
+    /// Stores short-lived state (sign-in flows, authorization codes) for `ttl`.
+    async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CounterError>;
+    async fn get(&self, key: &str) -> Result<Option<String>, CounterError>;
+    /// Reads and deletes in one atomic step: of concurrent takers, exactly one gets the value.
+    async fn take(&self, key: &str) -> Result<Option<String>, CounterError>;
 }
 
 pub type SharedCounters = Arc<dyn Counters>;

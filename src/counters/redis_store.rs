@@ -60,6 +60,10 @@ impl RedisCounters {
         format!("{}:rl:{{{key}}}", self.prefix)
     }
 
+    fn value_key(&self, key: &str) -> String {
+        format!("{}:kv:{{{key}}}", self.prefix)
+    }
+
     fn use_key(&self, key: &str) -> String {
         format!("{}:uses:{{{key}}}", self.prefix)
     }
@@ -120,5 +124,35 @@ impl Counters for RedisCounters {
             .await
             .map_err(err)?;
         Ok((count >= 0).then_some(count as u64))
+    }
+
+    async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CounterError> {
+        let mut connection = self.connection.clone();
+        redis::cmd("SET")
+            .arg(self.value_key(key))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(err)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, CounterError> {
+        let mut connection = self.connection.clone();
+        redis::cmd("GET")
+            .arg(self.value_key(key))
+            .query_async(&mut connection)
+            .await
+            .map_err(err)
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<String>, CounterError> {
+        let mut connection = self.connection.clone();
+        redis::cmd("GETDEL")
+            .arg(self.value_key(key))
+            .query_async(&mut connection)
+            .await
+            .map_err(err)
     }
 }
