@@ -25,23 +25,45 @@ async fn state(dir: &std::path::Path) -> Arc<AppState> {
         _ => None,
     })
     .expect("config");
-    app::build_state(&config, "http://127.0.0.1:8080".into()).await.expect("state")
+    app::build_state(&config, "http://127.0.0.1:8080".into())
+        .await
+        .expect("state")
 }
 
 /// An enrolled user with `codes` unlimited codes; returns the user id and the first code.
-async fn enrolled(state: &AppState, name: &str, codes: usize) -> (bypass_idp::domain::ids::UserId, String) {
+async fn enrolled(
+    state: &AppState,
+    name: &str,
+    codes: usize,
+) -> (bypass_idp::domain::ids::UserId, String) {
     let body = json!({"schemas": [bypass_idp::domain::scim::USER_SCHEMA], "userName": name});
-    let user = state.users.create(parse_user(&body).unwrap()).await.unwrap();
+    let user = state
+        .users
+        .create(parse_user(&body).unwrap())
+        .await
+        .unwrap();
     let ctx = Context::system();
     let enrollment = state.mfa.start_enrollment(&user.id, &ctx).await.unwrap();
     let secret = totp::from_base32(enrollment.secret_base32.expose()).unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    state.mfa.confirm(&user.id, &totp::code_at(&secret, now).unwrap(), &ctx).await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    state
+        .mfa
+        .confirm(&user.id, &totp::code_at(&secret, now).unwrap(), &ctx)
+        .await
+        .unwrap();
     let mut first = None;
     for _ in 0..codes {
         let created = state
             .bypass
-            .create(&user.id, &json!({"neverExpires": true, "unlimitedUsage": true}), Origin::HelpDesk, &ctx)
+            .create(
+                &user.id,
+                &json!({"neverExpires": true, "unlimitedUsage": true}),
+                Origin::HelpDesk,
+                &ctx,
+            )
             .await
             .unwrap();
         first.get_or_insert(created.code.expose().to_owned());
@@ -71,7 +93,9 @@ async fn main() {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..ROUNDS {
         let hasher = hasher.clone();
-        tasks.spawn(bypass_idp::service::passwords::run_kdf(move || hasher.hash("123456789012", &[7; 16])));
+        tasks.spawn(bypass_idp::service::passwords::run_kdf(move || {
+            hasher.hash("123456789012", &[7; 16])
+        }));
     }
     while tasks.join_next().await.is_some() {}
     let argon_parallel = started.elapsed();
@@ -80,7 +104,11 @@ async fn main() {
     let ctx = Context::system();
     let started = Instant::now();
     for _ in 0..ROUNDS {
-        let outcome = state.bypass.verify_and_consume(&user, &code, &ctx).await.unwrap();
+        let outcome = state
+            .bypass
+            .verify_and_consume(&user, &code, &ctx)
+            .await
+            .unwrap();
         assert!(matches!(outcome, VerifyOutcome::Accepted { .. }));
     }
     let verify_serial = started.elapsed();
@@ -88,7 +116,13 @@ async fn main() {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..ROUNDS {
         let (state, user, code) = (state.clone(), user.clone(), code.clone());
-        tasks.spawn(async move { state.bypass.verify_and_consume(&user, &code, &Context::system()).await.unwrap() });
+        tasks.spawn(async move {
+            state
+                .bypass
+                .verify_and_consume(&user, &code, &Context::system())
+                .await
+                .unwrap()
+        });
     }
     while let Some(done) = tasks.join_next().await {
         assert!(matches!(done.unwrap(), VerifyOutcome::Accepted { .. }));
@@ -96,8 +130,16 @@ async fn main() {
     let verify_parallel = started.elapsed();
 
     println!("rounds: {ROUNDS}, cores: {cores}");
-    println!("argon2 alone:        {:.2} ms/op serial, {:.2} ms/op with {cores} in parallel", per_op(argon_serial, ROUNDS), per_op(argon_parallel, ROUNDS));
-    println!("verify-and-consume:  {:.2} ms/op serial, {:.2} ms/op with {cores} in parallel", per_op(verify_serial, ROUNDS), per_op(verify_parallel, ROUNDS));
+    println!(
+        "argon2 alone:        {:.2} ms/op serial, {:.2} ms/op with {cores} in parallel",
+        per_op(argon_serial, ROUNDS),
+        per_op(argon_parallel, ROUNDS)
+    );
+    println!(
+        "verify-and-consume:  {:.2} ms/op serial, {:.2} ms/op with {cores} in parallel",
+        per_op(verify_serial, ROUNDS),
+        per_op(verify_parallel, ROUNDS)
+    );
     println!(
         "argon2 share of one verify (serial): {:.0} %",
         100.0 * argon_serial.as_secs_f64() / verify_serial.as_secs_f64()

@@ -15,7 +15,7 @@ use crate::counters::{self, SharedCounters};
 use crate::domain::scope;
 use crate::mail::Mailer;
 use crate::oidc::clients::{self, ClientSpec};
-use crate::oidc::http::{JWKS_PATH, TOKEN_PATH};
+use crate::oidc::http::{AUTHORIZE_PATH, END_SESSION_PATH, JWKS_PATH, TOKEN_PATH, USERINFO_PATH};
 use crate::oidc::keys::KeyRing;
 use crate::oidc::tokens::AccessTokens;
 use crate::scim::error::to_scim_response;
@@ -23,6 +23,7 @@ use crate::scim::{BypassCodesApi, DiscoveryApi, MfaApi, UsersApi};
 use crate::service::bypass::{Argon2Hasher, BypassCodeService};
 use crate::service::mfa::{Guard, MfaService};
 use crate::service::sealing::Sealer;
+use crate::service::signin::SignInService;
 use crate::service::users::UserService;
 use crate::store::Store;
 
@@ -53,6 +54,7 @@ pub struct AppState {
     pub users: UserService,
     pub mfa: MfaService,
     pub bypass: BypassCodeService,
+    pub signin: SignInService,
 }
 
 pub type Apis = (DiscoveryApi, UsersApi, MfaApi, BypassCodesApi);
@@ -180,7 +182,15 @@ pub async fn build_state(config: &Config, issuer: String) -> Result<Arc<AppState
         Arc::new(mailer),
         service_name,
     );
+    let signin = SignInService::new(
+        store.clone(),
+        counters.clone(),
+        mfa.clone(),
+        bypass.clone(),
+        issuer.clone(),
+    );
     Ok(Arc::new(AppState {
+        signin,
         issuer,
         users: UserService::new(store.clone()),
         store,
@@ -203,10 +213,25 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         )
         .at(JWKS_PATH, get(crate::oidc::http::jwks))
         .at(TOKEN_PATH, post(crate::oidc::http::token))
+        .at(AUTHORIZE_PATH, get(crate::oidc::signin::authorize))
+        .at("/oauth2/signin", get(crate::oidc::signin::signin_page))
+        .at(
+            "/oauth2/signin/password",
+            post(crate::oidc::signin::password),
+        )
+        .at("/oauth2/signin/totp", post(crate::oidc::signin::totp))
+        .at("/oauth2/signin/bypass", post(crate::oidc::signin::bypass))
+        .at("/oauth2/signin/enroll", post(crate::oidc::signin::enroll))
+        .at(
+            USERINFO_PATH,
+            get(crate::oidc::http::userinfo).post(crate::oidc::http::userinfo),
+        )
+        .at(END_SESSION_PATH, get(crate::oidc::signin::end_session))
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .nest("/", api.into_endpoint().catch_all_error(to_scim_response))
         .data(state)
+        .with(poem::middleware::CookieJarManager::new())
         .around(|endpoint, request| async move {
             let method = request.method().clone();
             let path = request.uri().path().to_owned();

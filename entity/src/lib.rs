@@ -2,7 +2,9 @@
 
 pub mod audit_event;
 pub mod bypass_code;
+pub mod grant;
 pub mod oauth_client;
+pub mod refresh_token;
 pub mod setting;
 pub mod signing_key;
 pub mod user;

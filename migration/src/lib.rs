@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_initial;
 mod m20261127_000002_mfa_bypass_codes;
+mod m20261128_000003_grants;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261127_000001_initial::Migration),
             Box::new(m20261127_000002_mfa_bypass_codes::Migration),
+            Box::new(m20261128_000003_grants::Migration),
         ]
     }
 }

@@ -76,7 +76,10 @@ impl Counters for MemoryCounters {
 
     async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CounterError> {
         let now = Instant::now();
-        let mut values = self.values.lock().map_err(|_| CounterError("poisoned lock".into()))?;
+        let mut values = self
+            .values
+            .lock()
+            .map_err(|_| CounterError("poisoned lock".into()))?;
         if values.len() > PRUNE_ABOVE {
             values.retain(|_, (_, until)| *until > now);
         }
@@ -85,7 +88,10 @@ impl Counters for MemoryCounters {
     }
 
     async fn get(&self, key: &str) -> Result<Option<String>, CounterError> {
-        let values = self.values.lock().map_err(|_| CounterError("poisoned lock".into()))?;
+        let values = self
+            .values
+            .lock()
+            .map_err(|_| CounterError("poisoned lock".into()))?;
         Ok(values
             .get(key)
             .filter(|(_, until)| *until > Instant::now())
@@ -93,7 +99,10 @@ impl Counters for MemoryCounters {
     }
 
     async fn take(&self, key: &str) -> Result<Option<String>, CounterError> {
-        let mut values = self.values.lock().map_err(|_| CounterError("poisoned lock".into()))?;
+        let mut values = self
+            .values
+            .lock()
+            .map_err(|_| CounterError("poisoned lock".into()))?;
         Ok(values
             .remove(key)
             .filter(|(_, until)| *until > Instant::now())
@@ -122,11 +131,17 @@ mod tests {
     #[tokio::test]
     async fn values_expire_and_are_taken_once() {
         let counters = MemoryCounters::default();
-        counters.put("v", "one", Duration::from_secs(60)).await.unwrap();
+        counters
+            .put("v", "one", Duration::from_secs(60))
+            .await
+            .unwrap();
         assert_eq!(counters.get("v").await.unwrap().as_deref(), Some("one"));
         assert_eq!(counters.take("v").await.unwrap().as_deref(), Some("one"));
         assert_eq!(counters.take("v").await.unwrap(), None);
-        counters.put("w", "two", Duration::from_millis(1)).await.unwrap();
+        counters
+            .put("w", "two", Duration::from_millis(1))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(counters.get("w").await.unwrap(), None);
     }

@@ -5,4 +5,5 @@ pub mod ids;
 pub mod scim;
 pub mod scope;
 pub mod secret;
+pub mod signin;
 pub mod totp;

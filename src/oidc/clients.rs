@@ -51,6 +51,38 @@ pub struct AuthenticatedClient {
     pub client_id: ClientId,
     pub scopes: ScopeSet,
     pub grant_types: Vec<String>,
+    pub public: bool,
+}
+
+impl AuthenticatedClient {
+    fn from_row(row: oauth_client::Model) -> Self {
+        Self {
+            client_id: ClientId::new(row.client_id),
+            scopes: ScopeSet::parse(&row.scopes),
+            grant_types: row
+                .grant_types
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            public: row.is_public,
+        }
+    }
+
+    pub fn may_use(&self, grant_type: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant_type)
+    }
+}
+
+/// A public client identifies itself by id alone; its proof is PKCE, checked per grant.
+pub async fn identify_public(
+    store: &Store,
+    client_id: &ClientId,
+) -> Result<Option<AuthenticatedClient>, ServiceError> {
+    Ok(store
+        .find_client(client_id)
+        .await?
+        .filter(|row| row.is_public)
+        .map(AuthenticatedClient::from_row))
 }
 
 pub fn digest(secret: &str) -> Vec<u8> {
@@ -147,15 +179,9 @@ pub async fn authenticate(
         .unwrap_or_else(|| vec![0u8; presented.len()]);
     let matches: bool = presented.ct_eq(&stored).into();
     Ok(match row {
-        Some(row) if matches && row.secret_digest.is_some() => Some(AuthenticatedClient {
-            client_id: ClientId::new(row.client_id),
-            scopes: ScopeSet::parse(&row.scopes),
-            grant_types: row
-                .grant_types
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect(),
-        }),
+        Some(row) if matches && row.secret_digest.is_some() => {
+            Some(AuthenticatedClient::from_row(row))
+        }
         _ => None,
     })
 }

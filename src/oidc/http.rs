@@ -9,22 +9,26 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use openidconnect::core::{
-    CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreResponseType, CoreSubjectIdentifierType,
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
+    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
+    CoreJwsSigningAlgorithm, CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
 };
 use openidconnect::{
-    AuthUrl, EmptyAdditionalProviderMetadata, IssuerUrl, JsonWebKeySetUrl, ResponseTypes, Scope,
-    TokenUrl,
+    AdditionalProviderMetadata, AuthUrl, AuthenticationContextClass, IssuerUrl, JsonWebKeySetUrl,
+    ResponseTypes, Scope, TokenUrl, UserInfoUrl,
 };
 use poem::http::{HeaderValue, StatusCode, header};
-use poem::web::{Data, RealIp};
+use poem::web::{Data, RemoteAddr};
 use poem::{Body, IntoResponse, Request, Response, handler};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::app::AppState;
 use crate::domain::ids::ClientId;
 use crate::domain::scope::{self, ScopeSet};
 use crate::domain::secret::Secret;
-use crate::oidc::clients;
+use crate::domain::signin;
+use crate::oidc::{clients, grants};
 
 const MAX_FORM_BYTES: usize = 64 * 1024;
 /// Failed client authentications allowed per client and address in one window.
@@ -42,6 +46,8 @@ const USER_SCOPES: &[&str] = &[
 pub const TOKEN_PATH: &str = "/oauth2/token";
 pub const JWKS_PATH: &str = "/oauth2/jwks";
 pub const AUTHORIZE_PATH: &str = "/oauth2/authorize";
+pub const USERINFO_PATH: &str = "/oauth2/userinfo";
+pub const END_SESSION_PATH: &str = "/oauth2/logout";
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
     Response::builder()
@@ -51,7 +57,7 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
 }
 
 /// An RFC 6749 §5.2 error. Responses from the token endpoint are never cached.
-struct OAuthError {
+pub(crate) struct OAuthError {
     status: StatusCode,
     code: &'static str,
     description: String,
@@ -60,7 +66,7 @@ struct OAuthError {
     retry_after_seconds: Option<u64>,
 }
 
-fn oauth_error(status: StatusCode, code: &'static str, description: &str) -> OAuthError {
+pub(crate) fn oauth_error(status: StatusCode, code: &'static str, description: &str) -> OAuthError {
     OAuthError {
         status,
         code,
@@ -105,19 +111,70 @@ fn no_store(response: &mut Response) {
         .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
-pub fn provider_metadata(issuer: &str) -> Result<CoreProviderMetadata, String> {
+/// Discovery members that `CoreProviderMetadata` lacks.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExtraMetadata {
+    pub code_challenge_methods_supported: Vec<String>,
+    pub authorization_response_iss_parameter_supported: bool,
+    pub end_session_endpoint: String,
+}
+
+impl AdditionalProviderMetadata for ExtraMetadata {}
+
+pub type ProviderMetadata = openidconnect::ProviderMetadata<
+    ExtraMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+pub fn provider_metadata(issuer: &str) -> Result<ProviderMetadata, String> {
     let url = |path: &str| format!("{issuer}{path}");
-    let metadata = CoreProviderMetadata::new(
+    let claims = [
+        "sub",
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "nonce",
+        "acr",
+        "amr",
+        "azp",
+        "at_hash",
+        "name",
+        "given_name",
+        "family_name",
+        "preferred_username",
+        "email",
+        "email_verified",
+    ];
+    let metadata = ProviderMetadata::new(
         IssuerUrl::new(issuer.to_owned()).map_err(|e| e.to_string())?,
         AuthUrl::new(url(AUTHORIZE_PATH)).map_err(|e| e.to_string())?,
         JsonWebKeySetUrl::new(url(JWKS_PATH)).map_err(|e| e.to_string())?,
         vec![ResponseTypes::new(vec![CoreResponseType::Code])],
         vec![CoreSubjectIdentifierType::Public],
         vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256],
-        EmptyAdditionalProviderMetadata {},
+        ExtraMetadata {
+            code_challenge_methods_supported: vec!["S256".to_owned()],
+            authorization_response_iss_parameter_supported: true,
+            end_session_endpoint: url(END_SESSION_PATH),
+        },
     )
     .set_token_endpoint(Some(
         TokenUrl::new(url(TOKEN_PATH)).map_err(|e| e.to_string())?,
+    ))
+    .set_userinfo_endpoint(Some(
+        UserInfoUrl::new(url(USERINFO_PATH)).map_err(|e| e.to_string())?,
     ))
     .set_scopes_supported(Some(
         scope::KNOWN
@@ -125,13 +182,32 @@ pub fn provider_metadata(issuer: &str) -> Result<CoreProviderMetadata, String> {
             .map(|s| Scope::new((*s).to_owned()))
             .collect(),
     ))
+    .set_response_modes_supported(Some(vec![CoreResponseMode::Query]))
     .set_grant_types_supported(Some(vec![
-        openidconnect::core::CoreGrantType::ClientCredentials,
+        CoreGrantType::AuthorizationCode,
+        CoreGrantType::RefreshToken,
+        CoreGrantType::ClientCredentials,
     ]))
     .set_token_endpoint_auth_methods_supported(Some(vec![
-        openidconnect::core::CoreClientAuthMethod::ClientSecretBasic,
-        openidconnect::core::CoreClientAuthMethod::ClientSecretPost,
-    ]));
+        CoreClientAuthMethod::ClientSecretBasic,
+        CoreClientAuthMethod::ClientSecretPost,
+        CoreClientAuthMethod::None,
+    ]))
+    .set_acr_values_supported(Some(
+        signin::ACR_VALUES
+            .iter()
+            .map(|a| AuthenticationContextClass::new((*a).to_owned()))
+            .collect(),
+    ))
+    .set_claims_supported(Some(
+        claims
+            .iter()
+            .map(|c| CoreClaimName::new((*c).to_owned()))
+            .collect(),
+    ))
+    .set_claims_parameter_supported(Some(false))
+    .set_request_parameter_supported(Some(false))
+    .set_request_uri_parameter_supported(Some(false));
     Ok(metadata)
 }
 
@@ -249,8 +325,10 @@ pub async fn token(
     req: &Request,
     body: Body,
     Data(state): Data<&Arc<AppState>>,
-    RealIp(ip): RealIp,
+    remote: &RemoteAddr,
 ) -> Response {
+    // The peer address, not X-Forwarded-For, which any client can write.
+    let ip = remote.as_socket_addr().map(|a| a.ip());
     match token_inner(req, body, state, ip).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
@@ -283,14 +361,7 @@ async fn token_inner(
     })?;
     let mut form = parse_form(&bytes)?;
     let credentials = client_credentials(req, &mut form)?;
-    let internal = |err: &dyn std::fmt::Display| {
-        tracing::error!(error = %err, "token endpoint failed");
-        oauth_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "internal error",
-        )
-    };
+    let internal = |err: &dyn std::fmt::Display| server_error(err);
 
     let limit_key = format!(
         "client-auth:{}:{}",
@@ -316,7 +387,9 @@ async fn token_inner(
         Some(secret) => clients::authenticate(&state.store, &credentials.client_id, secret)
             .await
             .map_err(|e| internal(&e))?,
-        None => None,
+        None => clients::identify_public(&state.store, &credentials.client_id)
+            .await
+            .map_err(|e| internal(&e))?,
     };
     let Some(client) = client else {
         state
@@ -344,20 +417,36 @@ async fn token_inner(
             "grant_type is required",
         )
     })?;
-    if grant_type != "client_credentials" {
+    let known = ["client_credentials", "authorization_code", "refresh_token"];
+    if !known.contains(&grant_type.as_str()) {
         return Err(oauth_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
             &format!("grant_type \"{grant_type}\" is not supported here"),
         ));
     }
-    if !client.grant_types.iter().any(|g| g == "client_credentials") {
+    if !client.may_use(grant_type) {
         return Err(oauth_error(
             StatusCode::BAD_REQUEST,
             "unauthorized_client",
-            "this client is not registered for client_credentials",
+            &format!("this client is not registered for {grant_type}"),
         ));
     }
+    let body = match grant_type.as_str() {
+        "authorization_code" => grants::authorization_code(state, &client, &form).await?,
+        "refresh_token" => grants::refresh_token(state, &client, &form).await?,
+        _ => client_credentials_grant(state, &client, &form).await?,
+    };
+    let mut response = json_response(StatusCode::OK, body);
+    no_store(&mut response);
+    Ok(response)
+}
+
+async fn client_credentials_grant(
+    state: &AppState,
+    client: &clients::AuthenticatedClient,
+    form: &HashMap<String, String>,
+) -> Result<serde_json::Value, OAuthError> {
     let allowed = ScopeSet::from_names(client.scopes.iter().filter(|s| !USER_SCOPES.contains(s)));
     let granted = match form.get("scope") {
         Some(requested) => {
@@ -382,19 +471,89 @@ async fn token_inner(
     }
     let access_token = state
         .tokens
-        .issue(client.client_id.as_str(), &client.client_id, &granted)
+        .issue(client.client_id.as_str(), &client.client_id, &granted, None)
         .await
-        .map_err(|e| internal(&e))?;
+        .map_err(|e| server_error(&e))?;
     tracing::info!(client_id = %client.client_id, scope = %granted, "access token issued");
-    let mut response = json_response(
-        StatusCode::OK,
-        json!({
-            "access_token": access_token,
-            "token_type": "Bearer",
-            "expires_in": state.tokens.ttl_seconds(),
-            "scope": granted.to_string(),
-        }),
-    );
-    no_store(&mut response);
-    Ok(response)
+    Ok(json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": state.tokens.ttl_seconds(),
+        "scope": granted.to_string(),
+    }))
+}
+
+/// A failure of ours: logged, and reported without details.
+pub(crate) fn server_error(err: &dyn std::fmt::Display) -> OAuthError {
+    tracing::error!(error = %err, "token endpoint failed");
+    oauth_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        "internal error",
+    )
+}
+
+#[handler]
+pub async fn userinfo(req: &Request, Data(state): Data<&Arc<AppState>>) -> Response {
+    let challenge = |error: &str, description: &str, status: StatusCode| {
+        let value = format!(
+            "Bearer realm=\"bypass-idp\", error=\"{error}\", error_description=\"{description}\""
+        );
+        let mut response = json_response(
+            status,
+            json!({"error": error, "error_description": description}),
+        );
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    };
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(bearer) = bearer else {
+        let mut response = json_response(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "invalid_request"}),
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"bypass-idp\""),
+        );
+        return response;
+    };
+    let principal = match state.tokens.verify(bearer).await {
+        Ok(p) => p,
+        Err(e) => return challenge("invalid_token", &e.to_string(), StatusCode::UNAUTHORIZED),
+    };
+    if !principal.scopes.contains("openid") {
+        return challenge(
+            "insufficient_scope",
+            "the token lacks the openid scope",
+            StatusCode::FORBIDDEN,
+        );
+    }
+    match grants::user_claims_for(state, &principal).await {
+        Ok(Some(claims)) => {
+            let mut response = json_response(StatusCode::OK, claims);
+            no_store(&mut response);
+            response
+        }
+        Ok(None) => challenge(
+            "invalid_token",
+            "the sign-in behind this token is revoked or the user is gone",
+            StatusCode::UNAUTHORIZED,
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "userinfo failed");
+            json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "server_error"}),
+            )
+        }
+    }
 }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openidconnect::core::{
-    CoreJsonWebKey, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey,
+    CoreIdToken, CoreIdTokenClaims, CoreJsonWebKey, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
+    CoreRsaPrivateSigningKey,
 };
-use openidconnect::{JsonWebKey, JsonWebKeyId, PrivateSigningKey};
+use openidconnect::{AccessToken, JsonWebKey, JsonWebKeyId, PrivateSigningKey};
 use rsa::pkcs1::{EncodeRsaPrivateKey, LineEnding};
 use tokio::sync::RwLock;
 
@@ -143,6 +144,24 @@ impl KeyRing {
                 signature,
             )
             .is_ok())
+    }
+
+    /// Signs ID token claims (RS256, with `kid`), adding `at_hash` for `access_token`.
+    pub async fn sign_id_token(
+        &self,
+        claims: CoreIdTokenClaims,
+        access_token: &str,
+    ) -> Result<String, ServiceError> {
+        let key = self.loaded.read().await.signing.clone();
+        let token = CoreIdToken::new(
+            claims,
+            key.as_ref(),
+            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            Some(&AccessToken::new(access_token.to_owned())),
+            None,
+        )
+        .map_err(|e| ServiceError::Internal(format!("ID token: {e}")))?;
+        Ok(token.to_string())
     }
 
     pub async fn jwks(&self) -> CoreJsonWebKeySet {

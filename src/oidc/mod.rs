@@ -2,6 +2,9 @@
 //! discovery and the token endpoint.
 
 pub mod clients;
+pub mod grants;
 pub mod http;
 pub mod keys;
+pub mod pages;
+pub mod signin;
 pub mod tokens;

@@ -21,6 +21,8 @@ pub struct Principal {
     pub subject: String,
     pub client_id: ClientId,
     pub scopes: ScopeSet,
+    /// The sign-in a user's token came from; revoking it kills the token.
+    pub grant: Option<String>,
 }
 
 /// Why a token was refused. The message is safe to show to the caller.
@@ -55,6 +57,8 @@ struct Claims {
     client_id: String,
     #[serde(default)]
     scope: String,
+    #[serde(default)]
+    grant: Option<String>,
 }
 
 #[derive(Clone)]
@@ -83,6 +87,7 @@ impl AccessTokens {
         subject: &str,
         client_id: &ClientId,
         scopes: &ScopeSet,
+        grant: Option<&str>,
     ) -> Result<String, ServiceError> {
         let now = Utc::now().timestamp();
         let claims = json!({
@@ -94,6 +99,7 @@ impl AccessTokens {
             "jti": uuid::Uuid::new_v4().to_string(),
             "client_id": client_id.as_str(),
             "scope": scopes.to_string(),
+            "grant": grant,
         });
         self.keys.sign_jwt(ACCESS_TOKEN_TYP, &claims).await
     }
@@ -141,6 +147,7 @@ impl AccessTokens {
             subject: claims.sub,
             client_id: ClientId::new(claims.client_id),
             scopes: ScopeSet::parse(&claims.scope),
+            grant: claims.grant,
         })
     }
 }

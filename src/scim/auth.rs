@@ -24,6 +24,15 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
         Err(TokenError::Service(err)) => return Err(ScimError::from(err).into()),
         Err(refused) => return Err(ScimError::unauthorized(&refused.to_string(), true).into()),
     };
+    match crate::oidc::grants::grant_is_live(state, &principal).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(
+                ScimError::unauthorized("the sign-in behind this token was revoked", true).into(),
+            );
+        }
+        Err(err) => return Err(ScimError::from(err).into()),
+    }
     // Removing a client revokes its tokens at once.
     match state.store.find_client(&principal.client_id).await {
         Ok(Some(_)) => Ok(principal),

@@ -44,6 +44,15 @@ impl Context {
         }
     }
 
+    /// An unauthenticated request from a browser (the sign-in pages).
+    pub fn system_at(ip: Option<IpAddr>) -> Self {
+        Self {
+            actor: Actor::System,
+            client_id: None,
+            ip,
+        }
+    }
+
     /// `client:<id>`, `user:<id>` or `system`.
     pub fn actor_label(&self) -> String {
         match &self.actor {

@@ -7,6 +7,7 @@ pub mod context;
 pub mod mfa;
 pub mod passwords;
 pub mod sealing;
+pub mod signin;
 pub mod users;
 
 use crate::domain::scim::ScimViolation;

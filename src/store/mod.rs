@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod bypass;
 pub mod clients;
+pub mod grants;
 pub mod keys;
 pub mod mfa;
 pub mod settings;

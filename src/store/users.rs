@@ -151,6 +151,23 @@ impl Store {
         self.get_user(&id).await?.ok_or(StoreError::NotFound)
     }
 
+    /// A user by userName (case-insensitive) with their password hash, for sign-in.
+    pub async fn find_user_for_sign_in(
+        &self,
+        user_name: &str,
+    ) -> Result<Option<(User, Option<String>)>, StoreError> {
+        let Some(row) = user::Entity::find()
+            .filter(user::Column::UserNameLower.eq(user_name.to_lowercase()))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let hash = row.password_hash.clone();
+        let id = UserId::new(row.id);
+        Ok(self.get_user(&id).await?.map(|user| (user, hash)))
+    }
+
     pub async fn get_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
         let Some(row) = user::Entity::find_by_id(id.as_str()).one(&self.db).await? else {
             return Ok(None);

@@ -1,0 +1,24 @@
+//! One sign-in of a user at a client: the authorization code and every token issued from it.
+
+use sea_orm::entity::prelude::*;
+
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "grants")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub user_id: String,
+    pub client_id: String,
+    pub scope: String,
+    /// Unix seconds of the password check.
+    pub auth_time: i64,
+    /// Space-separated RFC 8176 methods, e.g. `pwd mfa bypass_code`.
+    pub amr: String,
+    pub acr: String,
+    pub created_at: DateTimeUtc,
+    /// Set when the code was replayed or a used refresh token came back: every token dies.
+    pub revoked_at: Option<DateTimeUtc>,
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,535 @@
+//! The OIDC sign-in, as data and rules: validating an authorization request, and the state
+//! machine a browser walks through (password, then a second factor or enrolment) before an
+//! authorization code may be issued. Illegal transitions return errors instead of states.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::scope::ScopeSet;
+
+/// RFC 8176 method references.
+pub const AMR_PASSWORD: &str = "pwd";
+pub const AMR_MFA: &str = "mfa";
+pub const AMR_OTP: &str = "otp";
+pub const AMR_BYPASS_CODE: &str = "bypass_code";
+/// Authentication context classes this server asserts and accepts in `acr_values`.
+pub const ACR_PASSWORD: &str = "urn:bypass-idp:acr:pwd";
+pub const ACR_MFA: &str = "urn:bypass-idp:acr:mfa";
+pub const ACR_VALUES: &[&str] = &[ACR_PASSWORD, ACR_MFA];
+const MAX_PARAM_LEN: usize = 2048;
+
+/// What the server knows of the client, for validating its requests.
+#[derive(Clone, Debug)]
+pub struct ClientInfo {
+    pub client_id: String,
+    pub redirect_uris: Vec<String>,
+    pub scopes: ScopeSet,
+    pub grant_types: Vec<String>,
+    pub public: bool,
+    pub require_mfa: bool,
+}
+
+/// A validated authorization request (RFC 6749 §4.1.1, OIDC Core §3.1.2.1, RFC 7636).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    /// The client, `acr_values` or nothing asks for 2-step verification.
+    pub mfa_requested: bool,
+}
+
+/// An error to send back to the client's redirect URI (RFC 6749 §4.1.2.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedirectError {
+    pub error: &'static str,
+    pub description: String,
+}
+
+fn redirect_error(error: &'static str, description: impl Into<String>) -> RedirectError {
+    RedirectError {
+        error,
+        description: description.into(),
+    }
+}
+
+/// Checks the client and redirect URI only: failures here must never redirect.
+pub fn check_client_redirect<'a>(
+    params: &'a HashMap<String, String>,
+    client: Option<&ClientInfo>,
+) -> Result<&'a str, String> {
+    let client = client.ok_or_else(|| "unknown client_id".to_owned())?;
+    let redirect = params
+        .get("redirect_uri")
+        .ok_or_else(|| "redirect_uri is required".to_owned())?;
+    if !client.redirect_uris.iter().any(|r| r == redirect) {
+        return Err(
+            "redirect_uri is not registered for this client (it must match exactly)".to_owned(),
+        );
+    }
+    Ok(redirect)
+}
+
+/// Validates the rest of the request, once client and redirect URI are known to be good.
+pub fn parse_auth_request(
+    params: &HashMap<String, String>,
+    client: &ClientInfo,
+) -> Result<AuthRequest, RedirectError> {
+    if let Some((name, _)) = params.iter().find(|(_, v)| v.len() > MAX_PARAM_LEN) {
+        return Err(redirect_error(
+            "invalid_request",
+            format!("{name} is too long"),
+        ));
+    }
+    if params.contains_key("request") || params.contains_key("request_uri") {
+        return Err(redirect_error(
+            "request_not_supported",
+            "request objects are not supported",
+        ));
+    }
+    match params.get("response_type").map(String::as_str) {
+        Some("code") => {}
+        None => {
+            return Err(redirect_error(
+                "invalid_request",
+                "response_type is required",
+            ));
+        }
+        Some(_) => {
+            return Err(redirect_error(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            ));
+        }
+    }
+    if params.get("response_mode").is_some_and(|m| m != "query") {
+        return Err(redirect_error(
+            "invalid_request",
+            "only response_mode=query is supported",
+        ));
+    }
+    if !client.grant_types.iter().any(|g| g == "authorization_code") {
+        return Err(redirect_error(
+            "unauthorized_client",
+            "this client may not use the authorization code flow",
+        ));
+    }
+    let scope = ScopeSet::parse(params.get("scope").map(String::as_str).unwrap_or_default());
+    if !scope.contains("openid") {
+        return Err(redirect_error("invalid_scope", "scope must include openid"));
+    }
+    if !scope.is_subset(&client.scopes) {
+        return Err(redirect_error(
+            "invalid_scope",
+            format!("this client may request only: {}", client.scopes),
+        ));
+    }
+    let code_challenge = match (
+        params.get("code_challenge"),
+        params.get("code_challenge_method").map(String::as_str),
+    ) {
+        (None, None) if client.public => {
+            return Err(redirect_error(
+                "invalid_request",
+                "public clients must use PKCE (code_challenge with S256)",
+            ));
+        }
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(redirect_error(
+                "invalid_request",
+                "code_challenge_method without code_challenge",
+            ));
+        }
+        (Some(_), None | Some("plain")) => {
+            return Err(redirect_error(
+                "invalid_request",
+                "code_challenge_method must be S256",
+            ));
+        }
+        (Some(challenge), Some("S256")) => {
+            // 43 characters of base64url: the SHA-256 of a verifier.
+            let valid = challenge.len() == 43
+                && challenge
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid {
+                return Err(redirect_error(
+                    "invalid_request",
+                    "code_challenge must be a base64url SHA-256 (43 characters)",
+                ));
+            }
+            Some(challenge.clone())
+        }
+        (Some(_), Some(other)) => {
+            return Err(redirect_error(
+                "invalid_request",
+                format!("code_challenge_method {other} is not supported; use S256"),
+            ));
+        }
+    };
+    let max_age = match params.get("max_age") {
+        None => None,
+        Some(text) => Some(
+            text.parse::<i64>()
+                .ok()
+                .filter(|v| *v >= 0)
+                .ok_or_else(|| {
+                    redirect_error(
+                        "invalid_request",
+                        "max_age must be a whole number of seconds",
+                    )
+                })?,
+        ),
+    };
+    if let Some(prompt) = params.get("prompt") {
+        for value in prompt.split_whitespace() {
+            match value {
+                "login" | "consent" | "select_account" => {}
+                // No single sign-on session is kept, so a sign-in always needs the user.
+                "none" => return Err(redirect_error("login_required", "the user must sign in")),
+                other => {
+                    return Err(redirect_error(
+                        "invalid_request",
+                        format!("unknown prompt value {other}"),
+                    ));
+                }
+            }
+        }
+    }
+    let acr_mfa = params
+        .get("acr_values")
+        .is_some_and(|values| values.split_whitespace().any(|v| v == ACR_MFA));
+    Ok(AuthRequest {
+        client_id: client.client_id.clone(),
+        redirect_uri: params.get("redirect_uri").cloned().unwrap_or_default(),
+        scope: scope.to_string(),
+        state: params.get("state").cloned(),
+        nonce: params.get("nonce").cloned(),
+        code_challenge,
+        max_age,
+        login_hint: params.get("login_hint").cloned(),
+        mfa_requested: client.require_mfa || acr_mfa,
+    })
+}
+
+/// Where a sign-in stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Step {
+    /// Waiting for username and password.
+    Password,
+    /// Password verified; waiting for a TOTP or bypass code.
+    SecondFactor { user_id: String, auth_time: i64 },
+    /// Password verified, no second factor, but one is required: waiting for TOTP enrolment.
+    Enroll { user_id: String, auth_time: i64 },
+    /// Done: an authorization code may be issued.
+    Authenticated {
+        user_id: String,
+        auth_time: i64,
+        amr: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecondFactor {
+    Totp,
+    BypassCode,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("this step does not fit the sign-in's state")]
+pub struct IllegalStep;
+
+/// A sign-in in progress, kept server-side behind an opaque cookie.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flow {
+    pub request: AuthRequest,
+    /// Echoed by every form; compared in constant time.
+    pub csrf: String,
+    pub step: Step,
+}
+
+impl Flow {
+    pub fn new(request: AuthRequest, csrf: String) -> Self {
+        Self {
+            request,
+            csrf,
+            step: Step::Password,
+        }
+    }
+
+    /// The password was right. `has_totp`: the user has a confirmed factor;
+    /// `user_requires_mfa`: the user's own `mfaRequired`.
+    pub fn password_verified(
+        self,
+        user_id: String,
+        auth_time: i64,
+        has_totp: bool,
+        user_requires_mfa: bool,
+    ) -> Result<Self, IllegalStep> {
+        if self.step != Step::Password {
+            return Err(IllegalStep);
+        }
+        let step = if has_totp {
+            Step::SecondFactor { user_id, auth_time }
+        } else if self.request.mfa_requested || user_requires_mfa {
+            Step::Enroll { user_id, auth_time }
+        } else {
+            Step::Authenticated {
+                user_id,
+                auth_time,
+                amr: vec![AMR_PASSWORD.to_owned()],
+            }
+        };
+        Ok(Self { step, ..self })
+    }
+
+    pub fn second_factor_verified(self, factor: SecondFactor) -> Result<Self, IllegalStep> {
+        let Step::SecondFactor { user_id, auth_time } = self.step else {
+            return Err(IllegalStep);
+        };
+        let method = match factor {
+            SecondFactor::Totp => AMR_OTP,
+            SecondFactor::BypassCode => AMR_BYPASS_CODE,
+        };
+        let amr = vec![
+            AMR_PASSWORD.to_owned(),
+            AMR_MFA.to_owned(),
+            method.to_owned(),
+        ];
+        Ok(Self {
+            step: Step::Authenticated {
+                user_id,
+                auth_time,
+                amr,
+            },
+            ..self
+        })
+    }
+
+    pub fn enrolled(self) -> Result<Self, IllegalStep> {
+        let Step::Enroll { user_id, auth_time } = self.step else {
+            return Err(IllegalStep);
+        };
+        let amr = vec![
+            AMR_PASSWORD.to_owned(),
+            AMR_MFA.to_owned(),
+            AMR_OTP.to_owned(),
+        ];
+        Ok(Self {
+            step: Step::Authenticated {
+                user_id,
+                auth_time,
+                amr,
+            },
+            ..self
+        })
+    }
+
+    /// The user whose password was verified, once it was.
+    pub fn user_id(&self) -> Option<&str> {
+        match &self.step {
+            Step::Password => None,
+            Step::SecondFactor { user_id, .. }
+            | Step::Enroll { user_id, .. }
+            | Step::Authenticated { user_id, .. } => Some(user_id),
+        }
+    }
+}
+
+/// The acr a set of methods earns.
+pub fn acr_for(amr: &[String]) -> &'static str {
+    if amr.iter().any(|m| m == AMR_MFA) {
+        ACR_MFA
+    } else {
+        ACR_PASSWORD
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(public: bool) -> ClientInfo {
+        ClientInfo {
+            client_id: "rp".into(),
+            redirect_uris: vec!["https://rp.example/cb".into()],
+            scopes: ScopeSet::parse("openid profile email"),
+            grant_types: vec!["authorization_code".into()],
+            public,
+            require_mfa: false,
+        }
+    }
+
+    fn params(extra: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut p: HashMap<String, String> = [
+            ("client_id", "rp"),
+            ("redirect_uri", "https://rp.example/cb"),
+            ("response_type", "code"),
+            ("scope", "openid email"),
+            ("state", "s"),
+            ("nonce", "n"),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
+            ("code_challenge_method", "S256"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        for (k, v) in extra {
+            if v.is_empty() {
+                p.remove(*k);
+            } else {
+                p.insert((*k).to_owned(), (*v).to_owned());
+            }
+        }
+        p
+    }
+
+    #[test]
+    fn redirect_uri_must_match_exactly_before_anything_redirects() {
+        let c = client(false);
+        assert!(check_client_redirect(&params(&[]), Some(&c)).is_ok());
+        assert!(
+            check_client_redirect(
+                &params(&[("redirect_uri", "https://rp.example/cb/")]),
+                Some(&c)
+            )
+            .is_err()
+        );
+        assert!(
+            check_client_redirect(
+                &params(&[("redirect_uri", "https://rp.example/cb?x=1")]),
+                Some(&c)
+            )
+            .is_err()
+        );
+        assert!(check_client_redirect(&params(&[]), None).is_err());
+    }
+
+    #[test]
+    fn requests_are_validated() {
+        let c = client(true);
+        let ok = parse_auth_request(&params(&[("acr_values", ACR_MFA)]), &c).unwrap();
+        assert!(ok.mfa_requested && ok.code_challenge.is_some());
+        for (extra, error) in [
+            (
+                vec![("response_type", "token")],
+                "unsupported_response_type",
+            ),
+            (vec![("scope", "email")], "invalid_scope"),
+            (vec![("scope", "openid scim:users")], "invalid_scope"),
+            (
+                vec![("code_challenge", ""), ("code_challenge_method", "")],
+                "invalid_request",
+            ),
+            (vec![("code_challenge_method", "plain")], "invalid_request"),
+            (vec![("code_challenge", "short")], "invalid_request"),
+            (vec![("max_age", "-1")], "invalid_request"),
+            (vec![("prompt", "none")], "login_required"),
+            (vec![("request", "x")], "request_not_supported"),
+        ] {
+            assert_eq!(
+                parse_auth_request(&params(&extra), &c).unwrap_err().error,
+                error,
+                "{extra:?}"
+            );
+        }
+        let confidential = parse_auth_request(
+            &params(&[("code_challenge", ""), ("code_challenge_method", "")]),
+            &client(false),
+        );
+        assert!(
+            confidential.unwrap().code_challenge.is_none(),
+            "PKCE is optional for confidential clients"
+        );
+    }
+
+    fn flow(mfa_requested: bool) -> Flow {
+        let mut request = parse_auth_request(&params(&[]), &client(false)).unwrap();
+        request.mfa_requested = mfa_requested;
+        Flow::new(request, "csrf".into())
+    }
+
+    #[test]
+    fn password_then_second_factor() {
+        let f = flow(false)
+            .password_verified("u".into(), 10, true, false)
+            .unwrap();
+        assert_eq!(f.user_id(), Some("u"));
+        let done = f
+            .clone()
+            .second_factor_verified(SecondFactor::BypassCode)
+            .unwrap();
+        assert_eq!(
+            done.step,
+            Step::Authenticated {
+                user_id: "u".into(),
+                auth_time: 10,
+                amr: vec!["pwd".into(), "mfa".into(), "bypass_code".into()]
+            }
+        );
+        let totp = f.second_factor_verified(SecondFactor::Totp).unwrap();
+        let Step::Authenticated { amr, .. } = &totp.step else {
+            panic!()
+        };
+        assert_eq!(acr_for(amr), ACR_MFA);
+    }
+
+    #[test]
+    fn no_factor_means_password_only_unless_mfa_is_required() {
+        let f = flow(false)
+            .password_verified("u".into(), 1, false, false)
+            .unwrap();
+        let Step::Authenticated { amr, .. } = &f.step else {
+            panic!("{f:?}")
+        };
+        assert_eq!(amr, &["pwd".to_owned()]);
+        assert_eq!(acr_for(amr), ACR_PASSWORD);
+        assert!(matches!(
+            flow(true)
+                .password_verified("u".into(), 1, false, false)
+                .unwrap()
+                .step,
+            Step::Enroll { .. }
+        ));
+        assert!(matches!(
+            flow(false)
+                .password_verified("u".into(), 1, false, true)
+                .unwrap()
+                .step,
+            Step::Enroll { .. }
+        ));
+        let enrolled = flow(true)
+            .password_verified("u".into(), 1, false, false)
+            .unwrap()
+            .enrolled()
+            .unwrap();
+        assert!(matches!(enrolled.step, Step::Authenticated { .. }));
+    }
+
+    #[test]
+    fn illegal_transitions_are_refused() {
+        assert_eq!(
+            flow(false).second_factor_verified(SecondFactor::Totp),
+            Err(IllegalStep)
+        );
+        assert_eq!(flow(false).enrolled(), Err(IllegalStep));
+        let second = flow(false)
+            .password_verified("u".into(), 1, true, false)
+            .unwrap();
+        assert_eq!(
+            second.clone().password_verified("v".into(), 1, true, false),
+            Err(IllegalStep)
+        );
+        assert_eq!(second.enrolled(), Err(IllegalStep));
+    }
+}

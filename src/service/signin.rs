@@ -1,0 +1,548 @@
+//! The sign-in a browser goes through for an authorization request: flow state kept
+//! server-side (Redis or in-process) behind an opaque id, the password check, the second
+//! factor, TOTP enrolment, and the authorization code that ends it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::sync::OnceCell;
+
+use super::bypass::{BypassCodeService, Rejection, VerifyOutcome};
+use super::context::Context;
+use super::mfa::{Enrollment, Lock, MfaService, TotpOutcome};
+use super::{ServiceError, audit, passwords};
+use crate::counters::SharedCounters;
+use crate::domain::ids::{ClientId, UserId};
+use crate::domain::scope::ScopeSet;
+use crate::domain::secret::Secret;
+use crate::domain::signin::{self, AuthRequest, ClientInfo, Flow, SecondFactor, Step};
+use crate::domain::totp::TotpStatus;
+use crate::store::Store;
+
+pub const FLOW_TTL: Duration = Duration::from_secs(10 * 60);
+pub const CODE_TTL: Duration = Duration::from_secs(60);
+/// How long a used authorization code is remembered, to catch its replay.
+const USED_CODE_TTL: Duration = Duration::from_secs(10 * 60);
+const MAX_PASSWORD_FAILURES: u64 = 10;
+const PASSWORD_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// What an issued authorization code stands for.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CodeGrant {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: Option<String>,
+    pub nonce: Option<String>,
+    pub scope: String,
+    pub user_id: String,
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+    pub grant_id: String,
+}
+
+/// What the browser sees next.
+pub enum Next {
+    /// Show the flow's current step, with a message for the person (and, during enrolment,
+    /// the new secret).
+    Page {
+        flow: Flow,
+        message: Option<String>,
+        enrollment: Option<Enrollment>,
+    },
+    /// The sign-in is over: send the browser back to the client.
+    Redirect(String),
+    /// No such flow, or it expired.
+    Expired,
+    /// The form's CSRF token is missing or wrong.
+    Forged,
+}
+
+pub enum StartError {
+    /// Never redirect: the client or redirect URI cannot be trusted.
+    Page(String),
+    /// Redirect back with an OAuth error.
+    Redirect(String),
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn digest_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn flow_key(id: &str) -> String {
+    format!("flow:{}", digest_hex(id))
+}
+
+pub fn code_key(code: &str) -> String {
+    format!("authcode:{}", digest_hex(code))
+}
+
+pub fn used_code_key(code: &str) -> String {
+    format!("authcode-used:{}", digest_hex(code))
+}
+
+fn counter_error(e: crate::counters::CounterError) -> ServiceError {
+    ServiceError::Internal(e.to_string())
+}
+
+/// `redirect_uri` with `params` appended to its query (RFC 6749 §4.1.2), plus `iss` (RFC 9207).
+pub fn redirect_url(redirect_uri: &str, params: &[(&str, &str)], issuer: &str) -> String {
+    let mut url = match url::Url::parse(redirect_uri) {
+        Ok(url) => url,
+        Err(_) => return redirect_uri.to_owned(),
+    };
+    {
+        let mut query = url.query_pairs_mut();
+        for (k, v) in params {
+            query.append_pair(k, v);
+        }
+        query.append_pair("iss", issuer);
+    }
+    url.to_string()
+}
+
+pub fn lock_message(lock: Lock) -> String {
+    match lock {
+        Lock::Window(left) => {
+            let minutes = left.as_secs().div_ceil(60).max(1);
+            format!(
+                "Too many attempts. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            )
+        }
+        Lock::Permanent => {
+            "Too many failed attempts. Ask your help desk to reset your 2-step verification."
+                .to_owned()
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct SignInService {
+    store: Store,
+    kv: SharedCounters,
+    mfa: MfaService,
+    bypass: BypassCodeService,
+    issuer: String,
+    dummy_hash: std::sync::Arc<OnceCell<String>>,
+}
+
+impl SignInService {
+    pub fn new(
+        store: Store,
+        kv: SharedCounters,
+        mfa: MfaService,
+        bypass: BypassCodeService,
+        issuer: String,
+    ) -> Self {
+        Self {
+            store,
+            kv,
+            mfa,
+            bypass,
+            issuer,
+            dummy_hash: Default::default(),
+        }
+    }
+
+    pub async fn client_info(&self, client_id: &str) -> Result<Option<ClientInfo>, ServiceError> {
+        Ok(self
+            .store
+            .find_client(&ClientId::new(client_id))
+            .await?
+            .map(|c| ClientInfo {
+                client_id: c.client_id,
+                redirect_uris: c.redirect_uris.lines().map(str::to_owned).collect(),
+                scopes: ScopeSet::parse(&c.scopes),
+                grant_types: c
+                    .grant_types
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect(),
+                public: c.is_public,
+                require_mfa: c.require_mfa,
+            }))
+    }
+
+    /// Validates an authorization request and opens a flow; returns the flow id.
+    pub async fn start(
+        &self,
+        params: &HashMap<String, String>,
+    ) -> Result<Result<(String, Flow), StartError>, ServiceError> {
+        let client_id = params
+            .get("client_id")
+            .map(String::as_str)
+            .unwrap_or_default();
+        let client = self.client_info(client_id).await?;
+        let redirect = match signin::check_client_redirect(params, client.as_ref()) {
+            Ok(redirect) => redirect.to_owned(),
+            Err(message) => return Ok(Err(StartError::Page(message))),
+        };
+        let client = client.ok_or(ServiceError::NotFound("client"))?;
+        let request = match signin::parse_auth_request(params, &client) {
+            Ok(request) => request,
+            Err(e) => {
+                let mut pairs = vec![
+                    ("error", e.error),
+                    ("error_description", e.description.as_str()),
+                ];
+                if let Some(state) = params.get("state") {
+                    pairs.push(("state", state));
+                }
+                return Ok(Err(StartError::Redirect(redirect_url(
+                    &redirect,
+                    &pairs,
+                    &self.issuer,
+                ))));
+            }
+        };
+        let id = random_token();
+        let flow = Flow::new(request, random_token());
+        self.save(&id, &flow).await?;
+        Ok(Ok((id, flow)))
+    }
+
+    async fn save(&self, id: &str, flow: &Flow) -> Result<(), ServiceError> {
+        let text =
+            serde_json::to_string(flow).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.kv
+            .put(&flow_key(id), &text, FLOW_TTL)
+            .await
+            .map_err(counter_error)
+    }
+
+    pub async fn load(&self, id: &str) -> Result<Option<Flow>, ServiceError> {
+        match self.kv.get(&flow_key(id)).await.map_err(counter_error)? {
+            Some(text) => Ok(serde_json::from_str(&text).ok()),
+            None => Ok(None),
+        }
+    }
+
+    /// Loads the flow and checks the form's CSRF token against it.
+    async fn checked(&self, id: &str, csrf: &str) -> Result<Result<Flow, Next>, ServiceError> {
+        let Some(flow) = self.load(id).await? else {
+            return Ok(Err(Next::Expired));
+        };
+        if !bool::from(flow.csrf.as_bytes().ct_eq(csrf.as_bytes())) {
+            return Ok(Err(Next::Forged));
+        }
+        Ok(Ok(flow))
+    }
+
+    /// Saves the flow and says what to show, or finishes it when it is authenticated.
+    async fn advance(
+        &self,
+        id: &str,
+        flow: Flow,
+        message: Option<String>,
+        ctx: &Context,
+    ) -> Result<Next, ServiceError> {
+        match &flow.step {
+            Step::Authenticated { .. } => self.finish(id, flow, ctx).await,
+            Step::Enroll { user_id, .. } => {
+                let enrollment = self
+                    .mfa
+                    .start_enrollment(&UserId::new(user_id.clone()), ctx)
+                    .await?;
+                self.save(id, &flow).await?;
+                Ok(Next::Page {
+                    flow,
+                    message,
+                    enrollment: Some(enrollment),
+                })
+            }
+            _ => {
+                self.save(id, &flow).await?;
+                Ok(Next::Page {
+                    flow,
+                    message,
+                    enrollment: None,
+                })
+            }
+        }
+    }
+
+    pub async fn password(
+        &self,
+        id: &str,
+        csrf: &str,
+        user_name: &str,
+        password: Secret,
+        ctx: &Context,
+    ) -> Result<Next, ServiceError> {
+        let flow = match self.checked(id, csrf).await? {
+            Ok(flow) if flow.step == Step::Password => flow,
+            Ok(flow) => return self.advance(id, flow, None, ctx).await,
+            Err(next) => return Ok(next),
+        };
+        let wrong = || Some("Wrong username or password.".to_owned());
+        let limit_key = format!("pwd-fail:{}", user_name.trim().to_lowercase());
+        let (failures, left) = self.kv.peek(&limit_key).await.map_err(counter_error)?;
+        if failures >= MAX_PASSWORD_FAILURES {
+            return Ok(Next::Page {
+                flow,
+                message: Some(lock_message(Lock::Window(left))),
+                enrollment: None,
+            });
+        }
+        let found = self.store.find_user_for_sign_in(user_name.trim()).await?;
+        // Unknown users cost the same Argon2 computation, so timing tells nothing.
+        let phc = match found.as_ref().and_then(|(_, hash)| hash.clone()) {
+            Some(hash) => hash,
+            None => self
+                .dummy_hash
+                .get_or_try_init(|| passwords::hash(Secret::new(random_token())))
+                .await?
+                .clone(),
+        };
+        let matches = passwords::verify(password, phc).await?;
+        let user = match found {
+            Some((user, Some(_))) if matches && user.attributes.active != Some(false) => user,
+            _ => {
+                self.kv
+                    .hit(&limit_key, PASSWORD_WINDOW)
+                    .await
+                    .map_err(counter_error)?;
+                return Ok(Next::Page {
+                    flow,
+                    message: wrong(),
+                    enrollment: None,
+                });
+            }
+        };
+        self.kv.clear(&limit_key).await.map_err(counter_error)?;
+        let has_totp = user.totp == TotpStatus::Enrolled;
+        let required = user.attributes.mfa_required == Some(true);
+        let flow = flow
+            .password_verified(
+                user.id.into_string(),
+                Utc::now().timestamp(),
+                has_totp,
+                required,
+            )
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.advance(id, flow, None, ctx).await
+    }
+
+    pub async fn totp(
+        &self,
+        id: &str,
+        csrf: &str,
+        code: &str,
+        ctx: &Context,
+    ) -> Result<Next, ServiceError> {
+        let flow = match self.checked(id, csrf).await? {
+            Ok(flow) => flow,
+            Err(next) => return Ok(next),
+        };
+        let Step::SecondFactor { user_id, .. } = &flow.step else {
+            return self.advance(id, flow, None, ctx).await;
+        };
+        let user = UserId::new(user_id.clone());
+        let message = match self.mfa.verify(&user, code, ctx).await? {
+            TotpOutcome::Accepted => {
+                let flow = flow
+                    .second_factor_verified(SecondFactor::Totp)
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                return self.advance(id, flow, None, ctx).await;
+            }
+            TotpOutcome::Wrong => {
+                "That code is not right. Enter the 6-digit code your authenticator app shows now."
+                    .to_owned()
+            }
+            TotpOutcome::Replayed => {
+                "That code was already used. Wait for the next code and enter it.".to_owned()
+            }
+            TotpOutcome::Locked(lock) => lock_message(lock),
+        };
+        Ok(Next::Page {
+            flow,
+            message: Some(message),
+            enrollment: None,
+        })
+    }
+
+    pub async fn bypass_code(
+        &self,
+        id: &str,
+        csrf: &str,
+        code: &str,
+        ctx: &Context,
+    ) -> Result<Next, ServiceError> {
+        let flow = match self.checked(id, csrf).await? {
+            Ok(flow) => flow,
+            Err(next) => return Ok(next),
+        };
+        let Step::SecondFactor { user_id, .. } = &flow.step else {
+            return self.advance(id, flow, None, ctx).await;
+        };
+        let user = UserId::new(user_id.clone());
+        let message = match self.bypass.verify_and_consume(&user, code, ctx).await? {
+            VerifyOutcome::Accepted { .. } => {
+                let flow = flow
+                    .second_factor_verified(SecondFactor::BypassCode)
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                return self.advance(id, flow, None, ctx).await;
+            }
+            VerifyOutcome::Rejected(Rejection::Wrong) => {
+                "That bypass code is not right. Check it and try again; dashes and spaces do not matter.".to_owned()
+            }
+            VerifyOutcome::Rejected(Rejection::Expired) => {
+                "That bypass code has expired. Ask your help desk for a new one.".to_owned()
+            }
+            VerifyOutcome::Rejected(Rejection::Revoked) => {
+                "That bypass code was revoked. Ask your help desk for a new one.".to_owned()
+            }
+            VerifyOutcome::Rejected(Rejection::Exhausted) => {
+                "That bypass code has been used up. Ask your help desk for a new one.".to_owned()
+            }
+            VerifyOutcome::Rejected(Rejection::Locked(lock)) => lock_message(lock),
+        };
+        Ok(Next::Page {
+            flow,
+            message: Some(message),
+            enrollment: None,
+        })
+    }
+
+    pub async fn enroll(
+        &self,
+        id: &str,
+        csrf: &str,
+        code: &str,
+        ctx: &Context,
+    ) -> Result<Next, ServiceError> {
+        let flow = match self.checked(id, csrf).await? {
+            Ok(flow) => flow,
+            Err(next) => return Ok(next),
+        };
+        let Step::Enroll { user_id, .. } = &flow.step else {
+            return self.advance(id, flow, None, ctx).await;
+        };
+        match self
+            .mfa
+            .confirm(&UserId::new(user_id.clone()), code, ctx)
+            .await
+        {
+            Ok(()) => {
+                let flow = flow
+                    .enrolled()
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                self.advance(id, flow, None, ctx).await
+            }
+            Err(ServiceError::Invalid(v)) => {
+                let message = format!(
+                    "{} A new key is shown below: add it to your app again.",
+                    v.detail
+                );
+                self.advance(id, flow, Some(message), ctx).await
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Issues the authorization code and ends the flow.
+    async fn finish(&self, id: &str, flow: Flow, ctx: &Context) -> Result<Next, ServiceError> {
+        let Step::Authenticated {
+            user_id,
+            auth_time,
+            amr,
+        } = flow.step
+        else {
+            return Err(ServiceError::Internal(
+                "finish before authentication".into(),
+            ));
+        };
+        let request: AuthRequest = flow.request;
+        let code = random_token();
+        let grant = CodeGrant {
+            client_id: request.client_id.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            code_challenge: request.code_challenge.clone(),
+            nonce: request.nonce.clone(),
+            scope: request.scope.clone(),
+            user_id: user_id.clone(),
+            auth_time,
+            amr: amr.clone(),
+            grant_id: uuid::Uuid::new_v4().to_string(),
+        };
+        let text =
+            serde_json::to_string(&grant).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.kv
+            .put(&code_key(&code), &text, CODE_TTL)
+            .await
+            .map_err(counter_error)?;
+        self.kv.take(&flow_key(id)).await.map_err(counter_error)?;
+        audit::record(
+            &self.store,
+            ctx,
+            &UserId::new(user_id),
+            None,
+            "signed_in",
+            Some(format!(
+                "client {} amr {}",
+                request.client_id,
+                amr.join(" ")
+            )),
+            Utc::now(),
+        )
+        .await?;
+        let mut params = vec![("code", code.as_str())];
+        if let Some(state) = &request.state {
+            params.push(("state", state));
+        }
+        Ok(Next::Redirect(redirect_url(
+            &request.redirect_uri,
+            &params,
+            &self.issuer,
+        )))
+    }
+
+    /// Redeems an authorization code exactly once. A second redemption revokes the grant.
+    pub async fn redeem(
+        &self,
+        code: &str,
+    ) -> Result<Result<CodeGrant, &'static str>, ServiceError> {
+        match self.kv.take(&code_key(code)).await.map_err(counter_error)? {
+            Some(text) => {
+                let grant: CodeGrant = serde_json::from_str(&text)
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                self.kv
+                    .put(&used_code_key(code), &grant.grant_id, USED_CODE_TTL)
+                    .await
+                    .map_err(counter_error)?;
+                Ok(Ok(grant))
+            }
+            None => {
+                if let Some(grant_id) = self
+                    .kv
+                    .get(&used_code_key(code))
+                    .await
+                    .map_err(counter_error)?
+                {
+                    self.store.revoke_grant(&grant_id, Utc::now()).await?;
+                    tracing::warn!(grant_id = %grant_id, "authorization code replayed; grant revoked");
+                    return Ok(Err(
+                        "the authorization code was already used; the tokens issued from it are revoked",
+                    ));
+                }
+                Ok(Err("the authorization code is invalid or expired"))
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Grants and refresh tokens.
+
+use chrono::{DateTime, Utc};
+use entity::{grant, refresh_token};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+
+use super::{Store, StoreError};
+
+impl Store {
+    pub async fn insert_grant(&self, row: grant::Model) -> Result<(), StoreError> {
+        grant::ActiveModel {
+            id: Set(row.id),
+            user_id: Set(row.user_id),
+            client_id: Set(row.client_id),
+            scope: Set(row.scope),
+            auth_time: Set(row.auth_time),
+            amr: Set(row.amr),
+            acr: Set(row.acr),
+            created_at: Set(row.created_at),
+            revoked_at: Set(None),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn find_grant(&self, id: &str) -> Result<Option<grant::Model>, StoreError> {
+        Ok(grant::Entity::find_by_id(id).one(&self.db).await?)
+    }
+
+    pub async fn revoke_grant(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        grant::Entity::update_many()
+            .col_expr(grant::Column::RevokedAt, Expr::value(now))
+            .filter(grant::Column::Id.eq(id))
+            .filter(grant::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert_refresh_token(
+        &self,
+        hash: Vec<u8>,
+        grant_id: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        refresh_token::ActiveModel {
+            token_hash: Set(hash),
+            grant_id: Set(grant_id.to_owned()),
+            expires_at: Set(expires_at),
+            used_at: Set(None),
+            created_at: Set(Utc::now()),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn find_refresh_token(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<refresh_token::Model>, StoreError> {
+        Ok(refresh_token::Entity::find_by_id(hash.to_vec())
+            .one(&self.db)
+            .await?)
+    }
+
+    /// Marks a refresh token used; false if it already was (a replay).
+    pub async fn use_refresh_token(
+        &self,
+        hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let result = refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
+            .filter(refresh_token::Column::TokenHash.eq(hash.to_vec()))
+            .filter(refresh_token::Column::UsedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+}
