@@ -169,14 +169,14 @@ pub(crate) async fn refresh_token(
             "the refresh token was already used; the sign-in is revoked",
         ));
     }
-    if let Some(requested) = form.get("scope") {
-        if !ScopeSet::parse(requested).is_subset(&ScopeSet::parse(&grant.scope)) {
-            return Err(oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_scope",
-                "a refresh cannot widen the scope",
-            ));
-        }
+    if let Some(requested) = form.get("scope")
+        && !ScopeSet::parse(requested).is_subset(&ScopeSet::parse(&grant.scope))
+    {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "a refresh cannot widen the scope",
+        ));
     }
     issue(state, client, &grant, None).await
 }

@@ -47,7 +47,8 @@ pub struct CodeGrant {
     pub grant_id: String,
 }
 
-/// What the browser sees next.
+/// What the browser sees next. One per request, so the large variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Next {
     /// Show the flow's current step, with a message for the person (and, during enrolment,
     /// the new secret).

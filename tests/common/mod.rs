@@ -123,6 +123,16 @@ impl TestApp {
         }
     }
 
+    /// A second instance on the same database, Redis prefix and data folder.
+    pub async fn start_sibling(&self) -> RunningServer {
+        let mut env = self.env.clone();
+        env.insert("BYPASS_IDP_LISTEN".into(), "127.0.0.1:0".into());
+        env.insert("BYPASS_IDP_ISSUER".into(), self.base.clone());
+        let config =
+            Config::from_sources(None, |name| env.get(name).cloned()).expect("sibling config");
+        app::start(config).await.expect("sibling starts")
+    }
+
     pub fn state(&self) -> &std::sync::Arc<bypass_idp::app::AppState> {
         &self.server.as_ref().expect("running").state
     }

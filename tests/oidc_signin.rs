@@ -1,0 +1,798 @@
+//! The authorization-code flow with 2-step verification, driven by the `openidconnect` crate
+//! as a real relying party and by a cookie-keeping HTTP client as the browser.
+
+mod common;
+
+use std::collections::HashMap;
+
+use bypass_idp::oidc::clients::{self, ClientSpec};
+use common::{TestApp, create_code, enrolled_user, user_body};
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
+};
+use openidconnect::{
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn rp_http() -> openidconnect::reqwest::Client {
+    openidconnect::reqwest::ClientBuilder::new()
+        .redirect(openidconnect::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+struct Rp {
+    client_id: String,
+    secret: Option<String>,
+    redirect: String,
+}
+
+async fn register(app: &TestApp, public: bool, require_mfa: bool) -> Rp {
+    let redirect = format!(
+        "http://127.0.0.1:9/callback/{}",
+        uuid::Uuid::new_v4().simple()
+    );
+    let registered = clients::register(
+        &app.state().store,
+        ClientSpec {
+            client_id: None,
+            redirect_uris: vec![redirect.clone()],
+            scopes: "openid profile email offline_access".into(),
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            public,
+            require_mfa,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())
+    .unwrap();
+    Rp {
+        client_id: registered.client_id.as_str().to_owned(),
+        secret: registered.secret.map(|s| s.expose().to_owned()),
+        redirect,
+    }
+}
+
+/// A browser: keeps cookies, never follows redirects.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: app.base.clone(),
+        }
+    }
+
+    async fn page(response: reqwest::Response) -> Page {
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        Page {
+            status,
+            location,
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&self, url: &str) -> Page {
+        let url = if url.starts_with('/') {
+            format!("{}{url}", self.base)
+        } else {
+            url.to_owned()
+        };
+        Self::page(self.http.get(url).send().await.unwrap()).await
+    }
+
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        Self::page(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .form(fields)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+}
+
+fn csrf(page: &Page) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = page
+        .body
+        .find(marker)
+        .unwrap_or_else(|| panic!("no csrf in {}", page.body))
+        + marker.len();
+    let end = page.body[start..].find('"').unwrap() + start;
+    page.body[start..end].to_owned()
+}
+
+fn query(url: &str) -> HashMap<String, String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+/// Starts the flow at `auth_url` and signs in with a password; returns the next page.
+async fn password_step(browser: &Browser, auth_url: &str, user: &str, password: &str) -> Page {
+    let started = browser.get(auth_url).await;
+    assert_eq!(started.status, 303, "{}", started.body);
+    assert_eq!(started.location.as_deref(), Some("/oauth2/signin"));
+    let form = browser.get("/oauth2/signin").await;
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("name=\"password\""));
+    browser
+        .post(
+            "/oauth2/signin/password",
+            &[
+                ("csrf", &csrf(&form)),
+                ("username", user),
+                ("password", password),
+            ],
+        )
+        .await
+}
+
+/// The relying party as discovery configures it.
+type RpClient = openidconnect::Client<
+    openidconnect::EmptyAdditionalClaims,
+    openidconnect::core::CoreAuthDisplay,
+    openidconnect::core::CoreGenderClaim,
+    openidconnect::core::CoreJweContentEncryptionAlgorithm,
+    openidconnect::core::CoreJsonWebKey,
+    openidconnect::core::CoreAuthPrompt,
+    openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>,
+    openidconnect::core::CoreTokenResponse,
+    openidconnect::core::CoreTokenIntrospectionResponse,
+    openidconnect::core::CoreRevocableToken,
+    openidconnect::core::CoreRevocationErrorResponse,
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
+
+struct Started {
+    client: RpClient,
+    auth_url: String,
+    state: CsrfToken,
+    nonce: Nonce,
+    verifier: PkceCodeVerifier,
+}
+
+async fn start(app: &TestApp, rp: &Rp) -> Started {
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(app.base.clone()).unwrap(), &rp_http())
+            .await
+            .expect("discovery");
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(rp.client_id.clone()),
+        rp.secret.clone().map(ClientSecret::new),
+    )
+    .set_redirect_uri(RedirectUrl::new(rp.redirect.clone()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("offline_access".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    Started {
+        client,
+        auth_url: url.to_string(),
+        state,
+        nonce,
+        verifier,
+    }
+}
+
+/// Checks the redirect back to the client and returns the code.
+fn code_from(page: &Page, app: &TestApp, rp: &Rp, state: &CsrfToken) -> String {
+    assert_eq!(page.status, 303, "{}", page.body);
+    let location = page.location.clone().unwrap();
+    assert!(location.starts_with(&rp.redirect), "{location}");
+    let params = query(&location);
+    assert_eq!(params["state"], *state.secret());
+    assert_eq!(params["iss"], app.base, "RFC 9207 iss");
+    params["code"].clone()
+}
+
+async fn exchange_and_check(
+    started: Started,
+    code: String,
+    expected_amr: &[&str],
+) -> (String, String) {
+    let Started {
+        client,
+        nonce,
+        verifier,
+        ..
+    } = started;
+    let http = rp_http();
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("code exchange");
+    let id_token = tokens.id_token().expect("an ID token");
+    let verifier = client.id_token_verifier();
+    // Signature (JWKS), issuer, audience, expiry and nonce are checked here.
+    let claims = id_token
+        .claims(&verifier, &nonce)
+        .expect("a valid ID token");
+    let at_hash = AccessTokenHash::from_token(
+        tokens.access_token(),
+        id_token.signing_alg().unwrap(),
+        id_token.signing_key(&verifier).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims.access_token_hash(), Some(&at_hash));
+    let amr: Vec<String> = claims
+        .auth_method_refs()
+        .unwrap()
+        .iter()
+        .map(|m| m.to_string())
+        .collect();
+    assert_eq!(amr, expected_amr);
+    let acr = claims.auth_context_ref().unwrap().to_string();
+    assert_eq!(
+        acr,
+        if expected_amr.contains(&"mfa") {
+            "urn:bypass-idp:acr:mfa"
+        } else {
+            "urn:bypass-idp:acr:pwd"
+        }
+    );
+    assert!(claims.auth_time().is_some());
+    assert_eq!(
+        claims.authorized_party().unwrap().as_str(),
+        client.client_id().as_str()
+    );
+    let user_name = claims
+        .preferred_username()
+        .expect("profile scope: preferred_username")
+        .as_str()
+        .to_owned();
+    assert_eq!(
+        claims.email().unwrap().as_str(),
+        format!("{user_name}@example.com")
+    );
+
+    // userinfo with the access token
+    let info: CoreUserInfoClaims = client
+        .user_info(tokens.access_token().clone(), None)
+        .unwrap()
+        .request_async(&http)
+        .await
+        .expect("userinfo");
+    assert_eq!(info.subject(), claims.subject());
+    assert_eq!(
+        info.email().map(|e| e.as_str()),
+        claims.email().map(|e| e.as_str())
+    );
+
+    // refresh, rotated
+    let refresh = tokens.refresh_token().expect("a refresh token").clone();
+    let refreshed = client
+        .exchange_refresh_token(&refresh)
+        .unwrap()
+        .request_async(&http)
+        .await
+        .expect("refresh");
+    assert_ne!(
+        refreshed.refresh_token().unwrap().secret(),
+        refresh.secret(),
+        "rotated"
+    );
+    (
+        claims.subject().as_str().to_owned(),
+        refresh.secret().clone(),
+    )
+}
+
+#[tokio::test]
+async fn sign_in_with_totp_then_refresh_and_userinfo() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token(None).await;
+    let (_, secret) = enrolled_user(&app, &token, "totp.signin").await;
+    let rp = register(&app, false, false).await;
+    let started = start(&app, &rp).await;
+    let browser = Browser::new(&app);
+    let page = password_step(&browser, &started.auth_url, "TOTP.SIGNIN", PASSWORD).await;
+    assert!(page.body.contains("Use a bypass code"), "{}", page.body);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Enrolment used the current step, so the next one is fresh.
+    let code = bypass_idp::domain::totp::code_at(&secret, now + 30).unwrap();
+    let wrong = browser
+        .post(
+            "/oauth2/signin/totp",
+            &[("csrf", &csrf(&page)), ("code", "000000")],
+        )
+        .await;
+    assert!(wrong.body.contains("not right"), "{}", wrong.body);
+    let done = browser
+        .post(
+            "/oauth2/signin/totp",
+            &[("csrf", &csrf(&page)), ("code", &code)],
+        )
+        .await;
+    let auth_code = code_from(&done, &app, &rp, &started.state);
+    exchange_and_check(started, auth_code, &["pwd", "mfa", "otp"]).await;
+
+    // The same TOTP code cannot sign in again.
+    let again = start(&app, &rp).await;
+    let browser = Browser::new(&app);
+    let page = password_step(&browser, &again.auth_url, "totp.signin", PASSWORD).await;
+    let replay = browser
+        .post(
+            "/oauth2/signin/totp",
+            &[("csrf", &csrf(&page)), ("code", &code)],
+        )
+        .await;
+    assert_eq!(replay.status, 200);
+    assert!(replay.body.contains("already used"), "{}", replay.body);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sign_in_with_a_bypass_code_tells_the_relying_party() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token(None).await;
+    let (user_id, _) = enrolled_user(&app, &token, "lost.phone").await;
+    let bypass = create_code(&app, &token, &user_id, json!({"expiresIn": {"hours": 1}})).await;
+    let typed = bypass["code"].as_str().unwrap().replace('-', " ");
+    let rp = register(&app, true, false).await;
+    let started = start(&app, &rp).await;
+    let browser = Browser::new(&app);
+    password_step(&browser, &started.auth_url, "lost.phone", PASSWORD).await;
+    let form = browser.get("/oauth2/signin?method=bypass").await;
+    assert!(form.body.contains("Bypass code"), "{}", form.body);
+    let done = browser
+        .post(
+            "/oauth2/signin/bypass",
+            &[("csrf", &csrf(&form)), ("code", &typed)],
+        )
+        .await;
+    let auth_code = code_from(&done, &app, &rp, &started.state);
+    let (subject, _) = exchange_and_check(started, auth_code, &["pwd", "mfa", "bypass_code"]).await;
+    assert_eq!(subject, user_id);
+
+    // The once-code is used up now: a second sign-in is told so.
+    let again = start(&app, &rp).await;
+    let browser = Browser::new(&app);
+    password_step(&browser, &again.auth_url, "lost.phone", PASSWORD).await;
+    let form = browser.get("/oauth2/signin?method=bypass").await;
+    let used = browser
+        .post(
+            "/oauth2/signin/bypass",
+            &[("csrf", &csrf(&form)), ("code", &typed)],
+        )
+        .await;
+    assert!(used.body.contains("used up"), "{}", used.body);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bypass_code_failures_say_why_and_lock_after_five() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token(None).await;
+    let (user_id, _) = enrolled_user(&app, &token, "unlucky").await;
+    let revoked = create_code(&app, &token, &user_id, json!({"neverExpires": true})).await;
+    app.scim(
+        reqwest::Method::DELETE,
+        &format!(
+            "/Users/{user_id}/bypassCodes/{}",
+            revoked["id"].as_str().unwrap()
+        ),
+        &token,
+        None,
+    )
+    .await;
+    let expired = create_code(&app, &token, &user_id, json!({"expiresIn": {"minutes": 5}})).await;
+    use sea_orm::ConnectionTrait;
+    app.state()
+        .store
+        .db
+        .execute_unprepared(&format!(
+            "UPDATE bypass_codes SET expires_at = created_at WHERE id = '{}'",
+            expired["id"].as_str().unwrap()
+        ))
+        .await
+        .unwrap();
+    let good = create_code(&app, &token, &user_id, json!({"neverExpires": true})).await;
+    let rp = register(&app, false, false).await;
+    let started = start(&app, &rp).await;
+    let browser = Browser::new(&app);
+    password_step(&browser, &started.auth_url, "unlucky", PASSWORD).await;
+    let form = browser.get("/oauth2/signin?method=bypass").await;
+    let token_field = csrf(&form);
+    for (code, says) in [
+        ("1111-2222-3333", "not right"),
+        (revoked["code"].as_str().unwrap(), "revoked"),
+        (expired["code"].as_str().unwrap(), "expired"),
+        ("1111-2222-3334", "not right"),
+        ("1111-2222-3335", "not right"),
+        (good["code"].as_str().unwrap(), "Try again in 15 minutes"),
+    ] {
+        let page = browser
+            .post(
+                "/oauth2/signin/bypass",
+                &[("csrf", &token_field), ("code", code)],
+            )
+            .await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains(says), "{code}: {}", page.body);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_passwords_do_not_tell_which_usernames_exist() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token(None).await;
+    app.create_user(&token, user_body("exists")).await;
+    let rp = register(&app, false, false).await;
+    let started = start(&app, &rp).await;
+    let browser = Browser::new(&app);
+    let wrong = password_step(&browser, &started.auth_url, "exists", "not the password").await;
+    let browser = Browser::new(&app);
+    let unknown = password_step(
+        &browser,
+        &started.auth_url,
+        "nobody.here",
+        "not the password",
+    )
+    .await;
+    assert!(wrong.body.contains("Wrong username or password"));
+    let strip = |body: &str| body.replace(&csrf_of(body), "");
+    assert_eq!(
+        strip(&wrong.body),
+        strip(&unknown.body).replace("nobody.here", "exists")
+    );
+    app.stop().await;
+}
+
+fn csrf_of(body: &str) -> String {
+    csrf(&Page {
+        status: 200,
+        location: None,
+        body: body.to_owned(),
+    })
+}
+
+#[tokio::test]
+async fn without_a_factor_the_password_is_enough_unless_mfa_is_required() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token(None).await;
+    app.create_user(&token, user_body("plain.user")).await;
+    let rp = register(&app, false, false).await;
+    let started = start(&app, &rp).await;
+    let browser = Browser::new(&app);
+    let done = password_step(&browser, &started.auth_url, "plain.user", PASSWORD).await;
+    let code = code_from(&done, &app, &rp, &started.state);
+    exchange_and_check(started, code, &["pwd"]).await;
+
+    // A client that requires MFA makes the user enrol first.
+    let strict = register(&app, false, true).await;
+    let started = start(&app, &strict).await;
+    let browser = Browser::new(&app);
+    let enroll = password_step(&browser, &started.auth_url, "plain.user", PASSWORD).await;
+    assert!(
+        enroll.body.contains("Set up 2-Step Verification"),
+        "{}",
+        enroll.body
+    );
+    let start_key = enroll.body.find("<code>").unwrap() + 6;
+    let key = &enroll.body[start_key..start_key + enroll.body[start_key..].find('<').unwrap()];
+    let secret = bypass_idp::domain::totp::from_base32(key).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = bypass_idp::domain::totp::code_at(&secret, now).unwrap();
+    let done = browser
+        .post(
+            "/oauth2/signin/enroll",
+            &[("csrf", &csrf(&enroll)), ("code", &code)],
+        )
+        .await;
+    let auth_code = code_from(&done, &app, &strict, &started.state);
+    exchange_and_check(started, auth_code, &["pwd", "mfa", "otp"]).await;
+    app.stop().await;
+}
+
+async fn token_post(app: &TestApp, rp: &Rp, fields: &[(&str, &str)]) -> (u16, Value) {
+    let mut request = app.http.post(app.url("/oauth2/token")).form(fields);
+    if let Some(secret) = &rp.secret {
+        request = request.basic_auth(&rp.client_id, Some(secret));
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// Signs a password-only user in and returns (started flow, authorization code).
+async fn code_for_plain_user(app: &TestApp, rp: &Rp, user: &str) -> (Started, String) {
+    let started = start(app, rp).await;
+    let browser = Browser::new(app);
+    let done = password_step(&browser, &started.auth_url, user, PASSWORD).await;
+    let code = code_from(&done, app, rp, &started.state);
+    (started, code)
+}
+
+#[tokio::test]
+async fn codes_are_single_use_bound_to_pkce_and_replay_revokes() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token(None).await;
+    app.create_user(&token, user_body("replayer")).await;
+    let rp = register(&app, false, false).await;
+
+    let (started, code) = code_for_plain_user(&app, &rp, "replayer").await;
+    let (status, body) = token_post(
+        &app,
+        &rp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &rp.redirect),
+            (
+                "code_verifier",
+                "wrong-verifier-wrong-verifier-wrong-verifier-x",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    let (status, _) = token_post(
+        &app,
+        &rp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &rp.redirect),
+            ("code_verifier", started.verifier.secret()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400, "a failed redemption still spends the code");
+
+    let (started, code) = code_for_plain_user(&app, &rp, "replayer").await;
+    let redeem = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", rp.redirect.as_str()),
+        ("code_verifier", started.verifier.secret().as_str()),
+    ];
+    let (status, first) = token_post(&app, &rp, &redeem).await;
+    assert_eq!(status, 200, "{first}");
+    let (status, replay) = token_post(&app, &rp, &redeem).await;
+    assert_eq!(
+        (status, replay["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert!(
+        replay["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("revoked")
+    );
+    // Tokens from the replayed code are dead.
+    let (status, body) = token_post(
+        &app,
+        &rp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", first["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let info = app
+        .http
+        .get(app.url("/oauth2/userinfo"))
+        .bearer_auth(first["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 401);
+
+    // A refresh token used twice revokes the sign-in.
+    let (started, code) = code_for_plain_user(&app, &rp, "replayer").await;
+    let (_, tokens) = token_post(
+        &app,
+        &rp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &rp.redirect),
+            ("code_verifier", started.verifier.secret()),
+        ],
+    )
+    .await;
+    let old = tokens["refresh_token"].as_str().unwrap();
+    let (status, rotated) = token_post(
+        &app,
+        &rp,
+        &[("grant_type", "refresh_token"), ("refresh_token", old)],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = token_post(
+        &app,
+        &rp,
+        &[("grant_type", "refresh_token"), ("refresh_token", old)],
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = token_post(
+        &app,
+        &rp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rotated["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400, "reuse detection revoked the whole family");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_authorization_requests() {
+    let app = TestApp::spawn().await;
+    let public = register(&app, true, false).await;
+    let browser = Browser::new(&app);
+    let base = format!(
+        "{}/oauth2/authorize?response_type=code&client_id={}&scope=openid&state=xyz",
+        app.base, public.client_id
+    );
+    // A redirect URI that is not registered exactly: an error page, never a redirect.
+    let page = browser
+        .get(&format!("{base}&redirect_uri={}/", public.redirect))
+        .await;
+    assert_eq!(page.status, 400);
+    assert!(page.location.is_none());
+    assert!(page.body.contains("redirect_uri"));
+    let page = browser
+        .get(&format!("{base}&redirect_uri=https://evil.example/cb"))
+        .await;
+    assert_eq!(page.status, 400);
+    let page = browser
+        .get(&format!(
+            "{base}&client_id=nobody&redirect_uri={}",
+            public.redirect
+        ))
+        .await;
+    assert_eq!(page.status, 400);
+    // Public client without PKCE: redirected back with the error, state and iss.
+    let page = browser
+        .get(&format!("{base}&redirect_uri={}", public.redirect))
+        .await;
+    assert_eq!(page.status, 303);
+    let params = query(&page.location.unwrap());
+    assert_eq!(params["error"], "invalid_request");
+    assert_eq!(params["state"], "xyz");
+    assert_eq!(params["iss"], app.base);
+    // No flow cookie, or a forged form: refused with a page.
+    let fresh = Browser::new(&app);
+    let page = fresh
+        .post(
+            "/oauth2/signin/password",
+            &[("csrf", "x"), ("username", "a"), ("password", "b")],
+        )
+        .await;
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains("expired"));
+    let started = start(&app, &public).await;
+    let browser = Browser::new(&app);
+    browser.get(&started.auth_url).await;
+    let page = browser
+        .post(
+            "/oauth2/signin/password",
+            &[("username", "a"), ("password", "b")],
+        )
+        .await;
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains("did not come from this sign-in"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_issue_exactly_as_many_codes_as_a_bypass_code_allows() {
+    let app = TestApp::spawn().await;
+    let sibling = app.start_sibling().await;
+    let token = app.admin_token(None).await;
+    let rp = register(&app, false, false).await;
+    for (user, uses, attempts) in [("race.once", 1, 200usize), ("race.three", 3, 200)] {
+        let (user_id, _) = enrolled_user(&app, &token, user).await;
+        let body = json!({"neverExpires": true, "maxUsageCount": uses});
+        let code = create_code(&app, &token, &user_id, body).await["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..attempts {
+            let base = if i % 2 == 0 {
+                app.base.clone()
+            } else {
+                format!("http://{}", sibling.local_addr)
+            };
+            let started = start(&app, &rp).await;
+            let auth_url = started.auth_url.replace(&app.base, &base);
+            let code = code.clone();
+            let user = user.to_owned();
+            tasks.spawn(async move {
+                let browser = Browser {
+                    http: reqwest::Client::builder()
+                        .cookie_store(true)
+                        .redirect(reqwest::redirect::Policy::none())
+                        .build()
+                        .unwrap(),
+                    base,
+                };
+                let page = password_step(&browser, &auth_url, &user, PASSWORD).await;
+                let done = browser
+                    .post(
+                        "/oauth2/signin/bypass",
+                        &[("csrf", &csrf(&page)), ("code", &code)],
+                    )
+                    .await;
+                done.status == 303
+            });
+        }
+        let mut issued = 0;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(240);
+        while let Some(done) = tokio::time::timeout_at(deadline, tasks.join_next())
+            .await
+            .expect("in time")
+        {
+            if done.unwrap() {
+                issued += 1;
+            }
+        }
+        assert_eq!(issued, uses as usize, "{user}");
+    }
+    sibling.stop().await;
+    app.stop().await;
+}
