@@ -19,7 +19,7 @@ use crate::oidc::http::{AUTHORIZE_PATH, END_SESSION_PATH, JWKS_PATH, TOKEN_PATH,
 use crate::oidc::keys::KeyRing;
 use crate::oidc::tokens::AccessTokens;
 use crate::scim::error::to_scim_response;
-use crate::scim::{BypassCodesApi, DiscoveryApi, MfaApi, UsersApi};
+use crate::scim::{BypassCodesApi, DiscoveryApi, MeApi, MfaApi, UsersApi};
 use crate::service::bypass::{Argon2Hasher, BypassCodeService};
 use crate::service::mfa::{Guard, MfaService};
 use crate::service::sealing::Sealer;
@@ -57,12 +57,12 @@ pub struct AppState {
     pub signin: SignInService,
 }
 
-pub type Apis = (DiscoveryApi, UsersApi, MfaApi, BypassCodesApi);
+pub type Apis = (DiscoveryApi, UsersApi, MfaApi, BypassCodesApi, MeApi);
 
 /// The OpenAPI service; its document does not depend on the configuration.
 pub fn openapi_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (DiscoveryApi, UsersApi, MfaApi, BypassCodesApi),
+        (DiscoveryApi, UsersApi, MfaApi, BypassCodesApi, MeApi),
         "bypass-idp",
         env!("CARGO_PKG_VERSION"),
     )

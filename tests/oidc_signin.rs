@@ -41,7 +41,7 @@ async fn register(app: &TestApp, public: bool, require_mfa: bool) -> Rp {
         ClientSpec {
             client_id: None,
             redirect_uris: vec![redirect.clone()],
-            scopes: "openid profile email offline_access".into(),
+            scopes: "openid profile email offline_access bypass_codes:self".into(),
             grant_types: vec!["authorization_code".into(), "refresh_token".into()],
             public,
             require_mfa,
@@ -185,6 +185,10 @@ struct Started {
 }
 
 async fn start(app: &TestApp, rp: &Rp) -> Started {
+    start_with(app, rp, &[]).await
+}
+
+async fn start_with(app: &TestApp, rp: &Rp, extra_scopes: &[&str]) -> Started {
     let metadata =
         CoreProviderMetadata::discover_async(IssuerUrl::new(app.base.clone()).unwrap(), &rp_http())
             .await
@@ -205,6 +209,7 @@ async fn start(app: &TestApp, rp: &Rp) -> Started {
         .add_scope(Scope::new("profile".into()))
         .add_scope(Scope::new("email".into()))
         .add_scope(Scope::new("offline_access".into()))
+        .add_scopes(extra_scopes.iter().map(|s| Scope::new((*s).to_owned())))
         .set_pkce_challenge(challenge)
         .url();
     Started {
@@ -794,5 +799,134 @@ async fn two_instances_issue_exactly_as_many_codes_as_a_bypass_code_allows() {
         assert_eq!(issued, uses as usize, "{user}");
     }
     sibling.stop().await;
+    app.stop().await;
+}
+
+/// Signs in (TOTP or bypass code) asking for `bypass_codes:self`; returns the access token.
+async fn self_service_token(app: &TestApp, rp: &Rp, user: &str, second: (&str, &str)) -> String {
+    let started = start_with(app, rp, &["bypass_codes:self"]).await;
+    let browser = Browser::new(app);
+    let page = password_step(&browser, &started.auth_url, user, PASSWORD).await;
+    let page = if second.0 == "/oauth2/signin/bypass" {
+        browser.get("/oauth2/signin?method=bypass").await
+    } else {
+        page
+    };
+    let done = browser
+        .post(second.0, &[("csrf", &csrf(&page)), ("code", second.1)])
+        .await;
+    let code = code_from(&done, app, rp, &started.state);
+    let (status, tokens) = token_post(
+        app,
+        rp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &rp.redirect),
+            ("code_verifier", started.verifier.secret()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    assert!(
+        tokens["scope"]
+            .as_str()
+            .unwrap()
+            .contains("bypass_codes:self")
+    );
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn users_generate_their_own_codes_after_a_totp_sign_in_only() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    let (user_id, secret) = enrolled_user(&app, &admin, "self.service").await;
+    let rp = register(&app, false, false).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let totp = bypass_idp::domain::totp::code_at(&secret, now + 30).unwrap();
+    let token = self_service_token(&app, &rp, "self.service", ("/oauth2/signin/totp", &totp)).await;
+
+    let (status, mine, _) = app
+        .scim(
+            reqwest::Method::POST,
+            "/Me/bypassCodes",
+            &token,
+            Some(json!({"neverExpires": true})),
+        )
+        .await;
+    assert_eq!(status, 201, "{mine}");
+    assert_eq!(mine["origin"], "selfService");
+    assert_eq!(mine["createdBy"], format!("user:{user_id}"));
+    assert!(mine["code"].is_string());
+    let (status, body, _) = app
+        .scim(
+            reqwest::Method::POST,
+            "/Me/bypassCodes",
+            &token,
+            Some(json!({"neverExpires": true, "maxUsageCount": 2})),
+        )
+        .await;
+    common::assert_scim_error(status, &body, 400, Some("invalidValue"));
+    assert!(
+        body["detail"].as_str().unwrap().contains("selfService"),
+        "{body}"
+    );
+    let (_, list, _) = app
+        .scim(reqwest::Method::GET, "/Me/bypassCodes", &token, None)
+        .await;
+    assert_eq!(list["totalResults"], 1);
+    assert!(list["Resources"][0].get("code").is_none());
+
+    // A sign-in with a bypass code cannot mint more codes.
+    let bypass_token = self_service_token(
+        &app,
+        &rp,
+        "self.service",
+        ("/oauth2/signin/bypass", mine["code"].as_str().unwrap()),
+    )
+    .await;
+    let (status, body, _) = app
+        .scim(
+            reqwest::Method::POST,
+            "/Me/bypassCodes",
+            &bypass_token,
+            Some(json!({"neverExpires": true})),
+        )
+        .await;
+    common::assert_scim_error(status, &body, 403, None);
+    // ...but may still see and revoke them.
+    let path = format!("/Me/bypassCodes/{}", mine["id"].as_str().unwrap());
+    let (status, _, _) = app
+        .scim(reqwest::Method::DELETE, &path, &bypass_token, None)
+        .await;
+    assert_eq!(status, 204);
+    let (_, revoked, _) = app.scim(reqwest::Method::GET, &path, &token, None).await;
+    assert_eq!(revoked["status"], "revoked");
+
+    // Client tokens have no "me"; a disabled self-service policy refuses.
+    let (status, _, _) = app
+        .scim(reqwest::Method::GET, "/Me/bypassCodes", &admin, None)
+        .await;
+    assert_eq!(status, 403);
+    app.scim(
+        reqwest::Method::PUT,
+        "/BypassCodeSettings",
+        &admin,
+        Some(json!({"selfServiceGenerationEnabled": false})),
+    )
+    .await;
+    let (status, body, _) = app
+        .scim(
+            reqwest::Method::POST,
+            "/Me/bypassCodes",
+            &token,
+            Some(json!({"neverExpires": true})),
+        )
+        .await;
+    common::assert_scim_error(status, &body, 403, None);
     app.stop().await;
 }

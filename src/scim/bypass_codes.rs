@@ -22,7 +22,7 @@ use crate::domain::ids::UserId;
 use crate::domain::scim::filter::{CompareOp, Filter, Literal, parse_filter};
 use crate::domain::scim::user::format_time;
 use crate::domain::scim::{LIST_RESPONSE_SCHEMA, ScimType, ScimViolation};
-use crate::domain::scope::BYPASS_CODES_MANAGE;
+use crate::domain::scope::{BYPASS_CODES_MANAGE, BYPASS_CODES_SELF};
 use crate::service::bypass::CodeView;
 use crate::service::context::Context;
 
@@ -392,5 +392,131 @@ impl BypassCodesApi {
             &base(state),
             &policy,
         ))))
+    }
+}
+
+/// The signed-in user behind a token, with how they signed in; refused for client tokens.
+async fn me(state: &AppState, auth: &ScimBearer) -> Result<(UserId, Vec<String>), ScimError> {
+    auth.require(BYPASS_CODES_SELF)?;
+    let principal = &auth.0;
+    let grant_id = principal.grant.as_deref().ok_or_else(|| {
+        ScimError::forbidden_detail("/Me needs a user's access token from a sign-in")
+    })?;
+    let grant = state
+        .store
+        .find_grant(grant_id)
+        .await
+        .map_err(|e| ScimError::from(crate::service::ServiceError::from(e)))?
+        .ok_or_else(|| ScimError::unauthorized("the sign-in behind this token is gone", true))?;
+    Ok((
+        UserId::new(principal.subject.clone()),
+        grant.amr.split_whitespace().map(str::to_owned).collect(),
+    ))
+}
+
+pub struct MeApi;
+
+#[OpenApi(prefix_path = "/scim/v2", tag = "ApiTags::BypassCodes")]
+impl MeApi {
+    /// The signed-in user's own bypass codes (never their plaintext).
+    #[oai(
+        path = "/Me/bypassCodes",
+        method = "get",
+        operation_id = "listMyBypassCodes"
+    )]
+    async fn list(
+        &self,
+        auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+        /// Only `status eq "active"|"expired"|"exhausted"|"revoked"`.
+        filter: Query<Option<String>>,
+    ) -> Result<CodeListResponse, ScimError> {
+        let (user, _) = me(state, &auth).await?;
+        let status = status_filter(filter.0.as_deref())?;
+        let views = state.bypass.list(&user, status).await?;
+        let base = base(state);
+        Ok(CodeListResponse::Ok(ScimJson::new(render_list(
+            views.iter().map(|v| render_code(&base, v, None)).collect(),
+        ))))
+    }
+
+    /// Generate a bypass code for yourself, to keep for when your phone is not at hand.
+    /// Allowed by the self-service policy, and only after a sign-in with the authenticator
+    /// app: a bypass code cannot mint more bypass codes.
+    #[oai(
+        path = "/Me/bypassCodes",
+        method = "post",
+        operation_id = "createMyBypassCode"
+    )]
+    async fn create(
+        &self,
+        auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+        remote: &RemoteAddr,
+        body: ScimJson<BypassCodeRequest>,
+    ) -> Result<CreateCodeResponse, ScimError> {
+        let (user, amr) = me(state, &auth).await?;
+        if !amr.iter().any(|m| m == crate::domain::signin::AMR_OTP) {
+            return Err(ScimError::forbidden_detail(
+                "sign in with your authenticator app (not a bypass code) to generate bypass codes",
+            ));
+        }
+        let ctx = context(&auth, remote);
+        let created = state
+            .bypass
+            .create(&user, &body.value, Origin::SelfService, &ctx)
+            .await?;
+        let body = render_code(&base(state), &created.view, Some(created.code.expose()));
+        let location = body["meta"]["location"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        Ok(CreateCodeResponse::Created(
+            ScimJson::new(body),
+            location,
+            "no-store".into(),
+        ))
+    }
+
+    /// One of your bypass codes.
+    #[oai(
+        path = "/Me/bypassCodes/:code_id",
+        method = "get",
+        operation_id = "getMyBypassCode"
+    )]
+    async fn get(
+        &self,
+        auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+        code_id: Path<String>,
+    ) -> Result<CodeResponse, ScimError> {
+        let (user, _) = me(state, &auth).await?;
+        let view = state.bypass.get(&user, &code_id.0).await?;
+        Ok(CodeResponse::Ok(ScimJson::new(render_code(
+            &base(state),
+            &view,
+            None,
+        ))))
+    }
+
+    /// Revoke one of your bypass codes.
+    #[oai(
+        path = "/Me/bypassCodes/:code_id",
+        method = "delete",
+        operation_id = "revokeMyBypassCode"
+    )]
+    async fn revoke(
+        &self,
+        auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+        remote: &RemoteAddr,
+        code_id: Path<String>,
+    ) -> Result<RevokeCodeResponse, ScimError> {
+        let (user, _) = me(state, &auth).await?;
+        state
+            .bypass
+            .revoke(&user, &code_id.0, &context(&auth, remote))
+            .await?;
+        Ok(RevokeCodeResponse::Revoked)
     }
 }

@@ -81,6 +81,10 @@ impl ScimError {
         ))
     }
 
+    pub fn forbidden_detail(detail: &str) -> Self {
+        Self::Forbidden(error_body(403, None, detail))
+    }
+
     pub fn not_found(detail: &str) -> Self {
         Self::NotFound(error_body(404, None, detail))
     }

@@ -22,7 +22,7 @@ use self::payload::ScimJson;
 use crate::app::AppState;
 use crate::domain::scim::{MFA_EXTENSION_SCHEMA, USER_SCHEMA};
 
-pub use bypass_codes::BypassCodesApi;
+pub use bypass_codes::{BypassCodesApi, MeApi};
 pub use mfa::MfaApi;
 pub use users::UsersApi;
 
