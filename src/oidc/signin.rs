@@ -13,7 +13,7 @@ use super::pages::{error_page, step_page};
 use crate::app::AppState;
 use crate::domain::secret::Secret;
 use crate::service::context::Context;
-use crate::service::signin::{FLOW_TTL, Next, StartError};
+use crate::service::signin::{CodeStep, FLOW_TTL, Next, StartError};
 
 pub const FLOW_COOKIE: &str = "bidp_flow";
 
@@ -178,6 +178,25 @@ pub async fn password(
     }
 }
 
+/// The three code forms differ only in which check runs.
+async fn code_step(
+    state: &AppState,
+    jar: &CookieJar,
+    remote: &RemoteAddr,
+    form: &HashMap<String, String>,
+    step: CodeStep,
+) -> Response {
+    let show_bypass = step == CodeStep::BypassCode;
+    let Some(id) = flow_id(jar) else {
+        return render(Next::Expired, show_bypass, jar);
+    };
+    let (csrf, code, ctx) = (field(form, "csrf"), field(form, "code"), context(remote));
+    match state.signin.code_step(step, &id, csrf, code, &ctx).await {
+        Ok(next) => render(next, show_bypass, jar),
+        Err(err) => internal(err),
+    }
+}
+
 #[handler]
 pub async fn totp(
     Data(state): Data<&Arc<AppState>>,
@@ -185,22 +204,7 @@ pub async fn totp(
     remote: &RemoteAddr,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let Some(id) = flow_id(jar) else {
-        return render(Next::Expired, false, jar);
-    };
-    match state
-        .signin
-        .totp(
-            &id,
-            field(&form, "csrf"),
-            field(&form, "code"),
-            &context(remote),
-        )
-        .await
-    {
-        Ok(next) => render(next, false, jar),
-        Err(err) => internal(err),
-    }
+    code_step(state, jar, remote, &form, CodeStep::Totp).await
 }
 
 #[handler]
@@ -210,22 +214,7 @@ pub async fn bypass(
     remote: &RemoteAddr,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let Some(id) = flow_id(jar) else {
-        return render(Next::Expired, true, jar);
-    };
-    match state
-        .signin
-        .bypass_code(
-            &id,
-            field(&form, "csrf"),
-            field(&form, "code"),
-            &context(remote),
-        )
-        .await
-    {
-        Ok(next) => render(next, true, jar),
-        Err(err) => internal(err),
-    }
+    code_step(state, jar, remote, &form, CodeStep::BypassCode).await
 }
 
 #[handler]
@@ -235,22 +224,7 @@ pub async fn enroll(
     remote: &RemoteAddr,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let Some(id) = flow_id(jar) else {
-        return render(Next::Expired, false, jar);
-    };
-    match state
-        .signin
-        .enroll(
-            &id,
-            field(&form, "csrf"),
-            field(&form, "code"),
-            &context(remote),
-        )
-        .await
-    {
-        Ok(next) => render(next, false, jar),
-        Err(err) => internal(err),
-    }
+    code_step(state, jar, remote, &form, CodeStep::Enroll).await
 }
 
 /// Signs nobody out (no single sign-on session is kept) and says so.

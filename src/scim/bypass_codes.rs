@@ -23,7 +23,7 @@ use crate::domain::scim::filter::{CompareOp, Filter, Literal, parse_filter};
 use crate::domain::scim::user::format_time;
 use crate::domain::scim::{LIST_RESPONSE_SCHEMA, ScimType, ScimViolation};
 use crate::domain::scope::{BYPASS_CODES_MANAGE, BYPASS_CODES_SELF};
-use crate::service::bypass::CodeView;
+use crate::service::bypass::{CodeView, Created};
 use crate::service::context::Context;
 
 pub const BYPASS_CODE_SCHEMA: &str = "urn:bypass-idp:params:scim:schemas:core:2.0:BypassCode";
@@ -117,6 +117,33 @@ fn render_settings(base: &str, policy: &Policy) -> Value {
     body
 }
 
+fn code_list(state: &AppState, views: &[CodeView]) -> CodeListResponse {
+    let base = base(state);
+    let resources = views.iter().map(|v| render_code(&base, v, None)).collect();
+    CodeListResponse::Ok(ScimJson::new(render_list(resources)))
+}
+
+/// The create response: the only place the plaintext appears; never cached.
+fn created_response(state: &AppState, created: &Created) -> CreateCodeResponse {
+    let body = render_code(&base(state), &created.view, Some(created.code.expose()));
+    let location = body["meta"]["location"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    CreateCodeResponse::Created(ScimJson::new(body), location, "no-store".into())
+}
+
+/// A required string member of a small request body.
+pub fn required_string<'a>(
+    body: &'a Value,
+    name: &str,
+    detail: &str,
+) -> Result<&'a str, ScimError> {
+    body.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ScimViolation::new(ScimType::InvalidValue, detail).into())
+}
+
 #[derive(ApiResponse)]
 pub enum CreateCodeResponse {
     /// The code was generated; this response is the only place its plaintext appears.
@@ -192,16 +219,7 @@ impl BypassCodesApi {
             .bypass
             .create(&UserId::new(id.0), &body.value, Origin::HelpDesk, &ctx)
             .await?;
-        let body = render_code(&base(state), &created.view, Some(created.code.expose()));
-        let location = body["meta"]["location"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        Ok(CreateCodeResponse::Created(
-            ScimJson::new(body),
-            location,
-            "no-store".into(),
-        ))
+        Ok(created_response(state, &created))
     }
 
     /// List a user's bypass codes; `filter=status eq "active"` narrows the list.
@@ -221,10 +239,7 @@ impl BypassCodesApi {
         auth.require(BYPASS_CODES_MANAGE)?;
         let status = status_filter(filter.0.as_deref())?;
         let views = state.bypass.list(&UserId::new(id.0), status).await?;
-        let base = base(state);
-        Ok(CodeListResponse::Ok(ScimJson::new(render_list(
-            views.iter().map(|v| render_code(&base, v, None)).collect(),
-        ))))
+        Ok(code_list(state, &views))
     }
 
     /// Read one bypass code.
@@ -290,16 +305,11 @@ impl BypassCodesApi {
     ) -> Result<CodeResponse, ScimError> {
         auth.require(BYPASS_CODES_MANAGE)?;
         let ctx = context(&auth, remote);
-        let code = body
-            .value
-            .get("code")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                ScimViolation::new(
-                    ScimType::InvalidValue,
-                    "\"code\" is required: the code to send",
-                )
-            })?;
+        let code = required_string(
+            &body.value,
+            "code",
+            "\"code\" is required: the code to send",
+        )?;
         let view = state
             .bypass
             .notify(&UserId::new(id.0), &code_id.0, code, &ctx)
@@ -434,10 +444,7 @@ impl MeApi {
         let (user, _) = me(state, &auth).await?;
         let status = status_filter(filter.0.as_deref())?;
         let views = state.bypass.list(&user, status).await?;
-        let base = base(state);
-        Ok(CodeListResponse::Ok(ScimJson::new(render_list(
-            views.iter().map(|v| render_code(&base, v, None)).collect(),
-        ))))
+        Ok(code_list(state, &views))
     }
 
     /// Generate a bypass code for yourself, to keep for when your phone is not at hand.
@@ -466,16 +473,7 @@ impl MeApi {
             .bypass
             .create(&user, &body.value, Origin::SelfService, &ctx)
             .await?;
-        let body = render_code(&base(state), &created.view, Some(created.code.expose()));
-        let location = body["meta"]["location"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        Ok(CreateCodeResponse::Created(
-            ScimJson::new(body),
-            location,
-            "no-store".into(),
-        ))
+        Ok(created_response(state, &created))
     }
 
     /// One of your bypass codes.

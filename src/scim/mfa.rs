@@ -9,13 +9,12 @@ use serde_json::{Value, json};
 
 use super::ApiTags;
 use super::auth::ScimBearer;
-use super::bypass_codes::context;
+use super::bypass_codes::{context, required_string};
 use super::error::ScimError;
 use super::models::{TotpConfirmation, TotpEnrollment, TotpState};
 use super::payload::ScimJson;
 use crate::app::AppState;
 use crate::domain::ids::UserId;
-use crate::domain::scim::{ScimType, ScimViolation};
 use crate::domain::scope::MFA_MANAGE;
 use crate::service::mfa::TotpStatus;
 
@@ -97,16 +96,11 @@ impl MfaApi {
         body: ScimJson<TotpConfirmation>,
     ) -> Result<TotpStateResponse, ScimError> {
         auth.require(MFA_MANAGE)?;
-        let code = body
-            .value
-            .get("code")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                ScimViolation::new(
-                    ScimType::InvalidValue,
-                    "\"code\" is required: the current TOTP code",
-                )
-            })?;
+        let code = required_string(
+            &body.value,
+            "code",
+            "\"code\" is required: the current TOTP code",
+        )?;
         state
             .mfa
             .confirm(&UserId::new(id.0), code, &context(&auth, remote))

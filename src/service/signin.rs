@@ -65,6 +65,14 @@ pub enum Next {
     Forged,
 }
 
+/// The forms that take a typed code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeStep {
+    Totp,
+    BypassCode,
+    Enroll,
+}
+
 pub enum StartError {
     /// Never redirect: the client or redirect URI cannot be trusted.
     Page(String),
@@ -340,7 +348,22 @@ impl SignInService {
         self.advance(id, flow, None, ctx).await
     }
 
-    pub async fn totp(
+    pub async fn code_step(
+        &self,
+        step: CodeStep,
+        id: &str,
+        csrf: &str,
+        code: &str,
+        ctx: &Context,
+    ) -> Result<Next, ServiceError> {
+        match step {
+            CodeStep::Totp => self.totp(id, csrf, code, ctx).await,
+            CodeStep::BypassCode => self.bypass_code(id, csrf, code, ctx).await,
+            CodeStep::Enroll => self.enroll(id, csrf, code, ctx).await,
+        }
+    }
+
+    async fn totp(
         &self,
         id: &str,
         csrf: &str,
@@ -378,7 +401,7 @@ impl SignInService {
         })
     }
 
-    pub async fn bypass_code(
+    async fn bypass_code(
         &self,
         id: &str,
         csrf: &str,
@@ -421,7 +444,7 @@ impl SignInService {
         })
     }
 
-    pub async fn enroll(
+    async fn enroll(
         &self,
         id: &str,
         csrf: &str,
