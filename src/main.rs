@@ -89,9 +89,11 @@ enum UserCommand {
     },
 }
 
-fn init_logging() {
+/// `default` applies unless BYPASS_IDP_LOG says otherwise: the server logs at info, admin
+/// commands only warnings, so their stdout/stderr stay readable.
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BYPASS_IDP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -110,7 +112,8 @@ async fn main() -> ExitCode {
         println!("{}", app::openapi_service().spec());
         return ExitCode::SUCCESS;
     }
-    init_logging();
+    let serving = matches!(cli.command, None | Some(Command::Serve));
+    init_logging(if serving { "info" } else { "warn" });
     let config = match Config::load() {
         Ok(config) => config,
         Err(err) => {

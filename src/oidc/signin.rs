@@ -23,7 +23,12 @@ fn html(status: StatusCode, body: String) -> Response {
         .content_type("text/html; charset=utf-8")
         .header(header::CACHE_CONTROL, "no-store")
         .header("X-Frame-Options", "DENY")
-        .header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+        // No form-action: browsers apply it to the redirect that ends a form POST, and that
+        // redirect goes to the client.
+        .header(
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        )
         .header("Referrer-Policy", "no-referrer")
         .body(body)
 }
