@@ -120,6 +120,21 @@ pub enum VerifyOutcome {
     Rejected(Rejection),
 }
 
+/// One attempt's outcome, and the code a refused attempt named (for the audit trail).
+struct Attempt {
+    outcome: VerifyOutcome,
+    code_id: Option<String>,
+}
+
+impl Attempt {
+    fn refused(code_id: Option<String>, reason: Rejection) -> Self {
+        Self {
+            outcome: VerifyOutcome::Rejected(reason),
+            code_id,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct BypassCodeService {
     store: Store,
@@ -491,10 +506,10 @@ impl BypassCodeService {
         if let Some(lock) = self.guard.check(user_id, ctx).await? {
             return Ok(VerifyOutcome::Rejected(Rejection::Locked(lock)));
         }
-        let outcome = self.try_consume(user_id, typed).await?;
+        let attempt = self.try_consume(user_id, typed).await?;
         let now = Utc::now();
-        match &outcome {
-            Ok((code_id, remaining)) => {
+        match &attempt.outcome {
+            VerifyOutcome::Accepted { code_id, remaining } => {
                 self.guard.succeeded(user_id).await?;
                 let detail = remaining.map(|r| format!("{r} use(s) left"));
                 audit::record(
@@ -508,14 +523,15 @@ impl BypassCodeService {
                 )
                 .await?;
             }
-            Err((code_id, rejection)) => {
+            VerifyOutcome::Rejected(rejection) => {
                 self.guard.failed(user_id, ctx).await?;
                 let reason = format!("{rejection:?}").to_lowercase();
+                let code_id = attempt.code_id.as_deref();
                 audit::record(
                     &self.store,
                     ctx,
                     user_id,
-                    code_id.as_deref(),
+                    code_id,
                     "failed",
                     Some(reason),
                     now,
@@ -523,27 +539,19 @@ impl BypassCodeService {
                 .await?;
             }
         }
-        Ok(match outcome {
-            Ok((code_id, remaining)) => VerifyOutcome::Accepted { code_id, remaining },
-            Err((_, rejection)) => VerifyOutcome::Rejected(rejection),
-        })
+        Ok(attempt.outcome)
     }
 
-    #[allow(clippy::type_complexity)]
-    async fn try_consume(
-        &self,
-        user_id: &UserId,
-        typed: &str,
-    ) -> Result<Result<(String, Option<i64>), (Option<String>, Rejection)>, ServiceError> {
+    async fn try_consume(&self, user_id: &UserId, typed: &str) -> Result<Attempt, ServiceError> {
         let Some(digits) = bypass::normalize_code(typed) else {
-            return Ok(Err((None, Rejection::Wrong)));
+            return Ok(Attempt::refused(None, Rejection::Wrong));
         };
         let Some(mfa) = self.store.get_mfa(user_id).await? else {
-            return Ok(Err((None, Rejection::Wrong)));
+            return Ok(Attempt::refused(None, Rejection::Wrong));
         };
         let hash = self.hash(digits, mfa.bypass_salt).await?;
         let Some(row) = self.store.find_code_by_hash(user_id, &hash).await? else {
-            return Ok(Err((None, Rejection::Wrong)));
+            return Ok(Attempt::refused(None, Rejection::Wrong));
         };
         let now = Utc::now();
         let rejected = |status: CodeStatus| match status {
@@ -553,7 +561,7 @@ impl BypassCodeService {
         };
         let status = state(&row).status(now);
         if status != CodeStatus::Active {
-            return Ok(Err((Some(row.id), rejected(status))));
+            return Ok(Attempt::refused(Some(row.id), rejected(status)));
         }
         let mut remaining = None;
         if let Some(max) = row.max_uses {
@@ -569,7 +577,7 @@ impl BypassCodeService {
                 .map_err(|e| ServiceError::Internal(e.to_string()))?;
             match taken {
                 Some(count) => remaining = Some((max - count as i64).max(0)),
-                None => return Ok(Err((Some(row.id), Rejection::Exhausted))),
+                None => return Ok(Attempt::refused(Some(row.id), Rejection::Exhausted)),
             }
         }
         if !self.store.consume_code(&row.id, now).await? {
@@ -583,9 +591,15 @@ impl BypassCodeService {
             } else {
                 rejected(status)
             };
-            return Ok(Err((Some(row.id), rejection)));
+            return Ok(Attempt::refused(Some(row.id), rejection));
         }
-        Ok(Ok((row.id, remaining)))
+        Ok(Attempt {
+            outcome: VerifyOutcome::Accepted {
+                code_id: row.id,
+                remaining,
+            },
+            code_id: None,
+        })
     }
 }
 
