@@ -930,3 +930,80 @@ async fn users_generate_their_own_codes_after_a_totp_sign_in_only() {
     common::assert_scim_error(status, &body, 403, None);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn ten_wrong_passwords_lock_a_username_whether_or_not_it_exists() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token(None).await;
+    app.create_user(&token, user_body("target")).await;
+    let rp = register(&app, false, false).await;
+    for user in ["target", "ghost"] {
+        let started = start(&app, &rp).await;
+        let browser = Browser::new(&app);
+        let mut page = password_step(&browser, &started.auth_url, user, "guess 0").await;
+        for attempt in 1..10 {
+            assert!(
+                page.body.contains("Wrong username or password"),
+                "{user} {attempt}"
+            );
+            let guess = format!("guess {attempt}");
+            page = browser
+                .post(
+                    "/oauth2/signin/password",
+                    &[
+                        ("csrf", &csrf(&page)),
+                        ("username", user),
+                        ("password", &guess),
+                    ],
+                )
+                .await;
+        }
+        let locked = browser
+            .post(
+                "/oauth2/signin/password",
+                &[
+                    ("csrf", &csrf(&page)),
+                    ("username", user),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert!(
+            locked.body.contains("Try again in 15 minutes"),
+            "{user}: {}",
+            locked.body
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_deactivated_user_loses_self_service_at_once() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    let (user_id, secret) = enrolled_user(&app, &admin, "leaving.soon").await;
+    let rp = register(&app, false, false).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let totp = bypass_idp::domain::totp::code_at(&secret, now + 30).unwrap();
+    let token = self_service_token(&app, &rp, "leaving.soon", ("/oauth2/signin/totp", &totp)).await;
+    let (status, _, _) = app
+        .scim(reqwest::Method::GET, "/Me/bypassCodes", &token, None)
+        .await;
+    assert_eq!(status, 200);
+    let patch = json!({"schemas": [common::PATCH_SCHEMA], "Operations": [{"op": "replace", "path": "active", "value": false}]});
+    app.scim(
+        reqwest::Method::PATCH,
+        &format!("/Users/{user_id}"),
+        &admin,
+        Some(patch),
+    )
+    .await;
+    let (status, body, _) = app
+        .scim(reqwest::Method::GET, "/Me/bypassCodes", &token, None)
+        .await;
+    common::assert_scim_error(status, &body, 401, None);
+    app.stop().await;
+}

@@ -418,8 +418,21 @@ async fn me(state: &AppState, auth: &ScimBearer) -> Result<(UserId, Vec<String>)
         .await
         .map_err(|e| ScimError::from(crate::service::ServiceError::from(e)))?
         .ok_or_else(|| ScimError::unauthorized("the sign-in behind this token is gone", true))?;
+    let user_id = UserId::new(principal.subject.clone());
+    // A user deactivated since the sign-in keeps no access through older tokens.
+    let active = state
+        .users
+        .get(&user_id)
+        .await
+        .map(|u| u.attributes.active != Some(false));
+    if !matches!(active, Ok(true)) {
+        return Err(ScimError::unauthorized(
+            "the user of this token is inactive or gone",
+            true,
+        ));
+    }
     Ok((
-        UserId::new(principal.subject.clone()),
+        user_id,
         grant.amr.split_whitespace().map(str::to_owned).collect(),
     ))
 }

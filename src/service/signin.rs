@@ -31,6 +31,8 @@ pub const CODE_TTL: Duration = Duration::from_secs(60);
 /// How long a used authorization code is remembered, to catch its replay.
 const USED_CODE_TTL: Duration = Duration::from_secs(10 * 60);
 const MAX_PASSWORD_FAILURES: u64 = 10;
+/// Higher than per user: many people may sign in from behind one address.
+const MAX_PASSWORD_FAILURES_PER_IP: u64 = 100;
 const PASSWORD_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// What an issued authorization code stands for.
@@ -300,9 +302,22 @@ impl SignInService {
             Err(next) => return Ok(next),
         };
         let wrong = || Some("Wrong username or password.".to_owned());
+        // Per username, and per address so that one client cannot sweep many usernames.
         let limit_key = format!("pwd-fail:{}", user_name.trim().to_lowercase());
+        let ip_key = ctx.ip.map(|ip| format!("pwd-fail-ip:{ip}"));
         let (failures, left) = self.kv.peek(&limit_key).await.map_err(counter_error)?;
-        if failures >= MAX_PASSWORD_FAILURES {
+        let (ip_failures, ip_left) = match &ip_key {
+            Some(key) => self.kv.peek(key).await.map_err(counter_error)?,
+            None => (0, Duration::ZERO),
+        };
+        let lock = if failures >= MAX_PASSWORD_FAILURES {
+            Some(left)
+        } else if ip_failures >= MAX_PASSWORD_FAILURES_PER_IP {
+            Some(ip_left)
+        } else {
+            None
+        };
+        if let Some(left) = lock {
             return Ok(Next::Page {
                 flow,
                 message: Some(lock_message(Lock::Window(left))),
@@ -327,6 +342,12 @@ impl SignInService {
                     .hit(&limit_key, PASSWORD_WINDOW)
                     .await
                     .map_err(counter_error)?;
+                if let Some(key) = &ip_key {
+                    self.kv
+                        .hit(key, PASSWORD_WINDOW)
+                        .await
+                        .map_err(counter_error)?;
+                }
                 return Ok(Next::Page {
                     flow,
                     message: wrong(),
