@@ -19,6 +19,16 @@ pub const KNOWN: &[&str] = &[
     MFA_MANAGE,
 ];
 
+/// Scopes a user's sign-in may carry. Administrative scopes belong to clients acting for
+/// themselves: there are no per-user administrator roles to back them.
+pub const USER: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "offline_access",
+    BYPASS_CODES_SELF,
+];
+
 /// The scopes of the bootstrap administrator client.
 pub const ADMIN: &[&str] = &[SCIM_USERS, BYPASS_CODES_MANAGE, MFA_MANAGE];
 

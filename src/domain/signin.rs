@@ -124,6 +124,12 @@ pub fn parse_auth_request(
     if !scope.contains("openid") {
         return Err(redirect_error("invalid_scope", "scope must include openid"));
     }
+    if let Some(admin) = scope.iter().find(|s| !super::scope::USER.contains(s)) {
+        return Err(redirect_error(
+            "invalid_scope",
+            format!("{admin} is for clients acting for themselves, not for a user's sign-in"),
+        ));
+    }
     if !scope.is_subset(&client.scopes) {
         return Err(redirect_error(
             "invalid_scope",
@@ -427,6 +433,10 @@ mod tests {
             ),
             (vec![("scope", "email")], "invalid_scope"),
             (vec![("scope", "openid scim:users")], "invalid_scope"),
+            (
+                vec![("scope", "openid bypass_codes:manage")],
+                "invalid_scope",
+            ),
             (
                 vec![("code_challenge", ""), ("code_challenge_method", "")],
                 "invalid_request",

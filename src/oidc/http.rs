@@ -34,14 +34,6 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 /// Failed client authentications allowed per client and address in one window.
 const MAX_CLIENT_AUTH_FAILURES: u64 = 10;
 const CLIENT_AUTH_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Scopes that describe a user and so mean nothing in a client_credentials grant.
-const USER_SCOPES: &[&str] = &[
-    "openid",
-    "profile",
-    "email",
-    "offline_access",
-    scope::BYPASS_CODES_SELF,
-];
 
 pub const TOKEN_PATH: &str = "/oauth2/token";
 pub const JWKS_PATH: &str = "/oauth2/jwks";
@@ -447,7 +439,7 @@ async fn client_credentials_grant(
     client: &clients::AuthenticatedClient,
     form: &HashMap<String, String>,
 ) -> Result<serde_json::Value, OAuthError> {
-    let allowed = ScopeSet::from_names(client.scopes.iter().filter(|s| !USER_SCOPES.contains(s)));
+    let allowed = ScopeSet::from_names(client.scopes.iter().filter(|s| !scope::USER.contains(s)));
     let granted = match form.get("scope") {
         Some(requested) => {
             let requested = ScopeSet::parse(requested);
