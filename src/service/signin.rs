@@ -377,35 +377,45 @@ impl SignInService {
         code: &str,
         ctx: &Context,
     ) -> Result<Next, ServiceError> {
-        match step {
-            CodeStep::Totp => self.totp(id, csrf, code, ctx).await,
-            CodeStep::BypassCode => self.bypass_code(id, csrf, code, ctx).await,
-            CodeStep::Enroll => self.enroll(id, csrf, code, ctx).await,
-        }
-    }
-
-    async fn totp(
-        &self,
-        id: &str,
-        csrf: &str,
-        code: &str,
-        ctx: &Context,
-    ) -> Result<Next, ServiceError> {
         let flow = match self.checked(id, csrf).await? {
             Ok(flow) => flow,
             Err(next) => return Ok(next),
         };
-        let Step::SecondFactor { user_id, .. } = &flow.step else {
-            return self.advance(id, flow, None, ctx).await;
+        let user = match (&flow.step, step) {
+            (Step::SecondFactor { user_id, .. }, CodeStep::Totp | CodeStep::BypassCode)
+            | (Step::Enroll { user_id, .. }, CodeStep::Enroll) => UserId::new(user_id.clone()),
+            // A form of another step (back button, second tab): show where the flow stands.
+            _ => return self.advance(id, flow, None, ctx).await,
         };
-        let user = UserId::new(user_id.clone());
-        let message = match self.mfa.verify(&user, code, ctx).await? {
-            TotpOutcome::Accepted => {
+        let checked = match step {
+            CodeStep::Totp => self.check_totp(&user, code, ctx).await?,
+            CodeStep::BypassCode => self.check_bypass_code(&user, code, ctx).await?,
+            CodeStep::Enroll => return self.enroll(id, flow, &user, code, ctx).await,
+        };
+        match checked {
+            Ok(factor) => {
                 let flow = flow
-                    .second_factor_verified(SecondFactor::Totp)
+                    .second_factor_verified(factor)
                     .map_err(|e| ServiceError::Internal(e.to_string()))?;
-                return self.advance(id, flow, None, ctx).await;
+                self.advance(id, flow, None, ctx).await
             }
+            Err(message) => Ok(Next::Page {
+                flow,
+                message: Some(message),
+                enrollment: None,
+            }),
+        }
+    }
+
+    /// `Ok` when the code is accepted, else what to tell the person.
+    async fn check_totp(
+        &self,
+        user: &UserId,
+        code: &str,
+        ctx: &Context,
+    ) -> Result<Result<SecondFactor, String>, ServiceError> {
+        Ok(Err(match self.mfa.verify(user, code, ctx).await? {
+            TotpOutcome::Accepted => return Ok(Ok(SecondFactor::Totp)),
             TotpOutcome::Wrong => {
                 "That code is not right. Enter the 6-digit code your authenticator app shows now."
                     .to_owned()
@@ -414,76 +424,46 @@ impl SignInService {
                 "That code was already used. Wait for the next code and enter it.".to_owned()
             }
             TotpOutcome::Locked(lock) => lock_message(lock),
-        };
-        Ok(Next::Page {
-            flow,
-            message: Some(message),
-            enrollment: None,
-        })
+        }))
     }
 
-    async fn bypass_code(
+    /// `Ok` when the code is accepted, else what to tell the person.
+    async fn check_bypass_code(
         &self,
-        id: &str,
-        csrf: &str,
+        user: &UserId,
         code: &str,
         ctx: &Context,
-    ) -> Result<Next, ServiceError> {
-        let flow = match self.checked(id, csrf).await? {
-            Ok(flow) => flow,
-            Err(next) => return Ok(next),
+    ) -> Result<Result<SecondFactor, String>, ServiceError> {
+        let reason = match self.bypass.verify_and_consume(user, code, ctx).await? {
+            VerifyOutcome::Accepted { .. } => return Ok(Ok(SecondFactor::BypassCode)),
+            VerifyOutcome::Rejected(reason) => reason,
         };
-        let Step::SecondFactor { user_id, .. } = &flow.step else {
-            return self.advance(id, flow, None, ctx).await;
-        };
-        let user = UserId::new(user_id.clone());
-        let message = match self.bypass.verify_and_consume(&user, code, ctx).await? {
-            VerifyOutcome::Accepted { .. } => {
-                let flow = flow
-                    .second_factor_verified(SecondFactor::BypassCode)
-                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
-                return self.advance(id, flow, None, ctx).await;
-            }
-            VerifyOutcome::Rejected(Rejection::Wrong) => {
+        Ok(Err(match reason {
+            Rejection::Wrong => {
                 "That bypass code is not right. Check it and try again; dashes and spaces do not matter.".to_owned()
             }
-            VerifyOutcome::Rejected(Rejection::Expired) => {
+            Rejection::Expired => {
                 "That bypass code has expired. Ask your help desk for a new one.".to_owned()
             }
-            VerifyOutcome::Rejected(Rejection::Revoked) => {
+            Rejection::Revoked => {
                 "That bypass code was revoked. Ask your help desk for a new one.".to_owned()
             }
-            VerifyOutcome::Rejected(Rejection::Exhausted) => {
+            Rejection::Exhausted => {
                 "That bypass code has been used up. Ask your help desk for a new one.".to_owned()
             }
-            VerifyOutcome::Rejected(Rejection::Locked(lock)) => lock_message(lock),
-        };
-        Ok(Next::Page {
-            flow,
-            message: Some(message),
-            enrollment: None,
-        })
+            Rejection::Locked(lock) => lock_message(lock),
+        }))
     }
 
     async fn enroll(
         &self,
         id: &str,
-        csrf: &str,
+        flow: Flow,
+        user: &UserId,
         code: &str,
         ctx: &Context,
     ) -> Result<Next, ServiceError> {
-        let flow = match self.checked(id, csrf).await? {
-            Ok(flow) => flow,
-            Err(next) => return Ok(next),
-        };
-        let Step::Enroll { user_id, .. } = &flow.step else {
-            return self.advance(id, flow, None, ctx).await;
-        };
-        match self
-            .mfa
-            .confirm(&UserId::new(user_id.clone()), code, ctx)
-            .await
-        {
+        match self.mfa.confirm(user, code, ctx).await {
             Ok(()) => {
                 let flow = flow
                     .enrolled()
