@@ -12,7 +12,9 @@ use tokio::sync::oneshot;
 
 use crate::config::{Config, issuer_string};
 use crate::counters::{self, SharedCounters};
+use crate::domain::address::TrustedProxies;
 use crate::domain::scope;
+use crate::edge::{BodyLimit, ResolveClientAddr};
 use crate::mail::Mailer;
 use crate::oidc::clients::{self, ClientSpec};
 use crate::oidc::http::{AUTHORIZE_PATH, END_SESSION_PATH, JWKS_PATH, TOKEN_PATH, USERINFO_PATH};
@@ -24,6 +26,7 @@ use crate::service::bypass::{Argon2Hasher, BypassCodeService};
 use crate::service::mfa::{Guard, MfaService};
 use crate::service::sealing::Sealer;
 use crate::service::signin::SignInService;
+use crate::service::throttle::Throttle;
 use crate::service::users::UserService;
 use crate::store::Store;
 
@@ -55,6 +58,9 @@ pub struct AppState {
     pub mfa: MfaService,
     pub bypass: BypassCodeService,
     pub signin: SignInService,
+    pub throttle: Throttle,
+    /// How long a sign-in's refresh tokens may be rotated, from the sign-in.
+    pub refresh_token_lifetime: chrono::Duration,
 }
 
 pub type Apis = (DiscoveryApi, UsersApi, MfaApi, BypassCodesApi, MeApi);
@@ -168,7 +174,8 @@ pub async fn build_state(config: &Config, issuer: String) -> Result<Arc<AppState
         &config.mail_from,
     )
     .map_err(|e| StartError::Other(e.to_string()))?;
-    let guard = Guard::new(store.clone(), counters.clone());
+    let throttle = Throttle::new(counters.clone());
+    let guard = Guard::new(store.clone(), throttle.clone());
     let service_name = url::Url::parse(&issuer)
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))
@@ -188,6 +195,7 @@ pub async fn build_state(config: &Config, issuer: String) -> Result<Arc<AppState
         mfa.clone(),
         bypass.clone(),
         issuer.clone(),
+        config.max_flows_per_address,
     );
     Ok(Arc::new(AppState {
         signin,
@@ -199,10 +207,26 @@ pub async fn build_state(config: &Config, issuer: String) -> Result<Arc<AppState
         counters,
         mfa,
         bypass,
+        throttle,
+        refresh_token_lifetime: chrono::Duration::seconds(
+            config.refresh_token_lifetime_seconds as i64,
+        ),
     }))
 }
 
-pub fn routes(state: Arc<AppState>) -> impl Endpoint {
+/// Bodies of the sign-in forms: a username, a password or a code, and a CSRF token.
+const SIGNIN_FORM_BYTES: usize = 8 * 1024;
+const TOKEN_FORM_BYTES: usize = 64 * 1024;
+
+/// A sign-in form endpoint, its body capped.
+fn form<E: Endpoint>(endpoint: E) -> impl Endpoint {
+    endpoint.with(BodyLimit {
+        max: SIGNIN_FORM_BYTES,
+        too_large: crate::oidc::signin::form_too_large,
+    })
+}
+
+pub fn routes(state: Arc<AppState>, trusted_proxies: TrustedProxies) -> impl Endpoint {
     let api = openapi_service();
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
@@ -212,16 +236,28 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
             get(crate::oidc::http::discovery),
         )
         .at(JWKS_PATH, get(crate::oidc::http::jwks))
-        .at(TOKEN_PATH, post(crate::oidc::http::token))
+        .at(
+            TOKEN_PATH,
+            post(crate::oidc::http::token).with(BodyLimit {
+                max: TOKEN_FORM_BYTES,
+                too_large: crate::oidc::http::form_too_large,
+            }),
+        )
         .at(AUTHORIZE_PATH, get(crate::oidc::signin::authorize))
         .at("/oauth2/signin", get(crate::oidc::signin::signin_page))
         .at(
             "/oauth2/signin/password",
-            post(crate::oidc::signin::password),
+            form(post(crate::oidc::signin::password)),
         )
-        .at("/oauth2/signin/totp", post(crate::oidc::signin::totp))
-        .at("/oauth2/signin/bypass", post(crate::oidc::signin::bypass))
-        .at("/oauth2/signin/enroll", post(crate::oidc::signin::enroll))
+        .at("/oauth2/signin/totp", form(post(crate::oidc::signin::totp)))
+        .at(
+            "/oauth2/signin/bypass",
+            form(post(crate::oidc::signin::bypass)),
+        )
+        .at(
+            "/oauth2/signin/enroll",
+            form(post(crate::oidc::signin::enroll)),
+        )
         .at(
             USERINFO_PATH,
             get(crate::oidc::http::userinfo).post(crate::oidc::http::userinfo),
@@ -232,6 +268,9 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .nest("/", api.into_endpoint().catch_all_error(to_scim_response))
         .data(state)
         .with(poem::middleware::CookieJarManager::new())
+        .with(ResolveClientAddr {
+            trusted: Arc::new(trusted_proxies),
+        })
         .around(|endpoint, request| async move {
             let method = request.method().clone();
             let path = request.uri().path().to_owned();
@@ -288,7 +327,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         None => format!("http://{local_addr}"),
     };
     let state = build_state(&config, issuer.clone()).await?;
-    let app = routes(state.clone());
+    let app = routes(state.clone(), config.trusted_proxies.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         poem::Server::new_with_acceptor(acceptor)

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use serde::Deserialize;
 
+use crate::domain::address::TrustedProxies;
 use crate::domain::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +40,18 @@ struct FileConfig {
     redis_prefix: Option<String>,
     smtp_url: Option<String>,
     access_token_ttl_seconds: Option<u64>,
+    refresh_token_lifetime_seconds: Option<u64>,
     mail_from: Option<String>,
+    /// A list of CIDRs, or one string of them separated by commas.
+    trusted_proxies: Option<TrustedProxiesSetting>,
+    max_flows_per_address: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TrustedProxiesSetting {
+    List(Vec<String>),
+    Text(String),
 }
 
 #[derive(Clone, Debug)]
@@ -54,6 +66,12 @@ pub struct Config {
     pub redis_prefix: String,
     pub smtp_url: Option<String>,
     pub access_token_ttl_seconds: u64,
+    /// How long a sign-in's refresh tokens may be rotated, counted from the sign-in.
+    pub refresh_token_lifetime_seconds: u64,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` headers are believed.
+    pub trusted_proxies: TrustedProxies,
+    /// New sign-in flows one client address may open per 10 minutes.
+    pub max_flows_per_address: u64,
     /// The From address of mail, e.g. `bypass-idp <no-reply@example.com>`.
     pub mail_from: String,
     /// 32-byte key that seals TOTP secrets at rest (ChaCha20-Poly1305); read from the
@@ -168,6 +186,28 @@ impl Config {
             ));
         }
 
+        let refresh_token_lifetime_seconds = number(
+            "BYPASS_IDP_REFRESH_TOKEN_LIFETIME_SECONDS",
+            env("BYPASS_IDP_REFRESH_TOKEN_LIFETIME_SECONDS"),
+            file.refresh_token_lifetime_seconds,
+            30 * 24 * 60 * 60,
+            1..=366 * 24 * 60 * 60,
+        )?;
+        let max_flows_per_address = number(
+            "BYPASS_IDP_MAX_FLOWS_PER_ADDRESS",
+            env("BYPASS_IDP_MAX_FLOWS_PER_ADDRESS"),
+            file.max_flows_per_address,
+            1000,
+            1..=1_000_000,
+        )?;
+        let proxies_text = env("BYPASS_IDP_TRUSTED_PROXIES").or(match file.trusted_proxies {
+            Some(TrustedProxiesSetting::List(list)) => Some(list.join(",")),
+            Some(TrustedProxiesSetting::Text(text)) => Some(text),
+            None => None,
+        });
+        let trusted_proxies = TrustedProxies::parse(proxies_text.as_deref().unwrap_or_default())
+            .map_err(|e| invalid("BYPASS_IDP_TRUSTED_PROXIES", e))?;
+
         let mail_from = pick("BYPASS_IDP_MAIL_FROM", file.mail_from)
             .unwrap_or_else(|| "bypass-idp <no-reply@localhost>".to_owned());
         if mail_from.parse::<lettre::message::Mailbox>().is_err() {
@@ -204,6 +244,9 @@ impl Config {
             redis_prefix,
             smtp_url,
             access_token_ttl_seconds,
+            refresh_token_lifetime_seconds,
+            trusted_proxies,
+            max_flows_per_address,
             mail_from,
             encryption_key,
             code_pepper,
@@ -213,6 +256,29 @@ impl Config {
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
     }
+}
+
+/// A whole number from the environment (text) or the file, within `range`.
+fn number(
+    setting: &'static str,
+    from_env: Option<String>,
+    from_file: Option<u64>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    let value = match from_env {
+        Some(text) => text
+            .parse()
+            .map_err(|_| invalid(setting, format!("\"{text}\" is not a whole number")))?,
+        None => from_file.unwrap_or(default),
+    };
+    if !range.contains(&value) {
+        return Err(invalid(
+            setting,
+            format!("must be between {} and {}", range.start(), range.end()),
+        ));
+    }
+    Ok(value)
 }
 
 fn default_sqlite_url(data_dir: &Path) -> String {
@@ -277,6 +343,9 @@ mod tests {
             ("BYPASS_IDP_MAIL_FROM", "not a mailbox"),
             ("BYPASS_IDP_ENCRYPTION_KEY", "c2hvcnQ="),
             ("BYPASS_IDP_CODE_PEPPER", "short"),
+            ("BYPASS_IDP_TRUSTED_PROXIES", "10.0.0.0/8, proxy"),
+            ("BYPASS_IDP_REFRESH_TOKEN_LIFETIME_SECONDS", "0"),
+            ("BYPASS_IDP_MAX_FLOWS_PER_ADDRESS", "many"),
         ] {
             let err = with(&[(var, value)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{err}");
@@ -289,7 +358,7 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:9000\"\nissuer = \"https://idp.example\"\n",
+            "listen = \"127.0.0.1:9000\"\nissuer = \"https://idp.example\"\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n",
         )
         .unwrap();
         let config = Config::from_sources(path.to_str(), |name| {
@@ -298,6 +367,13 @@ mod tests {
         .unwrap();
         assert_eq!(config.listen.port(), 9100);
         assert_eq!(config.issuer.unwrap().as_str(), "https://idp.example/");
+        assert!(config.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+        assert!(config.trusted_proxies.contains("::1".parse().unwrap()));
+        assert!(
+            !config
+                .trusted_proxies
+                .contains("192.0.2.1".parse().unwrap())
+        );
         std::fs::write(&path, "lisen = 1\n").unwrap();
         assert!(Config::from_sources(path.to_str(), |_| None).is_err());
     }

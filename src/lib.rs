@@ -4,6 +4,7 @@ pub mod app;
 pub mod config;
 pub mod counters;
 pub mod domain;
+pub mod edge;
 pub mod mail;
 pub mod oidc;
 pub mod scim;

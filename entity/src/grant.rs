@@ -17,7 +17,10 @@ pub struct Model {
     pub amr: String,
     pub acr: String,
     pub created_at: DateTimeUtc,
-    /// Set when the code was replayed or a used refresh token came back: every token dies.
+    /// The bypass code the sign-in used: revoking the code revokes this grant.
+    pub bypass_code_id: Option<String>,
+    /// Set when the code was replayed, a used refresh token came back, the bypass code was
+    /// revoked or the user's credentials changed: every token dies.
     pub revoked_at: Option<DateTimeUtc>,
 }
 

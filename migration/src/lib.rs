@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261127_000001_initial;
 mod m20261127_000002_mfa_bypass_codes;
 mod m20261128_000003_grants;
+mod m20261128_000004_grant_revocation;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_initial::Migration),
             Box::new(m20261127_000002_mfa_bypass_codes::Migration),
             Box::new(m20261128_000003_grants::Migration),
+            Box::new(m20261128_000004_grant_revocation::Migration),
         ]
     }
 }

@@ -9,19 +9,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use memory::MemoryCounters;
+
+use crate::domain::limits::{Decision, Limit};
 pub use redis_store::RedisCounters;
 
 #[derive(Debug, thiserror::Error)]
 #[error("counter store: {0}")]
 pub struct CounterError(pub String);
 
-/// A counter that starts at the first hit and disappears `window` later.
+/// Attempt counters under a [`Limit`], use counters of limited resources, and short-lived
+/// values.
 #[async_trait::async_trait]
 pub trait Counters: Send + Sync {
-    /// Adds one and returns the count in the current window and the time the window has left.
-    async fn hit(&self, key: &str, window: Duration) -> Result<(u64, Duration), CounterError>;
-    /// The count in the current window, without adding to it.
-    async fn peek(&self, key: &str) -> Result<(u64, Duration), CounterError>;
+    /// Reserves one attempt on `key` under `limit` in one atomic step, following
+    /// [`Window::reserve`](crate::domain::limits::Window::reserve): of any number of
+    /// concurrent callers, at most `limit.max` per window are told `Reserved`.
+    async fn reserve(&self, key: &str, limit: Limit) -> Result<Decision, CounterError>;
+    /// Gives one reserved attempt back ([`Window::give_back`](crate::domain::limits::Window::give_back)).
+    async fn give_back(&self, key: &str) -> Result<(), CounterError>;
+    /// Forgets the key's attempts.
     async fn clear(&self, key: &str) -> Result<(), CounterError>;
     /// Takes one use of a limited resource atomically: if the count (seeded with `seed` when
     /// the key is missing, e.g. after a Redis restart) is below `max`, adds one and returns
@@ -38,6 +44,8 @@ pub trait Counters: Send + Sync {
     async fn get(&self, key: &str) -> Result<Option<String>, CounterError>;
     /// Reads and deletes in one atomic step: of concurrent takers, exactly one gets the value.
     async fn take(&self, key: &str) -> Result<Option<String>, CounterError>;
+    /// Deletes a value; true if this call deleted it (of concurrent callers, exactly one).
+    async fn remove(&self, key: &str) -> Result<bool, CounterError>;
 }
 
 pub type SharedCounters = Arc<dyn Counters>;

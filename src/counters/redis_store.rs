@@ -5,13 +5,29 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{CounterError, Counters};
+use crate::domain::limits::{Decision, Limit};
 
-const HIT_SCRIPT: &str = r"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
-return {n, ttl}
+/// `Window::reserve` in one script: deny at the maximum (counting nothing), else add one; the
+/// window starts at the first attempt. ARGV: max, window in ms. Returns {reserved, count or
+/// ms left}.
+const RESERVE_SCRIPT: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]); ttl = tonumber(ARGV[2]) end
+  return {0, ttl}
+end
+n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return {1, n}
+";
+
+/// `Window::give_back`: one attempt back, the key gone when nothing is left.
+const GIVE_BACK_SCRIPT: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 1 then return redis.call('DECR', KEYS[1]) end
+redis.call('DEL', KEYS[1])
+return 0
 ";
 
 /// Seeds the count from the database when the key is missing, so that a flushed or restarted
@@ -29,7 +45,8 @@ return redis.call('INCR', KEYS[1])
 pub struct RedisCounters {
     connection: ConnectionManager,
     prefix: String,
-    hit: redis::Script,
+    reserve: redis::Script,
+    give_back: redis::Script,
     acquire: redis::Script,
 }
 
@@ -51,7 +68,8 @@ impl RedisCounters {
         Ok(Self {
             connection,
             prefix: prefix.to_owned(),
-            hit: redis::Script::new(HIT_SCRIPT),
+            reserve: redis::Script::new(RESERVE_SCRIPT),
+            give_back: redis::Script::new(GIVE_BACK_SCRIPT),
             acquire: redis::Script::new(ACQUIRE_SCRIPT),
         })
     }
@@ -71,30 +89,35 @@ impl RedisCounters {
 
 #[async_trait::async_trait]
 impl Counters for RedisCounters {
-    async fn hit(&self, key: &str, window: Duration) -> Result<(u64, Duration), CounterError> {
+    async fn reserve(&self, key: &str, limit: Limit) -> Result<Decision, CounterError> {
         let mut connection = self.connection.clone();
-        let (count, ttl_ms): (u64, i64) = self
-            .hit
+        let (reserved, value): (u8, i64) = self
+            .reserve
             .key(self.key(key))
-            .arg(window.as_millis() as u64)
+            .arg(limit.max)
+            .arg(limit.window.as_millis().max(1) as u64)
             .invoke_async(&mut connection)
             .await
             .map_err(err)?;
-        Ok((count, Duration::from_millis(ttl_ms.max(0) as u64)))
+        Ok(if reserved == 1 {
+            Decision::Reserved {
+                count: value.max(0) as u64,
+            }
+        } else {
+            Decision::Denied {
+                retry_after: Duration::from_millis(value.max(0) as u64),
+            }
+        })
     }
 
-    async fn peek(&self, key: &str) -> Result<(u64, Duration), CounterError> {
+    async fn give_back(&self, key: &str) -> Result<(), CounterError> {
         let mut connection = self.connection.clone();
-        let (count, ttl_ms): (Option<u64>, i64) = redis::pipe()
-            .get(self.key(key))
-            .pttl(self.key(key))
-            .query_async(&mut connection)
+        self.give_back
+            .key(self.key(key))
+            .invoke_async::<i64>(&mut connection)
             .await
             .map_err(err)?;
-        Ok((
-            count.unwrap_or(0),
-            Duration::from_millis(ttl_ms.max(0) as u64),
-        ))
+        Ok(())
     }
 
     async fn clear(&self, key: &str) -> Result<(), CounterError> {
@@ -154,5 +177,15 @@ impl Counters for RedisCounters {
             .query_async(&mut connection)
             .await
             .map_err(err)
+    }
+
+    async fn remove(&self, key: &str) -> Result<bool, CounterError> {
+        let mut connection = self.connection.clone();
+        let deleted: u64 = redis::cmd("DEL")
+            .arg(self.value_key(key))
+            .query_async(&mut connection)
+            .await
+            .map_err(err)?;
+        Ok(deleted == 1)
     }
 }

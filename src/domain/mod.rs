@@ -1,7 +1,9 @@
 //! Pure domain logic: identifiers, secrets, scopes and the SCIM user model. No I/O here.
 
+pub mod address;
 pub mod bypass;
 pub mod ids;
+pub mod limits;
 pub mod scim;
 pub mod scope;
 pub mod secret;

@@ -17,7 +17,10 @@ pub const AMR_BYPASS_CODE: &str = "bypass_code";
 pub const ACR_PASSWORD: &str = "urn:bypass-idp:acr:pwd";
 pub const ACR_MFA: &str = "urn:bypass-idp:acr:mfa";
 pub const ACR_VALUES: &[&str] = &[ACR_PASSWORD, ACR_MFA];
+/// Every authorization parameter is capped before it reaches a flow, a redirect or a log
+/// line; those echoed into tokens are capped tighter.
 const MAX_PARAM_LEN: usize = 2048;
+const TIGHTER_CAPS: &[(&str, usize)] = &[("nonce", 512), ("login_hint", 256), ("scope", 512)];
 
 /// What the server knows of the client, for validating its requests.
 #[derive(Clone, Debug)]
@@ -81,7 +84,15 @@ pub fn parse_auth_request(
     params: &HashMap<String, String>,
     client: &ClientInfo,
 ) -> Result<AuthRequest, RedirectError> {
-    if let Some((name, _)) = params.iter().find(|(_, v)| v.len() > MAX_PARAM_LEN) {
+    let cap = |name: &str| {
+        TIGHTER_CAPS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(MAX_PARAM_LEN, |(_, cap)| *cap)
+    };
+    if let Some((name, _)) = params.iter().find(|(k, v)| v.len() > cap(k)) {
+        // The name is one the client sent: say which, but never echo a long one.
+        let name: String = name.chars().take(64).collect();
         return Err(redirect_error(
             "invalid_request",
             format!("{name} is too long"),
@@ -239,13 +250,16 @@ pub enum Step {
         user_id: String,
         auth_time: i64,
         amr: Vec<String>,
+        /// The bypass code the second step used: revoking it ends this sign-in's grant.
+        #[serde(default)]
+        bypass_code: Option<String>,
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SecondFactor {
     Totp,
-    BypassCode,
+    BypassCode { code_id: String },
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -291,6 +305,7 @@ impl Flow {
                 user_id,
                 auth_time,
                 amr: vec![AMR_PASSWORD.to_owned()],
+                bypass_code: None,
             }
         };
         Ok(Self { step, ..self })
@@ -300,9 +315,9 @@ impl Flow {
         let Step::SecondFactor { user_id, auth_time } = self.step else {
             return Err(IllegalStep);
         };
-        let method = match factor {
-            SecondFactor::Totp => AMR_OTP,
-            SecondFactor::BypassCode => AMR_BYPASS_CODE,
+        let (method, bypass_code) = match factor {
+            SecondFactor::Totp => (AMR_OTP, None),
+            SecondFactor::BypassCode { code_id } => (AMR_BYPASS_CODE, Some(code_id)),
         };
         let amr = vec![
             AMR_PASSWORD.to_owned(),
@@ -314,6 +329,7 @@ impl Flow {
                 user_id,
                 auth_time,
                 amr,
+                bypass_code,
             },
             ..self
         })
@@ -333,6 +349,7 @@ impl Flow {
                 user_id,
                 auth_time,
                 amr,
+                bypass_code: None,
             },
             ..self
         })
@@ -477,14 +494,17 @@ mod tests {
         assert_eq!(f.user_id(), Some("u"));
         let done = f
             .clone()
-            .second_factor_verified(SecondFactor::BypassCode)
+            .second_factor_verified(SecondFactor::BypassCode {
+                code_id: "c1".into(),
+            })
             .unwrap();
         assert_eq!(
             done.step,
             Step::Authenticated {
                 user_id: "u".into(),
                 auth_time: 10,
-                amr: vec!["pwd".into(), "mfa".into(), "bypass_code".into()]
+                amr: vec!["pwd".into(), "mfa".into(), "bypass_code".into()],
+                bypass_code: Some("c1".into()),
             }
         );
         let totp = f.second_factor_verified(SecondFactor::Totp).unwrap();

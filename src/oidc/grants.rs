@@ -29,7 +29,6 @@ use crate::domain::scope::ScopeSet;
 use crate::domain::signin::acr_for;
 use crate::service::ServiceError;
 
-const REFRESH_TOKEN_DAYS: i64 = 30;
 const ID_TOKEN_MINUTES: i64 = 10;
 
 fn invalid_grant(description: &str) -> OAuthError {
@@ -99,6 +98,19 @@ pub(crate) async fn authorization_code(
         (None, None) if client.public => return Err(invalid_grant("public clients must use PKCE")),
         (None, None) => {}
     }
+    // A code issued just before its bypass code was revoked must not outlive the revocation.
+    if let Some(code_id) = &code_grant.bypass_code {
+        let code = state
+            .store
+            .find_code(&UserId::new(code_grant.user_id.clone()), code_id)
+            .await
+            .map_err(|e| server_error(&e))?;
+        if code.is_none_or(|c| c.revoked_at.is_some()) {
+            return Err(invalid_grant(
+                "the bypass code this sign-in used was revoked",
+            ));
+        }
+    }
     let now = Utc::now();
     let row = grant::Model {
         id: code_grant.grant_id.clone(),
@@ -109,6 +121,7 @@ pub(crate) async fn authorization_code(
         amr: code_grant.amr.join(" "),
         acr: acr_for(&code_grant.amr).to_owned(),
         created_at: now,
+        bypass_code_id: code_grant.bypass_code.clone(),
         revoked_at: None,
     };
     state
@@ -149,8 +162,10 @@ pub(crate) async fn refresh_token(
         ));
     }
     let now = Utc::now();
-    if stored.expires_at <= now {
-        return Err(invalid_grant("the refresh token has expired"));
+    if stored.expires_at <= now || session_end(state, &grant) <= now {
+        return Err(invalid_grant(
+            "the refresh token has expired; sign in again",
+        ));
     }
     if !state
         .store
@@ -179,6 +194,13 @@ pub(crate) async fn refresh_token(
         ));
     }
     issue(state, client, &grant, None).await
+}
+
+/// When a sign-in's refresh tokens stop working, however often they were rotated.
+fn session_end(state: &AppState, grant: &grant::Model) -> chrono::DateTime<Utc> {
+    let signed_in =
+        chrono::DateTime::from_timestamp(grant.auth_time, 0).unwrap_or(grant.created_at);
+    signed_in + state.refresh_token_lifetime
 }
 
 async fn live_user(state: &AppState, grant: &grant::Model) -> Result<User, OAuthError> {
@@ -223,7 +245,8 @@ async fn issue(
         let mut bytes = [0u8; 32];
         rand::rng().fill(&mut bytes);
         let refresh = URL_SAFE_NO_PAD.encode(bytes);
-        let expires = Utc::now() + Duration::days(REFRESH_TOKEN_DAYS);
+        // Rotation never extends a sign-in past its absolute lifetime.
+        let expires = session_end(state, grant);
         state
             .store
             .insert_refresh_token(refresh_digest(&refresh), &grant.id, expires)

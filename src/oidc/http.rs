@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -18,22 +17,22 @@ use openidconnect::{
     ResponseTypes, Scope, TokenUrl, UserInfoUrl,
 };
 use poem::http::{HeaderValue, StatusCode, header};
-use poem::web::{Data, RemoteAddr};
+use poem::web::Data;
 use poem::{Body, IntoResponse, Request, Response, handler};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::app::AppState;
+use crate::domain::address::LimitAddress;
 use crate::domain::ids::ClientId;
+use crate::domain::limits::LimitKey;
 use crate::domain::scope::{self, ScopeSet};
 use crate::domain::secret::Secret;
 use crate::domain::signin;
+use crate::edge::ClientAddr;
 use crate::oidc::{clients, grants};
 
 const MAX_FORM_BYTES: usize = 64 * 1024;
-/// Failed client authentications allowed per client and address in one window.
-const MAX_CLIENT_AUTH_FAILURES: u64 = 10;
-const CLIENT_AUTH_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 pub const TOKEN_PATH: &str = "/oauth2/token";
 pub const JWKS_PATH: &str = "/oauth2/jwks";
@@ -92,6 +91,16 @@ impl OAuthError {
         }
         response
     }
+}
+
+/// The 413 answer of the token endpoint (see [`crate::edge::BodyLimit`]).
+pub fn form_too_large(max: usize) -> Response {
+    oauth_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "invalid_request",
+        &format!("the request body is larger than {max} bytes"),
+    )
+    .into_response()
 }
 
 fn no_store(response: &mut Response) {
@@ -317,11 +326,9 @@ pub async fn token(
     req: &Request,
     body: Body,
     Data(state): Data<&Arc<AppState>>,
-    remote: &RemoteAddr,
+    Data(addr): Data<&ClientAddr>,
 ) -> Response {
-    // The peer address, not X-Forwarded-For, which any client can write.
-    let ip = remote.as_socket_addr().map(|a| a.ip());
-    match token_inner(req, body, state, ip).await {
+    match token_inner(req, body, state, addr.0).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
@@ -355,26 +362,38 @@ async fn token_inner(
     let credentials = client_credentials(req, &mut form)?;
     let internal = |err: &dyn std::fmt::Display| server_error(err);
 
-    let limit_key = format!(
-        "client-auth:{}:{}",
-        credentials.client_id,
-        ip.map(|i| i.to_string()).unwrap_or_default()
-    );
-    let (failures, retry_after) = state
-        .counters
-        .peek(&limit_key)
-        .await
-        .map_err(|e| internal(&e))?;
-    if failures >= MAX_CLIENT_AUTH_FAILURES {
-        let seconds = retry_after.as_secs().max(1);
-        let mut error = oauth_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "invalid_client",
-            &format!("too many failed client authentications; retry in {seconds} seconds"),
-        );
-        error.retry_after_seconds = Some(seconds);
-        return Err(error);
-    }
+    // Only a presented secret can be guessed, so only those attempts are limited: a request
+    // naming a client without a secret never counts against the client's real traffic.
+    // Keyed per address, so failures elsewhere cannot lock the client out either.
+    let reservation = match &credentials.secret {
+        Some(_) => {
+            let key = LimitKey::ClientAuth(
+                credentials.client_id.clone(),
+                ip.map(LimitAddress::of).unwrap_or_default(),
+            );
+            match state
+                .throttle
+                .reserve(vec![key])
+                .await
+                .map_err(|e| internal(&e))?
+            {
+                Ok(reservation) => Some(reservation),
+                Err(retry_after) => {
+                    let seconds = retry_after.as_secs().max(1);
+                    let mut error = oauth_error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "invalid_client",
+                        &format!(
+                            "too many failed client authentications; retry in {seconds} seconds"
+                        ),
+                    );
+                    error.retry_after_seconds = Some(seconds);
+                    return Err(error);
+                }
+            }
+        }
+        None => None,
+    };
     let client = match &credentials.secret {
         Some(secret) => clients::authenticate(&state.store, &credentials.client_id, secret)
             .await
@@ -384,11 +403,6 @@ async fn token_inner(
             .map_err(|e| internal(&e))?,
     };
     let Some(client) = client else {
-        state
-            .counters
-            .hit(&limit_key, CLIENT_AUTH_WINDOW)
-            .await
-            .map_err(|e| internal(&e))?;
         tracing::warn!(client_id = %credentials.client_id, ip = ?ip, "client authentication failed");
         let error = oauth_error(
             StatusCode::UNAUTHORIZED,
@@ -401,6 +415,13 @@ async fn token_inner(
             error
         });
     };
+    if let Some(reservation) = reservation {
+        state
+            .throttle
+            .succeeded(reservation)
+            .await
+            .map_err(|e| internal(&e))?;
+    }
 
     let grant_type = form.get("grant_type").ok_or_else(|| {
         oauth_error(

@@ -6,16 +6,27 @@ use std::sync::Arc;
 
 use poem::http::{StatusCode, header};
 use poem::web::cookie::{Cookie, CookieJar, SameSite};
-use poem::web::{Data, Form, Query, RemoteAddr};
+use poem::web::{Data, Form, Query};
 use poem::{IntoResponse, Request, Response, handler};
 
 use super::pages::{error_page, step_page};
 use crate::app::AppState;
 use crate::domain::secret::Secret;
+use crate::edge::ClientAddr;
 use crate::service::context::Context;
 use crate::service::signin::{CodeStep, FLOW_TTL, Next, StartError};
 
 pub const FLOW_COOKIE: &str = "bidp_flow";
+/// The longest query an authorization request may have; parameters are capped one by one
+/// as well (`domain::signin`).
+const MAX_AUTHORIZE_QUERY: usize = 8 * 1024;
+/// Form fields longer than these are refused before they reach a counter, a flow or a log.
+const FIELD_CAPS: &[(&str, usize)] = &[
+    ("username", 256),
+    ("password", 1024),
+    ("code", 64),
+    ("csrf", 128),
+];
 
 fn html(status: StatusCode, body: String) -> Response {
     Response::builder()
@@ -49,8 +60,48 @@ fn internal(err: impl std::fmt::Display) -> Response {
     )
 }
 
-fn context(remote: &RemoteAddr) -> Context {
-    Context::system_at(remote.as_socket_addr().map(|a| a.ip()))
+fn context(addr: &ClientAddr) -> Context {
+    Context::system_at(addr.0)
+}
+
+/// The 413 answer of the sign-in forms (see [`crate::edge::BodyLimit`]).
+pub fn form_too_large(_max: usize) -> Response {
+    html(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        error_page(
+            "Form not accepted",
+            "The form was larger than a sign-in form can be. Go back to the application and start again.",
+        ),
+    )
+}
+
+fn rejected(detail: &str) -> Response {
+    html(
+        StatusCode::BAD_REQUEST,
+        error_page("Sign-in request rejected", detail),
+    )
+}
+
+/// A form with a field over its cap: refused whole.
+fn oversized_field(form: &HashMap<String, String>) -> Option<Response> {
+    FIELD_CAPS
+        .iter()
+        .find(|(name, cap)| form.get(*name).is_some_and(|v| v.len() > *cap))
+        .map(|(name, cap)| {
+            rejected(&format!(
+                "The {name} field is longer than {cap} characters."
+            ))
+        })
+}
+
+fn set_flow_cookie(jar: &CookieJar, id: String, secure: bool) {
+    let mut cookie = Cookie::new_with_str(FLOW_COOKIE, id);
+    cookie.set_http_only(true);
+    cookie.set_same_site(SameSite::Lax);
+    cookie.set_path("/oauth2");
+    cookie.set_max_age(FLOW_TTL);
+    cookie.set_secure(secure);
+    jar.add(cookie);
 }
 
 fn flow_id(jar: &CookieJar) -> Option<String> {
@@ -92,37 +143,43 @@ fn render(next: Next, show_bypass: bool, jar: &CookieJar) -> Response {
 pub async fn authorize(
     req: &Request,
     Data(state): Data<&Arc<AppState>>,
+    Data(addr): Data<&ClientAddr>,
     jar: &CookieJar,
 ) -> Response {
-    let mut params: HashMap<String, String> = HashMap::new();
-    for (key, value) in
-        url::form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
-    {
-        // RFC 6749 §3.1: no parameter may appear twice; which one to trust is unknowable.
-        if params.insert(key.to_string(), value.into_owned()).is_some() {
-            let detail = format!("the parameter {key} appears more than once");
-            return html(
-                StatusCode::BAD_REQUEST,
-                error_page("Sign-in request rejected", &detail),
-            );
-        }
+    let query = req.uri().query().unwrap_or_default();
+    if query.len() > MAX_AUTHORIZE_QUERY {
+        return rejected("The sign-in request is too long.");
     }
-    match state.signin.start(&params).await {
+    let mut params: HashMap<String, String> = HashMap::new();
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        // RFC 6749 §3.1: no parameter may appear twice; which one to trust is unknowable.
+        if params.contains_key(key.as_ref()) {
+            let key: String = key.chars().take(64).collect();
+            return rejected(&format!("the parameter {key} appears more than once"));
+        }
+        params.insert(key.into_owned(), value.into_owned());
+    }
+    match state.signin.start(&params, &context(addr)).await {
         Ok(Ok((id, _flow))) => {
-            let mut cookie = Cookie::new_with_str(FLOW_COOKIE, id);
-            cookie.set_http_only(true);
-            cookie.set_same_site(SameSite::Lax);
-            cookie.set_path("/oauth2");
-            cookie.set_max_age(FLOW_TTL);
-            cookie.set_secure(state.issuer.starts_with("https://"));
-            jar.add(cookie);
+            set_flow_cookie(jar, id, state.issuer.starts_with("https://"));
             see_other("/oauth2/signin")
         }
-        Ok(Err(StartError::Page(message))) => html(
-            StatusCode::BAD_REQUEST,
-            error_page("Sign-in request rejected", &message),
-        ),
+        Ok(Err(StartError::Page(message))) => rejected(&message),
         Ok(Err(StartError::Redirect(url))) => see_other(&url),
+        Ok(Err(StartError::TooMany(retry_after))) => {
+            let mut response = html(
+                StatusCode::TOO_MANY_REQUESTS,
+                error_page(
+                    "Too many sign-ins",
+                    "Too many sign-ins were started from your network. Wait a few minutes and try again.",
+                ),
+            );
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                poem::http::HeaderValue::from(retry_after.as_secs().max(1)),
+            );
+            response
+        }
         Err(err) => internal(err),
     }
 }
@@ -159,13 +216,16 @@ fn field<'a>(form: &'a HashMap<String, String>, name: &str) -> &'a str {
 #[handler]
 pub async fn password(
     Data(state): Data<&Arc<AppState>>,
+    Data(addr): Data<&ClientAddr>,
     jar: &CookieJar,
-    remote: &RemoteAddr,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let Some(id) = flow_id(jar) else {
         return render(Next::Expired, false, jar);
     };
+    if let Some(refused) = oversized_field(&form) {
+        return refused;
+    }
     let secret = Secret::new(field(&form, "password"));
     match state
         .signin
@@ -174,11 +234,16 @@ pub async fn password(
             field(&form, "csrf"),
             field(&form, "username"),
             secret,
-            &context(remote),
+            &context(addr),
         )
         .await
     {
-        Ok(next) => render(next, false, jar),
+        Ok((next, rotated)) => {
+            if let Some(new_id) = rotated {
+                set_flow_cookie(jar, new_id, state.issuer.starts_with("https://"));
+            }
+            render(next, false, jar)
+        }
         Err(err) => internal(err),
     }
 }
@@ -187,7 +252,7 @@ pub async fn password(
 async fn code_step(
     state: &AppState,
     jar: &CookieJar,
-    remote: &RemoteAddr,
+    addr: &ClientAddr,
     form: &HashMap<String, String>,
     step: CodeStep,
 ) -> Response {
@@ -195,7 +260,10 @@ async fn code_step(
     let Some(id) = flow_id(jar) else {
         return render(Next::Expired, show_bypass, jar);
     };
-    let (csrf, code, ctx) = (field(form, "csrf"), field(form, "code"), context(remote));
+    if let Some(refused) = oversized_field(form) {
+        return refused;
+    }
+    let (csrf, code, ctx) = (field(form, "csrf"), field(form, "code"), context(addr));
     match state.signin.code_step(step, &id, csrf, code, &ctx).await {
         Ok(next) => render(next, show_bypass, jar),
         Err(err) => internal(err),
@@ -205,31 +273,31 @@ async fn code_step(
 #[handler]
 pub async fn totp(
     Data(state): Data<&Arc<AppState>>,
+    Data(addr): Data<&ClientAddr>,
     jar: &CookieJar,
-    remote: &RemoteAddr,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    code_step(state, jar, remote, &form, CodeStep::Totp).await
+    code_step(state, jar, addr, &form, CodeStep::Totp).await
 }
 
 #[handler]
 pub async fn bypass(
     Data(state): Data<&Arc<AppState>>,
+    Data(addr): Data<&ClientAddr>,
     jar: &CookieJar,
-    remote: &RemoteAddr,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    code_step(state, jar, remote, &form, CodeStep::BypassCode).await
+    code_step(state, jar, addr, &form, CodeStep::BypassCode).await
 }
 
 #[handler]
 pub async fn enroll(
     Data(state): Data<&Arc<AppState>>,
+    Data(addr): Data<&ClientAddr>,
     jar: &CookieJar,
-    remote: &RemoteAddr,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    code_step(state, jar, remote, &form, CodeStep::Enroll).await
+    code_step(state, jar, addr, &form, CodeStep::Enroll).await
 }
 
 /// Signs nobody out (no single sign-on session is kept) and says so.

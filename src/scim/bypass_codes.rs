@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use poem::web::{Data, RemoteAddr};
+use poem::web::Data;
+
+use crate::edge::ClientAddr;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::{ApiResponse, OpenApi};
 use serde_json::{Value, json};
@@ -31,8 +33,8 @@ pub const SETTINGS_SCHEMA: &str = "urn:bypass-idp:params:scim:schemas:core:2.0:B
 pub const AUDIT_EVENT_SCHEMA: &str = "urn:bypass-idp:params:scim:schemas:core:2.0:AuditEvent";
 
 /// The request's actor, client and address, for the audit trail.
-pub fn context(auth: &ScimBearer, remote: &RemoteAddr) -> Context {
-    let ip = remote.as_socket_addr().map(|a| a.ip());
+pub fn context(auth: &ScimBearer, remote: &ClientAddr) -> Context {
+    let ip = remote.0;
     let principal = &auth.0;
     if principal.subject == principal.client_id.as_str() {
         Context::client(principal.client_id.clone(), ip)
@@ -209,12 +211,12 @@ impl BypassCodesApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
-        remote: &RemoteAddr,
+        remote: Data<&ClientAddr>,
         id: Path<String>,
         body: ScimJson<BypassCodeRequest>,
     ) -> Result<CreateCodeResponse, ScimError> {
         auth.require(BYPASS_CODES_MANAGE)?;
-        let ctx = context(&auth, remote);
+        let ctx = context(&auth, remote.0);
         let created = state
             .bypass
             .create(&UserId::new(id.0), &body.value, Origin::HelpDesk, &ctx)
@@ -274,12 +276,12 @@ impl BypassCodesApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
-        remote: &RemoteAddr,
+        remote: Data<&ClientAddr>,
         id: Path<String>,
         code_id: Path<String>,
     ) -> Result<RevokeCodeResponse, ScimError> {
         auth.require(BYPASS_CODES_MANAGE)?;
-        let ctx = context(&auth, remote);
+        let ctx = context(&auth, remote.0);
         state
             .bypass
             .revoke(&UserId::new(id.0), &code_id.0, &ctx)
@@ -298,13 +300,13 @@ impl BypassCodesApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
-        remote: &RemoteAddr,
+        remote: Data<&ClientAddr>,
         id: Path<String>,
         code_id: Path<String>,
         body: ScimJson<NotifyRequest>,
     ) -> Result<CodeResponse, ScimError> {
         auth.require(BYPASS_CODES_MANAGE)?;
-        let ctx = context(&auth, remote);
+        let ctx = context(&auth, remote.0);
         let code = required_string(
             &body.value,
             "code",
@@ -383,7 +385,7 @@ impl BypassCodesApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
-        remote: &RemoteAddr,
+        remote: Data<&ClientAddr>,
         body: ScimJson<BypassCodeSettingsResource>,
     ) -> Result<SettingsResponse, ScimError> {
         auth.require(BYPASS_CODES_MANAGE)?;
@@ -396,7 +398,7 @@ impl BypassCodesApi {
         let policy = Policy::from_json(&value)?;
         state
             .bypass
-            .set_policy(&policy, &context(&auth, remote))
+            .set_policy(&policy, &context(&auth, remote.0))
             .await?;
         Ok(SettingsResponse::Ok(ScimJson::new(render_settings(
             &base(state),
@@ -472,7 +474,7 @@ impl MeApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
-        remote: &RemoteAddr,
+        remote: Data<&ClientAddr>,
         body: ScimJson<BypassCodeRequest>,
     ) -> Result<CreateCodeResponse, ScimError> {
         let (user, amr) = me(state, &auth).await?;
@@ -481,7 +483,7 @@ impl MeApi {
                 "sign in with your authenticator app (not a bypass code) to generate bypass codes",
             ));
         }
-        let ctx = context(&auth, remote);
+        let ctx = context(&auth, remote.0);
         let created = state
             .bypass
             .create(&user, &body.value, Origin::SelfService, &ctx)
@@ -520,13 +522,13 @@ impl MeApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
-        remote: &RemoteAddr,
+        remote: Data<&ClientAddr>,
         code_id: Path<String>,
     ) -> Result<RevokeCodeResponse, ScimError> {
         let (user, _) = me(state, &auth).await?;
         state
             .bypass
-            .revoke(&user, &code_id.0, &context(&auth, remote))
+            .revoke(&user, &code_id.0, &context(&auth, remote.0))
             .await?;
         Ok(RevokeCodeResponse::Revoked)
     }

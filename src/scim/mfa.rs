@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use poem::web::{Data, RemoteAddr};
+use poem::web::Data;
+
+use crate::edge::ClientAddr;
 use poem_openapi::param::Path;
 use poem_openapi::{ApiResponse, OpenApi};
 use serde_json::{Value, json};
@@ -62,13 +64,13 @@ impl MfaApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
-        remote: &RemoteAddr,
+        remote: Data<&ClientAddr>,
         id: Path<String>,
     ) -> Result<StartEnrollmentResponse, ScimError> {
         auth.require(MFA_MANAGE)?;
         let enrollment = state
             .mfa
-            .start_enrollment(&UserId::new(id.0), &context(&auth, remote))
+            .start_enrollment(&UserId::new(id.0), &context(&auth, remote.0))
             .await?;
         Ok(StartEnrollmentResponse::Created(
             ScimJson::new(json!({
@@ -91,7 +93,7 @@ impl MfaApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
-        remote: &RemoteAddr,
+        remote: Data<&ClientAddr>,
         id: Path<String>,
         body: ScimJson<TotpConfirmation>,
     ) -> Result<TotpStateResponse, ScimError> {
@@ -103,7 +105,7 @@ impl MfaApi {
         )?;
         state
             .mfa
-            .confirm(&UserId::new(id.0), code, &context(&auth, remote))
+            .confirm(&UserId::new(id.0), code, &context(&auth, remote.0))
             .await?;
         Ok(TotpStateResponse::Ok(ScimJson::new(state_body(
             TotpStatus::Enrolled,
@@ -139,13 +141,13 @@ impl MfaApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
-        remote: &RemoteAddr,
+        remote: Data<&ClientAddr>,
         id: Path<String>,
     ) -> Result<ResetResponse, ScimError> {
         auth.require(MFA_MANAGE)?;
         state
             .mfa
-            .reset(&UserId::new(id.0), &context(&auth, remote))
+            .reset(&UserId::new(id.0), &context(&auth, remote.0))
             .await?;
         Ok(ResetResponse::Reset)
     }

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use poem::web::{Data, RemoteAddr};
+use poem::web::Data;
+
+use crate::edge::ClientAddr;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::{ApiResponse, OpenApi};
 use serde_json::{Value, json};
@@ -266,14 +268,14 @@ impl UsersApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
-        remote: &RemoteAddr,
+        remote: Data<&ClientAddr>,
         id: Path<String>,
         #[oai(name = "If-Match")] if_match: Header<Option<String>>,
     ) -> Result<DeleteUserResponse, ScimError> {
         auth.require(SCIM_USERS)?;
         let expected = expected_version(&if_match.0)?;
         let user_id = UserId::new(id.0);
-        let ctx = super::bypass_codes::context(&auth, remote);
+        let ctx = super::bypass_codes::context(&auth, remote.0);
         state.users.delete(&user_id, expected, &ctx).await?;
         tracing::info!(user_id = %user_id, client_id = %auth.0.client_id, "user deleted");
         Ok(DeleteUserResponse::Deleted)

@@ -503,14 +503,15 @@ impl BypassCodeService {
         typed: &str,
         ctx: &Context,
     ) -> Result<VerifyOutcome, ServiceError> {
-        if let Some(lock) = self.guard.check(user_id, ctx).await? {
-            return Ok(VerifyOutcome::Rejected(Rejection::Locked(lock)));
-        }
+        let ticket = match self.guard.begin(user_id, ctx).await? {
+            Ok(ticket) => ticket,
+            Err(lock) => return Ok(VerifyOutcome::Rejected(Rejection::Locked(lock))),
+        };
         let attempt = self.try_consume(user_id, typed).await?;
         let now = Utc::now();
         match &attempt.outcome {
             VerifyOutcome::Accepted { code_id, remaining } => {
-                self.guard.succeeded(user_id).await?;
+                self.guard.succeeded(ticket).await?;
                 let detail = remaining.map(|r| format!("{r} use(s) left"));
                 audit::record(
                     &self.store,
@@ -524,7 +525,7 @@ impl BypassCodeService {
                 .await?;
             }
             VerifyOutcome::Rejected(rejection) => {
-                self.guard.failed(user_id, ctx).await?;
+                drop(ticket);
                 let reason = format!("{rejection:?}").to_lowercase();
                 let code_id = attempt.code_id.as_deref();
                 audit::record(
@@ -667,7 +668,7 @@ mod tests {
         let service = BypassCodeService::new(
             store.clone(),
             counters.clone(),
-            Guard::new(store, counters),
+            Guard::new(store, crate::service::throttle::Throttle::new(counters)),
             hasher.clone(),
             Arc::new(mailer),
             "test".into(),

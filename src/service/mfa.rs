@@ -7,21 +7,15 @@ use chrono::Utc;
 
 use super::context::Context;
 use super::sealing::Sealer;
+use super::throttle::{Reservation, Throttle};
 use super::{ServiceError, audit};
-use crate::counters::SharedCounters;
 use crate::domain::ids::UserId;
+use crate::domain::limits::{LimitKey, MAX_CONSECUTIVE_FAILURES};
 use crate::domain::secret::Secret;
 use crate::domain::totp;
 pub use crate::domain::totp::TotpStatus;
 use crate::store::Store;
 
-/// Failures per user within [`FAILURE_WINDOW`] that lock the second factor for the window.
-pub const MAX_FAILURES_PER_WINDOW: u64 = 5;
-pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Failures from one address within the window; higher, so one office behind NAT still works.
-pub const MAX_FAILURES_PER_IP: u64 = 50;
-/// Consecutive failures after which only an administrator's reset helps (NIST SP 800-63B §5.2.2).
-pub const MAX_CONSECUTIVE_FAILURES: i32 = 100;
 const SALT_BYTES: usize = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,80 +41,73 @@ pub enum TotpOutcome {
     Locked(Lock),
 }
 
-/// Counts failed second-factor attempts per user and per address.
+/// Guards every second-factor attempt: reserves it under the per-user and per-address
+/// limits and in the user's consecutive-failure streak before the code is checked.
 #[derive(Clone)]
 pub struct Guard {
     store: Store,
-    counters: SharedCounters,
+    throttle: Throttle,
 }
 
-fn user_key(user_id: &UserId) -> String {
-    format!("mfa-fail:user:{user_id}")
-}
-
-fn ip_key(ctx: &Context) -> Option<String> {
-    ctx.ip.map(|ip| format!("mfa-fail:ip:{ip}"))
-}
-
-fn counter_error(e: crate::counters::CounterError) -> ServiceError {
-    ServiceError::Internal(e.to_string())
+/// A reserved second-factor attempt; dropping it leaves the attempt counted as failed.
+pub struct GuardTicket {
+    reservation: Reservation,
+    user_id: UserId,
 }
 
 impl Guard {
-    pub fn new(store: Store, counters: SharedCounters) -> Self {
-        Self { store, counters }
+    pub fn new(store: Store, throttle: Throttle) -> Self {
+        Self { store, throttle }
     }
 
-    /// Whether the user's second factor is locked for this request.
-    pub async fn check(
+    /// Reserves an attempt, or says why the factor is locked.
+    pub async fn begin(
         &self,
         user_id: &UserId,
         ctx: &Context,
-    ) -> Result<Option<Lock>, ServiceError> {
-        if let Some(row) = self.store.get_mfa(user_id).await?
-            && row.consecutive_failures >= MAX_CONSECUTIVE_FAILURES
+    ) -> Result<Result<GuardTicket, Lock>, ServiceError> {
+        let row = self.store.get_mfa(user_id).await?;
+        if row
+            .as_ref()
+            .is_some_and(|r| r.consecutive_failures >= MAX_CONSECUTIVE_FAILURES)
         {
-            return Ok(Some(Lock::Permanent));
+            return Ok(Err(Lock::Permanent));
         }
-        let (count, left) = self
-            .counters
-            .peek(&user_key(user_id))
-            .await
-            .map_err(counter_error)?;
-        if count >= MAX_FAILURES_PER_WINDOW {
-            return Ok(Some(Lock::Window(left)));
+        let reservation = match self
+            .throttle
+            .reserve(LimitKey::second_factor(user_id, ctx.ip))
+            .await?
+        {
+            Ok(reservation) => reservation,
+            Err(retry_after) => return Ok(Err(Lock::Window(retry_after))),
+        };
+        // The streak is reserved too, so a burst cannot run it past the cap.
+        if row.is_some()
+            && !self
+                .store
+                .reserve_mfa_attempt(user_id, MAX_CONSECUTIVE_FAILURES)
+                .await?
+        {
+            return Ok(Err(Lock::Permanent));
         }
-        if let Some(key) = ip_key(ctx) {
-            let (count, left) = self.counters.peek(&key).await.map_err(counter_error)?;
-            if count >= MAX_FAILURES_PER_IP {
-                return Ok(Some(Lock::Window(left)));
-            }
-        }
-        Ok(None)
+        Ok(Ok(GuardTicket {
+            reservation,
+            user_id: user_id.clone(),
+        }))
     }
 
-    pub async fn failed(&self, user_id: &UserId, ctx: &Context) -> Result<(), ServiceError> {
-        self.counters
-            .hit(&user_key(user_id), FAILURE_WINDOW)
-            .await
-            .map_err(counter_error)?;
-        if let Some(key) = ip_key(ctx) {
-            self.counters
-                .hit(&key, FAILURE_WINDOW)
-                .await
-                .map_err(counter_error)?;
-        }
-        self.store.add_mfa_failure(user_id).await?;
+    /// The attempt was right: the streak and the user's window start over.
+    pub async fn succeeded(&self, ticket: GuardTicket) -> Result<(), ServiceError> {
+        self.throttle.succeeded(ticket.reservation).await?;
+        self.store.reset_mfa_failures(&ticket.user_id).await?;
         Ok(())
     }
 
-    pub async fn succeeded(&self, user_id: &UserId) -> Result<(), ServiceError> {
-        self.counters
-            .clear(&user_key(user_id))
+    /// An administrator reset the factor: the user's window starts over.
+    pub async fn reset(&self, user_id: &UserId) -> Result<(), ServiceError> {
+        self.throttle
+            .clear(&LimitKey::SecondFactorUser(user_id.clone()))
             .await
-            .map_err(counter_error)?;
-        self.store.reset_mfa_failures(user_id).await?;
-        Ok(())
     }
 }
 
@@ -278,9 +265,10 @@ impl MfaService {
         confirming: bool,
         ctx: &Context,
     ) -> Result<TotpOutcome, ServiceError> {
-        if let Some(lock) = self.guard.check(user_id, ctx).await? {
-            return Ok(TotpOutcome::Locked(lock));
-        }
+        let ticket = match self.guard.begin(user_id, ctx).await? {
+            Ok(ticket) => ticket,
+            Err(lock) => return Ok(TotpOutcome::Locked(lock)),
+        };
         let secret = self.sealer.open(sealed)?;
         let now = Utc::now();
         let outcome = match totp::check(&secret, code, now.timestamp().max(0) as u64) {
@@ -298,9 +286,8 @@ impl MfaService {
             }
         };
         if outcome == TotpOutcome::Accepted {
-            self.guard.succeeded(user_id).await?;
+            self.guard.succeeded(ticket).await?;
         } else {
-            self.guard.failed(user_id, ctx).await?;
             let detail = if outcome == TotpOutcome::Replayed {
                 "replayed code"
             } else {
@@ -330,7 +317,7 @@ impl MfaService {
             .store
             .reset_mfa(user_id, &ctx.actor_label(), now)
             .await?;
-        self.guard.succeeded(user_id).await?;
+        self.guard.reset(user_id).await?;
         audit::record(&self.store, ctx, user_id, None, "mfa_reset", None, now).await?;
         for code_id in revoked {
             audit::record(

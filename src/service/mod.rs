@@ -8,6 +8,7 @@ pub mod mfa;
 pub mod passwords;
 pub mod sealing;
 pub mod signin;
+pub mod throttle;
 pub mod users;
 
 use crate::domain::scim::ScimViolation;
@@ -38,6 +39,12 @@ impl ServiceError {
             crate::domain::scim::ScimType::InvalidValue,
             detail,
         ))
+    }
+}
+
+impl From<crate::counters::CounterError> for ServiceError {
+    fn from(err: crate::counters::CounterError) -> Self {
+        Self::Internal(err.to_string())
     }
 }
 

@@ -17,9 +17,12 @@ use tokio::sync::OnceCell;
 use super::bypass::{BypassCodeService, Rejection, VerifyOutcome};
 use super::context::Context;
 use super::mfa::{Enrollment, Lock, MfaService, TotpOutcome};
+use super::throttle::Throttle;
 use super::{ServiceError, audit, passwords};
 use crate::counters::SharedCounters;
+use crate::domain::address::LimitAddress;
 use crate::domain::ids::{ClientId, UserId};
+use crate::domain::limits::{Limit, LimitKey};
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::Secret;
 use crate::domain::signin::{self, AuthRequest, ClientInfo, Flow, SecondFactor, Step};
@@ -30,10 +33,6 @@ pub const FLOW_TTL: Duration = Duration::from_secs(10 * 60);
 pub const CODE_TTL: Duration = Duration::from_secs(60);
 /// How long a used authorization code is remembered, to catch its replay.
 const USED_CODE_TTL: Duration = Duration::from_secs(10 * 60);
-const MAX_PASSWORD_FAILURES: u64 = 10;
-/// Higher than per user: many people may sign in from behind one address.
-const MAX_PASSWORD_FAILURES_PER_IP: u64 = 100;
-const PASSWORD_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// What an issued authorization code stands for.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -47,6 +46,9 @@ pub struct CodeGrant {
     pub auth_time: i64,
     pub amr: Vec<String>,
     pub grant_id: String,
+    /// The bypass code the sign-in used, if it used one.
+    #[serde(default)]
+    pub bypass_code: Option<String>,
 }
 
 /// What the browser sees next. One per request, so the large variant costs nothing.
@@ -80,6 +82,8 @@ pub enum StartError {
     Page(String),
     /// Redirect back with an OAuth error.
     Redirect(String),
+    /// This address opened too many sign-ins; try again after this long.
+    TooMany(Duration),
 }
 
 fn random_token() -> String {
@@ -149,7 +153,10 @@ pub struct SignInService {
     kv: SharedCounters,
     mfa: MfaService,
     bypass: BypassCodeService,
+    throttle: Throttle,
     issuer: String,
+    /// New flows one address may open per [`FLOW_TTL`].
+    flows_per_address: u64,
     dummy_hash: std::sync::Arc<OnceCell<String>>,
 }
 
@@ -160,13 +167,16 @@ impl SignInService {
         mfa: MfaService,
         bypass: BypassCodeService,
         issuer: String,
+        flows_per_address: u64,
     ) -> Self {
         Self {
             store,
+            throttle: Throttle::new(kv.clone()),
             kv,
             mfa,
             bypass,
             issuer,
+            flows_per_address,
             dummy_hash: Default::default(),
         }
     }
@@ -194,6 +204,7 @@ impl SignInService {
     pub async fn start(
         &self,
         params: &HashMap<String, String>,
+        ctx: &Context,
     ) -> Result<Result<(String, Flow), StartError>, ServiceError> {
         let client_id = params
             .get("client_id")
@@ -222,6 +233,17 @@ impl SignInService {
                 ))));
             }
         };
+        // Flows live in memory or Redis until they expire: one address may open only so many.
+        if let Some(ip) = ctx.ip {
+            let limit = Limit {
+                max: self.flows_per_address,
+                window: FLOW_TTL,
+            };
+            let key = LimitKey::FlowsPerAddress(LimitAddress::of(ip), limit);
+            if let Err(retry_after) = self.throttle.reserve(vec![key]).await? {
+                return Ok(Err(StartError::TooMany(retry_after)));
+            }
+        }
         let id = random_token();
         let flow = Flow::new(request, random_token());
         self.save(&id, &flow).await?;
@@ -264,7 +286,14 @@ impl SignInService {
         ctx: &Context,
     ) -> Result<Next, ServiceError> {
         match &flow.step {
-            Step::Authenticated { .. } => self.finish(id, flow, ctx).await,
+            Step::Authenticated { .. } => {
+                // Only the request that deletes the flow may end it: one authorization
+                // request, at most one authorization code, however often the form is sent.
+                if !self.kv.remove(&flow_key(id)).await? {
+                    return Ok(Next::Expired);
+                }
+                self.finish(flow, ctx).await
+            }
             Step::Enroll { user_id, .. } => {
                 let enrollment = self
                     .mfa
@@ -288,6 +317,8 @@ impl SignInService {
         }
     }
 
+    /// Checks username and password. On success the flow moves to a new id (returned, for
+    /// the cookie), so an id planted in a browser before sign-in is worth nothing after it.
     pub async fn password(
         &self,
         id: &str,
@@ -295,35 +326,27 @@ impl SignInService {
         user_name: &str,
         password: Secret,
         ctx: &Context,
-    ) -> Result<Next, ServiceError> {
+    ) -> Result<(Next, Option<String>), ServiceError> {
         let flow = match self.checked(id, csrf).await? {
             Ok(flow) if flow.step == Step::Password => flow,
-            Ok(flow) => return self.advance(id, flow, None, ctx).await,
-            Err(next) => return Ok(next),
+            Ok(flow) => return Ok((self.advance(id, flow, None, ctx).await?, None)),
+            Err(next) => return Ok((next, None)),
         };
-        let wrong = || Some("Wrong username or password.".to_owned());
-        // Per username, and per address so that one client cannot sweep many usernames.
-        let limit_key = format!("pwd-fail:{}", user_name.trim().to_lowercase());
-        let ip_key = ctx.ip.map(|ip| format!("pwd-fail-ip:{ip}"));
-        let (failures, left) = self.kv.peek(&limit_key).await.map_err(counter_error)?;
-        let (ip_failures, ip_left) = match &ip_key {
-            Some(key) => self.kv.peek(key).await.map_err(counter_error)?,
-            None => (0, Duration::ZERO),
+        let page = |flow: Flow, message: String| {
+            Ok((
+                Next::Page {
+                    flow,
+                    message: Some(message),
+                    enrollment: None,
+                },
+                None,
+            ))
         };
-        let lock = if failures >= MAX_PASSWORD_FAILURES {
-            Some(left)
-        } else if ip_failures >= MAX_PASSWORD_FAILURES_PER_IP {
-            Some(ip_left)
-        } else {
-            None
+        let keys = LimitKey::password(user_name, ctx.ip);
+        let reservation = match self.throttle.reserve(keys).await? {
+            Ok(reservation) => reservation,
+            Err(retry_after) => return page(flow, lock_message(Lock::Window(retry_after))),
         };
-        if let Some(left) = lock {
-            return Ok(Next::Page {
-                flow,
-                message: Some(lock_message(Lock::Window(left))),
-                enrollment: None,
-            });
-        }
         let found = self.store.find_user_for_sign_in(user_name.trim()).await?;
         // Unknown users cost the same Argon2 computation, so timing tells nothing.
         let phc = match found.as_ref().and_then(|(_, hash)| hash.clone()) {
@@ -337,25 +360,10 @@ impl SignInService {
         let matches = passwords::verify(password, phc).await?;
         let user = match found {
             Some((user, Some(_))) if matches && user.attributes.active != Some(false) => user,
-            _ => {
-                self.kv
-                    .hit(&limit_key, PASSWORD_WINDOW)
-                    .await
-                    .map_err(counter_error)?;
-                if let Some(key) = &ip_key {
-                    self.kv
-                        .hit(key, PASSWORD_WINDOW)
-                        .await
-                        .map_err(counter_error)?;
-                }
-                return Ok(Next::Page {
-                    flow,
-                    message: wrong(),
-                    enrollment: None,
-                });
-            }
+            // The reservation stays: this was a failed attempt.
+            _ => return page(flow, "Wrong username or password.".to_owned()),
         };
-        self.kv.clear(&limit_key).await.map_err(counter_error)?;
+        self.throttle.succeeded(reservation).await?;
         let has_totp = user.totp == TotpStatus::Enrolled;
         let required = user.attributes.mfa_required == Some(true);
         let flow = flow
@@ -366,7 +374,15 @@ impl SignInService {
                 required,
             )
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        self.advance(id, flow, None, ctx).await
+        let new_id = random_token();
+        self.save(&new_id, &flow).await?;
+        // Of two submissions of this form, one moves the flow; the other finds it gone.
+        if !self.kv.remove(&flow_key(id)).await? {
+            self.kv.remove(&flow_key(&new_id)).await?;
+            return Ok((Next::Expired, None));
+        }
+        let next = self.advance(&new_id, flow, None, ctx).await?;
+        Ok((next, Some(new_id)))
     }
 
     pub async fn code_step(
@@ -435,7 +451,9 @@ impl SignInService {
         ctx: &Context,
     ) -> Result<Result<SecondFactor, String>, ServiceError> {
         let reason = match self.bypass.verify_and_consume(user, code, ctx).await? {
-            VerifyOutcome::Accepted { .. } => return Ok(Ok(SecondFactor::BypassCode)),
+            VerifyOutcome::Accepted { code_id, .. } => {
+                return Ok(Ok(SecondFactor::BypassCode { code_id }));
+            }
             VerifyOutcome::Rejected(reason) => reason,
         };
         Ok(Err(match reason {
@@ -481,12 +499,13 @@ impl SignInService {
         }
     }
 
-    /// Issues the authorization code and ends the flow.
-    async fn finish(&self, id: &str, flow: Flow, ctx: &Context) -> Result<Next, ServiceError> {
+    /// Issues the authorization code for a flow its caller has claimed (deleted).
+    async fn finish(&self, flow: Flow, ctx: &Context) -> Result<Next, ServiceError> {
         let Step::Authenticated {
             user_id,
             auth_time,
             amr,
+            bypass_code,
         } = flow.step
         else {
             return Err(ServiceError::Internal(
@@ -505,6 +524,7 @@ impl SignInService {
             auth_time,
             amr: amr.clone(),
             grant_id: uuid::Uuid::new_v4().to_string(),
+            bypass_code,
         };
         let text =
             serde_json::to_string(&grant).map_err(|e| ServiceError::Internal(e.to_string()))?;
@@ -512,7 +532,6 @@ impl SignInService {
             .put(&code_key(&code), &text, CODE_TTL)
             .await
             .map_err(counter_error)?;
-        self.kv.take(&flow_key(id)).await.map_err(counter_error)?;
         audit::record(
             &self.store,
             ctx,

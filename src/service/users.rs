@@ -82,9 +82,18 @@ impl UserService {
         expected_version: Option<i64>,
     ) -> Result<User, ServiceError> {
         let password = Self::password_change(&mut write).await?;
+        // A new password or a deactivation ends every sign-in of the user at once.
+        let end_sessions =
+            matches!(password, PasswordChange::Set(_)) || write.attributes.active == Some(false);
         match self
             .store
-            .replace_user(id, &write.attributes, password, expected_version)
+            .replace_user(
+                id,
+                &write.attributes,
+                password,
+                expected_version,
+                end_sessions,
+            )
             .await
         {
             Err(StoreError::Duplicate) => Err(user_name_taken(&write.attributes.user_name)),

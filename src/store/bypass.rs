@@ -130,20 +130,24 @@ impl Store {
         Ok(result.rows_affected == 1)
     }
 
-    /// Revokes one code; false if it was already revoked.
+    /// Revokes one code and ends the sign-ins that used it; false if it was already revoked
+    /// (its sign-ins are ended again all the same: a grant issued meanwhile dies too).
     pub async fn revoke_code(
         &self,
         code_id: &str,
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let txn = self.db.begin().await?;
         let result = bypass_code::Entity::update_many()
             .col_expr(bypass_code::Column::RevokedAt, Expr::value(now))
             .col_expr(bypass_code::Column::RevokedBy, Expr::value(by))
             .filter(bypass_code::Column::Id.eq(code_id))
             .filter(bypass_code::Column::RevokedAt.is_null())
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
+        Store::revoke_code_grants(&txn, code_id, now).await?;
+        txn.commit().await?;
         Ok(result.rows_affected == 1)
     }
 
@@ -174,8 +178,8 @@ impl Store {
         Ok(ids)
     }
 
-    /// Resets a user's 2-step verification: the TOTP factor goes and every code is revoked,
-    /// in one transaction.
+    /// Resets a user's 2-step verification: the TOTP factor goes, every code is revoked and
+    /// every sign-in ends, in one transaction.
     pub async fn reset_mfa(
         &self,
         user_id: &UserId,
@@ -185,6 +189,7 @@ impl Store {
         let txn = self.db.begin().await?;
         Store::clear_totp(&txn, user_id).await?;
         let revoked = Store::revoke_user_codes(&txn, user_id, by, now).await?;
+        Store::revoke_user_grants(&txn, user_id, now).await?;
         txn.commit().await?;
         Ok(revoked)
     }

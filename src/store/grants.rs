@@ -3,9 +3,10 @@
 use chrono::{DateTime, Utc};
 use entity::{grant, refresh_token};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use super::{Store, StoreError};
+use crate::domain::ids::UserId;
 
 impl Store {
     pub async fn insert_grant(&self, row: grant::Model) -> Result<(), StoreError> {
@@ -18,6 +19,7 @@ impl Store {
             amr: Set(row.amr),
             acr: Set(row.acr),
             created_at: Set(row.created_at),
+            bypass_code_id: Set(row.bypass_code_id),
             revoked_at: Set(None),
         }
         .insert(&self.db)
@@ -37,6 +39,37 @@ impl Store {
             .exec(&self.db)
             .await?;
         Ok(())
+    }
+
+    /// Ends every live grant of a user (credentials changed, user deactivated or deleted);
+    /// returns how many.
+    pub async fn revoke_user_grants<C: ConnectionTrait>(
+        db: &C,
+        user_id: &UserId,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let result = grant::Entity::update_many()
+            .col_expr(grant::Column::RevokedAt, Expr::value(now))
+            .filter(grant::Column::UserId.eq(user_id.as_str()))
+            .filter(grant::Column::RevokedAt.is_null())
+            .exec(db)
+            .await?;
+        Ok(result.rows_affected)
+    }
+
+    /// Ends every live grant whose sign-in used the bypass code `code_id`; returns how many.
+    pub async fn revoke_code_grants<C: ConnectionTrait>(
+        db: &C,
+        code_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let result = grant::Entity::update_many()
+            .col_expr(grant::Column::RevokedAt, Expr::value(now))
+            .filter(grant::Column::BypassCodeId.eq(code_id))
+            .filter(grant::Column::RevokedAt.is_null())
+            .exec(db)
+            .await?;
+        Ok(result.rows_affected)
     }
 
     pub async fn insert_refresh_token(

@@ -115,20 +115,23 @@ impl Store {
         Ok(())
     }
 
-    /// Adds a failed attempt to the user's streak and returns the new length.
-    pub async fn add_mfa_failure(&self, user_id: &UserId) -> Result<i32, StoreError> {
-        user_mfa::Entity::update_many()
+    /// Counts an attempt into the user's failure streak before it is checked, unless the
+    /// streak has reached `cap`; false then. A success resets the streak.
+    pub async fn reserve_mfa_attempt(
+        &self,
+        user_id: &UserId,
+        cap: i32,
+    ) -> Result<bool, StoreError> {
+        let result = user_mfa::Entity::update_many()
             .col_expr(
                 user_mfa::Column::ConsecutiveFailures,
                 Expr::col(user_mfa::Column::ConsecutiveFailures).add(1),
             )
             .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
+            .filter(user_mfa::Column::ConsecutiveFailures.lt(cap))
             .exec(&self.db)
             .await?;
-        Ok(self
-            .get_mfa(user_id)
-            .await?
-            .map_or(0, |row| row.consecutive_failures))
+        Ok(result.rows_affected == 1)
     }
 
     pub async fn reset_mfa_failures(&self, user_id: &UserId) -> Result<(), StoreError> {

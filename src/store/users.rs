@@ -182,13 +182,15 @@ impl Store {
         Ok(Some(to_domain(row, emails, totp_status(mfa.as_ref()))))
     }
 
-    /// Replaces a user's attributes if its version is still `expected_version` (when given).
+    /// Replaces a user's attributes if its version is still `expected_version` (when given);
+    /// with `end_sessions`, every grant of the user is revoked in the same transaction.
     pub async fn replace_user(
         &self,
         id: &UserId,
         attrs: &UserAttributes,
         password: PasswordChange,
         expected_version: Option<i64>,
+        end_sessions: bool,
     ) -> Result<User, StoreError> {
         // Read outside the transaction: the conditional update below re-checks the version,
         // and SQLite cannot upgrade a read transaction to a write one under contention.
@@ -225,6 +227,9 @@ impl Store {
             .exec(&txn)
             .await?;
         insert_emails(&txn, id.as_str(), &attrs.emails).await?;
+        if end_sessions {
+            Store::revoke_user_grants(&txn, id, Utc::now()).await?;
+        }
         txn.commit().await?;
         self.get_user(id).await?.ok_or(StoreError::NotFound)
     }
@@ -251,6 +256,7 @@ impl Store {
         }
         // The user's codes stay, revoked, for the audit trail.
         let revoked = Store::revoke_user_codes(&txn, id, by, Utc::now()).await?;
+        Store::revoke_user_grants(&txn, id, Utc::now()).await?;
         txn.commit().await?;
         Ok(revoked)
     }
