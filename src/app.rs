@@ -82,10 +82,17 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
 /// Opens the database (creating the data directory for SQLite) and applies migrations.
 pub async fn open_store(config: &Config) -> Result<Store, StartError> {
     if config.is_sqlite() {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::DataDir {
+        let data_dir_error = |e: std::io::Error| StartError::DataDir {
             path: config.data_dir.display().to_string(),
             message: e.to_string(),
-        })?;
+        };
+        if !config.data_dir.exists() {
+            crate::mail::create_private_dir(&config.data_dir).map_err(data_dir_error)?;
+        }
+        // Created 0600 before SQLite opens it; its -wal and -shm files take the same mode.
+        if let Some(path) = config.sqlite_path().filter(|p| !p.exists()) {
+            create_private_file(&path).map_err(data_dir_error)?;
+        }
     }
     let store = Store::connect(&config.database_url)
         .await
@@ -138,6 +145,14 @@ async fn bootstrap_admin(store: &Store, data_dir: &Path) -> Result<(), StartErro
     Ok(())
 }
 
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(|_| ())
+}
+
 fn write_private_file(path: &PathBuf, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
@@ -154,7 +169,9 @@ fn write_private_file(path: &PathBuf, contents: &str) -> std::io::Result<()> {
 
 pub async fn build_state(config: &Config, issuer: String) -> Result<Arc<AppState>, StartError> {
     let store = open_store(config).await?;
-    let keys = KeyRing::open(store.clone())
+    let sealer = Sealer::new(config.encryption_key.as_ref())
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    let keys = KeyRing::open(store.clone(), sealer.clone())
         .await
         .map_err(|e| StartError::Other(format!("signing keys: {e}")))?;
     bootstrap_admin(&store, &config.data_dir).await?;
@@ -166,8 +183,6 @@ pub async fn build_state(config: &Config, issuer: String) -> Result<Arc<AppState
         issuer.clone(),
         config.access_token_ttl_seconds,
     );
-    let sealer = Sealer::new(config.encryption_key.as_ref())
-        .map_err(|e| StartError::Other(e.to_string()))?;
     let mailer = Mailer::new(
         config.smtp_url.as_deref(),
         config.data_dir.join("outbox"),

@@ -256,6 +256,14 @@ impl Config {
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
     }
+
+    /// The SQLite database file, when the database is a file.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let rest = self.database_url.strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let path = rest.split('?').next().unwrap_or_default();
+        (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+    }
 }
 
 /// A whole number from the environment (text) or the file, within `range`.
@@ -328,6 +336,13 @@ mod tests {
         assert!(config.is_sqlite());
         assert!(config.database_url.contains("data/bypass-idp.sqlite"));
         assert!(config.redis_url.is_none() && config.smtp_url.is_none() && config.issuer.is_none());
+        assert!(config.trusted_proxies.is_empty());
+        assert_eq!(
+            config.sqlite_path(),
+            Some(PathBuf::from("./data/bypass-idp.sqlite"))
+        );
+        let memory = with(&[("DATABASE_URL", "sqlite::memory:")]).unwrap();
+        assert_eq!(memory.sqlite_path(), None);
     }
 
     #[test]

@@ -83,7 +83,10 @@ async fn client_secret_post_works_and_defaults_to_every_allowed_scope() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 3600);
-    assert_eq!(body["scope"], "bypass_codes:manage mfa:manage scim:users");
+    assert_eq!(
+        body["scope"],
+        "bypass_codes:manage bypass_codes:settings mfa:manage scim:users"
+    );
     app.stop().await;
 }
 

@@ -7,6 +7,7 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::scim::user::Email;
 use super::scim::{ScimType, ScimViolation};
 
 pub const MIN_CODE_LENGTH: u32 = 8;
@@ -440,9 +441,45 @@ impl CodeState {
     }
 }
 
+/// Where a code is emailed: the primary address, or the only one. Several addresses with
+/// none primary is a question only an administrator can answer, so it is an error;
+/// `Ok(None)` when the user has no address.
+pub fn email_recipient(emails: &[Email]) -> Result<Option<&str>, &'static str> {
+    if let Some(primary) = emails.iter().find(|e| e.primary) {
+        return Ok(Some(&primary.value));
+    }
+    match emails {
+        [] => Ok(None),
+        [only] => Ok(Some(&only.value)),
+        _ => Err(
+            "the user has several email addresses and none is primary; mark one \"primary\": true",
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn email(value: &str, primary: bool) -> Email {
+        Email {
+            value: value.into(),
+            kind: None,
+            primary,
+            display: None,
+        }
+    }
+
+    #[test]
+    fn codes_go_to_the_primary_or_the_only_address() {
+        assert_eq!(email_recipient(&[]), Ok(None));
+        assert_eq!(email_recipient(&[email("a@x", false)]), Ok(Some("a@x")));
+        assert_eq!(
+            email_recipient(&[email("a@x", false), email("b@x", true)]),
+            Ok(Some("b@x"))
+        );
+        assert!(email_recipient(&[email("a@x", false), email("b@x", false)]).is_err());
+    }
     use serde_json::json;
 
     fn now() -> DateTime<Utc> {

@@ -5,6 +5,9 @@ use std::collections::BTreeSet;
 pub const SCIM_USERS: &str = "scim:users";
 pub const BYPASS_CODES_MANAGE: &str = "bypass_codes:manage";
 pub const BYPASS_CODES_SELF: &str = "bypass_codes:self";
+/// Changing the bypass-code policy: apart from `bypass_codes:manage`, so a help desk that
+/// generates codes cannot lift its own limits.
+pub const BYPASS_CODES_SETTINGS: &str = "bypass_codes:settings";
 pub const MFA_MANAGE: &str = "mfa:manage";
 
 /// Scopes an OAuth client may be registered with.
@@ -15,6 +18,7 @@ pub const KNOWN: &[&str] = &[
     "offline_access",
     SCIM_USERS,
     BYPASS_CODES_MANAGE,
+    BYPASS_CODES_SETTINGS,
     BYPASS_CODES_SELF,
     MFA_MANAGE,
 ];
@@ -30,7 +34,12 @@ pub const USER: &[&str] = &[
 ];
 
 /// The scopes of the bootstrap administrator client.
-pub const ADMIN: &[&str] = &[SCIM_USERS, BYPASS_CODES_MANAGE, MFA_MANAGE];
+pub const ADMIN: &[&str] = &[
+    SCIM_USERS,
+    BYPASS_CODES_MANAGE,
+    BYPASS_CODES_SETTINGS,
+    MFA_MANAGE,
+];
 
 /// A set of scope tokens, parsed from and printed as a space-separated string (RFC 6749 §3.3).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -19,7 +19,7 @@ pub const ACR_MFA: &str = "urn:bypass-idp:acr:mfa";
 pub const ACR_VALUES: &[&str] = &[ACR_PASSWORD, ACR_MFA];
 /// Every authorization parameter is capped before it reaches a flow, a redirect or a log
 /// line; those echoed into tokens are capped tighter.
-const MAX_PARAM_LEN: usize = 2048;
+pub const MAX_PARAM_LEN: usize = 2048;
 const TIGHTER_CAPS: &[(&str, usize)] = &[("nonce", 512), ("login_hint", 256), ("scope", 512)];
 
 /// What the server knows of the client, for validating its requests.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::domain::secret::Secret;
 
@@ -23,7 +23,8 @@ pub enum MailError {
 
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
-    File(AsyncFileTransport<Tokio1Executor>),
+    /// `.eml` files in this folder, readable by the owner only: they hold codes.
+    Outbox(PathBuf),
 }
 
 pub struct Mailer {
@@ -113,9 +114,9 @@ impl Mailer {
                     .build(),
             ),
             None => {
-                std::fs::create_dir_all(&outbox)
+                create_private_dir(&outbox)
                     .map_err(|e| MailError::Config(format!("outbox {}: {e}", outbox.display())))?;
-                Transport::File(AsyncFileTransport::new(outbox))
+                Transport::Outbox(outbox)
             }
         };
         Ok(Self { transport, from })
@@ -139,13 +140,37 @@ impl Mailer {
                 .await
                 .map(|_| ())
                 .map_err(|e| MailError::Send(e.to_string())),
-            Transport::File(file) => file
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| MailError::Send(e.to_string())),
+            Transport::Outbox(folder) => {
+                let path = folder.join(format!("{}.eml", uuid::Uuid::new_v4()));
+                write_private(&path, &message.formatted())
+                    .await
+                    .map_err(|e| MailError::Send(format!("outbox {}: {e}", path.display())))
+            }
         }
     }
+}
+
+/// Creates a folder (and its parents) that only the owner may enter.
+pub fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Writes a new file that is created with mode 0600, so it is never readable by others.
+async fn write_private(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path).await?;
+    file.write_all(contents).await?;
+    file.flush().await
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,9 +17,15 @@ use rsa::pkcs1::{EncodeRsaPrivateKey, LineEnding};
 use tokio::sync::RwLock;
 
 use crate::service::ServiceError;
+use crate::service::sealing::Sealer;
 use crate::store::Store;
 
 const RSA_BITS: usize = 2048;
+/// A token naming an unknown `kid` reloads the keys at most this often: forged tokens
+/// must not turn into a database query each.
+const RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+/// Private keys stored before sealing existed are plain PEM.
+const PLAIN_PEM: &str = "-----BEGIN";
 
 struct Loaded {
     signing_kid: String,
@@ -28,7 +36,10 @@ struct Loaded {
 #[derive(Clone)]
 pub struct KeyRing {
     store: Store,
+    sealer: Sealer,
     loaded: Arc<RwLock<Loaded>>,
+    last_reload: Arc<std::sync::Mutex<Instant>>,
+    reloads: Arc<AtomicU64>,
 }
 
 fn generate_pem() -> Result<String, ServiceError> {
@@ -40,16 +51,35 @@ fn generate_pem() -> Result<String, ServiceError> {
         .to_string())
 }
 
-async fn load(store: &Store) -> Result<Option<Loaded>, ServiceError> {
+/// The PEM of a stored key; a plain one is sealed in place when a key is configured.
+async fn open_pem(
+    store: &Store,
+    sealer: &Sealer,
+    kid: &str,
+    stored: &str,
+) -> Result<String, ServiceError> {
+    if stored.starts_with(PLAIN_PEM) {
+        if sealer.seals() {
+            store
+                .reseal_signing_key(kid, &sealer.seal(stored.as_bytes())?)
+                .await?;
+            tracing::info!(kid = %kid, "sealed a signing key stored before sealing was configured");
+        }
+        return Ok(stored.to_owned());
+    }
+    String::from_utf8(sealer.open(stored)?)
+        .map_err(|_| ServiceError::Internal(format!("signing key {kid} is corrupt")))
+}
+
+async fn load(store: &Store, sealer: &Sealer) -> Result<Option<Loaded>, ServiceError> {
     let rows = store.signing_keys().await?;
     let mut verification = HashMap::new();
     let mut signing = None;
     for row in rows {
-        let key = CoreRsaPrivateSigningKey::from_pem(
-            &row.private_pem,
-            Some(JsonWebKeyId::new(row.kid.clone())),
-        )
-        .map_err(|e| ServiceError::Internal(format!("signing key {}: {e}", row.kid)))?;
+        let pem = open_pem(store, sealer, &row.kid, &row.private_pem).await?;
+        let key =
+            CoreRsaPrivateSigningKey::from_pem(&pem, Some(JsonWebKeyId::new(row.kid.clone())))
+                .map_err(|e| ServiceError::Internal(format!("signing key {}: {e}", row.kid)))?;
         verification.insert(row.kid.clone(), key.as_verification_key());
         // The oldest active key signs, so instances that raced to create one still agree.
         if row.active && signing.is_none() {
@@ -65,25 +95,52 @@ async fn load(store: &Store) -> Result<Option<Loaded>, ServiceError> {
 
 impl KeyRing {
     /// Loads the stored keys, creating the first one if there is none.
-    pub async fn open(store: Store) -> Result<Self, ServiceError> {
-        let loaded = match load(&store).await? {
+    pub async fn open(store: Store, sealer: Sealer) -> Result<Self, ServiceError> {
+        let loaded = match load(&store, &sealer).await? {
             Some(loaded) => loaded,
             None => {
                 let pem = tokio::task::spawn_blocking(generate_pem)
                     .await
                     .map_err(|e| ServiceError::Internal(e.to_string()))??;
                 let kid = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>());
-                store.insert_signing_key(&kid, &pem).await?;
+                store
+                    .insert_signing_key(&kid, &sealer.seal(pem.as_bytes())?)
+                    .await?;
                 tracing::info!(kid = %kid, "generated a new RS256 signing key");
-                load(&store).await?.ok_or_else(|| {
+                load(&store, &sealer).await?.ok_or_else(|| {
                     ServiceError::Internal("signing key vanished after insert".into())
                 })?
             }
         };
         Ok(Self {
             store,
+            sealer,
             loaded: Arc::new(RwLock::new(loaded)),
+            // The first unknown kid may reload at once.
+            last_reload: Arc::new(std::sync::Mutex::new(
+                Instant::now()
+                    .checked_sub(RELOAD_INTERVAL)
+                    .unwrap_or_else(Instant::now),
+            )),
+            reloads: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// How often the keys were reloaded for an unknown `kid`.
+    pub fn reloads(&self) -> u64 {
+        self.reloads.load(Ordering::Relaxed)
+    }
+
+    /// Whether a reload may happen now; claims it if so.
+    fn may_reload(&self) -> bool {
+        let Ok(mut last) = self.last_reload.lock() else {
+            return false;
+        };
+        if last.elapsed() < RELOAD_INTERVAL {
+            return false;
+        }
+        *last = Instant::now();
+        true
     }
 
     /// Signs `header.payload` and returns the compact JWS.
@@ -115,7 +172,8 @@ impl KeyRing {
     }
 
     /// Verifies an RS256 signature made by one of our keys. An unknown `kid` reloads the keys
-    /// once, for a key another instance created after this one started.
+    /// (at most once per [`RELOAD_INTERVAL`]), for a key another instance created after this
+    /// one started.
     pub async fn verify(
         &self,
         kid: &str,
@@ -126,7 +184,11 @@ impl KeyRing {
         let key = match key {
             Some(key) => key,
             None => {
-                let Some(fresh) = load(&self.store).await? else {
+                if !self.may_reload() {
+                    return Ok(false);
+                }
+                self.reloads.fetch_add(1, Ordering::Relaxed);
+                let Some(fresh) = load(&self.store, &self.sealer).await? else {
                     return Ok(false);
                 };
                 let key = fresh.verification.get(kid).cloned();
@@ -173,5 +235,28 @@ impl KeyRing {
                 .cmp(&b.key_id().map(|k| k.as_str()))
         });
         CoreJsonWebKeySet::new(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unknown_key_ids_reload_at_most_once_a_minute() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let keys = KeyRing::open(store, Sealer::new(None).unwrap())
+            .await
+            .unwrap();
+        for i in 0..20 {
+            assert!(
+                !keys
+                    .verify(&format!("forged-{i}"), b"x", b"y")
+                    .await
+                    .unwrap()
+            );
+        }
+        assert_eq!(keys.reloads(), 1);
     }
 }

@@ -51,4 +51,13 @@ impl ScimBearer {
             Err(ScimError::forbidden(scope))
         }
     }
+
+    /// Requires one of `scopes`.
+    pub fn require_any(&self, scopes: &[&str]) -> Result<&Principal, ScimError> {
+        if scopes.iter().any(|s| self.0.scopes.contains(s)) {
+            Ok(&self.0)
+        } else {
+            Err(ScimError::forbidden(&scopes.join("\" or \"")))
+        }
+    }
 }

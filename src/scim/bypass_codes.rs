@@ -24,7 +24,7 @@ use crate::domain::ids::UserId;
 use crate::domain::scim::filter::{CompareOp, Filter, Literal, parse_filter};
 use crate::domain::scim::user::format_time;
 use crate::domain::scim::{LIST_RESPONSE_SCHEMA, ScimType, ScimViolation};
-use crate::domain::scope::{BYPASS_CODES_MANAGE, BYPASS_CODES_SELF};
+use crate::domain::scope::{BYPASS_CODES_MANAGE, BYPASS_CODES_SELF, BYPASS_CODES_SETTINGS};
 use crate::service::bypass::{CodeView, Created};
 use crate::service::context::Context;
 
@@ -355,7 +355,7 @@ impl BypassCodesApi {
         Ok(AuditResponse::Ok(ScimJson::new(render_list(resources))))
     }
 
-    /// The bypass-code policy.
+    /// The bypass-code policy (scope `bypass_codes:manage` or `bypass_codes:settings`).
     #[oai(
         path = "/BypassCodeSettings",
         method = "get",
@@ -366,7 +366,8 @@ impl BypassCodesApi {
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
     ) -> Result<SettingsResponse, ScimError> {
-        auth.require(BYPASS_CODES_MANAGE)?;
+        // The help desk reads the limits it works within; only the policy scope changes them.
+        auth.require_any(&[BYPASS_CODES_MANAGE, BYPASS_CODES_SETTINGS])?;
         let policy = state.bypass.policy().await?;
         Ok(SettingsResponse::Ok(ScimJson::new(render_settings(
             &base(state),
@@ -374,8 +375,8 @@ impl BypassCodesApi {
         ))))
     }
 
-    /// Replace the bypass-code policy. Absent fields take their defaults; a `null` limit
-    /// means no limit.
+    /// Replace the bypass-code policy (scope `bypass_codes:settings`). Absent fields take
+    /// their defaults; a `null` limit means no limit.
     #[oai(
         path = "/BypassCodeSettings",
         method = "put",
@@ -388,7 +389,7 @@ impl BypassCodesApi {
         remote: Data<&ClientAddr>,
         body: ScimJson<BypassCodeSettingsResource>,
     ) -> Result<SettingsResponse, ScimError> {
-        auth.require(BYPASS_CODES_MANAGE)?;
+        auth.require(BYPASS_CODES_SETTINGS)?;
         let mut value = body.value;
         if let Some(object) = value.as_object_mut() {
             for read_only in ["schemas", "meta", "id"] {

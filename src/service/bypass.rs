@@ -249,6 +249,10 @@ impl BypassCodeService {
         }
         let now = Utc::now();
         let request: CodeRequest = bypass::parse_create(body, &policy, origin, now)?;
+        if request.notify_email {
+            // Refused before a code exists, not after.
+            bypass::email_recipient(&user.attributes.emails).map_err(ServiceError::invalid)?;
+        }
         let name = &user.attributes.user_name;
         if user.attributes.active == Some(false) {
             return Err(ServiceError::invalid(format!(
@@ -330,8 +334,9 @@ impl BypassCodeService {
         })
     }
 
-    /// Emails a code to the user's primary (or first) address. A failed send is recorded and
-    /// reported, never an error: the code exists either way.
+    /// Emails a code to the user's primary (or only) address. A failed send is recorded and
+    /// reported, never an error: the code exists either way. Several addresses without a
+    /// primary one are an error, before anything is sent.
     async fn email(
         &self,
         user: &crate::domain::scim::user::UserAttributes,
@@ -340,12 +345,9 @@ impl BypassCodeService {
         ctx: &Context,
     ) -> Result<(), ServiceError> {
         let user_id = UserId::new(row.user_id.clone());
-        let address = user
-            .emails
-            .iter()
-            .find(|e| e.primary)
-            .or(user.emails.first())
-            .map(|e| e.value.clone());
+        let address = bypass::email_recipient(&user.emails)
+            .map_err(ServiceError::invalid)?
+            .map(str::to_owned);
         let result = match &address {
             None => Err("the user has no email address".to_owned()),
             Some(to) => self

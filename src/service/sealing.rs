@@ -1,4 +1,4 @@
-//! Sealing of secrets at rest (TOTP secrets) with ChaCha20-Poly1305 when a key is
+//! Sealing of secrets at rest (TOTP secrets, signing keys) with ChaCha20-Poly1305 when a key is
 //! configured. Without a key, values are stored plainly and marked so, and become sealed
 //! the next time they are written with a key.
 
@@ -36,6 +36,11 @@ impl Sealer {
             None => None,
         };
         Ok(Self { cipher })
+    }
+
+    /// Whether values are sealed (a key is configured).
+    pub fn seals(&self) -> bool {
+        self.cipher.is_some()
     }
 
     pub fn seal(&self, plaintext: &[u8]) -> Result<String, ServiceError> {

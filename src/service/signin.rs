@@ -223,7 +223,11 @@ impl SignInService {
                     ("error", e.error),
                     ("error_description", e.description.as_str()),
                 ];
-                if let Some(state) = params.get("state") {
+                // A state too long to accept is too long to echo.
+                if let Some(state) = params
+                    .get("state")
+                    .filter(|s| s.len() <= signin::MAX_PARAM_LEN)
+                {
                     pairs.push(("state", state));
                 }
                 return Ok(Err(StartError::Redirect(redirect_url(

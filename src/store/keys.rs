@@ -2,7 +2,8 @@
 
 use chrono::Utc;
 use entity::signing_key;
-use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
 use super::{Store, StoreError};
 
@@ -26,6 +27,16 @@ impl Store {
         .insert(&self.db)
         .await
         .map_err(StoreError::classify)?;
+        Ok(())
+    }
+
+    /// Replaces a key's stored form (a legacy plain PEM being sealed).
+    pub async fn reseal_signing_key(&self, kid: &str, stored: &str) -> Result<(), StoreError> {
+        signing_key::Entity::update_many()
+            .col_expr(signing_key::Column::PrivatePem, Expr::value(stored))
+            .filter(signing_key::Column::Kid.eq(kid))
+            .exec(&self.db)
+            .await?;
         Ok(())
     }
 }

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod rp;
+
 use std::collections::HashMap;
 
 use bypass_idp::app::{self, BOOTSTRAP_FILE, RunningServer};
