@@ -84,6 +84,30 @@ async fn forty_parallel_wrong_bypass_codes_are_evaluated_at_most_five_times() {
 }
 
 #[tokio::test]
+async fn a_burst_cannot_run_the_failure_streak_past_its_cap() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = TestApp::spawn().await;
+    let (browser, page, user_id, _) = at_second_factor(&app, "burst.streak").await;
+    let db = &app.state().store.db;
+    db.execute_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "UPDATE user_mfa SET consecutive_failures = 98 WHERE user_id = $1",
+        [user_id.clone().into()],
+    ))
+    .await
+    .unwrap();
+    let fields = vec![
+        ("csrf".to_owned(), csrf(&page)),
+        ("code".to_owned(), "1111-2222-3333".to_owned()),
+    ];
+    let pages = burst(&browser, "/oauth2/signin/bypass", fields, 5).await;
+    assert_eq!(count(&pages, "That bypass code is not right"), 2);
+    assert_eq!(count(&pages, "Ask your help desk to reset"), 3);
+    assert_eq!(streak(&app, &user_id).await, 100, "never past the cap");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn forty_parallel_wrong_totp_codes_are_evaluated_at_most_five_times() {
     let app = TestApp::spawn().await;
     let (browser, page, user_id, secret) = at_second_factor(&app, "burst.totp").await;

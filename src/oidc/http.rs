@@ -252,6 +252,20 @@ fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
     Ok(fields)
 }
 
+/// Client ids reach a counter key and a log line: refuse what no registered id can be.
+const MAX_CLIENT_ID_LEN: usize = 256;
+
+fn check_client_id(client_id: &str) -> Result<(), OAuthError> {
+    if client_id.len() > MAX_CLIENT_ID_LEN {
+        return Err(oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client_id is too long",
+        ));
+    }
+    Ok(())
+}
+
 /// How the client presented its credentials.
 struct ClientCredentials {
     client_id: ClientId,
@@ -300,6 +314,7 @@ fn client_credentials(
                 .unwrap_or_default()
         };
         let client_id = decode(id);
+        check_client_id(&client_id)?;
         if body_id.as_deref().is_some_and(|b| b != client_id) {
             return Err(oauth_error(
                 StatusCode::BAD_REQUEST,
@@ -314,6 +329,7 @@ fn client_credentials(
         });
     }
     let client_id = body_id.ok_or_else(|| invalid_client("client authentication is required"))?;
+    check_client_id(&client_id)?;
     Ok(ClientCredentials {
         client_id: ClientId::new(client_id),
         secret: body_secret.map(Secret::new),
