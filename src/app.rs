@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::config::{Config, issuer_string};
 use crate::counters::{self, SharedCounters};
-use crate::domain::address::TrustedProxies;
+use crate::domain::address::{ForwardedHeader, TrustedProxies};
 use crate::domain::scope;
 use crate::edge::{BodyLimit, ResolveClientAddr};
 use crate::mail::Mailer;
@@ -90,8 +90,13 @@ pub async fn open_store(config: &Config) -> Result<Store, StartError> {
             crate::mail::create_private_dir(&config.data_dir).map_err(data_dir_error)?;
         }
         // Created 0600 before SQLite opens it; its -wal and -shm files take the same mode.
-        if let Some(path) = config.sqlite_path().filter(|p| !p.exists()) {
-            create_private_file(&path).map_err(data_dir_error)?;
+        // A file left readable by an older version is narrowed too.
+        if let Some(path) = config.sqlite_path() {
+            if path.exists() {
+                restrict_to_owner(&path).map_err(data_dir_error)?;
+            } else {
+                create_private_file(&path).map_err(data_dir_error)?;
+            }
         }
     }
     let store = Store::connect(&config.database_url)
@@ -142,6 +147,22 @@ async fn bootstrap_admin(store: &Store, data_dir: &Path) -> Result<(), StartErro
         message: e.to_string(),
     })?;
     tracing::info!(path = %path.display(), "created the bootstrap admin client; its credentials are in this file");
+    Ok(())
+}
+
+fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let file = PathBuf::from(name);
+            if file.exists() {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
     Ok(())
 }
 
@@ -241,7 +262,11 @@ fn form<E: Endpoint>(endpoint: E) -> impl Endpoint {
     })
 }
 
-pub fn routes(state: Arc<AppState>, trusted_proxies: TrustedProxies) -> impl Endpoint {
+pub fn routes(
+    state: Arc<AppState>,
+    trusted_proxies: TrustedProxies,
+    forwarded_header: ForwardedHeader,
+) -> impl Endpoint {
     let api = openapi_service();
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
@@ -285,6 +310,7 @@ pub fn routes(state: Arc<AppState>, trusted_proxies: TrustedProxies) -> impl End
         .with(poem::middleware::CookieJarManager::new())
         .with(ResolveClientAddr {
             trusted: Arc::new(trusted_proxies),
+            header: forwarded_header,
         })
         .around(|endpoint, request| async move {
             let method = request.method().clone();
@@ -342,7 +368,11 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         None => format!("http://{local_addr}"),
     };
     let state = build_state(&config, issuer.clone()).await?;
-    let app = routes(state.clone(), config.trusted_proxies.clone());
+    let app = routes(
+        state.clone(),
+        config.trusted_proxies.clone(),
+        config.forwarded_header,
+    );
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         poem::Server::new_with_acceptor(acceptor)

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use serde::Deserialize;
 
-use crate::domain::address::TrustedProxies;
+use crate::domain::address::{ForwardedHeader, TrustedProxies};
 use crate::domain::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,7 @@ struct FileConfig {
     mail_from: Option<String>,
     /// A list of CIDRs, or one string of them separated by commas.
     trusted_proxies: Option<TrustedProxiesSetting>,
+    forwarded_header: Option<String>,
     max_flows_per_address: Option<u64>,
 }
 
@@ -70,6 +71,8 @@ pub struct Config {
     pub refresh_token_lifetime_seconds: u64,
     /// Peers whose `Forwarded` / `X-Forwarded-For` headers are believed.
     pub trusted_proxies: TrustedProxies,
+    /// The one header those proxies write the client's address to.
+    pub forwarded_header: ForwardedHeader,
     /// New sign-in flows one client address may open per 10 minutes.
     pub max_flows_per_address: u64,
     /// The From address of mail, e.g. `bypass-idp <no-reply@example.com>`.
@@ -207,6 +210,11 @@ impl Config {
         });
         let trusted_proxies = TrustedProxies::parse(proxies_text.as_deref().unwrap_or_default())
             .map_err(|e| invalid("BYPASS_IDP_TRUSTED_PROXIES", e))?;
+        let forwarded_header = match pick("BYPASS_IDP_FORWARDED_HEADER", file.forwarded_header) {
+            Some(text) => ForwardedHeader::parse(&text)
+                .map_err(|e| invalid("BYPASS_IDP_FORWARDED_HEADER", e))?,
+            None => ForwardedHeader::default(),
+        };
 
         let mail_from = pick("BYPASS_IDP_MAIL_FROM", file.mail_from)
             .unwrap_or_else(|| "bypass-idp <no-reply@localhost>".to_owned());
@@ -246,6 +254,7 @@ impl Config {
             access_token_ttl_seconds,
             refresh_token_lifetime_seconds,
             trusted_proxies,
+            forwarded_header,
             max_flows_per_address,
             mail_from,
             encryption_key,
@@ -361,6 +370,7 @@ mod tests {
             ("BYPASS_IDP_TRUSTED_PROXIES", "10.0.0.0/8, proxy"),
             ("BYPASS_IDP_REFRESH_TOKEN_LIFETIME_SECONDS", "0"),
             ("BYPASS_IDP_MAX_FLOWS_PER_ADDRESS", "many"),
+            ("BYPASS_IDP_FORWARDED_HEADER", "x-real-ip"),
         ] {
             let err = with(&[(var, value)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{err}");

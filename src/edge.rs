@@ -7,23 +7,26 @@ use std::sync::Arc;
 use poem::http::{StatusCode, header};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 
-use crate::domain::address::{TrustedProxies, client_address};
+use crate::domain::address::{ForwardedHeader, TrustedProxies, client_address};
 
 /// The address of the client that sent the request: limits and audit events use it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ClientAddr(pub Option<IpAddr>);
 
-fn header_values<'a>(req: &'a Request, name: &str) -> Vec<&'a str> {
+/// Every value of a header, as text; bytes that are not UTF-8 become U+FFFD, which spoils
+/// only the hop they are in.
+fn header_values(req: &Request, name: &str) -> Vec<String> {
     req.headers()
         .get_all(name)
         .iter()
-        .filter_map(|v| v.to_str().ok())
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .collect()
 }
 
 /// Sets [`ClientAddr`] on every request.
 pub struct ResolveClientAddr {
     pub trusted: Arc<TrustedProxies>,
+    pub header: ForwardedHeader,
 }
 
 impl<E: Endpoint> Middleware<E> for ResolveClientAddr {
@@ -33,6 +36,7 @@ impl<E: Endpoint> Middleware<E> for ResolveClientAddr {
         ResolveClientAddrEndpoint {
             inner,
             trusted: self.trusted.clone(),
+            header: self.header,
         }
     }
 }
@@ -40,6 +44,7 @@ impl<E: Endpoint> Middleware<E> for ResolveClientAddr {
 pub struct ResolveClientAddrEndpoint<E> {
     inner: E,
     trusted: Arc<TrustedProxies>,
+    header: ForwardedHeader,
 }
 
 impl<E: Endpoint> Endpoint for ResolveClientAddrEndpoint<E> {
@@ -50,8 +55,8 @@ impl<E: Endpoint> Endpoint for ResolveClientAddrEndpoint<E> {
         let client = peer.map(|peer| {
             client_address(
                 peer,
-                &header_values(&req, "forwarded"),
-                &header_values(&req, "x-forwarded-for"),
+                self.header,
+                &header_values(&req, self.header.name()),
                 &self.trusted,
             )
         });

@@ -362,6 +362,8 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
             .bearer_auth(&admin)
             .header("Content-Type", "application/scim+json")
             .header("X-Forwarded-For", "198.51.100.77, 203.0.113.9")
+            // The proxies write X-Forwarded-For; a client's own Forwarded is never read.
+            .header("Forwarded", "for=192.0.2.200")
             .body(json!({"neverExpires": true}).to_string())
             .send()
             .await
@@ -884,5 +886,103 @@ async fn the_signing_key_is_sealed_when_an_encryption_key_is_set() {
     let token = app.admin_token(None).await;
     let (status, _, _) = app.scim(Method::GET, "/Users", &token, None).await;
     assert_eq!(status, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sign_ins_in_progress_do_not_survive_revocation() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    let rp = register(&app, false, false).await;
+
+    // An authorization code issued before a password change is refused after it.
+    let created = app.create_user(&admin, user_body("in.progress")).await;
+    let id = created["id"].as_str().unwrap();
+    let (started, code) = code_for_plain_user(&app, &rp, "in.progress").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let change = json!({"schemas": [common::PATCH_SCHEMA], "Operations": [
+        {"op": "replace", "path": "password", "value": "another long password"}]});
+    let (status, _, _) = app
+        .scim(Method::PATCH, &format!("/Users/{id}"), &admin, Some(change))
+        .await;
+    assert_eq!(status, 200);
+    let redeem = |code: String, verifier: String| {
+        let app = &app;
+        let rp = &rp;
+        async move {
+            token_post(
+                app,
+                rp,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", &rp.redirect),
+                    ("code_verifier", &verifier),
+                ],
+            )
+            .await
+        }
+    };
+    let (status, body) = redeem(code, started.verifier.secret().clone()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+
+    // So is one whose bypass code was revoked before it was redeemed.
+    let (user_id, _) = enrolled_user(&app, &admin, "revoked.midway").await;
+    let bypass = create_code(&app, &admin, &user_id, json!({"neverExpires": true})).await;
+    let started = start(&app, &rp).await;
+    let browser = Browser::new(&app);
+    password_step(&browser, &started.auth_url, "revoked.midway", PASSWORD).await;
+    let page = browser.get("/oauth2/signin?method=bypass").await;
+    let done = browser
+        .post(
+            "/oauth2/signin/bypass",
+            &[
+                ("csrf", &csrf(&page)),
+                ("code", bypass["code"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    let code = code_from(&done, &app, &rp, &started.state);
+    let path = format!(
+        "/Users/{user_id}/bypassCodes/{}",
+        bypass["id"].as_str().unwrap()
+    );
+    let (status, _, _) = app.scim(Method::DELETE, &path, &admin, None).await;
+    assert_eq!(status, 204);
+    let (status, body) = redeem(code, started.verifier.secret().clone()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn one_address_cannot_mint_counters_for_endless_client_ids() {
+    let app = TestApp::spawn_with(&[("BYPASS_IDP_TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let mut statuses = Vec::new();
+    for i in 0..110 {
+        statuses.push(
+            token_with_secret(
+                &app,
+                &format!("made-up-{i}"),
+                "secret",
+                Some("198.51.100.3"),
+            )
+            .await,
+        );
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 100);
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 10);
+    // Another address is unaffected.
+    assert_eq!(
+        token_with_secret(&app, &app.admin_id, &app.admin_secret, Some("198.51.100.4")).await,
+        200
+    );
     app.stop().await;
 }

@@ -37,6 +37,9 @@ pub struct Model {
     pub version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Sign-ins before this moment are void (credentials changed, 2-step verification
+    /// reset): catches those still in progress when their user's grants were revoked.
+    pub sessions_not_before: Option<DateTimeUtc>,
     #[sea_orm(has_many)]
     pub emails: HasMany<super::user_email::Entity>,
 }

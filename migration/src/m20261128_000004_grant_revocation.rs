@@ -1,6 +1,6 @@
-//! Revocation that ends sessions: a grant remembers the bypass code its sign-in used, and
-//! grants are found by user and by code; the policy scope `bypass_codes:settings` is given
-//! to the bootstrap administrator client.
+//! Revocation that ends sessions: a grant remembers the bypass code its sign-in used,
+//! grants are found by user and by code, and a user's sign-ins before a moment can be voided;
+//! the policy scope `bypass_codes:settings` is given to the bootstrap administrator client.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -15,6 +15,14 @@ impl MigrationTrait for Migration {
                 Table::alter()
                     .table("grants")
                     .add_column(string_null("bypass_code_id"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("users")
+                    .add_column(timestamp_with_time_zone_null("sessions_not_before"))
                     .to_owned(),
             )
             .await?;
@@ -49,6 +57,14 @@ impl MigrationTrait for Migration {
                 .drop_index(Index::drop().name(name).table("grants").to_owned())
                 .await?;
         }
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("users")
+                    .drop_column("sessions_not_before")
+                    .to_owned(),
+            )
+            .await?;
         manager
             .alter_table(
                 Table::alter()

@@ -1,5 +1,8 @@
 //! In-process counters and values for a single instance, bounded in size: expired entries
-//! leave in deadline order (no scans), and a full map drops the entry closest to expiry.
+//! leave in deadline order (no scans), and a full map takes nothing new rather than drop a
+//! live entry: an attacker who floods it must not be able to wipe someone's lockout or
+//! sign-in. A full counter map refuses new attempts (fails closed); a full value map makes
+//! new sign-ins wait.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -13,6 +16,8 @@ const MAX_COUNTERS: usize = 500_000;
 /// Flows and authorization codes kept at most; a flow is at most a few KiB (the authorize
 /// endpoint caps its parameters).
 const MAX_VALUES: usize = 50_000;
+/// What a refused attempt is told while the counter map is full.
+const FULL_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// A map whose entries expire; deadlines are durations since the owner's origin.
 struct ExpiringMap<V> {
@@ -62,19 +67,19 @@ impl<V> ExpiringMap<V> {
         (until > now).then_some(value)
     }
 
-    fn insert(&mut self, key: &str, value: V, until: Duration, now: Duration) {
+    /// Inserts or replaces; false (and nothing stored) when the map is full of live entries.
+    #[must_use]
+    fn insert(&mut self, key: &str, value: V, until: Duration, now: Duration) -> bool {
         self.remove(key, now);
         self.prune(now);
-        while self.entries.len() >= self.cap {
-            let Some((_, evicted)) = self.by_deadline.pop_first() else {
-                break;
-            };
-            self.entries.remove(&evicted);
+        if self.entries.len() >= self.cap {
+            return false;
         }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.by_deadline.insert((until, seq), key.to_owned());
         self.entries.insert(key.to_owned(), (value, until, seq));
+        true
     }
 
     #[cfg(test)]
@@ -98,7 +103,7 @@ impl Default for MemoryCounters {
 fn locked<T>(mutex: &Mutex<T>) -> Result<MutexGuard<'_, T>, CounterError> {
     mutex
         .lock()
-        .map_err(|_| CounterError("poisoned lock".into()))
+        .map_err(|_| CounterError::Backend("poisoned lock".into()))
 }
 
 impl MemoryCounters {
@@ -132,7 +137,16 @@ impl Counters for MemoryCounters {
         if let Decision::Reserved { .. } = decision {
             match map.get_mut(key, now) {
                 Some(count) if current.is_some_and(|w| w.ends == next.ends) => *count = next.count,
-                _ => map.insert(key, next.count, next.ends, now),
+                _ => {
+                    if !map.insert(key, next.count, next.ends, now) {
+                        tracing::warn!(
+                            "the in-process counter store is full; refusing new attempts"
+                        );
+                        return Ok(Decision::Denied {
+                            retry_after: FULL_RETRY_AFTER,
+                        });
+                    }
+                }
             }
         }
         Ok(decision)
@@ -169,12 +183,14 @@ impl Counters for MemoryCounters {
     ) -> Result<Option<u64>, CounterError> {
         let now = self.now();
         let mut map = locked(&self.counters)?;
-        let count = match map.get(key, now) {
-            Some((count, _)) => *count,
-            None => {
-                map.insert(key, seed, now + ttl, now);
-                seed
+        let stored = map.get(key, now).map(|(count, _)| *count);
+        let count = match stored {
+            Some(count) => count,
+            // Full: the database's conditional update still counts the use exactly.
+            None if !map.insert(key, seed, now + ttl, now) => {
+                return Ok((seed < max).then_some(seed + 1));
             }
+            None => seed,
         };
         if count >= max {
             return Ok(None);
@@ -187,8 +203,11 @@ impl Counters for MemoryCounters {
 
     async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CounterError> {
         let now = self.now();
-        locked(&self.values)?.insert(key, value.to_owned(), now + ttl, now);
-        Ok(())
+        if locked(&self.values)?.insert(key, value.to_owned(), now + ttl, now) {
+            Ok(())
+        } else {
+            Err(CounterError::Full)
+        }
     }
 
     async fn get(&self, key: &str) -> Result<Option<String>, CounterError> {
@@ -287,22 +306,50 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_map_drops_what_expires_first_and_stays_bounded() {
-        let counters = MemoryCounters::with_capacity(10, 3);
+    async fn a_full_store_keeps_what_it_has_and_refuses_new_entries() {
+        let counters = MemoryCounters::with_capacity(2, 2);
         let minute = Duration::from_secs(60);
+        counters.put("a", "1", minute).await.unwrap();
         counters
-            .put("soon", "a", Duration::from_secs(5))
+            .put("b", "2", Duration::from_millis(20))
             .await
             .unwrap();
-        counters.put("late1", "b", minute).await.unwrap();
-        counters.put("late2", "c", minute).await.unwrap();
-        counters.put("late3", "d", minute).await.unwrap();
-        assert_eq!(counters.get("soon").await.unwrap(), None);
-        assert_eq!(counters.get("late1").await.unwrap().as_deref(), Some("b"));
-        for i in 0..1000 {
-            counters.put(&format!("k{i}"), "x", minute).await.unwrap();
+        assert!(matches!(
+            counters.put("c", "3", minute).await,
+            Err(CounterError::Full)
+        ));
+        assert_eq!(counters.get("a").await.unwrap().as_deref(), Some("1"));
+        counters.put("a", "replaced", minute).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        counters.put("c", "3", minute).await.unwrap();
+        assert_eq!(counters.values.lock().unwrap().len(), 2, "b expired");
+
+        // A victim's lockout survives a flood of new keys, which are refused instead.
+        let limit = Limit {
+            max: 1,
+            window: minute,
+        };
+        counters.reserve("victim", limit).await.unwrap();
+        counters.reserve("junk", limit).await.unwrap();
+        for i in 0..100 {
+            assert!(matches!(
+                counters.reserve(&format!("flood{i}"), limit).await.unwrap(),
+                Decision::Denied { .. }
+            ));
         }
-        assert_eq!(counters.values.lock().unwrap().len(), 3);
+        assert!(matches!(
+            counters.reserve("victim", limit).await.unwrap(),
+            Decision::Denied { .. }
+        ));
+        // Use counters fall back to the database's count when full.
+        assert_eq!(
+            counters.acquire_use("use", 2, 3, minute).await.unwrap(),
+            Some(3)
+        );
+        assert_eq!(
+            counters.acquire_use("use", 3, 3, minute).await.unwrap(),
+            None
+        );
     }
 
     #[tokio::test]

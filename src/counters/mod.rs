@@ -14,8 +14,14 @@ use crate::domain::limits::{Decision, Limit};
 pub use redis_store::RedisCounters;
 
 #[derive(Debug, thiserror::Error)]
-#[error("counter store: {0}")]
-pub struct CounterError(pub String);
+pub enum CounterError {
+    #[error("counter store: {0}")]
+    Backend(String),
+    /// The in-process store holds as many values as it may; nothing live is dropped for a
+    /// new one, so new sign-ins wait until entries expire.
+    #[error("the in-process store is full")]
+    Full,
+}
 
 /// Attempt counters under a [`Limit`], use counters of limited resources, and short-lived
 /// values.

@@ -51,7 +51,7 @@ pub struct RedisCounters {
 }
 
 fn err(e: redis::RedisError) -> CounterError {
-    CounterError(e.to_string())
+    CounterError::Backend(e.to_string())
 }
 
 impl RedisCounters {

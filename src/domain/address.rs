@@ -1,14 +1,41 @@
 //! The client's address: the peer, unless the peer is a trusted proxy, in which case the
-//! `Forwarded` (RFC 7239) or `X-Forwarded-For` chain is walked from the right to the first
-//! hop that is not trusted. Nothing a client writes is believed unless a trusted proxy
-//! appended it.
+//! one header the proxies write (`X-Forwarded-For`, or RFC 7239 `Forwarded`) is walked from
+//! the right to the first hop that is not trusted. Nothing a client writes is believed
+//! unless a trusted proxy appended it; the other header is never read, since proxies pass
+//! a header they do not write through untouched.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 
 use ipnet::IpNet;
 
-/// Networks whose forwarding headers are believed.
+/// The header the trusted proxies append the client's address to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    #[default]
+    XForwardedFor,
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Ok(Self::XForwardedFor),
+            "forwarded" => Ok(Self::Forwarded),
+            other => Err(format!("\"{other}\" is not x-forwarded-for or forwarded")),
+        }
+    }
+
+    /// The header's name, lower case.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::XForwardedFor => "x-forwarded-for",
+            Self::Forwarded => "forwarded",
+        }
+    }
+}
+
+/// Networks whose forwarding header is believed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TrustedProxies(Vec<IpNet>);
 
@@ -89,22 +116,23 @@ fn x_forwarded_for_hops(values: &[&str]) -> Vec<Option<IpAddr>> {
         .collect()
 }
 
-/// The client's address for `peer` given the request's forwarding headers (all values of
-/// each, in order). `Forwarded` wins over `X-Forwarded-For` when a trusted peer sent both.
+/// The client's address for `peer`, given every value of the one forwarding header the
+/// trusted proxies write (values that are not valid text are passed lossily, so one bad
+/// byte spoils only its own hop).
 pub fn client_address(
     peer: IpAddr,
-    forwarded: &[&str],
-    x_forwarded_for: &[&str],
+    header: ForwardedHeader,
+    values: &[String],
     trusted: &TrustedProxies,
 ) -> IpAddr {
     let peer = canonical(peer);
     if !trusted.contains(peer) {
         return peer;
     }
-    let hops = if !forwarded.is_empty() {
-        forwarded_hops(forwarded)
-    } else {
-        x_forwarded_for_hops(x_forwarded_for)
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    let hops = match header {
+        ForwardedHeader::Forwarded => forwarded_hops(&values),
+        ForwardedHeader::XForwardedFor => x_forwarded_for_hops(&values),
     };
     let mut current = peer;
     for hop in hops.into_iter().rev() {
@@ -155,16 +183,30 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn xff(peer: &str, values: &[&str], trusted: &TrustedProxies) -> IpAddr {
+        let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        client_address(ip(peer), ForwardedHeader::XForwardedFor, &values, trusted)
+    }
+
+    fn fwd(peer: &str, values: &[&str], trusted: &TrustedProxies) -> IpAddr {
+        let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        client_address(ip(peer), ForwardedHeader::Forwarded, &values, trusted)
+    }
+
     #[test]
     fn an_untrusted_peer_is_the_client_whatever_it_writes() {
         let none = TrustedProxies::default();
         assert_eq!(
-            client_address(ip("203.0.113.5"), &[], &["198.51.100.1"], &none),
+            xff("203.0.113.5", &["198.51.100.1"], &none),
             ip("203.0.113.5")
         );
         let proxies = TrustedProxies::parse("10.0.0.0/8").unwrap();
         assert_eq!(
-            client_address(ip("203.0.113.5"), &["for=1.1.1.1"], &["1.1.1.1"], &proxies),
+            xff("203.0.113.5", &["1.1.1.1"], &proxies),
+            ip("203.0.113.5")
+        );
+        assert_eq!(
+            fwd("203.0.113.5", &["for=1.1.1.1"], &proxies),
             ip("203.0.113.5")
         );
     }
@@ -173,45 +215,53 @@ mod tests {
     fn walks_right_to_left_to_the_first_untrusted_hop() {
         let proxies = TrustedProxies::parse("10.0.0.1, 10.0.1.0/24").unwrap();
         // The client wrote a fake first hop; the proxies appended the real ones.
-        let xff = ["6.6.6.6, 198.51.100.9", "10.0.1.7"];
+        let chain = ["6.6.6.6, 198.51.100.9", "10.0.1.7"];
+        assert_eq!(xff("10.0.0.1", &chain, &proxies), ip("198.51.100.9"));
         assert_eq!(
-            client_address(ip("10.0.0.1"), &[], &xff, &proxies),
-            ip("198.51.100.9")
-        );
-        assert_eq!(
-            client_address(ip("10.0.0.1"), &[], &[], &proxies),
+            xff("10.0.0.1", &[], &proxies),
             ip("10.0.0.1"),
             "no header: the proxy itself"
         );
         assert_eq!(
-            client_address(ip("10.0.0.1"), &[], &["10.0.1.2"], &proxies),
+            xff("10.0.0.1", &["10.0.1.2"], &proxies),
             ip("10.0.1.2"),
             "every hop trusted: the leftmost"
         );
         assert_eq!(
-            client_address(ip("10.0.0.1"), &[], &["garbage, 10.0.1.3"], &proxies),
+            xff("10.0.0.1", &["garbage, 10.0.1.3"], &proxies),
             ip("10.0.1.3"),
             "an unreadable hop stops the walk at the last trusted one"
+        );
+        // One bad byte in the part the client wrote spoils only that hop.
+        let lossy = String::from_utf8_lossy(b"1.2.3.4\x80, 198.51.100.9").into_owned();
+        assert_eq!(
+            xff("10.0.0.1", &[lossy.as_str()], &proxies),
+            ip("198.51.100.9")
         );
     }
 
     #[test]
-    fn reads_rfc_7239_forwarded() {
+    fn reads_only_the_configured_header() {
         let proxies = TrustedProxies::parse("127.0.0.1").unwrap();
         let forwarded =
             [r#"for=192.0.2.60;proto=http;by=203.0.113.43, For="[2001:db8:cafe::17]:4711""#];
         assert_eq!(
-            client_address(ip("127.0.0.1"), &forwarded, &["9.9.9.9"], &proxies),
+            fwd("127.0.0.1", &forwarded, &proxies),
             ip("2001:db8:cafe::17")
         );
         assert_eq!(
-            client_address(ip("127.0.0.1"), &["for=192.0.2.1:8080"], &[], &proxies),
+            fwd("127.0.0.1", &["for=192.0.2.1:8080"], &proxies),
             ip("192.0.2.1")
         );
         assert_eq!(
-            client_address(ip("127.0.0.1"), &["for=unknown"], &[], &proxies),
+            fwd("127.0.0.1", &["for=unknown"], &proxies),
             ip("127.0.0.1")
         );
+        assert_eq!(
+            ForwardedHeader::parse("Forwarded"),
+            Ok(ForwardedHeader::Forwarded)
+        );
+        assert!(ForwardedHeader::parse("x-real-ip").is_err());
     }
 
     #[test]

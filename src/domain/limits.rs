@@ -55,6 +55,12 @@ pub const CLIENT_AUTH_PER_CLIENT_ADDRESS: Limit = Limit {
     max: 10,
     window: FIFTEEN_MINUTES,
 };
+/// Failed client authentications per address across clients: caps how many per-client
+/// counters one address can create (and so how far it can fill a counter store).
+pub const CLIENT_AUTH_PER_ADDRESS: Limit = Limit {
+    max: 100,
+    window: FIFTEEN_MINUTES,
+};
 /// Consecutive second-factor failures after which only an administrator's reset helps
 /// (NIST SP 800-63B §5.2.2). Reserved in the database before each check, like the others.
 pub const MAX_CONSECUTIVE_FAILURES: i32 = 100;
@@ -75,11 +81,22 @@ pub enum LimitKey {
     PasswordUser(String),
     PasswordAddress(LimitAddress),
     ClientAuth(ClientId, LimitAddress),
+    ClientAuthAddress(LimitAddress),
     /// New sign-in flows per address; `max` comes from the configuration.
     FlowsPerAddress(LimitAddress, Limit),
 }
 
 impl LimitKey {
+    /// The client-authentication keys of `client` presenting a secret from `ip`: the
+    /// address first, so one address cannot mint counters for endless made-up client ids.
+    pub fn client_auth(client: &ClientId, ip: Option<IpAddr>) -> Vec<LimitKey> {
+        let address = ip.map(LimitAddress::of).unwrap_or_default();
+        vec![
+            LimitKey::ClientAuthAddress(address.clone()),
+            LimitKey::ClientAuth(client.clone(), address),
+        ]
+    }
+
     /// The second-factor keys of a user signing in from `ip`.
     pub fn second_factor(user: &UserId, ip: Option<IpAddr>) -> Vec<LimitKey> {
         let mut keys = vec![LimitKey::SecondFactorUser(user.clone())];
@@ -110,6 +127,7 @@ impl LimitKey {
             Self::PasswordUser(_) => PASSWORD_PER_USER,
             Self::PasswordAddress(_) => PASSWORD_PER_ADDRESS,
             Self::ClientAuth(..) => CLIENT_AUTH_PER_CLIENT_ADDRESS,
+            Self::ClientAuthAddress(_) => CLIENT_AUTH_PER_ADDRESS,
             Self::FlowsPerAddress(_, limit) => *limit,
         }
     }
@@ -122,12 +140,13 @@ impl LimitKey {
             Self::SecondFactorAddress(_)
             | Self::PasswordUser(_)
             | Self::PasswordAddress(_)
+            | Self::ClientAuthAddress(_)
             | Self::FlowsPerAddress(..) => OnSuccess::GiveBack,
         }
     }
 
-    /// The counter key. User-chosen text (usernames, client ids) is length-capped by the
-    /// edge before it gets here and is hashed by the counter store's key scheme.
+    /// The counter key. User-chosen text in it (usernames, client ids) is length-capped at
+    /// the edge before it gets here.
     pub fn key(&self) -> String {
         match self {
             Self::SecondFactorUser(user) => format!("mfa-fail:user:{user}"),
@@ -136,6 +155,7 @@ impl LimitKey {
             Self::PasswordUser(name) => format!("pwd-fail:user:{name}"),
             Self::PasswordAddress(addr) => format!("pwd-fail-ip:{addr}"),
             Self::ClientAuth(client, addr) => format!("client-auth:{addr}:{client}"),
+            Self::ClientAuthAddress(addr) => format!("client-auth-ip:{addr}"),
             Self::FlowsPerAddress(addr, _) => format!("flows:{addr}"),
         }
     }

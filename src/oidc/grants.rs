@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::clients::AuthenticatedClient;
-use super::http::{OAuthError, oauth_error, server_error};
+use super::http::{OAuthError, oauth_error, server_error, service_failure};
 use super::tokens::Principal;
 use crate::app::AppState;
 use crate::domain::ids::UserId;
@@ -66,11 +66,7 @@ pub(crate) async fn authorization_code(
 ) -> Result<Value, OAuthError> {
     let code = required(form, "code")?;
     let redirect_uri = required(form, "redirect_uri")?;
-    let redeemed = state
-        .signin
-        .redeem(code)
-        .await
-        .map_err(|e| server_error(&e))?;
+    let redeemed = state.signin.redeem(code).await.map_err(service_failure)?;
     let code_grant = redeemed.map_err(invalid_grant)?;
     if code_grant.client_id != client.client_id.as_str() {
         return Err(invalid_grant(
@@ -98,19 +94,6 @@ pub(crate) async fn authorization_code(
         (None, None) if client.public => return Err(invalid_grant("public clients must use PKCE")),
         (None, None) => {}
     }
-    // A code issued just before its bypass code was revoked must not outlive the revocation.
-    if let Some(code_id) = &code_grant.bypass_code {
-        let code = state
-            .store
-            .find_code(&UserId::new(code_grant.user_id.clone()), code_id)
-            .await
-            .map_err(|e| server_error(&e))?;
-        if code.is_none_or(|c| c.revoked_at.is_some()) {
-            return Err(invalid_grant(
-                "the bypass code this sign-in used was revoked",
-            ));
-        }
-    }
     let now = Utc::now();
     let row = grant::Model {
         id: code_grant.grant_id.clone(),
@@ -129,6 +112,25 @@ pub(crate) async fn authorization_code(
         .insert_grant(row.clone())
         .await
         .map_err(|e| server_error(&e))?;
+    // Checked after the grant exists: a revocation that commits before this read is seen
+    // here, and one that commits after it finds the grant and revokes it.
+    if let Some(code_id) = &code_grant.bypass_code {
+        let code = state
+            .store
+            .find_code(&UserId::new(code_grant.user_id.clone()), code_id)
+            .await
+            .map_err(|e| server_error(&e))?;
+        if code.is_none_or(|c| c.revoked_at.is_some()) {
+            state
+                .store
+                .revoke_grant(&row.id, now)
+                .await
+                .map_err(|e| server_error(&e))?;
+            return Err(invalid_grant(
+                "the bypass code this sign-in used was revoked",
+            ));
+        }
+    }
     issue(state, client, &row, code_grant.nonce.as_deref()).await
 }
 
@@ -203,14 +205,29 @@ fn session_end(state: &AppState, grant: &grant::Model) -> chrono::DateTime<Utc> 
     signed_in + state.refresh_token_lifetime
 }
 
+/// The grant's user, if still active and if the sign-in was not voided by a credential
+/// change or a 2-step verification reset since (also for codes redeemed after it).
 async fn live_user(state: &AppState, grant: &grant::Model) -> Result<User, OAuthError> {
+    let user_id = UserId::new(grant.user_id.clone());
     let user = state
         .store
-        .get_user(&UserId::new(grant.user_id.clone()))
+        .get_user(&user_id)
         .await
         .map_err(|e| server_error(&e))?;
-    user.filter(|u| u.attributes.active != Some(false))
-        .ok_or_else(|| invalid_grant("the user no longer exists or is inactive"))
+    let user = user
+        .filter(|u| u.attributes.active != Some(false))
+        .ok_or_else(|| invalid_grant("the user no longer exists or is inactive"))?;
+    let not_before = state
+        .store
+        .sessions_not_before(&user_id)
+        .await
+        .map_err(|e| server_error(&e))?;
+    if not_before.is_some_and(|t| grant.auth_time < t.timestamp()) {
+        return Err(invalid_grant(
+            "the user's credentials changed after this sign-in; sign in again",
+        ));
+    }
+    Ok(user)
 }
 
 /// Access token, ID token and (when the client may refresh) a new refresh token.

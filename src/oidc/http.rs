@@ -23,7 +23,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::domain::address::LimitAddress;
 use crate::domain::ids::ClientId;
 use crate::domain::limits::LimitKey;
 use crate::domain::scope::{self, ScopeSet};
@@ -383,13 +382,9 @@ async fn token_inner(
     // Keyed per address, so failures elsewhere cannot lock the client out either.
     let reservation = match &credentials.secret {
         Some(_) => {
-            let key = LimitKey::ClientAuth(
-                credentials.client_id.clone(),
-                ip.map(LimitAddress::of).unwrap_or_default(),
-            );
             match state
                 .throttle
-                .reserve(vec![key])
+                .reserve(LimitKey::client_auth(&credentials.client_id, ip))
                 .await
                 .map_err(|e| internal(&e))?
             {
@@ -510,6 +505,22 @@ async fn client_credentials_grant(
         "expires_in": state.tokens.ttl_seconds(),
         "scope": granted.to_string(),
     }))
+}
+
+/// A service failure: 503 `temporarily_unavailable` when a dependency is busy, else ours.
+pub(crate) fn service_failure(err: crate::service::ServiceError) -> OAuthError {
+    match err {
+        crate::service::ServiceError::Unavailable(detail) => {
+            let mut error = oauth_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                &detail,
+            );
+            error.retry_after_seconds = Some(60);
+            error
+        }
+        other => server_error(&other),
+    }
 }
 
 /// A failure of ours: logged, and reported without details.

@@ -13,6 +13,7 @@ use super::pages::{error_page, step_page};
 use crate::app::AppState;
 use crate::domain::secret::Secret;
 use crate::edge::ClientAddr;
+use crate::service::ServiceError;
 use crate::service::context::Context;
 use crate::service::signin::{CodeStep, FLOW_TTL, Next, StartError};
 
@@ -52,7 +53,21 @@ fn see_other(location: &str) -> Response {
         .finish()
 }
 
-fn internal(err: impl std::fmt::Display) -> Response {
+fn internal(err: ServiceError) -> Response {
+    if let ServiceError::Unavailable(detail) = &err {
+        tracing::warn!(reason = %detail, "sign-in refused: busy");
+        let mut response = html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            error_page(
+                "Temporarily unavailable",
+                "Too many sign-ins are in progress. Wait a minute, then go back to the application and try again.",
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, poem::http::HeaderValue::from(60));
+        return response;
+    }
     tracing::error!(error = %err, "sign-in failed");
     html(
         StatusCode::INTERNAL_SERVER_ERROR,

@@ -28,6 +28,9 @@ pub enum ServiceError {
     /// Policy forbids the operation for this caller.
     #[error("{0}")]
     Forbidden(String),
+    /// A dependency cannot take the request now (the in-process store is full): 503.
+    #[error("{0}")]
+    Unavailable(String),
     /// A failure of the database, Redis or a worker thread: logged, never shown.
     #[error("{0}")]
     Internal(String),
@@ -44,7 +47,12 @@ impl ServiceError {
 
 impl From<crate::counters::CounterError> for ServiceError {
     fn from(err: crate::counters::CounterError) -> Self {
-        Self::Internal(err.to_string())
+        match err {
+            crate::counters::CounterError::Full => {
+                Self::Unavailable("too many sign-ins are in progress; try again in a minute".into())
+            }
+            other => Self::Internal(other.to_string()),
+        }
     }
 }
 

@@ -111,10 +111,6 @@ pub fn used_code_key(code: &str) -> String {
     format!("authcode-used:{}", digest_hex(code))
 }
 
-fn counter_error(e: crate::counters::CounterError) -> ServiceError {
-    ServiceError::Internal(e.to_string())
-}
-
 /// `redirect_uri` with `params` appended to its query (RFC 6749 §4.1.2), plus `iss` (RFC 9207).
 pub fn redirect_url(redirect_uri: &str, params: &[(&str, &str)], issuer: &str) -> String {
     let mut url = match url::Url::parse(redirect_uri) {
@@ -257,14 +253,11 @@ impl SignInService {
     async fn save(&self, id: &str, flow: &Flow) -> Result<(), ServiceError> {
         let text =
             serde_json::to_string(flow).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        self.kv
-            .put(&flow_key(id), &text, FLOW_TTL)
-            .await
-            .map_err(counter_error)
+        Ok(self.kv.put(&flow_key(id), &text, FLOW_TTL).await?)
     }
 
     pub async fn load(&self, id: &str) -> Result<Option<Flow>, ServiceError> {
-        match self.kv.get(&flow_key(id)).await.map_err(counter_error)? {
+        match self.kv.get(&flow_key(id)).await? {
             Some(text) => Ok(serde_json::from_str(&text).ok()),
             None => Ok(None),
         }
@@ -532,10 +525,7 @@ impl SignInService {
         };
         let text =
             serde_json::to_string(&grant).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        self.kv
-            .put(&code_key(&code), &text, CODE_TTL)
-            .await
-            .map_err(counter_error)?;
+        self.kv.put(&code_key(&code), &text, CODE_TTL).await?;
         audit::record(
             &self.store,
             ctx,
@@ -566,23 +556,17 @@ impl SignInService {
         &self,
         code: &str,
     ) -> Result<Result<CodeGrant, &'static str>, ServiceError> {
-        match self.kv.take(&code_key(code)).await.map_err(counter_error)? {
+        match self.kv.take(&code_key(code)).await? {
             Some(text) => {
                 let grant: CodeGrant = serde_json::from_str(&text)
                     .map_err(|e| ServiceError::Internal(e.to_string()))?;
                 self.kv
                     .put(&used_code_key(code), &grant.grant_id, USED_CODE_TTL)
-                    .await
-                    .map_err(counter_error)?;
+                    .await?;
                 Ok(Ok(grant))
             }
             None => {
-                if let Some(grant_id) = self
-                    .kv
-                    .get(&used_code_key(code))
-                    .await
-                    .map_err(counter_error)?
-                {
+                if let Some(grant_id) = self.kv.get(&used_code_key(code)).await? {
                     self.store.revoke_grant(&grant_id, Utc::now()).await?;
                     tracing::warn!(grant_id = %grant_id, "authorization code replayed; grant revoked");
                     return Ok(Err(

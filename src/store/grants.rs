@@ -1,7 +1,7 @@
 //! Grants and refresh tokens.
 
 use chrono::{DateTime, Utc};
-use entity::{grant, refresh_token};
+use entity::{grant, refresh_token, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
@@ -27,6 +27,17 @@ impl Store {
         Ok(())
     }
 
+    /// The moment before which the user's sign-ins are void, if one was set.
+    pub async fn sessions_not_before(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(user::Entity::find_by_id(user_id.as_str())
+            .one(&self.db)
+            .await?
+            .and_then(|u| u.sessions_not_before))
+    }
+
     pub async fn find_grant(&self, id: &str) -> Result<Option<grant::Model>, StoreError> {
         Ok(grant::Entity::find_by_id(id).one(&self.db).await?)
     }
@@ -41,13 +52,19 @@ impl Store {
         Ok(())
     }
 
-    /// Ends every live grant of a user (credentials changed, user deactivated or deleted);
-    /// returns how many.
+    /// Ends every sign-in of a user (credentials changed, user deactivated or deleted): live
+    /// grants are revoked, and sign-ins still in progress are voided by the user's
+    /// `sessions_not_before`. Returns how many grants were revoked.
     pub async fn revoke_user_grants<C: ConnectionTrait>(
         db: &C,
         user_id: &UserId,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
+        user::Entity::update_many()
+            .col_expr(user::Column::SessionsNotBefore, Expr::value(now))
+            .filter(user::Column::Id.eq(user_id.as_str()))
+            .exec(db)
+            .await?;
         let result = grant::Entity::update_many()
             .col_expr(grant::Column::RevokedAt, Expr::value(now))
             .filter(grant::Column::UserId.eq(user_id.as_str()))
