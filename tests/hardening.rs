@@ -986,3 +986,28 @@ async fn one_address_cannot_mint_counters_for_endless_client_ids() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_untrusted_peer_cannot_dodge_a_limit_by_writing_forwarding_headers() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    app.create_user(&admin, user_body("spoofer.target")).await;
+    let rp = register(&app, false, false).await;
+    for i in 0..10 {
+        let page = password_page(
+            &app,
+            &rp,
+            "spoofer.target",
+            "guess",
+            &format!("198.51.100.{i}"),
+        )
+        .await;
+        assert!(page.body.contains("Wrong username or password"), "{i}");
+    }
+    let page = password_page(&app, &rp, "spoofer.target", "guess", "192.0.2.99").await;
+    assert!(
+        page.body.contains("Try again in"),
+        "a new X-Forwarded-For is not a new address"
+    );
+    app.stop().await;
+}
