@@ -8,7 +8,7 @@ use std::time::Instant;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Route, get, post};
 use poem_openapi::OpenApiService;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 
 use crate::config::{Config, issuer_string};
 use crate::counters::{self, SharedCounters};
@@ -20,6 +20,7 @@ use crate::oidc::clients::{self, ClientSpec};
 use crate::oidc::http::{AUTHORIZE_PATH, END_SESSION_PATH, JWKS_PATH, TOKEN_PATH, USERINFO_PATH};
 use crate::oidc::keys::KeyRing;
 use crate::oidc::tokens::AccessTokens;
+use crate::ops::{HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
 use crate::scim::error::to_scim_response;
 use crate::scim::{BypassCodesApi, DiscoveryApi, MeApi, MfaApi, UsersApi};
 use crate::service::bypass::{Argon2Hasher, BypassCodeService};
@@ -262,15 +263,19 @@ fn form<E: Endpoint>(endpoint: E) -> impl Endpoint {
     })
 }
 
-pub fn routes(
-    state: Arc<AppState>,
-    trusted_proxies: TrustedProxies,
-    forwarded_header: ForwardedHeader,
-) -> impl Endpoint {
+/// How the routes are served: which proxies to believe, and whether `/metrics` is here.
+pub struct Edge {
+    pub trusted_proxies: TrustedProxies,
+    pub forwarded_header: ForwardedHeader,
+    pub metrics_here: bool,
+}
+
+pub fn routes(state: Arc<AppState>, edge: Edge) -> impl Endpoint {
     let api = openapi_service();
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
-    Route::new()
+    crate::ops::metrics_handle();
+    let route = Route::new()
         .at(
             "/.well-known/openid-configuration",
             get(crate::oidc::http::discovery),
@@ -303,20 +308,29 @@ pub fn routes(
             get(crate::oidc::http::userinfo).post(crate::oidc::http::userinfo),
         )
         .at(END_SESSION_PATH, get(crate::oidc::signin::end_session))
+        .at(HEALTHZ_PATH, get(crate::ops::healthz))
+        .at(READYZ_PATH, get(crate::ops::readyz))
         .at("/openapi.json", spec)
         .nest("/docs", docs)
-        .nest("/", api.into_endpoint().catch_all_error(to_scim_response))
+        .nest("/", api.into_endpoint().catch_all_error(to_scim_response));
+    let route = if edge.metrics_here {
+        route.at(METRICS_PATH, get(crate::ops::metrics_endpoint))
+    } else {
+        route
+    };
+    route
         .data(state)
         .with(poem::middleware::CookieJarManager::new())
         .with(ResolveClientAddr {
-            trusted: Arc::new(trusted_proxies),
-            header: forwarded_header,
+            trusted: Arc::new(edge.trusted_proxies),
+            header: edge.forwarded_header,
         })
         .around(|endpoint, request| async move {
             let method = request.method().clone();
             let path = request.uri().path().to_owned();
             let started = Instant::now();
             let response = endpoint.get_response(request).await;
+            crate::ops::record_request(method.as_str(), &path, response.status(), started);
             tracing::info!(
                 %method, %path, status = response.status().as_u16(),
                 elapsed_ms = started.elapsed().as_millis() as u64, "request"
@@ -328,18 +342,19 @@ pub fn routes(
 /// A server running in the background; dropping it does not stop it, [`RunningServer::stop`] does.
 pub struct RunningServer {
     pub local_addr: SocketAddr,
+    /// Where `/metrics` is served when it has its own address.
+    pub metrics_addr: Option<SocketAddr>,
     pub issuer: String,
     /// The services the server runs on, for tools and tests in the same process.
     pub state: Arc<AppState>,
-    shutdown: Option<oneshot::Sender<()>>,
+    shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl RunningServer {
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+    /// Stops accepting, lets in-flight requests finish (within [`SHUTDOWN_GRACE`]), returns.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
         let _ = self.task.await;
     }
 
@@ -350,19 +365,52 @@ impl RunningServer {
 }
 
 /// Binds the configured address, prepares the state and serves in a background task.
-pub async fn start(config: Config) -> Result<RunningServer, StartError> {
-    let acceptor = TcpListener::bind(config.listen)
-        .into_acceptor()
-        .await
-        .map_err(|e| StartError::Listen {
-            addr: config.listen,
-            message: e.to_string(),
-        })?;
-    let local_addr = acceptor
+/// How long in-flight requests may take to finish after a shutdown is asked for.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn bind(addr: SocketAddr) -> Result<(impl Acceptor + 'static, SocketAddr), StartError> {
+    let acceptor =
+        TcpListener::bind(addr)
+            .into_acceptor()
+            .await
+            .map_err(|e| StartError::Listen {
+                addr,
+                message: e.to_string(),
+            })?;
+    let local = acceptor
         .local_addr()
         .first()
         .and_then(|a| a.as_socket_addr().copied())
-        .unwrap_or(config.listen);
+        .unwrap_or(addr);
+    Ok((acceptor, local))
+}
+
+/// Serves `app` until `stop` turns true, then stops accepting and lets in-flight requests
+/// finish within [`SHUTDOWN_GRACE`].
+fn serve(
+    acceptor: impl Acceptor + 'static,
+    app: impl Endpoint + 'static,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    tokio::spawn(async move {
+        poem::Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                app,
+                async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                },
+                Some(SHUTDOWN_GRACE),
+            )
+            .await
+    })
+}
+
+pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    let (acceptor, local_addr) = bind(config.listen).await?;
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let issuer = match &config.issuer {
         Some(url) => issuer_string(url),
         None => format!("http://{local_addr}"),
@@ -370,27 +418,27 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let state = build_state(&config, issuer.clone()).await?;
     let app = routes(
         state.clone(),
-        config.trusted_proxies.clone(),
-        config.forwarded_header,
+        Edge {
+            trusted_proxies: config.trusted_proxies.clone(),
+            forwarded_header: config.forwarded_header,
+            metrics_here: config.metrics_listen.is_none(),
+        },
     );
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        poem::Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(
-                app,
-                async move {
-                    let _ = rx.await;
-                },
-                Some(std::time::Duration::from_secs(5)),
-            )
-            .await
+    let (tx, rx) = watch::channel(false);
+    let metrics_addr = metrics.map(|(acceptor, addr)| {
+        let endpoint = Route::new().at(METRICS_PATH, get(crate::ops::metrics_endpoint));
+        serve(acceptor, endpoint, rx.clone());
+        tracing::info!(%addr, "metrics listening");
+        addr
     });
+    let task = serve(acceptor, app, rx);
     tracing::info!(%local_addr, %issuer, "listening");
     Ok(RunningServer {
         local_addr,
+        metrics_addr,
         issuer,
         state,
-        shutdown: Some(tx),
+        shutdown: tx,
         task,
     })
 }

@@ -46,6 +46,7 @@ struct FileConfig {
     trusted_proxies: Option<TrustedProxiesSetting>,
     forwarded_header: Option<String>,
     max_flows_per_address: Option<u64>,
+    metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +74,8 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// The one header those proxies write the client's address to.
     pub forwarded_header: ForwardedHeader,
+    /// Where `/metrics` is served instead of the main address, if set.
+    pub metrics_listen: Option<SocketAddr>,
     /// New sign-in flows one client address may open per 10 minutes.
     pub max_flows_per_address: u64,
     /// The From address of mail, e.g. `bypass-idp <no-reply@example.com>`.
@@ -118,6 +121,16 @@ impl Config {
                 format!("\"{listen_text}\" is not a socket address like 127.0.0.1:8080 ({e})"),
             )
         })?;
+
+        let metrics_listen = match pick("BYPASS_IDP_METRICS_LISTEN", file.metrics_listen) {
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|e| {
+                invalid(
+                    "BYPASS_IDP_METRICS_LISTEN",
+                    format!("\"{text}\" is not a socket address like 127.0.0.1:9090 ({e})"),
+                )
+            })?),
+            None => None,
+        };
 
         let issuer = pick("BYPASS_IDP_ISSUER", file.issuer)
             .map(|text| parse_issuer(&text))
@@ -255,6 +268,7 @@ impl Config {
             refresh_token_lifetime_seconds,
             trusted_proxies,
             forwarded_header,
+            metrics_listen,
             max_flows_per_address,
             mail_from,
             encryption_key,
@@ -371,6 +385,7 @@ mod tests {
             ("BYPASS_IDP_REFRESH_TOKEN_LIFETIME_SECONDS", "0"),
             ("BYPASS_IDP_MAX_FLOWS_PER_ADDRESS", "many"),
             ("BYPASS_IDP_FORWARDED_HEADER", "x-real-ip"),
+            ("BYPASS_IDP_METRICS_LISTEN", "9090"),
         ] {
             let err = with(&[(var, value)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{err}");

@@ -130,16 +130,38 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Ctrl-C, or SIGTERM (what an orchestrator sends); the handlers are installed at once, the
+/// returned future waits.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = Result<(), String>>, String> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    let interrupt = tokio::signal::ctrl_c();
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            result = interrupt => result.map_err(|e| e.to_string()),
+            _ = term.recv() => Ok(()),
+        }
+        #[cfg(not(unix))]
+        interrupt.await.map_err(|e| e.to_string())
+    })
+}
+
 async fn run(command: Command, config: Config) -> Result<(), String> {
     match command {
         Command::Serve => {
+            // Listening for signals before starting: a SIGTERM during start-up (migrations,
+            // key generation) still means a clean stop, not the default kill.
+            let signal = shutdown_signal()?;
             let server = app::start(config).await.map_err(|e| e.to_string())?;
-            tokio::select! {
-                result = tokio::signal::ctrl_c() => result.map_err(|e| e.to_string())?,
-                _ = std::future::pending::<()>() => {}
-            }
-            tracing::info!("shutting down");
+            signal.await?;
+            tracing::info!(
+                grace_seconds = app::SHUTDOWN_GRACE.as_secs(),
+                "shutting down: no new connections; finishing requests in flight"
+            );
             server.stop().await;
+            tracing::info!("stopped");
             Ok(())
         }
         Command::Migrate => {

@@ -223,6 +223,14 @@ impl Counters for MemoryCounters {
     async fn remove(&self, key: &str) -> Result<bool, CounterError> {
         Ok(self.take(key).await?.is_some())
     }
+
+    async fn ping(&self) -> Result<(), CounterError> {
+        locked(&self.counters).map(|_| ())
+    }
+
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -52,6 +52,10 @@ pub trait Counters: Send + Sync {
     async fn take(&self, key: &str) -> Result<Option<String>, CounterError>;
     /// Deletes a value; true if this call deleted it (of concurrent callers, exactly one).
     async fn remove(&self, key: &str) -> Result<bool, CounterError>;
+    /// Answers when the store can be used (readiness).
+    async fn ping(&self) -> Result<(), CounterError>;
+    /// Whether this is a shared store (Redis) that readiness should report.
+    fn is_shared(&self) -> bool;
 }
 
 pub type SharedCounters = Arc<dyn Counters>;

@@ -59,9 +59,14 @@ impl RedisCounters {
         let client = redis::Client::open(url).map_err(err)?;
         // Redis answers in microseconds; a slow answer means this instance is busy (argon2 on
         // every core), and failing the request then would turn load into errors.
+        // A Redis that refuses connections fails the request within a second (a 503 the
+        // client retries), instead of holding it through a long reconnect backoff.
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(Duration::from_secs(10)))
-            .set_connection_timeout(Some(Duration::from_secs(5)));
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(400));
         let connection = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(err)?;
@@ -187,5 +192,18 @@ impl Counters for RedisCounters {
             .await
             .map_err(err)?;
         Ok(deleted == 1)
+    }
+
+    async fn ping(&self) -> Result<(), CounterError> {
+        let mut connection = self.connection.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    fn is_shared(&self) -> bool {
+        true
     }
 }

@@ -111,7 +111,7 @@ pub(crate) async fn authorization_code(
         .store
         .insert_grant(row.clone())
         .await
-        .map_err(|e| server_error(&e))?;
+        .map_err(service_failure)?;
     // Checked after the grant exists: a revocation that commits before this read is seen
     // here, and one that commits after it finds the grant and revokes it.
     if let Some(code_id) = &code_grant.bypass_code {
@@ -119,13 +119,13 @@ pub(crate) async fn authorization_code(
             .store
             .find_code(&UserId::new(code_grant.user_id.clone()), code_id)
             .await
-            .map_err(|e| server_error(&e))?;
+            .map_err(service_failure)?;
         if code.is_none_or(|c| c.revoked_at.is_some()) {
             state
                 .store
                 .revoke_grant(&row.id, now)
                 .await
-                .map_err(|e| server_error(&e))?;
+                .map_err(service_failure)?;
             return Err(invalid_grant(
                 "the bypass code this sign-in used was revoked",
             ));
@@ -145,13 +145,13 @@ pub(crate) async fn refresh_token(
         .store
         .find_refresh_token(&hash)
         .await
-        .map_err(|e| server_error(&e))?;
+        .map_err(service_failure)?;
     let stored = stored.ok_or_else(|| invalid_grant("the refresh token is invalid"))?;
     let grant = state
         .store
         .find_grant(&stored.grant_id)
         .await
-        .map_err(|e| server_error(&e))?
+        .map_err(service_failure)?
         .ok_or_else(|| invalid_grant("the refresh token is invalid"))?;
     if grant.client_id != client.client_id.as_str() {
         return Err(invalid_grant(
@@ -173,14 +173,14 @@ pub(crate) async fn refresh_token(
         .store
         .use_refresh_token(&hash, now)
         .await
-        .map_err(|e| server_error(&e))?
+        .map_err(service_failure)?
     {
         // A rotated token came back: someone holds a copy. Everything from this sign-in dies.
         state
             .store
             .revoke_grant(&grant.id, now)
             .await
-            .map_err(|e| server_error(&e))?;
+            .map_err(service_failure)?;
         tracing::warn!(grant_id = %grant.id, "refresh token reused; grant revoked");
         return Err(invalid_grant(
             "the refresh token was already used; the sign-in is revoked",
@@ -213,7 +213,7 @@ async fn live_user(state: &AppState, grant: &grant::Model) -> Result<User, OAuth
         .store
         .get_user(&user_id)
         .await
-        .map_err(|e| server_error(&e))?;
+        .map_err(service_failure)?;
     let user = user
         .filter(|u| u.attributes.active != Some(false))
         .ok_or_else(|| invalid_grant("the user no longer exists or is inactive"))?;
@@ -221,7 +221,7 @@ async fn live_user(state: &AppState, grant: &grant::Model) -> Result<User, OAuth
         .store
         .sessions_not_before(&user_id)
         .await
-        .map_err(|e| server_error(&e))?;
+        .map_err(service_failure)?;
     if not_before.is_some_and(|t| grant.auth_time < t.timestamp()) {
         return Err(invalid_grant(
             "the user's credentials changed after this sign-in; sign in again",
@@ -243,14 +243,14 @@ async fn issue(
         .tokens
         .issue(&grant.user_id, &client.client_id, &scopes, Some(&grant.id))
         .await
-        .map_err(|e| server_error(&e))?;
+        .map_err(service_failure)?;
     let claims = id_token_claims(state, client, grant, &user, &scopes, nonce)
         .map_err(|e| server_error(&e))?;
     let id_token = state
         .keys
         .sign_id_token(claims, &access_token)
         .await
-        .map_err(|e| server_error(&e))?;
+        .map_err(service_failure)?;
     let mut body = json!({
         "access_token": access_token,
         "token_type": "Bearer",
@@ -268,7 +268,7 @@ async fn issue(
             .store
             .insert_refresh_token(refresh_digest(&refresh), &grant.id, expires)
             .await
-            .map_err(|e| server_error(&e))?;
+            .map_err(service_failure)?;
         body["refresh_token"] = json!(refresh);
     }
     tracing::info!(client_id = %client.client_id, user_id = %grant.user_id, amr = %grant.amr, "tokens issued");

@@ -375,7 +375,6 @@ async fn token_inner(
     })?;
     let mut form = parse_form(&bytes)?;
     let credentials = client_credentials(req, &mut form)?;
-    let internal = |err: &dyn std::fmt::Display| server_error(err);
 
     // Only a presented secret can be guessed, so only those attempts are limited: a request
     // naming a client without a secret never counts against the client's real traffic.
@@ -386,7 +385,7 @@ async fn token_inner(
                 .throttle
                 .reserve(LimitKey::client_auth(&credentials.client_id, ip))
                 .await
-                .map_err(|e| internal(&e))?
+                .map_err(service_failure)?
             {
                 Ok(reservation) => Some(reservation),
                 Err(retry_after) => {
@@ -408,10 +407,10 @@ async fn token_inner(
     let client = match &credentials.secret {
         Some(secret) => clients::authenticate(&state.store, &credentials.client_id, secret)
             .await
-            .map_err(|e| internal(&e))?,
+            .map_err(service_failure)?,
         None => clients::identify_public(&state.store, &credentials.client_id)
             .await
-            .map_err(|e| internal(&e))?,
+            .map_err(service_failure)?,
     };
     let Some(client) = client else {
         tracing::warn!(client_id = %credentials.client_id, ip = ?ip, "client authentication failed");
@@ -431,7 +430,7 @@ async fn token_inner(
             .throttle
             .succeeded(reservation)
             .await
-            .map_err(|e| internal(&e))?;
+            .map_err(service_failure)?;
     }
 
     let grant_type = form.get("grant_type").ok_or_else(|| {
@@ -497,7 +496,7 @@ async fn client_credentials_grant(
         .tokens
         .issue(client.client_id.as_str(), &client.client_id, &granted, None)
         .await
-        .map_err(|e| server_error(&e))?;
+        .map_err(service_failure)?;
     tracing::info!(client_id = %client.client_id, scope = %granted, "access token issued");
     Ok(json!({
         "access_token": access_token,
@@ -508,8 +507,8 @@ async fn client_credentials_grant(
 }
 
 /// A service failure: 503 `temporarily_unavailable` when a dependency is busy, else ours.
-pub(crate) fn service_failure(err: crate::service::ServiceError) -> OAuthError {
-    match err {
+pub(crate) fn service_failure(err: impl Into<crate::service::ServiceError>) -> OAuthError {
+    match err.into() {
         crate::service::ServiceError::Unavailable(detail) => {
             let mut error = oauth_error(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -43,9 +43,10 @@ pub enum ScimError {
     /// The server failed; the detail carries no internals.
     #[oai(status = 500)]
     Internal(ErrorPayload),
-    /// A dependency cannot take the request now; retry later.
+    /// A dependency (database, Redis) cannot take the request now; retry after the given
+    /// number of seconds.
     #[oai(status = 503)]
-    Unavailable(ErrorPayload),
+    Unavailable(ErrorPayload, #[oai(header = "Retry-After")] u64),
 }
 
 impl std::fmt::Debug for ScimJson<ScimErrorBody> {
@@ -126,7 +127,9 @@ impl From<ServiceError> for ScimError {
             ServiceError::VersionMismatch => Self::precondition_failed(),
             ServiceError::Conflict(detail) => Self::Conflict(error_body(409, None, &detail)),
             ServiceError::Forbidden(detail) => Self::Forbidden(error_body(403, None, &detail)),
-            ServiceError::Unavailable(detail) => Self::Unavailable(error_body(503, None, &detail)),
+            ServiceError::Unavailable(detail) => {
+                Self::Unavailable(error_body(503, None, &detail), 5)
+            }
             ServiceError::Internal(message) => {
                 tracing::error!(error = %message, "request failed");
                 Self::internal()

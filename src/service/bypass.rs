@@ -24,6 +24,7 @@ use crate::domain::bypass::{
 use crate::domain::ids::UserId;
 use crate::domain::secret::Secret;
 use crate::mail::{BypassCodeMail, Mailer};
+use crate::ops::events;
 use crate::store::Store;
 use crate::store::bypass::{InsertOutcome, new_code};
 
@@ -109,6 +110,19 @@ pub enum Rejection {
     Revoked,
     Exhausted,
     Locked(Lock),
+}
+
+impl Rejection {
+    /// A stable name, for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Wrong => "wrong",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::Exhausted => "exhausted",
+            Self::Locked(_) => "locked",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -323,6 +337,7 @@ impl BypassCodeService {
             now,
         )
         .await?;
+        events::bypass_code_generated(origin.as_str());
         let code = Secret::new(bypass::display_code(&plaintext));
         if request.notify_email {
             self.email(&user.attributes, &row, &code, ctx).await?;
@@ -363,6 +378,7 @@ impl BypassCodeService {
                 .await
                 .map_err(|e| e.to_string()),
         };
+        events::bypass_code_emailed(result.is_ok());
         let (event, detail) = match result {
             Ok(()) => ("emailed", address.map(|a| format!("to {a}"))),
             Err(reason) => {
@@ -513,6 +529,7 @@ impl BypassCodeService {
         let now = Utc::now();
         match &attempt.outcome {
             VerifyOutcome::Accepted { code_id, remaining } => {
+                events::bypass_code_used();
                 self.guard.succeeded(ticket).await?;
                 let detail = remaining.map(|r| format!("{r} use(s) left"));
                 audit::record(
@@ -528,7 +545,8 @@ impl BypassCodeService {
             }
             VerifyOutcome::Rejected(rejection) => {
                 drop(ticket);
-                let reason = format!("{rejection:?}").to_lowercase();
+                events::bypass_code_failed(rejection.as_str());
+                let reason = rejection.as_str().to_owned();
                 let code_id = attempt.code_id.as_deref();
                 audit::record(
                     &self.store,

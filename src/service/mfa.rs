@@ -14,6 +14,7 @@ use crate::domain::limits::{LimitKey, MAX_CONSECUTIVE_FAILURES};
 use crate::domain::secret::Secret;
 use crate::domain::totp;
 pub use crate::domain::totp::TotpStatus;
+use crate::ops::events;
 use crate::store::Store;
 
 const SALT_BYTES: usize = 16;
@@ -71,6 +72,7 @@ impl Guard {
             .as_ref()
             .is_some_and(|r| r.consecutive_failures >= MAX_CONSECUTIVE_FAILURES)
         {
+            events::second_factor_locked(true);
             return Ok(Err(Lock::Permanent));
         }
         let reservation = match self
@@ -79,7 +81,10 @@ impl Guard {
             .await?
         {
             Ok(reservation) => reservation,
-            Err(retry_after) => return Ok(Err(Lock::Window(retry_after))),
+            Err(retry_after) => {
+                events::second_factor_locked(false);
+                return Ok(Err(Lock::Window(retry_after)));
+            }
         };
         // The streak is reserved too, so a burst cannot run it past the cap.
         if row.is_some()

@@ -51,7 +51,11 @@ impl From<crate::counters::CounterError> for ServiceError {
             crate::counters::CounterError::Full => {
                 Self::Unavailable("too many sign-ins are in progress; try again in a minute".into())
             }
-            other => Self::Internal(other.to_string()),
+            crate::counters::CounterError::Backend(reason) => {
+                crate::ops::events::dependency_error("redis");
+                tracing::error!(error = %reason, "redis failed");
+                Self::Unavailable("a backing service is unavailable; try again shortly".into())
+            }
         }
     }
 }
@@ -61,7 +65,15 @@ impl From<StoreError> for ServiceError {
         match err {
             StoreError::NotFound => Self::NotFound("resource"),
             StoreError::VersionMismatch => Self::VersionMismatch,
-            other => Self::Internal(other.to_string()),
+            other if other.is_unavailable() => {
+                crate::ops::events::dependency_error("database");
+                tracing::error!(error = %other, "database unavailable");
+                Self::Unavailable("the database is unavailable; try again shortly".into())
+            }
+            other => {
+                crate::ops::events::dependency_error("database");
+                Self::Internal(other.to_string())
+            }
         }
     }
 }

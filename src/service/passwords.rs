@@ -21,10 +21,12 @@ static KDF_SLOTS: LazyLock<Semaphore> =
 pub async fn run_kdf<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
 ) -> Result<T, ServiceError> {
-    let _slot = KDF_SLOTS
-        .acquire()
-        .await
-        .map_err(|e| ServiceError::Internal(format!("hashing limiter: {e}")))?;
+    let queued = std::time::Instant::now();
+    crate::ops::events::argon2_waiting(1.0);
+    let slot = KDF_SLOTS.acquire().await;
+    crate::ops::events::argon2_waiting(-1.0);
+    crate::ops::events::argon2_waited(queued.elapsed().as_secs_f64());
+    let _slot = slot.map_err(|e| ServiceError::Internal(format!("hashing limiter: {e}")))?;
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| ServiceError::Internal(format!("hashing task: {e}")))?

@@ -26,7 +26,9 @@ use crate::domain::limits::{Limit, LimitKey};
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::Secret;
 use crate::domain::signin::{self, AuthRequest, ClientInfo, Flow, SecondFactor, Step};
+use crate::domain::signin::{AMR_BYPASS_CODE, AMR_OTP};
 use crate::domain::totp::TotpStatus;
+use crate::ops::events;
 use crate::store::Store;
 
 pub const FLOW_TTL: Duration = Duration::from_secs(10 * 60);
@@ -342,7 +344,10 @@ impl SignInService {
         let keys = LimitKey::password(user_name, ctx.ip);
         let reservation = match self.throttle.reserve(keys).await? {
             Ok(reservation) => reservation,
-            Err(retry_after) => return page(flow, lock_message(Lock::Window(retry_after))),
+            Err(retry_after) => {
+                events::sign_in_step("password", "locked");
+                return page(flow, lock_message(Lock::Window(retry_after)));
+            }
         };
         let found = self.store.find_user_for_sign_in(user_name.trim()).await?;
         // Unknown users cost the same Argon2 computation, so timing tells nothing.
@@ -358,8 +363,12 @@ impl SignInService {
         let user = match found {
             Some((user, Some(_))) if matches && user.attributes.active != Some(false) => user,
             // The reservation stays: this was a failed attempt.
-            _ => return page(flow, "Wrong username or password.".to_owned()),
+            _ => {
+                events::sign_in_step("password", "failure");
+                return page(flow, "Wrong username or password.".to_owned());
+            }
         };
+        events::sign_in_step("password", "success");
         self.throttle.succeeded(reservation).await?;
         let has_totp = user.totp == TotpStatus::Enrolled;
         let required = user.attributes.mfa_required == Some(true);
@@ -427,7 +436,16 @@ impl SignInService {
         code: &str,
         ctx: &Context,
     ) -> Result<Result<SecondFactor, String>, ServiceError> {
-        Ok(Err(match self.mfa.verify(user, code, ctx).await? {
+        let outcome = self.mfa.verify(user, code, ctx).await?;
+        events::sign_in_step(
+            "totp",
+            match outcome {
+                TotpOutcome::Accepted => "success",
+                TotpOutcome::Locked(_) => "locked",
+                _ => "failure",
+            },
+        );
+        Ok(Err(match outcome {
             TotpOutcome::Accepted => return Ok(Ok(SecondFactor::Totp)),
             TotpOutcome::Wrong => {
                 "That code is not right. Enter the 6-digit code your authenticator app shows now."
@@ -449,10 +467,17 @@ impl SignInService {
     ) -> Result<Result<SecondFactor, String>, ServiceError> {
         let reason = match self.bypass.verify_and_consume(user, code, ctx).await? {
             VerifyOutcome::Accepted { code_id, .. } => {
+                events::sign_in_step("bypass_code", "success");
                 return Ok(Ok(SecondFactor::BypassCode { code_id }));
             }
             VerifyOutcome::Rejected(reason) => reason,
         };
+        let outcome = if matches!(reason, Rejection::Locked(_)) {
+            "locked"
+        } else {
+            "failure"
+        };
+        events::sign_in_step("bypass_code", outcome);
         Ok(Err(match reason {
             Rejection::Wrong => {
                 "That bypass code is not right. Check it and try again; dashes and spaces do not matter.".to_owned()
@@ -478,7 +503,14 @@ impl SignInService {
         code: &str,
         ctx: &Context,
     ) -> Result<Next, ServiceError> {
-        match self.mfa.confirm(user, code, ctx).await {
+        let confirmed = self.mfa.confirm(user, code, ctx).await;
+        let outcome = if confirmed.is_ok() {
+            "success"
+        } else {
+            "failure"
+        };
+        events::sign_in_step("enrolment", outcome);
+        match confirmed {
             Ok(()) => {
                 let flow = flow
                     .enrolled()
@@ -510,6 +542,13 @@ impl SignInService {
             ));
         };
         let request: AuthRequest = flow.request;
+        events::signed_in(if amr.iter().any(|m| m == AMR_BYPASS_CODE) {
+            "bypass_code"
+        } else if amr.iter().any(|m| m == AMR_OTP) {
+            "otp"
+        } else {
+            "password"
+        });
         let code = random_token();
         let grant = CodeGrant {
             client_id: request.client_id.clone(),

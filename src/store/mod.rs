@@ -28,6 +28,24 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database could not be reached (as opposed to refusing a statement).
+    pub fn is_unavailable(&self) -> bool {
+        use sea_orm::RuntimeErr;
+        use sea_orm::sqlx::Error as Sqlx;
+        let runtime = match self {
+            Self::Db(DbErr::Conn(_) | DbErr::ConnectionAcquire(_)) => return true,
+            Self::Db(DbErr::Exec(e) | DbErr::Query(e)) => e,
+            _ => return false,
+        };
+        matches!(
+            runtime,
+            RuntimeErr::SqlxError(inner) if matches!(
+                inner.as_ref(),
+                Sqlx::Io(_) | Sqlx::Tls(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed
+            )
+        )
+    }
+
     /// Sorts a database error into a unique-constraint violation or anything else.
     pub fn classify(err: DbErr) -> Self {
         match err.sql_err() {
@@ -46,8 +64,10 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Self, DbErr> {
         let mut options = ConnectOptions::new(url.to_owned());
         options
-            .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(30))
+            // A database that does not answer turns into 503s within seconds, not a queue of
+            // requests that wait half a minute each.
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(10))
             .sqlx_logging(false);
         if url.starts_with("sqlite:") {
             // Every connection gets the pragmas; WAL lets readers run beside the one writer,
@@ -68,6 +88,11 @@ impl Store {
         Ok(Self {
             db: Database::connect(options).await?,
         })
+    }
+
+    /// Answers when the database does (readiness).
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.db.ping().await
     }
 
     pub async fn migrate(&self) -> Result<(), DbErr> {

@@ -135,6 +135,11 @@ impl TestApp {
         app::start(config).await.expect("sibling starts")
     }
 
+    /// Where `/metrics` is served when it has its own address.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server.as_ref().expect("running").metrics_addr
+    }
+
     pub fn state(&self) -> &std::sync::Arc<bypass_idp::app::AppState> {
         &self.server.as_ref().expect("running").state
     }

@@ -1,0 +1,430 @@
+//! What an operator relies on: health and readiness, metrics, 503 (never 500) while a
+//! dependency is down with recovery after it, and a graceful stop on SIGTERM.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::rp::*;
+use common::{TestApp, create_code, enrolled_user};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn get(app: &TestApp, path: &str) -> (u16, String, reqwest::header::HeaderMap) {
+    let response = app.http.get(app.url(path)).send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, response.text().await.unwrap(), headers)
+}
+
+/// The value of the first sample of `name` whose labels contain every one of `labels`.
+fn sample(metrics: &str, name: &str, labels: &[&str]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_that_move() {
+    let app = TestApp::spawn().await;
+    let (status, body, _) = get(&app, "/healthz").await;
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let (status, body, _) = get(&app, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    let ready: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["checks"]["database"], "ok");
+    if app.env.contains_key("REDIS_URL") {
+        assert_eq!(ready["checks"]["redis"], "ok");
+    }
+
+    let admin = app.admin_token(None).await;
+    let (user_id, _) = enrolled_user(&app, &admin, "metered.user").await;
+    let code = create_code(
+        &app,
+        &admin,
+        &user_id,
+        json!({"neverExpires": true, "maxUsageCount": 2}),
+    )
+    .await;
+    let (_, before, _) = get(&app, "/metrics").await;
+    let rp = register(&app, false, false).await;
+    let started = start(&app, &rp).await;
+    let browser = Browser::new(&app);
+    password_step(&browser, &started.auth_url, "metered.user", PASSWORD).await;
+    let page = browser.get("/oauth2/signin?method=bypass").await;
+    let wrong = browser
+        .post(
+            "/oauth2/signin/bypass",
+            &[("csrf", &csrf(&page)), ("code", "1234-5678-9012")],
+        )
+        .await;
+    let done = browser
+        .post(
+            "/oauth2/signin/bypass",
+            &[
+                ("csrf", &csrf(&wrong)),
+                ("code", code["code"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303);
+    let (status, after, headers) = get(&app, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let moved =
+        |name: &str, labels: &[&str]| sample(&after, name, labels) - sample(&before, name, labels);
+    // Other tests in this process may sign in too: the counters moved at least this much.
+    assert!(
+        moved("signins_total", &["method=\"bypass_code\""]) >= 1.0,
+        "{after}"
+    );
+    assert!(moved("bypass_codes_used_total", &[]) >= 1.0);
+    assert!(moved("bypass_codes_failed_total", &["reason=\"wrong\""]) >= 1.0);
+    assert!(
+        moved(
+            "signin_steps_total",
+            &["factor=\"password\"", "outcome=\"success\""]
+        ) >= 1.0
+    );
+    assert!(
+        moved(
+            "http_requests_total",
+            &["route=\"/oauth2/signin/bypass\"", "status=\"303\""]
+        ) >= 1.0
+    );
+    assert!(
+        sample(
+            &after,
+            "http_request_duration_seconds_count",
+            &["route=\"/scim/v2/Users/{id}/bypassCodes\""]
+        ) >= 1.0
+    );
+    assert!(after.contains("argon2_wait_seconds"));
+    // No user name, user id or code in any label.
+    assert!(!after.contains("metered.user"));
+    assert!(!after.contains(&user_id));
+    assert!(!after.contains(code["code"].as_str().unwrap()));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_can_have_their_own_address() {
+    let app = TestApp::spawn_with(&[("BYPASS_IDP_METRICS_LISTEN", "127.0.0.1:0")]).await;
+    let (status, _, _) = get(&app, "/metrics").await;
+    assert_eq!(status, 404, "not on the public address");
+    let addr = app.metrics_addr().expect("a metrics address");
+    let response = app
+        .http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("http_requests_total")
+    );
+    app.stop().await;
+}
+
+/// A `redis-server` of the test's own on a free port, without persistence.
+struct OwnRedis {
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child: Some(child) }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn use_code(app: &TestApp, rp: &Rp, user: &str, code: &str) -> Page {
+    let started = start(app, rp).await;
+    let browser = Browser::new(app);
+    let page = password_step(&browser, &started.auth_url, user, PASSWORD).await;
+    if page.status != 200 {
+        return page;
+    }
+    let page = browser.get("/oauth2/signin?method=bypass").await;
+    browser
+        .post(
+            "/oauth2/signin/bypass",
+            &[("csrf", &csrf(&page)), ("code", code)],
+        )
+        .await
+}
+
+#[tokio::test]
+async fn redis_down_means_503_never_500_and_recovery_after() {
+    let port = free_port();
+    let mut redis = OwnRedis::start(port);
+    let url = format!("redis://127.0.0.1:{port}");
+    let app =
+        TestApp::spawn_with(&[("REDIS_URL", &url), ("BYPASS_IDP_REDIS_PREFIX", "outage")]).await;
+    let admin = app.admin_token(None).await;
+    let (user_id, _) = enrolled_user(&app, &admin, "outage.user").await;
+    let code = create_code(
+        &app,
+        &admin,
+        &user_id,
+        json!({"neverExpires": true, "maxUsageCount": 3}),
+    )
+    .await;
+    let code_text = code["code"].as_str().unwrap().to_owned();
+    let rp = register(&app, false, false).await;
+    assert_eq!(
+        use_code(&app, &rp, "outage.user", &code_text).await.status,
+        303
+    );
+
+    redis.stop();
+    let (status, body, headers) = get(&app, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(headers.contains_key("retry-after"));
+    let ready: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (
+            ready["checks"]["database"].as_str(),
+            ready["checks"]["redis"].as_str()
+        ),
+        (Some("ok"), Some("unavailable"))
+    );
+    // The token endpoint: temporarily_unavailable, with Retry-After.
+    let response = app.token_for(&app.admin_id, &app.admin_secret, None).await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    // The sign-in: a friendly page, not "Something went wrong".
+    let started = start(&app, &rp).await;
+    let page = Browser::new(&app).get(&started.auth_url).await;
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(page.body.contains("Temporarily unavailable"));
+    // SCIM that needs Redis (the attempt limit of a TOTP confirmation) answers 503 with a
+    // SCIM body; SCIM that does not, works.
+    let pending = app
+        .create_user(&admin, common::user_body("pending.user"))
+        .await;
+    let pending_id = pending["id"].as_str().unwrap();
+    let (status, _, _) = app
+        .scim(
+            Method::POST,
+            &format!("/Users/{pending_id}/totp"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, body, headers) = app
+        .scim(
+            Method::POST,
+            &format!("/Users/{pending_id}/totp/confirmation"),
+            &admin,
+            Some(json!({"code": "000000"})),
+        )
+        .await;
+    common::assert_scim_error(status, &body, 503, None);
+    assert!(headers.contains_key("retry-after"));
+    let (status, _, _) = app.scim(Method::GET, "/Users", &admin, None).await;
+    assert_eq!(status, 200);
+
+    // Back up (empty, as after a restart without persistence): everything recovers, and
+    // the code's uses are exactly those accepted.
+    let _redis = OwnRedis::start(port);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, _, _) = get(&app, "/readyz").await;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "ready again within 15 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        app.token_for(&app.admin_id, &app.admin_secret, None)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        use_code(&app, &rp, "outage.user", &code_text).await.status,
+        303
+    );
+    let (_, listed, _) = app
+        .scim(
+            Method::GET,
+            &format!(
+                "/Users/{user_id}/bypassCodes/{}",
+                code["id"].as_str().unwrap()
+            ),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(listed["actualUsageCount"], 2, "{listed}");
+    app.stop().await;
+}
+
+struct ServerProcess {
+    child: Child,
+    port: u16,
+    _data: tempfile::TempDir,
+}
+
+fn spawn_server() -> ServerProcess {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_bypass-idp"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BYPASS_IDP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("BYPASS_IDP_DATA_DIR", data.path())
+        .env("BYPASS_IDP_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Ready when it answers, not when the port accepts (that comes before start-up ends).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let answered = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok_and(|mut s| {
+            use std::io::{Read, Write};
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 12];
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .is_ok()
+                && s.read_exact(&mut buf).is_ok()
+                && buf.starts_with(b"HTTP/1.1 200")
+        });
+        if answered {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ServerProcess {
+        child,
+        port,
+        _data: data,
+    }
+}
+
+#[tokio::test]
+async fn sigterm_finishes_requests_in_flight_then_exits() {
+    let mut server = spawn_server();
+    let addr = format!("127.0.0.1:{}", server.port);
+    // A token request whose body is still arriving when SIGTERM comes.
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let body = "grant_type=client_credentials&client_id=nobody&client_secret=wrong";
+    let (first, rest) = body.split_at(20);
+    stream
+        .write_all(
+            format!(
+                "POST /oauth2/token HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{first}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // No new connections are taken...
+    let refused = tokio::time::timeout(Duration::from_secs(2), async {
+        match tokio::net::TcpStream::connect(&addr).await {
+            Err(_) => true,
+            Ok(mut s) => {
+                let _ = s
+                    .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .await;
+                let mut buf = [0u8; 64];
+                matches!(s.read(&mut buf).await, Ok(0) | Err(_))
+            }
+        }
+    })
+    .await
+    .unwrap_or(true);
+    assert!(refused, "a new connection was served after SIGTERM");
+    // ...but the one in flight is answered.
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .expect("answered within the grace period")
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    assert!(response.contains("invalid_client"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the process exits after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}
