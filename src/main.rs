@@ -33,6 +33,12 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document.
     Openapi,
+    /// Ask the server on the configured listen address for a path (default `/readyz`); exit 0
+    /// on 200. For container health checks, where no curl is at hand.
+    Probe {
+        #[arg(default_value = "/readyz")]
+        path: String,
+    },
     /// Manage OAuth clients.
     #[command(subcommand)]
     Client(ClientCommand),
@@ -170,8 +176,36 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             Ok(())
         }
         Command::Openapi => Ok(()),
+        Command::Probe { path } => probe(&config, &path),
         Command::Client(command) => client_command(command, config).await,
         Command::User(command) => user_command(command, config).await,
+    }
+}
+
+fn probe(config: &Config, path: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut addr = config.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let timeout = std::time::Duration::from_secs(3);
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response.lines().next().unwrap_or_default().to_owned();
+    if status.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(format!("{path}: {status}"))
     }
 }
 

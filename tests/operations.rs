@@ -428,3 +428,30 @@ async fn sigterm_finishes_requests_in_flight_then_exits() {
     };
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test]
+async fn the_probe_command_reports_readiness_for_container_health_checks() {
+    let app = TestApp::spawn().await;
+    let port = app.base.rsplit(':').next().unwrap().to_owned();
+    let run = |listen: String| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bypass-idp"));
+        command
+            .args(["probe", "/readyz"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("BYPASS_IDP_LISTEN", listen)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command.status().unwrap()
+    };
+    let ok = tokio::task::spawn_blocking(move || run(format!("127.0.0.1:{port}")))
+        .await
+        .unwrap();
+    assert!(ok.success());
+    let closed = free_port();
+    let down = tokio::task::spawn_blocking(move || run(format!("127.0.0.1:{closed}")))
+        .await
+        .unwrap();
+    assert!(!down.success());
+    app.stop().await;
+}
