@@ -197,7 +197,14 @@ pub async fn build_state(config: &Config, issuer: String) -> Result<Arc<AppState
         .await
         .map_err(|e| StartError::Other(format!("signing keys: {e}")))?;
     bootstrap_admin(&store, &config.data_dir).await?;
-    let counters = counters::open(config.redis_url.as_deref(), &config.redis_prefix)
+    let ca_pem = match &config.redis_ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| StartError::Redis(format!("CA file {}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    let counters = counters::open(config.redis_url.as_deref(), ca_pem, &config.redis_prefix)
         .await
         .map_err(|e| StartError::Redis(e.to_string()))?;
     let tokens = AccessTokens::new(

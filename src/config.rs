@@ -37,6 +37,7 @@ struct FileConfig {
     data_dir: Option<String>,
     database_url: Option<String>,
     redis_url: Option<String>,
+    redis_ca_file: Option<String>,
     redis_prefix: Option<String>,
     smtp_url: Option<String>,
     access_token_ttl_seconds: Option<u64>,
@@ -64,6 +65,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub redis_url: Option<String>,
+    /// PEM file of the certificate authorities a `rediss://` server is checked against;
+    /// the system's roots when unset.
+    pub redis_ca_file: Option<PathBuf>,
     /// Namespace of every Redis key, so that several deployments (or tests) share one Redis.
     pub redis_prefix: String,
     pub smtp_url: Option<String>,
@@ -157,15 +161,32 @@ impl Config {
         let redis_url = pick("REDIS_URL", file.redis_url);
         if let Some(url) = &redis_url {
             if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
                 || url.starts_with("redis+unix://")
                 || url.starts_with("unix://"))
             {
                 return Err(invalid(
                     "REDIS_URL",
-                    "must start with redis:// or unix:// (TLS to Redis is not built in; use a local TLS proxy)",
+                    "must start with redis://, rediss:// (TLS) or unix://",
                 ));
             }
             redis::Client::open(url.as_str()).map_err(|e| invalid("REDIS_URL", e.to_string()))?;
+        }
+
+        let redis_ca_file = pick("BYPASS_IDP_REDIS_CA_FILE", file.redis_ca_file).map(PathBuf::from);
+        if let Some(path) = &redis_ca_file {
+            let pem = std::fs::read_to_string(path).map_err(|e| {
+                invalid(
+                    "BYPASS_IDP_REDIS_CA_FILE",
+                    format!("{}: {e}", path.display()),
+                )
+            })?;
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(invalid(
+                    "BYPASS_IDP_REDIS_CA_FILE",
+                    format!("{} holds no PEM certificate", path.display()),
+                ));
+            }
         }
 
         let redis_prefix = pick("BYPASS_IDP_REDIS_PREFIX", file.redis_prefix)
@@ -262,6 +283,7 @@ impl Config {
             data_dir,
             database_url,
             redis_url,
+            redis_ca_file,
             redis_prefix,
             smtp_url,
             access_token_ttl_seconds,
@@ -376,6 +398,7 @@ mod tests {
             ("BYPASS_IDP_ISSUER", "https://x/?a=b"),
             ("DATABASE_URL", "mysql://x"),
             ("REDIS_URL", "http://x"),
+            ("BYPASS_IDP_REDIS_CA_FILE", "/nonexistent/ca.pem"),
             ("SMTP_URL", "mail.example.com"),
             ("BYPASS_IDP_ACCESS_TOKEN_TTL_SECONDS", "soon"),
             ("BYPASS_IDP_MAIL_FROM", "not a mailbox"),

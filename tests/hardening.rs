@@ -439,47 +439,6 @@ async fn wrong_passwords_from_one_address_do_not_lock_the_user_out_elsewhere() {
     app.stop().await;
 }
 
-/// Signs in (password, then `second` if given) and redeems the code: the token response.
-async fn sign_in(app: &TestApp, rp: &Rp, user: &str, second: Option<(&str, &str)>) -> Value {
-    let started = start_with(app, rp, &["bypass_codes:self"]).await;
-    let browser = Browser::new(app);
-    let mut page = password_step(&browser, &started.auth_url, user, PASSWORD).await;
-    if let Some((path, code)) = second {
-        if path == "/oauth2/signin/bypass" {
-            page = browser.get("/oauth2/signin?method=bypass").await;
-        }
-        page = browser
-            .post(path, &[("csrf", &csrf(&page)), ("code", code)])
-            .await;
-    }
-    let code = code_from(&page, app, rp, &started.state);
-    let (status, tokens) = token_post(
-        app,
-        rp,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &rp.redirect),
-            ("code_verifier", started.verifier.secret()),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{tokens}");
-    tokens
-}
-
-async fn refresh(app: &TestApp, rp: &Rp, tokens: &Value) -> (u16, Value) {
-    token_post(
-        app,
-        rp,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-        ],
-    )
-    .await
-}
-
 #[tokio::test]
 async fn revoking_a_leaked_code_and_resetting_mfa_end_the_sessions_they_opened() {
     let app = TestApp::spawn().await;
@@ -906,24 +865,7 @@ async fn sign_ins_in_progress_do_not_survive_revocation() {
         .scim(Method::PATCH, &format!("/Users/{id}"), &admin, Some(change))
         .await;
     assert_eq!(status, 200);
-    let redeem = |code: String, verifier: String| {
-        let app = &app;
-        let rp = &rp;
-        async move {
-            token_post(
-                app,
-                rp,
-                &[
-                    ("grant_type", "authorization_code"),
-                    ("code", &code),
-                    ("redirect_uri", &rp.redirect),
-                    ("code_verifier", &verifier),
-                ],
-            )
-            .await
-        }
-    };
-    let (status, body) = redeem(code, started.verifier.secret().clone()).await;
+    let (status, body) = redeem(&app, &rp, &code, started.verifier.secret()).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("invalid_grant")),
@@ -953,7 +895,7 @@ async fn sign_ins_in_progress_do_not_survive_revocation() {
     );
     let (status, _, _) = app.scim(Method::DELETE, &path, &admin, None).await;
     assert_eq!(status, 204);
-    let (status, body) = redeem(code, started.verifier.secret().clone()).await;
+    let (status, body) = redeem(&app, &rp, &code, started.verifier.secret()).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("invalid_grant")),

@@ -455,3 +455,143 @@ async fn the_probe_command_reports_readiness_for_container_health_checks() {
     assert!(!down.success());
     app.stop().await;
 }
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it, made with the openssl
+/// command: (CA certificate, server certificate, server key).
+fn test_certificates(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let path = |name: &str| dir.join(name);
+    let openssl = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("the openssl command is installed");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    std::fs::write(
+        path("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.crt",
+    ]);
+    (path("ca.crt"), path("server.crt"), path("server.key"))
+}
+
+#[tokio::test]
+async fn redis_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_certificates(dir.path());
+    let port = free_port();
+    let mut child = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+        .arg("--tls-cert-file")
+        .arg(&cert)
+        .arg("--tls-key-file")
+        .arg(&key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("rediss://127.0.0.1:{port}");
+    let ca = ca.display().to_string();
+    let app = TestApp::spawn_with(&[
+        ("REDIS_URL", &url),
+        ("BYPASS_IDP_REDIS_CA_FILE", &ca),
+        ("BYPASS_IDP_REDIS_PREFIX", "tls"),
+    ])
+    .await;
+    let (status, body, _) = get(&app, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""redis":"ok""#));
+    // Limits and sign-in flows go through it.
+    let admin = app.admin_token(None).await;
+    let (user_id, _) = enrolled_user(&app, &admin, "tls.user").await;
+    let code = create_code(&app, &admin, &user_id, json!({"neverExpires": true})).await;
+    let rp = register(&app, false, false).await;
+    let done = use_code(&app, &rp, "tls.user", code["code"].as_str().unwrap()).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    app.stop().await;
+    // A server whose certificate is not trusted is refused at start.
+    let mut env = app_env_without_ca(&url);
+    env.push((
+        "BYPASS_IDP_DATA_DIR".into(),
+        dir.path().display().to_string(),
+    ));
+    let config = bypass_idp::config::Config::from_sources(None, |name| {
+        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    assert!(bypass_idp::app::start(config).await.is_err());
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn app_env_without_ca(url: &str) -> Vec<(String, String)> {
+    vec![
+        ("BYPASS_IDP_LISTEN".into(), "127.0.0.1:0".into()),
+        ("DATABASE_URL".into(), "sqlite::memory:".into()),
+        ("REDIS_URL".into(), url.into()),
+    ]
+}

@@ -60,9 +60,15 @@ pub trait Counters: Send + Sync {
 
 pub type SharedCounters = Arc<dyn Counters>;
 
-pub async fn open(redis_url: Option<&str>, prefix: &str) -> Result<SharedCounters, CounterError> {
+/// Redis at `redis_url` (checking a `rediss://` server against `ca_pem` when given, else the
+/// system's roots), or in-process counters.
+pub async fn open(
+    redis_url: Option<&str>,
+    ca_pem: Option<Vec<u8>>,
+    prefix: &str,
+) -> Result<SharedCounters, CounterError> {
     Ok(match redis_url {
-        Some(url) => Arc::new(RedisCounters::connect(url, prefix).await?),
+        Some(url) => Arc::new(RedisCounters::connect(url, ca_pem, prefix).await?),
         None => Arc::new(MemoryCounters::default()),
     })
 }

@@ -55,8 +55,22 @@ fn err(e: redis::RedisError) -> CounterError {
 }
 
 impl RedisCounters {
-    pub async fn connect(url: &str, prefix: &str) -> Result<Self, CounterError> {
-        let client = redis::Client::open(url).map_err(err)?;
+    pub async fn connect(
+        url: &str,
+        ca_pem: Option<Vec<u8>>,
+        prefix: &str,
+    ) -> Result<Self, CounterError> {
+        let client = match ca_pem {
+            Some(root_cert) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                },
+            ),
+            None => redis::Client::open(url),
+        }
+        .map_err(err)?;
         // Redis answers in microseconds; a slow answer means this instance is busy (argon2 on
         // every core), and failing the request then would turn load into errors.
         // A Redis that refuses connections fails the request within a second (a 503 the

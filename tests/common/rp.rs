@@ -352,6 +352,52 @@ pub fn csrf_of(body: &str) -> String {
     })
 }
 
+/// Exchanges an authorization code at the token endpoint, as the relying party would.
+pub async fn redeem(app: &TestApp, rp: &Rp, code: &str, verifier: &str) -> (u16, Value) {
+    token_post(
+        app,
+        rp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &rp.redirect),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await
+}
+
+/// Signs in (password, then `second` if given) and redeems the code: the token response.
+pub async fn sign_in(app: &TestApp, rp: &Rp, user: &str, second: Option<(&str, &str)>) -> Value {
+    let started = start_with(app, rp, &["bypass_codes:self"]).await;
+    let browser = Browser::new(app);
+    let mut page = password_step(&browser, &started.auth_url, user, PASSWORD).await;
+    if let Some((path, code)) = second {
+        if path == "/oauth2/signin/bypass" {
+            page = browser.get("/oauth2/signin?method=bypass").await;
+        }
+        page = browser
+            .post(path, &[("csrf", &csrf(&page)), ("code", code)])
+            .await;
+    }
+    let code = code_from(&page, app, rp, &started.state);
+    let (status, tokens) = redeem(app, rp, &code, started.verifier.secret()).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens
+}
+
+pub async fn refresh(app: &TestApp, rp: &Rp, tokens: &Value) -> (u16, Value) {
+    token_post(
+        app,
+        rp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await
+}
+
 /// Signs in (TOTP or bypass code) asking for `bypass_codes:self`; returns the access token.
 pub async fn self_service_token(
     app: &TestApp,
@@ -359,30 +405,7 @@ pub async fn self_service_token(
     user: &str,
     second: (&str, &str),
 ) -> String {
-    let started = start_with(app, rp, &["bypass_codes:self"]).await;
-    let browser = Browser::new(app);
-    let page = password_step(&browser, &started.auth_url, user, PASSWORD).await;
-    let page = if second.0 == "/oauth2/signin/bypass" {
-        browser.get("/oauth2/signin?method=bypass").await
-    } else {
-        page
-    };
-    let done = browser
-        .post(second.0, &[("csrf", &csrf(&page)), ("code", second.1)])
-        .await;
-    let code = code_from(&done, app, rp, &started.state);
-    let (status, tokens) = token_post(
-        app,
-        rp,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &rp.redirect),
-            ("code_verifier", started.verifier.secret()),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{tokens}");
+    let tokens = sign_in(app, rp, user, Some(second)).await;
     assert!(
         tokens["scope"]
             .as_str()
