@@ -3,22 +3,15 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::rp::*;
+use common::services::{OwnRedis, ServerProcess, free_port};
 use common::{TestApp, create_code, enrolled_user};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn get(app: &TestApp, path: &str) -> (u16, String, reqwest::header::HeaderMap) {
     let response = app.http.get(app.url(path)).send().await.unwrap();
@@ -149,50 +142,6 @@ async fn metrics_can_have_their_own_address() {
     app.stop().await;
 }
 
-/// A `redis-server` of the test's own on a free port, without persistence.
-struct OwnRedis {
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child: Some(child) }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 async fn use_code(app: &TestApp, rp: &Rp, user: &str, code: &str) -> Page {
     let started = start(app, rp).await;
     let browser = Browser::new(app);
@@ -320,54 +269,9 @@ async fn redis_down_means_503_never_500_and_recovery_after() {
     app.stop().await;
 }
 
-struct ServerProcess {
-    child: Child,
-    port: u16,
-    _data: tempfile::TempDir,
-}
-
-fn spawn_server() -> ServerProcess {
-    let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_bypass-idp"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("BYPASS_IDP_LISTEN", format!("127.0.0.1:{port}"))
-        .env("BYPASS_IDP_DATA_DIR", data.path())
-        .env("BYPASS_IDP_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Ready when it answers, not when the port accepts (that comes before start-up ends).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let answered = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok_and(|mut s| {
-            use std::io::{Read, Write};
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut buf = [0u8; 12];
-            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .is_ok()
-                && s.read_exact(&mut buf).is_ok()
-                && buf.starts_with(b"HTTP/1.1 200")
-        });
-        if answered {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    ServerProcess {
-        child,
-        port,
-        _data: data,
-    }
-}
-
 #[tokio::test]
 async fn sigterm_finishes_requests_in_flight_then_exits() {
-    let mut server = spawn_server();
+    let mut server = ServerProcess::spawn(&[]);
     let addr = format!("127.0.0.1:{}", server.port);
     // A token request whose body is still arriving when SIGTERM comes.
     let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
@@ -594,4 +498,175 @@ fn app_env_without_ca(url: &str) -> Vec<(String, String)> {
         ("DATABASE_URL".into(), "sqlite::memory:".into()),
         ("REDIS_URL".into(), url.into()),
     ]
+}
+
+/// A throwaway PostgreSQL cluster of the test's own (initdb + pg_ctl, as the postgres
+/// user), on a free port of 127.0.0.1.
+struct OwnPostgres {
+    bin: std::path::PathBuf,
+    data: tempfile::TempDir,
+    port: u16,
+}
+
+impl OwnPostgres {
+    fn run(&self, tool: &str, args: &[&str]) {
+        let status = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join(tool))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("runuser and the PostgreSQL server binaries are installed");
+        assert!(status.success(), "{tool} {args:?}");
+    }
+
+    fn create() -> Self {
+        let version = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is installed")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .max()
+            .expect("a PostgreSQL version");
+        let data = tempfile::tempdir().unwrap();
+        let status = Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(data.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let cluster = Self {
+            bin: version.join("bin"),
+            data,
+            port: free_port(),
+        };
+        let dir = cluster.dir();
+        cluster.run(
+            "initdb",
+            &["-D", &dir, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        );
+        cluster
+    }
+
+    fn dir(&self) -> String {
+        self.data.path().join("pg").display().to_string()
+    }
+
+    fn start(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''",
+            self.port
+        );
+        let log = format!("{}/log", self.dir());
+        self.run(
+            "pg_ctl",
+            &["-D", &self.dir(), "-o", &options, "-l", &log, "-w", "start"],
+        );
+    }
+
+    fn stop(&self) {
+        self.run("pg_ctl", &["-D", &self.dir(), "-m", "fast", "-w", "stop"]);
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args(["-D", &self.dir(), "-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn postgres_down_means_503_never_500_and_recovery_after() {
+    let postgres = tokio::task::spawn_blocking(|| {
+        let cluster = OwnPostgres::create();
+        cluster.start();
+        cluster
+    })
+    .await
+    .unwrap();
+    let url = postgres.url();
+    let app = TestApp::spawn_with(&[("DATABASE_URL", &url)]).await;
+    let admin = app.admin_token(None).await;
+    let (user_id, _) = enrolled_user(&app, &admin, "pg.outage").await;
+    let code = create_code(
+        &app,
+        &admin,
+        &user_id,
+        json!({"neverExpires": true, "maxUsageCount": 3}),
+    )
+    .await;
+    let code_text = code["code"].as_str().unwrap().to_owned();
+    let rp = register(&app, false, false).await;
+    assert_eq!(
+        use_code(&app, &rp, "pg.outage", &code_text).await.status,
+        303
+    );
+    // A sign-in that got past its password before the outage.
+    let started = start(&app, &rp).await;
+    let browser = Browser::new(&app);
+    password_step(&browser, &started.auth_url, "pg.outage", PASSWORD).await;
+    let bypass_page = browser.get("/oauth2/signin?method=bypass").await;
+
+    let postgres = tokio::task::spawn_blocking(move || {
+        postgres.stop();
+        postgres
+    })
+    .await
+    .unwrap();
+    let csrf_token = csrf(&bypass_page);
+    let fields = [("csrf", csrf_token.as_str()), ("code", code_text.as_str())];
+    let (ready, users, token, signin) = tokio::join!(
+        get(&app, "/readyz"),
+        app.scim(Method::GET, "/Users", &admin, None),
+        app.token_for(&app.admin_id, &app.admin_secret, None),
+        browser.post("/oauth2/signin/bypass", &fields),
+    );
+    assert_eq!(ready.0, 503, "{}", ready.1);
+    assert!(ready.1.contains(r#""database":"unavailable""#));
+    common::assert_scim_error(users.0, &users.1, 503, None);
+    assert!(users.2.contains_key("retry-after"));
+    assert_eq!(token.status(), 503);
+    let body: Value = token.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert_eq!(signin.status, 503, "{}", signin.body);
+    assert!(signin.body.contains("Temporarily unavailable"));
+
+    let _postgres = tokio::task::spawn_blocking(move || {
+        postgres.start();
+        postgres
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if get(&app, "/readyz").await.0 == 200 && get(&app, "/healthz").await.0 == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "ready again within 30 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, _, _) = app.scim(Method::GET, "/Users", &admin, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        use_code(&app, &rp, "pg.outage", &code_text).await.status,
+        303
+    );
+    let path = format!(
+        "/Users/{user_id}/bypassCodes/{}",
+        code["id"].as_str().unwrap()
+    );
+    let (_, stored, _) = app.scim(Method::GET, &path, &admin, None).await;
+    // One use before, none while down (the attempt in flight got a 503), one after.
+    assert_eq!(stored["actualUsageCount"], 2, "{stored}");
+    app.stop().await;
 }

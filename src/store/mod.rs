@@ -67,7 +67,7 @@ impl Store {
             // A database that does not answer turns into 503s within seconds, not a queue of
             // requests that wait half a minute each.
             .connect_timeout(Duration::from_secs(5))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(5))
             .sqlx_logging(false);
         if url.starts_with("sqlite:") {
             // Every connection gets the pragmas; WAL lets readers run beside the one writer,

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod rp;
+pub mod services;
 
 use std::collections::HashMap;
 
@@ -133,6 +134,11 @@ impl TestApp {
         let config =
             Config::from_sources(None, |name| env.get(name).cloned()).expect("sibling config");
         app::start(config).await.expect("sibling starts")
+    }
+
+    /// The address the server listens on (the base URL may name a proxy in front of it).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.server.as_ref().expect("running").local_addr
     }
 
     /// Where `/metrics` is served when it has its own address.

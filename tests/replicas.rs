@@ -1,0 +1,299 @@
+//! Two instances behind a real reverse proxy (HAProxy, from Debian's packages) sharing the
+//! database and Redis: sign-ins spread over both, one instance is killed with SIGKILL in the
+//! middle and started again. No limited code is used more often than it allows, nothing
+//! answers 500, and limits count the client's address that the proxy passes on.
+
+mod common;
+
+use std::net::IpAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::rp::*;
+use common::services::{OwnRedis, ServerProcess, free_port, wait_answering};
+use common::{TestApp, create_code, enrolled_user, user_body};
+use futures_util::future::join_all;
+use reqwest::Method;
+use serde_json::json;
+
+/// The address HAProxy connects to the instances from: the only trusted proxy.
+const PROXY_SOURCE: &str = "127.0.0.2";
+
+struct Haproxy(Child);
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn haproxy(dir: &std::path::Path, port: u16, backends: &[u16]) -> Haproxy {
+    let servers: String = backends
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("  server s{i} 127.0.0.1:{p} check\n"))
+        .collect();
+    let config = format!(
+        "global\n  maxconn 512\n  log stderr format raw local0\n\
+         defaults\n  mode http\n  log global\n  option httplog\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n  timeout check 5s\n  option forwardfor\n  retries 2\n  option redispatch 1\n\
+         frontend idp\n  bind 127.0.0.1:{port}\n  default_backend replicas\n\
+         backend replicas\n  balance roundrobin\n  source {PROXY_SOURCE}\n  option httpchk GET /readyz\n  default-server inter 500ms fall 2 rise 1\n{servers}"
+    );
+    let path = dir.join("haproxy.cfg");
+    std::fs::write(&path, config).unwrap();
+    let child = Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("haproxy.log")).unwrap())
+        .spawn()
+        .expect("haproxy is installed");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "haproxy did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Haproxy(child)
+}
+
+/// A browser on its own client address (127.0.0.x), talking to the proxy.
+fn browser_at(base: &str, client: IpAddr) -> Browser {
+    Browser {
+        http: reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(client)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        base: base.to_owned(),
+    }
+}
+
+/// A page, or status 0 when the connection was lost (the instance holding it was killed).
+async fn fetch(request: reqwest::RequestBuilder) -> Page {
+    match request.send().await {
+        Ok(response) => Browser::page(response).await,
+        Err(_) => Page {
+            status: 0,
+            location: None,
+            body: String::new(),
+        },
+    }
+}
+
+/// One whole sign-in with a bypass code; returns the status of each step, and a final 1
+/// if it got an authorization code.
+async fn attempt(base: &str, client: IpAddr, auth_url: &str, user: &str, code: &str) -> Vec<u16> {
+    let browser = browser_at(base, client);
+    let http = &browser.http;
+    let url = |path: &str| format!("{base}{path}");
+    let mut statuses = Vec::new();
+    let mut ok = |page: &Page| {
+        statuses.push(page.status);
+        (200..500).contains(&page.status) && page.status != 0
+    };
+    let started = fetch(http.get(auth_url)).await;
+    if !ok(&started) {
+        return statuses;
+    }
+    let form = fetch(http.get(url("/oauth2/signin"))).await;
+    if !ok(&form) || !form.body.contains("csrf") {
+        return statuses;
+    }
+    let fields = [
+        ("csrf", csrf(&form)),
+        ("username", user.to_owned()),
+        ("password", PASSWORD.to_owned()),
+    ];
+    let page = fetch(http.post(url("/oauth2/signin/password")).form(&fields)).await;
+    if !ok(&page) {
+        return statuses;
+    }
+    let page = fetch(http.get(url("/oauth2/signin?method=bypass"))).await;
+    if !ok(&page) || !page.body.contains("csrf") {
+        return statuses;
+    }
+    let fields = [("csrf", csrf(&page)), ("code", code.to_owned())];
+    let done = fetch(http.post(url("/oauth2/signin/bypass")).form(&fields)).await;
+    ok(&done);
+    if done.status == 303
+        && done
+            .location
+            .as_deref()
+            .is_some_and(|l| l.contains("code="))
+    {
+        statuses.push(1);
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn two_replicas_behind_haproxy_survive_a_sigkill_without_over_use() {
+    let proxy_port = free_port();
+    let proxy_base = format!("http://127.0.0.1:{proxy_port}");
+    // Both instances share Redis: the CI's, or one of the test's own.
+    let own_redis;
+    let mut extra: Vec<(String, String)> = vec![
+        ("BYPASS_IDP_ISSUER".into(), proxy_base.clone()),
+        ("BYPASS_IDP_TRUSTED_PROXIES".into(), PROXY_SOURCE.into()),
+    ];
+    if std::env::var("REDIS_URL").is_err() {
+        let port = free_port();
+        own_redis = Some(OwnRedis::start(port));
+        extra.push(("REDIS_URL".into(), format!("redis://127.0.0.1:{port}")));
+        extra.push(("BYPASS_IDP_REDIS_PREFIX".into(), "replicas".into()));
+    } else {
+        own_redis = None;
+    }
+    let extra_refs: Vec<(&str, &str)> = extra
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let app = TestApp::spawn_with(&extra_refs).await;
+    // The second instance: same database, Redis, data folder and issuer, its own process.
+    let shared: Vec<(String, String)> = app
+        .env
+        .iter()
+        .filter(|(k, _)| k.as_str() != "BYPASS_IDP_LISTEN")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let shared_refs: Vec<(&str, &str)> = shared
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut killable = tokio::task::spawn_blocking({
+        let env: Vec<(String, String)> = shared.clone();
+        move || {
+            let refs: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            ServerProcess::spawn(&refs)
+        }
+    })
+    .await
+    .unwrap();
+    let in_process_port = app.local_addr().port();
+    let dir = tempfile::tempdir().unwrap();
+    let _proxy = haproxy(dir.path(), proxy_port, &[in_process_port, killable.port]);
+
+    let admin = app.admin_token(None).await;
+    let (user_id, _) = enrolled_user(&app, &admin, "replicated").await;
+    let code = create_code(
+        &app,
+        &admin,
+        &user_id,
+        json!({"neverExpires": true, "maxUsageCount": 10}),
+    )
+    .await;
+    let code_text = code["code"].as_str().unwrap().to_owned();
+    let rp = register(&app, false, false).await;
+    let started = start(&app, &rp).await;
+    // The issuer is the proxy, so the relying party sends browsers there.
+    let auth_url = started.auth_url.clone();
+    assert!(auth_url.starts_with(&proxy_base));
+
+    // Load in three waves of eight, each browser on its own client address; the killable
+    // instance dies during the second wave and comes back before the third.
+    let mut all: Vec<Vec<u16>> = Vec::new();
+    for wave in 0..3u8 {
+        let attempts = (0..8u8).map(|i| {
+            let client: IpAddr = format!("127.0.{}.{}", 10 + wave, 10 + i).parse().unwrap();
+            let (base, auth_url, code_text) =
+                (proxy_base.clone(), auth_url.clone(), code_text.clone());
+            tokio::spawn(async move {
+                attempt(&base, client, &auth_url, "replicated", &code_text).await
+            })
+        });
+        let attempts: Vec<_> = attempts.collect();
+        if wave == 1 {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let _ = killable.child.kill(); // SIGKILL
+            let _ = killable.child.wait();
+        }
+        for result in join_all(attempts).await {
+            all.push(result.unwrap());
+        }
+        if wave == 1 {
+            killable = tokio::task::spawn_blocking({
+                let env = shared.clone();
+                let mut process = killable;
+                move || {
+                    let refs: Vec<(&str, &str)> =
+                        env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    process.restart(&refs);
+                    process
+                }
+            })
+            .await
+            .unwrap();
+            wait_answering(killable.port);
+            // Let HAProxy see it healthy again.
+            tokio::time::sleep(Duration::from_millis(800)).await;
+        }
+    }
+    let statuses: Vec<u16> = all.iter().flatten().copied().collect();
+    let signed_in = all.iter().filter(|s| s.last() == Some(&1)).count();
+    // Only the requests the killed instance held may fail (a dropped connection, or HAProxy's
+    // 502 for a request the instance had taken); everything else was served, never a 500.
+    let lost = statuses.iter().filter(|s| **s == 0 || **s == 502).count();
+    assert!(
+        statuses.iter().all(|s| *s < 500 || *s == 502 || *s == 0),
+        "{all:?}"
+    );
+    assert!(lost <= 8, "only wave two's requests could be held: {all:?}");
+    let path = format!(
+        "/Users/{user_id}/bypassCodes/{}",
+        code["id"].as_str().unwrap()
+    );
+    let (_, stored, _) = app.scim(Method::GET, &path, &admin, None).await;
+    let used = stored["actualUsageCount"].as_u64().unwrap() as usize;
+    assert!(used <= 10, "a 10-use code was used {used} times");
+    assert!(
+        signed_in <= used,
+        "{signed_in} sign-ins, {used} uses recorded"
+    );
+    eprintln!(
+        "steps per browser: {all:?}; {signed_in} sign-ins got a code; the database counts {used} uses of 10"
+    );
+    assert!(signed_in >= 1, "sign-ins went through the proxy: {all:?}");
+    // The third wave, after the restart, ran on both instances without proxy errors.
+    let last_wave: Vec<u16> = all[16..].iter().flatten().copied().collect();
+    assert!(last_wave.iter().all(|s| *s < 500), "{last_wave:?}");
+
+    // Limits count the client address HAProxy passes on, not HAProxy's.
+    app.create_user(&admin, user_body("proxied.victim")).await;
+    let guess = |client: &'static str, password: &'static str| {
+        let (base, auth_url) = (proxy_base.clone(), auth_url.clone());
+        async move {
+            let browser = browser_at(&base, client.parse().unwrap());
+            password_step(&browser, &auth_url, "proxied.victim", password).await
+        }
+    };
+    for _ in 0..10 {
+        let page = guess("127.0.1.50", "wrong").await;
+        assert!(
+            page.body.contains("Wrong username or password"),
+            "{}",
+            page.body
+        );
+    }
+    assert!(
+        guess("127.0.1.50", "wrong")
+            .await
+            .body
+            .contains("Try again in")
+    );
+    let elsewhere = guess("127.0.1.51", PASSWORD).await;
+    assert_eq!(
+        elsewhere.status, 303,
+        "another address still signs in: {}",
+        elsewhere.body
+    );
+
+    drop(killable);
+    app.stop().await;
+    drop(own_redis);
+    drop(shared_refs);
+}
