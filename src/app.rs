@@ -62,6 +62,8 @@ pub struct AppState {
     pub throttle: Throttle,
     /// How long a sign-in's refresh tokens may be rotated, from the sign-in.
     pub refresh_token_lifetime: chrono::Duration,
+    /// Set when a shutdown begins: `/readyz` answers 503 so balancers move traffic away.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 pub type Apis = (DiscoveryApi, UsersApi, MfaApi, BypassCodesApi, MeApi);
@@ -255,6 +257,7 @@ pub async fn build_state(config: &Config, issuer: String) -> Result<Arc<AppState
         refresh_token_lifetime: chrono::Duration::seconds(
             config.refresh_token_lifetime_seconds as i64,
         ),
+        draining: std::sync::atomic::AtomicBool::new(false),
     }))
 }
 
@@ -359,6 +362,13 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
+    /// Starts a shutdown: readiness fails from now on, while requests are still served.
+    pub fn drain(&self) {
+        self.state
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Stops accepting, lets in-flight requests finish (within [`SHUTDOWN_GRACE`]), returns.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
@@ -372,6 +382,9 @@ impl RunningServer {
 }
 
 /// Binds the configured address, prepares the state and serves in a background task.
+/// How long `/readyz` fails before the listener closes, so a balancer that checks it stops
+/// sending new requests first.
+pub const DRAIN_DELAY: std::time::Duration = std::time::Duration::from_secs(2);
 /// How long in-flight requests may take to finish after a shutdown is asked for.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 

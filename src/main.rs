@@ -162,6 +162,12 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             let signal = shutdown_signal()?;
             let server = app::start(config).await.map_err(|e| e.to_string())?;
             signal.await?;
+            server.drain();
+            tracing::info!(
+                delay_ms = app::DRAIN_DELAY.as_millis() as u64,
+                "draining: /readyz now fails"
+            );
+            tokio::time::sleep(app::DRAIN_DELAY).await;
             tracing::info!(
                 grace_seconds = app::SHUTDOWN_GRACE.as_secs(),
                 "shutting down: no new connections; finishing requests in flight"

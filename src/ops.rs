@@ -59,6 +59,16 @@ pub fn healthz() -> Response {
 /// that did not, with `Retry-After`.
 #[handler]
 pub async fn readyz(Data(state): Data<&Arc<AppState>>) -> Response {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        let mut response = json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "draining"}),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(5));
+        return response;
+    }
     let (database, redis) = tokio::join!(
         tokio::time::timeout(READY_TIMEOUT, state.store.ping()),
         tokio::time::timeout(READY_TIMEOUT, state.counters.ping()),
@@ -94,7 +104,10 @@ pub fn metrics_endpoint() -> Response {
 /// A bounded route label: ids become `{id}`, and anything this server does not serve is
 /// `other`, so neither a user's id nor a scanner's path becomes a time series.
 pub fn route_label(path: &str, status: StatusCode) -> String {
-    if status == StatusCode::NOT_FOUND && !path.starts_with("/scim/v2/") {
+    if matches!(
+        status,
+        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+    ) {
         return "other".to_owned();
     }
     const FIXED: &[&str] = &[
@@ -151,11 +164,21 @@ pub fn route_label(path: &str, status: StatusCode) -> String {
     label
 }
 
+/// A bounded method label: any method a client makes up is `OTHER`.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+    KNOWN
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("OTHER")
+}
+
 /// Records one answered request.
 pub fn record_request(method: &str, path: &str, status: StatusCode, started: Instant) {
     let route = route_label(path, status);
     let labels = [
-        ("method", method.to_owned()),
+        ("method", method_label(method).to_owned()),
         ("route", route),
         ("status", status.as_u16().to_string()),
     ];
@@ -206,8 +229,21 @@ pub mod events {
         metrics::counter!("dependency_errors_total", "dependency" => dependency).increment(1);
     }
 
-    pub fn argon2_waiting(delta: f64) {
-        metrics::gauge!("argon2_queue_depth").increment(delta);
+    /// Counts one computation waiting for a slot until it is dropped (also when the wait
+    /// is cancelled), so the gauge cannot drift.
+    pub struct Argon2Waiting(());
+
+    impl Argon2Waiting {
+        pub fn start() -> Self {
+            metrics::gauge!("argon2_queue_depth").increment(1.0);
+            Self(())
+        }
+    }
+
+    impl Drop for Argon2Waiting {
+        fn drop(&mut self) {
+            metrics::gauge!("argon2_queue_depth").decrement(1.0);
+        }
     }
 
     pub fn argon2_waited(seconds: f64) {
@@ -235,7 +271,13 @@ mod tests {
         assert_eq!(route_label("/anything", ok), "other");
         assert_eq!(
             route_label("/scim/v2/a/b/c/d/e/f/g/h/i", StatusCode::NOT_FOUND),
-            "/scim/v2/{id}/{id}/{id}/{id}/{id}/{id}"
+            "other"
         );
+        assert_eq!(
+            route_label("/scim/v2/Users", StatusCode::METHOD_NOT_ALLOWED),
+            "other"
+        );
+        assert_eq!(method_label("PATCH"), "PATCH");
+        assert_eq!(method_label("FOO1"), "OTHER");
     }
 }

@@ -293,8 +293,18 @@ async fn sigterm_finishes_requests_in_flight_then_exits() {
         .status()
         .unwrap();
     assert!(killed.success());
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    // No new connections are taken...
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Draining: still serving, but no longer ready, so a balancer moves traffic away...
+    let http = reqwest::Client::new();
+    let ready = http
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(ready.text().await.unwrap().contains("draining"));
+    tokio::time::sleep(bypass_idp::app::DRAIN_DELAY).await;
+    // ...then no new connections are taken...
     let refused = tokio::time::timeout(Duration::from_secs(2), async {
         match tokio::net::TcpStream::connect(&addr).await {
             Err(_) => true,
@@ -433,7 +443,7 @@ async fn redis_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = test_certificates(dir.path());
     let port = free_port();
-    let mut child = Command::new("redis-server")
+    let child = Command::new("redis-server")
         .args([
             "--port",
             "0",
@@ -453,11 +463,7 @@ async fn redis_over_tls() {
         .stderr(Stdio::null())
         .spawn()
         .expect("redis-server is installed");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _redis = OwnRedis::watch(child, port);
     let url = format!("rediss://127.0.0.1:{port}");
     let ca = ca.display().to_string();
     let app = TestApp::spawn_with(&[
@@ -488,8 +494,6 @@ async fn redis_over_tls() {
     })
     .unwrap();
     assert!(bypass_idp::app::start(config).await.is_err());
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 fn app_env_without_ca(url: &str) -> Vec<(String, String)> {
@@ -611,6 +615,14 @@ async fn postgres_down_means_503_never_500_and_recovery_after() {
         use_code(&app, &rp, "pg.outage", &code_text).await.status,
         303
     );
+    // A relying party holding tokens from a sign-in before the outage.
+    let tokens = sign_in(
+        &app,
+        &rp,
+        "pg.outage",
+        Some(("/oauth2/signin/bypass", code_text.as_str())),
+    )
+    .await;
     // A sign-in that got past its password before the outage.
     let started = start(&app, &rp).await;
     let browser = Browser::new(&app);
@@ -639,6 +651,15 @@ async fn postgres_down_means_503_never_500_and_recovery_after() {
     let body: Value = token.json().await.unwrap();
     assert_eq!(body["error"], "temporarily_unavailable");
     assert_eq!(signin.status, 503, "{}", signin.body);
+    let userinfo = app
+        .http
+        .get(app.url("/oauth2/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(userinfo.status(), 503, "the session is not declared dead");
+    assert!(userinfo.headers().contains_key("retry-after"));
     assert!(signin.body.contains("Temporarily unavailable"));
 
     let _postgres = tokio::task::spawn_blocking(move || {
@@ -666,7 +687,7 @@ async fn postgres_down_means_503_never_500_and_recovery_after() {
         code["id"].as_str().unwrap()
     );
     let (_, stored, _) = app.scim(Method::GET, &path, &admin, None).await;
-    // One use before, none while down (the attempt in flight got a 503), one after.
-    assert_eq!(stored["actualUsageCount"], 2, "{stored}");
+    // Two uses before, none while down (the attempt in flight got a 503), one after.
+    assert_eq!(stored["actualUsageCount"], 3, "{stored}");
     app.stop().await;
 }

@@ -201,6 +201,14 @@ impl Counters for MemoryCounters {
         Ok(Some(count + 1))
     }
 
+    async fn release_use(&self, key: &str) -> Result<(), CounterError> {
+        let now = self.now();
+        if let Some(count) = locked(&self.counters)?.get_mut(key, now) {
+            *count = count.saturating_sub(1);
+        }
+        Ok(())
+    }
+
     async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CounterError> {
         let now = self.now();
         if locked(&self.values)?.insert(key, value.to_owned(), now + ttl, now) {

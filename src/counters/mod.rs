@@ -45,6 +45,8 @@ pub trait Counters: Send + Sync {
         max: u64,
         ttl: Duration,
     ) -> Result<Option<u64>, CounterError>;
+    /// Gives back a use taken by [`Counters::acquire_use`] that was not recorded after all.
+    async fn release_use(&self, key: &str) -> Result<(), CounterError>;
     /// Stores short-lived state (sign-in flows, authorization codes) for `ttl`.
     async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CounterError>;
     async fn get(&self, key: &str) -> Result<Option<String>, CounterError>;

@@ -73,10 +73,12 @@ impl RedisCounters {
         .map_err(err)?;
         // Redis answers in microseconds; a slow answer means this instance is busy (argon2 on
         // every core), and failing the request then would turn load into errors.
-        // A Redis that refuses connections fails the request within a second (a 503 the
-        // client retries), instead of holding it through a long reconnect backoff.
+        // A Redis that refuses connections fails the request within a second, and one that
+        // hangs within three (a 503 the client retries), instead of holding requests through
+        // a long reconnect backoff. Argon2 runs off the async workers, so a busy instance
+        // still reads Redis's answers in time.
         let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(Duration::from_secs(10)))
+            .set_response_timeout(Some(Duration::from_secs(3)))
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(50))
@@ -166,6 +168,16 @@ impl Counters for RedisCounters {
             .await
             .map_err(err)?;
         Ok((count >= 0).then_some(count as u64))
+    }
+
+    async fn release_use(&self, key: &str) -> Result<(), CounterError> {
+        let mut connection = self.connection.clone();
+        self.give_back
+            .key(self.use_key(key))
+            .invoke_async::<i64>(&mut connection)
+            .await
+            .map_err(err)?;
+        Ok(())
     }
 
     async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CounterError> {

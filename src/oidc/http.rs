@@ -29,6 +29,7 @@ use crate::domain::scope::{self, ScopeSet};
 use crate::domain::secret::Secret;
 use crate::domain::signin;
 use crate::edge::ClientAddr;
+use crate::oidc::tokens::TokenError;
 use crate::oidc::{clients, grants};
 
 const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -532,6 +533,32 @@ pub(crate) fn server_error(err: &dyn std::fmt::Display) -> OAuthError {
     )
 }
 
+/// A service failure at userinfo: 503 with `Retry-After` when a dependency is down, else 500;
+/// no internals either way.
+fn unavailable_or_failed(err: crate::service::ServiceError) -> Response {
+    let mut response = match err {
+        crate::service::ServiceError::Unavailable(_) => {
+            let mut response = json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": "temporarily_unavailable"}),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(5));
+            response
+        }
+        other => {
+            tracing::error!(error = %other, "userinfo failed");
+            json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "server_error"}),
+            )
+        }
+    };
+    no_store(&mut response);
+    response
+}
+
 #[handler]
 pub async fn userinfo(req: &Request, Data(state): Data<&Arc<AppState>>) -> Response {
     let challenge = |error: &str, description: &str, status: StatusCode| {
@@ -567,6 +594,8 @@ pub async fn userinfo(req: &Request, Data(state): Data<&Arc<AppState>>) -> Respo
     };
     let principal = match state.tokens.verify(bearer).await {
         Ok(p) => p,
+        // Our failure, not the token's: the client must not drop its session over it.
+        Err(TokenError::Service(e)) => return unavailable_or_failed(e),
         Err(e) => return challenge("invalid_token", &e.to_string(), StatusCode::UNAUTHORIZED),
     };
     if !principal.scopes.contains("openid") {
@@ -587,12 +616,6 @@ pub async fn userinfo(req: &Request, Data(state): Data<&Arc<AppState>>) -> Respo
             "the sign-in behind this token is revoked or the user is gone",
             StatusCode::UNAUTHORIZED,
         ),
-        Err(e) => {
-            tracing::error!(error = %e, "userinfo failed");
-            json_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"error": "server_error"}),
-            )
-        }
+        Err(e) => unavailable_or_failed(e),
     }
 }

@@ -60,7 +60,7 @@ fn internal(err: ServiceError) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             error_page(
                 "Temporarily unavailable",
-                "Too many sign-ins are in progress. Wait a minute, then go back to the application and try again.",
+                "This service cannot sign you in right now. Wait a minute and reload this page: your sign-in is kept if it can be.",
             ),
         );
         response

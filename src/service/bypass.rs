@@ -29,8 +29,10 @@ use crate::store::Store;
 use crate::store::bypass::{InsertOutcome, new_code};
 
 const POLICY_SETTING: &str = "bypassCodePolicy";
-/// How long a use counter lives in Redis before it is seeded from the database again.
-const USE_COUNTER_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long a use counter lives in Redis before it is seeded from the database again. The
+/// database's conditional update is the ground truth, so a short life only bounds how long a
+/// use counted here but never written there (a request killed in between) stays lost.
+const USE_COUNTER_TTL: Duration = Duration::from_secs(10 * 60);
 const GENERATION_ATTEMPTS: usize = 3;
 
 /// Turns a code into the 32-byte value stored for it.
@@ -594,14 +596,27 @@ impl BypassCodeService {
                     max as u64,
                     USE_COUNTER_TTL,
                 )
-                .await
-                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                .await?;
             match taken {
                 Some(count) => remaining = Some((max - count as i64).max(0)),
                 None => return Ok(Attempt::refused(Some(row.id), Rejection::Exhausted)),
             }
         }
-        if !self.store.consume_code(&row.id, now).await? {
+        let consumed = match self.store.consume_code(&row.id, now).await {
+            Ok(consumed) => consumed,
+            Err(e) => {
+                // The database did not record the use: hand back the one Redis counted, so
+                // the code's last use is not lost until the counter expires.
+                if row.max_uses.is_some() {
+                    let _ = self
+                        .counters
+                        .release_use(&format!("bypass:{}", row.id))
+                        .await;
+                }
+                return Err(e.into());
+            }
+        };
+        if !consumed {
             // Changed since we read it (used up, revoked or expired meanwhile).
             let fresh = self.store.find_code(user_id, &row.id).await?;
             let status = fresh

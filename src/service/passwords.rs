@@ -22,9 +22,9 @@ pub async fn run_kdf<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
 ) -> Result<T, ServiceError> {
     let queued = std::time::Instant::now();
-    crate::ops::events::argon2_waiting(1.0);
+    let waiting = crate::ops::events::Argon2Waiting::start();
     let slot = KDF_SLOTS.acquire().await;
-    crate::ops::events::argon2_waiting(-1.0);
+    drop(waiting);
     crate::ops::events::argon2_waited(queued.elapsed().as_secs_f64());
     let _slot = slot.map_err(|e| ServiceError::Internal(format!("hashing limiter: {e}")))?;
     tokio::task::spawn_blocking(work)

@@ -37,13 +37,23 @@ impl StoreError {
             Self::Db(DbErr::Exec(e) | DbErr::Query(e)) => e,
             _ => return false,
         };
-        matches!(
-            runtime,
-            RuntimeErr::SqlxError(inner) if matches!(
-                inner.as_ref(),
-                Sqlx::Io(_) | Sqlx::Tls(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed
-            )
-        )
+        let RuntimeErr::SqlxError(inner) = runtime else {
+            return false;
+        };
+        match inner.as_ref() {
+            Sqlx::Io(_)
+            | Sqlx::Tls(_)
+            | Sqlx::Protocol(_)
+            | Sqlx::PoolTimedOut
+            | Sqlx::PoolClosed
+            | Sqlx::WorkerCrashed => true,
+            // The server going away under a running statement: shutdown (57P01-57P03),
+            // connection exceptions (class 08), too many connections (53300).
+            Sqlx::Database(db) => db.code().is_some_and(|code| {
+                code.starts_with("57P") || code.starts_with("08") || code == "53300"
+            }),
+            _ => false,
+        }
     }
 
     /// Sorts a database error into a unique-constraint violation or anything else.

@@ -34,12 +34,21 @@ impl OwnRedis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed");
+        Self::watch(child, port)
+    }
+
+    /// Takes charge of a `redis-server` already started (with other options) on `port`.
+    pub fn watch(child: Child, port: u16) -> Self {
+        let mut redis = Self { child: Some(child) };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
+            if Instant::now() > deadline {
+                redis.stop();
+                panic!("redis-server did not start");
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self { child: Some(child) }
+        redis
     }
 
     pub fn stop(&mut self) {
@@ -53,6 +62,24 @@ impl OwnRedis {
 impl Drop for OwnRedis {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A child process killed when dropped, also by a panicking test.
+pub struct KillOnDrop(pub Option<Child>);
+
+impl KillOnDrop {
+    pub fn into_inner(mut self) -> Child {
+        self.0.take().expect("a child")
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -92,9 +119,9 @@ impl ServerProcess {
         for (k, v) in env {
             command.env(k, v);
         }
-        let child = command.spawn().unwrap();
+        let child = KillOnDrop(Some(command.spawn().unwrap()));
         wait_answering(port);
-        child
+        child.into_inner()
     }
 }
 
