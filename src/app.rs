@@ -51,6 +51,8 @@ pub enum StartError {
 /// Everything a request handler may need, shared by all requests.
 pub struct AppState {
     pub issuer: String,
+    /// The discovery document, built at start.
+    pub discovery: String,
     pub store: Store,
     pub keys: KeyRing,
     pub tokens: AccessTokens,
@@ -195,7 +197,7 @@ pub async fn build_state(config: &Config, issuer: String) -> Result<Arc<AppState
     let store = open_store(config).await?;
     let sealer = Sealer::new(config.encryption_key.as_ref())
         .map_err(|e| StartError::Other(e.to_string()))?;
-    let keys = KeyRing::open(store.clone(), sealer.clone())
+    let keys = KeyRing::open(store.clone(), sealer.clone(), config.access_token_alg)
         .await
         .map_err(|e| StartError::Other(format!("signing keys: {e}")))?;
     bootstrap_admin(&store, &config.data_dir).await?;
@@ -243,8 +245,11 @@ pub async fn build_state(config: &Config, issuer: String) -> Result<Arc<AppState
         issuer.clone(),
         config.max_flows_per_address,
     );
+    let discovery = crate::oidc::http::discovery_body(&issuer)
+        .map_err(|e| StartError::Other(format!("discovery document: {e}")))?;
     Ok(Arc::new(AppState {
         signin,
+        discovery,
         issuer,
         users: UserService::new(store.clone()),
         store,

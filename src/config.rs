@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::domain::address::{ForwardedHeader, TrustedProxies};
 use crate::domain::secret::Secret;
+use crate::oidc::keys::Alg;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -41,6 +42,7 @@ struct FileConfig {
     redis_prefix: Option<String>,
     smtp_url: Option<String>,
     access_token_ttl_seconds: Option<u64>,
+    access_token_alg: Option<String>,
     refresh_token_lifetime_seconds: Option<u64>,
     mail_from: Option<String>,
     /// A list of CIDRs, or one string of them separated by commas.
@@ -72,6 +74,8 @@ pub struct Config {
     pub redis_prefix: String,
     pub smtp_url: Option<String>,
     pub access_token_ttl_seconds: u64,
+    /// How access tokens are signed: ES256 (default) or RS256. ID tokens are always RS256.
+    pub access_token_alg: Alg,
     /// How long a sign-in's refresh tokens may be rotated, counted from the sign-in.
     pub refresh_token_lifetime_seconds: u64,
     /// Peers whose `Forwarded` / `X-Forwarded-For` headers are believed.
@@ -223,6 +227,15 @@ impl Config {
             ));
         }
 
+        let access_token_alg = match pick("BYPASS_IDP_ACCESS_TOKEN_ALG", file.access_token_alg) {
+            Some(text) => Alg::parse(&text).ok_or_else(|| {
+                invalid(
+                    "BYPASS_IDP_ACCESS_TOKEN_ALG",
+                    format!("\"{text}\" is not ES256 or RS256"),
+                )
+            })?,
+            None => Alg::Es256,
+        };
         let refresh_token_lifetime_seconds = number(
             "BYPASS_IDP_REFRESH_TOKEN_LIFETIME_SECONDS",
             env("BYPASS_IDP_REFRESH_TOKEN_LIFETIME_SECONDS"),
@@ -287,6 +300,7 @@ impl Config {
             redis_prefix,
             smtp_url,
             access_token_ttl_seconds,
+            access_token_alg,
             refresh_token_lifetime_seconds,
             trusted_proxies,
             forwarded_header,
@@ -409,6 +423,7 @@ mod tests {
             ("BYPASS_IDP_MAX_FLOWS_PER_ADDRESS", "many"),
             ("BYPASS_IDP_FORWARDED_HEADER", "x-real-ip"),
             ("BYPASS_IDP_METRICS_LISTEN", "9090"),
+            ("BYPASS_IDP_ACCESS_TOKEN_ALG", "HS256"),
         ] {
             let err = with(&[(var, value)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{err}");

@@ -18,50 +18,67 @@ fn rp_http_client() -> openidconnect::reqwest::Client {
 
 #[tokio::test]
 async fn discovery_and_jwks_satisfy_a_real_oidc_client_and_verify_our_tokens() {
-    let app = TestApp::spawn().await;
-    // openidconnect checks that the issuer in the document equals the one asked for.
-    let metadata = CoreProviderMetadata::discover_async(
-        IssuerUrl::new(app.base.clone()).unwrap(),
-        &rp_http_client(),
-    )
-    .await
-    .expect("discovery");
-    assert_eq!(
-        metadata.token_endpoint().unwrap().as_str(),
-        app.url("/oauth2/token")
-    );
-    let keys = metadata.jwks().keys();
-    assert_eq!(keys.len(), 1);
-    let key = &keys[0];
-    let kid = key.key_id().expect("kid").as_str().to_owned();
+    // Access tokens are ES256 by default and RS256 when configured; either way a real
+    // client verifies them with the key the JWKS publishes under their kid.
+    for (setting, alg, jws_alg) in [
+        (None, "ES256", CoreJwsSigningAlgorithm::EcdsaP256Sha256),
+        (
+            Some("RS256"),
+            "RS256",
+            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        ),
+    ] {
+        let extra: Vec<(&str, &str)> = setting
+            .map(|a| vec![("BYPASS_IDP_ACCESS_TOKEN_ALG", a)])
+            .unwrap_or_default();
+        let app = TestApp::spawn_with(&extra).await;
+        // openidconnect checks that the issuer in the document equals the one asked for.
+        let metadata = CoreProviderMetadata::discover_async(
+            IssuerUrl::new(app.base.clone()).unwrap(),
+            &rp_http_client(),
+        )
+        .await
+        .expect("discovery");
+        assert_eq!(
+            metadata.token_endpoint().unwrap().as_str(),
+            app.url("/oauth2/token")
+        );
+        let keys = metadata.jwks().keys();
+        // The RSA key of ID tokens, and an EC key when access tokens are ES256.
+        assert_eq!(keys.len(), if alg == "ES256" { 2 } else { 1 });
 
-    let token = app.admin_token(Some("scim:users")).await;
-    let parts: Vec<&str> = token.split('.').collect();
-    assert_eq!(parts.len(), 3);
-    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
-    assert_eq!(header["typ"], "at+jwt");
-    assert_eq!(header["alg"], "RS256");
-    assert_eq!(header["kid"], kid.as_str());
-    let signing_input = format!("{}.{}", parts[0], parts[1]);
-    let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
-    key.verify_signature(
-        &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-        signing_input.as_bytes(),
-        &signature,
-    )
-    .expect("the token verifies with the published key");
-    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
-    assert_eq!(claims["iss"], app.base.as_str());
-    assert_eq!(claims["aud"], app.base.as_str());
-    assert_eq!(claims["client_id"], app.admin_id.as_str());
-    assert_eq!(claims["scope"], "scim:users");
-    assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
-    let (iat, exp) = (
-        claims["iat"].as_i64().unwrap(),
-        claims["exp"].as_i64().unwrap(),
-    );
-    assert_eq!(exp - iat, 3600);
-    app.stop().await;
+        let token = app.admin_token(Some("scim:users")).await;
+        let parts: Vec<&str> = token.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let header: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+        assert_eq!(header["typ"], "at+jwt");
+        assert_eq!(header["alg"], alg);
+        let key = keys
+            .iter()
+            .find(|k| k.key_id().map(|id| id.as_str()) == header["kid"].as_str())
+            .expect("the token's kid is published");
+        let signing_input = format!("{}.{}", parts[0], parts[1]);
+        let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+        key.verify_signature(&jws_alg, signing_input.as_bytes(), &signature)
+            .expect("the token verifies with the published key");
+        let claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        assert_eq!(claims["iss"], app.base.as_str());
+        assert_eq!(claims["aud"], app.base.as_str());
+        assert_eq!(claims["client_id"], app.admin_id.as_str());
+        assert_eq!(claims["scope"], "scim:users");
+        assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
+        let (iat, exp) = (
+            claims["iat"].as_i64().unwrap(),
+            claims["exp"].as_i64().unwrap(),
+        );
+        assert_eq!(exp - iat, 3600);
+        // And the server accepts its own token.
+        let (status, _, _) = app.scim(reqwest::Method::GET, "/Users", &token, None).await;
+        assert_eq!(status, 200);
+        app.stop().await;
+    }
 }
 
 #[tokio::test]

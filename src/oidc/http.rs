@@ -18,7 +18,7 @@ use openidconnect::{
 };
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::Data;
-use poem::{Body, IntoResponse, Request, Response, handler};
+use poem::{Body, Request, Response, handler};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -212,29 +212,26 @@ pub fn provider_metadata(issuer: &str) -> Result<ProviderMetadata, String> {
     Ok(metadata)
 }
 
+/// The discovery document, built once: it depends only on the issuer.
+pub fn discovery_body(issuer: &str) -> Result<String, String> {
+    provider_metadata(issuer).and_then(|m| serde_json::to_string(&m).map_err(|e| e.to_string()))
+}
+
+fn json_text(body: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .content_type("application/json")
+        .body(body.to_owned())
+}
+
 #[handler]
 pub async fn discovery(Data(state): Data<&Arc<AppState>>) -> Response {
-    match provider_metadata(&state.issuer)
-        .and_then(|m| serde_json::to_value(m).map_err(|e| e.to_string()))
-    {
-        Ok(body) => json_response(StatusCode::OK, body),
-        Err(err) => {
-            tracing::error!(error = %err, "cannot build provider metadata");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
+    json_text(&state.discovery)
 }
 
 #[handler]
 pub async fn jwks(Data(state): Data<&Arc<AppState>>) -> Response {
-    let set = state.keys.jwks().await;
-    match serde_json::to_value(&set) {
-        Ok(body) => json_response(StatusCode::OK, body),
-        Err(err) => {
-            tracing::error!(error = %err, "cannot serialise the JWKS");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
+    json_text(&state.keys.jwks_body().await)
 }
 
 /// Form fields, refusing repeated parameters (RFC 6749 §3.2).

@@ -6,7 +6,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::keys::KeyRing;
+use super::keys::{Alg, KeyRing};
 use crate::domain::ids::ClientId;
 use crate::domain::scope::ScopeSet;
 use crate::service::ServiceError;
@@ -119,13 +119,17 @@ impl AccessTokens {
         let header: Header =
             serde_json::from_slice(&decode(header_b64)?).map_err(|_| TokenError::Malformed)?;
         // Only our own access tokens: an ID token (typ JWT) must not work as a bearer token.
-        if header.alg != "RS256" || header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
+        let Some(alg) = Alg::parse(&header.alg) else {
+            return Err(TokenError::Malformed);
+        };
+        if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
             return Err(TokenError::Malformed);
         }
         let signing_input = &token[..header_b64.len() + 1 + claims_b64.len()];
         if !self
             .keys
             .verify(
+                alg,
                 &header.kid,
                 signing_input.as_bytes(),
                 &decode(signature_b64)?,
