@@ -274,11 +274,12 @@ async fn load(
 }
 
 async fn ensure(store: &Store, sealer: &Sealer, alg: Alg) -> Result<(), ServiceError> {
-    let has = store.signing_keys().await?.into_iter().any(|row| {
-        row.active && open_pem_kind(sealer, &row.private_pem).is_some_and(|kind| kind == alg)
-    });
-    if has {
-        return Ok(());
+    for row in store.signing_keys().await? {
+        // A key that cannot be opened (a wrong encryption key) stops start-up here, rather
+        // than being replaced by a new one.
+        if row.active && stored_kind(sealer, &row.kid, &row.private_pem)? == alg {
+            return Ok(());
+        }
     }
     let pem = match alg {
         Alg::Rs256 => tokio::task::spawn_blocking(generate_rsa_pem)
@@ -295,13 +296,14 @@ async fn ensure(store: &Store, sealer: &Sealer, alg: Alg) -> Result<(), ServiceE
 }
 
 /// The kind of a stored key, without parsing it.
-fn open_pem_kind(sealer: &Sealer, stored: &str) -> Option<Alg> {
+fn stored_kind(sealer: &Sealer, kid: &str, stored: &str) -> Result<Alg, ServiceError> {
     let pem = if stored.starts_with(PLAIN_PEM) {
         stored.to_owned()
     } else {
-        String::from_utf8(sealer.open(stored).ok()?).ok()?
+        String::from_utf8(sealer.open(stored)?)
+            .map_err(|_| ServiceError::Internal(format!("signing key {kid} is corrupt")))?
     };
-    Some(if pem.contains(RSA_PEM) {
+    Ok(if pem.contains(RSA_PEM) {
         Alg::Rs256
     } else {
         Alg::Es256
@@ -501,5 +503,35 @@ mod tests {
             assert_eq!(types.len(), expected, "{jwks}");
             assert!(types.contains(&"RSA"));
         }
+    }
+
+    #[tokio::test]
+    async fn a_wrong_encryption_key_stops_start_up_instead_of_replacing_keys() {
+        use base64::engine::general_purpose::STANDARD;
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let key = |b: u8| crate::domain::secret::Secret::new(STANDARD.encode([b; 32]));
+        KeyRing::open(
+            store.clone(),
+            Sealer::new(Some(&key(1))).unwrap(),
+            Alg::Es256,
+        )
+        .await
+        .unwrap();
+        let before = store.signing_keys().await.unwrap().len();
+        assert!(
+            KeyRing::open(
+                store.clone(),
+                Sealer::new(Some(&key(2))).unwrap(),
+                Alg::Es256
+            )
+            .await
+            .is_err()
+        );
+        assert_eq!(
+            store.signing_keys().await.unwrap().len(),
+            before,
+            "no key was added"
+        );
     }
 }
