@@ -29,6 +29,16 @@ async fn burst(
     join_all(posts).await
 }
 
+/// The token endpoint refused a grant (RFC 6749 §5.2 `invalid_grant`).
+#[track_caller]
+fn assert_invalid_grant(status: u16, body: &Value, context: &str) {
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{context}: {body}"
+    );
+}
+
 fn count(pages: &[Page], text: &str) -> usize {
     pages.iter().filter(|p| p.body.contains(text)).count()
 }
@@ -489,11 +499,7 @@ async fn revoking_a_leaked_code_and_resetting_mfa_end_the_sessions_they_opened()
         .await;
     assert_eq!(status, 204);
     let (status, body) = refresh(&app, &rp, &attacker).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{body}"
-    );
+    assert_invalid_grant(status, &body, "refused");
     let (status, _, _) = app
         .scim(Method::GET, "/Me/bypassCodes", attacker_token, None)
         .await;
@@ -523,11 +529,7 @@ async fn revoking_a_leaked_code_and_resetting_mfa_end_the_sessions_they_opened()
     assert_eq!(status, 204);
     for tokens in [&by_other, &owner] {
         let (status, body) = refresh(&app, &rp, tokens).await;
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (400, Some("invalid_grant")),
-            "{body}"
-        );
+        assert_invalid_grant(status, &body, "refused");
         let (status, _, _) = app
             .scim(
                 Method::GET,
@@ -592,11 +594,7 @@ async fn password_changes_deactivation_and_deletion_end_every_session() {
         if user == "renamed" {
             assert_eq!(status, 200, "an unrelated change ends nothing: {body}");
         } else {
-            assert_eq!(
-                (status, body["error"].as_str()),
-                (400, Some("invalid_grant")),
-                "{user}: {body}"
-            );
+            assert_invalid_grant(status, &body, user);
         }
     }
     app.stop().await;
@@ -613,11 +611,7 @@ async fn refresh_tokens_stop_at_the_absolute_lifetime_however_often_rotated() {
     assert_eq!(status, 200, "{rotated}");
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (status, body) = refresh(&app, &rp, &rotated).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{body}"
-    );
+    assert_invalid_grant(status, &body, "refused");
     app.stop().await;
 }
 
@@ -866,11 +860,7 @@ async fn sign_ins_in_progress_do_not_survive_revocation() {
         .await;
     assert_eq!(status, 200);
     let (status, body) = redeem(&app, &rp, &code, started.verifier.secret()).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{body}"
-    );
+    assert_invalid_grant(status, &body, "refused");
 
     // So is one whose bypass code was revoked before it was redeemed.
     let (user_id, _) = enrolled_user(&app, &admin, "revoked.midway").await;
@@ -896,11 +886,7 @@ async fn sign_ins_in_progress_do_not_survive_revocation() {
     let (status, _, _) = app.scim(Method::DELETE, &path, &admin, None).await;
     assert_eq!(status, 204);
     let (status, body) = redeem(&app, &rp, &code, started.verifier.secret()).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{body}"
-    );
+    assert_invalid_grant(status, &body, "refused");
     app.stop().await;
 }
 

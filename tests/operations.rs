@@ -142,6 +142,37 @@ async fn metrics_can_have_their_own_address() {
     app.stop().await;
 }
 
+/// An enrolled user with a 3-use bypass code, already used once, and a relying party.
+struct Fixture {
+    admin: String,
+    user_id: String,
+    code: Value,
+    code_text: String,
+    rp: Rp,
+}
+
+async fn fixture(app: &TestApp, user: &str) -> Fixture {
+    let admin = app.admin_token(None).await;
+    let (user_id, _) = enrolled_user(app, &admin, user).await;
+    let code = create_code(
+        app,
+        &admin,
+        &user_id,
+        json!({"neverExpires": true, "maxUsageCount": 3}),
+    )
+    .await;
+    let code_text = code["code"].as_str().unwrap().to_owned();
+    let rp = register(app, false, false).await;
+    assert_eq!(use_code(app, &rp, user, &code_text).await.status, 303);
+    Fixture {
+        admin,
+        user_id,
+        code,
+        code_text,
+        rp,
+    }
+}
+
 async fn use_code(app: &TestApp, rp: &Rp, user: &str, code: &str) -> Page {
     let started = start(app, rp).await;
     let browser = Browser::new(app);
@@ -165,21 +196,13 @@ async fn redis_down_means_503_never_500_and_recovery_after() {
     let url = format!("redis://127.0.0.1:{port}");
     let app =
         TestApp::spawn_with(&[("REDIS_URL", &url), ("BYPASS_IDP_REDIS_PREFIX", "outage")]).await;
-    let admin = app.admin_token(None).await;
-    let (user_id, _) = enrolled_user(&app, &admin, "outage.user").await;
-    let code = create_code(
-        &app,
-        &admin,
-        &user_id,
-        json!({"neverExpires": true, "maxUsageCount": 3}),
-    )
-    .await;
-    let code_text = code["code"].as_str().unwrap().to_owned();
-    let rp = register(&app, false, false).await;
-    assert_eq!(
-        use_code(&app, &rp, "outage.user", &code_text).await.status,
-        303
-    );
+    let Fixture {
+        admin,
+        user_id,
+        code,
+        code_text,
+        rp,
+    } = fixture(&app, "outage.user").await;
 
     redis.stop();
     let (status, body, headers) = get(&app, "/readyz").await;
@@ -600,21 +623,13 @@ async fn postgres_down_means_503_never_500_and_recovery_after() {
     .unwrap();
     let url = postgres.url();
     let app = TestApp::spawn_with(&[("DATABASE_URL", &url)]).await;
-    let admin = app.admin_token(None).await;
-    let (user_id, _) = enrolled_user(&app, &admin, "pg.outage").await;
-    let code = create_code(
-        &app,
-        &admin,
-        &user_id,
-        json!({"neverExpires": true, "maxUsageCount": 3}),
-    )
-    .await;
-    let code_text = code["code"].as_str().unwrap().to_owned();
-    let rp = register(&app, false, false).await;
-    assert_eq!(
-        use_code(&app, &rp, "pg.outage", &code_text).await.status,
-        303
-    );
+    let Fixture {
+        admin,
+        user_id,
+        code,
+        code_text,
+        rp,
+    } = fixture(&app, "pg.outage").await;
     // A relying party holding tokens from a sign-in before the outage.
     let tokens = sign_in(
         &app,
