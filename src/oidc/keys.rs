@@ -230,12 +230,14 @@ async fn open_pem(
         .map_err(|_| ServiceError::Internal(format!("signing key {kid} is corrupt")))
 }
 
-/// Loads every stored key; `None` while a key of `access_alg` or an RSA key is missing.
+/// Loads every stored key, or says which kinds have no active key yet (RS256 for ID tokens,
+/// `access_alg` for access tokens). A key that cannot be opened (a wrong encryption key) is
+/// an error, so it stops start-up instead of being replaced.
 async fn load(
     store: &Store,
     sealer: &Sealer,
     access_alg: Alg,
-) -> Result<Option<Loaded>, ServiceError> {
+) -> Result<Result<Loaded, Vec<Alg>>, ServiceError> {
     let mut by_kid = HashMap::new();
     let mut id_token = None;
     let mut access = None;
@@ -255,8 +257,15 @@ async fn load(
         }
         by_kid.insert(row.kid.clone(), key);
     }
-    let (Some(id_token), Some(access)) = (id_token, access) else {
-        return Ok(None);
+    let (Some(id_token), Some(access)) = (id_token.clone(), access.clone()) else {
+        let mut missing = Vec::new();
+        if id_token.is_none() {
+            missing.push(Alg::Rs256);
+        }
+        if access.is_none() && access_alg != Alg::Rs256 {
+            missing.push(access_alg);
+        }
+        return Ok(Err(missing));
     };
     jwks.sort_by(|a, b| {
         a.key_id()
@@ -265,7 +274,7 @@ async fn load(
     });
     let jwks_body = serde_json::to_string(&CoreJsonWebKeySet::new(jwks))
         .map_err(|e| ServiceError::Internal(format!("JWKS: {e}")))?;
-    Ok(Some(Loaded {
+    Ok(Ok(Loaded {
         id_token,
         access,
         by_kid,
@@ -273,14 +282,8 @@ async fn load(
     }))
 }
 
-async fn ensure(store: &Store, sealer: &Sealer, alg: Alg) -> Result<(), ServiceError> {
-    for row in store.signing_keys().await? {
-        // A key that cannot be opened (a wrong encryption key) stops start-up here, rather
-        // than being replaced by a new one.
-        if row.active && stored_kind(sealer, &row.kid, &row.private_pem)? == alg {
-            return Ok(());
-        }
-    }
+/// Generates a key of `alg` and stores it sealed.
+async fn generate(store: &Store, sealer: &Sealer, alg: Alg) -> Result<(), ServiceError> {
     let pem = match alg {
         Alg::Rs256 => tokio::task::spawn_blocking(generate_rsa_pem)
             .await
@@ -295,30 +298,21 @@ async fn ensure(store: &Store, sealer: &Sealer, alg: Alg) -> Result<(), ServiceE
     Ok(())
 }
 
-/// The kind of a stored key, without parsing it.
-fn stored_kind(sealer: &Sealer, kid: &str, stored: &str) -> Result<Alg, ServiceError> {
-    let pem = if stored.starts_with(PLAIN_PEM) {
-        stored.to_owned()
-    } else {
-        String::from_utf8(sealer.open(stored)?)
-            .map_err(|_| ServiceError::Internal(format!("signing key {kid} is corrupt")))?
-    };
-    Ok(if pem.contains(RSA_PEM) {
-        Alg::Rs256
-    } else {
-        Alg::Es256
-    })
-}
-
 impl KeyRing {
     /// Loads the stored keys, creating an RSA key (ID tokens) and a key for access tokens
     /// of `access_alg` if there is none.
     pub async fn open(store: Store, sealer: Sealer, access_alg: Alg) -> Result<Self, ServiceError> {
-        ensure(&store, &sealer, Alg::Rs256).await?;
-        ensure(&store, &sealer, access_alg).await?;
-        let loaded = load(&store, &sealer, access_alg)
-            .await?
-            .ok_or_else(|| ServiceError::Internal("signing keys vanished after insert".into()))?;
+        let loaded = match load(&store, &sealer, access_alg).await? {
+            Ok(loaded) => loaded,
+            Err(missing) => {
+                for alg in missing {
+                    generate(&store, &sealer, alg).await?;
+                }
+                load(&store, &sealer, access_alg).await?.map_err(|_| {
+                    ServiceError::Internal("signing keys vanished after insert".into())
+                })?
+            }
+        };
         Ok(Self {
             store,
             sealer,
@@ -389,7 +383,7 @@ impl KeyRing {
                     return Ok(false);
                 }
                 self.reloads.fetch_add(1, Ordering::Relaxed);
-                let Some(fresh) = load(&self.store, &self.sealer, self.access_alg).await? else {
+                let Ok(fresh) = load(&self.store, &self.sealer, self.access_alg).await? else {
                     return Ok(false);
                 };
                 let key = fresh.by_kid.get(kid).cloned();
