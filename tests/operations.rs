@@ -466,27 +466,21 @@ async fn redis_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = test_certificates(dir.path());
     let port = free_port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
-        .arg("--tls-cert-file")
-        .arg(&cert)
-        .arg("--tls-key-file")
-        .arg(&key)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server is installed");
-    let _redis = OwnRedis::watch(child, port);
+    let _redis = OwnRedis::start_with(
+        port,
+        &[
+            "--port".into(),
+            "0".into(),
+            "--tls-port".into(),
+            port.to_string().into(),
+            "--tls-auth-clients".into(),
+            "no".into(),
+            "--tls-cert-file".into(),
+            cert.into(),
+            "--tls-key-file".into(),
+            key.into(),
+        ],
+    );
     let url = format!("rediss://127.0.0.1:{port}");
     let ca = ca.display().to_string();
     let app = TestApp::spawn_with(&[

@@ -6,11 +6,13 @@
 mod common;
 
 use std::net::IpAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::rp::*;
-use common::services::{OwnRedis, ServerProcess, free_port, wait_answering};
+use common::services::{
+    KillOnDrop, OwnRedis, ServerProcess, free_port, wait_answering, wait_listening,
+};
 use common::{TestApp, create_code, enrolled_user, user_body};
 use futures_util::future::join_all;
 use reqwest::Method;
@@ -19,16 +21,7 @@ use serde_json::json;
 /// The address HAProxy connects to the instances from: the only trusted proxy.
 const PROXY_SOURCE: &str = "127.0.0.2";
 
-struct Haproxy(Child);
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn haproxy(dir: &std::path::Path, port: u16, backends: &[u16]) -> Haproxy {
+fn haproxy(dir: &std::path::Path, port: u16, backends: &[u16]) -> KillOnDrop {
     let servers: String = backends
         .iter()
         .enumerate()
@@ -50,12 +43,9 @@ fn haproxy(dir: &std::path::Path, port: u16, backends: &[u16]) -> Haproxy {
         .stderr(std::fs::File::create(dir.join("haproxy.log")).unwrap())
         .spawn()
         .expect("haproxy is installed");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "haproxy did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Haproxy(child)
+    let haproxy = KillOnDrop(Some(child));
+    assert!(wait_listening(port), "haproxy did not start");
+    haproxy
 }
 
 /// A browser on its own client address (127.0.0.x), talking to the proxy.

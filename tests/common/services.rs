@@ -19,34 +19,23 @@ pub struct OwnRedis {
 
 impl OwnRedis {
     pub fn start(port: u16) -> Self {
+        Self::start_with(port, &["--port".into(), port.to_string().into()])
+    }
+
+    /// Starts one with `listen` saying where (plain `--port`, or `--tls-port` and its
+    /// certificate), bound to 127.0.0.1 without persistence; `port` is where it answers.
+    pub fn start_with(port: u16, listen: &[std::ffi::OsString]) -> Self {
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(listen)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed");
-        Self::watch(child, port)
-    }
-
-    /// Takes charge of a `redis-server` already started (with other options) on `port`.
-    pub fn watch(child: Child, port: u16) -> Self {
         let mut redis = Self { child: Some(child) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                redis.stop();
-                panic!("redis-server did not start");
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if !wait_listening(port) {
+            redis.stop();
+            panic!("redis-server did not start");
         }
         redis
     }
@@ -63,6 +52,18 @@ impl Drop for OwnRedis {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Waits up to 10 s until something accepts connections on 127.0.0.1:`port`.
+pub fn wait_listening(port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
 }
 
 /// A child process killed when dropped, also by a panicking test.
