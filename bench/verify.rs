@@ -5,13 +5,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bypass_idp::app::{self, AppState};
+use bypass_idp::app;
 use bypass_idp::config::Config;
 use bypass_idp::domain::bypass::Origin;
 use bypass_idp::domain::scim::user::parse_user;
 use bypass_idp::domain::totp;
 use bypass_idp::service::bypass::{Argon2Hasher, CodeHasher, VerifyOutcome};
 use bypass_idp::service::context::Context;
+use bypass_idp::state::AppState;
 use serde_json::json;
 
 const ROUNDS: usize = 200;
@@ -28,6 +29,7 @@ async fn state(dir: &std::path::Path) -> Arc<AppState> {
     app::build_state(&config, "http://127.0.0.1:8080".into())
         .await
         .expect("state")
+        .0
 }
 
 /// An enrolled user with `codes` unlimited codes; returns the user id and the first code.

@@ -11,24 +11,29 @@ use poem_openapi::OpenApiService;
 use tokio::sync::watch;
 
 use crate::config::{Config, issuer_string};
-use crate::counters::{self, SharedCounters};
+use crate::counters;
 use crate::domain::address::{ForwardedHeader, TrustedProxies};
 use crate::domain::scope;
 use crate::edge::{BodyLimit, ResolveClientAddr};
 use crate::mail::Mailer;
-use crate::oidc::clients::{self, ClientSpec};
-use crate::oidc::http::{AUTHORIZE_PATH, END_SESSION_PATH, JWKS_PATH, TOKEN_PATH, USERINFO_PATH};
-use crate::oidc::keys::KeyRing;
-use crate::oidc::tokens::AccessTokens;
 use crate::ops::{HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
 use crate::scim::error::to_scim_response;
 use crate::scim::{BypassCodesApi, DiscoveryApi, MeApi, MfaApi, UsersApi};
 use crate::service::bypass::{Argon2Hasher, BypassCodeService};
+use crate::service::health::Health;
 use crate::service::mfa::{Guard, MfaService};
+use crate::service::oauth::clients::{self, ClientSpec};
+use crate::service::oauth::discovery::{
+    AUTHORIZE_PATH, DISCOVERY_PATH, END_SESSION_PATH, JWKS_PATH, TOKEN_PATH, USERINFO_PATH,
+};
+use crate::service::oauth::keys::KeyRing;
+use crate::service::oauth::tokens::AccessTokens;
+use crate::service::oauth::{OAuthParts, OAuthService};
 use crate::service::sealing::Sealer;
 use crate::service::signin::SignInService;
 use crate::service::throttle::Throttle;
 use crate::service::users::UserService;
+use crate::state::AppState;
 use crate::store::Store;
 
 pub const BOOTSTRAP_FILE: &str = "bootstrap-admin.json";
@@ -46,26 +51,6 @@ pub enum StartError {
     Listen { addr: SocketAddr, message: String },
     #[error("{0}")]
     Other(String),
-}
-
-/// Everything a request handler may need, shared by all requests.
-pub struct AppState {
-    pub issuer: String,
-    /// The discovery document, built at start.
-    pub discovery: String,
-    pub store: Store,
-    pub keys: KeyRing,
-    pub tokens: AccessTokens,
-    pub counters: SharedCounters,
-    pub users: UserService,
-    pub mfa: MfaService,
-    pub bypass: BypassCodeService,
-    pub signin: SignInService,
-    pub throttle: Throttle,
-    /// How long a sign-in's refresh tokens may be rotated, from the sign-in.
-    pub refresh_token_lifetime: chrono::Duration,
-    /// Set when a shutdown begins: `/readyz` answers 503 so balancers move traffic away.
-    pub draining: std::sync::atomic::AtomicBool,
 }
 
 pub type Apis = (DiscoveryApi, UsersApi, MfaApi, BypassCodesApi, MeApi);
@@ -193,7 +178,11 @@ fn write_private_file(path: &PathBuf, contents: &str) -> std::io::Result<()> {
     file.write_all(contents.as_bytes())
 }
 
-pub async fn build_state(config: &Config, issuer: String) -> Result<Arc<AppState>, StartError> {
+/// The services, and the store they share (for tools and tests in the same process).
+pub async fn build_state(
+    config: &Config,
+    issuer: String,
+) -> Result<(Arc<AppState>, Store), StartError> {
     let store = open_store(config).await?;
     let sealer = Sealer::new(config.encryption_key.as_ref())
         .map_err(|e| StartError::Other(e.to_string()))?;
@@ -245,25 +234,29 @@ pub async fn build_state(config: &Config, issuer: String) -> Result<Arc<AppState
         issuer.clone(),
         config.max_flows_per_address,
     );
-    let discovery = crate::oidc::http::discovery_body(&issuer)
-        .map_err(|e| StartError::Other(format!("discovery document: {e}")))?;
-    Ok(Arc::new(AppState {
-        signin,
-        discovery,
-        issuer,
-        users: UserService::new(store.clone()),
-        store,
+    let oauth = OAuthService::new(OAuthParts {
+        store: store.clone(),
         keys,
         tokens,
-        counters,
-        mfa,
-        bypass,
         throttle,
+        signin: signin.clone(),
+        issuer: issuer.clone(),
         refresh_token_lifetime: chrono::Duration::seconds(
             config.refresh_token_lifetime_seconds as i64,
         ),
+    })
+    .map_err(|e| StartError::Other(format!("OAuth: {e}")))?;
+    let state = AppState {
+        signin,
+        issuer,
+        oauth,
+        users: UserService::new(store.clone()),
+        mfa,
+        bypass,
+        health: Health::new(store.clone(), counters),
         draining: std::sync::atomic::AtomicBool::new(false),
-    }))
+    };
+    Ok((Arc::new(state), store))
 }
 
 /// Bodies of the sign-in forms: a username, a password or a code, and a CSRF token.
@@ -274,7 +267,7 @@ const TOKEN_FORM_BYTES: usize = 64 * 1024;
 fn form<E: Endpoint>(endpoint: E) -> impl Endpoint {
     endpoint.with(BodyLimit {
         max: SIGNIN_FORM_BYTES,
-        too_large: crate::oidc::signin::form_too_large,
+        too_large: crate::oidc::error::form_too_large,
     })
 }
 
@@ -291,16 +284,13 @@ pub fn routes(state: Arc<AppState>, edge: Edge) -> impl Endpoint {
     let docs = api.swagger_ui();
     crate::ops::metrics_handle();
     let route = Route::new()
-        .at(
-            "/.well-known/openid-configuration",
-            get(crate::oidc::http::discovery),
-        )
+        .at(DISCOVERY_PATH, get(crate::oidc::http::discovery))
         .at(JWKS_PATH, get(crate::oidc::http::jwks))
         .at(
             TOKEN_PATH,
             post(crate::oidc::http::token).with(BodyLimit {
                 max: TOKEN_FORM_BYTES,
-                too_large: crate::oidc::http::form_too_large,
+                too_large: crate::oidc::error::token_form_too_large,
             }),
         )
         .at(AUTHORIZE_PATH, get(crate::oidc::signin::authorize))
@@ -362,6 +352,8 @@ pub struct RunningServer {
     pub issuer: String,
     /// The services the server runs on, for tools and tests in the same process.
     pub state: Arc<AppState>,
+    /// The database below them, for the same tools and tests.
+    pub store: Store,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -440,7 +432,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         Some(url) => issuer_string(url),
         None => format!("http://{local_addr}"),
     };
-    let state = build_state(&config, issuer.clone()).await?;
+    let (state, store) = build_state(&config, issuer.clone()).await?;
     let app = routes(
         state.clone(),
         Edge {
@@ -463,6 +455,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         metrics_addr,
         issuer,
         state,
+        store,
         shutdown: tx,
         task,
     })

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::domain::address::{ForwardedHeader, TrustedProxies};
 use crate::domain::secret::Secret;
-use crate::oidc::keys::Alg;
+use crate::service::oauth::keys::Alg;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

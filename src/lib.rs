@@ -10,4 +10,5 @@ pub mod oidc;
 pub mod ops;
 pub mod scim;
 pub mod service;
+pub mod state;
 pub mod store;

@@ -9,7 +9,7 @@ use bypass_idp::config::Config;
 use bypass_idp::domain::ids::ClientId;
 use bypass_idp::domain::scim::USER_SCHEMA;
 use bypass_idp::domain::scim::user::parse_user;
-use bypass_idp::oidc::clients::{self, ClientSpec};
+use bypass_idp::service::oauth::clients::{self, ClientSpec};
 use bypass_idp::service::users::UserService;
 use clap::{Parser, Subcommand};
 use serde_json::json;
@@ -258,11 +258,11 @@ async fn client_command(command: ClientCommand, config: Config) -> Result<(), St
                 .into_iter()
                 .map(|c| {
                     json!({
-                        "client_id": c.client_id,
-                        "public": c.is_public,
-                        "scope": c.scopes,
-                        "grant_types": c.grant_types.split_whitespace().collect::<Vec<_>>(),
-                        "redirect_uris": c.redirect_uris.lines().collect::<Vec<_>>(),
+                        "client_id": c.client_id.as_str(),
+                        "public": c.public,
+                        "scope": c.scopes.to_string(),
+                        "grant_types": c.grant_types,
+                        "redirect_uris": c.redirect_uris,
                         "require_mfa": c.require_mfa,
                     })
                 })

@@ -11,7 +11,7 @@ use poem::web::Data;
 use poem::{Response, handler};
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// How long `/readyz` waits for each dependency.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -69,18 +69,13 @@ pub async fn readyz(Data(state): Data<&Arc<AppState>>) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from(5));
         return response;
     }
-    let (database, redis) = tokio::join!(
-        tokio::time::timeout(READY_TIMEOUT, state.store.ping()),
-        tokio::time::timeout(READY_TIMEOUT, state.counters.ping()),
-    );
+    let readiness = state.health.check(READY_TIMEOUT).await;
     let verdict = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let database_ok = matches!(database, Ok(Ok(())));
-    let redis_ok = matches!(redis, Ok(Ok(())));
-    let mut checks = json!({"database": verdict(database_ok)});
-    if state.counters.is_shared() {
-        checks["redis"] = json!(verdict(redis_ok));
+    let mut checks = json!({"database": verdict(readiness.database)});
+    if let Some(redis) = readiness.redis {
+        checks["redis"] = json!(verdict(redis));
     }
-    if database_ok && redis_ok {
+    if readiness.ready() {
         return json(StatusCode::OK, json!({"status": "ready", "checks": checks}));
     }
     let mut response = json(

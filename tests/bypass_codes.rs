@@ -527,8 +527,7 @@ async fn deleting_a_user_revokes_and_keeps_their_codes() {
         .await;
     assert_eq!(status, 204);
     let row = app
-        .state()
-        .store
+        .store()
         .find_code(
             &bypass_idp::domain::ids::UserId::new(&user_id),
             code["id"].as_str().unwrap(),
@@ -537,8 +536,8 @@ async fn deleting_a_user_revokes_and_keeps_their_codes() {
         .unwrap()
         .expect("kept for audit");
     assert!(row.revoked_at.is_some());
-    let events = app.state().store.code_events(&row.id).await.unwrap();
-    assert_eq!(events.last().unwrap().event, "revoked");
+    let events = app.store().code_events(&row.id).await.unwrap();
+    assert_eq!(events.last().unwrap().event.as_str(), "revoked");
     assert_eq!(
         events.last().unwrap().detail.as_deref(),
         Some("user deleted")

@@ -63,8 +63,7 @@ async fn at_second_factor(app: &TestApp, user: &str) -> (Browser, Page, String, 
 }
 
 async fn streak(app: &TestApp, user_id: &str) -> i32 {
-    app.state()
-        .store
+    app.store()
         .get_mfa(&bypass_idp::domain::ids::UserId::new(user_id))
         .await
         .unwrap()
@@ -98,7 +97,7 @@ async fn a_burst_cannot_run_the_failure_streak_past_its_cap() {
     use sea_orm::{ConnectionTrait, Statement};
     let app = TestApp::spawn().await;
     let (browser, page, user_id, _) = at_second_factor(&app, "burst.streak").await;
-    let db = &app.state().store.db;
+    let db = &app.store().db;
     db.execute_raw(Statement::from_sql_and_values(
         db.get_database_backend(),
         "UPDATE user_mfa SET consecutive_failures = 98 WHERE user_id = $1",
@@ -829,7 +828,7 @@ async fn the_signing_key_is_sealed_when_an_encryption_key_is_set() {
     use base64::Engine;
     let key = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
     let app = TestApp::spawn_with(&[("BYPASS_IDP_ENCRYPTION_KEY", &key)]).await;
-    let rows = app.state().store.signing_keys().await.unwrap();
+    let rows = app.store().signing_keys().await.unwrap();
     assert!(!rows.is_empty());
     for row in rows {
         assert!(row.private_pem.starts_with("v1:"), "sealed");

@@ -110,8 +110,7 @@ async fn bypass_code_failures_say_why_and_lock_after_five() {
     .await;
     let expired = create_code(&app, &token, &user_id, json!({"expiresIn": {"minutes": 5}})).await;
     use sea_orm::ConnectionTrait;
-    app.state()
-        .store
+    app.store()
         .db
         .execute_unprepared(&format!(
             "UPDATE bypass_codes SET expires_at = created_at WHERE id = '{}'",

@@ -37,8 +37,7 @@ fn rejected(outcome: &VerifyOutcome) -> Option<Rejection> {
 }
 
 async fn sql(app: &TestApp, statement: &str) {
-    app.state()
-        .store
+    app.store()
         .db
         .execute_unprepared(statement)
         .await

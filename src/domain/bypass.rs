@@ -7,8 +7,11 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::ids::UserId;
+use super::limits::Lock;
 use super::scim::user::Email;
 use super::scim::{ScimType, ScimViolation};
+use super::signin::AMR_OTP;
 
 pub const MIN_CODE_LENGTH: u32 = 8;
 pub const MAX_CODE_LENGTH: u32 = 20;
@@ -438,6 +441,142 @@ impl CodeState {
 
     pub fn remaining(&self) -> Option<i64> {
         self.max_uses.map(|max| (max - self.use_count).max(0))
+    }
+}
+
+/// Why a user cannot have bypass codes (DESIGN §5.1): one rule, one message each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ineligible {
+    Inactive,
+    NotEnrolled,
+}
+
+impl Ineligible {
+    pub fn message(self, user_name: &str) -> String {
+        match self {
+            Self::Inactive => format!(
+                "user \"{user_name}\" is inactive; activate the user first (no bypass code or 2-step verification change was made)"
+            ),
+            Self::NotEnrolled => format!(
+                "user \"{user_name}\" is not enrolled in 2-step verification; enroll a TOTP factor first"
+            ),
+        }
+    }
+}
+
+/// Bypass codes are for active users enrolled in 2-step verification; enrolling needs an
+/// active user. `need_enrolled` says which of the two is asked.
+pub fn check_eligible(active: bool, enrolled: bool, need_enrolled: bool) -> Result<(), Ineligible> {
+    if !active {
+        Err(Ineligible::Inactive)
+    } else if need_enrolled && !enrolled {
+        Err(Ineligible::NotEnrolled)
+    } else {
+        Ok(())
+    }
+}
+
+/// Why a caller may not mint a code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MintRefused {
+    /// A user signed in without the authenticator app: a bypass code cannot mint more codes.
+    NeedsAuthenticatorSignIn,
+}
+
+impl MintRefused {
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::NeedsAuthenticatorSignIn => {
+                "sign in with your authenticator app (not a bypass code) to generate bypass codes"
+            }
+        }
+    }
+}
+
+/// Who may mint codes: the help desk (its scope is checked at the edge) always; a user for
+/// themselves only after a sign-in with the authenticator app (`amr` holds `otp`).
+pub fn check_minting(origin: Origin, amr: &[String]) -> Result<(), MintRefused> {
+    match origin {
+        Origin::HelpDesk => Ok(()),
+        Origin::SelfService if amr.iter().any(|m| m == AMR_OTP) => Ok(()),
+        Origin::SelfService => Err(MintRefused::NeedsAuthenticatorSignIn),
+    }
+}
+
+/// Why a typed code was refused at sign-in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    Wrong,
+    Expired,
+    Revoked,
+    Exhausted,
+    Locked(Lock),
+}
+
+impl Rejection {
+    /// A stable name, for metrics and the audit trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Wrong => "wrong",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::Exhausted => "exhausted",
+            Self::Locked(_) => "locked",
+        }
+    }
+
+    /// The refusal for a code found in `status` (which is not active): a code that is still
+    /// active when its use could not be recorded was used up by a concurrent attempt.
+    pub fn for_status(status: CodeStatus) -> Self {
+        match status {
+            CodeStatus::Expired => Self::Expired,
+            CodeStatus::Revoked => Self::Revoked,
+            CodeStatus::Exhausted | CodeStatus::Active => Self::Exhausted,
+        }
+    }
+}
+
+/// A code to store: only its hash, never the plaintext.
+#[derive(Clone, Debug)]
+pub struct NewCode {
+    pub id: String,
+    pub user_id: UserId,
+    pub code_hash: Vec<u8>,
+    pub origin: Origin,
+    /// `client:<id>`, `user:<id>` or `system`.
+    pub created_by: String,
+    pub client_id: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_uses: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored code, as the store hands it back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCode {
+    pub id: String,
+    pub user_id: UserId,
+    pub code_hash: Vec<u8>,
+    pub origin: String,
+    pub created_by: String,
+    pub client_id: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_uses: Option<i64>,
+    pub use_count: i64,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl StoredCode {
+    pub fn state(&self) -> CodeState {
+        CodeState {
+            expires_at: self.expires_at,
+            max_uses: self.max_uses,
+            use_count: self.use_count,
+            revoked: self.revoked_at.is_some(),
+        }
     }
 }
 

@@ -15,6 +15,15 @@ use std::time::Duration;
 use super::address::LimitAddress;
 use super::ids::{ClientId, UserId};
 
+/// Why a second factor is locked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lock {
+    /// Try again after this long.
+    Window(std::time::Duration),
+    /// Too many consecutive failures: an administrator must reset 2-step verification.
+    Permanent,
+}
+
 /// At most `max` attempts per `window`; the window starts at the first attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limit {

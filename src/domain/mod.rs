@@ -1,9 +1,11 @@
 //! Pure domain logic: identifiers, secrets, scopes and the SCIM user model. No I/O here.
 
 pub mod address;
+pub mod audit;
 pub mod bypass;
 pub mod ids;
 pub mod limits;
+pub mod oauth;
 pub mod scim;
 pub mod scope;
 pub mod secret;

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::oauth::Client;
 use super::scope::ScopeSet;
 
 /// RFC 8176 method references.
@@ -21,17 +22,6 @@ pub const ACR_VALUES: &[&str] = &[ACR_PASSWORD, ACR_MFA];
 /// line; those echoed into tokens are capped tighter.
 pub const MAX_PARAM_LEN: usize = 2048;
 const TIGHTER_CAPS: &[(&str, usize)] = &[("nonce", 512), ("login_hint", 256), ("scope", 512)];
-
-/// What the server knows of the client, for validating its requests.
-#[derive(Clone, Debug)]
-pub struct ClientInfo {
-    pub client_id: String,
-    pub redirect_uris: Vec<String>,
-    pub scopes: ScopeSet,
-    pub grant_types: Vec<String>,
-    pub public: bool,
-    pub require_mfa: bool,
-}
 
 /// A validated authorization request (RFC 6749 §4.1.1, OIDC Core §3.1.2.1, RFC 7636).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,7 +55,7 @@ fn redirect_error(error: &'static str, description: impl Into<String>) -> Redire
 /// Checks the client and redirect URI only: failures here must never redirect.
 pub fn check_client_redirect<'a>(
     params: &'a HashMap<String, String>,
-    client: Option<&ClientInfo>,
+    client: Option<&Client>,
 ) -> Result<&'a str, String> {
     let client = client.ok_or_else(|| "unknown client_id".to_owned())?;
     let redirect = params
@@ -82,7 +72,7 @@ pub fn check_client_redirect<'a>(
 /// Validates the rest of the request, once client and redirect URI are known to be good.
 pub fn parse_auth_request(
     params: &HashMap<String, String>,
-    client: &ClientInfo,
+    client: &Client,
 ) -> Result<AuthRequest, RedirectError> {
     let cap = |name: &str| {
         TIGHTER_CAPS
@@ -224,7 +214,7 @@ pub fn parse_auth_request(
         .get("acr_values")
         .is_some_and(|values| values.split_whitespace().any(|v| v == ACR_MFA));
     Ok(AuthRequest {
-        client_id: client.client_id.clone(),
+        client_id: client.client_id.as_str().to_owned(),
         redirect_uri: params.get("redirect_uri").cloned().unwrap_or_default(),
         scope: scope.to_string(),
         state: params.get("state").cloned(),
@@ -379,9 +369,10 @@ pub fn acr_for(amr: &[String]) -> &'static str {
 mod tests {
     use super::*;
 
-    fn client(public: bool) -> ClientInfo {
-        ClientInfo {
-            client_id: "rp".into(),
+    fn client(public: bool) -> Client {
+        Client {
+            client_id: crate::domain::ids::ClientId::new("rp"),
+            secret_digest: None,
             redirect_uris: vec!["https://rp.example/cb".into()],
             scopes: ScopeSet::parse("openid profile email"),
             grant_types: vec!["authorization_code".into()],

@@ -98,6 +98,18 @@ pub fn code_at(secret: &[u8], unix_time: u64) -> Option<String> {
     )
 }
 
+/// A user's stored 2-step verification state.
+#[derive(Clone, Debug)]
+pub struct MfaRecord {
+    /// The TOTP secret, sealed; `None` when there is no factor.
+    pub totp_secret: Option<String>,
+    pub totp_confirmed: bool,
+    /// The salt every one of the user's bypass codes is hashed with.
+    pub bypass_salt: Vec<u8>,
+    /// Failed second-factor attempts in a row (NIST SP 800-63B's cap).
+    pub consecutive_failures: i32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,10 +1,9 @@
-//! OpenID Connect and OAuth 2.0: signing keys, access tokens, client authentication,
-//! discovery and the token endpoint.
+//! OpenID Connect and OAuth 2.0 over HTTP: discovery, JWKS, the token endpoint, userinfo,
+//! `/oauth2/authorize` and the sign-in pages. Handlers parse, call
+//! [`crate::service::oauth`] and [`crate::service::signin`], and render; errors are made in
+//! [`error`] only.
 
-pub mod clients;
-pub mod grants;
+pub mod error;
 pub mod http;
-pub mod keys;
 pub mod pages;
 pub mod signin;
-pub mod tokens;

@@ -1,5 +1,6 @@
 //! Server-rendered sign-in pages: plain HTML forms that work without JavaScript.
 
+use super::error::PageError;
 use crate::domain::signin::{Flow, Step};
 use crate::service::mfa::Enrollment;
 
@@ -122,4 +123,45 @@ pub fn step_page(
 /// An error the browser sees without being sent anywhere.
 pub fn error_page(title: &str, detail: &str) -> String {
     layout(title, &format!("<p>{}</p>", escape(detail)))
+}
+
+/// The title and explanation of each sign-in error page.
+pub fn error_text(error: &PageError) -> (&'static str, String) {
+    const START_AGAIN: &str = "Go back to the application and start again.";
+    match error {
+        PageError::Rejected(detail) => ("Sign-in request rejected", detail.clone()),
+        PageError::FieldTooLong { name, cap } => (
+            "Sign-in request rejected",
+            format!("The {name} field is longer than {cap} characters."),
+        ),
+        PageError::Expired => (
+            "Sign-in expired",
+            format!("This sign-in took too long or was already finished. {START_AGAIN}"),
+        ),
+        PageError::Forged => (
+            "Form not accepted",
+            format!("The form did not come from this sign-in. {START_AGAIN}"),
+        ),
+        PageError::FormTooLarge => (
+            "Form not accepted",
+            format!("The form was larger than a sign-in form can be. {START_AGAIN}"),
+        ),
+        PageError::TooManySignIns(_) => (
+            "Too many sign-ins",
+            "Too many sign-ins were started from your network. Wait a few minutes and try again."
+                .into(),
+        ),
+        PageError::Unavailable => (
+            "Temporarily unavailable",
+            "This service cannot sign you in right now. Wait a minute and reload this page: your sign-in is kept if it can be.".into(),
+        ),
+        PageError::Internal => ("Something went wrong", "Please try again later.".into()),
+    }
+}
+
+pub fn signed_out_page() -> String {
+    error_page(
+        "Signed out",
+        "You are signed out of this identity provider.",
+    )
 }

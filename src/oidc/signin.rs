@@ -9,13 +9,13 @@ use poem::web::cookie::{Cookie, CookieJar, SameSite};
 use poem::web::{Data, Form, Query};
 use poem::{IntoResponse, Request, Response, handler};
 
-use super::pages::{error_page, step_page};
-use crate::app::AppState;
+use super::error::{PageError, html, page_error, page_failure};
+use super::pages::{signed_out_page, step_page};
 use crate::domain::secret::Secret;
 use crate::edge::ClientAddr;
-use crate::service::ServiceError;
 use crate::service::context::Context;
 use crate::service::signin::{CodeStep, FLOW_TTL, Next, StartError};
+use crate::state::AppState;
 
 pub const FLOW_COOKIE: &str = "bidp_flow";
 /// The longest query an authorization request may have; parameters are capped one by one
@@ -29,22 +29,6 @@ const FIELD_CAPS: &[(&str, usize)] = &[
     ("csrf", 128),
 ];
 
-fn html(status: StatusCode, body: String) -> Response {
-    Response::builder()
-        .status(status)
-        .content_type("text/html; charset=utf-8")
-        .header(header::CACHE_CONTROL, "no-store")
-        .header("X-Frame-Options", "DENY")
-        // No form-action: browsers apply it to the redirect that ends a form POST, and that
-        // redirect goes to the client.
-        .header(
-            "Content-Security-Policy",
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-        )
-        .header("Referrer-Policy", "no-referrer")
-        .body(body)
-}
-
 fn see_other(location: &str) -> Response {
     Response::builder()
         .status(StatusCode::SEE_OTHER)
@@ -53,48 +37,8 @@ fn see_other(location: &str) -> Response {
         .finish()
 }
 
-fn internal(err: ServiceError) -> Response {
-    if let ServiceError::Unavailable(detail) = &err {
-        tracing::warn!(reason = %detail, "sign-in refused: busy");
-        let mut response = html(
-            StatusCode::SERVICE_UNAVAILABLE,
-            error_page(
-                "Temporarily unavailable",
-                "This service cannot sign you in right now. Wait a minute and reload this page: your sign-in is kept if it can be.",
-            ),
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, poem::http::HeaderValue::from(60));
-        return response;
-    }
-    tracing::error!(error = %err, "sign-in failed");
-    html(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        error_page("Something went wrong", "Please try again later."),
-    )
-}
-
 fn context(addr: &ClientAddr) -> Context {
     Context::system_at(addr.0)
-}
-
-/// The 413 answer of the sign-in forms (see [`crate::edge::BodyLimit`]).
-pub fn form_too_large(_max: usize) -> Response {
-    html(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        error_page(
-            "Form not accepted",
-            "The form was larger than a sign-in form can be. Go back to the application and start again.",
-        ),
-    )
-}
-
-fn rejected(detail: &str) -> Response {
-    html(
-        StatusCode::BAD_REQUEST,
-        error_page("Sign-in request rejected", detail),
-    )
 }
 
 /// A form with a field over its cap: refused whole.
@@ -102,11 +46,7 @@ fn oversized_field(form: &HashMap<String, String>) -> Option<Response> {
     FIELD_CAPS
         .iter()
         .find(|(name, cap)| form.get(*name).is_some_and(|v| v.len() > *cap))
-        .map(|(name, cap)| {
-            rejected(&format!(
-                "The {name} field is longer than {cap} characters."
-            ))
-        })
+        .map(|&(name, cap)| page_error(PageError::FieldTooLong { name, cap }))
 }
 
 fn set_flow_cookie(jar: &CookieJar, id: String, secure: bool) {
@@ -137,20 +77,8 @@ fn render(next: Next, show_bypass: bool, jar: &CookieJar) -> Response {
             jar.remove(FLOW_COOKIE);
             see_other(&url)
         }
-        Next::Expired => html(
-            StatusCode::BAD_REQUEST,
-            error_page(
-                "Sign-in expired",
-                "This sign-in took too long or was already finished. Go back to the application and start again.",
-            ),
-        ),
-        Next::Forged => html(
-            StatusCode::BAD_REQUEST,
-            error_page(
-                "Form not accepted",
-                "The form did not come from this sign-in. Go back to the application and start again.",
-            ),
-        ),
+        Next::Expired => page_error(PageError::Expired),
+        Next::Forged => page_error(PageError::Forged),
     }
 }
 
@@ -163,14 +91,18 @@ pub async fn authorize(
 ) -> Response {
     let query = req.uri().query().unwrap_or_default();
     if query.len() > MAX_AUTHORIZE_QUERY {
-        return rejected("The sign-in request is too long.");
+        return page_error(PageError::Rejected(
+            "The sign-in request is too long.".into(),
+        ));
     }
     let mut params: HashMap<String, String> = HashMap::new();
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         // RFC 6749 §3.1: no parameter may appear twice; which one to trust is unknowable.
         if params.contains_key(key.as_ref()) {
             let key: String = key.chars().take(64).collect();
-            return rejected(&format!("the parameter {key} appears more than once"));
+            return page_error(PageError::Rejected(format!(
+                "the parameter {key} appears more than once"
+            )));
         }
         params.insert(key.into_owned(), value.into_owned());
     }
@@ -179,23 +111,12 @@ pub async fn authorize(
             set_flow_cookie(jar, id, state.issuer.starts_with("https://"));
             see_other("/oauth2/signin")
         }
-        Ok(Err(StartError::Page(message))) => rejected(&message),
+        Ok(Err(StartError::Page(message))) => page_error(PageError::Rejected(message)),
         Ok(Err(StartError::Redirect(url))) => see_other(&url),
         Ok(Err(StartError::TooMany(retry_after))) => {
-            let mut response = html(
-                StatusCode::TOO_MANY_REQUESTS,
-                error_page(
-                    "Too many sign-ins",
-                    "Too many sign-ins were started from your network. Wait a few minutes and try again.",
-                ),
-            );
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                poem::http::HeaderValue::from(retry_after.as_secs().max(1)),
-            );
-            response
+            page_error(PageError::TooManySignIns(retry_after))
         }
-        Err(err) => internal(err),
+        Err(err) => page_failure(err),
     }
 }
 
@@ -220,7 +141,7 @@ pub async fn signin_page(
             jar,
         ),
         Ok(None) => render(Next::Expired, false, jar),
-        Err(err) => internal(err),
+        Err(err) => page_failure(err),
     }
 }
 
@@ -259,7 +180,7 @@ pub async fn password(
             }
             render(next, false, jar)
         }
-        Err(err) => internal(err),
+        Err(err) => page_failure(err),
     }
 }
 
@@ -281,7 +202,7 @@ async fn code_step(
     let (csrf, code, ctx) = (field(form, "csrf"), field(form, "code"), context(addr));
     match state.signin.code_step(step, &id, csrf, code, &ctx).await {
         Ok(next) => render(next, show_bypass, jar),
-        Err(err) => internal(err),
+        Err(err) => page_failure(err),
     }
 }
 
@@ -319,11 +240,5 @@ pub async fn enroll(
 #[handler]
 pub async fn end_session(jar: &CookieJar) -> impl IntoResponse {
     jar.remove(FLOW_COOKIE);
-    html(
-        StatusCode::OK,
-        error_page(
-            "Signed out",
-            "You are signed out of this identity provider.",
-        ),
-    )
+    html(StatusCode::OK, signed_out_page())
 }

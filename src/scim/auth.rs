@@ -1,4 +1,4 @@
-//! Bearer-token authentication for the SCIM API.
+//! Bearer-token authentication for the SCIM API, and who the request acts for.
 
 use std::sync::Arc;
 
@@ -7,8 +7,11 @@ use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 
 use super::error::ScimError;
-use crate::app::AppState;
-use crate::oidc::tokens::{Principal, TokenError};
+use crate::domain::ids::UserId;
+use crate::edge::ClientAddr;
+use crate::service::context::Context;
+use crate::service::oauth::tokens::Principal;
+use crate::state::AppState;
 
 /// An access token from this server's token endpoint (`client_credentials` or a user's token).
 #[derive(SecurityScheme)]
@@ -19,28 +22,11 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
     let state = req
         .data::<Arc<AppState>>()
         .ok_or_else(|| poem::Error::from(ScimError::internal()))?;
-    let principal = match state.tokens.verify(&bearer.token).await {
-        Ok(principal) => principal,
-        Err(TokenError::Service(err)) => return Err(ScimError::from(err).into()),
-        Err(refused) => return Err(ScimError::unauthorized(&refused.to_string(), true).into()),
-    };
-    match crate::oidc::grants::grant_is_live(state, &principal).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return Err(
-                ScimError::unauthorized("the sign-in behind this token was revoked", true).into(),
-            );
-        }
-        Err(err) => return Err(ScimError::from(err).into()),
-    }
-    // Removing a client revokes its tokens at once.
-    match state.store.find_client(&principal.client_id).await {
-        Ok(Some(_)) => Ok(principal),
-        Ok(None) => {
-            Err(ScimError::unauthorized("the client of this token no longer exists", true).into())
-        }
-        Err(err) => Err(ScimError::from(crate::service::ServiceError::from(err)).into()),
-    }
+    state
+        .oauth
+        .authenticate_bearer(&bearer.token)
+        .await
+        .map_err(|refusal| ScimError::from(refusal).into())
 }
 
 impl ScimBearer {
@@ -58,6 +44,21 @@ impl ScimBearer {
             Ok(&self.0)
         } else {
             Err(ScimError::forbidden(&scopes.join("\" or \"")))
+        }
+    }
+
+    /// The request's actor, client and address, for the audit trail.
+    pub fn context(&self, remote: &ClientAddr) -> Context {
+        let ip = remote.0;
+        let principal = &self.0;
+        if principal.subject == principal.client_id.as_str() {
+            Context::client(principal.client_id.clone(), ip)
+        } else {
+            Context::user(
+                UserId::new(principal.subject.clone()),
+                Some(principal.client_id.clone()),
+                ip,
+            )
         }
     }
 }

@@ -1,5 +1,7 @@
-//! `/Users/{id}/bypassCodes…` and `/BypassCodeSettings`: thin handlers over
-//! [`BypassCodeService`](crate::service::bypass::BypassCodeService).
+//! `/Users/{id}/bypassCodes…` (the help desk), `/Me/bypassCodes…` (the signed-in user) and
+//! `/BypassCodeSettings`: thin handlers over
+//! [`BypassCodeService`](crate::service::bypass::BypassCodeService). The admin and `/Me`
+//! operations share one body ([`Codes`]); only how the [`Subject`] is found differs.
 
 use std::sync::Arc;
 
@@ -17,35 +19,19 @@ use super::models::{
     AuditEventList, BypassCodeList, BypassCodeRequest, BypassCodeResource,
     BypassCodeSettingsResource, NotifyRequest,
 };
-use super::payload::ScimJson;
-use crate::app::AppState;
-use crate::domain::bypass::{CodeStatus, Origin, Policy};
+use super::payload::{ScimJson, list_response};
+use crate::domain::bypass::{CodeStatus, Origin, Policy, check_minting};
 use crate::domain::ids::UserId;
 use crate::domain::scim::filter::{CompareOp, Filter, Literal, parse_filter};
 use crate::domain::scim::user::format_time;
-use crate::domain::scim::{LIST_RESPONSE_SCHEMA, ScimType, ScimViolation};
+use crate::domain::scim::{ScimType, ScimViolation};
 use crate::domain::scope::{BYPASS_CODES_MANAGE, BYPASS_CODES_SELF, BYPASS_CODES_SETTINGS};
-use crate::service::bypass::{CodeView, Created};
-use crate::service::context::Context;
+use crate::service::bypass::CodeView;
+use crate::state::AppState;
 
 pub const BYPASS_CODE_SCHEMA: &str = "urn:bypass-idp:params:scim:schemas:core:2.0:BypassCode";
 pub const SETTINGS_SCHEMA: &str = "urn:bypass-idp:params:scim:schemas:core:2.0:BypassCodeSettings";
 pub const AUDIT_EVENT_SCHEMA: &str = "urn:bypass-idp:params:scim:schemas:core:2.0:AuditEvent";
-
-/// The request's actor, client and address, for the audit trail.
-pub fn context(auth: &ScimBearer, remote: &ClientAddr) -> Context {
-    let ip = remote.0;
-    let principal = &auth.0;
-    if principal.subject == principal.client_id.as_str() {
-        Context::client(principal.client_id.clone(), ip)
-    } else {
-        Context::user(
-            UserId::new(principal.subject.clone()),
-            Some(principal.client_id.clone()),
-            ip,
-        )
-    }
-}
 
 /// Renders a code; `code` is the plaintext, given only when it was just created.
 pub fn render_code(base: &str, view: &CodeView, code: Option<&str>) -> Value {
@@ -81,16 +67,6 @@ pub fn render_code(base: &str, view: &CodeView, code: Option<&str>) -> Value {
     body
 }
 
-pub fn render_list(resources: Vec<Value>) -> Value {
-    json!({
-        "schemas": [LIST_RESPONSE_SCHEMA],
-        "totalResults": resources.len(),
-        "startIndex": 1,
-        "itemsPerPage": resources.len(),
-        "Resources": resources,
-    })
-}
-
 /// Only `status eq "…"` filters bypass codes.
 pub fn status_filter(filter: Option<&str>) -> Result<Option<CodeStatus>, ScimError> {
     let Some(text) = filter.filter(|f| !f.trim().is_empty()) else {
@@ -117,22 +93,6 @@ fn render_settings(base: &str, policy: &Policy) -> Value {
     body["schemas"] = json!([SETTINGS_SCHEMA]);
     body["meta"] = json!({"resourceType": "BypassCodeSettings", "location": format!("{base}/BypassCodeSettings")});
     body
-}
-
-fn code_list(state: &AppState, views: &[CodeView]) -> CodeListResponse {
-    let base = base(state);
-    let resources = views.iter().map(|v| render_code(&base, v, None)).collect();
-    CodeListResponse::Ok(ScimJson::new(render_list(resources)))
-}
-
-/// The create response: the only place the plaintext appears; never cached.
-fn created_response(state: &AppState, created: &Created) -> CreateCodeResponse {
-    let body = render_code(&base(state), &created.view, Some(created.code.expose()));
-    let location = body["meta"]["location"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    CreateCodeResponse::Created(ScimJson::new(body), location, "no-store".into())
 }
 
 /// A required string member of a small request body.
@@ -193,11 +153,122 @@ pub enum SettingsResponse {
     Ok(ScimJson<BypassCodeSettingsResource>),
 }
 
-pub struct BypassCodesApi;
-
-fn base(state: &AppState) -> String {
-    format!("{}/scim/v2", state.issuer)
+/// Whose codes a request works on, and as whom it mints them.
+pub struct Subject {
+    user_id: UserId,
+    origin: Origin,
+    /// How the subject signed in, when the subject is the caller (`/Me`).
+    amr: Vec<String>,
 }
+
+impl Subject {
+    /// The user named in the path, for the help desk.
+    fn named(auth: &ScimBearer, id: String) -> Result<Self, ScimError> {
+        auth.require(BYPASS_CODES_MANAGE)?;
+        Ok(Self {
+            user_id: UserId::new(id),
+            origin: Origin::HelpDesk,
+            amr: Vec::new(),
+        })
+    }
+
+    /// The signed-in user behind a user token; refused for a client's own token.
+    async fn me(state: &AppState, auth: &ScimBearer) -> Result<Self, ScimError> {
+        auth.require(BYPASS_CODES_SELF)?;
+        let session = state.oauth.session(&auth.0).await?.ok_or_else(|| {
+            ScimError::forbidden_detail("/Me needs a user's access token from a sign-in")
+        })?;
+        Ok(Self {
+            user_id: session.user_id,
+            origin: Origin::SelfService,
+            amr: session.amr,
+        })
+    }
+}
+
+/// The operations on a subject's codes, shared by [`BypassCodesApi`] and [`MeApi`].
+struct Codes;
+
+impl Codes {
+    async fn create(
+        state: &AppState,
+        subject: Subject,
+        auth: &ScimBearer,
+        remote: &ClientAddr,
+        body: &Value,
+    ) -> Result<CreateCodeResponse, ScimError> {
+        check_minting(subject.origin, &subject.amr)
+            .map_err(|refused| ScimError::forbidden_detail(refused.message()))?;
+        let created = state
+            .bypass
+            .create(
+                &subject.user_id,
+                body,
+                subject.origin,
+                &auth.context(remote),
+            )
+            .await?;
+        let body = render_code(
+            &state.scim_base(),
+            &created.view,
+            Some(created.code.expose()),
+        );
+        let location = body["meta"]["location"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        // The only place the plaintext appears: never cached.
+        Ok(CreateCodeResponse::Created(
+            ScimJson::new(body),
+            location,
+            "no-store".into(),
+        ))
+    }
+
+    async fn list(
+        state: &AppState,
+        subject: Subject,
+        filter: Option<&str>,
+    ) -> Result<CodeListResponse, ScimError> {
+        let status = status_filter(filter)?;
+        let views = state.bypass.list(&subject.user_id, status).await?;
+        let base = state.scim_base();
+        let resources: Vec<Value> = views.iter().map(|v| render_code(&base, v, None)).collect();
+        let total = resources.len() as u64;
+        Ok(CodeListResponse::Ok(ScimJson::new(list_response(
+            resources, total, 1,
+        ))))
+    }
+
+    async fn get(
+        state: &AppState,
+        subject: Subject,
+        code_id: &str,
+    ) -> Result<CodeResponse, ScimError> {
+        let view = state.bypass.get(&subject.user_id, code_id).await?;
+        Ok(Self::one(state, &view))
+    }
+
+    async fn revoke(
+        state: &AppState,
+        subject: Subject,
+        code_id: &str,
+        auth: &ScimBearer,
+        remote: &ClientAddr,
+    ) -> Result<RevokeCodeResponse, ScimError> {
+        state
+            .bypass
+            .revoke(&subject.user_id, code_id, &auth.context(remote))
+            .await?;
+        Ok(RevokeCodeResponse::Revoked)
+    }
+
+    fn one(state: &AppState, view: &CodeView) -> CodeResponse {
+        CodeResponse::Ok(ScimJson::new(render_code(&state.scim_base(), view, None)))
+    }
+}
+
+pub struct BypassCodesApi;
 
 #[OpenApi(prefix_path = "/scim/v2", tag = "ApiTags::BypassCodes")]
 impl BypassCodesApi {
@@ -215,13 +286,8 @@ impl BypassCodesApi {
         id: Path<String>,
         body: ScimJson<BypassCodeRequest>,
     ) -> Result<CreateCodeResponse, ScimError> {
-        auth.require(BYPASS_CODES_MANAGE)?;
-        let ctx = context(&auth, remote.0);
-        let created = state
-            .bypass
-            .create(&UserId::new(id.0), &body.value, Origin::HelpDesk, &ctx)
-            .await?;
-        Ok(created_response(state, &created))
+        let subject = Subject::named(&auth, id.0)?;
+        Codes::create(state, subject, &auth, remote.0, &body.value).await
     }
 
     /// List a user's bypass codes; `filter=status eq "active"` narrows the list.
@@ -238,10 +304,8 @@ impl BypassCodesApi {
         /// Only `status eq "active"|"expired"|"exhausted"|"revoked"`.
         filter: Query<Option<String>>,
     ) -> Result<CodeListResponse, ScimError> {
-        auth.require(BYPASS_CODES_MANAGE)?;
-        let status = status_filter(filter.0.as_deref())?;
-        let views = state.bypass.list(&UserId::new(id.0), status).await?;
-        Ok(code_list(state, &views))
+        let subject = Subject::named(&auth, id.0)?;
+        Codes::list(state, subject, filter.0.as_deref()).await
     }
 
     /// Read one bypass code.
@@ -257,13 +321,8 @@ impl BypassCodesApi {
         id: Path<String>,
         code_id: Path<String>,
     ) -> Result<CodeResponse, ScimError> {
-        auth.require(BYPASS_CODES_MANAGE)?;
-        let view = state.bypass.get(&UserId::new(id.0), &code_id.0).await?;
-        Ok(CodeResponse::Ok(ScimJson::new(render_code(
-            &base(state),
-            &view,
-            None,
-        ))))
+        let subject = Subject::named(&auth, id.0)?;
+        Codes::get(state, subject, &code_id.0).await
     }
 
     /// Revoke a bypass code.
@@ -280,13 +339,8 @@ impl BypassCodesApi {
         id: Path<String>,
         code_id: Path<String>,
     ) -> Result<RevokeCodeResponse, ScimError> {
-        auth.require(BYPASS_CODES_MANAGE)?;
-        let ctx = context(&auth, remote.0);
-        state
-            .bypass
-            .revoke(&UserId::new(id.0), &code_id.0, &ctx)
-            .await?;
-        Ok(RevokeCodeResponse::Revoked)
+        let subject = Subject::named(&auth, id.0)?;
+        Codes::revoke(state, subject, &code_id.0, &auth, remote.0).await
     }
 
     /// Email an active code to the user again. Send the code itself: the server stores
@@ -305,8 +359,7 @@ impl BypassCodesApi {
         code_id: Path<String>,
         body: ScimJson<NotifyRequest>,
     ) -> Result<CodeResponse, ScimError> {
-        auth.require(BYPASS_CODES_MANAGE)?;
-        let ctx = context(&auth, remote.0);
+        let subject = Subject::named(&auth, id.0)?;
         let code = required_string(
             &body.value,
             "code",
@@ -314,13 +367,9 @@ impl BypassCodesApi {
         )?;
         let view = state
             .bypass
-            .notify(&UserId::new(id.0), &code_id.0, code, &ctx)
+            .notify(&subject.user_id, &code_id.0, code, &auth.context(remote.0))
             .await?;
-        Ok(CodeResponse::Ok(ScimJson::new(render_code(
-            &base(state),
-            &view,
-            None,
-        ))))
+        Ok(Codes::one(state, &view))
     }
 
     /// A bypass code's audit trail: generated, emailed, used, failed, revoked.
@@ -336,14 +385,14 @@ impl BypassCodesApi {
         id: Path<String>,
         code_id: Path<String>,
     ) -> Result<AuditResponse, ScimError> {
-        auth.require(BYPASS_CODES_MANAGE)?;
-        let events = state.bypass.events(&UserId::new(id.0), &code_id.0).await?;
-        let resources = events
+        let subject = Subject::named(&auth, id.0)?;
+        let events = state.bypass.events(&subject.user_id, &code_id.0).await?;
+        let resources: Vec<Value> = events
             .into_iter()
             .map(|e| {
                 json!({
                     "schemas": [AUDIT_EVENT_SCHEMA],
-                    "event": e.event,
+                    "event": e.event.as_str(),
                     "at": format_time(e.at),
                     "actor": e.actor,
                     "clientId": e.client_id,
@@ -352,7 +401,10 @@ impl BypassCodesApi {
                 })
             })
             .collect();
-        Ok(AuditResponse::Ok(ScimJson::new(render_list(resources))))
+        let total = resources.len() as u64;
+        Ok(AuditResponse::Ok(ScimJson::new(list_response(
+            resources, total, 1,
+        ))))
     }
 
     /// The bypass-code policy (scope `bypass_codes:manage` or `bypass_codes:settings`).
@@ -370,7 +422,7 @@ impl BypassCodesApi {
         auth.require_any(&[BYPASS_CODES_MANAGE, BYPASS_CODES_SETTINGS])?;
         let policy = state.bypass.policy().await?;
         Ok(SettingsResponse::Ok(ScimJson::new(render_settings(
-            &base(state),
+            &state.scim_base(),
             &policy,
         ))))
     }
@@ -399,45 +451,13 @@ impl BypassCodesApi {
         let policy = Policy::from_json(&value)?;
         state
             .bypass
-            .set_policy(&policy, &context(&auth, remote.0))
+            .set_policy(&policy, &auth.context(remote.0))
             .await?;
         Ok(SettingsResponse::Ok(ScimJson::new(render_settings(
-            &base(state),
+            &state.scim_base(),
             &policy,
         ))))
     }
-}
-
-/// The signed-in user behind a token, with how they signed in; refused for client tokens.
-async fn me(state: &AppState, auth: &ScimBearer) -> Result<(UserId, Vec<String>), ScimError> {
-    auth.require(BYPASS_CODES_SELF)?;
-    let principal = &auth.0;
-    let grant_id = principal.grant.as_deref().ok_or_else(|| {
-        ScimError::forbidden_detail("/Me needs a user's access token from a sign-in")
-    })?;
-    let grant = state
-        .store
-        .find_grant(grant_id)
-        .await
-        .map_err(|e| ScimError::from(crate::service::ServiceError::from(e)))?
-        .ok_or_else(|| ScimError::unauthorized("the sign-in behind this token is gone", true))?;
-    let user_id = UserId::new(principal.subject.clone());
-    // A user deactivated since the sign-in keeps no access through older tokens.
-    let active = state
-        .users
-        .get(&user_id)
-        .await
-        .map(|u| u.attributes.active != Some(false));
-    if !matches!(active, Ok(true)) {
-        return Err(ScimError::unauthorized(
-            "the user of this token is inactive or gone",
-            true,
-        ));
-    }
-    Ok((
-        user_id,
-        grant.amr.split_whitespace().map(str::to_owned).collect(),
-    ))
 }
 
 pub struct MeApi;
@@ -457,10 +477,8 @@ impl MeApi {
         /// Only `status eq "active"|"expired"|"exhausted"|"revoked"`.
         filter: Query<Option<String>>,
     ) -> Result<CodeListResponse, ScimError> {
-        let (user, _) = me(state, &auth).await?;
-        let status = status_filter(filter.0.as_deref())?;
-        let views = state.bypass.list(&user, status).await?;
-        Ok(code_list(state, &views))
+        let subject = Subject::me(state, &auth).await?;
+        Codes::list(state, subject, filter.0.as_deref()).await
     }
 
     /// Generate a bypass code for yourself, to keep for when your phone is not at hand.
@@ -478,18 +496,8 @@ impl MeApi {
         remote: Data<&ClientAddr>,
         body: ScimJson<BypassCodeRequest>,
     ) -> Result<CreateCodeResponse, ScimError> {
-        let (user, amr) = me(state, &auth).await?;
-        if !amr.iter().any(|m| m == crate::domain::signin::AMR_OTP) {
-            return Err(ScimError::forbidden_detail(
-                "sign in with your authenticator app (not a bypass code) to generate bypass codes",
-            ));
-        }
-        let ctx = context(&auth, remote.0);
-        let created = state
-            .bypass
-            .create(&user, &body.value, Origin::SelfService, &ctx)
-            .await?;
-        Ok(created_response(state, &created))
+        let subject = Subject::me(state, &auth).await?;
+        Codes::create(state, subject, &auth, remote.0, &body.value).await
     }
 
     /// One of your bypass codes.
@@ -504,13 +512,8 @@ impl MeApi {
         Data(state): Data<&Arc<AppState>>,
         code_id: Path<String>,
     ) -> Result<CodeResponse, ScimError> {
-        let (user, _) = me(state, &auth).await?;
-        let view = state.bypass.get(&user, &code_id.0).await?;
-        Ok(CodeResponse::Ok(ScimJson::new(render_code(
-            &base(state),
-            &view,
-            None,
-        ))))
+        let subject = Subject::me(state, &auth).await?;
+        Codes::get(state, subject, &code_id.0).await
     }
 
     /// Revoke one of your bypass codes.
@@ -526,11 +529,7 @@ impl MeApi {
         remote: Data<&ClientAddr>,
         code_id: Path<String>,
     ) -> Result<RevokeCodeResponse, ScimError> {
-        let (user, _) = me(state, &auth).await?;
-        state
-            .bypass
-            .revoke(&user, &code_id.0, &context(&auth, remote.0))
-            .await?;
-        Ok(RevokeCodeResponse::Revoked)
+        let subject = Subject::me(state, &auth).await?;
+        Codes::revoke(state, subject, &code_id.0, &auth, remote.0).await
     }
 }

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::domain::scim::schema::{self, AttrDef};
-use crate::domain::scim::{LIST_RESPONSE_SCHEMA, MFA_EXTENSION_SCHEMA, USER_SCHEMA};
+use crate::domain::scim::{MFA_EXTENSION_SCHEMA, USER_SCHEMA};
 use crate::service::users::MAX_PAGE_SIZE;
 
 pub const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
@@ -98,11 +98,6 @@ pub fn mfa_extension_schema(base: &str) -> Value {
 }
 
 pub fn list(resources: Vec<Value>) -> Value {
-    json!({
-        "schemas": [LIST_RESPONSE_SCHEMA],
-        "totalResults": resources.len(),
-        "startIndex": 1,
-        "itemsPerPage": resources.len(),
-        "Resources": resources,
-    })
+    let total = resources.len() as u64;
+    super::payload::list_response(resources, total, 1)
 }

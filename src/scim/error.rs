@@ -8,6 +8,7 @@ use super::models::ScimErrorBody;
 use super::payload::ScimJson;
 use crate::domain::scim::{ERROR_SCHEMA, ScimType, ScimViolation};
 use crate::service::ServiceError;
+use crate::service::oauth::BearerRefusal;
 
 pub type ErrorPayload = ScimJson<ScimErrorBody>;
 
@@ -130,10 +131,20 @@ impl From<ServiceError> for ScimError {
             ServiceError::Unavailable(detail) => {
                 Self::Unavailable(error_body(503, None, &detail), 5)
             }
-            ServiceError::Internal(message) => {
-                tracing::error!(error = %message, "request failed");
+            ServiceError::Internal(failure) => {
+                tracing::error!(error = %failure, "request failed");
                 Self::internal()
             }
+        }
+    }
+}
+
+impl From<BearerRefusal> for ScimError {
+    fn from(refusal: BearerRefusal) -> Self {
+        match refusal {
+            BearerRefusal::InvalidToken(detail) => Self::unauthorized(&detail, true),
+            BearerRefusal::InsufficientScope(scope) => Self::forbidden(scope),
+            BearerRefusal::Failed(err) => err.into(),
         }
     }
 }

@@ -11,14 +11,14 @@ use serde_json::{Value, json};
 
 use super::ApiTags;
 use super::auth::ScimBearer;
-use super::bypass_codes::{context, required_string};
+use super::bypass_codes::required_string;
 use super::error::ScimError;
 use super::models::{TotpConfirmation, TotpEnrollment, TotpState};
 use super::payload::ScimJson;
-use crate::app::AppState;
 use crate::domain::ids::UserId;
 use crate::domain::scope::MFA_MANAGE;
 use crate::service::mfa::TotpStatus;
+use crate::state::AppState;
 
 pub const TOTP_SCHEMA: &str = "urn:bypass-idp:params:scim:schemas:core:2.0:Totp";
 
@@ -70,7 +70,7 @@ impl MfaApi {
         auth.require(MFA_MANAGE)?;
         let enrollment = state
             .mfa
-            .start_enrollment(&UserId::new(id.0), &context(&auth, remote.0))
+            .start_enrollment(&UserId::new(id.0), &auth.context(remote.0))
             .await?;
         Ok(StartEnrollmentResponse::Created(
             ScimJson::new(json!({
@@ -105,7 +105,7 @@ impl MfaApi {
         )?;
         state
             .mfa
-            .confirm(&UserId::new(id.0), code, &context(&auth, remote.0))
+            .confirm(&UserId::new(id.0), code, &auth.context(remote.0))
             .await?;
         Ok(TotpStateResponse::Ok(ScimJson::new(state_body(
             TotpStatus::Enrolled,
@@ -147,7 +147,7 @@ impl MfaApi {
         auth.require(MFA_MANAGE)?;
         state
             .mfa
-            .reset(&UserId::new(id.0), &context(&auth, remote.0))
+            .reset(&UserId::new(id.0), &auth.context(remote.0))
             .await?;
         Ok(ResetResponse::Reset)
     }

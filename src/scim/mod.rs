@@ -19,8 +19,8 @@ use self::auth::ScimBearer;
 use self::error::ScimError;
 use self::models::DiscoveryDocument;
 use self::payload::ScimJson;
-use crate::app::AppState;
 use crate::domain::scim::{MFA_EXTENSION_SCHEMA, USER_SCHEMA};
+use crate::state::AppState;
 
 pub use bypass_codes::{BypassCodesApi, MeApi};
 pub use mfa::MfaApi;
@@ -47,10 +47,6 @@ pub enum DiscoveryResponse {
 
 pub struct DiscoveryApi;
 
-fn base(state: &AppState) -> String {
-    format!("{}/scim/v2", state.issuer)
-}
-
 #[OpenApi(prefix_path = "/scim/v2", tag = "ApiTags::Discovery")]
 impl DiscoveryApi {
     /// The features this server supports.
@@ -65,7 +61,7 @@ impl DiscoveryApi {
         Data(state): Data<&Arc<AppState>>,
     ) -> Result<DiscoveryResponse, ScimError> {
         Ok(DiscoveryResponse::Ok(ScimJson::new(
-            discovery::service_provider_config(&base(state)),
+            discovery::service_provider_config(&state.scim_base()),
         )))
     }
 
@@ -81,7 +77,7 @@ impl DiscoveryApi {
         Data(state): Data<&Arc<AppState>>,
     ) -> Result<DiscoveryResponse, ScimError> {
         Ok(DiscoveryResponse::Ok(ScimJson::new(discovery::list(vec![
-            discovery::user_resource_type(&base(state)),
+            discovery::user_resource_type(&state.scim_base()),
         ]))))
     }
 
@@ -104,7 +100,7 @@ impl DiscoveryApi {
             )));
         }
         Ok(DiscoveryResponse::Ok(ScimJson::new(
-            discovery::user_resource_type(&base(state)),
+            discovery::user_resource_type(&state.scim_base()),
         )))
     }
 
@@ -116,8 +112,8 @@ impl DiscoveryApi {
         Data(state): Data<&Arc<AppState>>,
     ) -> Result<DiscoveryResponse, ScimError> {
         Ok(DiscoveryResponse::Ok(ScimJson::new(discovery::list(vec![
-            discovery::user_schema(&base(state)),
-            discovery::mfa_extension_schema(&base(state)),
+            discovery::user_schema(&state.scim_base()),
+            discovery::mfa_extension_schema(&state.scim_base()),
         ]))))
     }
 
@@ -130,8 +126,8 @@ impl DiscoveryApi {
         id: Path<String>,
     ) -> Result<DiscoveryResponse, ScimError> {
         let schema = match id.0.as_str() {
-            USER_SCHEMA => discovery::user_schema(&base(state)),
-            MFA_EXTENSION_SCHEMA => discovery::mfa_extension_schema(&base(state)),
+            USER_SCHEMA => discovery::user_schema(&state.scim_base()),
+            MFA_EXTENSION_SCHEMA => discovery::mfa_extension_schema(&state.scim_base()),
             other => {
                 return Err(ScimError::not_found(&format!(
                     "schema \"{other}\" not found"

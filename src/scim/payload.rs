@@ -14,9 +14,20 @@ use poem_openapi::{ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOpti
 use serde_json::Value;
 
 use super::error::ScimError;
-use crate::domain::scim::{ScimType, ScimViolation};
+use crate::domain::scim::{LIST_RESPONSE_SCHEMA, ScimType, ScimViolation};
 
 pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
+
+/// An RFC 7644 §3.4.2 ListResponse: one page of `total` results, from `start_index` (1-based).
+pub fn list_response(resources: Vec<Value>, total: u64, start_index: u64) -> Value {
+    serde_json::json!({
+        "schemas": [LIST_RESPONSE_SCHEMA],
+        "totalResults": total,
+        "startIndex": start_index,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    })
+}
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 pub struct ScimJson<T> {

@@ -7,20 +7,19 @@ use poem::web::Data;
 use crate::edge::ClientAddr;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::{ApiResponse, OpenApi};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::ApiTags;
 use super::auth::ScimBearer;
 use super::error::ScimError;
 use super::models::{PatchRequest, SearchRequest, UserListResponse, UserResource};
-use super::payload::ScimJson;
-use crate::app::AppState;
+use super::payload::{ScimJson, list_response};
 use crate::domain::ids::UserId;
-use crate::domain::scim::LIST_RESPONSE_SCHEMA;
 use crate::domain::scim::filter::AttrPath;
 use crate::domain::scim::search::SearchParams;
 use crate::domain::scim::user::{self, User, parse_attribute_list, project};
 use crate::domain::scope::SCIM_USERS;
+use crate::state::AppState;
 
 #[derive(ApiResponse)]
 pub enum CreateUserResponse {
@@ -84,7 +83,7 @@ pub struct UsersApi;
 
 impl UsersApi {
     fn location(state: &AppState, id: &UserId) -> String {
-        format!("{}/scim/v2/Users/{id}", state.issuer)
+        format!("{}/Users/{id}", state.scim_base())
     }
 
     fn render(state: &AppState, user: &User) -> Value {
@@ -107,13 +106,11 @@ impl UsersApi {
                 )
             })
             .collect();
-        Ok(ListUsersResponse::Ok(ScimJson::new(json!({
-            "schemas": [LIST_RESPONSE_SCHEMA],
-            "totalResults": page.total,
-            "startIndex": params.start_index,
-            "itemsPerPage": resources.len(),
-            "Resources": resources,
-        }))))
+        Ok(ListUsersResponse::Ok(ScimJson::new(list_response(
+            resources,
+            page.total,
+            params.start_index,
+        ))))
     }
 
     fn single(
@@ -275,7 +272,7 @@ impl UsersApi {
         auth.require(SCIM_USERS)?;
         let expected = expected_version(&if_match.0)?;
         let user_id = UserId::new(id.0);
-        let ctx = super::bypass_codes::context(&auth, remote.0);
+        let ctx = auth.context(remote.0);
         state.users.delete(&user_id, expected, &ctx).await?;
         tracing::info!(user_id = %user_id, client_id = %auth.0.client_id, "user deleted");
         Ok(DeleteUserResponse::Deleted)

@@ -10,23 +10,25 @@ use std::time::Duration;
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use chrono::{DateTime, Utc};
-use entity::{audit_event, bypass_code};
 use subtle::ConstantTimeEq;
 
 use super::context::Context;
-use super::mfa::{Guard, Lock};
+use super::mfa::Guard;
 use super::{ServiceError, audit, passwords};
 use crate::counters::SharedCounters;
+use crate::domain::audit::AuditEntry;
+use crate::domain::audit::AuditEvent;
+pub use crate::domain::bypass::Rejection;
 use crate::domain::bypass::{
-    self, CodeRequest, CodeState, CodeStatus, GenerationRefused, Origin, Policy,
-    check_generation_allowed,
+    self, CodeRequest, CodeStatus, GenerationRefused, NewCode, Origin, Policy, StoredCode,
+    check_eligible, check_generation_allowed,
 };
 use crate::domain::ids::UserId;
 use crate::domain::secret::Secret;
 use crate::mail::{BypassCodeMail, Mailer};
 use crate::ops::events;
 use crate::store::Store;
-use crate::store::bypass::{InsertOutcome, new_code};
+use crate::store::bypass::InsertOutcome;
 
 const POLICY_SETTING: &str = "bypassCodePolicy";
 /// How long a use counter lives in Redis before it is seeded from the database again. The
@@ -62,13 +64,13 @@ impl CodeHasher for Argon2Hasher {
                 Version::V0x13,
                 Params::default(),
             )
-            .map_err(|e| ServiceError::Internal(format!("argon2: {e}")))?,
+            .map_err(|e| ServiceError::internal("argon2", e))?,
             None => Argon2::default(),
         };
         let mut out = [0u8; 32];
         argon
             .hash_password_into(code.as_bytes(), salt, &mut out)
-            .map_err(|e| ServiceError::Internal(format!("argon2: {e}")))?;
+            .map_err(|e| ServiceError::internal("argon2", e))?;
         Ok(out)
     }
 }
@@ -105,28 +107,6 @@ pub struct Created {
     pub view: CodeView,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rejection {
-    Wrong,
-    Expired,
-    Revoked,
-    Exhausted,
-    Locked(Lock),
-}
-
-impl Rejection {
-    /// A stable name, for metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Wrong => "wrong",
-            Self::Expired => "expired",
-            Self::Revoked => "revoked",
-            Self::Exhausted => "exhausted",
-            Self::Locked(_) => "locked",
-        }
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VerifyOutcome {
     Accepted {
@@ -161,44 +141,35 @@ pub struct BypassCodeService {
     service_name: String,
 }
 
-fn state(row: &bypass_code::Model) -> CodeState {
-    CodeState {
-        expires_at: row.expires_at,
-        max_uses: row.max_uses,
-        use_count: row.use_count,
-        revoked: row.revoked_at.is_some(),
-    }
-}
-
-fn notifications(events: &[audit_event::Model]) -> Vec<Notification> {
+fn notifications(events: &[AuditEntry]) -> Vec<Notification> {
     events
         .iter()
-        .filter(|e| e.event == "emailed" || e.event == "email_failed")
+        .filter(|e| e.event.is_notification())
         .map(|e| Notification {
             channel: "email",
-            sent: e.event == "emailed",
+            sent: e.event == AuditEvent::Emailed,
             detail: e.detail.clone(),
             at: e.at,
         })
         .collect()
 }
 
-fn view(row: bypass_code::Model, events: &[audit_event::Model], now: DateTime<Utc>) -> CodeView {
-    let state = state(&row);
+fn view(code: StoredCode, events: &[AuditEntry], now: DateTime<Utc>) -> CodeView {
+    let state = code.state();
     CodeView {
         status: state.status(now),
         remaining: state.remaining(),
         notifications: notifications(events),
-        id: row.id,
-        user_id: UserId::new(row.user_id),
-        expires_at: row.expires_at,
-        max_uses: row.max_uses,
-        use_count: row.use_count,
-        origin: row.origin,
-        created_by: row.created_by,
-        created_at: row.created_at,
-        last_used_at: row.last_used_at,
-        revoked_at: row.revoked_at,
+        id: code.id,
+        user_id: code.user_id,
+        expires_at: code.expires_at,
+        max_uses: code.max_uses,
+        use_count: code.use_count,
+        origin: code.origin,
+        created_by: code.created_by,
+        created_at: code.created_at,
+        last_used_at: code.last_used_at,
+        revoked_at: code.revoked_at,
     }
 }
 
@@ -224,16 +195,16 @@ impl BypassCodeService {
     pub async fn policy(&self) -> Result<Policy, ServiceError> {
         match self.store.get_setting(POLICY_SETTING).await? {
             Some(text) => serde_json::from_str(&text)
-                .map_err(|e| ServiceError::Internal(format!("stored bypass-code policy: {e}"))),
+                .map_err(|e| ServiceError::internal("stored bypass-code policy", e)),
             None => Ok(Policy::default()),
         }
     }
 
     pub async fn set_policy(&self, policy: &Policy, ctx: &Context) -> Result<(), ServiceError> {
-        let text =
-            serde_json::to_string(policy).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let text = serde_json::to_string(policy)
+            .map_err(|e| ServiceError::internal("bypass-code policy", e))?;
         self.store.put_setting(POLICY_SETTING, text.clone()).await?;
-        tracing::info!(target: "audit", event = "policy_changed", actor = %ctx.actor_label(), policy = %text, "audit");
+        tracing::info!(target: "audit", event = AuditEvent::PolicyChanged.as_str(), actor = %ctx.actor_label(), policy = %text, "audit");
         Ok(())
     }
 
@@ -270,39 +241,31 @@ impl BypassCodeService {
             bypass::email_recipient(&user.attributes.emails).map_err(ServiceError::invalid)?;
         }
         let name = &user.attributes.user_name;
-        if user.attributes.active == Some(false) {
-            return Err(ServiceError::invalid(format!(
-                "user \"{name}\" is inactive; no bypass code was generated"
-            )));
-        }
         let mfa = self.store.get_mfa(user_id).await?;
-        let Some(mfa) = mfa.filter(|m| m.totp_confirmed) else {
-            return Err(ServiceError::invalid(format!(
-                "user \"{name}\" is not enrolled in 2-step verification; enroll a TOTP factor first"
-            )));
-        };
+        let enrolled = mfa.as_ref().is_some_and(|m| m.totp_confirmed);
+        check_eligible(user.attributes.active != Some(false), enrolled, true)
+            .map_err(|why| ServiceError::invalid(why.message(name)))?;
+        let salt = mfa.map(|m| m.bypass_salt).unwrap_or_default();
         let code_id = uuid::Uuid::new_v4().to_string();
         let mut attempt = 0;
         let (plaintext, row) = loop {
             attempt += 1;
             let plaintext = bypass::generate_code(&mut rand::rng(), policy.code_length);
-            let hash = self
-                .hash(plaintext.clone(), mfa.bypass_salt.clone())
-                .await?;
-            let model = new_code(
-                &code_id,
-                user_id,
-                hash.to_vec(),
-                origin.as_str(),
-                &ctx.actor_label(),
-                ctx.client_id.as_ref().map(|c| c.as_str()),
-                request.expires_at,
-                request.max_uses,
-                now,
-            );
+            let hash = self.hash(plaintext.clone(), salt.clone()).await?;
+            let code = NewCode {
+                id: code_id.clone(),
+                user_id: user_id.clone(),
+                code_hash: hash.to_vec(),
+                origin,
+                created_by: ctx.actor_label(),
+                client_id: ctx.client_id.as_ref().map(|c| c.as_str().to_owned()),
+                expires_at: request.expires_at,
+                max_uses: request.max_uses,
+                created_at: now,
+            };
             match self
                 .store
-                .insert_code(model, policy.max_active as u64, now)
+                .insert_code(code, policy.max_active as u64, now)
                 .await?
             {
                 InsertOutcome::Inserted(row) => break (plaintext, *row),
@@ -314,9 +277,7 @@ impl BypassCodeService {
                 }
                 InsertOutcome::Collision if attempt < GENERATION_ATTEMPTS => continue,
                 InsertOutcome::Collision => {
-                    return Err(ServiceError::Internal(
-                        "could not generate a unique code".into(),
-                    ));
+                    return Err(ServiceError::failed("generating a unique code"));
                 }
             }
         };
@@ -334,7 +295,7 @@ impl BypassCodeService {
             ctx,
             user_id,
             Some(&row.id),
-            "generated",
+            AuditEvent::Generated,
             Some(detail),
             now,
         )
@@ -357,11 +318,11 @@ impl BypassCodeService {
     async fn email(
         &self,
         user: &crate::domain::scim::user::UserAttributes,
-        row: &bypass_code::Model,
+        row: &StoredCode,
         code: &Secret,
         ctx: &Context,
     ) -> Result<(), ServiceError> {
-        let user_id = UserId::new(row.user_id.clone());
+        let user_id = row.user_id.clone();
         let address = bypass::email_recipient(&user.emails)
             .map_err(ServiceError::invalid)?
             .map(str::to_owned);
@@ -382,10 +343,10 @@ impl BypassCodeService {
         };
         events::bypass_code_emailed(result.is_ok());
         let (event, detail) = match result {
-            Ok(()) => ("emailed", address.map(|a| format!("to {a}"))),
+            Ok(()) => (AuditEvent::Emailed, address.map(|a| format!("to {a}"))),
             Err(reason) => {
                 tracing::warn!(code_id = %row.id, reason = %reason, "bypass code email failed");
-                ("email_failed", Some(reason))
+                (AuditEvent::EmailFailed, Some(reason))
             }
         };
         audit::record(
@@ -420,11 +381,7 @@ impl BypassCodeService {
         Ok(views)
     }
 
-    async fn find(
-        &self,
-        user_id: &UserId,
-        code_id: &str,
-    ) -> Result<bypass_code::Model, ServiceError> {
+    async fn find(&self, user_id: &UserId, code_id: &str) -> Result<StoredCode, ServiceError> {
         self.store
             .find_code(user_id, code_id)
             .await?
@@ -441,7 +398,7 @@ impl BypassCodeService {
         &self,
         user_id: &UserId,
         code_id: &str,
-    ) -> Result<Vec<audit_event::Model>, ServiceError> {
+    ) -> Result<Vec<AuditEntry>, ServiceError> {
         self.find(user_id, code_id).await?;
         Ok(self.store.code_events(code_id).await?)
     }
@@ -465,7 +422,7 @@ impl BypassCodeService {
                 ctx,
                 user_id,
                 Some(code_id),
-                "revoked",
+                AuditEvent::Revoked,
                 None,
                 now,
             )
@@ -484,7 +441,7 @@ impl BypassCodeService {
     ) -> Result<CodeView, ServiceError> {
         let row = self.find(user_id, code_id).await?;
         let now = Utc::now();
-        let status = state(&row).status(now);
+        let status = row.state().status(now);
         if status != CodeStatus::Active {
             return Err(ServiceError::invalid(format!(
                 "the bypass code is {}; only active codes can be sent",
@@ -539,7 +496,7 @@ impl BypassCodeService {
                     ctx,
                     user_id,
                     Some(code_id),
-                    "used",
+                    AuditEvent::Used,
                     detail,
                     now,
                 )
@@ -555,7 +512,7 @@ impl BypassCodeService {
                     ctx,
                     user_id,
                     code_id,
-                    "failed",
+                    AuditEvent::Failed,
                     Some(reason),
                     now,
                 )
@@ -577,14 +534,12 @@ impl BypassCodeService {
             return Ok(Attempt::refused(None, Rejection::Wrong));
         };
         let now = Utc::now();
-        let rejected = |status: CodeStatus| match status {
-            CodeStatus::Expired => Rejection::Expired,
-            CodeStatus::Revoked => Rejection::Revoked,
-            _ => Rejection::Exhausted,
-        };
-        let status = state(&row).status(now);
+        let status = row.state().status(now);
         if status != CodeStatus::Active {
-            return Ok(Attempt::refused(Some(row.id), rejected(status)));
+            return Ok(Attempt::refused(
+                Some(row.id),
+                Rejection::for_status(status),
+            ));
         }
         let mut remaining = None;
         if let Some(max) = row.max_uses {
@@ -621,13 +576,11 @@ impl BypassCodeService {
             let fresh = self.store.find_code(user_id, &row.id).await?;
             let status = fresh
                 .as_ref()
-                .map_or(CodeStatus::Revoked, |r| state(r).status(now));
-            let rejection = if status == CodeStatus::Active {
-                Rejection::Exhausted
-            } else {
-                rejected(status)
-            };
-            return Ok(Attempt::refused(Some(row.id), rejection));
+                .map_or(CodeStatus::Revoked, |r| r.state().status(now));
+            return Ok(Attempt::refused(
+                Some(row.id),
+                Rejection::for_status(status),
+            ));
         }
         Ok(Attempt {
             outcome: VerifyOutcome::Accepted {
@@ -643,9 +596,6 @@ impl BypassCodeService {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use chrono::Utc;
-    use entity::user_mfa;
-    use sea_orm::{ActiveModelTrait, Set};
     use serde_json::json;
 
     use super::*;
@@ -681,18 +631,14 @@ mod tests {
             .create_user(&parse_user(&body).unwrap().attributes, None)
             .await
             .unwrap();
-        user_mfa::ActiveModel {
-            user_id: Set(user.id.as_str().to_owned()),
-            totp_secret: Set(Some("plain:AAAA".into())),
-            totp_confirmed: Set(true),
-            totp_last_step: Set(None),
-            bypass_salt: Set(vec![9; 16]),
-            consecutive_failures: Set(0),
-            updated_at: Set(Utc::now()),
-        }
-        .insert(&store.db)
-        .await
-        .unwrap();
+        store.ensure_mfa(&user.id, vec![9; 16]).await.unwrap();
+        assert!(
+            store
+                .set_pending_totp(&user.id, "plain:AAAA".into())
+                .await
+                .unwrap()
+        );
+        assert!(store.accept_totp_step(&user.id, 1, true).await.unwrap());
         let counters: SharedCounters = Arc::new(MemoryCounters::default());
         let hasher = Arc::new(Counting {
             inner: Argon2Hasher::new(None),

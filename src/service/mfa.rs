@@ -1,14 +1,14 @@
 //! 2-step verification: TOTP enrolment and checks, and the brute-force guard that every
 //! second-factor attempt (TOTP or bypass code) goes through.
 
-use std::time::Duration;
-
 use chrono::Utc;
 
 use super::context::Context;
 use super::sealing::Sealer;
 use super::throttle::{Reservation, Throttle};
 use super::{ServiceError, audit};
+use crate::domain::audit::AuditEvent;
+use crate::domain::bypass::check_eligible;
 use crate::domain::ids::UserId;
 use crate::domain::limits::{LimitKey, MAX_CONSECUTIVE_FAILURES};
 use crate::domain::secret::Secret;
@@ -19,13 +19,7 @@ use crate::store::Store;
 
 const SALT_BYTES: usize = 16;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lock {
-    /// Try again after this long.
-    Window(Duration),
-    /// Too many consecutive failures: an administrator must reset 2-step verification.
-    Permanent,
-}
+pub use crate::domain::limits::Lock;
 
 /// A TOTP factor waiting for confirmation. Both values contain the secret.
 pub struct Enrollment {
@@ -165,12 +159,8 @@ impl MfaService {
             .get_user(user_id)
             .await?
             .ok_or(ServiceError::NotFound("user"))?;
-        if user.attributes.active == Some(false) {
-            return Err(ServiceError::invalid(format!(
-                "user \"{}\" is inactive; activate the user before enrolling 2-step verification",
-                user.attributes.user_name
-            )));
-        }
+        check_eligible(user.attributes.active != Some(false), false, false)
+            .map_err(|why| ServiceError::invalid(why.message(&user.attributes.user_name)))?;
         self.store.ensure_mfa(user_id, random_salt()).await?;
         let secret = totp::generate_secret();
         if !self
@@ -184,13 +174,13 @@ impl MfaService {
             ));
         }
         let otpauth_uri = totp::otpauth_uri(&secret, &self.issuer_name, &user.attributes.user_name)
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            .map_err(|e| ServiceError::internal("otpauth URI", e))?;
         audit::record(
             &self.store,
             ctx,
             user_id,
             None,
-            "totp_enrollment_started",
+            AuditEvent::TotpEnrollmentStarted,
             None,
             Utc::now(),
         )
@@ -228,7 +218,7 @@ impl MfaService {
                     ctx,
                     user_id,
                     None,
-                    "totp_enrolled",
+                    AuditEvent::TotpEnrolled,
                     None,
                     Utc::now(),
                 )
@@ -303,7 +293,7 @@ impl MfaService {
                 ctx,
                 user_id,
                 None,
-                "totp_failed",
+                AuditEvent::TotpFailed,
                 Some(detail.into()),
                 now,
             )
@@ -323,14 +313,23 @@ impl MfaService {
             .reset_mfa(user_id, &ctx.actor_label(), now)
             .await?;
         self.guard.reset(user_id).await?;
-        audit::record(&self.store, ctx, user_id, None, "mfa_reset", None, now).await?;
+        audit::record(
+            &self.store,
+            ctx,
+            user_id,
+            None,
+            AuditEvent::MfaReset,
+            None,
+            now,
+        )
+        .await?;
         for code_id in revoked {
             audit::record(
                 &self.store,
                 ctx,
                 user_id,
                 Some(&code_id),
-                "revoked",
+                AuditEvent::Revoked,
                 Some("2-step verification reset".into()),
                 now,
             )

@@ -4,7 +4,9 @@
 pub mod audit;
 pub mod bypass;
 pub mod context;
+pub mod health;
 pub mod mfa;
+pub mod oauth;
 pub mod passwords;
 pub mod sealing;
 pub mod signin;
@@ -31,12 +33,53 @@ pub enum ServiceError {
     /// A dependency cannot take the request now (the in-process store is full): 503.
     #[error("{0}")]
     Unavailable(String),
-    /// A failure of the database, Redis or a worker thread: logged, never shown.
-    #[error("{0}")]
-    Internal(String),
+    /// A failure of ours (the database, a worker thread, corrupt stored data): logged with
+    /// its cause, never shown.
+    #[error(transparent)]
+    Internal(#[from] Failure),
 }
 
+/// What failed, and the error that made it fail.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {cause}")]
+pub struct Failure {
+    pub what: &'static str,
+    #[source]
+    pub cause: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// A state the code should never reach.
+#[derive(Debug, thiserror::Error)]
+#[error("invariant broken")]
+pub struct Bug;
+
+/// A failure whose cause carries nothing more to say (e.g. ring's `Unspecified`).
+#[derive(Debug, thiserror::Error)]
+#[error("failed")]
+pub struct Unspecified;
+
 impl ServiceError {
+    /// A failure of ours: `what` was being done when `cause` happened.
+    pub fn internal(
+        what: &'static str,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Internal(Failure {
+            what,
+            cause: cause.into(),
+        })
+    }
+
+    /// `what` failed, and there is nothing more to say about why.
+    pub fn failed(what: &'static str) -> Self {
+        Self::internal(what, Unspecified)
+    }
+
+    /// A broken invariant (`what` says which).
+    pub fn bug(what: &'static str) -> Self {
+        Self::internal(what, Bug)
+    }
+
     pub fn invalid(detail: impl Into<String>) -> Self {
         Self::Invalid(ScimViolation::new(
             crate::domain::scim::ScimType::InvalidValue,
@@ -72,7 +115,7 @@ impl From<StoreError> for ServiceError {
             }
             other => {
                 crate::ops::events::dependency_error("database");
-                Self::Internal(other.to_string())
+                Self::internal("database", other)
             }
         }
     }

@@ -26,10 +26,10 @@ pub async fn run_kdf<T: Send + 'static>(
     let slot = KDF_SLOTS.acquire().await;
     drop(waiting);
     crate::ops::events::argon2_waited(queued.elapsed().as_secs_f64());
-    let _slot = slot.map_err(|e| ServiceError::Internal(format!("hashing limiter: {e}")))?;
+    let _slot = slot.map_err(|e| ServiceError::internal("hashing limiter", e))?;
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| ServiceError::Internal(format!("hashing task: {e}")))?
+        .map_err(|e| ServiceError::internal("hashing task", e))?
 }
 
 /// Hashes a secret into a PHC string with a fresh random salt (Argon2id, m=19456 KiB, t=2, p=1).
@@ -38,7 +38,7 @@ pub async fn hash(secret: Secret) -> Result<String, ServiceError> {
         Argon2::default()
             .hash_password(secret.expose().as_bytes())
             .map(|hash| hash.to_string())
-            .map_err(|e| ServiceError::Internal(format!("argon2: {e}")))
+            .map_err(|e| ServiceError::internal("argon2", e))
     })
     .await
 }
@@ -47,7 +47,7 @@ pub async fn hash(secret: Secret) -> Result<String, ServiceError> {
 pub async fn verify(secret: Secret, phc: String) -> Result<bool, ServiceError> {
     run_kdf(move || {
         let parsed = PasswordHash::new(&phc)
-            .map_err(|e| ServiceError::Internal(format!("stored hash: {e}")))?;
+            .map_err(|e| ServiceError::internal("stored password hash", e))?;
         Ok(Argon2::default()
             .verify_password(secret.expose().as_bytes(), &parsed)
             .is_ok())

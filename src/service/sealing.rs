@@ -25,11 +25,9 @@ impl Sealer {
             Some(key) => {
                 let bytes = STANDARD
                     .decode(key.expose())
-                    .map_err(|_| ServiceError::Internal("encryption key is not base64".into()))?;
+                    .map_err(|e| ServiceError::internal("encryption key is not base64", e))?;
                 if bytes.len() != 32 {
-                    return Err(ServiceError::Internal(
-                        "encryption key must be 32 bytes".into(),
-                    ));
+                    return Err(ServiceError::failed("encryption key must be 32 bytes"));
                 }
                 Some(ChaCha20Poly1305::new(Key::from_slice(&bytes)))
             }
@@ -50,7 +48,7 @@ impl Sealer {
         let nonce: [u8; 12] = rand::random();
         let ciphertext = cipher
             .encrypt(Nonce::from_slice(&nonce), plaintext)
-            .map_err(|_| ServiceError::Internal("sealing failed".into()))?;
+            .map_err(|_| ServiceError::failed("sealing"))?;
         Ok(format!(
             "{SEALED}{}:{}",
             STANDARD.encode(nonce),
@@ -62,33 +60,29 @@ impl Sealer {
         if let Some(plain) = stored.strip_prefix(PLAIN) {
             return STANDARD
                 .decode(plain)
-                .map_err(|_| ServiceError::Internal("stored secret is corrupt".into()));
+                .map_err(|e| ServiceError::internal("stored secret is corrupt", e));
         }
         let sealed = stored
             .strip_prefix(SEALED)
-            .ok_or_else(|| ServiceError::Internal("stored secret has an unknown format".into()))?;
+            .ok_or_else(|| ServiceError::failed("stored secret has an unknown format"))?;
         let cipher = self.cipher.as_ref().ok_or_else(|| {
-            ServiceError::Internal(
-                "a sealed secret needs BYPASS_IDP_ENCRYPTION_KEY to be set".into(),
-            )
+            ServiceError::failed("a sealed secret needs BYPASS_IDP_ENCRYPTION_KEY to be set")
         })?;
         let (nonce, ciphertext) = sealed
             .split_once(':')
-            .ok_or_else(|| ServiceError::Internal("stored secret is corrupt".into()))?;
+            .ok_or_else(|| ServiceError::failed("stored secret is corrupt"))?;
         let decode = |s: &str| {
             STANDARD
                 .decode(s)
-                .map_err(|_| ServiceError::Internal("stored secret is corrupt".into()))
+                .map_err(|e| ServiceError::internal("stored secret is corrupt", e))
         };
         let nonce = decode(nonce)?;
         if nonce.len() != 12 {
-            return Err(ServiceError::Internal("stored secret is corrupt".into()));
+            return Err(ServiceError::failed("stored secret is corrupt"));
         }
         cipher
             .decrypt(Nonce::from_slice(&nonce), decode(ciphertext)?.as_ref())
-            .map_err(|_| {
-                ServiceError::Internal("cannot open a sealed secret: wrong encryption key?".into())
-            })
+            .map_err(|_| ServiceError::failed("cannot open a sealed secret: wrong encryption key?"))
     }
 }
 

@@ -21,11 +21,11 @@ use super::throttle::Throttle;
 use super::{ServiceError, audit, passwords};
 use crate::counters::SharedCounters;
 use crate::domain::address::LimitAddress;
+use crate::domain::audit::AuditEvent;
 use crate::domain::ids::{ClientId, UserId};
 use crate::domain::limits::{Limit, LimitKey};
-use crate::domain::scope::ScopeSet;
 use crate::domain::secret::Secret;
-use crate::domain::signin::{self, AuthRequest, ClientInfo, Flow, SecondFactor, Step};
+use crate::domain::signin::{self, AuthRequest, Flow, SecondFactor, Step};
 use crate::domain::signin::{AMR_BYPASS_CODE, AMR_OTP};
 use crate::domain::totp::TotpStatus;
 use crate::ops::events;
@@ -179,25 +179,6 @@ impl SignInService {
         }
     }
 
-    pub async fn client_info(&self, client_id: &str) -> Result<Option<ClientInfo>, ServiceError> {
-        Ok(self
-            .store
-            .find_client(&ClientId::new(client_id))
-            .await?
-            .map(|c| ClientInfo {
-                client_id: c.client_id,
-                redirect_uris: c.redirect_uris.lines().map(str::to_owned).collect(),
-                scopes: ScopeSet::parse(&c.scopes),
-                grant_types: c
-                    .grant_types
-                    .split_whitespace()
-                    .map(str::to_owned)
-                    .collect(),
-                public: c.is_public,
-                require_mfa: c.require_mfa,
-            }))
-    }
-
     /// Validates an authorization request and opens a flow; returns the flow id.
     pub async fn start(
         &self,
@@ -208,7 +189,7 @@ impl SignInService {
             .get("client_id")
             .map(String::as_str)
             .unwrap_or_default();
-        let client = self.client_info(client_id).await?;
+        let client = self.store.find_client(&ClientId::new(client_id)).await?;
         let redirect = match signin::check_client_redirect(params, client.as_ref()) {
             Ok(redirect) => redirect.to_owned(),
             Err(message) => return Ok(Err(StartError::Page(message))),
@@ -254,7 +235,7 @@ impl SignInService {
 
     async fn save(&self, id: &str, flow: &Flow) -> Result<(), ServiceError> {
         let text =
-            serde_json::to_string(flow).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            serde_json::to_string(flow).map_err(|e| ServiceError::internal("sign-in flow", e))?;
         Ok(self.kv.put(&flow_key(id), &text, FLOW_TTL).await?)
     }
 
@@ -379,7 +360,7 @@ impl SignInService {
                 has_totp,
                 required,
             )
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            .map_err(|e| ServiceError::internal("sign-in step", e))?;
         let new_id = random_token();
         self.save(&new_id, &flow).await?;
         // Of two submissions of this form, one moves the flow; the other finds it gone.
@@ -418,7 +399,7 @@ impl SignInService {
             Ok(factor) => {
                 let flow = flow
                     .second_factor_verified(factor)
-                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                    .map_err(|e| ServiceError::internal("sign-in step", e))?;
                 self.advance(id, flow, None, ctx).await
             }
             Err(message) => Ok(Next::Page {
@@ -514,7 +495,7 @@ impl SignInService {
             Ok(()) => {
                 let flow = flow
                     .enrolled()
-                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                    .map_err(|e| ServiceError::internal("sign-in step", e))?;
                 self.advance(id, flow, None, ctx).await
             }
             Err(ServiceError::Invalid(v)) => {
@@ -537,9 +518,7 @@ impl SignInService {
             bypass_code,
         } = flow.step
         else {
-            return Err(ServiceError::Internal(
-                "finish before authentication".into(),
-            ));
+            return Err(ServiceError::bug("finish before authentication"));
         };
         let request: AuthRequest = flow.request;
         events::signed_in(if amr.iter().any(|m| m == AMR_BYPASS_CODE) {
@@ -562,15 +541,15 @@ impl SignInService {
             grant_id: uuid::Uuid::new_v4().to_string(),
             bypass_code,
         };
-        let text =
-            serde_json::to_string(&grant).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let text = serde_json::to_string(&grant)
+            .map_err(|e| ServiceError::internal("authorization code", e))?;
         self.kv.put(&code_key(&code), &text, CODE_TTL).await?;
         audit::record(
             &self.store,
             ctx,
             &UserId::new(user_id),
             None,
-            "signed_in",
+            AuditEvent::SignedIn,
             Some(format!(
                 "client {} amr {}",
                 request.client_id,
@@ -598,7 +577,7 @@ impl SignInService {
         match self.kv.take(&code_key(code)).await? {
             Some(text) => {
                 let grant: CodeGrant = serde_json::from_str(&text)
-                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                    .map_err(|e| ServiceError::internal("stored authorization code", e))?;
                 self.kv
                     .put(&used_code_key(code), &grant.grant_id, USED_CODE_TTL)
                     .await?;

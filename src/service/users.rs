@@ -1,5 +1,6 @@
 //! User provisioning: create, read, list, replace, patch and delete through the SCIM model.
 
+use crate::domain::audit::AuditEvent;
 use crate::domain::ids::UserId;
 use crate::domain::scim::filter::parse_filter;
 use crate::domain::scim::search::SearchParams;
@@ -139,7 +140,7 @@ impl UserService {
                 ctx,
                 id,
                 Some(&code_id),
-                "revoked",
+                AuditEvent::Revoked,
                 Some("user deleted".into()),
                 now,
             )

@@ -6,29 +6,32 @@ use sea_orm::{
 };
 
 use super::{Store, StoreError};
+use crate::domain::audit::{AuditEntry, AuditEvent};
+use crate::domain::ids::UserId;
 
-/// One event to record.
-#[derive(Clone, Debug)]
-pub struct NewEvent {
-    pub user_id: String,
-    pub code_id: Option<String>,
-    pub event: &'static str,
-    pub actor: String,
-    pub client_id: Option<String>,
-    pub ip: Option<String>,
-    pub detail: Option<String>,
-    pub at: chrono::DateTime<chrono::Utc>,
+fn entry(row: audit_event::Model) -> Result<AuditEntry, StoreError> {
+    let event = AuditEvent::parse(&row.event).ok_or(StoreError::Corrupt("audit event name"))?;
+    Ok(AuditEntry {
+        user_id: UserId::new(row.user_id),
+        code_id: row.code_id,
+        event,
+        actor: row.actor,
+        client_id: row.client_id,
+        ip: row.ip,
+        detail: row.detail,
+        at: row.at,
+    })
 }
 
 impl Store {
     pub async fn record_event<C: ConnectionTrait>(
         db: &C,
-        event: NewEvent,
+        event: AuditEntry,
     ) -> Result<(), StoreError> {
         audit_event::ActiveModel {
-            user_id: Set(event.user_id),
+            user_id: Set(event.user_id.into_string()),
             code_id: Set(event.code_id),
-            event: Set(event.event.to_owned()),
+            event: Set(event.event.as_str().to_owned()),
             actor: Set(event.actor),
             client_id: Set(event.client_id),
             ip: Set(event.ip),
@@ -42,11 +45,14 @@ impl Store {
     }
 
     /// A code's events, oldest first.
-    pub async fn code_events(&self, code_id: &str) -> Result<Vec<audit_event::Model>, StoreError> {
-        Ok(audit_event::Entity::find()
+    pub async fn code_events(&self, code_id: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        audit_event::Entity::find()
             .filter(audit_event::Column::CodeId.eq(code_id))
             .order_by_asc(audit_event::Column::Id)
             .all(&self.db)
-            .await?)
+            .await?
+            .into_iter()
+            .map(entry)
+            .collect()
     }
 }

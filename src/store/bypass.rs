@@ -10,9 +10,29 @@ use sea_orm::{
 };
 
 use super::{Store, StoreError};
+use crate::domain::bypass::{NewCode, StoredCode};
 use crate::domain::ids::UserId;
 
-/// Codes that are neither revoked, expired nor used up at `now`.
+fn stored(row: bypass_code::Model) -> StoredCode {
+    StoredCode {
+        id: row.id,
+        user_id: UserId::new(row.user_id),
+        code_hash: row.code_hash,
+        origin: row.origin,
+        created_by: row.created_by,
+        client_id: row.client_id,
+        expires_at: row.expires_at,
+        max_uses: row.max_uses,
+        use_count: row.use_count,
+        last_used_at: row.last_used_at,
+        revoked_at: row.revoked_at,
+        revoked_by: row.revoked_by,
+        created_at: row.created_at,
+    }
+}
+
+/// Codes that are neither revoked, expired nor used up at `now`: the SQL twin of
+/// [`crate::domain::bypass::CodeState::status`] being `Active` (a test ties the two).
 fn active_at(now: DateTime<Utc>) -> Condition {
     Condition::all()
         .add(bypass_code::Column::RevokedAt.is_null())
@@ -32,7 +52,7 @@ fn active_at(now: DateTime<Utc>) -> Condition {
 }
 
 pub enum InsertOutcome {
-    Inserted(Box<bypass_code::Model>),
+    Inserted(Box<StoredCode>),
     /// The user already has `max_active` active codes.
     TooManyActive,
     /// Another of the user's codes has the same hash: generate again.
@@ -44,13 +64,25 @@ impl Store {
     /// user's MFA row first serialises concurrent creations for the same user.
     pub async fn insert_code(
         &self,
-        code: bypass_code::ActiveModel,
+        code: NewCode,
         max_active: u64,
         now: DateTime<Utc>,
     ) -> Result<InsertOutcome, StoreError> {
-        let user_id = match &code.user_id {
-            sea_orm::ActiveValue::Set(id) => id.clone(),
-            _ => return Err(StoreError::NotFound),
+        let user_id = code.user_id.as_str().to_owned();
+        let code = bypass_code::ActiveModel {
+            id: Set(code.id),
+            user_id: Set(code.user_id.into_string()),
+            code_hash: Set(code.code_hash),
+            origin: Set(code.origin.as_str().to_owned()),
+            created_by: Set(code.created_by),
+            client_id: Set(code.client_id),
+            expires_at: Set(code.expires_at),
+            max_uses: Set(code.max_uses),
+            use_count: Set(0),
+            last_used_at: Set(None),
+            revoked_at: Set(None),
+            revoked_by: Set(None),
+            created_at: Set(code.created_at),
         };
         let txn = self.db.begin().await?;
         user_mfa::Entity::update_many()
@@ -72,30 +104,31 @@ impl Store {
             Err(other) => return Err(other),
         };
         txn.commit().await?;
-        Ok(InsertOutcome::Inserted(Box::new(inserted)))
+        Ok(InsertOutcome::Inserted(Box::new(stored(inserted))))
     }
 
-    pub async fn list_codes(
-        &self,
-        user_id: &UserId,
-    ) -> Result<Vec<bypass_code::Model>, StoreError> {
+    pub async fn list_codes(&self, user_id: &UserId) -> Result<Vec<StoredCode>, StoreError> {
         Ok(bypass_code::Entity::find()
             .filter(bypass_code::Column::UserId.eq(user_id.as_str()))
             .order_by_desc(bypass_code::Column::CreatedAt)
             .order_by_asc(bypass_code::Column::Id)
             .all(&self.db)
-            .await?)
+            .await?
+            .into_iter()
+            .map(stored)
+            .collect())
     }
 
     pub async fn find_code(
         &self,
         user_id: &UserId,
         code_id: &str,
-    ) -> Result<Option<bypass_code::Model>, StoreError> {
+    ) -> Result<Option<StoredCode>, StoreError> {
         Ok(bypass_code::Entity::find_by_id(code_id)
             .filter(bypass_code::Column::UserId.eq(user_id.as_str()))
             .one(&self.db)
-            .await?)
+            .await?
+            .map(stored))
     }
 
     /// The user's code with this hash: an index hit on (user_id, code_hash).
@@ -103,12 +136,13 @@ impl Store {
         &self,
         user_id: &UserId,
         hash: &[u8],
-    ) -> Result<Option<bypass_code::Model>, StoreError> {
+    ) -> Result<Option<StoredCode>, StoreError> {
         Ok(bypass_code::Entity::find()
             .filter(bypass_code::Column::UserId.eq(user_id.as_str()))
             .filter(bypass_code::Column::CodeHash.eq(hash.to_vec()))
             .one(&self.db)
-            .await?)
+            .await?
+            .map(stored))
     }
 
     /// Records one use if the code is still active at `now`; false if it no longer is.
@@ -192,35 +226,5 @@ impl Store {
         Store::revoke_user_grants(&txn, user_id, now).await?;
         txn.commit().await?;
         Ok(revoked)
-    }
-}
-
-/// A new code row, ready for [`Store::insert_code`].
-#[allow(clippy::too_many_arguments)]
-pub fn new_code(
-    id: &str,
-    user_id: &UserId,
-    hash: Vec<u8>,
-    origin: &str,
-    created_by: &str,
-    client_id: Option<&str>,
-    expires_at: Option<DateTime<Utc>>,
-    max_uses: Option<i64>,
-    now: DateTime<Utc>,
-) -> bypass_code::ActiveModel {
-    bypass_code::ActiveModel {
-        id: Set(id.to_owned()),
-        user_id: Set(user_id.as_str().to_owned()),
-        code_hash: Set(hash),
-        origin: Set(origin.to_owned()),
-        created_by: Set(created_by.to_owned()),
-        client_id: Set(client_id.map(str::to_owned)),
-        expires_at: Set(expires_at),
-        max_uses: Set(max_uses),
-        use_count: Set(0),
-        last_used_at: Set(None),
-        revoked_at: Set(None),
-        revoked_by: Set(None),
-        created_at: Set(now),
     }
 }

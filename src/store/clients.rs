@@ -6,17 +6,23 @@ use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, QueryOrder, Set};
 
 use super::{Store, StoreError};
 use crate::domain::ids::ClientId;
+use crate::domain::oauth::{Client, NewClient};
+use crate::domain::scope::ScopeSet;
 
-/// A client as registered; the secret digest is compared, never shown.
-#[derive(Clone)]
-pub struct NewClient {
-    pub client_id: ClientId,
-    pub secret_digest: Option<Vec<u8>>,
-    pub scopes: String,
-    pub grant_types: String,
-    pub redirect_uris: Vec<String>,
-    pub is_public: bool,
-    pub require_mfa: bool,
+fn client(row: oauth_client::Model) -> Client {
+    Client {
+        client_id: ClientId::new(row.client_id),
+        secret_digest: row.secret_digest,
+        scopes: ScopeSet::parse(&row.scopes),
+        grant_types: row
+            .grant_types
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        redirect_uris: row.redirect_uris.lines().map(str::to_owned).collect(),
+        public: row.is_public,
+        require_mfa: row.require_mfa,
+    }
 }
 
 impl Store {
@@ -24,10 +30,10 @@ impl Store {
         oauth_client::ActiveModel {
             client_id: Set(client.client_id.into_string()),
             secret_digest: Set(client.secret_digest),
-            scopes: Set(client.scopes),
-            grant_types: Set(client.grant_types),
+            scopes: Set(client.scopes.to_string()),
+            grant_types: Set(client.grant_types.join(" ")),
             redirect_uris: Set(client.redirect_uris.join("\n")),
-            is_public: Set(client.is_public),
+            is_public: Set(client.public),
             require_mfa: Set(client.require_mfa),
             created_at: Set(Utc::now()),
         }
@@ -37,20 +43,21 @@ impl Store {
         Ok(())
     }
 
-    pub async fn find_client(
-        &self,
-        client_id: &ClientId,
-    ) -> Result<Option<oauth_client::Model>, StoreError> {
+    pub async fn find_client(&self, client_id: &ClientId) -> Result<Option<Client>, StoreError> {
         Ok(oauth_client::Entity::find_by_id(client_id.as_str())
             .one(&self.db)
-            .await?)
+            .await?
+            .map(client))
     }
 
-    pub async fn list_clients(&self) -> Result<Vec<oauth_client::Model>, StoreError> {
+    pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
         Ok(oauth_client::Entity::find()
             .order_by_asc(oauth_client::Column::ClientId)
             .all(&self.db)
-            .await?)
+            .await?
+            .into_iter()
+            .map(client)
+            .collect())
     }
 
     pub async fn count_clients(&self) -> Result<u64, StoreError> {

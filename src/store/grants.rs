@@ -6,20 +6,36 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use super::{Store, StoreError};
-use crate::domain::ids::UserId;
+use crate::domain::ids::{ClientId, UserId};
+use crate::domain::oauth::{Grant, RefreshToken};
+
+fn grant_of(row: grant::Model) -> Grant {
+    Grant {
+        id: row.id,
+        user_id: UserId::new(row.user_id),
+        client_id: ClientId::new(row.client_id),
+        scope: row.scope,
+        auth_time: row.auth_time,
+        amr: row.amr.split_whitespace().map(str::to_owned).collect(),
+        acr: row.acr,
+        created_at: row.created_at,
+        bypass_code_id: row.bypass_code_id,
+        revoked_at: row.revoked_at,
+    }
+}
 
 impl Store {
-    pub async fn insert_grant(&self, row: grant::Model) -> Result<(), StoreError> {
+    pub async fn insert_grant(&self, row: &Grant) -> Result<(), StoreError> {
         grant::ActiveModel {
-            id: Set(row.id),
-            user_id: Set(row.user_id),
-            client_id: Set(row.client_id),
-            scope: Set(row.scope),
+            id: Set(row.id.clone()),
+            user_id: Set(row.user_id.as_str().to_owned()),
+            client_id: Set(row.client_id.as_str().to_owned()),
+            scope: Set(row.scope.clone()),
             auth_time: Set(row.auth_time),
-            amr: Set(row.amr),
-            acr: Set(row.acr),
+            amr: Set(row.amr.join(" ")),
+            acr: Set(row.acr.clone()),
             created_at: Set(row.created_at),
-            bypass_code_id: Set(row.bypass_code_id),
+            bypass_code_id: Set(row.bypass_code_id.clone()),
             revoked_at: Set(None),
         }
         .insert(&self.db)
@@ -38,8 +54,11 @@ impl Store {
             .and_then(|u| u.sessions_not_before))
     }
 
-    pub async fn find_grant(&self, id: &str) -> Result<Option<grant::Model>, StoreError> {
-        Ok(grant::Entity::find_by_id(id).one(&self.db).await?)
+    pub async fn find_grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
+        Ok(grant::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .map(grant_of))
     }
 
     pub async fn revoke_grant(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -110,10 +129,14 @@ impl Store {
     pub async fn find_refresh_token(
         &self,
         hash: &[u8],
-    ) -> Result<Option<refresh_token::Model>, StoreError> {
+    ) -> Result<Option<RefreshToken>, StoreError> {
         Ok(refresh_token::Entity::find_by_id(hash.to_vec())
             .one(&self.db)
-            .await?)
+            .await?
+            .map(|row| RefreshToken {
+                grant_id: row.grant_id,
+                expires_at: row.expires_at,
+            }))
     }
 
     /// Marks a refresh token used; false if it already was (a replay).

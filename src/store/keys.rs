@@ -6,15 +6,23 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
 use super::{Store, StoreError};
+use crate::domain::oauth::StoredKey;
 
 impl Store {
     /// All keys, oldest first.
-    pub async fn signing_keys(&self) -> Result<Vec<signing_key::Model>, StoreError> {
+    pub async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
         Ok(signing_key::Entity::find()
             .order_by_asc(signing_key::Column::CreatedAt)
             .order_by_asc(signing_key::Column::Kid)
             .all(&self.db)
-            .await?)
+            .await?
+            .into_iter()
+            .map(|row| StoredKey {
+                kid: row.kid,
+                private_pem: row.private_pem,
+                active: row.active,
+            })
+            .collect())
     }
 
     pub async fn insert_signing_key(&self, kid: &str, private_pem: &str) -> Result<(), StoreError> {

@@ -9,12 +9,23 @@ use sea_orm::{
 
 use super::{Store, StoreError};
 use crate::domain::ids::UserId;
+use crate::domain::totp::MfaRecord;
+
+fn record(row: user_mfa::Model) -> MfaRecord {
+    MfaRecord {
+        totp_secret: row.totp_secret,
+        totp_confirmed: row.totp_confirmed,
+        bypass_salt: row.bypass_salt,
+        consecutive_failures: row.consecutive_failures,
+    }
+}
 
 impl Store {
-    pub async fn get_mfa(&self, user_id: &UserId) -> Result<Option<user_mfa::Model>, StoreError> {
+    pub async fn get_mfa(&self, user_id: &UserId) -> Result<Option<MfaRecord>, StoreError> {
         Ok(user_mfa::Entity::find_by_id(user_id.as_str())
             .one(&self.db)
-            .await?)
+            .await?
+            .map(record))
     }
 
     /// The user's MFA row, created with `salt` if it does not exist yet.
@@ -22,7 +33,7 @@ impl Store {
         &self,
         user_id: &UserId,
         salt: Vec<u8>,
-    ) -> Result<user_mfa::Model, StoreError> {
+    ) -> Result<MfaRecord, StoreError> {
         if let Some(row) = self.get_mfa(user_id).await? {
             return Ok(row);
         }
@@ -38,7 +49,7 @@ impl Store {
         .insert(&self.db)
         .await;
         match inserted.map_err(StoreError::classify) {
-            Ok(row) => Ok(row),
+            Ok(row) => Ok(record(row)),
             // A concurrent request created it first; use theirs.
             Err(StoreError::Duplicate) => self.get_mfa(user_id).await?.ok_or(StoreError::NotFound),
             Err(other) => Err(other),

@@ -25,6 +25,9 @@ pub enum StoreError {
     NotFound,
     #[error("the row changed since it was read")]
     VersionMismatch,
+    /// A stored value this version cannot read.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(&'static str),
 }
 
 impl StoreError {

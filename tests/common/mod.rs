@@ -146,8 +146,13 @@ impl TestApp {
         self.server.as_ref().expect("running").metrics_addr
     }
 
-    pub fn state(&self) -> &std::sync::Arc<bypass_idp::app::AppState> {
+    pub fn state(&self) -> &std::sync::Arc<bypass_idp::state::AppState> {
         &self.server.as_ref().expect("running").state
+    }
+
+    /// The database under the running server, to look at what a test cannot see over HTTP.
+    pub fn store(&self) -> &bypass_idp::store::Store {
+        &self.server.as_ref().expect("running").store
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use bypass_idp::oidc::clients::{self, ClientSpec};
+use bypass_idp::service::oauth::clients::{self, ClientSpec};
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
 };
@@ -36,7 +36,7 @@ pub async fn register(app: &TestApp, public: bool, require_mfa: bool) -> Rp {
         uuid::Uuid::new_v4().simple()
     );
     let registered = clients::register(
-        &app.state().store,
+        app.store(),
         ClientSpec {
             client_id: None,
             redirect_uris: vec![redirect.clone()],

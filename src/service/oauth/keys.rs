@@ -77,7 +77,7 @@ struct Key {
 
 impl Key {
     fn from_pem(kid: &str, pem: &str) -> Result<Self, ServiceError> {
-        let corrupt = |what: &str| ServiceError::Internal(format!("signing key {kid}: {what}"));
+        let corrupt = |what: &str| ServiceError::internal("signing key", format!("{kid}: {what}"));
         let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
         let der = STANDARD
             .decode(body.trim())
@@ -118,7 +118,7 @@ impl Key {
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, ServiceError> {
         let rng = SystemRandom::new();
-        let failed = |_| ServiceError::Internal("signing failed".into());
+        let failed = |_| ServiceError::failed("signing");
         match &self.private {
             Private::Rsa(pair) => {
                 let mut signature = vec![0u8; pair.public().modulus_len()];
@@ -187,17 +187,17 @@ pub struct KeyRing {
 
 fn generate_rsa_pem() -> Result<String, ServiceError> {
     let key = rsa::RsaPrivateKey::new(&mut rand_core_06::OsRng, RSA_BITS)
-        .map_err(|e| ServiceError::Internal(format!("RSA key generation: {e}")))?;
+        .map_err(|e| ServiceError::internal("RSA key generation", e))?;
     Ok(key
         .to_pkcs1_pem(LineEnding::LF)
-        .map_err(|e| ServiceError::Internal(format!("PEM encoding: {e}")))?
+        .map_err(|e| ServiceError::internal("PEM encoding", e))?
         .to_string())
 }
 
 fn generate_ec_pem() -> Result<String, ServiceError> {
     let pkcs8 =
         EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-            .map_err(|_| ServiceError::Internal("P-256 key generation failed".into()))?;
+            .map_err(|_| ServiceError::failed("P-256 key generation"))?;
     let body = STANDARD.encode(pkcs8.as_ref());
     let lines: Vec<&str> = body
         .as_bytes()
@@ -227,7 +227,7 @@ async fn open_pem(
         return Ok(stored.to_owned());
     }
     String::from_utf8(sealer.open(stored)?)
-        .map_err(|_| ServiceError::Internal(format!("signing key {kid} is corrupt")))
+        .map_err(|_| ServiceError::internal("signing key is not UTF-8", kid.to_owned()))
 }
 
 /// Loads every stored key, or says which kinds have no active key yet (RS256 for ID tokens,
@@ -273,7 +273,7 @@ async fn load(
             .cmp(&b.key_id().map(|k| k.as_str()))
     });
     let jwks_body = serde_json::to_string(&CoreJsonWebKeySet::new(jwks))
-        .map_err(|e| ServiceError::Internal(format!("JWKS: {e}")))?;
+        .map_err(|e| ServiceError::internal("JWKS", e))?;
     Ok(Ok(Loaded {
         id_token,
         access,
@@ -287,7 +287,7 @@ async fn generate(store: &Store, sealer: &Sealer, alg: Alg) -> Result<(), Servic
     let pem = match alg {
         Alg::Rs256 => tokio::task::spawn_blocking(generate_rsa_pem)
             .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))??,
+            .map_err(|e| ServiceError::internal("RSA key generation task", e))??,
         Alg::Es256 => generate_ec_pem()?,
     };
     let kid = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>());
@@ -308,9 +308,9 @@ impl KeyRing {
                 for alg in missing {
                     generate(&store, &sealer, alg).await?;
                 }
-                load(&store, &sealer, access_alg).await?.map_err(|_| {
-                    ServiceError::Internal("signing keys vanished after insert".into())
-                })?
+                load(&store, &sealer, access_alg)
+                    .await?
+                    .map_err(|_| ServiceError::bug("signing keys vanished after insert"))?
             }
         };
         Ok(Self {
@@ -411,7 +411,7 @@ impl KeyRing {
             Some(&AccessToken::new(access_token.to_owned())),
             None,
         )
-        .map_err(|e| ServiceError::Internal(format!("ID token: {e}")))?;
+        .map_err(|e| ServiceError::internal("ID token", e))?;
         Ok(token.to_string())
     }
 

@@ -4,16 +4,15 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use entity::oauth_client;
 use rand::RngExt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::domain::ids::ClientId;
+use crate::domain::oauth::{Client, NewClient};
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::Secret;
 use crate::service::ServiceError;
-use crate::store::clients::NewClient;
 use crate::store::{Store, StoreError};
 
 pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
@@ -45,44 +44,18 @@ pub struct Registered {
     pub secret: Option<Secret>,
 }
 
-/// A client that proved who it is.
-#[derive(Clone, Debug)]
-pub struct AuthenticatedClient {
+/// What a client presented at the token endpoint.
+pub struct ClientCredentials {
     pub client_id: ClientId,
-    pub scopes: ScopeSet,
-    pub grant_types: Vec<String>,
-    pub public: bool,
-}
-
-impl AuthenticatedClient {
-    fn from_row(row: oauth_client::Model) -> Self {
-        Self {
-            client_id: ClientId::new(row.client_id),
-            scopes: ScopeSet::parse(&row.scopes),
-            grant_types: row
-                .grant_types
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect(),
-            public: row.is_public,
-        }
-    }
-
-    pub fn may_use(&self, grant_type: &str) -> bool {
-        self.grant_types.iter().any(|g| g == grant_type)
-    }
+    pub secret: Option<Secret>,
 }
 
 /// A public client identifies itself by id alone; its proof is PKCE, checked per grant.
 pub async fn identify_public(
     store: &Store,
     client_id: &ClientId,
-) -> Result<Option<AuthenticatedClient>, ServiceError> {
-    Ok(store
-        .find_client(client_id)
-        .await?
-        .filter(|row| row.is_public)
-        .map(AuthenticatedClient::from_row))
+) -> Result<Option<Client>, ServiceError> {
+    Ok(store.find_client(client_id).await?.filter(|c| c.public))
 }
 
 pub fn digest(secret: &str) -> Vec<u8> {
@@ -151,10 +124,10 @@ pub async fn register(store: &Store, spec: ClientSpec) -> Result<Registered, Cli
     let new = NewClient {
         client_id: client_id.clone(),
         secret_digest: secret.as_ref().map(|s| digest(s.expose())),
-        scopes: ScopeSet::parse(&spec.scopes).to_string(),
-        grant_types: spec.grant_types.join(" "),
+        scopes: ScopeSet::parse(&spec.scopes),
+        grant_types: spec.grant_types,
         redirect_uris: spec.redirect_uris,
-        is_public: spec.public,
+        public: spec.public,
         require_mfa: spec.require_mfa,
     };
     match store.insert_client(new).await {
@@ -170,20 +143,15 @@ pub async fn authenticate(
     store: &Store,
     client_id: &ClientId,
     secret: &Secret,
-) -> Result<Option<AuthenticatedClient>, ServiceError> {
-    let row: Option<oauth_client::Model> = store.find_client(client_id).await?;
+) -> Result<Option<Client>, ServiceError> {
+    let client = store.find_client(client_id).await?;
     let presented = digest(secret.expose());
-    let stored = row
+    let stored = client
         .as_ref()
-        .and_then(|r| r.secret_digest.clone())
+        .and_then(|c| c.secret_digest.clone())
         .unwrap_or_else(|| vec![0u8; presented.len()]);
     let matches: bool = presented.ct_eq(&stored).into();
-    Ok(match row {
-        Some(row) if matches && row.secret_digest.is_some() => {
-            Some(AuthenticatedClient::from_row(row))
-        }
-        _ => None,
-    })
+    Ok(client.filter(|c| matches && c.secret_digest.is_some()))
 }
 
 #[cfg(test)]

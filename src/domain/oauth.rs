@@ -1,0 +1,81 @@
+//! OAuth records as the rest of the service sees them: registered clients, the grants a
+//! sign-in leaves behind, and refresh tokens. The store maps its rows to these.
+
+use chrono::{DateTime, Utc};
+
+use super::ids::{ClientId, UserId};
+use super::scope::ScopeSet;
+
+/// A registered client. The secret is only ever held as a digest.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub client_id: ClientId,
+    pub secret_digest: Option<Vec<u8>>,
+    pub scopes: ScopeSet,
+    pub grant_types: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    pub public: bool,
+    pub require_mfa: bool,
+}
+
+impl Client {
+    pub fn may_use(&self, grant_type: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant_type)
+    }
+}
+
+/// What one sign-in granted a client: the root of its refresh tokens and user tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub id: String,
+    pub user_id: UserId,
+    pub client_id: ClientId,
+    pub scope: String,
+    /// When the user signed in (Unix seconds).
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+    pub acr: String,
+    pub created_at: DateTime<Utc>,
+    /// The bypass code the sign-in used: revoking it ends this grant.
+    pub bypass_code_id: Option<String>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl Grant {
+    pub fn is_live(&self) -> bool {
+        self.revoked_at.is_none()
+    }
+
+    /// When the sign-in's refresh tokens stop working, however often they were rotated.
+    pub fn session_end(&self, lifetime: chrono::Duration) -> DateTime<Utc> {
+        let signed_in = DateTime::from_timestamp(self.auth_time, 0).unwrap_or(self.created_at);
+        signed_in + lifetime
+    }
+}
+
+/// A stored refresh token (its digest is the key).
+#[derive(Clone, Debug)]
+pub struct RefreshToken {
+    pub grant_id: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A client to register; the secret is already a digest.
+#[derive(Clone)]
+pub struct NewClient {
+    pub client_id: ClientId,
+    pub secret_digest: Option<Vec<u8>>,
+    pub scopes: ScopeSet,
+    pub grant_types: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    pub public: bool,
+    pub require_mfa: bool,
+}
+
+/// A signing key as stored: its private half sealed (or, from before sealing, plain PEM).
+#[derive(Clone)]
+pub struct StoredKey {
+    pub kid: String,
+    pub private_pem: String,
+    pub active: bool,
+}

@@ -1,0 +1,319 @@
+//! OAuth 2.0 and OpenID Connect as operations: client registration and authentication, the
+//! token endpoint's grants, access tokens, signing keys, userinfo and bearer-token checks.
+//! Refusals are typed ([`TokenRefusal`], [`BearerRefusal`]); `oidc::error` alone turns them
+//! into protocol bodies.
+
+pub mod clients;
+pub mod discovery;
+mod grants;
+pub mod keys;
+pub mod tokens;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use self::clients::ClientCredentials;
+use self::keys::KeyRing;
+use self::tokens::{AccessTokens, Principal, TokenError};
+use super::ServiceError;
+use super::signin::SignInService;
+use super::throttle::Throttle;
+use crate::counters::CounterError;
+use crate::domain::ids::UserId;
+use crate::domain::limits::LimitKey;
+use crate::domain::oauth::Client;
+use crate::domain::scope::{self, ScopeSet};
+use crate::store::{Store, StoreError};
+
+/// Why the token endpoint refuses a request (RFC 6749 §5.2), or our own failure.
+#[derive(Debug)]
+pub enum TokenRefusal {
+    InvalidRequest(String),
+    InvalidClient(&'static str),
+    /// Too many failed client authentications from this address: retry after this long.
+    ClientLocked(Duration),
+    InvalidGrant(&'static str),
+    UnauthorizedClient(String),
+    UnsupportedGrantType(String),
+    InvalidScope(String),
+    Failed(ServiceError),
+}
+
+/// Why a bearer token is refused (RFC 6750 §3.1), or our own failure.
+#[derive(Debug)]
+pub enum BearerRefusal {
+    /// 401 `invalid_token`; the reason is safe to show.
+    InvalidToken(String),
+    /// 403 `insufficient_scope`.
+    InsufficientScope(&'static str),
+    Failed(ServiceError),
+}
+
+macro_rules! failed_from {
+    ($refusal:ident) => {
+        impl From<ServiceError> for $refusal {
+            fn from(err: ServiceError) -> Self {
+                Self::Failed(err)
+            }
+        }
+        impl From<StoreError> for $refusal {
+            fn from(err: StoreError) -> Self {
+                Self::Failed(err.into())
+            }
+        }
+        impl From<CounterError> for $refusal {
+            fn from(err: CounterError) -> Self {
+                Self::Failed(err.into())
+            }
+        }
+    };
+}
+failed_from!(TokenRefusal);
+failed_from!(BearerRefusal);
+
+impl From<TokenError> for BearerRefusal {
+    fn from(err: TokenError) -> Self {
+        match err {
+            // Our failure, not the token's: the caller must not drop its session over it.
+            TokenError::Service(e) => Self::Failed(e),
+            refused => Self::InvalidToken(refused.to_string()),
+        }
+    }
+}
+
+/// The signed-in user behind a user token, and how they signed in.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub user_id: UserId,
+    pub amr: Vec<String>,
+}
+
+const GRANT_TYPES: &[&str] = &["client_credentials", "authorization_code", "refresh_token"];
+
+#[derive(Clone)]
+pub struct OAuthService {
+    store: Store,
+    keys: KeyRing,
+    tokens: AccessTokens,
+    throttle: Throttle,
+    signin: SignInService,
+    issuer: String,
+    /// How long a sign-in's refresh tokens may be rotated, from the sign-in.
+    refresh_token_lifetime: chrono::Duration,
+    discovery: Arc<str>,
+}
+
+/// What an [`OAuthService`] is built from.
+pub struct OAuthParts {
+    pub store: Store,
+    pub keys: KeyRing,
+    pub tokens: AccessTokens,
+    pub throttle: Throttle,
+    pub signin: SignInService,
+    pub issuer: String,
+    pub refresh_token_lifetime: chrono::Duration,
+}
+
+impl OAuthService {
+    pub fn new(parts: OAuthParts) -> Result<Self, ServiceError> {
+        let discovery = discovery::discovery_body(&parts.issuer)?.into();
+        Ok(Self {
+            store: parts.store,
+            keys: parts.keys,
+            tokens: parts.tokens,
+            throttle: parts.throttle,
+            signin: parts.signin,
+            issuer: parts.issuer,
+            refresh_token_lifetime: parts.refresh_token_lifetime,
+            discovery,
+        })
+    }
+
+    /// The discovery document, built once: it depends only on the issuer.
+    pub fn discovery(&self) -> Arc<str> {
+        self.discovery.clone()
+    }
+
+    /// The JWKS document, rebuilt when the keys are.
+    pub async fn jwks(&self) -> Arc<str> {
+        self.keys.jwks_body().await
+    }
+
+    pub fn tokens(&self) -> &AccessTokens {
+        &self.tokens
+    }
+
+    /// Authenticates the client at the token endpoint. Only a presented secret can be
+    /// guessed, so only those attempts are limited, per client and address: a request naming
+    /// a client without a secret never counts against the client's real traffic, and
+    /// failures elsewhere cannot lock the client out.
+    pub async fn authenticate_client(
+        &self,
+        credentials: &ClientCredentials,
+        ip: Option<IpAddr>,
+    ) -> Result<Client, TokenRefusal> {
+        let reservation = match &credentials.secret {
+            Some(_) => match self
+                .throttle
+                .reserve(LimitKey::client_auth(&credentials.client_id, ip))
+                .await?
+            {
+                Ok(reservation) => Some(reservation),
+                Err(retry_after) => return Err(TokenRefusal::ClientLocked(retry_after)),
+            },
+            None => None,
+        };
+        let client = match &credentials.secret {
+            Some(secret) => {
+                clients::authenticate(&self.store, &credentials.client_id, secret).await?
+            }
+            None => clients::identify_public(&self.store, &credentials.client_id).await?,
+        };
+        let Some(client) = client else {
+            tracing::warn!(client_id = %credentials.client_id, ip = ?ip, "client authentication failed");
+            return Err(TokenRefusal::InvalidClient("client authentication failed"));
+        };
+        if let Some(reservation) = reservation {
+            self.throttle.succeeded(reservation).await?;
+        }
+        Ok(client)
+    }
+
+    /// Runs the grant `form` asks for and returns the token response body.
+    pub async fn grant(
+        &self,
+        client: &Client,
+        form: &HashMap<String, String>,
+    ) -> Result<Value, TokenRefusal> {
+        let grant_type = required(form, "grant_type")?;
+        if !GRANT_TYPES.contains(&grant_type) {
+            return Err(TokenRefusal::UnsupportedGrantType(format!(
+                "grant_type \"{grant_type}\" is not supported here"
+            )));
+        }
+        if !client.may_use(grant_type) {
+            return Err(TokenRefusal::UnauthorizedClient(format!(
+                "this client is not registered for {grant_type}"
+            )));
+        }
+        match grant_type {
+            "authorization_code" => self.authorization_code(client, form).await,
+            "refresh_token" => self.refresh_token(client, form).await,
+            _ => self.client_credentials(client, form.get("scope")).await,
+        }
+    }
+
+    async fn client_credentials(
+        &self,
+        client: &Client,
+        requested: Option<&String>,
+    ) -> Result<Value, TokenRefusal> {
+        let allowed =
+            ScopeSet::from_names(client.scopes.iter().filter(|s| !scope::USER.contains(s)));
+        let granted = match requested {
+            Some(requested) => {
+                let requested = ScopeSet::parse(requested);
+                if !requested.is_subset(&allowed) {
+                    return Err(TokenRefusal::InvalidScope(format!(
+                        "this client may request only: {allowed}"
+                    )));
+                }
+                requested
+            }
+            None => allowed,
+        };
+        if granted.is_empty() {
+            return Err(TokenRefusal::InvalidScope("no scope to grant".into()));
+        }
+        let access_token = self
+            .tokens
+            .issue(client.client_id.as_str(), &client.client_id, &granted, None)
+            .await?;
+        tracing::info!(client_id = %client.client_id, scope = %granted, "access token issued");
+        Ok(json!({
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": self.tokens.ttl_seconds(),
+            "scope": granted.to_string(),
+        }))
+    }
+
+    /// Verifies a bearer token for this server's APIs: a valid signature, a sign-in that was
+    /// not revoked, and a client that still exists (removing a client revokes its tokens).
+    pub async fn authenticate_bearer(&self, token: &str) -> Result<Principal, BearerRefusal> {
+        let principal = self.tokens.verify(token).await?;
+        if let Some(grant_id) = &principal.grant
+            && !self
+                .store
+                .find_grant(grant_id)
+                .await?
+                .is_some_and(|g| g.is_live())
+        {
+            return Err(BearerRefusal::InvalidToken(
+                "the sign-in behind this token was revoked".into(),
+            ));
+        }
+        if self
+            .store
+            .find_client(&principal.client_id)
+            .await?
+            .is_none()
+        {
+            return Err(BearerRefusal::InvalidToken(
+                "the client of this token no longer exists".into(),
+            ));
+        }
+        Ok(principal)
+    }
+
+    /// The user a user token stands for, while the user is active; `None` for a client's
+    /// own token.
+    pub async fn session(&self, principal: &Principal) -> Result<Option<Session>, BearerRefusal> {
+        let Some(grant_id) = principal.grant.as_deref() else {
+            return Ok(None);
+        };
+        let grant = self.store.find_grant(grant_id).await?.ok_or_else(|| {
+            BearerRefusal::InvalidToken("the sign-in behind this token is gone".into())
+        })?;
+        // A user deactivated since the sign-in keeps no access through older tokens.
+        let active = self
+            .store
+            .get_user(&grant.user_id)
+            .await?
+            .is_some_and(|u| u.attributes.active != Some(false));
+        if !active {
+            return Err(BearerRefusal::InvalidToken(
+                "the user of this token is inactive or gone".into(),
+            ));
+        }
+        Ok(Some(Session {
+            user_id: grant.user_id,
+            amr: grant.amr,
+        }))
+    }
+
+    /// The userinfo claims (OIDC Core §5.3) the token's scopes allow.
+    pub async fn userinfo(&self, token: &str) -> Result<Value, BearerRefusal> {
+        let principal = self.tokens.verify(token).await?;
+        if !principal.scopes.contains("openid") {
+            return Err(BearerRefusal::InsufficientScope(
+                "the token lacks the openid scope",
+            ));
+        }
+        self.user_claims_for(&principal).await?.ok_or_else(|| {
+            BearerRefusal::InvalidToken(
+                "the sign-in behind this token is revoked or the user is gone".into(),
+            )
+        })
+    }
+}
+
+fn required<'a>(form: &'a HashMap<String, String>, name: &str) -> Result<&'a str, TokenRefusal> {
+    form.get(name)
+        .map(String::as_str)
+        .ok_or_else(|| TokenRefusal::InvalidRequest(format!("{name} is required")))
+}
