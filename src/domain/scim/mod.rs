@@ -1,5 +1,6 @@
 //! The SCIM 2.0 model (RFC 7643/7644): error kinds, filter and path grammar, the User resource.
 
+pub mod common;
 pub mod filter;
 pub mod schema;
 pub mod search;
