@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::config::{Config, issuer_string};
 use crate::counters;
 use crate::domain::address::{ForwardedHeader, TrustedProxies};
+use crate::domain::clock::SystemClock;
 use crate::domain::scope;
 use crate::edge::{BodyLimit, ResolveClientAddr};
 use crate::mail::Mailer;
@@ -30,7 +31,7 @@ use crate::service::oauth::keys::KeyRing;
 use crate::service::oauth::tokens::AccessTokens;
 use crate::service::oauth::{OAuthParts, OAuthService};
 use crate::service::sealing::Sealer;
-use crate::service::signin::SignInService;
+use crate::service::signin::{SignInParts, SignInService};
 use crate::service::throttle::Throttle;
 use crate::service::users::UserService;
 use crate::state::AppState;
@@ -226,14 +227,16 @@ pub async fn build_state(
         Arc::new(mailer),
         service_name,
     );
-    let signin = SignInService::new(
-        store.clone(),
-        counters.clone(),
-        mfa.clone(),
-        bypass.clone(),
-        issuer.clone(),
-        config.max_flows_per_address,
-    );
+    let signin = SignInService::new(SignInParts {
+        store: store.clone(),
+        kv: counters.clone(),
+        throttle: throttle.clone(),
+        clock: Arc::new(SystemClock),
+        mfa: mfa.clone(),
+        bypass: bypass.clone(),
+        issuer: issuer.clone(),
+        flows_per_address: config.max_flows_per_address,
+    });
     let oauth = OAuthService::new(OAuthParts {
         store: store.clone(),
         keys,

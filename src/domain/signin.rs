@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::ids::UserId;
 use super::oauth::Client;
 use super::scope::ScopeSet;
 
@@ -232,12 +233,12 @@ pub enum Step {
     /// Waiting for username and password.
     Password,
     /// Password verified; waiting for a TOTP or bypass code.
-    SecondFactor { user_id: String, auth_time: i64 },
+    SecondFactor { user_id: UserId, auth_time: i64 },
     /// Password verified, no second factor, but one is required: waiting for TOTP enrolment.
-    Enroll { user_id: String, auth_time: i64 },
+    Enroll { user_id: UserId, auth_time: i64 },
     /// Done: an authorization code may be issued.
     Authenticated {
-        user_id: String,
+        user_id: UserId,
         auth_time: i64,
         amr: Vec<String>,
         /// The bypass code the second step used: revoking it ends this sign-in's grant.
@@ -278,7 +279,7 @@ impl Flow {
     /// `user_requires_mfa`: the user's own `mfaRequired`.
     pub fn password_verified(
         self,
-        user_id: String,
+        user_id: UserId,
         auth_time: i64,
         has_totp: bool,
         user_requires_mfa: bool,
@@ -346,7 +347,7 @@ impl Flow {
     }
 
     /// The user whose password was verified, once it was.
-    pub fn user_id(&self) -> Option<&str> {
+    pub fn user_id(&self) -> Option<&UserId> {
         match &self.step {
             Step::Password => None,
             Step::SecondFactor { user_id, .. }
@@ -480,9 +481,9 @@ mod tests {
     #[test]
     fn password_then_second_factor() {
         let f = flow(false)
-            .password_verified("u".into(), 10, true, false)
+            .password_verified(UserId::new("u"), 10, true, false)
             .unwrap();
-        assert_eq!(f.user_id(), Some("u"));
+        assert_eq!(f.user_id(), Some(&UserId::new("u")));
         let done = f
             .clone()
             .second_factor_verified(SecondFactor::BypassCode {
@@ -492,7 +493,7 @@ mod tests {
         assert_eq!(
             done.step,
             Step::Authenticated {
-                user_id: "u".into(),
+                user_id: UserId::new("u"),
                 auth_time: 10,
                 amr: vec!["pwd".into(), "mfa".into(), "bypass_code".into()],
                 bypass_code: Some("c1".into()),
@@ -508,7 +509,7 @@ mod tests {
     #[test]
     fn no_factor_means_password_only_unless_mfa_is_required() {
         let f = flow(false)
-            .password_verified("u".into(), 1, false, false)
+            .password_verified(UserId::new("u"), 1, false, false)
             .unwrap();
         let Step::Authenticated { amr, .. } = &f.step else {
             panic!("{f:?}")
@@ -517,20 +518,20 @@ mod tests {
         assert_eq!(acr_for(amr), ACR_PASSWORD);
         assert!(matches!(
             flow(true)
-                .password_verified("u".into(), 1, false, false)
+                .password_verified(UserId::new("u"), 1, false, false)
                 .unwrap()
                 .step,
             Step::Enroll { .. }
         ));
         assert!(matches!(
             flow(false)
-                .password_verified("u".into(), 1, false, true)
+                .password_verified(UserId::new("u"), 1, false, true)
                 .unwrap()
                 .step,
             Step::Enroll { .. }
         ));
         let enrolled = flow(true)
-            .password_verified("u".into(), 1, false, false)
+            .password_verified(UserId::new("u"), 1, false, false)
             .unwrap()
             .enrolled()
             .unwrap();
@@ -545,10 +546,12 @@ mod tests {
         );
         assert_eq!(flow(false).enrolled(), Err(IllegalStep));
         let second = flow(false)
-            .password_verified("u".into(), 1, true, false)
+            .password_verified(UserId::new("u"), 1, true, false)
             .unwrap();
         assert_eq!(
-            second.clone().password_verified("v".into(), 1, true, false),
+            second
+                .clone()
+                .password_verified(UserId::new("v"), 1, true, false),
             Err(IllegalStep)
         );
         assert_eq!(second.enrolled(), Err(IllegalStep));

@@ -1,8 +1,11 @@
 //! Server-rendered sign-in pages: plain HTML forms that work without JavaScript.
 
 use super::error::PageError;
+use crate::domain::bypass::Rejection;
+use crate::domain::limits::Lock;
 use crate::domain::signin::{Flow, Step};
 use crate::service::mfa::Enrollment;
+use crate::service::signin::Denied;
 
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -164,4 +167,54 @@ pub fn signed_out_page() -> String {
         "Signed out",
         "You are signed out of this identity provider.",
     )
+}
+
+/// What a person reads when a step's credential was refused.
+pub fn denied_text(denied: Denied) -> String {
+    const NEW_KEY: &str = "A new key is shown below: add it to your app again.";
+    const ASK_HELP_DESK: &str = "Ask your help desk for a new one.";
+    match denied {
+        Denied::WrongPassword => "Wrong username or password.".into(),
+        Denied::Locked(lock) => lock_text(lock),
+        Denied::WrongTotp => {
+            "That code is not right. Enter the 6-digit code your authenticator app shows now."
+                .into()
+        }
+        Denied::ReplayedTotp => {
+            "That code was already used. Wait for the next code and enter it.".into()
+        }
+        Denied::BypassCode(Rejection::Wrong) => {
+            "That bypass code is not right. Check it and try again; dashes and spaces do not matter.".into()
+        }
+        Denied::BypassCode(Rejection::Expired) => {
+            format!("That bypass code has expired. {ASK_HELP_DESK}")
+        }
+        Denied::BypassCode(Rejection::Revoked) => {
+            format!("That bypass code was revoked. {ASK_HELP_DESK}")
+        }
+        Denied::BypassCode(Rejection::Exhausted) => {
+            format!("That bypass code has been used up. {ASK_HELP_DESK}")
+        }
+        Denied::BypassCode(Rejection::Locked(lock)) => lock_text(lock),
+        Denied::WrongEnrollmentCode => format!(
+            "The code does not match; enter the current code from the authenticator app (check its clock). {NEW_KEY}"
+        ),
+        Denied::EnrollmentLocked(lock) => format!("{} {NEW_KEY}", lock_text(lock)),
+    }
+}
+
+fn lock_text(lock: Lock) -> String {
+    match lock {
+        Lock::Window(left) => {
+            let minutes = left.as_secs().div_ceil(60).max(1);
+            format!(
+                "Too many attempts. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            )
+        }
+        Lock::Permanent => {
+            "Too many failed attempts. Ask your help desk to reset your 2-step verification."
+                .to_owned()
+        }
+    }
 }

@@ -10,11 +10,11 @@ use poem::web::{Data, Form, Query};
 use poem::{IntoResponse, Request, Response, handler};
 
 use super::error::{PageError, html, page_error, page_failure};
-use super::pages::{signed_out_page, step_page};
+use super::pages::{denied_text, signed_out_page, step_page};
 use crate::domain::secret::Secret;
 use crate::edge::ClientAddr;
 use crate::service::context::Context;
-use crate::service::signin::{CodeStep, FLOW_TTL, Next, StartError};
+use crate::service::signin::{CodeStep, FLOW_TTL, Next, Start};
 use crate::state::AppState;
 
 pub const FLOW_COOKIE: &str = "bidp_flow";
@@ -65,15 +65,18 @@ fn flow_id(jar: &CookieJar) -> Option<String> {
 
 fn render(next: Next, show_bypass: bool, jar: &CookieJar) -> Response {
     match next {
-        Next::Page {
+        Next::Continue {
             flow,
-            message,
+            denied,
             enrollment,
-        } => html(
-            StatusCode::OK,
-            step_page(&flow, message.as_deref(), show_bypass, enrollment.as_ref()),
-        ),
-        Next::Redirect(url) => {
+        } => {
+            let message = denied.map(denied_text);
+            html(
+                StatusCode::OK,
+                step_page(&flow, message.as_deref(), show_bypass, enrollment.as_ref()),
+            )
+        }
+        Next::Success(url) => {
             jar.remove(FLOW_COOKIE);
             see_other(&url)
         }
@@ -107,15 +110,13 @@ pub async fn authorize(
         params.insert(key.into_owned(), value.into_owned());
     }
     match state.signin.start(&params, &context(addr)).await {
-        Ok(Ok((id, _flow))) => {
+        Ok(Start::Opened(id)) => {
             set_flow_cookie(jar, id, state.issuer.starts_with("https://"));
             see_other("/oauth2/signin")
         }
-        Ok(Err(StartError::Page(message))) => page_error(PageError::Rejected(message)),
-        Ok(Err(StartError::Redirect(url))) => see_other(&url),
-        Ok(Err(StartError::TooMany(retry_after))) => {
-            page_error(PageError::TooManySignIns(retry_after))
-        }
+        Ok(Start::Rejected(message)) => page_error(PageError::Rejected(message)),
+        Ok(Start::Redirect(url)) => see_other(&url),
+        Ok(Start::TooMany(retry_after)) => page_error(PageError::TooManySignIns(retry_after)),
         Err(err) => page_failure(err),
     }
 }
@@ -132,9 +133,9 @@ pub async fn signin_page(
     };
     match state.signin.load(&id).await {
         Ok(Some(flow)) => render(
-            Next::Page {
+            Next::Continue {
                 flow,
-                message: None,
+                denied: None,
                 enrollment: None,
             },
             use_bypass,

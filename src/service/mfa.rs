@@ -191,13 +191,32 @@ impl MfaService {
         })
     }
 
-    /// Confirms a pending factor with a current code.
+    /// Confirms a pending factor with a current code; a refused code is an error whose
+    /// detail says why (the API's form of [`Self::confirm_code`]).
     pub async fn confirm(
         &self,
         user_id: &UserId,
         code: &str,
         ctx: &Context,
     ) -> Result<(), ServiceError> {
+        match self.confirm_code(user_id, code, ctx).await? {
+            TotpOutcome::Accepted => Ok(()),
+            TotpOutcome::Locked(_) => Err(ServiceError::invalid(
+                "too many wrong codes; wait 15 minutes before trying again",
+            )),
+            TotpOutcome::Wrong | TotpOutcome::Replayed => Err(ServiceError::invalid(
+                "the code does not match; enter the current code from the authenticator app (check its clock)",
+            )),
+        }
+    }
+
+    /// Checks a code against the pending factor and confirms the factor when it is right.
+    pub async fn confirm_code(
+        &self,
+        user_id: &UserId,
+        code: &str,
+        ctx: &Context,
+    ) -> Result<TotpOutcome, ServiceError> {
         let row = self
             .store
             .get_mfa(user_id)
@@ -211,27 +230,20 @@ impl MfaService {
         let sealed = row.totp_secret.ok_or_else(|| {
             ServiceError::invalid("no TOTP enrolment is pending; start one first (POST …/totp)")
         })?;
-        match self.check_code(user_id, &sealed, code, true, ctx).await? {
-            TotpOutcome::Accepted => {
-                audit::record(
-                    &self.store,
-                    ctx,
-                    user_id,
-                    None,
-                    AuditEvent::TotpEnrolled,
-                    None,
-                    Utc::now(),
-                )
-                .await?;
-                Ok(())
-            }
-            TotpOutcome::Locked(_) => Err(ServiceError::invalid(
-                "too many wrong codes; wait 15 minutes before trying again",
-            )),
-            TotpOutcome::Wrong | TotpOutcome::Replayed => Err(ServiceError::invalid(
-                "the code does not match; enter the current code from the authenticator app (check its clock)",
-            )),
+        let outcome = self.check_code(user_id, &sealed, code, true, ctx).await?;
+        if outcome == TotpOutcome::Accepted {
+            audit::record(
+                &self.store,
+                ctx,
+                user_id,
+                None,
+                AuditEvent::TotpEnrolled,
+                None,
+                Utc::now(),
+            )
+            .await?;
         }
+        Ok(outcome)
     }
 
     /// Checks a TOTP code at sign-in.

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::Utc;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
+
 use tokio::sync::OnceCell;
 
 use super::bypass::{BypassCodeService, Rejection, VerifyOutcome};
@@ -22,6 +23,7 @@ use super::{ServiceError, audit, passwords};
 use crate::counters::SharedCounters;
 use crate::domain::address::LimitAddress;
 use crate::domain::audit::AuditEvent;
+use crate::domain::clock::Clock;
 use crate::domain::ids::{ClientId, UserId};
 use crate::domain::limits::{Limit, LimitKey};
 use crate::domain::secret::Secret;
@@ -44,7 +46,7 @@ pub struct CodeGrant {
     pub code_challenge: Option<String>,
     pub nonce: Option<String>,
     pub scope: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub auth_time: i64,
     pub amr: Vec<String>,
     pub grant_id: String,
@@ -53,22 +55,55 @@ pub struct CodeGrant {
     pub bypass_code: Option<String>,
 }
 
-/// What the browser sees next. One per request, so the large variant costs nothing.
+/// What a sign-in step answers (kanidm's `CredState` shape). One per request, so the large
+/// variant costs nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum Next {
-    /// Show the flow's current step, with a message for the person (and, during enrolment,
-    /// the new secret).
-    Page {
+    /// Signed in: send the browser back to the client with this URL.
+    Success(String),
+    /// Show the flow's current step, which says what may come next; `denied` says why the
+    /// last attempt failed, and during enrolment `enrollment` holds the new secret.
+    Continue {
         flow: Flow,
-        message: Option<String>,
+        denied: Option<Denied>,
         enrollment: Option<Enrollment>,
     },
-    /// The sign-in is over: send the browser back to the client.
-    Redirect(String),
-    /// No such flow, or it expired.
+    /// No such flow, or it expired or finished.
     Expired,
     /// The form's CSRF token is missing or wrong.
     Forged,
+}
+
+impl Next {
+    fn page(flow: Flow, denied: Option<Denied>) -> Self {
+        Self::Continue {
+            flow,
+            denied,
+            enrollment: None,
+        }
+    }
+}
+
+/// Why a step's credential was refused; `oidc::pages` has the words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Denied {
+    WrongPassword,
+    /// Too many attempts: the password or the second factor is locked.
+    Locked(Lock),
+    WrongTotp,
+    /// A right TOTP code whose time step was already used.
+    ReplayedTotp,
+    BypassCode(Rejection),
+    /// The code confirming a new factor was not right; a new key is shown.
+    WrongEnrollmentCode,
+    /// Too many wrong enrolment codes; a new key is shown.
+    EnrollmentLocked(Lock),
+}
+
+/// A checked second-factor code.
+enum Checked {
+    Accepted(SecondFactor),
+    Denied(Denied),
 }
 
 /// The forms that take a typed code.
@@ -79,13 +114,25 @@ pub enum CodeStep {
     Enroll,
 }
 
-pub enum StartError {
+/// What an authorization request leads to.
+pub enum Start {
+    /// A flow was opened: its id, for the cookie.
+    Opened(String),
     /// Never redirect: the client or redirect URI cannot be trusted.
-    Page(String),
-    /// Redirect back with an OAuth error.
+    Rejected(String),
+    /// Redirect back to the client with an OAuth error.
     Redirect(String),
     /// This address opened too many sign-ins; try again after this long.
     TooMany(Duration),
+}
+
+/// What redeeming an authorization code found.
+pub enum Redeemed {
+    Grant(Box<CodeGrant>),
+    /// The code was redeemed before: the grant issued from it is now revoked.
+    Replayed,
+    /// No such code, or it expired.
+    Invalid,
 }
 
 fn random_token() -> String {
@@ -129,22 +176,6 @@ pub fn redirect_url(redirect_uri: &str, params: &[(&str, &str)], issuer: &str) -
     url.to_string()
 }
 
-pub fn lock_message(lock: Lock) -> String {
-    match lock {
-        Lock::Window(left) => {
-            let minutes = left.as_secs().div_ceil(60).max(1);
-            format!(
-                "Too many attempts. Try again in {minutes} minute{}.",
-                if minutes == 1 { "" } else { "s" }
-            )
-        }
-        Lock::Permanent => {
-            "Too many failed attempts. Ask your help desk to reset your 2-step verification."
-                .to_owned()
-        }
-    }
-}
-
 #[derive(Clone)]
 pub struct SignInService {
     store: Store,
@@ -152,29 +183,36 @@ pub struct SignInService {
     mfa: MfaService,
     bypass: BypassCodeService,
     throttle: Throttle,
+    clock: Arc<dyn Clock>,
     issuer: String,
     /// New flows one address may open per [`FLOW_TTL`].
     flows_per_address: u64,
-    dummy_hash: std::sync::Arc<OnceCell<String>>,
+    dummy_hash: Arc<OnceCell<String>>,
+}
+
+/// What a [`SignInService`] is built from.
+pub struct SignInParts {
+    pub store: Store,
+    pub kv: SharedCounters,
+    pub throttle: Throttle,
+    pub clock: Arc<dyn Clock>,
+    pub mfa: MfaService,
+    pub bypass: BypassCodeService,
+    pub issuer: String,
+    pub flows_per_address: u64,
 }
 
 impl SignInService {
-    pub fn new(
-        store: Store,
-        kv: SharedCounters,
-        mfa: MfaService,
-        bypass: BypassCodeService,
-        issuer: String,
-        flows_per_address: u64,
-    ) -> Self {
+    pub fn new(parts: SignInParts) -> Self {
         Self {
-            store,
-            throttle: Throttle::new(kv.clone()),
-            kv,
-            mfa,
-            bypass,
-            issuer,
-            flows_per_address,
+            store: parts.store,
+            kv: parts.kv,
+            mfa: parts.mfa,
+            bypass: parts.bypass,
+            throttle: parts.throttle,
+            clock: parts.clock,
+            issuer: parts.issuer,
+            flows_per_address: parts.flows_per_address,
             dummy_hash: Default::default(),
         }
     }
@@ -184,7 +222,7 @@ impl SignInService {
         &self,
         params: &HashMap<String, String>,
         ctx: &Context,
-    ) -> Result<Result<(String, Flow), StartError>, ServiceError> {
+    ) -> Result<Start, ServiceError> {
         let client_id = params
             .get("client_id")
             .map(String::as_str)
@@ -192,7 +230,7 @@ impl SignInService {
         let client = self.store.find_client(&ClientId::new(client_id)).await?;
         let redirect = match signin::check_client_redirect(params, client.as_ref()) {
             Ok(redirect) => redirect.to_owned(),
-            Err(message) => return Ok(Err(StartError::Page(message))),
+            Err(message) => return Ok(Start::Rejected(message)),
         };
         let client = client.ok_or(ServiceError::NotFound("client"))?;
         let request = match signin::parse_auth_request(params, &client) {
@@ -209,11 +247,11 @@ impl SignInService {
                 {
                     pairs.push(("state", state));
                 }
-                return Ok(Err(StartError::Redirect(redirect_url(
+                return Ok(Start::Redirect(redirect_url(
                     &redirect,
                     &pairs,
                     &self.issuer,
-                ))));
+                )));
             }
         };
         // Flows live in memory or Redis until they expire: one address may open only so many.
@@ -224,13 +262,13 @@ impl SignInService {
             };
             let key = LimitKey::FlowsPerAddress(LimitAddress::of(ip), limit);
             if let Err(retry_after) = self.throttle.reserve(vec![key]).await? {
-                return Ok(Err(StartError::TooMany(retry_after)));
+                return Ok(Start::TooMany(retry_after));
             }
         }
         let id = random_token();
         let flow = Flow::new(request, random_token());
         self.save(&id, &flow).await?;
-        Ok(Ok((id, flow)))
+        Ok(Start::Opened(id))
     }
 
     async fn save(&self, id: &str, flow: &Flow) -> Result<(), ServiceError> {
@@ -262,7 +300,7 @@ impl SignInService {
         &self,
         id: &str,
         flow: Flow,
-        message: Option<String>,
+        denied: Option<Denied>,
         ctx: &Context,
     ) -> Result<Next, ServiceError> {
         match &flow.step {
@@ -275,24 +313,17 @@ impl SignInService {
                 self.finish(flow, ctx).await
             }
             Step::Enroll { user_id, .. } => {
-                let enrollment = self
-                    .mfa
-                    .start_enrollment(&UserId::new(user_id.clone()), ctx)
-                    .await?;
+                let enrollment = self.mfa.start_enrollment(user_id, ctx).await?;
                 self.save(id, &flow).await?;
-                Ok(Next::Page {
+                Ok(Next::Continue {
                     flow,
-                    message,
+                    denied,
                     enrollment: Some(enrollment),
                 })
             }
             _ => {
                 self.save(id, &flow).await?;
-                Ok(Next::Page {
-                    flow,
-                    message,
-                    enrollment: None,
-                })
+                Ok(Next::page(flow, denied))
             }
         }
     }
@@ -312,22 +343,13 @@ impl SignInService {
             Ok(flow) => return Ok((self.advance(id, flow, None, ctx).await?, None)),
             Err(next) => return Ok((next, None)),
         };
-        let page = |flow: Flow, message: String| {
-            Ok((
-                Next::Page {
-                    flow,
-                    message: Some(message),
-                    enrollment: None,
-                },
-                None,
-            ))
-        };
+        let page = |flow: Flow, denied: Denied| Ok((Next::page(flow, Some(denied)), None));
         let keys = LimitKey::password(user_name, ctx.ip);
         let reservation = match self.throttle.reserve(keys).await? {
             Ok(reservation) => reservation,
             Err(retry_after) => {
                 events::sign_in_step("password", "locked");
-                return page(flow, lock_message(Lock::Window(retry_after)));
+                return page(flow, Denied::Locked(Lock::Window(retry_after)));
             }
         };
         let found = self.store.find_user_for_sign_in(user_name.trim()).await?;
@@ -346,7 +368,7 @@ impl SignInService {
             // The reservation stays: this was a failed attempt.
             _ => {
                 events::sign_in_step("password", "failure");
-                return page(flow, "Wrong username or password.".to_owned());
+                return page(flow, Denied::WrongPassword);
             }
         };
         events::sign_in_step("password", "success");
@@ -354,12 +376,7 @@ impl SignInService {
         let has_totp = user.totp == TotpStatus::Enrolled;
         let required = user.attributes.mfa_required == Some(true);
         let flow = flow
-            .password_verified(
-                user.id.into_string(),
-                Utc::now().timestamp(),
-                has_totp,
-                required,
-            )
+            .password_verified(user.id, self.clock.now().timestamp(), has_totp, required)
             .map_err(|e| ServiceError::internal("sign-in step", e))?;
         let new_id = random_token();
         self.save(&new_id, &flow).await?;
@@ -386,7 +403,7 @@ impl SignInService {
         };
         let user = match (&flow.step, step) {
             (Step::SecondFactor { user_id, .. }, CodeStep::Totp | CodeStep::BypassCode)
-            | (Step::Enroll { user_id, .. }, CodeStep::Enroll) => UserId::new(user_id.clone()),
+            | (Step::Enroll { user_id, .. }, CodeStep::Enroll) => user_id.clone(),
             // A form of another step (back button, second tab): show where the flow stands.
             _ => return self.advance(id, flow, None, ctx).await,
         };
@@ -396,84 +413,53 @@ impl SignInService {
             CodeStep::Enroll => return self.enroll(id, flow, &user, code, ctx).await,
         };
         match checked {
-            Ok(factor) => {
+            Checked::Accepted(factor) => {
                 let flow = flow
                     .second_factor_verified(factor)
                     .map_err(|e| ServiceError::internal("sign-in step", e))?;
                 self.advance(id, flow, None, ctx).await
             }
-            Err(message) => Ok(Next::Page {
-                flow,
-                message: Some(message),
-                enrollment: None,
-            }),
+            Checked::Denied(denied) => Ok(Next::page(flow, Some(denied))),
         }
     }
 
-    /// `Ok` when the code is accepted, else what to tell the person.
     async fn check_totp(
         &self,
         user: &UserId,
         code: &str,
         ctx: &Context,
-    ) -> Result<Result<SecondFactor, String>, ServiceError> {
+    ) -> Result<Checked, ServiceError> {
         let outcome = self.mfa.verify(user, code, ctx).await?;
-        events::sign_in_step(
-            "totp",
-            match outcome {
-                TotpOutcome::Accepted => "success",
-                TotpOutcome::Locked(_) => "locked",
-                _ => "failure",
-            },
-        );
-        Ok(Err(match outcome {
-            TotpOutcome::Accepted => return Ok(Ok(SecondFactor::Totp)),
-            TotpOutcome::Wrong => {
-                "That code is not right. Enter the 6-digit code your authenticator app shows now."
-                    .to_owned()
-            }
-            TotpOutcome::Replayed => {
-                "That code was already used. Wait for the next code and enter it.".to_owned()
-            }
-            TotpOutcome::Locked(lock) => lock_message(lock),
-        }))
+        let (metric, checked) = match outcome {
+            TotpOutcome::Accepted => ("success", Checked::Accepted(SecondFactor::Totp)),
+            TotpOutcome::Wrong => ("failure", Checked::Denied(Denied::WrongTotp)),
+            TotpOutcome::Replayed => ("failure", Checked::Denied(Denied::ReplayedTotp)),
+            TotpOutcome::Locked(lock) => ("locked", Checked::Denied(Denied::Locked(lock))),
+        };
+        events::sign_in_step("totp", metric);
+        Ok(checked)
     }
 
-    /// `Ok` when the code is accepted, else what to tell the person.
     async fn check_bypass_code(
         &self,
         user: &UserId,
         code: &str,
         ctx: &Context,
-    ) -> Result<Result<SecondFactor, String>, ServiceError> {
-        let reason = match self.bypass.verify_and_consume(user, code, ctx).await? {
-            VerifyOutcome::Accepted { code_id, .. } => {
-                events::sign_in_step("bypass_code", "success");
-                return Ok(Ok(SecondFactor::BypassCode { code_id }));
+    ) -> Result<Checked, ServiceError> {
+        let (metric, checked) = match self.bypass.verify_and_consume(user, code, ctx).await? {
+            VerifyOutcome::Accepted { code_id, .. } => (
+                "success",
+                Checked::Accepted(SecondFactor::BypassCode { code_id }),
+            ),
+            VerifyOutcome::Rejected(Rejection::Locked(lock)) => {
+                ("locked", Checked::Denied(Denied::Locked(lock)))
             }
-            VerifyOutcome::Rejected(reason) => reason,
+            VerifyOutcome::Rejected(reason) => {
+                ("failure", Checked::Denied(Denied::BypassCode(reason)))
+            }
         };
-        let outcome = if matches!(reason, Rejection::Locked(_)) {
-            "locked"
-        } else {
-            "failure"
-        };
-        events::sign_in_step("bypass_code", outcome);
-        Ok(Err(match reason {
-            Rejection::Wrong => {
-                "That bypass code is not right. Check it and try again; dashes and spaces do not matter.".to_owned()
-            }
-            Rejection::Expired => {
-                "That bypass code has expired. Ask your help desk for a new one.".to_owned()
-            }
-            Rejection::Revoked => {
-                "That bypass code was revoked. Ask your help desk for a new one.".to_owned()
-            }
-            Rejection::Exhausted => {
-                "That bypass code has been used up. Ask your help desk for a new one.".to_owned()
-            }
-            Rejection::Locked(lock) => lock_message(lock),
-        }))
+        events::sign_in_step("bypass_code", metric);
+        Ok(checked)
     }
 
     async fn enroll(
@@ -484,29 +470,30 @@ impl SignInService {
         code: &str,
         ctx: &Context,
     ) -> Result<Next, ServiceError> {
-        let confirmed = self.mfa.confirm(user, code, ctx).await;
-        let outcome = if confirmed.is_ok() {
-            "success"
-        } else {
-            "failure"
+        let denied = match self.mfa.confirm_code(user, code, ctx).await {
+            Ok(TotpOutcome::Accepted) => None,
+            Ok(TotpOutcome::Locked(lock)) => Some(Denied::EnrollmentLocked(lock)),
+            Ok(TotpOutcome::Wrong | TotpOutcome::Replayed) | Err(ServiceError::Invalid(_)) => {
+                Some(Denied::WrongEnrollmentCode)
+            }
+            Err(other) => return Err(other),
         };
-        events::sign_in_step("enrolment", outcome);
-        match confirmed {
-            Ok(()) => {
-                let flow = flow
-                    .enrolled()
-                    .map_err(|e| ServiceError::internal("sign-in step", e))?;
-                self.advance(id, flow, None, ctx).await
-            }
-            Err(ServiceError::Invalid(v)) => {
-                let message = format!(
-                    "{} A new key is shown below: add it to your app again.",
-                    v.detail
-                );
-                self.advance(id, flow, Some(message), ctx).await
-            }
-            Err(other) => Err(other),
+        events::sign_in_step(
+            "enrolment",
+            if denied.is_none() {
+                "success"
+            } else {
+                "failure"
+            },
+        );
+        if denied.is_some() {
+            // The page shows a new key: the one that failed may have been mistyped into the app.
+            return self.advance(id, flow, denied, ctx).await;
         }
+        let flow = flow
+            .enrolled()
+            .map_err(|e| ServiceError::internal("sign-in step", e))?;
+        self.advance(id, flow, None, ctx).await
     }
 
     /// Issues the authorization code for a flow its caller has claimed (deleted).
@@ -547,7 +534,7 @@ impl SignInService {
         audit::record(
             &self.store,
             ctx,
-            &UserId::new(user_id),
+            &user_id,
             None,
             AuditEvent::SignedIn,
             Some(format!(
@@ -555,14 +542,14 @@ impl SignInService {
                 request.client_id,
                 amr.join(" ")
             )),
-            Utc::now(),
+            self.clock.now(),
         )
         .await?;
         let mut params = vec![("code", code.as_str())];
         if let Some(state) = &request.state {
             params.push(("state", state));
         }
-        Ok(Next::Redirect(redirect_url(
+        Ok(Next::Success(redirect_url(
             &request.redirect_uri,
             &params,
             &self.issuer,
@@ -570,29 +557,20 @@ impl SignInService {
     }
 
     /// Redeems an authorization code exactly once. A second redemption revokes the grant.
-    pub async fn redeem(
-        &self,
-        code: &str,
-    ) -> Result<Result<CodeGrant, &'static str>, ServiceError> {
-        match self.kv.take(&code_key(code)).await? {
-            Some(text) => {
-                let grant: CodeGrant = serde_json::from_str(&text)
-                    .map_err(|e| ServiceError::internal("stored authorization code", e))?;
-                self.kv
-                    .put(&used_code_key(code), &grant.grant_id, USED_CODE_TTL)
-                    .await?;
-                Ok(Ok(grant))
-            }
-            None => {
-                if let Some(grant_id) = self.kv.get(&used_code_key(code)).await? {
-                    self.store.revoke_grant(&grant_id, Utc::now()).await?;
-                    tracing::warn!(grant_id = %grant_id, "authorization code replayed; grant revoked");
-                    return Ok(Err(
-                        "the authorization code was already used; the tokens issued from it are revoked",
-                    ));
-                }
-                Ok(Err("the authorization code is invalid or expired"))
-            }
+    pub async fn redeem(&self, code: &str) -> Result<Redeemed, ServiceError> {
+        if let Some(text) = self.kv.take(&code_key(code)).await? {
+            let grant: CodeGrant = serde_json::from_str(&text)
+                .map_err(|e| ServiceError::internal("stored authorization code", e))?;
+            self.kv
+                .put(&used_code_key(code), &grant.grant_id, USED_CODE_TTL)
+                .await?;
+            return Ok(Redeemed::Grant(Box::new(grant)));
         }
+        let Some(grant_id) = self.kv.get(&used_code_key(code)).await? else {
+            return Ok(Redeemed::Invalid);
+        };
+        self.store.revoke_grant(&grant_id, self.clock.now()).await?;
+        tracing::warn!(grant_id = %grant_id, "authorization code replayed; grant revoked");
+        Ok(Redeemed::Replayed)
     }
 }

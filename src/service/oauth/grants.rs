@@ -19,12 +19,12 @@ use subtle::ConstantTimeEq;
 
 use super::tokens::Principal;
 use super::{OAuthService, TokenRefusal, required};
-use crate::domain::ids::UserId;
 use crate::domain::oauth::{Client, Grant};
 use crate::domain::scim::user::User;
 use crate::domain::scope::ScopeSet;
 use crate::domain::signin::acr_for;
 use crate::service::ServiceError;
+use crate::service::signin::Redeemed;
 
 const ID_TOKEN_MINUTES: i64 = 10;
 
@@ -54,7 +54,19 @@ impl OAuthService {
     ) -> Result<Value, TokenRefusal> {
         let code = required(form, "code")?;
         let redirect_uri = required(form, "redirect_uri")?;
-        let code_grant = self.signin.redeem(code).await?.map_err(invalid_grant)?;
+        let code_grant = match self.signin.redeem(code).await? {
+            Redeemed::Grant(grant) => grant,
+            Redeemed::Replayed => {
+                return Err(invalid_grant(
+                    "the authorization code was already used; the tokens issued from it are revoked",
+                ));
+            }
+            Redeemed::Invalid => {
+                return Err(invalid_grant(
+                    "the authorization code is invalid or expired",
+                ));
+            }
+        };
         if code_grant.client_id != client.client_id.as_str() {
             return Err(invalid_grant(
                 "the authorization code was issued to another client",
@@ -86,7 +98,7 @@ impl OAuthService {
         let now = Utc::now();
         let grant = Grant {
             id: code_grant.grant_id.clone(),
-            user_id: UserId::new(code_grant.user_id.clone()),
+            user_id: code_grant.user_id.clone(),
             client_id: client.client_id.clone(),
             scope: code_grant.scope.clone(),
             auth_time: code_grant.auth_time,
