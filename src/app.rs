@@ -14,6 +14,7 @@ use crate::config::{Config, issuer_string};
 use crate::counters;
 use crate::domain::address::{ForwardedHeader, TrustedProxies};
 use crate::domain::clock::SystemClock;
+use crate::domain::repo::ClientRepo;
 use crate::domain::scope;
 use crate::edge::{BodyLimit, ResolveClientAddr};
 use crate::mail::Mailer;

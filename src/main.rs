@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use bypass_idp::app;
 use bypass_idp::config::Config;
 use bypass_idp::domain::ids::ClientId;
+use bypass_idp::domain::repo::ClientRepo;
 use bypass_idp::domain::scim::USER_SCHEMA;
 use bypass_idp::domain::scim::user::parse_user;
 use bypass_idp::service::oauth::clients::{self, ClientSpec};

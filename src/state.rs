@@ -1,5 +1,5 @@
 //! What every request handler may use: the services, and nothing below them (no store, no
-//! counters). Built by [`crate::app::build_state`]; imports no handler.
+//! counters). Built by `app::build_state`; imports no handler.
 
 use std::sync::atomic::AtomicBool;
 

@@ -2,6 +2,7 @@
 
 mod common;
 
+use bypass_idp::domain::repo::{AuditRepo, BypassCodeRepo};
 use common::{TestApp, assert_scim_error, create_code, enroll_totp, enrolled_user, user_body};
 use reqwest::Method;
 use serde_json::json;

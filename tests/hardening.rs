@@ -3,6 +3,7 @@
 
 mod common;
 
+use bypass_idp::domain::repo::{KeyRepo, MfaRepo};
 use std::time::Duration;
 
 use common::rp::*;

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod ids;
 pub mod limits;
 pub mod oauth;
+pub mod repo;
 pub mod scim;
 pub mod scope;
 pub mod secret;

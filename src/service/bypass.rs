@@ -24,11 +24,13 @@ use crate::domain::bypass::{
     check_eligible, check_generation_allowed,
 };
 use crate::domain::ids::UserId;
+use crate::domain::repo::{
+    AuditRepo, BypassCodeRepo, InsertOutcome, MfaRepo, SettingRepo, UserRepo,
+};
 use crate::domain::secret::Secret;
 use crate::mail::{BypassCodeMail, Mailer};
 use crate::ops::events;
 use crate::store::Store;
-use crate::store::bypass::InsertOutcome;
 
 const POLICY_SETTING: &str = "bypassCodePolicy";
 /// How long a use counter lives in Redis before it is seeded from the database again. The

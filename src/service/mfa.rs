@@ -11,6 +11,7 @@ use crate::domain::audit::AuditEvent;
 use crate::domain::bypass::check_eligible;
 use crate::domain::ids::UserId;
 use crate::domain::limits::{LimitKey, MAX_CONSECUTIVE_FAILURES};
+use crate::domain::repo::{MfaRepo, UserRepo};
 use crate::domain::secret::Secret;
 use crate::domain::totp;
 pub use crate::domain::totp::TotpStatus;

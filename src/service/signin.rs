@@ -26,6 +26,7 @@ use crate::domain::audit::AuditEvent;
 use crate::domain::clock::Clock;
 use crate::domain::ids::{ClientId, UserId};
 use crate::domain::limits::{Limit, LimitKey};
+use crate::domain::repo::{ClientRepo, GrantRepo, UserRepo};
 use crate::domain::secret::Secret;
 use crate::domain::signin::{self, AuthRequest, Flow, SecondFactor, Step};
 use crate::domain::signin::{AMR_BYPASS_CODE, AMR_OTP};

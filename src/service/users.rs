@@ -2,11 +2,11 @@
 
 use crate::domain::audit::AuditEvent;
 use crate::domain::ids::UserId;
+use crate::domain::repo::{PasswordChange, UserPage, UserRepo};
 use crate::domain::scim::filter::parse_filter;
 use crate::domain::scim::search::SearchParams;
 use crate::domain::scim::user::{self, User, UserWrite, resolve_filter};
 use crate::domain::scim::{ScimType, ScimViolation};
-use crate::store::users::{PasswordChange, UserPage};
 use crate::store::{Store, StoreError};
 
 use super::context::Context;

@@ -8,6 +8,7 @@ use sea_orm::{
 use super::{Store, StoreError};
 use crate::domain::audit::{AuditEntry, AuditEvent};
 use crate::domain::ids::UserId;
+use crate::domain::repo::AuditRepo;
 
 fn entry(row: audit_event::Model) -> Result<AuditEntry, StoreError> {
     let event = AuditEvent::parse(&row.event).ok_or(StoreError::Corrupt("audit event name"))?;
@@ -21,6 +22,26 @@ fn entry(row: audit_event::Model) -> Result<AuditEntry, StoreError> {
         detail: row.detail,
         at: row.at,
     })
+}
+
+impl AuditRepo for Store {
+    type Error = StoreError;
+
+    /// A code's events, oldest first.
+    async fn code_events(&self, code_id: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        audit_event::Entity::find()
+            .filter(audit_event::Column::CodeId.eq(code_id))
+            .order_by_asc(audit_event::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(entry)
+            .collect()
+    }
+
+    async fn append_event(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        Store::record_event(&self.db, entry).await
+    }
 }
 
 impl Store {
@@ -42,17 +63,5 @@ impl Store {
         .insert(db)
         .await?;
         Ok(())
-    }
-
-    /// A code's events, oldest first.
-    pub async fn code_events(&self, code_id: &str) -> Result<Vec<AuditEntry>, StoreError> {
-        audit_event::Entity::find()
-            .filter(audit_event::Column::CodeId.eq(code_id))
-            .order_by_asc(audit_event::Column::Id)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(entry)
-            .collect()
     }
 }

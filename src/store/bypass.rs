@@ -12,6 +12,7 @@ use sea_orm::{
 use super::{Store, StoreError};
 use crate::domain::bypass::{NewCode, StoredCode};
 use crate::domain::ids::UserId;
+use crate::domain::repo::{BypassCodeRepo, InsertOutcome};
 
 fn stored(row: bypass_code::Model) -> StoredCode {
     StoredCode {
@@ -51,18 +52,12 @@ fn active_at(now: DateTime<Utc>) -> Condition {
         )
 }
 
-pub enum InsertOutcome {
-    Inserted(Box<StoredCode>),
-    /// The user already has `max_active` active codes.
-    TooManyActive,
-    /// Another of the user's codes has the same hash: generate again.
-    Collision,
-}
+impl BypassCodeRepo for Store {
+    type Error = StoreError;
 
-impl Store {
     /// Inserts a code unless the user already has `max_active` active ones. Touching the
     /// user's MFA row first serialises concurrent creations for the same user.
-    pub async fn insert_code(
+    async fn insert_code(
         &self,
         code: NewCode,
         max_active: u64,
@@ -107,7 +102,7 @@ impl Store {
         Ok(InsertOutcome::Inserted(Box::new(stored(inserted))))
     }
 
-    pub async fn list_codes(&self, user_id: &UserId) -> Result<Vec<StoredCode>, StoreError> {
+    async fn list_codes(&self, user_id: &UserId) -> Result<Vec<StoredCode>, StoreError> {
         Ok(bypass_code::Entity::find()
             .filter(bypass_code::Column::UserId.eq(user_id.as_str()))
             .order_by_desc(bypass_code::Column::CreatedAt)
@@ -119,7 +114,7 @@ impl Store {
             .collect())
     }
 
-    pub async fn find_code(
+    async fn find_code(
         &self,
         user_id: &UserId,
         code_id: &str,
@@ -132,7 +127,7 @@ impl Store {
     }
 
     /// The user's code with this hash: an index hit on (user_id, code_hash).
-    pub async fn find_code_by_hash(
+    async fn find_code_by_hash(
         &self,
         user_id: &UserId,
         hash: &[u8],
@@ -146,11 +141,7 @@ impl Store {
     }
 
     /// Records one use if the code is still active at `now`; false if it no longer is.
-    pub async fn consume_code(
-        &self,
-        code_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    async fn consume_code(&self, code_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let result = bypass_code::Entity::update_many()
             .col_expr(
                 bypass_code::Column::UseCount,
@@ -166,7 +157,7 @@ impl Store {
 
     /// Revokes one code and ends the sign-ins that used it; false if it was already revoked
     /// (its sign-ins are ended again all the same: a grant issued meanwhile dies too).
-    pub async fn revoke_code(
+    async fn revoke_code(
         &self,
         code_id: &str,
         by: &str,
@@ -184,7 +175,9 @@ impl Store {
         txn.commit().await?;
         Ok(result.rows_affected == 1)
     }
+}
 
+impl Store {
     /// Revokes every unrevoked code of a user and returns their ids.
     pub async fn revoke_user_codes<C: ConnectionTrait>(
         db: &C,
@@ -211,22 +204,6 @@ impl Store {
         }
         Ok(ids)
     }
-
-    /// Resets a user's 2-step verification: the TOTP factor goes, every code is revoked and
-    /// every sign-in ends, in one transaction.
-    pub async fn reset_mfa(
-        &self,
-        user_id: &UserId,
-        by: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<String>, StoreError> {
-        let txn = self.db.begin().await?;
-        Store::clear_totp(&txn, user_id).await?;
-        let revoked = Store::revoke_user_codes(&txn, user_id, by, now).await?;
-        Store::revoke_user_grants(&txn, user_id, now).await?;
-        txn.commit().await?;
-        Ok(revoked)
-    }
 }
 
 #[cfg(test)]
@@ -236,6 +213,7 @@ mod tests {
 
     use super::*;
     use crate::domain::bypass::{CodeStatus, Origin};
+    use crate::domain::repo::UserRepo;
     use crate::domain::scim::user::parse_user;
 
     /// The store under test: PostgreSQL when `DATABASE_URL` names one, else SQLite in memory.

@@ -7,6 +7,7 @@ use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, QueryOrder, Set};
 use super::{Store, StoreError};
 use crate::domain::ids::ClientId;
 use crate::domain::oauth::{Client, NewClient};
+use crate::domain::repo::ClientRepo;
 use crate::domain::scope::ScopeSet;
 
 fn client(row: oauth_client::Model) -> Client {
@@ -25,8 +26,10 @@ fn client(row: oauth_client::Model) -> Client {
     }
 }
 
-impl Store {
-    pub async fn insert_client(&self, client: NewClient) -> Result<(), StoreError> {
+impl ClientRepo for Store {
+    type Error = StoreError;
+
+    async fn insert_client(&self, client: NewClient) -> Result<(), StoreError> {
         oauth_client::ActiveModel {
             client_id: Set(client.client_id.into_string()),
             secret_digest: Set(client.secret_digest),
@@ -43,14 +46,14 @@ impl Store {
         Ok(())
     }
 
-    pub async fn find_client(&self, client_id: &ClientId) -> Result<Option<Client>, StoreError> {
+    async fn find_client(&self, client_id: &ClientId) -> Result<Option<Client>, StoreError> {
         Ok(oauth_client::Entity::find_by_id(client_id.as_str())
             .one(&self.db)
             .await?
             .map(client))
     }
 
-    pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
         Ok(oauth_client::Entity::find()
             .order_by_asc(oauth_client::Column::ClientId)
             .all(&self.db)
@@ -60,12 +63,12 @@ impl Store {
             .collect())
     }
 
-    pub async fn count_clients(&self) -> Result<u64, StoreError> {
+    async fn count_clients(&self) -> Result<u64, StoreError> {
         Ok(oauth_client::Entity::find().count(&self.db).await?)
     }
 
     /// Returns whether a client was removed.
-    pub async fn remove_client(&self, client_id: &ClientId) -> Result<bool, StoreError> {
+    async fn remove_client(&self, client_id: &ClientId) -> Result<bool, StoreError> {
         let result = oauth_client::Entity::delete_by_id(client_id.as_str())
             .exec(&self.db)
             .await?;

@@ -8,6 +8,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use super::{Store, StoreError};
 use crate::domain::ids::{ClientId, UserId};
 use crate::domain::oauth::{Grant, RefreshToken};
+use crate::domain::repo::GrantRepo;
 
 fn grant_of(row: grant::Model) -> Grant {
     Grant {
@@ -24,8 +25,10 @@ fn grant_of(row: grant::Model) -> Grant {
     }
 }
 
-impl Store {
-    pub async fn insert_grant(&self, row: &Grant) -> Result<(), StoreError> {
+impl GrantRepo for Store {
+    type Error = StoreError;
+
+    async fn insert_grant(&self, row: &Grant) -> Result<(), StoreError> {
         grant::ActiveModel {
             id: Set(row.id.clone()),
             user_id: Set(row.user_id.as_str().to_owned()),
@@ -44,7 +47,7 @@ impl Store {
     }
 
     /// The moment before which the user's sign-ins are void, if one was set.
-    pub async fn sessions_not_before(
+    async fn sessions_not_before(
         &self,
         user_id: &UserId,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -54,14 +57,14 @@ impl Store {
             .and_then(|u| u.sessions_not_before))
     }
 
-    pub async fn find_grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
+    async fn find_grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
         Ok(grant::Entity::find_by_id(id)
             .one(&self.db)
             .await?
             .map(grant_of))
     }
 
-    pub async fn revoke_grant(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn revoke_grant(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         grant::Entity::update_many()
             .col_expr(grant::Column::RevokedAt, Expr::value(now))
             .filter(grant::Column::Id.eq(id))
@@ -71,6 +74,47 @@ impl Store {
         Ok(())
     }
 
+    async fn insert_refresh_token(
+        &self,
+        hash: Vec<u8>,
+        grant_id: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        refresh_token::ActiveModel {
+            token_hash: Set(hash),
+            grant_id: Set(grant_id.to_owned()),
+            expires_at: Set(expires_at),
+            used_at: Set(None),
+            created_at: Set(Utc::now()),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    async fn find_refresh_token(&self, hash: &[u8]) -> Result<Option<RefreshToken>, StoreError> {
+        Ok(refresh_token::Entity::find_by_id(hash.to_vec())
+            .one(&self.db)
+            .await?
+            .map(|row| RefreshToken {
+                grant_id: row.grant_id,
+                expires_at: row.expires_at,
+            }))
+    }
+
+    /// Marks a refresh token used; false if it already was (a replay).
+    async fn use_refresh_token(&self, hash: &[u8], now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let result = refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
+            .filter(refresh_token::Column::TokenHash.eq(hash.to_vec()))
+            .filter(refresh_token::Column::UsedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+}
+
+impl Store {
     /// Ends every sign-in of a user (credentials changed, user deactivated or deleted): live
     /// grants are revoked, and sign-ins still in progress are voided by the user's
     /// `sessions_not_before`. Returns how many grants were revoked.
@@ -106,51 +150,5 @@ impl Store {
             .exec(db)
             .await?;
         Ok(result.rows_affected)
-    }
-
-    pub async fn insert_refresh_token(
-        &self,
-        hash: Vec<u8>,
-        grant_id: &str,
-        expires_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        refresh_token::ActiveModel {
-            token_hash: Set(hash),
-            grant_id: Set(grant_id.to_owned()),
-            expires_at: Set(expires_at),
-            used_at: Set(None),
-            created_at: Set(Utc::now()),
-        }
-        .insert(&self.db)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn find_refresh_token(
-        &self,
-        hash: &[u8],
-    ) -> Result<Option<RefreshToken>, StoreError> {
-        Ok(refresh_token::Entity::find_by_id(hash.to_vec())
-            .one(&self.db)
-            .await?
-            .map(|row| RefreshToken {
-                grant_id: row.grant_id,
-                expires_at: row.expires_at,
-            }))
-    }
-
-    /// Marks a refresh token used; false if it already was (a replay).
-    pub async fn use_refresh_token(
-        &self,
-        hash: &[u8],
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let result = refresh_token::Entity::update_many()
-            .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
-            .filter(refresh_token::Column::TokenHash.eq(hash.to_vec()))
-            .filter(refresh_token::Column::UsedAt.is_null())
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected == 1)
     }
 }

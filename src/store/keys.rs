@@ -7,10 +7,13 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 
 use super::{Store, StoreError};
 use crate::domain::oauth::StoredKey;
+use crate::domain::repo::KeyRepo;
 
-impl Store {
+impl KeyRepo for Store {
+    type Error = StoreError;
+
     /// All keys, oldest first.
-    pub async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
         Ok(signing_key::Entity::find()
             .order_by_asc(signing_key::Column::CreatedAt)
             .order_by_asc(signing_key::Column::Kid)
@@ -25,7 +28,7 @@ impl Store {
             .collect())
     }
 
-    pub async fn insert_signing_key(&self, kid: &str, private_pem: &str) -> Result<(), StoreError> {
+    async fn insert_signing_key(&self, kid: &str, private_pem: &str) -> Result<(), StoreError> {
         signing_key::ActiveModel {
             kid: Set(kid.to_owned()),
             private_pem: Set(private_pem.to_owned()),
@@ -39,7 +42,7 @@ impl Store {
     }
 
     /// Replaces a key's stored form (a legacy plain PEM being sealed).
-    pub async fn reseal_signing_key(&self, kid: &str, stored: &str) -> Result<(), StoreError> {
+    async fn reseal_signing_key(&self, kid: &str, stored: &str) -> Result<(), StoreError> {
         signing_key::Entity::update_many()
             .col_expr(signing_key::Column::PrivatePem, Expr::value(stored))
             .filter(signing_key::Column::Kid.eq(kid))

@@ -1,14 +1,16 @@
 //! 2-step verification state per user.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use entity::user_mfa;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, Set,
+    TransactionTrait,
 };
 
 use super::{Store, StoreError};
 use crate::domain::ids::UserId;
+use crate::domain::repo::MfaRepo;
 use crate::domain::totp::MfaRecord;
 
 fn record(row: user_mfa::Model) -> MfaRecord {
@@ -20,8 +22,26 @@ fn record(row: user_mfa::Model) -> MfaRecord {
     }
 }
 
-impl Store {
-    pub async fn get_mfa(&self, user_id: &UserId) -> Result<Option<MfaRecord>, StoreError> {
+impl MfaRepo for Store {
+    type Error = StoreError;
+
+    /// Resets a user's 2-step verification: the TOTP factor goes, every code is revoked and
+    /// every sign-in ends, in one transaction.
+    async fn reset_mfa(
+        &self,
+        user_id: &UserId,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin().await?;
+        Store::clear_totp(&txn, user_id).await?;
+        let revoked = Store::revoke_user_codes(&txn, user_id, by, now).await?;
+        Store::revoke_user_grants(&txn, user_id, now).await?;
+        txn.commit().await?;
+        Ok(revoked)
+    }
+
+    async fn get_mfa(&self, user_id: &UserId) -> Result<Option<MfaRecord>, StoreError> {
         Ok(user_mfa::Entity::find_by_id(user_id.as_str())
             .one(&self.db)
             .await?
@@ -29,11 +49,7 @@ impl Store {
     }
 
     /// The user's MFA row, created with `salt` if it does not exist yet.
-    pub async fn ensure_mfa(
-        &self,
-        user_id: &UserId,
-        salt: Vec<u8>,
-    ) -> Result<MfaRecord, StoreError> {
+    async fn ensure_mfa(&self, user_id: &UserId, salt: Vec<u8>) -> Result<MfaRecord, StoreError> {
         if let Some(row) = self.get_mfa(user_id).await? {
             return Ok(row);
         }
@@ -58,7 +74,7 @@ impl Store {
 
     /// Stores a new, unconfirmed TOTP secret (sealed), replacing any unconfirmed one.
     /// Returns false if a confirmed factor exists.
-    pub async fn set_pending_totp(
+    async fn set_pending_totp(
         &self,
         user_id: &UserId,
         sealed_secret: String,
@@ -80,7 +96,7 @@ impl Store {
     /// Accepts a TOTP time step: confirming a pending factor, or using a confirmed one. The
     /// step must be later than any accepted before, so a code is never accepted twice, even
     /// by two instances at once.
-    pub async fn accept_totp_step(
+    async fn accept_totp_step(
         &self,
         user_id: &UserId,
         step: i64,
@@ -103,6 +119,33 @@ impl Store {
         Ok(result.rows_affected == 1)
     }
 
+    /// Counts an attempt into the user's failure streak before it is checked, unless the
+    /// streak has reached `cap`; false then. A success resets the streak.
+    async fn reserve_mfa_attempt(&self, user_id: &UserId, cap: i32) -> Result<bool, StoreError> {
+        let result = user_mfa::Entity::update_many()
+            .col_expr(
+                user_mfa::Column::ConsecutiveFailures,
+                Expr::col(user_mfa::Column::ConsecutiveFailures).add(1),
+            )
+            .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
+            .filter(user_mfa::Column::ConsecutiveFailures.lt(cap))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    async fn reset_mfa_failures(&self, user_id: &UserId) -> Result<(), StoreError> {
+        user_mfa::Entity::update_many()
+            .col_expr(user_mfa::Column::ConsecutiveFailures, Expr::value(0))
+            .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
+            .filter(user_mfa::Column::ConsecutiveFailures.ne(0))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}
+
+impl Store {
     /// Removes the TOTP factor and clears the failure streak.
     pub async fn clear_totp<C: ConnectionTrait>(
         db: &C,
@@ -122,35 +165,6 @@ impl Store {
             .col_expr(user_mfa::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
             .exec(db)
-            .await?;
-        Ok(())
-    }
-
-    /// Counts an attempt into the user's failure streak before it is checked, unless the
-    /// streak has reached `cap`; false then. A success resets the streak.
-    pub async fn reserve_mfa_attempt(
-        &self,
-        user_id: &UserId,
-        cap: i32,
-    ) -> Result<bool, StoreError> {
-        let result = user_mfa::Entity::update_many()
-            .col_expr(
-                user_mfa::Column::ConsecutiveFailures,
-                Expr::col(user_mfa::Column::ConsecutiveFailures).add(1),
-            )
-            .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
-            .filter(user_mfa::Column::ConsecutiveFailures.lt(cap))
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected == 1)
-    }
-
-    pub async fn reset_mfa_failures(&self, user_id: &UserId) -> Result<(), StoreError> {
-        user_mfa::Entity::update_many()
-            .col_expr(user_mfa::Column::ConsecutiveFailures, Expr::value(0))
-            .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
-            .filter(user_mfa::Column::ConsecutiveFailures.ne(0))
-            .exec(&self.db)
             .await?;
         Ok(())
     }

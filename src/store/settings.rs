@@ -6,16 +6,19 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{EntityTrait, Set};
 
 use super::{Store, StoreError};
+use crate::domain::repo::SettingRepo;
 
-impl Store {
-    pub async fn get_setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+impl SettingRepo for Store {
+    type Error = StoreError;
+
+    async fn get_setting(&self, name: &str) -> Result<Option<String>, StoreError> {
         Ok(setting::Entity::find_by_id(name)
             .one(&self.db)
             .await?
             .map(|row| row.value))
     }
 
-    pub async fn put_setting(&self, name: &str, value: String) -> Result<(), StoreError> {
+    async fn put_setting(&self, name: &str, value: String) -> Result<(), StoreError> {
         setting::Entity::insert(setting::ActiveModel {
             name: Set(name.to_owned()),
             value: Set(value),

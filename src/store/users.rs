@@ -12,23 +12,12 @@ use sea_orm::{
 
 use super::{Store, StoreError};
 use crate::domain::ids::UserId;
+use crate::domain::repo::{PasswordChange, UserPage, UserRepo};
 use crate::domain::scim::filter::CompareOp;
 use crate::domain::scim::user::{
     Email, FieldKind, FilterValue, Name, User, UserAttributes, UserField, UserFilter,
 };
 use crate::domain::totp::TotpStatus;
-
-/// How to change the stored password hash.
-pub enum PasswordChange {
-    Keep,
-    Set(String),
-}
-
-/// One page of a user listing.
-pub struct UserPage {
-    pub total: u64,
-    pub users: Vec<User>,
-}
 
 fn totp_status(mfa: Option<&user_mfa::Model>) -> TotpStatus {
     mfa.map_or(TotpStatus::None, |m| {
@@ -127,8 +116,10 @@ async fn insert_emails<C: sea_orm::ConnectionTrait>(
     Ok(())
 }
 
-impl Store {
-    pub async fn create_user(
+impl UserRepo for Store {
+    type Error = StoreError;
+
+    async fn create_user(
         &self,
         attrs: &UserAttributes,
         password_hash: Option<String>,
@@ -152,7 +143,7 @@ impl Store {
     }
 
     /// A user by userName (case-insensitive) with their password hash, for sign-in.
-    pub async fn find_user_for_sign_in(
+    async fn find_user_for_sign_in(
         &self,
         user_name: &str,
     ) -> Result<Option<(User, Option<String>)>, StoreError> {
@@ -168,7 +159,7 @@ impl Store {
         Ok(self.get_user(&id).await?.map(|user| (user, hash)))
     }
 
-    pub async fn get_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+    async fn get_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
         let Some(row) = user::Entity::find_by_id(id.as_str()).one(&self.db).await? else {
             return Ok(None);
         };
@@ -184,7 +175,7 @@ impl Store {
 
     /// Replaces a user's attributes if its version is still `expected_version` (when given);
     /// with `end_sessions`, every grant of the user is revoked in the same transaction.
-    pub async fn replace_user(
+    async fn replace_user(
         &self,
         id: &UserId,
         attrs: &UserAttributes,
@@ -236,7 +227,7 @@ impl Store {
 
     /// Deletes a user if its version is still `expected_version` (when given) and revokes
     /// their bypass codes; returns the ids of the codes revoked.
-    pub async fn delete_user(
+    async fn delete_user(
         &self,
         id: &UserId,
         expected_version: Option<i64>,
@@ -262,7 +253,7 @@ impl Store {
     }
 
     /// Lists users matching a filter, oldest first; `start_index` is 1-based as in SCIM.
-    pub async fn list_users(
+    async fn list_users(
         &self,
         filter: Option<&UserFilter>,
         start_index: u64,

@@ -10,6 +10,7 @@ use subtle::ConstantTimeEq;
 
 use crate::domain::ids::ClientId;
 use crate::domain::oauth::{Client, NewClient};
+use crate::domain::repo::ClientRepo;
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::Secret;
 use crate::service::ServiceError;

@@ -20,6 +20,7 @@ use subtle::ConstantTimeEq;
 use super::tokens::Principal;
 use super::{OAuthService, TokenRefusal, required};
 use crate::domain::oauth::{Client, Grant};
+use crate::domain::repo::{BypassCodeRepo, GrantRepo, UserRepo};
 use crate::domain::scim::user::User;
 use crate::domain::scope::ScopeSet;
 use crate::domain::signin::acr_for;

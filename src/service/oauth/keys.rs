@@ -25,6 +25,7 @@ use ring::signature::{
 use rsa::pkcs1::{EncodeRsaPrivateKey, LineEnding};
 use tokio::sync::RwLock;
 
+use crate::domain::repo::KeyRepo;
 use crate::service::ServiceError;
 use crate::service::sealing::Sealer;
 use crate::store::Store;

@@ -26,6 +26,7 @@ use crate::counters::CounterError;
 use crate::domain::ids::UserId;
 use crate::domain::limits::LimitKey;
 use crate::domain::oauth::Client;
+use crate::domain::repo::{ClientRepo, GrantRepo, UserRepo};
 use crate::domain::scope::{self, ScopeSet};
 use crate::store::{Store, StoreError};
 
