@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::ids::{ClientId, UserId};
 use super::scope::ScopeSet;
 
-/// A registered client. The secret is only ever held as a digest.
+/// A client, as registered and as stored. The secret is only ever held as a digest.
 #[derive(Clone, Debug)]
 pub struct Client {
     pub client_id: ClientId,
@@ -58,18 +58,6 @@ impl Grant {
 pub struct RefreshToken {
     pub grant_id: String,
     pub expires_at: DateTime<Utc>,
-}
-
-/// A client to register; the secret is already a digest.
-#[derive(Clone)]
-pub struct NewClient {
-    pub client_id: ClientId,
-    pub secret_digest: Option<Vec<u8>>,
-    pub scopes: ScopeSet,
-    pub grant_types: Vec<String>,
-    pub redirect_uris: Vec<String>,
-    pub public: bool,
-    pub require_mfa: bool,
 }
 
 /// A signing key as stored: its private half sealed (or, from before sealing, plain PEM).

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use super::audit::AuditEntry;
 use super::bypass::{NewCode, StoredCode};
 use super::ids::{ClientId, UserId};
-use super::oauth::{Client, Grant, NewClient, RefreshToken, StoredKey};
+use super::oauth::{Client, Grant, RefreshToken, StoredKey};
 use super::scim::user::{User, UserAttributes, UserFilter};
 use super::totp::MfaRecord;
 
@@ -197,7 +197,7 @@ pub trait MfaRepo {
 pub trait ClientRepo {
     type Error;
 
-    async fn insert_client(&self, client: NewClient) -> Result<(), Self::Error>;
+    async fn insert_client(&self, client: Client) -> Result<(), Self::Error>;
 
     async fn find_client(&self, client_id: &ClientId) -> Result<Option<Client>, Self::Error>;
 

@@ -6,7 +6,7 @@ use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, QueryOrder, Set};
 
 use super::{Store, StoreError};
 use crate::domain::ids::ClientId;
-use crate::domain::oauth::{Client, NewClient};
+use crate::domain::oauth::Client;
 use crate::domain::repo::ClientRepo;
 use crate::domain::scope::ScopeSet;
 
@@ -29,7 +29,7 @@ fn client(row: oauth_client::Model) -> Client {
 impl ClientRepo for Store {
     type Error = StoreError;
 
-    async fn insert_client(&self, client: NewClient) -> Result<(), StoreError> {
+    async fn insert_client(&self, client: Client) -> Result<(), StoreError> {
         oauth_client::ActiveModel {
             client_id: Set(client.client_id.into_string()),
             secret_digest: Set(client.secret_digest),

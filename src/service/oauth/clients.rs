@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::domain::ids::ClientId;
-use crate::domain::oauth::{Client, NewClient};
+use crate::domain::oauth::Client;
 use crate::domain::repo::ClientRepo;
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::Secret;
@@ -122,7 +122,7 @@ pub async fn register(store: &Store, spec: ClientSpec) -> Result<Registered, Cli
     validate(&spec)?;
     let client_id = ClientId::new(spec.client_id.clone().unwrap_or_else(|| random_token(16)));
     let secret = (!spec.public).then(|| Secret::new(random_token(32)));
-    let new = NewClient {
+    let new = Client {
         client_id: client_id.clone(),
         secret_digest: secret.as_ref().map(|s| digest(s.expose())),
         scopes: ScopeSet::parse(&spec.scopes),
