@@ -20,8 +20,9 @@ use crate::edge::{BodyLimit, ResolveClientAddr};
 use crate::mail::Mailer;
 use crate::ops::{HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
 use crate::scim::error::to_scim_response;
-use crate::scim::{BypassCodesApi, DiscoveryApi, MeApi, MfaApi, UsersApi};
+use crate::scim::{BypassCodesApi, DiscoveryApi, GroupsApi, MeApi, MfaApi, UsersApi};
 use crate::service::bypass::{Argon2Hasher, BypassCodeService};
+use crate::service::groups::GroupService;
 use crate::service::health::Health;
 use crate::service::mfa::{Guard, MfaService};
 use crate::service::oauth::clients::{self, ClientSpec};
@@ -31,6 +32,7 @@ use crate::service::oauth::discovery::{
 use crate::service::oauth::keys::KeyRing;
 use crate::service::oauth::tokens::AccessTokens;
 use crate::service::oauth::{OAuthParts, OAuthService};
+use crate::service::roles::Roles;
 use crate::service::sealing::Sealer;
 use crate::service::signin::{SignInParts, SignInService};
 use crate::service::throttle::Throttle;
@@ -55,12 +57,26 @@ pub enum StartError {
     Other(String),
 }
 
-pub type Apis = (DiscoveryApi, UsersApi, MfaApi, BypassCodesApi, MeApi);
+pub type Apis = (
+    DiscoveryApi,
+    UsersApi,
+    GroupsApi,
+    MfaApi,
+    BypassCodesApi,
+    MeApi,
+);
 
 /// The OpenAPI service; its document does not depend on the configuration.
 pub fn openapi_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (DiscoveryApi, UsersApi, MfaApi, BypassCodesApi, MeApi),
+        (
+            DiscoveryApi,
+            UsersApi,
+            GroupsApi,
+            MfaApi,
+            BypassCodesApi,
+            MeApi,
+        ),
         "bypass-idp",
         env!("CARGO_PKG_VERSION"),
     )
@@ -228,6 +244,10 @@ pub async fn build_state(
         Arc::new(mailer),
         service_name,
     );
+    let roles = Roles::new(store.clone(), config.role_groups.clone());
+    clients::ensure_console(&store, &issuer)
+        .await
+        .map_err(|e| StartError::Other(format!("console client: {e}")))?;
     let signin = SignInService::new(SignInParts {
         store: store.clone(),
         kv: counters.clone(),
@@ -237,6 +257,7 @@ pub async fn build_state(
         bypass: bypass.clone(),
         issuer: issuer.clone(),
         flows_per_address: config.max_flows_per_address,
+        roles: roles.clone(),
     });
     let oauth = OAuthService::new(OAuthParts {
         store: store.clone(),
@@ -255,6 +276,7 @@ pub async fn build_state(
         issuer,
         oauth,
         users: UserService::new(store.clone()),
+        groups: GroupService::new(store.clone(), roles),
         mfa,
         bypass,
         health: Health::new(store.clone(), counters),

@@ -8,6 +8,7 @@ use base64::Engine;
 use serde::Deserialize;
 
 use crate::domain::address::{ForwardedHeader, TrustedProxies};
+use crate::domain::roles::RoleMap;
 use crate::domain::secret::Secret;
 use crate::service::oauth::keys::Alg;
 
@@ -49,6 +50,7 @@ struct FileConfig {
     trusted_proxies: Option<TrustedProxiesSetting>,
     forwarded_header: Option<String>,
     max_flows_per_address: Option<u64>,
+    role_groups: Option<String>,
     metrics_listen: Option<String>,
 }
 
@@ -86,6 +88,8 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// New sign-in flows one client address may open per 10 minutes.
     pub max_flows_per_address: u64,
+    /// Which groups grant administrator roles (`group=role;…`, by display name or id).
+    pub role_groups: RoleMap,
     /// The From address of mail, e.g. `bypass-idp <no-reply@example.com>`.
     pub mail_from: String,
     /// 32-byte key that seals TOTP secrets at rest (ChaCha20-Poly1305); read from the
@@ -263,6 +267,13 @@ impl Config {
             None => ForwardedHeader::default(),
         };
 
+        let role_groups = match pick("BYPASS_IDP_ROLE_GROUPS", file.role_groups) {
+            Some(text) => {
+                RoleMap::parse(&text).map_err(|e| invalid("BYPASS_IDP_ROLE_GROUPS", e))?
+            }
+            None => RoleMap::default(),
+        };
+
         let mail_from = pick("BYPASS_IDP_MAIL_FROM", file.mail_from)
             .unwrap_or_else(|| "bypass-idp <no-reply@localhost>".to_owned());
         if mail_from.parse::<lettre::message::Mailbox>().is_err() {
@@ -306,6 +317,7 @@ impl Config {
             forwarded_header,
             metrics_listen,
             max_flows_per_address,
+            role_groups,
             mail_from,
             encryption_key,
             code_pepper,

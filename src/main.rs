@@ -9,8 +9,13 @@ use bypass_idp::config::Config;
 use bypass_idp::domain::ids::ClientId;
 use bypass_idp::domain::repo::ClientRepo;
 use bypass_idp::domain::scim::USER_SCHEMA;
+use bypass_idp::domain::scim::group::{GroupChange, GroupWrite};
+use bypass_idp::domain::scim::search::SearchParams;
 use bypass_idp::domain::scim::user::parse_user;
+use bypass_idp::service::ServiceError;
+use bypass_idp::service::groups::GroupService;
 use bypass_idp::service::oauth::clients::{self, ClientSpec};
+use bypass_idp::service::roles::Roles;
 use bypass_idp::service::users::UserService;
 use clap::{Parser, Subcommand};
 use serde_json::json;
@@ -46,6 +51,22 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage groups (membership of some grants administrator roles).
+    #[command(subcommand)]
+    Group(GroupCommand),
+}
+
+#[derive(Subcommand)]
+enum GroupCommand {
+    /// Create a group and print it as SCIM JSON.
+    Add {
+        /// The group's displayName, e.g. "Help desk administrators".
+        name: String,
+    },
+    /// Add a user (by userName) to a group (by displayName); adding twice is not an error.
+    AddMember { group: String, user_name: String },
+    /// Remove a user (by userName) from a group (by displayName).
+    RemoveMember { group: String, user_name: String },
 }
 
 #[derive(Subcommand)]
@@ -186,6 +207,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
         Command::Probe { path } => probe(&config, &path),
         Command::Client(command) => client_command(command, config).await,
         Command::User(command) => user_command(command, config).await,
+        Command::Group(command) => group_command(command, config).await,
     }
 }
 
@@ -320,6 +342,94 @@ async fn user_command(command: UserCommand, config: Config) -> Result<(), String
                     other => other.to_string(),
                 })?;
             println!("{}", user.to_scim(&format!("/scim/v2/Users/{}", user.id)));
+        }
+    }
+    Ok(())
+}
+
+async fn group_command(command: GroupCommand, config: Config) -> Result<(), String> {
+    let store = app::open_store(&config).await.map_err(|e| e.to_string())?;
+    let groups = GroupService::new(
+        store.clone(),
+        Roles::new(store.clone(), config.role_groups.clone()),
+    );
+    let detail = |e: ServiceError| match e {
+        ServiceError::Invalid(v) => v.detail,
+        other => other.to_string(),
+    };
+    let find_group = |name: String| {
+        let groups = groups.clone();
+        async move {
+            groups
+                .find_by_name(&name)
+                .await
+                .map_err(detail)?
+                .ok_or_else(|| format!("no group named \"{name}\""))
+        }
+    };
+    let find_user = |user_name: String| {
+        let users = UserService::new(store.clone());
+        async move {
+            let params = SearchParams {
+                filter: Some(format!(
+                    "userName eq {}",
+                    serde_json::Value::from(user_name.as_str())
+                )),
+                start_index: 1,
+                count: 1,
+                ..Default::default()
+            };
+            users
+                .list(&params)
+                .await
+                .map_err(detail)?
+                .users
+                .into_iter()
+                .next()
+                .ok_or_else(|| format!("no user named \"{user_name}\""))
+        }
+    };
+    match command {
+        GroupCommand::Add { name } => {
+            let write = GroupWrite {
+                display_name: name,
+                external_id: None,
+                members: Vec::new(),
+            };
+            let group = groups.create(write).await.map_err(detail)?;
+            println!("{}", group.to_scim("/scim/v2"));
+        }
+        GroupCommand::AddMember { group, user_name } => {
+            let group = find_group(group).await?;
+            let user = find_user(user_name).await?;
+            groups
+                .patch(
+                    &group.id,
+                    &[GroupChange::AddMembers(vec![user.id.clone()])],
+                    None,
+                )
+                .await
+                .map_err(detail)?;
+            eprintln!(
+                "{} is a member of {}",
+                user.attributes.user_name, group.display_name
+            );
+        }
+        GroupCommand::RemoveMember { group, user_name } => {
+            let group = find_group(group).await?;
+            let user = find_user(user_name).await?;
+            groups
+                .patch(
+                    &group.id,
+                    &[GroupChange::RemoveMembers(vec![user.id.clone()])],
+                    None,
+                )
+                .await
+                .map_err(detail)?;
+            eprintln!(
+                "{} is not a member of {}",
+                user.attributes.user_name, group.display_name
+            );
         }
     }
     Ok(())

@@ -4,6 +4,7 @@
 use std::sync::atomic::AtomicBool;
 
 use crate::service::bypass::BypassCodeService;
+use crate::service::groups::GroupService;
 use crate::service::health::Health;
 use crate::service::mfa::MfaService;
 use crate::service::oauth::OAuthService;
@@ -14,6 +15,7 @@ pub struct AppState {
     pub issuer: String,
     pub oauth: OAuthService,
     pub users: UserService,
+    pub groups: GroupService,
     pub mfa: MfaService,
     pub bypass: BypassCodeService,
     pub signin: SignInService,

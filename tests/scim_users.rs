@@ -517,6 +517,8 @@ async fn discovery_documents_advertise_what_is_supported() {
     assert_eq!(spc["filter"]["maxResults"], 200);
     let (_, types, _) = app.scim(Method::GET, "/ResourceTypes", &token, None).await;
     assert_eq!(types["Resources"][0]["endpoint"], "/Users");
+    assert_eq!(types["Resources"][1]["endpoint"], "/Groups");
+    assert_eq!(types["totalResults"], 2);
     let (_, schemas, _) = app.scim(Method::GET, "/Schemas", &token, None).await;
     let ids: Vec<&str> = schemas["Resources"]
         .as_array()
@@ -528,10 +530,11 @@ async fn discovery_documents_advertise_what_is_supported() {
         ids,
         [
             USER_SCHEMA,
+            "urn:ietf:params:scim:schemas:core:2.0:Group",
             "urn:bypass-idp:params:scim:schemas:extension:mfa:2.0:User"
         ]
     );
-    assert_eq!(schemas["totalResults"], 2);
+    assert_eq!(schemas["totalResults"], 3);
     let attributes = schemas["Resources"][0]["attributes"].as_array().unwrap();
     let password = attributes.iter().find(|a| a["name"] == "password").unwrap();
     assert_eq!(password["mutability"], "writeOnly");

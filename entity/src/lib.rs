@@ -3,8 +3,10 @@
 pub mod audit_event;
 pub mod bypass_code;
 pub mod grant;
+pub mod group_member;
 pub mod oauth_client;
 pub mod refresh_token;
+pub mod scim_group;
 pub mod setting;
 pub mod signing_key;
 pub mod user;

@@ -6,6 +6,7 @@ mod m20261127_000001_initial;
 mod m20261127_000002_mfa_bypass_codes;
 mod m20261128_000003_grants;
 mod m20261128_000004_grant_revocation;
+mod m20261128_000005_groups;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_mfa_bypass_codes::Migration),
             Box::new(m20261128_000003_grants::Migration),
             Box::new(m20261128_000004_grant_revocation::Migration),
+            Box::new(m20261128_000005_groups::Migration),
         ]
     }
 }

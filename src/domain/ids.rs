@@ -40,7 +40,18 @@ string_id!(
     ClientId
 );
 
+string_id!(
+    /// The SCIM `id` of a group: a UUID chosen by the server.
+    GroupId
+);
+
 impl UserId {
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+impl GroupId {
     pub fn generate() -> Self {
         Self(uuid::Uuid::new_v4().to_string())
     }

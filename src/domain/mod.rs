@@ -8,6 +8,7 @@ pub mod ids;
 pub mod limits;
 pub mod oauth;
 pub mod repo;
+pub mod roles;
 pub mod scim;
 pub mod scope;
 pub mod secret;

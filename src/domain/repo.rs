@@ -7,12 +7,15 @@
 //! enough and the futures stay `Send` where the store's are.
 #![allow(async_fn_in_trait)]
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 
 use super::audit::AuditEntry;
 use super::bypass::{NewCode, StoredCode};
-use super::ids::{ClientId, UserId};
+use super::ids::{ClientId, GroupId, UserId};
 use super::oauth::{Client, Grant, RefreshToken, StoredKey};
+use super::scim::group::{Group, GroupChange, GroupFilter, GroupWrite};
 use super::scim::user::{User, UserAttributes, UserFilter};
 use super::totp::MfaRecord;
 
@@ -26,6 +29,19 @@ pub enum PasswordChange {
 pub struct UserPage {
     pub total: u64,
     pub users: Vec<User>,
+}
+
+/// One page of a group listing.
+pub struct GroupPage {
+    pub total: u64,
+    pub groups: Vec<Group>,
+}
+
+/// A group a user belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupRef {
+    pub id: GroupId,
+    pub display_name: String,
 }
 
 /// What inserting a bypass code did.
@@ -106,6 +122,13 @@ pub trait GrantRepo {
     ) -> Result<(), Self::Error>;
 
     async fn find_refresh_token(&self, hash: &[u8]) -> Result<Option<RefreshToken>, Self::Error>;
+
+    /// The user's grants at this client that are not revoked.
+    async fn live_grants(
+        &self,
+        user_id: &UserId,
+        client_id: &ClientId,
+    ) -> Result<Vec<Grant>, Self::Error>;
 
     /// Marks a refresh token used; false if it already was (a replay).
     async fn use_refresh_token(&self, hash: &[u8], now: DateTime<Utc>)
@@ -199,6 +222,9 @@ pub trait ClientRepo {
 
     async fn insert_client(&self, client: Client) -> Result<(), Self::Error>;
 
+    /// Inserts the client or replaces what is registered under its id.
+    async fn save_client(&self, client: Client) -> Result<(), Self::Error>;
+
     async fn find_client(&self, client_id: &ClientId) -> Result<Option<Client>, Self::Error>;
 
     async fn list_clients(&self) -> Result<Vec<Client>, Self::Error>;
@@ -236,4 +262,60 @@ pub trait SettingRepo {
     async fn get_setting(&self, name: &str) -> Result<Option<String>, Self::Error>;
 
     async fn put_setting(&self, name: &str, value: String) -> Result<(), Self::Error>;
+}
+
+pub trait GroupRepo {
+    type Error;
+
+    /// Creates a group with its members (who must exist); `displayName` is unique ignoring case.
+    async fn create_group(&self, write: &GroupWrite) -> Result<Group, Self::Error>;
+
+    async fn get_group(
+        &self,
+        id: &GroupId,
+        with_members: bool,
+    ) -> Result<Option<Group>, Self::Error>;
+
+    /// Lists groups matching a filter, oldest first; `start_index` is 1-based as in SCIM.
+    async fn list_groups(
+        &self,
+        filter: Option<&GroupFilter>,
+        start_index: u64,
+        count: u64,
+        with_members: bool,
+    ) -> Result<GroupPage, Self::Error>;
+
+    /// Replaces name, external id and members if the version is still `expected_version`
+    /// (when given); returns the members before.
+    async fn replace_group(
+        &self,
+        id: &GroupId,
+        write: &GroupWrite,
+        expected_version: Option<i64>,
+    ) -> Result<Vec<UserId>, Self::Error>;
+
+    /// Applies PATCH changes without reading the member list (unless a change replaces it);
+    /// returns the users who stopped being members.
+    async fn change_group(
+        &self,
+        id: &GroupId,
+        changes: &[GroupChange],
+        expected_version: Option<i64>,
+    ) -> Result<Vec<UserId>, Self::Error>;
+
+    /// Deletes a group (no user); returns its members.
+    async fn delete_group(
+        &self,
+        id: &GroupId,
+        expected_version: Option<i64>,
+    ) -> Result<Vec<UserId>, Self::Error>;
+
+    /// The groups of each of these users, in one query.
+    async fn groups_of_users(
+        &self,
+        users: &[UserId],
+    ) -> Result<HashMap<UserId, Vec<GroupRef>>, Self::Error>;
+
+    /// Which of these user ids name no user.
+    async fn missing_users(&self, users: &[UserId]) -> Result<Vec<UserId>, Self::Error>;
 }

@@ -3,6 +3,12 @@
 use std::collections::BTreeSet;
 
 pub const SCIM_USERS: &str = "scim:users";
+/// SCIM Groups: create, change and delete groups and their members.
+pub const SCIM_GROUPS: &str = "scim:groups";
+/// Find and read users, without changing them (the help desk).
+pub const USERS_READ: &str = "users:read";
+/// Read a user's 2-step verification state, without changing it (the help desk).
+pub const MFA_READ: &str = "mfa:read";
 pub const BYPASS_CODES_MANAGE: &str = "bypass_codes:manage";
 pub const BYPASS_CODES_SELF: &str = "bypass_codes:self";
 /// Changing the bypass-code policy: apart from `bypass_codes:manage`, so a help desk that
@@ -17,14 +23,18 @@ pub const KNOWN: &[&str] = &[
     "email",
     "offline_access",
     SCIM_USERS,
+    SCIM_GROUPS,
+    USERS_READ,
     BYPASS_CODES_MANAGE,
     BYPASS_CODES_SETTINGS,
     BYPASS_CODES_SELF,
     MFA_MANAGE,
+    MFA_READ,
 ];
 
-/// Scopes a user's sign-in may carry. Administrative scopes belong to clients acting for
-/// themselves: there are no per-user administrator roles to back them.
+/// Scopes any user's sign-in may carry. Administrative scopes belong to clients acting for
+/// themselves, and to a user's sign-in at the console only as far as the user's roles go
+/// (`domain::roles`).
 pub const USER: &[&str] = &[
     "openid",
     "profile",
@@ -36,6 +46,7 @@ pub const USER: &[&str] = &[
 /// The scopes of the bootstrap administrator client.
 pub const ADMIN: &[&str] = &[
     SCIM_USERS,
+    SCIM_GROUPS,
     BYPASS_CODES_MANAGE,
     BYPASS_CODES_SETTINGS,
     MFA_MANAGE,

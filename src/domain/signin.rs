@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::UserId;
 use super::oauth::Client;
+use super::roles::{CONSOLE_CLIENT_ID, is_role_scope};
 use super::scope::ScopeSet;
 
 /// RFC 8176 method references.
@@ -126,7 +127,13 @@ pub fn parse_auth_request(
     if !scope.contains("openid") {
         return Err(redirect_error("invalid_scope", "scope must include openid"));
     }
-    if let Some(admin) = scope.iter().find(|s| !super::scope::USER.contains(s)) {
+    // Administrative scopes: for clients acting for themselves, and at the console for the
+    // roles a user holds (checked when the sign-in ends).
+    let console = client.client_id.as_str() == CONSOLE_CLIENT_ID;
+    if let Some(admin) = scope
+        .iter()
+        .find(|s| !(super::scope::USER.contains(s) || (console && is_role_scope(s))))
+    {
         return Err(redirect_error(
             "invalid_scope",
             format!("{admin} is for clients acting for themselves, not for a user's sign-in"),

@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 
+use crate::domain::scim::group::GROUP_SCHEMA;
 use crate::domain::scim::schema::{self, AttrDef};
 use crate::domain::scim::{MFA_EXTENSION_SCHEMA, USER_SCHEMA};
 use crate::service::users::MAX_PAGE_SIZE;
@@ -48,6 +49,31 @@ pub fn user_resource_type(base: &str) -> Value {
     })
 }
 
+pub fn group_resource_type(base: &str) -> Value {
+    json!({
+        "schemas": [RESOURCE_TYPE_SCHEMA],
+        "id": "Group",
+        "name": "Group",
+        "endpoint": "/Groups",
+        "description": "A set of users; some groups grant administrator roles",
+        "schema": GROUP_SCHEMA,
+        "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/Group")}
+    })
+}
+
+/// A resource type by its id, if this server serves it.
+pub fn resource_type(base: &str, id: &str) -> Option<Value> {
+    match id {
+        "User" => Some(user_resource_type(base)),
+        "Group" => Some(group_resource_type(base)),
+        _ => None,
+    }
+}
+
+pub fn resource_types(base: &str) -> Value {
+    list(vec![user_resource_type(base), group_resource_type(base)])
+}
+
 fn attribute(def: &AttrDef) -> Value {
     let mut value = json!({
         "name": def.name,
@@ -75,6 +101,7 @@ fn attribute(def: &AttrDef) -> Value {
 pub fn user_schema(base: &str) -> Value {
     let mut attributes = vec![attribute(&schema::EXTERNAL_ID)];
     attributes.extend(schema::USER_ATTRIBUTES.iter().map(attribute));
+    attributes.push(attribute(&schema::USER_GROUPS));
     json!({
         "schemas": [SCHEMA_SCHEMA],
         "id": USER_SCHEMA,
@@ -100,4 +127,33 @@ pub fn mfa_extension_schema(base: &str) -> Value {
 pub fn list(resources: Vec<Value>) -> Value {
     let total = resources.len() as u64;
     super::payload::list_response(resources, total, 1)
+}
+
+pub fn group_schema(base: &str) -> Value {
+    json!({
+        "schemas": [SCHEMA_SCHEMA],
+        "id": GROUP_SCHEMA,
+        "name": "Group",
+        "description": "Group",
+        "attributes": schema::GROUP_ATTRIBUTES.iter().map(attribute).collect::<Vec<_>>(),
+        "meta": {"resourceType": "Schema", "location": format!("{base}/Schemas/{GROUP_SCHEMA}")}
+    })
+}
+
+/// A schema by its URN, if this server serves it.
+pub fn schema(base: &str, id: &str) -> Option<Value> {
+    match id {
+        USER_SCHEMA => Some(user_schema(base)),
+        MFA_EXTENSION_SCHEMA => Some(mfa_extension_schema(base)),
+        GROUP_SCHEMA => Some(group_schema(base)),
+        _ => None,
+    }
+}
+
+pub fn schemas(base: &str) -> Value {
+    list(vec![
+        user_schema(base),
+        group_schema(base),
+        mfa_extension_schema(base),
+    ])
 }

@@ -16,7 +16,7 @@ use super::error::ScimError;
 use super::models::{TotpConfirmation, TotpEnrollment, TotpState};
 use super::payload::ScimJson;
 use crate::domain::ids::UserId;
-use crate::domain::scope::MFA_MANAGE;
+use crate::domain::scope::{MFA_MANAGE, MFA_READ};
 use crate::service::mfa::TotpStatus;
 use crate::state::AppState;
 
@@ -124,7 +124,7 @@ impl MfaApi {
         Data(state): Data<&Arc<AppState>>,
         id: Path<String>,
     ) -> Result<TotpStateResponse, ScimError> {
-        auth.require(MFA_MANAGE)?;
+        auth.require_any(&[MFA_MANAGE, MFA_READ])?;
         let user_id = UserId::new(id.0);
         state.users.get(&user_id).await?;
         let status = state.mfa.status(&user_id).await?;

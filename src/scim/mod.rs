@@ -1,9 +1,11 @@
-//! The SCIM 2.0 API at `/scim/v2` (poem-openapi): discovery and Users.
+//! The SCIM 2.0 API at `/scim/v2` (poem-openapi): discovery, Users, Groups, 2-step
+//! verification and bypass codes.
 
 pub mod auth;
 pub mod bypass_codes;
 pub mod discovery;
 pub mod error;
+mod groups;
 pub mod mfa;
 pub mod models;
 pub mod payload;
@@ -19,10 +21,10 @@ use self::auth::ScimBearer;
 use self::error::ScimError;
 use self::models::DiscoveryDocument;
 use self::payload::ScimJson;
-use crate::domain::scim::{MFA_EXTENSION_SCHEMA, USER_SCHEMA};
 use crate::state::AppState;
 
 pub use bypass_codes::{BypassCodesApi, MeApi};
+pub use groups::GroupsApi;
 pub use mfa::MfaApi;
 pub use users::UsersApi;
 
@@ -32,6 +34,8 @@ pub enum ApiTags {
     Discovery,
     /// User provisioning (RFC 7644).
     Users,
+    /// Group provisioning (RFC 7643 §4.2); some groups grant administrator roles.
+    Groups,
     /// Bypass codes and their policy.
     BypassCodes,
     /// TOTP enrolment and reset.
@@ -76,9 +80,9 @@ impl DiscoveryApi {
         _auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
     ) -> Result<DiscoveryResponse, ScimError> {
-        Ok(DiscoveryResponse::Ok(ScimJson::new(discovery::list(vec![
-            discovery::user_resource_type(&state.scim_base()),
-        ]))))
+        Ok(DiscoveryResponse::Ok(ScimJson::new(
+            discovery::resource_types(&state.scim_base()),
+        )))
     }
 
     /// One resource type.
@@ -93,15 +97,10 @@ impl DiscoveryApi {
         Data(state): Data<&Arc<AppState>>,
         id: Path<String>,
     ) -> Result<DiscoveryResponse, ScimError> {
-        if id.0 != "User" {
-            return Err(ScimError::not_found(&format!(
-                "resource type \"{}\" not found",
-                id.0
-            )));
-        }
-        Ok(DiscoveryResponse::Ok(ScimJson::new(
-            discovery::user_resource_type(&state.scim_base()),
-        )))
+        let found = discovery::resource_type(&state.scim_base(), &id.0).ok_or_else(|| {
+            ScimError::not_found(&format!("resource type \"{}\" not found", id.0))
+        })?;
+        Ok(DiscoveryResponse::Ok(ScimJson::new(found)))
     }
 
     /// The schemas this server serves.
@@ -111,10 +110,9 @@ impl DiscoveryApi {
         _auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
     ) -> Result<DiscoveryResponse, ScimError> {
-        Ok(DiscoveryResponse::Ok(ScimJson::new(discovery::list(vec![
-            discovery::user_schema(&state.scim_base()),
-            discovery::mfa_extension_schema(&state.scim_base()),
-        ]))))
+        Ok(DiscoveryResponse::Ok(ScimJson::new(discovery::schemas(
+            &state.scim_base(),
+        ))))
     }
 
     /// One schema, by its URN.
@@ -125,15 +123,8 @@ impl DiscoveryApi {
         Data(state): Data<&Arc<AppState>>,
         id: Path<String>,
     ) -> Result<DiscoveryResponse, ScimError> {
-        let schema = match id.0.as_str() {
-            USER_SCHEMA => discovery::user_schema(&state.scim_base()),
-            MFA_EXTENSION_SCHEMA => discovery::mfa_extension_schema(&state.scim_base()),
-            other => {
-                return Err(ScimError::not_found(&format!(
-                    "schema \"{other}\" not found"
-                )));
-            }
-        };
+        let schema = discovery::schema(&state.scim_base(), &id.0)
+            .ok_or_else(|| ScimError::not_found(&format!("schema \"{}\" not found", id.0)))?;
         Ok(DiscoveryResponse::Ok(ScimJson::new(schema)))
     }
 }

@@ -99,8 +99,71 @@ pub struct UserResource {
     #[oai(write_only, validator(min_length = 8, max_length = 256))]
     pub password: Option<String>,
     pub emails: Option<Vec<UserEmail>>,
+    /// The groups the user belongs to; change membership through `/Groups`.
+    #[oai(read_only)]
+    pub groups: Option<Vec<UserGroup>>,
     #[oai(read_only)]
     pub meta: Meta,
+}
+
+/// A group a user belongs to (read-only on the user).
+#[derive(Object)]
+pub struct UserGroup {
+    /// The group's id.
+    pub value: String,
+    #[oai(rename = "$ref")]
+    pub reference: String,
+    /// The group's displayName.
+    pub display: String,
+}
+
+/// A member of a group: a user.
+#[derive(Object)]
+pub struct GroupMember {
+    /// The user's id.
+    #[oai(validator(max_length = 64))]
+    pub value: String,
+    #[oai(rename = "$ref", read_only)]
+    pub reference: Option<String>,
+    /// The user's displayName, or userName.
+    #[oai(read_only)]
+    pub display: Option<String>,
+    /// Always `User`.
+    #[oai(rename = "type", read_only)]
+    pub kind: Option<String>,
+}
+
+/// A SCIM Group (RFC 7643 §4.2). Attribute names are matched case-insensitively.
+#[derive(Object)]
+#[oai(rename = "Group", rename_all = "camelCase")]
+pub struct GroupResource {
+    /// Must contain `urn:ietf:params:scim:schemas:core:2.0:Group`.
+    pub schemas: Vec<String>,
+    #[oai(read_only)]
+    pub id: String,
+    /// Unique case-insensitively.
+    #[oai(validator(max_length = 256))]
+    pub display_name: String,
+    #[oai(validator(max_length = 256))]
+    pub external_id: Option<String>,
+    pub members: Option<Vec<GroupMember>>,
+    #[oai(read_only)]
+    pub meta: Meta,
+}
+
+/// A page of groups (RFC 7644 §3.4.2).
+#[derive(Object)]
+#[oai(rename = "GroupListResponse")]
+pub struct GroupListResponse {
+    pub schemas: Vec<String>,
+    #[oai(rename = "totalResults")]
+    pub total_results: u64,
+    #[oai(rename = "startIndex")]
+    pub start_index: u64,
+    #[oai(rename = "itemsPerPage")]
+    pub items_per_page: u64,
+    #[oai(rename = "Resources")]
+    pub resources: Vec<GroupResource>,
 }
 
 /// A page of users (RFC 7644 §3.4.2).

@@ -7,7 +7,7 @@ use poem::web::Data;
 use crate::edge::ClientAddr;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::{ApiResponse, OpenApi};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::ApiTags;
 use super::auth::ScimBearer;
@@ -15,10 +15,11 @@ use super::error::ScimError;
 use super::models::{PatchRequest, SearchRequest, UserListResponse, UserResource};
 use super::payload::{ScimJson, list_response};
 use crate::domain::ids::UserId;
+use crate::domain::repo::GroupRef;
 use crate::domain::scim::filter::AttrPath;
 use crate::domain::scim::search::SearchParams;
 use crate::domain::scim::user::{self, User, parse_attribute_list, project};
-use crate::domain::scope::SCIM_USERS;
+use crate::domain::scope::{SCIM_USERS, USERS_READ};
 use crate::state::AppState;
 
 #[derive(ApiResponse)]
@@ -55,7 +56,7 @@ pub enum DeleteUserResponse {
 
 /// The version an `If-Match` header names; `None` for `*` or no header.
 /// A value that names no version of ours can never match.
-fn expected_version(if_match: &Option<String>) -> Result<Option<i64>, ScimError> {
+pub(super) fn expected_version(if_match: &Option<String>) -> Result<Option<i64>, ScimError> {
     let Some(header) = if_match.as_deref().map(str::trim) else {
         return Ok(None);
     };
@@ -68,7 +69,7 @@ fn expected_version(if_match: &Option<String>) -> Result<Option<i64>, ScimError>
         .map_err(|_| ScimError::precondition_failed())
 }
 
-fn attribute_lists(
+pub(super) fn attribute_lists(
     attributes: &Option<String>,
     excluded: &Option<String>,
 ) -> Result<(Vec<AttrPath>, Vec<AttrPath>), ScimError> {
@@ -86,8 +87,25 @@ impl UsersApi {
         format!("{}/Users/{id}", state.scim_base())
     }
 
-    fn render(state: &AppState, user: &User) -> Value {
-        user.to_scim(&Self::location(state, &user.id))
+    /// The resource, with its read-only `groups` (omitted when there are none).
+    fn render(state: &AppState, user: &User, groups: Option<&Vec<GroupRef>>) -> Value {
+        let mut body = user.to_scim(&Self::location(state, &user.id));
+        if let Some(groups) = groups.filter(|g| !g.is_empty()) {
+            let base = state.scim_base();
+            body["groups"] = Value::Array(
+                groups
+                    .iter()
+                    .map(|g| {
+                        json!({
+                            "value": g.id.as_str(),
+                            "$ref": format!("{base}/Groups/{}", g.id),
+                            "display": g.display_name,
+                        })
+                    })
+                    .collect(),
+            );
+        }
+        body
     }
 
     async fn search(
@@ -95,12 +113,15 @@ impl UsersApi {
         params: SearchParams,
     ) -> Result<ListUsersResponse, ScimError> {
         let page = state.users.list(&params).await?;
+        let ids: Vec<UserId> = page.users.iter().map(|u| u.id.clone()).collect();
+        // One query for the groups of the whole page.
+        let groups = state.groups.of_users(&ids).await?;
         let resources: Vec<Value> = page
             .users
             .iter()
             .map(|u| {
                 project(
-                    Self::render(state, u),
+                    Self::render(state, u, groups.get(&u.id)),
                     &params.attributes,
                     &params.excluded_attributes,
                 )
@@ -113,14 +134,22 @@ impl UsersApi {
         ))))
     }
 
-    fn single(
+    async fn single(
         state: &AppState,
         user: &User,
         attributes: &[AttrPath],
         excluded: &[AttrPath],
-    ) -> UserResponse {
-        let body = project(Self::render(state, user), attributes, excluded);
-        UserResponse::Ok(ScimJson::new(body), user.etag())
+    ) -> Result<UserResponse, ScimError> {
+        let groups = state
+            .groups
+            .of_users(std::slice::from_ref(&user.id))
+            .await?;
+        let body = project(
+            Self::render(state, user, groups.get(&user.id)),
+            attributes,
+            excluded,
+        );
+        Ok(UserResponse::Ok(ScimJson::new(body), user.etag()))
     }
 }
 
@@ -140,7 +169,7 @@ impl UsersApi {
         let location = Self::location(state, &created.id);
         tracing::info!(user_id = %created.id, client_id = %auth.0.client_id, "user created");
         Ok(CreateUserResponse::Created(
-            ScimJson::new(Self::render(state, &created)),
+            ScimJson::new(Self::render(state, &created, None)),
             location,
             created.etag(),
         ))
@@ -166,7 +195,7 @@ impl UsersApi {
         #[oai(name = "excludedAttributes")]
         excluded_attributes: Query<Option<String>>,
     ) -> Result<ListUsersResponse, ScimError> {
-        auth.require(SCIM_USERS)?;
+        auth.require_any(&[SCIM_USERS, USERS_READ])?;
         let params = SearchParams::from_query(
             filter.0,
             start_index.0,
@@ -185,7 +214,7 @@ impl UsersApi {
         Data(state): Data<&Arc<AppState>>,
         body: ScimJson<SearchRequest>,
     ) -> Result<ListUsersResponse, ScimError> {
-        auth.require(SCIM_USERS)?;
+        auth.require_any(&[SCIM_USERS, USERS_READ])?;
         Self::search(state, SearchParams::from_body(&body.value)?).await
     }
 
@@ -197,7 +226,7 @@ impl UsersApi {
         Data(state): Data<&Arc<AppState>>,
         body: ScimJson<SearchRequest>,
     ) -> Result<ListUsersResponse, ScimError> {
-        auth.require(SCIM_USERS)?;
+        auth.require_any(&[SCIM_USERS, USERS_READ])?;
         Self::search(state, SearchParams::from_body(&body.value)?).await
     }
 
@@ -214,10 +243,10 @@ impl UsersApi {
         #[oai(name = "excludedAttributes")]
         excluded_attributes: Query<Option<String>>,
     ) -> Result<UserResponse, ScimError> {
-        auth.require(SCIM_USERS)?;
+        auth.require_any(&[SCIM_USERS, USERS_READ])?;
         let (attributes, excluded) = attribute_lists(&attributes.0, &excluded_attributes.0)?;
         let found = state.users.get(&UserId::new(id.0)).await?;
-        Ok(Self::single(state, &found, &attributes, &excluded))
+        Self::single(state, &found, &attributes, &excluded).await
     }
 
     /// Replace a user. Read-only attributes in the body are ignored; `If-Match` makes it conditional.
@@ -237,7 +266,7 @@ impl UsersApi {
             .users
             .replace(&UserId::new(id.0), write, expected)
             .await?;
-        Ok(Self::single(state, &updated, &[], &[]))
+        Self::single(state, &updated, &[], &[]).await
     }
 
     /// Modify a user with add / replace / remove operations (RFC 7644 §3.5.2).
@@ -256,7 +285,7 @@ impl UsersApi {
             .users
             .patch(&UserId::new(id.0), &body.value, expected)
             .await?;
-        Ok(Self::single(state, &updated, &[], &[]))
+        Self::single(state, &updated, &[], &[]).await
     }
 
     /// Delete a user.

@@ -4,10 +4,12 @@
 pub mod audit;
 pub mod bypass;
 pub mod context;
+pub mod groups;
 pub mod health;
 pub mod mfa;
 pub mod oauth;
 pub mod passwords;
+pub mod roles;
 pub mod sealing;
 pub mod signin;
 pub mod throttle;

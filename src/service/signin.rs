@@ -18,6 +18,7 @@ use tokio::sync::OnceCell;
 use super::bypass::{BypassCodeService, Rejection, VerifyOutcome};
 use super::context::Context;
 use super::mfa::{Enrollment, Lock, MfaService, TotpOutcome};
+use super::roles::Roles;
 use super::throttle::Throttle;
 use super::{ServiceError, audit, passwords};
 use crate::counters::SharedCounters;
@@ -27,6 +28,7 @@ use crate::domain::clock::Clock;
 use crate::domain::ids::{ClientId, UserId};
 use crate::domain::limits::{Limit, LimitKey};
 use crate::domain::repo::{ClientRepo, GrantRepo, UserRepo};
+use crate::domain::scope::ScopeSet;
 use crate::domain::secret::Secret;
 use crate::domain::signin::{self, AuthRequest, Flow, SecondFactor, Step};
 use crate::domain::signin::{AMR_BYPASS_CODE, AMR_OTP};
@@ -188,6 +190,7 @@ pub struct SignInService {
     issuer: String,
     /// New flows one address may open per [`FLOW_TTL`].
     flows_per_address: u64,
+    roles: Roles,
     dummy_hash: Arc<OnceCell<String>>,
 }
 
@@ -201,6 +204,7 @@ pub struct SignInParts {
     pub bypass: BypassCodeService,
     pub issuer: String,
     pub flows_per_address: u64,
+    pub roles: Roles,
 }
 
 impl SignInService {
@@ -214,6 +218,7 @@ impl SignInService {
             clock: parts.clock,
             issuer: parts.issuer,
             flows_per_address: parts.flows_per_address,
+            roles: parts.roles,
             dummy_hash: Default::default(),
         }
     }
@@ -516,13 +521,22 @@ impl SignInService {
         } else {
             "password"
         });
+        // At the console, the scopes of the user's roles as they stand now; elsewhere as asked.
+        let scope = self
+            .roles
+            .allowed_scope(
+                &user_id,
+                &request.client_id,
+                &ScopeSet::parse(&request.scope),
+            )
+            .await?;
         let code = random_token();
         let grant = CodeGrant {
             client_id: request.client_id.clone(),
             redirect_uri: request.redirect_uri.clone(),
             code_challenge: request.code_challenge.clone(),
             nonce: request.nonce.clone(),
-            scope: request.scope.clone(),
+            scope: scope.to_string(),
             user_id: user_id.clone(),
             auth_time,
             amr: amr.clone(),

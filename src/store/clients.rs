@@ -2,6 +2,7 @@
 
 use chrono::Utc;
 use entity::oauth_client;
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, QueryOrder, Set};
 
 use super::{Store, StoreError};
@@ -26,23 +27,47 @@ fn client(row: oauth_client::Model) -> Client {
     }
 }
 
+fn row(client: Client) -> oauth_client::ActiveModel {
+    oauth_client::ActiveModel {
+        client_id: Set(client.client_id.into_string()),
+        secret_digest: Set(client.secret_digest),
+        scopes: Set(client.scopes.to_string()),
+        grant_types: Set(client.grant_types.join(" ")),
+        redirect_uris: Set(client.redirect_uris.join("\n")),
+        is_public: Set(client.public),
+        require_mfa: Set(client.require_mfa),
+        created_at: Set(Utc::now()),
+    }
+}
+
 impl ClientRepo for Store {
     type Error = StoreError;
 
     async fn insert_client(&self, client: Client) -> Result<(), StoreError> {
-        oauth_client::ActiveModel {
-            client_id: Set(client.client_id.into_string()),
-            secret_digest: Set(client.secret_digest),
-            scopes: Set(client.scopes.to_string()),
-            grant_types: Set(client.grant_types.join(" ")),
-            redirect_uris: Set(client.redirect_uris.join("\n")),
-            is_public: Set(client.public),
-            require_mfa: Set(client.require_mfa),
-            created_at: Set(Utc::now()),
-        }
-        .insert(&self.db)
-        .await
-        .map_err(StoreError::classify)?;
+        row(client)
+            .insert(&self.db)
+            .await
+            .map_err(StoreError::classify)?;
+        Ok(())
+    }
+
+    async fn save_client(&self, client: Client) -> Result<(), StoreError> {
+        use oauth_client::Column;
+        oauth_client::Entity::insert(row(client))
+            .on_conflict(
+                OnConflict::column(Column::ClientId)
+                    .update_columns([
+                        Column::SecretDigest,
+                        Column::Scopes,
+                        Column::GrantTypes,
+                        Column::RedirectUris,
+                        Column::IsPublic,
+                        Column::RequireMfa,
+                    ])
+                    .to_owned(),
+            )
+            .exec(&self.db)
+            .await?;
         Ok(())
     }
 

@@ -57,6 +57,22 @@ impl GrantRepo for Store {
             .and_then(|u| u.sessions_not_before))
     }
 
+    async fn live_grants(
+        &self,
+        user_id: &UserId,
+        client_id: &ClientId,
+    ) -> Result<Vec<Grant>, StoreError> {
+        Ok(grant::Entity::find()
+            .filter(grant::Column::UserId.eq(user_id.as_str()))
+            .filter(grant::Column::ClientId.eq(client_id.as_str()))
+            .filter(grant::Column::RevokedAt.is_null())
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(grant_of)
+            .collect())
+    }
+
     async fn find_grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
         Ok(grant::Entity::find_by_id(id)
             .one(&self.db)

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod bypass;
 pub mod clients;
 pub mod grants;
+pub mod groups;
 pub mod keys;
 pub mod mfa;
 pub mod settings;

@@ -399,7 +399,7 @@ fn condition(filter: &UserFilter, column: &dyn Fn(UserField) -> SimpleExpr) -> C
     }
 }
 
-fn escape_like(text: &str) -> String {
+pub(super) fn escape_like(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {

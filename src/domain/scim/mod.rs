@@ -2,6 +2,7 @@
 
 pub mod common;
 pub mod filter;
+pub mod group;
 pub mod schema;
 pub mod search;
 pub mod user;

@@ -26,6 +26,7 @@ impl AttrType {
 pub enum Mutability {
     ReadOnly,
     ReadWrite,
+    Immutable,
     WriteOnly,
 }
 
@@ -34,6 +35,7 @@ impl Mutability {
         match self {
             Self::ReadOnly => "readOnly",
             Self::ReadWrite => "readWrite",
+            Self::Immutable => "immutable",
             Self::WriteOnly => "writeOnly",
         }
     }
@@ -215,3 +217,81 @@ pub fn find_user_attr(name: &str) -> Option<&'static AttrDef> {
     }
     find(USER_ATTRIBUTES, name)
 }
+
+const USER_GROUP_SUB_ATTRIBUTES: &[AttrDef] = &[
+    AttrDef {
+        mutability: Mutability::ReadOnly,
+        case_exact: true,
+        ..text("value", "The id of the group.")
+    },
+    AttrDef {
+        ty: AttrType::Reference,
+        mutability: Mutability::ReadOnly,
+        case_exact: true,
+        ..text("$ref", "The URI of the group.")
+    },
+    AttrDef {
+        mutability: Mutability::ReadOnly,
+        ..text("display", "The displayName of the group.")
+    },
+];
+
+/// `User.groups`: read-only, reflecting membership; changed through `/Groups`.
+pub const USER_GROUPS: AttrDef = AttrDef {
+    multi_valued: true,
+    ty: AttrType::Complex,
+    mutability: Mutability::ReadOnly,
+    sub_attributes: USER_GROUP_SUB_ATTRIBUTES,
+    ..text(
+        "groups",
+        "The groups the user belongs to; change membership through /Groups.",
+    )
+};
+
+const GROUP_MEMBER_SUB_ATTRIBUTES: &[AttrDef] = &[
+    AttrDef {
+        mutability: Mutability::Immutable,
+        case_exact: true,
+        ..text("value", "The id of a user of this server.")
+    },
+    AttrDef {
+        ty: AttrType::Reference,
+        mutability: Mutability::Immutable,
+        case_exact: true,
+        ..text("$ref", "The URI of the user.")
+    },
+    AttrDef {
+        mutability: Mutability::ReadOnly,
+        ..text("display", "The user's displayName, or userName.")
+    },
+    AttrDef {
+        mutability: Mutability::Immutable,
+        canonical_values: &["User"],
+        ..text("type", "Always User: groups do not nest.")
+    },
+];
+
+/// The Group schema (RFC 7643 §4.2).
+pub const GROUP_ATTRIBUTES: &[AttrDef] = &[
+    AttrDef {
+        required: true,
+        uniqueness: "server",
+        ..text(
+            "displayName",
+            "The name of the group, unique ignoring case.",
+        )
+    },
+    AttrDef {
+        case_exact: true,
+        ..text(
+            "externalId",
+            "The identifier of the group in the provisioning client.",
+        )
+    },
+    AttrDef {
+        multi_valued: true,
+        ty: AttrType::Complex,
+        sub_attributes: GROUP_MEMBER_SUB_ATTRIBUTES,
+        ..text("members", "The users in the group.")
+    },
+];

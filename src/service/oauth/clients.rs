@@ -11,6 +11,8 @@ use subtle::ConstantTimeEq;
 use crate::domain::ids::ClientId;
 use crate::domain::oauth::Client;
 use crate::domain::repo::ClientRepo;
+use crate::domain::roles::{CONSOLE_CLIENT_ID, Role};
+use crate::domain::scope;
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::Secret;
 use crate::service::ServiceError;
@@ -136,6 +138,26 @@ pub async fn register(store: &Store, spec: ClientSpec) -> Result<Registered, Cli
         Err(other) => Err(ClientError::Service(other.into())),
         Ok(()) => Ok(Registered { client_id, secret }),
     }
+}
+
+/// Registers (or updates) this service's own console as a public client of itself, with PKCE,
+/// redirected to `{issuer}/console/callback`. A user's sign-in there may carry the scopes of
+/// the user's roles; at every other client it never carries an administrative scope.
+pub async fn ensure_console(store: &Store, issuer: &str) -> Result<(), ServiceError> {
+    let scopes = scope::USER
+        .iter()
+        .copied()
+        .chain(Role::ALL.iter().flat_map(|r| r.scopes().iter().copied()));
+    let console = Client {
+        client_id: ClientId::new(CONSOLE_CLIENT_ID),
+        secret_digest: None,
+        scopes: ScopeSet::from_names(scopes),
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        redirect_uris: vec![format!("{issuer}/console/callback")],
+        public: true,
+        require_mfa: true,
+    };
+    Ok(store.save_client(console).await?)
 }
 
 /// Checks a confidential client's secret. Unknown clients cost the same digest comparison as

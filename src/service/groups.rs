@@ -1,0 +1,196 @@
+//! Groups: create, read, list, replace, patch and delete, with members that must be users;
+//! a change to a group that grants a role ends the console sign-ins its former members can no
+//! longer justify.
+
+use std::collections::HashMap;
+
+use super::roles::Roles;
+use super::{ServiceError, users::MAX_PAGE_SIZE};
+use crate::domain::ids::{GroupId, UserId};
+use crate::domain::repo::{GroupPage, GroupRef, GroupRepo};
+use crate::domain::scim::filter::parse_filter;
+use crate::domain::scim::group::{Group, GroupChange, GroupWrite, resolve_filter};
+use crate::domain::scim::search::SearchParams;
+use crate::domain::scim::{ScimType, ScimViolation};
+use crate::store::{Store, StoreError};
+
+#[derive(Clone)]
+pub struct GroupService {
+    store: Store,
+    roles: Roles,
+}
+
+fn name_taken(name: &str) -> ServiceError {
+    ScimViolation::new(
+        ScimType::Uniqueness,
+        format!("a group named \"{name}\" already exists"),
+    )
+    .into()
+}
+
+fn not_found() -> ServiceError {
+    ServiceError::NotFound("group")
+}
+
+impl GroupService {
+    pub fn new(store: Store, roles: Roles) -> Self {
+        Self { store, roles }
+    }
+
+    /// Members must be users of this server: a dangling reference is refused, not stored.
+    async fn check_members(&self, users: &[UserId]) -> Result<(), ServiceError> {
+        if let Some(missing) = self.store.missing_users(users).await?.first() {
+            return Err(ScimViolation::new(
+                ScimType::InvalidValue,
+                format!("member \"{missing}\" is not a user of this server"),
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    pub async fn create(&self, write: GroupWrite) -> Result<Group, ServiceError> {
+        self.check_members(&write.members).await?;
+        match self.store.create_group(&write).await {
+            Err(StoreError::Duplicate) => Err(name_taken(&write.display_name)),
+            other => Ok(other?),
+        }
+    }
+
+    pub async fn get(&self, id: &GroupId, with_members: bool) -> Result<Group, ServiceError> {
+        self.store
+            .get_group(id, with_members)
+            .await?
+            .ok_or_else(not_found)
+    }
+
+    pub async fn list(
+        &self,
+        query: &SearchParams,
+        with_members: bool,
+    ) -> Result<GroupPage, ServiceError> {
+        let filter = query
+            .filter
+            .as_deref()
+            .filter(|f| !f.trim().is_empty())
+            .map(|f| parse_filter(f).and_then(|parsed| resolve_filter(&parsed)))
+            .transpose()?;
+        Ok(self
+            .store
+            .list_groups(
+                filter.as_ref(),
+                query.start_index.max(1),
+                query.count.min(MAX_PAGE_SIZE),
+                with_members,
+            )
+            .await?)
+    }
+
+    /// Whether changing this group can change anyone's roles (before or after the change).
+    fn grants_roles(&self, id: &GroupId, names: &[&str]) -> bool {
+        names.iter().any(|n| self.roles.map().grants_roles(id, n))
+    }
+
+    pub async fn replace(
+        &self,
+        id: &GroupId,
+        write: GroupWrite,
+        expected_version: Option<i64>,
+    ) -> Result<Group, ServiceError> {
+        self.check_members(&write.members).await?;
+        let before = self.get(id, false).await?;
+        let members_before = match self.store.replace_group(id, &write, expected_version).await {
+            Err(StoreError::Duplicate) => return Err(name_taken(&write.display_name)),
+            Err(StoreError::NotFound) => return Err(not_found()),
+            other => other?,
+        };
+        if self.grants_roles(id, &[&before.display_name, &write.display_name]) {
+            self.roles
+                .end_sessions_beyond_roles(&members_before)
+                .await?;
+        }
+        self.get(id, true).await
+    }
+
+    /// Applies PATCH changes; the member list is not read unless a change replaces it.
+    pub async fn patch(
+        &self,
+        id: &GroupId,
+        changes: &[GroupChange],
+        expected_version: Option<i64>,
+    ) -> Result<Group, ServiceError> {
+        let named: Vec<UserId> = changes
+            .iter()
+            .flat_map(|c| c.named_users().iter().cloned())
+            .collect();
+        self.check_members(&named).await?;
+        let before = self.get(id, false).await?;
+        let removed = match self.store.change_group(id, changes, expected_version).await {
+            Err(StoreError::Duplicate) => {
+                let name = changes.iter().rev().find_map(|c| match c {
+                    GroupChange::SetDisplayName(name) => Some(name.as_str()),
+                    _ => None,
+                });
+                return Err(name_taken(name.unwrap_or(&before.display_name)));
+            }
+            Err(StoreError::NotFound) => return Err(not_found()),
+            other => other?,
+        };
+        let after = self.get(id, false).await?;
+        let renamed = after.display_name != before.display_name;
+        if renamed && self.grants_roles(id, &[&before.display_name, &after.display_name]) {
+            // A new name may take a role from every member, not only the removed ones.
+            let all = self
+                .store
+                .get_group(id, true)
+                .await?
+                .and_then(|g| g.members);
+            let mut users: Vec<UserId> = all
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| m.user_id)
+                .collect();
+            users.extend(removed);
+            self.roles.end_sessions_beyond_roles(&users).await?;
+        } else if !removed.is_empty() && self.grants_roles(id, &[&after.display_name]) {
+            self.roles.end_sessions_beyond_roles(&removed).await?;
+        }
+        Ok(after)
+    }
+
+    /// Deletes a group; its members stay users.
+    pub async fn delete(
+        &self,
+        id: &GroupId,
+        expected_version: Option<i64>,
+    ) -> Result<(), ServiceError> {
+        let before = self.get(id, false).await?;
+        let members = match self.store.delete_group(id, expected_version).await {
+            Err(StoreError::NotFound) => return Err(not_found()),
+            other => other?,
+        };
+        if self.grants_roles(id, &[&before.display_name]) {
+            self.roles.end_sessions_beyond_roles(&members).await?;
+        }
+        Ok(())
+    }
+
+    /// The groups of each user, for `User.groups`.
+    pub async fn of_users(
+        &self,
+        users: &[UserId],
+    ) -> Result<HashMap<UserId, Vec<GroupRef>>, ServiceError> {
+        Ok(self.store.groups_of_users(users).await?)
+    }
+
+    /// A group by display name (ignoring case), for the CLI.
+    pub async fn find_by_name(&self, name: &str) -> Result<Option<Group>, ServiceError> {
+        let params = SearchParams {
+            filter: Some(format!("displayName eq {}", serde_json::Value::from(name))),
+            start_index: 1,
+            count: 1,
+            ..Default::default()
+        };
+        Ok(self.list(&params, false).await?.groups.into_iter().next())
+    }
+}
