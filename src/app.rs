@@ -20,7 +20,7 @@ use crate::edge::{BodyLimit, ResolveClientAddr};
 use crate::mail::Mailer;
 use crate::ops::{HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
 use crate::scim::error::to_scim_response;
-use crate::scim::{BypassCodesApi, DiscoveryApi, GroupsApi, MeApi, MfaApi, UsersApi};
+use crate::scim::{BypassCodesApi, DiscoveryApi, GroupsApi, MeApi, MfaApi, SearchAllApi, UsersApi};
 use crate::service::bypass::{Argon2Hasher, BypassCodeService};
 use crate::service::groups::GroupService;
 use crate::service::health::Health;
@@ -61,6 +61,7 @@ pub type Apis = (
     DiscoveryApi,
     UsersApi,
     GroupsApi,
+    SearchAllApi,
     MfaApi,
     BypassCodesApi,
     MeApi,
@@ -73,6 +74,7 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
             DiscoveryApi,
             UsersApi,
             GroupsApi,
+            SearchAllApi,
             MfaApi,
             BypassCodesApi,
             MeApi,

@@ -90,7 +90,7 @@ fn attribute(def: &AttrDef) -> Value {
         value["canonicalValues"] = json!(def.canonical_values);
     }
     if def.ty == schema::AttrType::Reference {
-        value["referenceTypes"] = json!(["external"]);
+        value["referenceTypes"] = json!(def.reference_types);
     }
     if !def.sub_attributes.is_empty() {
         value["subAttributes"] = Value::Array(def.sub_attributes.iter().map(attribute).collect());

@@ -9,6 +9,7 @@ mod groups;
 pub mod mfa;
 pub mod models;
 pub mod payload;
+mod search;
 mod users;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::state::AppState;
 pub use bypass_codes::{BypassCodesApi, MeApi};
 pub use groups::GroupsApi;
 pub use mfa::MfaApi;
+pub use search::SearchAllApi;
 pub use users::UsersApi;
 
 #[derive(Tags)]

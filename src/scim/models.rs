@@ -125,9 +125,6 @@ pub struct GroupMember {
     pub value: String,
     #[oai(rename = "$ref", read_only)]
     pub reference: Option<String>,
-    /// The user's displayName, or userName.
-    #[oai(read_only)]
-    pub display: Option<String>,
     /// Always `User`.
     #[oai(rename = "type", read_only)]
     pub kind: Option<String>,
@@ -364,4 +361,20 @@ pub struct TotpState {
     pub schemas: Vec<String>,
     /// `none`, `pending` or `enrolled`.
     pub status: String,
+}
+
+/// A page of resources of any type (RFC 7644 §3.4.3): Users first, then Groups.
+#[derive(Object)]
+#[oai(rename = "ResourceListResponse")]
+pub struct ResourceListResponse {
+    pub schemas: Vec<String>,
+    #[oai(rename = "totalResults")]
+    pub total_results: u64,
+    #[oai(rename = "startIndex")]
+    pub start_index: u64,
+    #[oai(rename = "itemsPerPage")]
+    pub items_per_page: u64,
+    /// Users and Groups, told apart by `schemas` and `meta.resourceType`.
+    #[oai(rename = "Resources")]
+    pub resources: Vec<Value>,
 }

@@ -88,7 +88,7 @@ impl UsersApi {
     }
 
     /// The resource, with its read-only `groups` (omitted when there are none).
-    fn render(state: &AppState, user: &User, groups: Option<&Vec<GroupRef>>) -> Value {
+    pub(super) fn render(state: &AppState, user: &User, groups: Option<&Vec<GroupRef>>) -> Value {
         let mut body = user.to_scim(&Self::location(state, &user.id));
         if let Some(groups) = groups.filter(|g| !g.is_empty()) {
             let base = state.scim_base();
@@ -209,18 +209,6 @@ impl UsersApi {
     /// Search users with a SearchRequest body, keeping the filter out of URLs and logs.
     #[oai(path = "/Users/.search", method = "post", operation_id = "searchUsers")]
     async fn search_users(
-        &self,
-        auth: ScimBearer,
-        Data(state): Data<&Arc<AppState>>,
-        body: ScimJson<SearchRequest>,
-    ) -> Result<ListUsersResponse, ScimError> {
-        auth.require_any(&[SCIM_USERS, USERS_READ])?;
-        Self::search(state, SearchParams::from_body(&body.value)?).await
-    }
-
-    /// Search every resource type; User is the only one, so this equals `/Users/.search`.
-    #[oai(path = "/.search", method = "post", operation_id = "searchAll")]
-    async fn search_all(
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,

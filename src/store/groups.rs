@@ -33,7 +33,7 @@ fn group(row: scim_group::Model, members: Option<Vec<Member>>) -> Group {
     }
 }
 
-/// The members of these groups, with each user's display name (or userName), in one query.
+/// The members of these groups, in one query on the membership key.
 async fn members_of<C: ConnectionTrait>(
     db: &C,
     group_ids: &[String],
@@ -42,29 +42,19 @@ async fn members_of<C: ConnectionTrait>(
     if group_ids.is_empty() {
         return Ok(out);
     }
-    let rows: Vec<(String, String, String, Option<String>)> = group_member::Entity::find()
+    let rows: Vec<(String, String)> = group_member::Entity::find()
         .select_only()
         .column(group_member::Column::GroupId)
         .column(group_member::Column::UserId)
-        .column_as(user::Column::UserName, "user_name")
-        .column_as(user::Column::DisplayName, "display_name")
-        .join(
-            sea_orm::JoinType::InnerJoin,
-            group_member::Entity::belongs_to(user::Entity)
-                .from(group_member::Column::UserId)
-                .to(user::Column::Id)
-                .into(),
-        )
         .filter(group_member::Column::GroupId.is_in(group_ids.to_vec()))
         .order_by_asc(group_member::Column::GroupId)
         .order_by_asc(group_member::Column::UserId)
         .into_tuple()
         .all(db)
         .await?;
-    for (group_id, user_id, user_name, display_name) in rows {
+    for (group_id, user_id) in rows {
         out.entry(group_id).or_default().push(Member {
             user_id: UserId::new(user_id),
-            display: Some(display_name.unwrap_or(user_name)),
         });
     }
     Ok(out)

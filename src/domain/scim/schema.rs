@@ -58,6 +58,8 @@ pub struct AttrDef {
     pub sub_attributes: &'static [AttrDef],
     /// Longest accepted string, in characters.
     pub max_len: usize,
+    /// What a reference points to: `external`, or the resource types it names.
+    pub reference_types: &'static [&'static str],
 }
 
 const fn text(name: &'static str, description: &'static str) -> AttrDef {
@@ -74,6 +76,7 @@ const fn text(name: &'static str, description: &'static str) -> AttrDef {
         canonical_values: &[],
         sub_attributes: &[],
         max_len: 256,
+        reference_types: &["external"],
     }
 }
 
@@ -228,6 +231,7 @@ const USER_GROUP_SUB_ATTRIBUTES: &[AttrDef] = &[
         ty: AttrType::Reference,
         mutability: Mutability::ReadOnly,
         case_exact: true,
+        reference_types: &["Group"],
         ..text("$ref", "The URI of the group.")
     },
     AttrDef {
@@ -258,11 +262,8 @@ const GROUP_MEMBER_SUB_ATTRIBUTES: &[AttrDef] = &[
         ty: AttrType::Reference,
         mutability: Mutability::Immutable,
         case_exact: true,
+        reference_types: &["User"],
         ..text("$ref", "The URI of the user.")
-    },
-    AttrDef {
-        mutability: Mutability::ReadOnly,
-        ..text("display", "The user's displayName, or userName.")
     },
     AttrDef {
         mutability: Mutability::Immutable,
