@@ -13,6 +13,7 @@ use bypass_idp::domain::scim::group::{GroupChange, GroupWrite};
 use bypass_idp::domain::scim::search::SearchParams;
 use bypass_idp::domain::scim::user::parse_user;
 use bypass_idp::service::ServiceError;
+use bypass_idp::service::context::Context;
 use bypass_idp::service::groups::GroupService;
 use bypass_idp::service::oauth::clients::{self, ClientSpec};
 use bypass_idp::service::roles::Roles;
@@ -396,7 +397,10 @@ async fn group_command(command: GroupCommand, config: Config) -> Result<(), Stri
                 external_id: None,
                 members: Vec::new(),
             };
-            let group = groups.create(write).await.map_err(detail)?;
+            let group = groups
+                .create(write, &Context::system())
+                .await
+                .map_err(detail)?;
             println!("{}", group.to_scim("/scim/v2"));
         }
         GroupCommand::AddMember { group, user_name } => {
@@ -407,6 +411,7 @@ async fn group_command(command: GroupCommand, config: Config) -> Result<(), Stri
                     &group.id,
                     &[GroupChange::AddMembers(vec![user.id.clone()])],
                     None,
+                    &Context::system(),
                 )
                 .await
                 .map_err(detail)?;
@@ -423,6 +428,7 @@ async fn group_command(command: GroupCommand, config: Config) -> Result<(), Stri
                     &group.id,
                     &[GroupChange::RemoveMembers(vec![user.id.clone()])],
                     None,
+                    &Context::system(),
                 )
                 .await
                 .map_err(detail)?;

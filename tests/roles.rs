@@ -306,3 +306,113 @@ async fn renaming_or_deleting_a_role_group_withdraws_the_role() {
     assert_eq!(status, 200);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_user_administrator_cannot_hand_out_roles_from_the_console() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    let (ua, ua_secret) = enrolled_user(&app, &admin, "ua.admin").await;
+    let group = |name: &str, members: Vec<Value>| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": members});
+    let (status, _, _) = app
+        .scim(
+            Method::POST,
+            "/Groups",
+            &admin,
+            Some(group("User administrators", vec![json!({"value": ua})])),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, security, _) = app
+        .scim(
+            Method::POST,
+            "/Groups",
+            &admin,
+            Some(group("Security administrators", vec![])),
+        )
+        .await;
+    let security = security["id"].as_str().unwrap().to_owned();
+    let tokens = sign_in_with(
+        &app,
+        &console(&app),
+        "ua.admin",
+        &ua_secret,
+        &["scim:users", "scim:groups"],
+    )
+    .await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+
+    // Ordinary groups: yes.
+    let (status, ordinary, _) = app
+        .scim(
+            Method::POST,
+            "/Groups",
+            &access,
+            Some(group("Cyclists", vec![json!({"value": ua})])),
+        )
+        .await;
+    assert_eq!(status, 201, "{ordinary}");
+    let ordinary = ordinary["id"].as_str().unwrap().to_owned();
+    // A role group, or a group renamed into one, or a new one named like one: no.
+    let add_self = json!({"schemas": [PATCH_SCHEMA], "Operations": [{"op": "add", "path": "members", "value": [{"value": ua}]}]});
+    let (status, body, _) = app
+        .scim(
+            Method::PATCH,
+            &format!("/Groups/{security}"),
+            &access,
+            Some(add_self),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let rename = json!({"schemas": [PATCH_SCHEMA], "Operations": [{"op": "replace", "path": "displayName", "value": "security ADMINISTRATORS 2"}]});
+    let (status, _, _) = app
+        .scim(
+            Method::PATCH,
+            &format!("/Groups/{ordinary}"),
+            &access,
+            Some(rename),
+        )
+        .await;
+    assert_eq!(status, 204, "a name that grants nothing is fine");
+    let (status, _, _) = app
+        .scim(
+            Method::POST,
+            "/Groups",
+            &access,
+            Some(group(
+                "Help desk administrators",
+                vec![json!({"value": ua})],
+            )),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _, _) = app
+        .scim(
+            Method::DELETE,
+            &format!("/Groups/{security}"),
+            &access,
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (_, members, _) = app
+        .scim(Method::GET, &format!("/Groups/{security}"), &admin, None)
+        .await;
+    assert!(
+        members
+            .get("members")
+            .is_none_or(|m| m.as_array().unwrap().is_empty()),
+        "{members}"
+    );
+    // A provisioning client still can.
+    let add = json!({"schemas": [PATCH_SCHEMA], "Operations": [{"op": "add", "path": "members", "value": [{"value": ua}]}]});
+    let (status, _, _) = app
+        .scim(
+            Method::PATCH,
+            &format!("/Groups/{security}"),
+            &admin,
+            Some(add),
+        )
+        .await;
+    assert_eq!(status, 204);
+    app.stop().await;
+}

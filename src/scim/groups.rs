@@ -19,6 +19,7 @@ use crate::domain::scim::group::{Group, parse_group, parse_patch};
 use crate::domain::scim::search::SearchParams;
 use crate::domain::scim::user::project;
 use crate::domain::scope::{SCIM_GROUPS, USERS_READ};
+use crate::edge::ClientAddr;
 use crate::state::AppState;
 
 #[derive(ApiResponse)]
@@ -115,10 +116,14 @@ impl GroupsApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
+        remote: Data<&ClientAddr>,
         body: ScimJson<GroupResource>,
     ) -> Result<CreateGroupResponse, ScimError> {
         auth.require(SCIM_GROUPS)?;
-        let created = state.groups.create(parse_group(&body.value)?).await?;
+        let created = state
+            .groups
+            .create(parse_group(&body.value)?, &auth.context(remote.0))
+            .await?;
         let location = format!("{}/Groups/{}", state.scim_base(), created.id);
         tracing::info!(group_id = %created.id, client_id = %auth.0.client_id, "group created");
         Ok(CreateGroupResponse::Created(
@@ -205,6 +210,7 @@ impl GroupsApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
+        remote: Data<&ClientAddr>,
         id: Path<String>,
         #[oai(name = "If-Match")] if_match: Header<Option<String>>,
         body: ScimJson<GroupResource>,
@@ -214,7 +220,12 @@ impl GroupsApi {
         let write = parse_group(&body.value)?;
         let group = state
             .groups
-            .replace(&GroupId::new(id.0), write, expected)
+            .replace(
+                &GroupId::new(id.0),
+                write,
+                expected,
+                &auth.context(remote.0),
+            )
             .await?;
         let body = Self::render(state, &group, &[], &[]);
         Ok(GroupResponse::Ok(ScimJson::new(body), group.etag()))
@@ -229,6 +240,7 @@ impl GroupsApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
+        remote: Data<&ClientAddr>,
         id: Path<String>,
         #[oai(name = "If-Match")] if_match: Header<Option<String>>,
         body: ScimJson<PatchRequest>,
@@ -238,7 +250,12 @@ impl GroupsApi {
         let changes = parse_patch(&body.value)?;
         let group = state
             .groups
-            .patch(&GroupId::new(id.0), &changes, expected)
+            .patch(
+                &GroupId::new(id.0),
+                &changes,
+                expected,
+                &auth.context(remote.0),
+            )
             .await?;
         Ok(PatchGroupResponse::Patched(group.etag()))
     }
@@ -249,13 +266,17 @@ impl GroupsApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
+        remote: Data<&ClientAddr>,
         id: Path<String>,
         #[oai(name = "If-Match")] if_match: Header<Option<String>>,
     ) -> Result<DeleteGroupResponse, ScimError> {
         auth.require(SCIM_GROUPS)?;
         let expected = expected_version(&if_match.0)?;
         let id = GroupId::new(id.0);
-        state.groups.delete(&id, expected).await?;
+        state
+            .groups
+            .delete(&id, expected, &auth.context(remote.0))
+            .await?;
         tracing::info!(group_id = %id, client_id = %auth.0.client_id, "group deleted");
         Ok(DeleteGroupResponse::Deleted)
     }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use super::context::{Actor, Context};
 use super::roles::Roles;
 use super::{ServiceError, users::MAX_PAGE_SIZE};
 use crate::domain::ids::{GroupId, UserId};
@@ -49,7 +50,9 @@ impl GroupService {
         Ok(())
     }
 
-    pub async fn create(&self, write: GroupWrite) -> Result<Group, ServiceError> {
+    pub async fn create(&self, write: GroupWrite, ctx: &Context) -> Result<Group, ServiceError> {
+        // Not created yet: its name alone decides (an id cannot be named before it exists).
+        self.may_change_roles(ctx, &GroupId::new(""), &[&write.display_name])?;
         self.check_members(&write.members).await?;
         match self.store.create_group(&write).await {
             Err(StoreError::Duplicate) => Err(name_taken(&write.display_name)),
@@ -91,14 +94,35 @@ impl GroupService {
         names.iter().any(|n| self.roles.map().grants_roles(id, n))
     }
 
+    /// Who holds a role is decided by provisioning clients and the CLI, never from a user's
+    /// own session: otherwise a user administrator could make themselves a security
+    /// administrator.
+    fn may_change_roles(
+        &self,
+        ctx: &Context,
+        id: &GroupId,
+        names: &[&str],
+    ) -> Result<(), ServiceError> {
+        if matches!(ctx.actor, Actor::User(_)) && self.grants_roles(id, names) {
+            return Err(ServiceError::Forbidden(
+                "this group grants administrator roles; only a provisioning client or the \
+                 command line changes it, not a user's session"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub async fn replace(
         &self,
         id: &GroupId,
         write: GroupWrite,
         expected_version: Option<i64>,
+        ctx: &Context,
     ) -> Result<Group, ServiceError> {
-        self.check_members(&write.members).await?;
         let before = self.get(id, false).await?;
+        self.may_change_roles(ctx, id, &[&before.display_name, &write.display_name])?;
+        self.check_members(&write.members).await?;
         let members_before = match self.store.replace_group(id, &write, expected_version).await {
             Err(StoreError::Duplicate) => return Err(name_taken(&write.display_name)),
             Err(StoreError::NotFound) => return Err(not_found()),
@@ -118,13 +142,20 @@ impl GroupService {
         id: &GroupId,
         changes: &[GroupChange],
         expected_version: Option<i64>,
+        ctx: &Context,
     ) -> Result<Group, ServiceError> {
+        let before = self.get(id, false).await?;
+        let new_name = changes.iter().rev().find_map(|c| match c {
+            GroupChange::SetDisplayName(name) => Some(name.as_str()),
+            _ => None,
+        });
+        let names = [before.display_name.as_str(), new_name.unwrap_or_default()];
+        self.may_change_roles(ctx, id, &names)?;
         let named: Vec<UserId> = changes
             .iter()
             .flat_map(|c| c.named_users().iter().cloned())
             .collect();
         self.check_members(&named).await?;
-        let before = self.get(id, false).await?;
         let removed = match self.store.change_group(id, changes, expected_version).await {
             Err(StoreError::Duplicate) => {
                 let name = changes.iter().rev().find_map(|c| match c {
@@ -163,8 +194,10 @@ impl GroupService {
         &self,
         id: &GroupId,
         expected_version: Option<i64>,
+        ctx: &Context,
     ) -> Result<(), ServiceError> {
         let before = self.get(id, false).await?;
+        self.may_change_roles(ctx, id, &[&before.display_name])?;
         let members = match self.store.delete_group(id, expected_version).await {
             Err(StoreError::NotFound) => return Err(not_found()),
             other => other?,
