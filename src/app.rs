@@ -341,6 +341,7 @@ pub fn routes(state: Arc<AppState>, edge: Edge) -> impl Endpoint {
             get(crate::oidc::http::userinfo).post(crate::oidc::http::userinfo),
         )
         .at(END_SESSION_PATH, get(crate::oidc::signin::end_session))
+        .at(crate::web::STYLESHEET_PATH, get(crate::web::stylesheet))
         .at(HEALTHZ_PATH, get(crate::ops::healthz))
         .at(READYZ_PATH, get(crate::ops::readyz))
         .at("/openapi.json", spec)

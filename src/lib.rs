@@ -12,3 +12,4 @@ pub mod scim;
 pub mod service;
 pub mod state;
 pub mod store;
+pub mod web;

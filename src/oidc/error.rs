@@ -165,8 +165,7 @@ pub enum PageError {
     Internal,
 }
 
-/// Security headers of every sign-in page. No form-action: browsers apply it to the
-/// redirect that ends a form POST, and that redirect goes to the client.
+/// Security headers of every HTML page.
 pub fn html(status: StatusCode, body: String) -> Response {
     Response::builder()
         .status(status)
@@ -175,7 +174,7 @@ pub fn html(status: StatusCode, body: String) -> Response {
         .header("X-Frame-Options", "DENY")
         .header(
             "Content-Security-Policy",
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+            crate::web::CONTENT_SECURITY_POLICY,
         )
         .header("Referrer-Policy", "no-referrer")
         .body(body)

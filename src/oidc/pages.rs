@@ -1,45 +1,16 @@
-//! Server-rendered sign-in pages: plain HTML forms that work without JavaScript.
+//! Server-rendered sign-in pages (templates in `src/web/templates`): plain HTML forms that
+//! work without JavaScript, and every word a person reads during a sign-in.
+
+use minijinja::context;
 
 use super::error::PageError;
 use crate::domain::bypass::Rejection;
 use crate::domain::limits::Lock;
+use crate::domain::roles::CONSOLE_CLIENT_ID;
 use crate::domain::signin::{Flow, Step};
 use crate::service::mfa::Enrollment;
 use crate::service::signin::Denied;
-
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-fn layout(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><style>\
-         body{{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem;color:#1d1d1f}}\
-         label{{display:block;margin:.8rem 0 .2rem}}input[type=text],input[type=password]{{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}}\
-         button{{margin-top:1rem;padding:.5rem 1.2rem;font-size:1rem}}.message{{background:#fdecea;padding:.6rem;border-radius:4px}}\
-         code{{word-break:break-all}}</style></head><body><h1>{title}</h1>{body}</body></html>",
-        title = escape(title),
-    )
-}
-
-fn message_html(message: Option<&str>) -> String {
-    message.map_or(String::new(), |m| {
-        format!("<p class=\"message\" role=\"alert\">{}</p>", escape(m))
-    })
-}
+use crate::web::{SERVICE_NAME, render};
 
 /// The page for the flow's current step. `bypass`: show the bypass-code form instead of TOTP.
 pub fn step_page(
@@ -48,84 +19,44 @@ pub fn step_page(
     bypass: bool,
     enrollment: Option<&Enrollment>,
 ) -> String {
-    let csrf = format!(
-        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        escape(&flow.csrf)
-    );
-    let message = message_html(message);
-    match &flow.step {
-        Step::Password => {
-            let hint = flow
-                .request
-                .login_hint
-                .as_deref()
-                .map(escape)
-                .unwrap_or_default();
-            layout(
-                "Sign in",
-                &format!(
-                    "{message}<form method=\"post\" action=\"/oauth2/signin/password\">{csrf}\
-                     <label for=\"username\">Username</label>\
-                     <input type=\"text\" id=\"username\" name=\"username\" value=\"{hint}\" autocomplete=\"username\" required autofocus>\
-                     <label for=\"password\">Password</label>\
-                     <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
-                     <button type=\"submit\">Next</button></form>"
-                ),
-            )
-        }
-        Step::SecondFactor { .. } if bypass => layout(
-            "2-Step Verification",
-            &format!(
-                "{message}<p>Enter a bypass code from your help desk or one you saved. \
-                 Dashes and spaces are optional.</p>\
-                 <form method=\"post\" action=\"/oauth2/signin/bypass\">{csrf}\
-                 <label for=\"code\">Bypass code</label>\
-                 <input type=\"text\" id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" required autofocus>\
-                 <button type=\"submit\">Verify</button></form>\
-                 <p><a href=\"/oauth2/signin\">Use your authenticator app instead</a></p>"
-            ),
-        ),
-        Step::SecondFactor { .. } => layout(
-            "2-Step Verification",
-            &format!(
-                "{message}<p>Enter the 6-digit code from your authenticator app.</p>\
-                 <form method=\"post\" action=\"/oauth2/signin/totp\">{csrf}\
-                 <label for=\"code\">Code</label>\
-                 <input type=\"text\" id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" maxlength=\"8\" required autofocus>\
-                 <button type=\"submit\">Verify</button></form>\
-                 <p><a href=\"/oauth2/signin?method=bypass\">Use a bypass code</a> if you do not have your phone.</p>"
-            ),
-        ),
-        Step::Enroll { .. } => {
-            let key = enrollment.map_or(String::new(), |e| {
-                format!(
-                    "<p>Add this key to your authenticator app (or open the link on your phone):</p>\
-                     <p><code>{}</code></p><p><a href=\"{uri}\">{uri}</a></p>",
-                    escape(e.secret_base32.expose()),
-                    uri = escape(e.otpauth_uri.expose()),
-                )
-            });
-            layout(
-                "Set up 2-Step Verification",
-                &format!(
-                    "{message}<p>This sign-in needs a second step.</p>{key}\
-                     <form method=\"post\" action=\"/oauth2/signin/enroll\">{csrf}\
-                     <label for=\"code\">Code from the app</label>\
-                     <input type=\"text\" id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" required autofocus>\
-                     <button type=\"submit\">Confirm</button></form>"
-                ),
-            )
-        }
-        Step::Authenticated { .. } => layout(
-            "Signed in",
-            "<p>You are signed in. You can close this page.</p>",
-        ),
+    let (title, step) = match &flow.step {
+        Step::Password => ("Sign in", "password"),
+        Step::SecondFactor { .. } if bypass => ("2-Step Verification", "bypass"),
+        Step::SecondFactor { .. } => ("2-Step Verification", "totp"),
+        Step::Enroll { .. } => ("Set up 2-Step Verification", "enroll"),
+        Step::Authenticated { .. } => ("Signed in", "done"),
+    };
+    render(
+        "signin.html",
+        context! {
+            title,
+            service => SERVICE_NAME,
+            message,
+            step,
+            csrf => flow.csrf,
+            application => application_name(&flow.request.client_id),
+            login_hint => flow.request.login_hint,
+            secret => enrollment.map(|e| e.secret_base32.expose().to_owned()),
+            otpauth_uri => enrollment.map(|e| e.otpauth_uri.expose().to_owned()),
+        },
+    )
+}
+
+/// How the sign-in names the application the person is signing in to.
+fn application_name(client_id: &str) -> String {
+    if client_id == CONSOLE_CLIENT_ID {
+        "the bypass-idp console".to_owned()
+    } else {
+        client_id.to_owned()
     }
 }
 
 /// An error the browser sees without being sent anywhere.
 pub fn error_page(title: &str, detail: &str) -> String {
-    layout(title, &format!("<p>{}</p>", escape(detail)))
+    render(
+        "message.html",
+        context! { title, service => SERVICE_NAME, detail },
+    )
 }
 
 /// The title and explanation of each sign-in error page.
