@@ -22,6 +22,8 @@ use crate::ops::{HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
 use crate::scim::error::to_scim_response;
 use crate::scim::{BypassCodesApi, DiscoveryApi, GroupsApi, MeApi, MfaApi, SearchAllApi, UsersApi};
 use crate::service::bypass::{Argon2Hasher, BypassCodeService};
+use crate::service::console::CALLBACK_PATH;
+use crate::service::console::ConsoleService;
 use crate::service::groups::GroupService;
 use crate::service::health::Health;
 use crate::service::mfa::{Guard, MfaService};
@@ -39,6 +41,7 @@ use crate::service::throttle::Throttle;
 use crate::service::users::UserService;
 use crate::state::AppState;
 use crate::store::Store;
+use crate::web::console;
 
 pub const BOOTSTRAP_FILE: &str = "bootstrap-admin.json";
 pub const BOOTSTRAP_CLIENT_ID: &str = "bootstrap-admin";
@@ -273,7 +276,14 @@ pub async fn build_state(
         ),
     })
     .map_err(|e| StartError::Other(format!("OAuth: {e}")))?;
+    let console = ConsoleService::new(
+        counters.clone(),
+        oauth.clone(),
+        Arc::new(SystemClock),
+        issuer.clone(),
+    );
     let state = AppState {
+        console,
         signin,
         issuer,
         oauth,
@@ -291,12 +301,17 @@ pub async fn build_state(
 const SIGNIN_FORM_BYTES: usize = 8 * 1024;
 const TOKEN_FORM_BYTES: usize = 64 * 1024;
 
-/// A sign-in form endpoint, its body capped.
-fn form<E: Endpoint>(endpoint: E) -> impl Endpoint {
-    endpoint.with(BodyLimit {
+/// The body cap of the sign-in and console forms.
+fn form_limit() -> BodyLimit {
+    BodyLimit {
         max: SIGNIN_FORM_BYTES,
         too_large: crate::oidc::error::form_too_large,
-    })
+    }
+}
+
+/// A form endpoint, its body capped.
+fn form<E: Endpoint>(endpoint: E) -> impl Endpoint {
+    endpoint.with(form_limit())
 }
 
 /// How the routes are served: which proxies to believe, and whether `/metrics` is here.
@@ -342,6 +357,41 @@ pub fn routes(state: Arc<AppState>, edge: Edge) -> impl Endpoint {
         )
         .at(END_SESSION_PATH, get(crate::oidc::signin::end_session))
         .at(crate::web::STYLESHEET_PATH, get(crate::web::stylesheet))
+        .at(crate::web::SCRIPT_PATH, get(crate::web::script))
+        .at("/console", get(console::home))
+        .at(CALLBACK_PATH, get(console::callback))
+        .at("/console/logout", form(post(console::logout)))
+        .at("/console/users", get(console::users_page))
+        .at("/console/users/:id", get(console::user_page))
+        .at(
+            "/console/users/:id/generate",
+            get(console::generate_form)
+                .post(console::generate_post)
+                .with(form_limit()),
+        )
+        .at(
+            "/console/users/:id/codes/:code/email",
+            form(post(console::email_code)),
+        )
+        .at(
+            "/console/users/:id/codes/:code/revoke",
+            form(post(console::revoke_code)),
+        )
+        .at("/account", get(console::account))
+        .at(
+            "/account/generate",
+            get(console::account_generate_form)
+                .post(console::account_generate)
+                .with(form_limit()),
+        )
+        .at(
+            "/account/codes/:code/email",
+            form(post(console::account_email)),
+        )
+        .at(
+            "/account/codes/:code/revoke",
+            form(post(console::account_revoke)),
+        )
         .at(HEALTHZ_PATH, get(crate::ops::healthz))
         .at(READYZ_PATH, get(crate::ops::readyz))
         .at("/openapi.json", spec)

@@ -4,6 +4,7 @@
 use std::sync::atomic::AtomicBool;
 
 use crate::service::bypass::BypassCodeService;
+use crate::service::console::ConsoleService;
 use crate::service::groups::GroupService;
 use crate::service::health::Health;
 use crate::service::mfa::MfaService;
@@ -19,6 +20,7 @@ pub struct AppState {
     pub mfa: MfaService,
     pub bypass: BypassCodeService,
     pub signin: SignInService,
+    pub console: ConsoleService,
     pub health: Health,
     /// Set when a shutdown begins: `/readyz` answers 503 so balancers move traffic away.
     pub draining: AtomicBool,

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod bypass;
+pub mod console;
 pub mod context;
 pub mod groups;
 pub mod health;

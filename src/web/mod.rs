@@ -9,8 +9,12 @@ use minijinja::{Environment, Value};
 use poem::http::{StatusCode, header};
 use poem::{Response, handler};
 
+pub mod console;
+
 pub const STYLESHEET_PATH: &str = "/assets/style.css";
 const STYLESHEET: &str = include_str!("style.css");
+pub const SCRIPT_PATH: &str = "/assets/console.js";
+const SCRIPT: &str = include_str!("console.js");
 
 /// The policy of every HTML page: this origin's stylesheet and images, no script at all. No
 /// `form-action`: browsers apply it to the redirect that ends a sign-in form's POST, and that
@@ -23,6 +27,13 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("layout.html", include_str!("templates/layout.html")),
         ("message.html", include_str!("templates/message.html")),
         ("signin.html", include_str!("templates/signin.html")),
+        ("console.html", include_str!("templates/console.html")),
+        ("users.html", include_str!("templates/users.html")),
+        ("codes.html", include_str!("templates/codes.html")),
+        ("user.html", include_str!("templates/user.html")),
+        ("generate.html", include_str!("templates/generate.html")),
+        ("code.html", include_str!("templates/code.html")),
+        ("account.html", include_str!("templates/account.html")),
     ] {
         // The sources are compiled into the binary; a syntax error is a bug a test catches.
         if let Err(e) = env.add_template(name, source) {
@@ -55,6 +66,15 @@ pub fn stylesheet() -> Response {
         .body(STYLESHEET)
 }
 
+#[handler]
+pub fn script() -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .content_type("text/javascript; charset=utf-8")
+        .header(header::CACHE_CONTROL, "public, max-age=3600")
+        .body(SCRIPT)
+}
+
 #[cfg(test)]
 mod tests {
     use minijinja::context;
@@ -67,7 +87,10 @@ mod tests {
             "message.html",
             context! { title => "<b>t</b>", service => SERVICE_NAME, detail => "a & \"b\"" },
         );
-        assert!(html.contains("&lt;b&gt;t&lt;") && !html.contains("<b>"), "{html}");
+        assert!(
+            html.contains("&lt;b&gt;t&lt;") && !html.contains("<b>"),
+            "{html}"
+        );
         assert!(html.contains("a &amp; &quot;b&quot;"), "{html}");
         assert!(html.contains(STYLESHEET_PATH));
         assert!(

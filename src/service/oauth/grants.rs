@@ -53,6 +53,17 @@ impl OAuthService {
         client: &Client,
         form: &HashMap<String, String>,
     ) -> Result<Value, TokenRefusal> {
+        let (grant, nonce) = self.redeem_code(client, form).await?;
+        self.issue(client, &grant, nonce.as_deref()).await
+    }
+
+    /// Redeems an authorization code for `client`: single use, same redirect URI, PKCE; the
+    /// grant it stands for is stored and returned with the request's nonce.
+    pub(super) async fn redeem_code(
+        &self,
+        client: &Client,
+        form: &HashMap<String, String>,
+    ) -> Result<(Grant, Option<String>), TokenRefusal> {
         let code = required(form, "code")?;
         let redirect_uri = required(form, "redirect_uri")?;
         let code_grant = match self.signin.redeem(code).await? {
@@ -121,8 +132,7 @@ impl OAuthService {
                 ));
             }
         }
-        self.issue(client, &grant, code_grant.nonce.as_deref())
-            .await
+        Ok((grant, code_grant.nonce.clone()))
     }
 
     pub(super) async fn refresh_token(
@@ -178,7 +188,7 @@ impl OAuthService {
 
     /// The grant's user, if still active and if the sign-in was not voided by a credential
     /// change or a 2-step verification reset since (also for codes redeemed after it).
-    async fn live_user(&self, grant: &Grant) -> Result<User, TokenRefusal> {
+    pub(super) async fn live_user(&self, grant: &Grant) -> Result<User, TokenRefusal> {
         let user = self
             .store
             .get_user(&grant.user_id)

@@ -23,10 +23,12 @@ use super::ServiceError;
 use super::signin::SignInService;
 use super::throttle::Throttle;
 use crate::counters::CounterError;
-use crate::domain::ids::UserId;
+use crate::domain::ids::{ClientId, UserId};
 use crate::domain::limits::LimitKey;
-use crate::domain::oauth::Client;
+use crate::domain::oauth::{Client, Grant};
 use crate::domain::repo::{ClientRepo, GrantRepo, UserRepo};
+use crate::domain::roles::CONSOLE_CLIENT_ID;
+use crate::domain::scim::user::User;
 use crate::domain::scope::{self, ScopeSet};
 use crate::store::{Store, StoreError};
 
@@ -295,6 +297,49 @@ impl OAuthService {
             user_id: grant.user_id,
             amr: grant.amr,
         }))
+    }
+
+    /// Redeems a code issued to this service's own console (PKCE, exact redirect URI) and
+    /// returns the sign-in it stands for and its user, as the token endpoint would.
+    pub async fn console_sign_in(
+        &self,
+        code: &str,
+        verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<(Grant, User), TokenRefusal> {
+        let client = self
+            .store
+            .find_client(&ClientId::new(CONSOLE_CLIENT_ID))
+            .await?
+            .ok_or(TokenRefusal::InvalidClient(
+                "the console client is not registered",
+            ))?;
+        let form: HashMap<String, String> = [
+            ("code", code),
+            ("code_verifier", verifier),
+            ("redirect_uri", redirect_uri),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let (grant, _) = self.redeem_code(&client, &form).await?;
+        let user = self.live_user(&grant).await?;
+        Ok((grant, user))
+    }
+
+    /// Whether a sign-in still stands (not revoked; its user active and not reset since).
+    pub async fn grant_is_live(&self, grant_id: &str) -> Result<bool, ServiceError> {
+        let Some(grant) = self.store.find_grant(grant_id).await? else {
+            return Ok(false);
+        };
+        if !grant.is_live() {
+            return Ok(false);
+        }
+        match self.live_user(&grant).await {
+            Ok(_) => Ok(true),
+            Err(TokenRefusal::Failed(e)) => Err(e),
+            Err(_) => Ok(false),
+        }
     }
 
     /// The userinfo claims (OIDC Core §5.3) the token's scopes allow.

@@ -1,0 +1,407 @@
+//! The help-desk console and "My security" over HTTP, as a browser without JavaScript uses
+//! them: sign-in through the service's own OIDC flow, find a user, generate a code with the
+//! console's labels, email it, and the codes working (and running out) at a relying party.
+//! (The same flows in a real browser are in `tests/browser`.)
+
+mod common;
+
+use common::rp::{Browser, PASSWORD, Page, csrf, password_step, register, sign_in};
+use common::{TestApp, enrolled_user, user_body};
+use reqwest::Method;
+use serde_json::json;
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Signs in at the console (password, then TOTP) and returns the browser and the page it
+/// lands on after following the console's redirects.
+async fn console_sign_in(app: &TestApp, user: &str, secret: &[u8], start: &str) -> (Browser, Page) {
+    let browser = Browser::new(app);
+    let first = browser.get(start).await;
+    assert_eq!(first.status, 303, "{}", first.body);
+    let authorize = first.location.unwrap();
+    assert!(
+        authorize.contains("client_id=bypass-idp-console")
+            && authorize.contains("code_challenge_method=S256"),
+        "{authorize}"
+    );
+    let page = password_step(&browser, &authorize, user, PASSWORD).await;
+    let totp = bypass_idp::domain::totp::code_at(secret, now() + 30).unwrap();
+    let done = browser
+        .post(
+            "/oauth2/signin/totp",
+            &[("csrf", &csrf(&page)), ("code", &totp)],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let callback = done.location.unwrap();
+    assert!(
+        callback.starts_with(&format!("{}/console/callback?", app.base)),
+        "{callback}"
+    );
+    let mut page = browser.get(&callback).await;
+    for _ in 0..3 {
+        match (page.status, page.location.clone()) {
+            (303, Some(next)) => page = browser.get(&next).await,
+            _ => break,
+        }
+    }
+    (browser, page)
+}
+
+/// The text between two markers of a page, with the entities templates write in attributes
+/// (`&#x2f;` for `/`) decoded as a browser would.
+fn between(body: &str, before: &str, after: &str) -> String {
+    let body = body.replace("&#x2f;", "/").replace("&amp;", "&");
+    let start = body
+        .find(before)
+        .unwrap_or_else(|| panic!("no {before} in {body}"))
+        + before.len();
+    let end = body[start..].find(after).unwrap() + start;
+    body[start..end].to_owned()
+}
+
+fn outbox(app: &TestApp) -> Vec<String> {
+    let dir = app.data_dir.path().join("outbox");
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| std::fs::read_to_string(e.path()).unwrap())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn helpdesk(app: &TestApp, admin: &str, name: &str) -> Vec<u8> {
+    let (id, secret) = enrolled_user(app, admin, name).await;
+    let (status, _, _) = app
+        .scim(
+            Method::POST,
+            "/Groups",
+            admin,
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Help desk administrators", "members": [{"value": id}]
+            })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    secret
+}
+
+async fn generate(browser: &Browser, user_id: &str, page: &Page, fields: &[(&str, &str)]) -> Page {
+    let mut form = vec![("csrf", csrf(page))];
+    form.extend(fields.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    browser
+        .post(&format!("/console/users/{user_id}/generate"), &form)
+        .await
+}
+
+#[tokio::test]
+async fn the_help_desk_generates_emails_and_the_code_works_twice_then_is_used_up() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    let secret = helpdesk(&app, &admin, "desk.anna").await;
+    let (caller, caller_secret) = enrolled_user(&app, &admin, "lost.phone").await;
+    let _ = caller_secret;
+
+    let (browser, users) = console_sign_in(&app, "desk.anna", &secret, "/console").await;
+    assert_eq!(users.status, 200, "{}", users.body);
+    assert!(users.body.contains("Find a user"), "{}", users.body);
+    let found = browser.get("/console/users?q=lost").await;
+    assert!(
+        found.body.contains(&format!("/console/users/{caller}")),
+        "{}",
+        found.body
+    );
+    let page = browser.get(&format!("/console/users/{caller}")).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("Enrolled (authenticator app)") && page.body.contains("More actions"),
+        "{}",
+        page.body
+    );
+    let form = browser
+        .get(&format!("/console/users/{caller}/generate"))
+        .await;
+    for label in [
+        "Bypass code expiration",
+        "Bypass code use",
+        "Never expires",
+        "Once",
+        "Number of times",
+        "Unlimited",
+        "Generate",
+    ] {
+        assert!(form.body.contains(label), "{label}: {}", form.body);
+    }
+    // Expires in 1 hour, usable 2 times.
+    let code_page = generate(
+        &browser,
+        &caller,
+        &form,
+        &[
+            ("expiry", "in"),
+            ("days", "0"),
+            ("hours", "1"),
+            ("minutes", "0"),
+            ("usage", "times"),
+            ("times", "2"),
+        ],
+    )
+    .await;
+    assert_eq!(code_page.status, 200, "{}", code_page.body);
+    assert!(
+        code_page.body.contains("usable 2 times"),
+        "{}",
+        code_page.body
+    );
+    let code = between(&code_page.body, "id=\"code\" class=\"code\" value=\"", "\"").to_owned();
+    assert_eq!(code.len(), 14, "grouped: {code}");
+    let email_action = format!(
+        "/console/users/{}",
+        between(
+            &code_page.body,
+            "<form method=\"post\" action=\"/console/users/",
+            "\""
+        )
+    );
+    let sent = browser
+        .post(
+            &email_action,
+            &[("csrf", &csrf(&code_page)), ("code", &code)],
+        )
+        .await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    assert!(
+        sent.body.contains("Emailed to lost.phone@example.com"),
+        "{}",
+        sent.body
+    );
+    let mail = common::decode_mail(&outbox(&app).pop().expect("a message"));
+    assert!(mail.contains(&code), "the email carries the code");
+
+    // The user signs in at a relying party with it: twice, then it is used up.
+    let rp = register(&app, false, true).await;
+    for _ in 0..2 {
+        let tokens = sign_in(
+            &app,
+            &rp,
+            "lost.phone",
+            Some(("/oauth2/signin/bypass", &code)),
+        )
+        .await;
+        assert!(tokens["id_token"].is_string());
+    }
+    let started = common::rp::start(&app, &rp).await;
+    let user_browser = Browser::new(&app);
+    password_step(&user_browser, &started.auth_url, "lost.phone", PASSWORD).await;
+    let bypass = user_browser.get("/oauth2/signin?method=bypass").await;
+    let third = user_browser
+        .post(
+            "/oauth2/signin/bypass",
+            &[("csrf", &csrf(&bypass)), ("code", &code)],
+        )
+        .await;
+    assert!(third.body.contains("used up"), "{}", third.body);
+
+    // The user page lists the code as exhausted; a forged form changes nothing.
+    let page = browser.get(&format!("/console/users/{caller}")).await;
+    assert!(page.body.contains("exhausted"), "{}", page.body);
+    let forged = browser
+        .post(
+            &format!("/console/users/{caller}/generate"),
+            &[
+                ("csrf", "nope"),
+                ("expiry", "never"),
+                ("usage", "unlimited"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 400);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn never_expires_unlimited_revoke_policy_field_errors_and_the_unenrolled() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    let secret = helpdesk(&app, &admin, "desk.ben").await;
+    let (caller, _) = enrolled_user(&app, &admin, "caller.two").await;
+    let fresh = app.create_user(&admin, user_body("not.enrolled")).await;
+    let (browser, _) = console_sign_in(&app, "desk.ben", &secret, "/console").await;
+    let form = browser
+        .get(&format!("/console/users/{caller}/generate"))
+        .await;
+    let code_page = generate(
+        &browser,
+        &caller,
+        &form,
+        &[("expiry", "never"), ("usage", "unlimited")],
+    )
+    .await;
+    assert_eq!(code_page.status, 200, "{}", code_page.body);
+    assert!(
+        code_page.body.contains("never expires, unlimited uses"),
+        "{}",
+        code_page.body
+    );
+
+    // Revoke from the user page.
+    let page = browser.get(&format!("/console/users/{caller}")).await;
+    let action = format!(
+        "/console/users/{}",
+        between(
+            &page.body,
+            "<form method=\"post\" action=\"/console/users/",
+            "\""
+        )
+    );
+    assert!(action.ends_with("/revoke"), "{action}");
+    let revoked = browser.post(&action, &[("csrf", &csrf(&page))]).await;
+    assert_eq!(revoked.status, 303);
+    let page = browser.get(revoked.location.as_deref().unwrap()).await;
+    assert!(
+        page.body.contains("The bypass code is revoked.") && page.body.contains(">revoked<"),
+        "{}",
+        page.body
+    );
+
+    // A policy limit shows next to the field that broke it.
+    let (status, _, _) = app
+        .scim(
+            Method::PUT,
+            "/BypassCodeSettings",
+            &admin,
+            Some(json!({"helpDeskMaxUsage": 3, "helpDeskMaxExpiryMinutes": 120})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let form = browser
+        .get(&format!("/console/users/{caller}/generate"))
+        .await;
+    assert!(
+        form.body.contains("at most 3 uses") && form.body.contains("at most 120 minutes (2 hours)"),
+        "{}",
+        form.body
+    );
+    let refused = generate(
+        &browser,
+        &caller,
+        &form,
+        &[("expiry", "in"), ("hours", "1"), ("usage", "unlimited")],
+    )
+    .await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        between(&refused.body, "id=\"usage-error\" role=\"alert\">", "<")
+            .contains("unlimitedUsage"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        !refused.body.contains("id=\"expiry-error\""),
+        "only the usage field is wrong"
+    );
+    let refused = generate(
+        &browser,
+        &caller,
+        &form,
+        &[("expiry", "in"), ("days", "1"), ("usage", "once")],
+    )
+    .await;
+    assert!(
+        between(&refused.body, "id=\"expiry-error\" role=\"alert\">", "<").contains("120"),
+        "{}",
+        refused.body
+    );
+    let refused = generate(
+        &browser,
+        &caller,
+        &form,
+        &[("expiry", "in"), ("hours", "x"), ("usage", "once")],
+    )
+    .await;
+    assert!(
+        refused.body.contains("id=\"expiry-error\""),
+        "{}",
+        refused.body
+    );
+
+    // A user without 2-step verification gets an explanation, not the dialog.
+    let id = fresh["id"].as_str().unwrap();
+    let explained = browser.get(&format!("/console/users/{id}/generate")).await;
+    assert!(
+        explained
+            .body
+            .contains("is not enrolled in 2-step verification")
+            && !explained.body.contains("Bypass code expiration"),
+        "{}",
+        explained.body
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_role_the_console_says_no_and_my_security_serves_yourself() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    let (_, secret) = enrolled_user(&app, &admin, "just.me").await;
+    let (browser, page) = console_sign_in(&app, "just.me", &secret, "/console").await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("No access"), "{}", page.body);
+    let users = browser.get("/console/users").await;
+    assert_eq!(users.status, 403);
+
+    let account = browser.get("/account").await;
+    assert_eq!(account.status, 200, "{}", account.body);
+    assert!(
+        account.body.contains("Enrolled (authenticator app)")
+            && account.body.contains("Generate bypass code"),
+        "{}",
+        account.body
+    );
+    let form = browser.get("/account/generate").await;
+    assert!(
+        form.body.contains("at most 1 use"),
+        "self-service limits: {}",
+        form.body
+    );
+    let mut fields = vec![("csrf", csrf(&form))];
+    fields.extend([("expiry", "never"), ("usage", "once")].map(|(k, v)| (k, v.to_owned())));
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let code_page = browser.post("/account/generate", &fields).await;
+    assert_eq!(code_page.status, 200, "{}", code_page.body);
+    assert!(code_page.body.contains("usable once"), "{}", code_page.body);
+    let account = browser.get("/account").await;
+    assert!(account.body.contains(">active<"), "{}", account.body);
+    let action = between(
+        &account.body,
+        "<form method=\"post\" action=\"/account/codes/",
+        "\"",
+    )
+    .to_owned();
+    let revoked = browser
+        .post(
+            &format!("/account/codes/{action}"),
+            &[("csrf", &csrf(&account))],
+        )
+        .await;
+    assert_eq!(revoked.status, 303);
+
+    // Signing out ends the session.
+    let account = browser.get("/account").await;
+    let out = browser
+        .post("/console/logout", &[("csrf", &csrf(&account))])
+        .await;
+    assert_eq!(out.status, 200);
+    let again = browser.get("/account").await;
+    assert_eq!(again.status, 303, "back to sign-in");
+    app.stop().await;
+}
