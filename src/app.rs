@@ -377,6 +377,19 @@ pub fn routes(state: Arc<AppState>, edge: Edge) -> impl Endpoint {
             "/console/users/:id/codes/:code/revoke",
             form(post(console::revoke_code)),
         )
+        .at("/console/users/:id/audit", get(console::audit))
+        .at(
+            "/console/users/:id/reset",
+            get(console::reset_form)
+                .post(console::reset)
+                .with(form_limit()),
+        )
+        .at(
+            "/console/policy",
+            get(console::policy_form)
+                .post(console::policy_save)
+                .with(form_limit()),
+        )
         .at("/account", get(console::account))
         .at(
             "/account/generate",

@@ -130,6 +130,11 @@ async fn the_help_desk_generates_emails_and_the_code_works_twice_then_is_used_up
     let form = browser
         .get(&format!("/console/users/{caller}/generate"))
         .await;
+    assert!(
+        form.body.contains("For <strong>lost.phone</strong>"),
+        "the dialog names the user it is for: {}",
+        form.body
+    );
     for label in [
         "Bypass code expiration",
         "Bypass code use",
@@ -157,6 +162,11 @@ async fn the_help_desk_generates_emails_and_the_code_works_twice_then_is_used_up
     )
     .await;
     assert_eq!(code_page.status, 200, "{}", code_page.body);
+    assert!(
+        code_page.body.contains("For <strong>lost.phone</strong>"),
+        "{}",
+        code_page.body
+    );
     assert!(
         code_page.body.contains("usable 2 times"),
         "{}",
@@ -301,7 +311,7 @@ async fn never_expires_unlimited_revoke_policy_field_errors_and_the_unenrolled()
     assert_eq!(refused.status, 400);
     assert!(
         between(&refused.body, "id=\"usage-error\" role=\"alert\">", "<")
-            .contains("unlimitedUsage"),
+            .contains("Unlimited is not allowed: the help-desk policy allows at most 3 uses"),
         "{}",
         refused.body
     );
@@ -403,5 +413,147 @@ async fn without_a_role_the_console_says_no_and_my_security_serves_yourself() {
     assert_eq!(out.status, 200);
     let again = browser.get("/account").await;
     assert_eq!(again.status, 303, "back to sign-in");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn audit_policy_and_reset_follow_the_roles() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    let desk_secret = helpdesk(&app, &admin, "desk.cat").await;
+    let (sec, sec_secret) = enrolled_user(&app, &admin, "sec.dan").await;
+    let (status, _, _) = app
+        .scim(
+            Method::POST,
+            "/Groups",
+            &admin,
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Security administrators", "members": [{"value": sec}]
+            })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (target, _) = enrolled_user(&app, &admin, "target.eve").await;
+
+    // The help desk: a code, then the user's audit trail shows it; no policy, no reset.
+    let (desk, _) = console_sign_in(&app, "desk.cat", &desk_secret, "/console").await;
+    let form = desk.get(&format!("/console/users/{target}/generate")).await;
+    let made = generate(
+        &desk,
+        &target,
+        &form,
+        &[("expiry", "never"), ("usage", "once")],
+    )
+    .await;
+    assert_eq!(made.status, 200);
+    let trail = desk.get(&format!("/console/users/{target}/audit")).await;
+    assert_eq!(trail.status, 200, "{}", trail.body);
+    assert!(
+        trail.body.contains("generated") && trail.body.contains("user:"),
+        "{}",
+        trail.body
+    );
+    assert_eq!(desk.get("/console/policy").await.status, 403);
+    assert_eq!(
+        desk.get(&format!("/console/users/{target}/reset"))
+            .await
+            .status,
+        403
+    );
+    let user_page = desk.get(&format!("/console/users/{target}")).await;
+    assert!(
+        !user_page.body.contains("Reset 2-step verification"),
+        "no reset for the help desk"
+    );
+
+    // The security administrator: the policy page saves; reset asks, then resets.
+    let (security, policy_page) =
+        console_sign_in(&app, "sec.dan", &sec_secret, "/console/policy").await;
+    assert_eq!(policy_page.status, 200, "{}", policy_page.body);
+    assert!(
+        policy_page.body.contains("Digits per code"),
+        "{}",
+        policy_page.body
+    );
+    assert!(
+        policy_page
+            .body
+            .contains("id=\"codeLength\" name=\"codeLength\" min=\"8\" max=\"20\" value=\"12\"")
+            && policy_page
+                .body
+                .contains("name=\"selfServiceGenerationEnabled\" value=\"true\" checked"),
+        "the form shows the policy in force: {}",
+        policy_page.body
+    );
+    let saved = security
+        .post(
+            "/console/policy",
+            &[
+                ("csrf", &csrf(&policy_page)),
+                ("codeLength", "10"),
+                ("maxActive", "4"),
+                ("helpDeskGenerationEnabled", "true"),
+                ("helpDeskMaxUsage", "5"),
+                ("helpDeskMaxExpiryMinutes", ""),
+                ("selfServiceGenerationEnabled", "true"),
+                ("selfServiceMaxUsage", "1"),
+                ("selfServiceMaxExpiryMinutes", ""),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 200, "{}", saved.body);
+    assert!(
+        saved.body.contains("The policy is saved."),
+        "{}",
+        saved.body
+    );
+    let (_, policy, _) = app
+        .scim(Method::GET, "/BypassCodeSettings", &admin, None)
+        .await;
+    assert_eq!(policy["codeLength"], 10);
+    assert_eq!(policy["helpDeskMaxUsage"], 5);
+    let refused = security
+        .post(
+            "/console/policy",
+            &[
+                ("csrf", &csrf(&policy_page)),
+                ("codeLength", "3"),
+                ("maxActive", "4"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let confirm = security
+        .get(&format!("/console/users/{target}/reset"))
+        .await;
+    assert_eq!(confirm.status, 200, "{}", confirm.body);
+    assert!(
+        confirm
+            .body
+            .contains("every bypass code of theirs is revoked"),
+        "{}",
+        confirm.body
+    );
+    let done = security
+        .post(
+            &format!("/console/users/{target}/reset"),
+            &[("csrf", &csrf(&confirm))],
+        )
+        .await;
+    assert_eq!(done.status, 303);
+    let (_, state, _) = app
+        .scim(Method::GET, &format!("/Users/{target}/totp"), &admin, None)
+        .await;
+    assert_eq!(state["status"], "none", "{state}");
+    let (_, codes, _) = app
+        .scim(
+            Method::GET,
+            &format!("/Users/{target}/bypassCodes?filter=status%20eq%20%22active%22"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(codes["totalResults"], 0, "{codes}");
     app.stop().await;
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use bypass_idp::domain::repo::{KeyRepo, MfaRepo};
+use bypass_idp::domain::repo::{ClientRepo, KeyRepo, MfaRepo};
 use std::time::Duration;
 
 use common::rp::*;
@@ -937,5 +937,40 @@ async fn an_untrusted_peer_cannot_dodge_a_limit_by_writing_forwarding_headers() 
         page.body.contains("Try again in"),
         "a new X-Forwarded-For is not a new address"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn removing_a_client_ends_its_user_tokens_at_userinfo_too() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    let (_, secret) = enrolled_user(&app, &admin, "removed.rp").await;
+    let rp = register(&app, false, true).await;
+    let totp = bypass_idp::domain::totp::code_at(&secret, now_secs() + 30).unwrap();
+    let tokens = sign_in(
+        &app,
+        &rp,
+        "removed.rp",
+        Some(("/oauth2/signin/totp", &totp)),
+    )
+    .await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let userinfo = || {
+        app.http
+            .get(app.url("/oauth2/userinfo"))
+            .bearer_auth(access)
+            .send()
+    };
+    assert_eq!(userinfo().await.unwrap().status(), 200);
+    assert!(
+        app.store()
+            .remove_client(&bypass_idp::domain::ids::ClientId::new(&rp.client_id))
+            .await
+            .unwrap()
+    );
+    let response = userinfo().await.unwrap();
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_token");
     app.stop().await;
 }

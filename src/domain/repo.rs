@@ -241,6 +241,13 @@ pub trait AuditRepo {
     /// A code's events, oldest first.
     async fn code_events(&self, code_id: &str) -> Result<Vec<AuditEntry>, Self::Error>;
 
+    /// A user's latest events, newest first.
+    async fn user_events(
+        &self,
+        user_id: &UserId,
+        limit: u64,
+    ) -> Result<Vec<AuditEntry>, Self::Error>;
+
     async fn append_event(&self, entry: AuditEntry) -> Result<(), Self::Error>;
 }
 

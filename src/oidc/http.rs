@@ -147,6 +147,16 @@ pub async fn token(
     Data(state): Data<&Arc<AppState>>,
     Data(addr): Data<&ClientAddr>,
 ) -> Response {
+    let form_type = req
+        .content_type()
+        .and_then(|ct| ct.parse::<mime::Mime>().ok())
+        .is_some_and(|m| m.essence_str() == "application/x-www-form-urlencoded");
+    if !form_type {
+        let refusal = TokenRefusal::InvalidRequest(
+            "send the parameters as application/x-www-form-urlencoded".into(),
+        );
+        return token_refusal(refusal, false);
+    }
     let Ok(bytes) = body.into_bytes_limit(MAX_FORM_BYTES).await else {
         return token_form_too_large(MAX_FORM_BYTES);
     };
@@ -162,15 +172,6 @@ async fn token_inner(
     state: &AppState,
     addr: &ClientAddr,
 ) -> Result<serde_json::Value, Refused> {
-    let form_type = req
-        .content_type()
-        .and_then(|ct| ct.parse::<mime::Mime>().ok())
-        .is_some_and(|m| m.essence_str() == "application/x-www-form-urlencoded");
-    if !form_type {
-        return Err(invalid_request(
-            "send the parameters as application/x-www-form-urlencoded",
-        ));
-    }
     let mut form = parse_form(bytes)?;
     let (credentials, basic) = client_credentials(req, &mut form)?;
     let refused = |refusal| Refused { refusal, basic };

@@ -6,6 +6,7 @@ use super::ServiceError;
 use super::context::Context;
 use crate::domain::audit::{AuditEntry, AuditEvent};
 use crate::domain::ids::UserId;
+use crate::domain::repo::AuditRepo;
 use crate::store::Store;
 
 pub async fn record(
@@ -34,6 +35,6 @@ pub async fn record(
         ip = entry.ip.as_deref().unwrap_or(""), detail = entry.detail.as_deref().unwrap_or(""),
         "audit"
     );
-    Store::record_event(&store.db, entry).await?;
+    store.append_event(entry).await?;
     Ok(())
 }

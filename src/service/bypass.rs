@@ -245,7 +245,7 @@ impl BypassCodeService {
         let name = &user.attributes.user_name;
         let mfa = self.store.get_mfa(user_id).await?;
         let enrolled = mfa.as_ref().is_some_and(|m| m.totp_confirmed);
-        check_eligible(user.attributes.active != Some(false), enrolled, true)
+        check_eligible(user.is_active(), enrolled, true)
             .map_err(|why| ServiceError::invalid(why.message(name)))?;
         let salt = mfa.map(|m| m.bypass_salt).unwrap_or_default();
         let code_id = uuid::Uuid::new_v4().to_string();
@@ -403,6 +403,15 @@ impl BypassCodeService {
     ) -> Result<Vec<AuditEntry>, ServiceError> {
         self.find(user_id, code_id).await?;
         Ok(self.store.code_events(code_id).await?)
+    }
+
+    /// The user's audit trail, newest first: who generated, emailed, used, failed and revoked
+    /// which code, when and from where.
+    pub async fn user_events(&self, user_id: &UserId) -> Result<Vec<AuditEntry>, ServiceError> {
+        if self.store.get_user(user_id).await?.is_none() {
+            return Err(ServiceError::NotFound("user"));
+        }
+        Ok(self.store.user_events(user_id, 200).await?)
     }
 
     /// Revokes a code; revoking twice is not an error. The code stays, for audit.

@@ -16,11 +16,13 @@ pub struct Health {
 pub struct Readiness {
     pub database: bool,
     pub redis: Option<bool>,
+    /// The counters answered (Redis, or the in-process store).
+    pub counters: bool,
 }
 
 impl Readiness {
     pub fn ready(&self) -> bool {
-        self.database && self.redis != Some(false)
+        self.database && self.counters
     }
 }
 
@@ -35,12 +37,11 @@ impl Health {
             tokio::time::timeout(deadline, self.store.ping()),
             tokio::time::timeout(deadline, self.counters.ping()),
         );
+        let counters = matches!(redis, Ok(Ok(())));
         Readiness {
             database: matches!(database, Ok(Ok(()))),
-            redis: self
-                .counters
-                .is_shared()
-                .then_some(matches!(redis, Ok(Ok(())))),
+            redis: self.counters.is_shared().then_some(counters),
+            counters,
         }
     }
 }

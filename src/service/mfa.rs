@@ -160,7 +160,7 @@ impl MfaService {
             .get_user(user_id)
             .await?
             .ok_or(ServiceError::NotFound("user"))?;
-        check_eligible(user.attributes.active != Some(false), false, false)
+        check_eligible(user.is_active(), false, false)
             .map_err(|why| ServiceError::invalid(why.message(&user.attributes.user_name)))?;
         self.store.ensure_mfa(user_id, random_salt()).await?;
         let secret = totp::generate_secret();

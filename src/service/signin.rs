@@ -370,7 +370,7 @@ impl SignInService {
         };
         let matches = passwords::verify(password, phc).await?;
         let user = match found {
-            Some((user, Some(_))) if matches && user.attributes.active != Some(false) => user,
+            Some((user, Some(_))) if matches && user.is_active() => user,
             // The reservation stays: this was a failed attempt.
             _ => {
                 events::sign_in_step("password", "failure");

@@ -19,8 +19,9 @@ use crate::domain::ids::{ClientId, UserId};
 use crate::domain::roles::CONSOLE_CLIENT_ID;
 use crate::domain::scim::search::SearchParams;
 use crate::domain::scim::user::User;
-use crate::domain::scim::user::format_time;
-use crate::domain::scope::{BYPASS_CODES_MANAGE, BYPASS_CODES_SELF, MFA_READ, USERS_READ};
+use crate::domain::scope::{
+    BYPASS_CODES_MANAGE, BYPASS_CODES_SELF, BYPASS_CODES_SETTINGS, MFA_MANAGE, MFA_READ, USERS_READ,
+};
 use crate::domain::totp::TotpStatus;
 use crate::edge::ClientAddr;
 use crate::service::ServiceError;
@@ -152,11 +153,15 @@ fn ctx(session: &ConsoleSession, addr: &ClientAddr) -> Context {
 
 /// What every console page shows in its header.
 fn frame(session: &ConsoleSession, title: &str) -> Value {
-    context! { title, service => SERVICE_NAME, csrf => session.csrf, user_name => session.user_name, admin => session.is_administrator() }
+    context! {
+        title, service => SERVICE_NAME, csrf => session.csrf, me => session.user_name,
+        admin => session.is_administrator(), may_policy => session.may(BYPASS_CODES_SETTINGS),
+    }
 }
 
+/// A page's own values over the frame's (the first of two equal names wins).
 fn merged(base: Value, extra: Value) -> Value {
-    context! { ..base, ..extra }
+    context! { ..extra, ..base }
 }
 
 fn person(user: &User) -> Value {
@@ -199,11 +204,11 @@ fn codes(views: &[CodeView]) -> Vec<Value> {
         .iter()
         .map(|c| {
             context! {
-                id => c.id, status => c.status.as_str(), created => format_time(c.created_at),
+                id => c.id, status => c.status.as_str(), created => when(c.created_at),
                 uses_left => c.remaining.map_or("unlimited".to_owned(), |r| r.to_string()),
-                expires => c.expires_at.map_or("never".to_owned(), format_time),
+                expires => c.expires_at.map_or("never".to_owned(), when),
                 created_by => c.created_by,
-                last_used => c.last_used_at.map_or("—".to_owned(), format_time),
+                last_used => c.last_used_at.map_or("—".to_owned(), when),
             }
         })
         .collect()
@@ -388,6 +393,7 @@ pub async fn user_page(
     };
     let notice = query.get("notice").and_then(|n| match n.as_str() {
         "revoked" => Some("The bypass code is revoked."),
+        "reset" => Some("2-step verification is reset: the authenticator, every bypass code and every sign-in of this user are gone."),
         _ => None,
     });
     let body = render(
@@ -396,7 +402,8 @@ pub async fn user_page(
             frame(&session, &found.attributes.user_name),
             context! {
                 user => person(&found), two_step => two_step(status), codes => codes(&views),
-                may_manage => session.may(BYPASS_CODES_MANAGE), revoke_base => format!("{path}/codes"), notice,
+                may_manage => session.may(BYPASS_CODES_MANAGE), may_reset => session.may(MFA_MANAGE),
+                revoke_base => format!("{path}/codes"), notice,
             },
         ),
     );
@@ -453,6 +460,28 @@ fn create_body(
         _ => body["maxUsageCount"] = json!(1),
     }
     Ok(body)
+}
+
+/// A refusal in the words of the form: the API's member names become the labels a person
+/// sees.
+fn in_form_words(detail: &str) -> String {
+    [
+        ("\"expiresIn\"", "Expires in"),
+        ("\"neverExpires\"", "Never expires"),
+        ("\"maxUsageCount\"", "Number of times"),
+        ("\"unlimitedUsage\"", "Unlimited"),
+        ("helpDesk policy", "help-desk policy"),
+        ("selfService policy", "self-service policy"),
+    ]
+    .iter()
+    .fold(detail.to_owned(), |text, (api, label)| {
+        text.replace(api, label)
+    })
+}
+
+/// A time as people read it, in UTC.
+fn when(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 /// Which field a refusal of the service is about.
@@ -574,7 +603,7 @@ fn code_page(
         view.expires_at
             .map_or("never expires".to_owned(), |t| format!(
                 "expires {}",
-                format_time(t)
+                when(t)
             )),
         view.max_uses
             .map_or("unlimited uses".to_owned(), |n| if n == 1 {
@@ -633,7 +662,7 @@ async fn generate(
             code_page(session, &target, &user_name, &created, None, None, true)
         }
         Err(ServiceError::Invalid(v)) => {
-            let errors = HashMap::from([(field_of(&v.detail), v.detail)]);
+            let errors = HashMap::from([(field_of(&v.detail), in_form_words(&v.detail))]);
             generate_page(
                 state,
                 session,
@@ -955,6 +984,220 @@ pub async fn account_revoke(
         .await
     {
         Ok(()) => see_other("/account?notice=revoked"),
+        Err(e) => failure(e),
+    }
+}
+
+fn user_path(id: &str) -> String {
+    format!(
+        "/console/users/{}",
+        url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+    )
+}
+
+/// A user's audit trail (help desk).
+#[handler]
+pub async fn audit(
+    Data(state): Data<&Arc<AppState>>,
+    jar: &CookieJar,
+    Path(id): Path<String>,
+) -> Response {
+    let back = user_path(&id);
+    let session = match administrator(state, jar, &format!("{back}/audit")).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !session.may(BYPASS_CODES_MANAGE) {
+        return forbidden();
+    }
+    let user_id = UserId::new(id);
+    let (user, events) = match (
+        state.users.get(&user_id).await,
+        state.bypass.user_events(&user_id).await,
+    ) {
+        (Ok(u), Ok(e)) => (u, e),
+        (Err(e), _) | (_, Err(e)) => return failure(e),
+    };
+    let events: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            context! {
+                at => when(e.at), event => e.event.as_str().replace('_', " "),
+                code => e.code_id.as_deref().map(|c| c.chars().take(8).collect::<String>()).unwrap_or_default(),
+                actor => e.actor, ip => e.ip.clone().unwrap_or_default(), detail => e.detail.clone().unwrap_or_default(),
+            }
+        })
+        .collect();
+    let title = format!("Audit: {}", user.attributes.user_name);
+    let body = render(
+        "audit.html",
+        merged(
+            frame(&session, &title),
+            context! { events, back, user_name => user.attributes.user_name },
+        ),
+    );
+    page(StatusCode::OK, body)
+}
+
+/// Reset 2-step verification: a confirmation page, then the reset (security administrators).
+#[handler]
+pub async fn reset_form(
+    Data(state): Data<&Arc<AppState>>,
+    jar: &CookieJar,
+    Path(id): Path<String>,
+) -> Response {
+    let back = user_path(&id);
+    let session = match administrator(state, jar, &format!("{back}/reset")).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !session.may(MFA_MANAGE) {
+        return forbidden();
+    }
+    let user = match state.users.get(&UserId::new(id)).await {
+        Ok(u) => u,
+        Err(e) => return failure(e),
+    };
+    let action = format!("{back}/reset");
+    let body = render(
+        "reset.html",
+        merged(
+            frame(&session, "Reset 2-step verification"),
+            context! { user_name => user.attributes.user_name, action, back },
+        ),
+    );
+    page(StatusCode::OK, body)
+}
+
+#[handler]
+pub async fn reset(
+    Data(state): Data<&Arc<AppState>>,
+    Data(addr): Data<&ClientAddr>,
+    jar: &CookieJar,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let back = user_path(&id);
+    let session = match administrator(state, jar, &back).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !session.may(MFA_MANAGE) {
+        return forbidden();
+    }
+    if !csrf_ok(&session, &form) {
+        return forged();
+    }
+    match state
+        .mfa
+        .reset(&UserId::new(id), &ctx(&session, addr))
+        .await
+    {
+        Ok(()) => see_other(&format!("{back}?notice=reset")),
+        Err(e) => failure(e),
+    }
+}
+
+fn policy_page(
+    session: &ConsoleSession,
+    policy: &Policy,
+    notice: Option<&str>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let body = render(
+        "policy.html",
+        merged(
+            frame(session, "Bypass-code policy"),
+            context! { policy => Value::from_serialize(policy), notice, error },
+        ),
+    );
+    page(status, body)
+}
+
+#[handler]
+pub async fn policy_form(Data(state): Data<&Arc<AppState>>, jar: &CookieJar) -> Response {
+    let session = match administrator(state, jar, "/console/policy").await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !session.may(BYPASS_CODES_SETTINGS) {
+        return forbidden();
+    }
+    match state.bypass.policy().await {
+        Ok(policy) => policy_page(&session, &policy, None, None, StatusCode::OK),
+        Err(e) => failure(e),
+    }
+}
+
+#[handler]
+pub async fn policy_save(
+    Data(state): Data<&Arc<AppState>>,
+    Data(addr): Data<&ClientAddr>,
+    jar: &CookieJar,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let session = match administrator(state, jar, "/console/policy").await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !session.may(BYPASS_CODES_SETTINGS) {
+        return forbidden();
+    }
+    if !csrf_ok(&session, &form) {
+        return forged();
+    }
+    // The form in the API's shape: numbers as numbers, empty limits as no limit.
+    let mut body = serde_json::Map::new();
+    for name in [
+        "codeLength",
+        "maxActive",
+        "helpDeskMaxUsage",
+        "helpDeskMaxExpiryMinutes",
+        "selfServiceMaxUsage",
+        "selfServiceMaxExpiryMinutes",
+    ] {
+        let text = form.get(name).map(|v| v.trim()).unwrap_or_default();
+        let value = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            match text.parse::<i64>() {
+                Ok(n) => json!(n),
+                Err(_) => json!(text),
+            }
+        };
+        body.insert(name.to_owned(), value);
+    }
+    for name in ["helpDeskGenerationEnabled", "selfServiceGenerationEnabled"] {
+        body.insert(
+            name.to_owned(),
+            json!(form.get(name).is_some_and(|v| v == "true")),
+        );
+    }
+    let current = match state.bypass.policy().await {
+        Ok(p) => p,
+        Err(e) => return failure(e),
+    };
+    let policy = match Policy::from_json(&serde_json::Value::Object(body)) {
+        Ok(policy) => policy,
+        Err(v) => {
+            return policy_page(
+                &session,
+                &current,
+                None,
+                Some(v.detail),
+                StatusCode::BAD_REQUEST,
+            );
+        }
+    };
+    match state.bypass.set_policy(&policy, &ctx(&session, addr)).await {
+        Ok(()) => policy_page(
+            &session,
+            &policy,
+            Some("The policy is saved."),
+            None,
+            StatusCode::OK,
+        ),
         Err(e) => failure(e),
     }
 }

@@ -34,6 +34,9 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("generate.html", include_str!("templates/generate.html")),
         ("code.html", include_str!("templates/code.html")),
         ("account.html", include_str!("templates/account.html")),
+        ("audit.html", include_str!("templates/audit.html")),
+        ("reset.html", include_str!("templates/reset.html")),
+        ("policy.html", include_str!("templates/policy.html")),
     ] {
         // The sources are compiled into the binary; a syntax error is a bug a test catches.
         if let Err(e) = env.add_template(name, source) {

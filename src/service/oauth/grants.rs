@@ -193,7 +193,7 @@ impl OAuthService {
             .store
             .get_user(&grant.user_id)
             .await?
-            .filter(|u| u.attributes.active != Some(false))
+            .filter(User::is_active)
             .ok_or_else(|| invalid_grant("the user no longer exists or is inactive"))?;
         let not_before = self.store.sessions_not_before(&grant.user_id).await?;
         if not_before.is_some_and(|t| grant.auth_time < t.timestamp()) {
@@ -260,7 +260,7 @@ impl OAuthService {
             return Ok(None);
         };
         let user = self.store.get_user(&grant.user_id).await?;
-        let Some(user) = user.filter(|u| u.attributes.active != Some(false)) else {
+        let Some(user) = user.filter(User::is_active) else {
             return Ok(None);
         };
         let claims = standard_claims(&user, &principal.scopes);

@@ -287,7 +287,7 @@ impl OAuthService {
             .store
             .get_user(&grant.user_id)
             .await?
-            .is_some_and(|u| u.attributes.active != Some(false));
+            .is_some_and(|u| u.is_active());
         if !active {
             return Err(BearerRefusal::InvalidToken(
                 "the user of this token is inactive or gone".into(),
@@ -344,7 +344,8 @@ impl OAuthService {
 
     /// The userinfo claims (OIDC Core §5.3) the token's scopes allow.
     pub async fn userinfo(&self, token: &str) -> Result<Value, BearerRefusal> {
-        let principal = self.tokens.verify(token).await?;
+        // The same checks as for this server's APIs: a removed client's tokens stop here too.
+        let principal = self.authenticate_bearer(token).await?;
         if !principal.scopes.contains("openid") {
             return Err(BearerRefusal::InsufficientScope(
                 "the token lacks the openid scope",

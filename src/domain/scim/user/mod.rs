@@ -83,6 +83,11 @@ pub struct User {
 }
 
 impl User {
+    /// Only an explicit `active: false` blocks a user; unassigned means active.
+    pub fn is_active(&self) -> bool {
+        self.attributes.active != Some(false)
+    }
+
     pub fn etag(&self) -> String {
         etag_for_version(self.version)
     }

@@ -1,0 +1,331 @@
+// The help-desk console in a real browser (Debian's chromium driven by playwright-core),
+// against a real server started here: the flows of issue "Help-desk console", an axe check
+// of every console page, and a screenshot of each step under target/browser/.
+//
+// Env: BYPASS_IDP_BIN (the server binary, required), DATABASE_URL / REDIS_URL (optional:
+// PostgreSQL + Redis), CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR.
+
+import { spawn, execFileSync } from "node:child_process";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+import AxeBuilder from "@axe-core/playwright";
+
+const BIN = process.env.BYPASS_IDP_BIN;
+if (!BIN) throw new Error("set BYPASS_IDP_BIN to the server binary");
+const SHOTS = path.resolve(process.env.SCREENSHOT_DIR ?? "target/browser");
+const PASSWORD = "correct horse battery staple";
+const RP_REDIRECT = "http://127.0.0.1:9/callback";
+fs.mkdirSync(SHOTS, { recursive: true });
+
+const failures = [];
+const check = (ok, what) => {
+  if (!ok) failures.push(what);
+  console.log(`${ok ? "ok  " : "FAIL"} ${what}`);
+};
+
+function freePort() {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+// RFC 6238 TOTP (SHA-1, 30 s, 6 digits) from a base32 secret.
+function totp(base32, at = Date.now() / 1000) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of base32.replace(/=+$/, "")) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 30)));
+  const mac = crypto.createHmac("sha1", key).update(counter).digest();
+  const offset = mac[19] & 0xf;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, "0");
+}
+
+const b64url = (buffer) => buffer.toString("base64url");
+
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "bypass-idp-browser-"));
+const port = await freePort();
+const base = `http://127.0.0.1:${port}`;
+const env = {
+  PATH: process.env.PATH,
+  BYPASS_IDP_DATA_DIR: dataDir,
+  BYPASS_IDP_LISTEN: `127.0.0.1:${port}`,
+  BYPASS_IDP_LOG: "warn",
+  BYPASS_IDP_REDIS_PREFIX: `browser-${process.pid}`,
+};
+for (const name of ["DATABASE_URL", "REDIS_URL"]) if (process.env[name]) env[name] = process.env[name];
+const server = spawn(BIN, ["serve"], { env, stdio: ["ignore", "inherit", "inherit"] });
+let browser;
+try {
+  for (let i = 0; i < 100; i++) {
+    try {
+      if ((await fetch(`${base}/readyz`)).ok) break;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const admin = JSON.parse(fs.readFileSync(path.join(dataDir, "bootstrap-admin.json"), "utf8"));
+  const tokenResponse = await fetch(`${base}/oauth2/token`, {
+    method: "POST",
+    headers: { Authorization: "Basic " + Buffer.from(`${admin.client_id}:${admin.client_secret}`).toString("base64") },
+    body: new URLSearchParams({ grant_type: "client_credentials" }),
+  });
+  const adminToken = (await tokenResponse.json()).access_token;
+  const scim = async (method, p, body) => {
+    const response = await fetch(`${base}/scim/v2${p}`, {
+      method,
+      headers: { Authorization: `Bearer ${adminToken}`, "Content-Type": "application/scim+json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    if (response.status >= 400) throw new Error(`${method} ${p}: ${response.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+  const user = async (userName) => {
+    const created = await scim("POST", "/Users", {
+      schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],
+      userName,
+      name: { givenName: userName.split(".")[0], familyName: "Example" },
+      emails: [{ value: `${userName}@example.com`, primary: true }],
+      password: PASSWORD,
+    });
+    const enrollment = await scim("POST", `/Users/${created.id}/totp`);
+    await scim("POST", `/Users/${created.id}/totp/confirmation`, { code: totp(enrollment.secret) });
+    return { id: created.id, userName, secret: enrollment.secret };
+  };
+  const desk = await user("hd.alice");
+  const caller = await user("lost.phone");
+  const plain = await user("no.role");
+  const self = await user("self.service");
+  const sec = await user("sec.admin");
+  await scim("POST", "/Groups", {
+    schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+    displayName: "Help desk administrators",
+    members: [{ value: desk.id }],
+  });
+  await scim("POST", "/Groups", {
+    schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+    displayName: "Security administrators",
+    members: [{ value: sec.id }],
+  });
+  const rp = JSON.parse(
+    execFileSync(BIN, ["client", "add", "--redirect-uri", RP_REDIRECT, "--public", "--require-mfa"], { env }).toString(),
+  ).client_id;
+
+  browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
+  const axeViolations = [];
+  const audit = async (page, name) => {
+    const result = await new AxeBuilder({ page }).analyze();
+    const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+    for (const v of bad) axeViolations.push(`${name}: ${v.id} (${v.impact}) ${v.nodes.map((n) => n.target).join(" ")}`);
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    check(wide <= 400, `${name}: fits 400 px (scrollWidth ${wide})`);
+  };
+  const shot = async (page, name) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+  const fresh = async () => {
+    const context = await browser.newContext({ viewport: { width: 400, height: 900 } });
+    return context.newPage();
+  };
+  // Password, then the authenticator code (a step ahead, so it is never a replay).
+  const signInWithTotp = async (page, who) => {
+    await page.getByLabel("Username").fill(who.userName);
+    await page.getByLabel("Password").fill(PASSWORD);
+    await page.getByRole("button", { name: "Next" }).click();
+    await page.getByLabel("Code").fill(totp(who.secret, Date.now() / 1000 + 30));
+    await page.getByRole("button", { name: "Verify" }).click();
+  };
+  // A relying party's sign-in with a bypass code; the ID token's claims, or the page's text.
+  const rpSignIn = async (who, code, name) => {
+    const page = await fresh();
+    let redirected = null;
+    await page.route(`${RP_REDIRECT}**`, (route) => {
+      redirected = route.request().url();
+      return route.fulfill({ status: 200, contentType: "text/plain", body: "back at the relying party" });
+    });
+    const verifier = b64url(crypto.randomBytes(32));
+    const challenge = b64url(crypto.createHash("sha256").update(verifier).digest());
+    const query = new URLSearchParams({
+      response_type: "code", client_id: rp, redirect_uri: RP_REDIRECT, scope: "openid",
+      state: b64url(crypto.randomBytes(16)), nonce: b64url(crypto.randomBytes(16)),
+      code_challenge: challenge, code_challenge_method: "S256",
+    });
+    await page.goto(`${base}/oauth2/authorize?${query}`);
+    await page.getByLabel("Username").fill(who.userName);
+    await page.getByLabel("Password").fill(PASSWORD);
+    await page.getByRole("button", { name: "Next" }).click();
+    await page.getByRole("link", { name: "Use a bypass code" }).click();
+    await page.getByLabel("Bypass code").fill(code);
+    await page.getByRole("button", { name: "Verify" }).click();
+    await page.waitForURL((u) => u.href.startsWith(RP_REDIRECT) || u.pathname === "/oauth2/signin/bypass");
+    if (page.url().startsWith(RP_REDIRECT)) redirected = page.url();
+    if (!redirected) {
+      await shot(page, name);
+      const text = await page.locator("main").innerText();
+      await page.context().close();
+      return { text };
+    }
+    const returned = new URL(redirected).searchParams;
+    const tokens = await (
+      await fetch(`${base}/oauth2/token`, {
+        method: "POST",
+        body: new URLSearchParams({
+          grant_type: "authorization_code", code: returned.get("code"), redirect_uri: RP_REDIRECT,
+          code_verifier: verifier, client_id: rp,
+        }),
+      })
+    ).json();
+    await page.context().close();
+    return { claims: JSON.parse(Buffer.from(tokens.id_token.split(".")[1], "base64url").toString()) };
+  };
+
+  // 1. The help desk signs in to the console and finds the user.
+  const desk_page = await fresh();
+  await desk_page.goto(`${base}/console`);
+  await shot(desk_page, "01-sign-in");
+  check((await desk_page.locator("main").innerText()).includes("bypass-idp console"), "the sign-in page names the console");
+  await signInWithTotp(desk_page, desk);
+  await desk_page.waitForURL(`${base}/console/users`);
+  await audit(desk_page, "users");
+  await desk_page.getByLabel("Find a user by username, name or email").fill("lost");
+  await desk_page.getByRole("button", { name: "Search" }).click();
+  await shot(desk_page, "02-users-search");
+  await desk_page.getByRole("link", { name: "lost.phone" }).click();
+  await audit(desk_page, "user");
+  check((await desk_page.locator("main").innerText()).includes("Enrolled (authenticator app)"), "the user page shows 2-step status");
+  await desk_page.getByText("More actions").click();
+  await shot(desk_page, "03-user-more-actions");
+  await desk_page.getByRole("link", { name: "Generate bypass code" }).click();
+  await audit(desk_page, "generate");
+  check((await desk_page.locator("main").innerText()).includes("For lost.phone."), "the dialog names the user it is for");
+  // Keyboard: the dialog's controls are reached with Tab.
+  const focused = new Set();
+  for (let i = 0; i < 20; i++) {
+    await desk_page.keyboard.press("Tab");
+    focused.add(await desk_page.evaluate(() => {
+      const el = document.activeElement;
+      return el?.id || (el?.tagName === "BUTTON" ? el.textContent.trim() : el?.tagName);
+    }));
+  }
+  check(["days", "hours", "minutes", "times", "Generate"].every((id) => focused.has(id)), `keyboard reaches every field (${[...focused].join(", ")})`);
+  // 2. Expires in 1 hour, usable 2 times.
+  await desk_page.getByLabel("Expires in").check();
+  await desk_page.getByLabel("Days").fill("0");
+  await desk_page.getByLabel("Hours").fill("1");
+  await desk_page.getByLabel("Minutes").fill("0");
+  await desk_page.getByLabel("Number of times").check();
+  await desk_page.getByLabel("Times", { exact: true }).fill("2");
+  await shot(desk_page, "04-generate-dialog");
+  await desk_page.getByRole("button", { name: "Generate" }).click();
+  await audit(desk_page, "code window");
+  const code = await desk_page.locator("#code").inputValue();
+  check(/^\d{4}(-\d{4}){2}$/.test(code), `the code window shows a grouped code (${code.replace(/\d/g, "•")})`);
+  const window = await desk_page.locator("main").innerText();
+  check(window.includes("For lost.phone:") && window.includes("usable 2 times"), "the code window names the user and says usable 2 times");
+  await shot(desk_page, "05-code-window");
+  await desk_page.getByRole("button", { name: "Email" }).click();
+  const emailed = await desk_page.locator("main").innerText();
+  check(emailed.includes("Emailed to lost.phone@example.com"), "Email confirms to whom");
+  await shot(desk_page, "06-emailed");
+  const outbox = fs.readdirSync(path.join(dataDir, "outbox")).map((f) => fs.readFileSync(path.join(dataDir, "outbox", f), "utf8").replace(/=\r?\n/g, ""));
+  const fromMail = outbox.map((m) => m.match(/\d{4}-\d{4}-\d{4}/)?.[0]).find(Boolean);
+  check(fromMail === code, "the outbox holds the code");
+  // 3. The user signs in at a relying party twice with it, then it is used up.
+  for (const round of [1, 2]) {
+    const result = await rpSignIn(caller, fromMail, `07-rp-${round}`);
+    check(result.claims?.amr?.includes("bypass_code"), `relying-party sign-in ${round} succeeds with amr bypass_code`);
+  }
+  const third = await rpSignIn(caller, fromMail, "08-rp-used-up");
+  check(third.text?.includes("used up"), "the third use is refused: used up");
+
+  // 4. Never expires + Unlimited.
+  await desk_page.goto(`${base}/console/users/${caller.id}/generate`);
+  await desk_page.getByLabel("Never expires").check();
+  await desk_page.getByLabel("Unlimited").check();
+  await desk_page.getByRole("button", { name: "Generate" }).click();
+  const forever = await desk_page.locator("#code").inputValue();
+  check((await desk_page.locator("main").innerText()).includes("never expires, unlimited uses"), "never expires + unlimited");
+  await shot(desk_page, "09-code-never-unlimited");
+  const again = await rpSignIn(caller, forever, "10-rp-unlimited");
+  check(again.claims?.amr?.includes("bypass_code"), "the unlimited code signs in");
+
+  // 5. A policy limit shows as a field error.
+  await scim("PUT", "/BypassCodeSettings", { helpDeskMaxUsage: 3 });
+  await desk_page.goto(`${base}/console/users/${caller.id}/generate`);
+  await desk_page.getByLabel("Never expires").check();
+  await desk_page.getByLabel("Unlimited").check();
+  await desk_page.getByRole("button", { name: "Generate" }).click();
+  const fieldError = await desk_page.locator("#usage-error").innerText();
+  check(fieldError.includes("Unlimited is not allowed") && fieldError.includes("at most 3 uses"), `the usage field says why (${fieldError})`);
+  await audit(desk_page, "generate with a field error");
+  await shot(desk_page, "11-field-error");
+
+  // 7. Someone without a role: a clear 403.
+  const plain_page = await fresh();
+  await plain_page.goto(`${base}/console`);
+  await signInWithTotp(plain_page, plain);
+  await plain_page.waitForLoadState();
+  const heading = await plain_page.locator("h1").innerText();
+  check(heading === "No access", `no role: "${heading}"`);
+  await audit(plain_page, "no access");
+  await shot(plain_page, "15-no-access");
+  // The user's audit trail: generated, emailed, used, failed.
+  await desk_page.goto(`${base}/console/users/${caller.id}/audit`);
+  const trail = await desk_page.locator("main").innerText();
+  check(["generated", "emailed", "used", "failed"].every((e) => trail.includes(e)), "the audit trail shows generated, emailed, used and failed");
+  await audit(desk_page, "audit");
+  await shot(desk_page, "16-audit");
+
+  // A security administrator: the policy page, and Reset 2-step verification with a confirmation.
+  const sec_page = await fresh();
+  await sec_page.goto(`${base}/console/policy`);
+  await signInWithTotp(sec_page, sec);
+  await sec_page.waitForURL(`${base}/console/policy`);
+  await audit(sec_page, "policy");
+  await sec_page.getByLabel("Most uses per code (empty: no limit)").first().fill("4");
+  await sec_page.getByRole("button", { name: "Save policy" }).click();
+  check((await sec_page.locator("main").innerText()).includes("The policy is saved."), "the policy page saves");
+  await shot(sec_page, "17-policy");
+  await sec_page.goto(`${base}/console/users/${plain.id}`);
+  await sec_page.getByText("More actions").click();
+  await sec_page.getByRole("link", { name: "Reset 2-step verification" }).click();
+  await audit(sec_page, "reset confirmation");
+  await shot(sec_page, "18-reset-confirm");
+  await sec_page.getByRole("button", { name: "Reset 2-step verification" }).click();
+  check((await sec_page.locator("main").innerText()).includes("Not enrolled"), "after the reset the user is not enrolled");
+
+  // 6. Self-service on My security.
+  const self_page = await fresh();
+  await self_page.goto(`${base}/account`);
+  await signInWithTotp(self_page, self);
+  await self_page.waitForURL(`${base}/account`);
+  await audit(self_page, "my security");
+  await shot(self_page, "12-my-security");
+  await self_page.getByRole("link", { name: "Generate bypass code" }).click();
+  await self_page.getByRole("button", { name: "Generate" }).click();
+  const own = await self_page.locator("#code").inputValue();
+  check(/^\d{4}(-\d{4}){2}$/.test(own), "self-service generates a code");
+  await shot(self_page, "13-my-code");
+  const ownUse = await rpSignIn(self, own, "14-rp-own-code");
+  check(ownUse.claims?.amr?.includes("bypass_code"), "the self-service code signs in");
+
+  const csp = (await self_page.goto(`${base}/account`)).headers()["content-security-policy"] ?? "";
+  check(csp.includes("default-src 'none'") && !csp.includes("unsafe-inline"), `strict CSP (${csp})`);
+
+  check(axeViolations.length === 0, `axe: no serious or critical violation${axeViolations.length ? "\n  " + axeViolations.join("\n  ") : ""}`);
+} finally {
+  await browser?.close();
+  server.kill("SIGTERM");
+}
+console.log(`screenshots: ${SHOTS}`);
+if (failures.length) {
+  console.error(`${failures.length} failed:\n  ${failures.join("\n  ")}`);
+  process.exit(1);
+}
