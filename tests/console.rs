@@ -557,3 +557,44 @@ async fn audit_policy_and_reset_follow_the_roles() {
     assert_eq!(codes["totalResults"], 0, "{codes}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_sign_in_finishes_only_in_the_browser_that_started_it() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    let secret = helpdesk(&app, &admin, "desk.fay").await;
+    // The attacker signs in as themselves in their own browser, but stops at the callback…
+    let attacker = Browser::new(&app);
+    let first = attacker.get("/console").await;
+    let page = password_step(
+        &attacker,
+        first.location.as_deref().unwrap(),
+        "desk.fay",
+        PASSWORD,
+    )
+    .await;
+    let totp = bypass_idp::domain::totp::code_at(&secret, now() + 30).unwrap();
+    let done = attacker
+        .post(
+            "/oauth2/signin/totp",
+            &[("csrf", &csrf(&page)), ("code", &totp)],
+        )
+        .await;
+    let callback = done.location.unwrap();
+    // …and plants it in a victim's browser, which must not end up signed in as the attacker.
+    let victim = Browser::new(&app);
+    let planted = victim.get(&callback).await;
+    assert_eq!(planted.status, 400, "{}", planted.body);
+    assert!(
+        planted.body.contains("not started in this browser"),
+        "{}",
+        planted.body
+    );
+    let after = victim.get("/console/users").await;
+    assert_eq!(after.status, 303, "the victim has no session");
+    // The browser that started it still can finish.
+    let finished = attacker.get(&callback).await;
+    assert_eq!(finished.status, 303, "{}", finished.body);
+    assert_eq!(finished.location.as_deref(), Some("/console"));
+    app.stop().await;
+}

@@ -119,8 +119,10 @@ impl ConsoleService {
         format!("{}{CALLBACK_PATH}", self.issuer)
     }
 
-    /// Starts a sign-in: where to send the browser. `return_to` is a console path.
-    pub async fn begin_login(&self, return_to: &str) -> Result<String, ServiceError> {
+    /// Starts a sign-in: where to send the browser, and the state the browser must bring back
+    /// (kept in a cookie, so a code and state planted in someone else's browser open nothing).
+    /// `return_to` is a console path.
+    pub async fn begin_login(&self, return_to: &str) -> Result<(String, String), ServiceError> {
         let state = random_token();
         let verifier = random_token();
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
@@ -147,7 +149,7 @@ impl ConsoleService {
             .append_pair("state", &state)
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256");
-        Ok(url.to_string())
+        Ok((url.to_string(), state))
     }
 
     /// Ends a sign-in: redeems the code and opens a session; returns its id and where to go.

@@ -31,6 +31,8 @@ use crate::service::context::Context;
 use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "bidp_console";
+/// The state of a console sign-in in progress, bound to the browser that started it.
+const LOGIN_COOKIE: &str = "bidp_console_login";
 const PAGE_SIZE: u64 = 25;
 
 /// The console's pages may run its one script (the Copy button); nothing inline.
@@ -111,7 +113,16 @@ async fn signed_in(
         }
     }
     match state.console.begin_login(return_to).await {
-        Ok(url) => Err(see_other(&url)),
+        Ok((url, login)) => {
+            let mut cookie = Cookie::new_with_str(LOGIN_COOKIE, login);
+            cookie.set_http_only(true);
+            cookie.set_same_site(SameSite::Lax);
+            cookie.set_path("/console");
+            cookie.set_max_age(std::time::Duration::from_secs(600));
+            cookie.set_secure(state.issuer.starts_with("https://"));
+            jar.add(cookie);
+            Err(see_other(&url))
+        }
         Err(e) => Err(failure(e)),
     }
 }
@@ -242,6 +253,18 @@ pub async fn callback(
             "The sign-in answer had no state. Go to /console and sign in again.",
         );
     };
+    // Only the browser that started this sign-in may finish it (no login CSRF).
+    let started_here = jar
+        .get(LOGIN_COOKIE)
+        .is_some_and(|c| bool::from(c.value_str().as_bytes().ct_eq(login.as_bytes())));
+    if !started_here {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Sign-in not accepted",
+            "This sign-in was not started in this browser. Go to /console and sign in again.",
+        );
+    }
+    jar.remove(LOGIN_COOKIE);
     match state
         .console
         .finish_login(query.code.as_deref(), &login, query.error.as_deref())
