@@ -127,6 +127,31 @@ async fn signed_in(
     }
 }
 
+/// The value in `Ok`, or the handler returns the response in `Err`.
+macro_rules! or_respond {
+    ($result:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(response) => return response,
+        }
+    };
+}
+
+/// An administrator's session that may use `scope` (when one is named), or the response
+/// that signs them in or says no.
+async fn permitted(
+    state: &AppState,
+    jar: &CookieJar,
+    return_to: &str,
+    scope: Option<&str>,
+) -> Result<ConsoleSession, Response> {
+    let session = administrator(state, jar, return_to).await?;
+    match scope {
+        Some(scope) if !session.may(scope) => Err(forbidden()),
+        _ => Ok(session),
+    }
+}
+
 /// A console page for administrators only.
 async fn administrator(
     state: &AppState,
@@ -345,13 +370,7 @@ pub async fn users_page(
     jar: &CookieJar,
     Query(search): Query<Search>,
 ) -> Response {
-    let session = match administrator(state, jar, "/console/users").await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if !session.may(USERS_READ) {
-        return forbidden();
-    }
+    let session = or_respond!(permitted(state, jar, "/console/users", Some(USERS_READ)).await);
     let q: String = search.q.unwrap_or_default().chars().take(128).collect();
     let page_no = search.page.unwrap_or(1).clamp(1, 10_000);
     let params = SearchParams {
@@ -388,13 +407,7 @@ pub async fn user_page(
         "/console/users/{}",
         url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
     );
-    let session = match administrator(state, jar, &path).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if !session.may(USERS_READ) {
-        return forbidden();
-    }
+    let session = or_respond!(permitted(state, jar, &path, Some(USERS_READ)).await);
     let user_id = UserId::new(id);
     let found = match state.users.get(&user_id).await {
         Ok(u) => u,
@@ -717,13 +730,15 @@ pub async fn generate_form(
     jar: &CookieJar,
     Path(id): Path<String>,
 ) -> Response {
-    let session = match administrator(state, jar, &format!("/console/users/{id}/generate")).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if !session.may(BYPASS_CODES_MANAGE) {
-        return forbidden();
-    }
+    let session = or_respond!(
+        permitted(
+            state,
+            jar,
+            &format!("/console/users/{id}/generate"),
+            Some(BYPASS_CODES_MANAGE)
+        )
+        .await
+    );
     let target = target_for(&session, Some(id));
     let defaults = HashMap::from([
         ("expiry".to_owned(), "in".to_owned()),
@@ -749,13 +764,15 @@ pub async fn generate_post(
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match administrator(state, jar, &format!("/console/users/{id}")).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if !session.may(BYPASS_CODES_MANAGE) {
-        return forbidden();
-    }
+    let session = or_respond!(
+        permitted(
+            state,
+            jar,
+            &format!("/console/users/{id}"),
+            Some(BYPASS_CODES_MANAGE)
+        )
+        .await
+    );
     generate(state, &session, target_for(&session, Some(id)), addr, form).await
 }
 
@@ -816,13 +833,15 @@ pub async fn email_code(
     Path((id, code_id)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match administrator(state, jar, &format!("/console/users/{id}")).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if !session.may(BYPASS_CODES_MANAGE) {
-        return forbidden();
-    }
+    let session = or_respond!(
+        permitted(
+            state,
+            jar,
+            &format!("/console/users/{id}"),
+            Some(BYPASS_CODES_MANAGE)
+        )
+        .await
+    );
     email(
         state,
         &session,
@@ -842,13 +861,15 @@ pub async fn revoke_code(
     Path((id, code_id)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match administrator(state, jar, &format!("/console/users/{id}")).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if !session.may(BYPASS_CODES_MANAGE) {
-        return forbidden();
-    }
+    let session = or_respond!(
+        permitted(
+            state,
+            jar,
+            &format!("/console/users/{id}"),
+            Some(BYPASS_CODES_MANAGE)
+        )
+        .await
+    );
     if !csrf_ok(&session, &form) {
         return forged();
     }
@@ -870,10 +891,7 @@ pub async fn account(
     jar: &CookieJar,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let session = match signed_in(state, jar, "/account").await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let session = or_respond!(signed_in(state, jar, "/account").await);
     let (status, views, policy) = match (
         state.mfa.status(&session.user_id).await,
         state.bypass.list(&session.user_id, None).await,
@@ -915,10 +933,7 @@ fn self_service(session: &ConsoleSession) -> Option<Response> {
 
 #[handler]
 pub async fn account_generate_form(Data(state): Data<&Arc<AppState>>, jar: &CookieJar) -> Response {
-    let session = match signed_in(state, jar, "/account/generate").await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let session = or_respond!(signed_in(state, jar, "/account/generate").await);
     if let Some(refused) = self_service(&session) {
         return refused;
     }
@@ -944,10 +959,7 @@ pub async fn account_generate(
     jar: &CookieJar,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match signed_in(state, jar, "/account").await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let session = or_respond!(signed_in(state, jar, "/account").await);
     if let Some(refused) = self_service(&session) {
         return refused;
     }
@@ -965,10 +977,7 @@ pub async fn account_email(
     Path(code_id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match signed_in(state, jar, "/account").await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let session = or_respond!(signed_in(state, jar, "/account").await);
     if let Some(refused) = self_service(&session) {
         return refused;
     }
@@ -991,10 +1000,7 @@ pub async fn account_revoke(
     Path(code_id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match signed_in(state, jar, "/account").await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let session = or_respond!(signed_in(state, jar, "/account").await);
     if let Some(refused) = self_service(&session) {
         return refused;
     }
@@ -1026,13 +1032,15 @@ pub async fn audit(
     Path(id): Path<String>,
 ) -> Response {
     let back = user_path(&id);
-    let session = match administrator(state, jar, &format!("{back}/audit")).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if !session.may(BYPASS_CODES_MANAGE) {
-        return forbidden();
-    }
+    let session = or_respond!(
+        permitted(
+            state,
+            jar,
+            &format!("{back}/audit"),
+            Some(BYPASS_CODES_MANAGE)
+        )
+        .await
+    );
     let user_id = UserId::new(id);
     let (user, events) = match (
         state.users.get(&user_id).await,
@@ -1070,13 +1078,8 @@ pub async fn reset_form(
     Path(id): Path<String>,
 ) -> Response {
     let back = user_path(&id);
-    let session = match administrator(state, jar, &format!("{back}/reset")).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if !session.may(MFA_MANAGE) {
-        return forbidden();
-    }
+    let session =
+        or_respond!(permitted(state, jar, &format!("{back}/reset"), Some(MFA_MANAGE)).await);
     let user = match state.users.get(&UserId::new(id)).await {
         Ok(u) => u,
         Err(e) => return failure(e),
@@ -1101,13 +1104,7 @@ pub async fn reset(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let back = user_path(&id);
-    let session = match administrator(state, jar, &back).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if !session.may(MFA_MANAGE) {
-        return forbidden();
-    }
+    let session = or_respond!(permitted(state, jar, &back, Some(MFA_MANAGE)).await);
     if !csrf_ok(&session, &form) {
         return forged();
     }
@@ -1140,13 +1137,8 @@ fn policy_page(
 
 #[handler]
 pub async fn policy_form(Data(state): Data<&Arc<AppState>>, jar: &CookieJar) -> Response {
-    let session = match administrator(state, jar, "/console/policy").await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if !session.may(BYPASS_CODES_SETTINGS) {
-        return forbidden();
-    }
+    let session =
+        or_respond!(permitted(state, jar, "/console/policy", Some(BYPASS_CODES_SETTINGS)).await);
     match state.bypass.policy().await {
         Ok(policy) => policy_page(&session, &policy, None, None, StatusCode::OK),
         Err(e) => failure(e),
@@ -1160,13 +1152,8 @@ pub async fn policy_save(
     jar: &CookieJar,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match administrator(state, jar, "/console/policy").await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if !session.may(BYPASS_CODES_SETTINGS) {
-        return forbidden();
-    }
+    let session =
+        or_respond!(permitted(state, jar, "/console/policy", Some(BYPASS_CODES_SETTINGS)).await);
     if !csrf_ok(&session, &form) {
         return forged();
     }
