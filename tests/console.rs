@@ -598,3 +598,112 @@ async fn a_sign_in_finishes_only_in_the_browser_that_started_it() {
     assert_eq!(finished.location.as_deref(), Some("/console"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_help_desk_cannot_mint_for_itself_or_administrators_and_pages_through_users() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    let secret = helpdesk(&app, &admin, "desk.gus").await;
+    let (sec, _) = enrolled_user(&app, &admin, "sec.hal").await;
+    let (status, _, _) = app
+        .scim(
+            Method::POST,
+            "/Groups",
+            &admin,
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Security administrators", "members": [{"value": sec}]
+            })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    for i in 0..26 {
+        app.create_user(&admin, user_body(&format!("page.user{i:02}")))
+            .await;
+    }
+    let (browser, users) = console_sign_in(&app, "desk.gus", &secret, "/console").await;
+    // More than a page: the next page link works (it is URL-encoded by the template).
+    let page_one = browser.get("/console/users?q=page.user").await;
+    assert_eq!(page_one.status, 200, "{}", page_one.body);
+    assert!(page_one.body.contains("Next page"), "{}", page_one.body);
+    let page_two = browser.get("/console/users?q=page.user&page=2").await;
+    assert!(
+        page_two.body.contains("page.user25") && page_two.body.contains("Previous page"),
+        "{}",
+        page_two.body
+    );
+
+    // Not for yourself (that is My security's job), not for an administrator.
+    assert_eq!(users.status, 200);
+    let (_, found, _) = app
+        .scim(
+            Method::GET,
+            "/Users?filter=userName%20eq%20%22desk.gus%22",
+            &admin,
+            None,
+        )
+        .await;
+    let own = found["Resources"][0]["id"].as_str().unwrap().to_owned();
+    for target in [own.as_str(), sec.as_str()] {
+        let form = browser
+            .get(&format!("/console/users/{target}/generate"))
+            .await;
+        let refused = generate(
+            &browser,
+            target,
+            &form,
+            &[("expiry", "never"), ("usage", "unlimited")],
+        )
+        .await;
+        assert_eq!(refused.status, 403, "{}", refused.body);
+    }
+    let (_, codes, _) = app
+        .scim(
+            Method::GET,
+            &format!("/Users/{sec}/bypassCodes"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(codes["totalResults"], 0);
+
+    // A console sign-in with a bypass code carries no role.
+    let (_, desk_user, _) = app
+        .scim(Method::GET, &format!("/Users/{own}"), &admin, None)
+        .await;
+    let code = common::create_code(
+        &app,
+        &admin,
+        desk_user["id"].as_str().unwrap(),
+        json!({"neverExpires": true}),
+    )
+    .await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = Browser::new(&app);
+    let first = other.get("/console").await;
+    password_step(
+        &other,
+        first.location.as_deref().unwrap(),
+        "desk.gus",
+        PASSWORD,
+    )
+    .await;
+    let bypass = other.get("/oauth2/signin?method=bypass").await;
+    let done = other
+        .post(
+            "/oauth2/signin/bypass",
+            &[("csrf", &csrf(&bypass)), ("code", &code)],
+        )
+        .await;
+    let callback = done.location.expect("back to the console");
+    let landed = other.get(&callback).await;
+    let page = other.get(landed.location.as_deref().unwrap()).await;
+    assert_eq!(
+        page.status, 403,
+        "a bypass-code sign-in opens no administrator powers: {}",
+        page.body
+    );
+    app.stop().await;
+}

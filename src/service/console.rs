@@ -12,6 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::ServiceError;
 use super::oauth::{OAuthService, TokenRefusal};
@@ -25,7 +26,8 @@ use crate::domain::scope::{self, ScopeSet};
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// …and this long after the sign-in, whatever happens.
 pub const ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(8 * 60 * 60);
-const LOGIN_TTL: Duration = Duration::from_secs(10 * 60);
+/// How long a console sign-in may take, from the first redirect to the callback.
+pub const LOGIN_TTL: Duration = Duration::from_secs(10 * 60);
 pub const CALLBACK_PATH: &str = "/console/callback";
 
 /// A signed-in console user.
@@ -58,6 +60,7 @@ impl ConsoleSession {
 
 #[derive(Serialize, Deserialize)]
 struct PendingLogin {
+    state: String,
     verifier: String,
     return_to: String,
 }
@@ -119,22 +122,22 @@ impl ConsoleService {
         format!("{}{CALLBACK_PATH}", self.issuer)
     }
 
-    /// Starts a sign-in: where to send the browser, and the state the browser must bring back
-    /// (kept in a cookie, so a code and state planted in someone else's browser open nothing).
-    /// `return_to` is a console path.
-    pub async fn begin_login(&self, return_to: &str) -> Result<(String, String), ServiceError> {
+    /// Starts a sign-in: where to send the browser, and what the browser must keep (in an
+    /// HttpOnly cookie) and bring back: the state, the PKCE verifier and where to return. Nothing
+    /// is stored here before a sign-in succeeds, so anonymous requests cannot fill the store,
+    /// and a code and state planted in someone else's browser open nothing.
+    pub fn begin_login(&self, return_to: &str) -> Result<(String, String), ServiceError> {
         let state = random_token();
         let verifier = random_token();
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
         let pending = PendingLogin {
+            state: state.clone(),
             verifier,
             return_to: safe_return(return_to).to_owned(),
         };
-        let text = serde_json::to_string(&pending)
-            .map_err(|e| ServiceError::internal("console login", e))?;
-        self.kv
-            .put(&key("console-login", &state), &text, LOGIN_TTL)
-            .await?;
+        let cookie = URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(&pending).map_err(|e| ServiceError::internal("console login", e))?,
+        );
         let scopes: Vec<&str> = ["openid", "profile", scope::BYPASS_CODES_SELF]
             .into_iter()
             .chain(Role::ALL.iter().flat_map(|r| r.scopes().iter().copied()))
@@ -149,26 +152,26 @@ impl ConsoleService {
             .append_pair("state", &state)
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256");
-        Ok((url.to_string(), state))
+        Ok((url.to_string(), cookie))
     }
 
-    /// Ends a sign-in: redeems the code and opens a session; returns its id and where to go.
+    /// Ends a sign-in: checks the state against the browser's login cookie, redeems the code
+    /// (single use, PKCE) and opens a session; returns its id and where to go.
     pub async fn finish_login(
         &self,
         code: Option<&str>,
         state: &str,
         error: Option<&str>,
+        login_cookie: Option<&str>,
     ) -> Result<(String, ConsoleSession, String), LoginRefused> {
-        let Some(text) = self
-            .kv
-            .take(&key("console-login", state))
-            .await
-            .map_err(ServiceError::from)?
+        let pending: Option<PendingLogin> = login_cookie
+            .and_then(|c| URL_SAFE_NO_PAD.decode(c).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let Some(pending) =
+            pending.filter(|p| bool::from(p.state.as_bytes().ct_eq(state.as_bytes())))
         else {
             return Err(LoginRefused::UnknownState);
         };
-        let pending: PendingLogin =
-            serde_json::from_str(&text).map_err(|e| ServiceError::internal("console login", e))?;
         if let Some(error) = error {
             return Err(LoginRefused::Denied(error.chars().take(64).collect()));
         }
@@ -237,7 +240,10 @@ impl ConsoleService {
 
 /// Only console paths are returned to: never another origin.
 fn safe_return(path: &str) -> &str {
-    let console = path == "/console" || path.starts_with("/console/") || path == "/account";
+    let console = path == "/console"
+        || path.starts_with("/console/")
+        || path == "/account"
+        || path.starts_with("/account/");
     if console && !path.contains("//") && !path.contains('\\') {
         path
     } else {
@@ -253,6 +259,7 @@ mod tests {
     fn returns_only_to_console_paths() {
         assert_eq!(safe_return("/console/users/1"), "/console/users/1");
         assert_eq!(safe_return("/account"), "/account");
+        assert_eq!(safe_return("/account/generate"), "/account/generate");
         for evil in [
             "https://evil.example",
             "//evil.example",

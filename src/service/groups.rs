@@ -208,6 +208,14 @@ impl GroupService {
         Ok(())
     }
 
+    /// The administrator roles a user holds through their groups.
+    pub async fn roles_of(
+        &self,
+        user: &UserId,
+    ) -> Result<std::collections::BTreeSet<crate::domain::roles::Role>, ServiceError> {
+        self.roles.roles_of(user).await
+    }
+
     /// The groups of each user, for `User.groups`.
     pub async fn of_users(
         &self,

@@ -528,6 +528,7 @@ impl SignInService {
                 &user_id,
                 &request.client_id,
                 &ScopeSet::parse(&request.scope),
+                &amr,
             )
             .await?;
         let code = random_token();

@@ -26,7 +26,7 @@ use crate::domain::totp::TotpStatus;
 use crate::edge::ClientAddr;
 use crate::service::ServiceError;
 use crate::service::bypass::{CodeView, Created};
-use crate::service::console::{ConsoleSession, LoginRefused};
+use crate::service::console::{ConsoleSession, LOGIN_TTL, LoginRefused};
 use crate::service::context::Context;
 use crate::state::AppState;
 
@@ -112,13 +112,13 @@ async fn signed_in(
             Err(e) => return Err(failure(e)),
         }
     }
-    match state.console.begin_login(return_to).await {
+    match state.console.begin_login(return_to) {
         Ok((url, login)) => {
             let mut cookie = Cookie::new_with_str(LOGIN_COOKIE, login);
             cookie.set_http_only(true);
             cookie.set_same_site(SameSite::Lax);
             cookie.set_path("/console");
-            cookie.set_max_age(std::time::Duration::from_secs(600));
+            cookie.set_max_age(LOGIN_TTL);
             cookie.set_secure(state.issuer.starts_with("https://"));
             jar.add(cookie);
             Err(see_other(&url))
@@ -278,21 +278,17 @@ pub async fn callback(
             "The sign-in answer had no state. Go to /console and sign in again.",
         );
     };
-    // Only the browser that started this sign-in may finish it (no login CSRF).
-    let started_here = jar
-        .get(LOGIN_COOKIE)
-        .is_some_and(|c| bool::from(c.value_str().as_bytes().ct_eq(login.as_bytes())));
-    if !started_here {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "Sign-in not accepted",
-            "This sign-in was not started in this browser. Go to /console and sign in again.",
-        );
-    }
+    // Only the browser that started this sign-in holds its state and verifier (no login CSRF).
+    let login_cookie = jar.get(LOGIN_COOKIE).map(|c| c.value_str().to_owned());
     jar.remove(LOGIN_COOKIE);
     match state
         .console
-        .finish_login(query.code.as_deref(), &login, query.error.as_deref())
+        .finish_login(
+            query.code.as_deref(),
+            &login,
+            query.error.as_deref(),
+            login_cookie.as_deref(),
+        )
         .await
     {
         Ok((id, _session, return_to)) => {
@@ -307,7 +303,7 @@ pub async fn callback(
         Err(LoginRefused::UnknownState) => message(
             StatusCode::BAD_REQUEST,
             "Sign-in expired",
-            "This sign-in took too long or was already used. Go to /console and sign in again.",
+            "This sign-in was not started in this browser, took too long, or was already used. Go to /console and sign in again.",
         ),
         Err(LoginRefused::Denied(why)) => {
             tracing::info!(reason = %why, "console sign-in refused");
@@ -475,7 +471,7 @@ fn create_body(
             number("expiry", "hours")?,
             number("expiry", "minutes")?,
         );
-        if d + h + m == 0 {
+        if d.saturating_add(h).saturating_add(m) == 0 {
             return Err((
                 "expiry",
                 "Say in how many days, hours or minutes the code expires, or choose Never expires."
@@ -773,7 +769,39 @@ pub async fn generate_post(
         )
         .await
     );
-    generate(state, &session, target_for(&session, Some(id)), addr, form).await
+    let target = target_for(&session, Some(id));
+    if let Some(refused) = may_mint_for(state, &session, &target.user_id).await {
+        return refused;
+    }
+    generate(state, &session, target, addr, form).await
+}
+
+/// The help desk mints for others: its own codes come from My security (under the
+/// self-service rules), and an administrator's only from a security administrator.
+async fn may_mint_for(
+    state: &AppState,
+    session: &ConsoleSession,
+    target: &UserId,
+) -> Option<Response> {
+    if *target == session.user_id {
+        return Some(message(
+            StatusCode::FORBIDDEN,
+            "Not here",
+            "Generate codes for yourself on My security, where the self-service rules apply.",
+        ));
+    }
+    if session.may(MFA_MANAGE) {
+        return None;
+    }
+    match state.groups.roles_of(target).await {
+        Ok(roles) if roles.is_empty() => None,
+        Ok(_) => Some(message(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "This user is an administrator: only a security administrator may generate bypass codes for them.",
+        )),
+        Err(e) => Some(failure(e)),
+    }
 }
 
 async fn email(
