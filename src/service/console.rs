@@ -200,7 +200,8 @@ impl ConsoleService {
         };
         let id = random_token();
         self.save(&id, &session).await?;
-        Ok((id, session, pending.return_to))
+        // Checked again: the cookie came back from the browser.
+        Ok((id, session, safe_return(&pending.return_to).to_owned()))
     }
 
     async fn save(&self, id: &str, session: &ConsoleSession) -> Result<(), ServiceError> {
