@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use poem::http::{StatusCode, header};
+use poem::http::StatusCode;
 use poem::web::cookie::{Cookie, CookieJar, SameSite};
 use poem::web::{Data, Form, Query};
 use poem::{IntoResponse, Request, Response, handler};
@@ -16,6 +16,7 @@ use crate::edge::ClientAddr;
 use crate::service::context::Context;
 use crate::service::signin::{CodeStep, FLOW_TTL, Next, Start};
 use crate::state::AppState;
+use crate::web::see_other;
 
 pub const FLOW_COOKIE: &str = "bidp_flow";
 /// The longest query an authorization request may have; parameters are capped one by one
@@ -28,14 +29,6 @@ const FIELD_CAPS: &[(&str, usize)] = &[
     ("code", 64),
     ("csrf", 128),
 ];
-
-fn see_other(location: &str) -> Response {
-    Response::builder()
-        .status(StatusCode::SEE_OTHER)
-        .header(header::LOCATION, location)
-        .header(header::CACHE_CONTROL, "no-store")
-        .finish()
-}
 
 fn context(addr: &ClientAddr) -> Context {
     Context::system_at(addr.0)

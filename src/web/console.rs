@@ -13,7 +13,7 @@ use poem::{Response, handler};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::{SERVICE_NAME, render};
+use super::{SERVICE_NAME, render, see_other};
 use crate::domain::bypass::{Origin, Policy, check_minting};
 use crate::domain::ids::{ClientId, UserId};
 use crate::domain::roles::CONSOLE_CLIENT_ID;
@@ -47,14 +47,6 @@ fn page(status: StatusCode, body: String) -> Response {
         .header("Content-Security-Policy", CONSOLE_CSP)
         .header("Referrer-Policy", "no-referrer")
         .body(body)
-}
-
-fn see_other(location: &str) -> Response {
-    Response::builder()
-        .status(StatusCode::SEE_OTHER)
-        .header(header::LOCATION, location)
-        .header(header::CACHE_CONTROL, "no-store")
-        .finish()
 }
 
 fn message(status: StatusCode, title: &str, detail: &str) -> Response {

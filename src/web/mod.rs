@@ -57,6 +57,15 @@ pub fn render(name: &str, context: Value) -> String {
     }
 }
 
+/// A redirect after a page or form, never cached (sign-in and console alike).
+pub fn see_other(location: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, location)
+        .header(header::CACHE_CONTROL, "no-store")
+        .finish()
+}
+
 /// The name shown in every page's header.
 pub const SERVICE_NAME: &str = "bypass-idp";
 

@@ -223,6 +223,9 @@ try {
   await desk_page.getByLabel("Number of times").check();
   await desk_page.getByLabel("Times", { exact: true }).fill("2");
   await shot(desk_page, "04-generate-dialog");
+  await desk_page.setViewportSize({ width: 1280, height: 900 });
+  await shot(desk_page, "04-generate-dialog-desktop");
+  await desk_page.setViewportSize({ width: 400, height: 900 });
   await desk_page.getByRole("button", { name: "Generate" }).click();
   await audit(desk_page, "code window");
   const code = await desk_page.locator("#code").inputValue();
@@ -230,6 +233,9 @@ try {
   const window = await desk_page.locator("main").innerText();
   check(window.includes("For lost.phone:") && window.includes("usable 2 times"), "the code window names the user and says usable 2 times");
   await shot(desk_page, "05-code-window");
+  await desk_page.setViewportSize({ width: 1280, height: 900 });
+  await shot(desk_page, "05-code-window-desktop");
+  await desk_page.setViewportSize({ width: 400, height: 900 });
   await desk_page.getByRole("button", { name: "Email" }).click();
   const emailed = await desk_page.locator("main").innerText();
   check(emailed.includes("Emailed to lost.phone@example.com"), "Email confirms to whom");
