@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::{Endpoint, EndpointExt, IntoEndpoint, Route, get, post};
+use poem::web::Html;
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Response, Route, get, handler, post};
 use poem_openapi::OpenApiService;
 use tokio::sync::watch;
 
@@ -301,6 +302,14 @@ pub async fn build_state(
 const SIGNIN_FORM_BYTES: usize = 8 * 1024;
 const TOKEN_FORM_BYTES: usize = 64 * 1024;
 
+/// The OpenAPI document of the SCIM API ([`crate::openapi`]).
+#[handler]
+fn openapi_document() -> Response {
+    Response::builder()
+        .content_type("application/json")
+        .body(crate::openapi::text())
+}
+
 /// The body cap of the sign-in and console forms.
 fn form_limit() -> BodyLimit {
     BodyLimit {
@@ -323,8 +332,10 @@ pub struct Edge {
 
 pub fn routes(state: Arc<AppState>, edge: Edge) -> impl Endpoint {
     let api = openapi_service();
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
+    // The Swagger UI shows the document we serve, not the bare derived one.
+    let docs_html = api
+        .swagger_ui_html()
+        .replace(&api.spec(), crate::openapi::text());
     crate::ops::metrics_handle();
     let route = Route::new()
         .at(DISCOVERY_PATH, get(crate::oidc::http::discovery))
@@ -407,9 +418,18 @@ pub fn routes(state: Arc<AppState>, edge: Edge) -> impl Endpoint {
         )
         .at(HEALTHZ_PATH, get(crate::ops::healthz))
         .at(READYZ_PATH, get(crate::ops::readyz))
-        .at("/openapi.json", spec)
-        .nest("/docs", docs)
-        .nest("/", api.into_endpoint().catch_all_error(to_scim_response));
+        .at("/openapi.json", get(openapi_document))
+        .at(
+            "/docs",
+            get(poem::endpoint::make_sync(move |_| Html(docs_html.clone()))),
+        )
+        .nest(
+            "/",
+            api.into_endpoint()
+                .catch_all_error(to_scim_response)
+                .around(crate::scim::refuse_malformed_if_match)
+                .around(crate::openapi::allow_on_405),
+        );
     let route = if edge.metrics_here {
         route.at(METRICS_PATH, get(crate::ops::metrics_endpoint))
     } else {

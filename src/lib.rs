@@ -7,6 +7,7 @@ pub mod domain;
 pub mod edge;
 pub mod mail;
 pub mod oidc;
+pub mod openapi;
 pub mod ops;
 pub mod scim;
 pub mod service;

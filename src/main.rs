@@ -138,7 +138,7 @@ fn init_logging(default: &str) {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Openapi) = cli.command {
-        println!("{}", app::openapi_service().spec());
+        println!("{}", bypass_idp::openapi::text());
         return ExitCode::SUCCESS;
     }
     let serving = matches!(cli.command, None | Some(Command::Serve));

@@ -20,6 +20,12 @@ pub const MAX_USAGE_LIMIT: i64 = 1_000;
 /// Upper bound of any finite expiry: ten years, in minutes.
 pub const MAX_EXPIRY_MINUTES: i64 = 10 * 365 * 24 * 60;
 pub const MAX_ACTIVE_LIMIT: u32 = 50;
+/// The parts of `expiresIn`: name, minutes per unit, largest value.
+pub const EXPIRES_IN_PARTS: [(&str, i64, i64); 3] = [
+    ("days", 24 * 60, 3650),
+    ("hours", 60, 87_600),
+    ("minutes", 1, MAX_EXPIRY_MINUTES),
+];
 
 /// Who generates a code; each has its own switch and limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +130,14 @@ impl Policy {
                 "the request body must be a JSON object",
             )
         })?;
+        // `schemas` says nothing a PUT needs, but must be what the document says it is.
+        if let Some(schemas) = member(object, "schemas")
+            && !schemas
+                .as_array()
+                .is_some_and(|list| list.iter().all(Value::is_string))
+        {
+            return Err(invalid("\"schemas\" must be an array of schema URNs"));
+        }
         let defaults = Self::default();
         let code_length = integer(object, "codeLength")?.unwrap_or(defaults.code_length as i64);
         if !(MIN_CODE_LENGTH as i64..=MAX_CODE_LENGTH as i64).contains(&code_length) {
@@ -210,6 +224,16 @@ pub enum GenerationRefused {
     Disabled(Origin),
 }
 
+/// The members a create body may have; any other is refused.
+pub const CREATE_MEMBERS: [&str; 6] = [
+    "schemas",
+    "expiresIn",
+    "neverExpires",
+    "maxUsageCount",
+    "unlimitedUsage",
+    "notify",
+];
+
 /// Parses a create body and checks it against the policy for `origin`.
 /// `expiresIn {days, hours, minutes}` or `neverExpires: true` (one is required);
 /// `maxUsageCount: N` or `unlimitedUsage: true` (neither: once); `notify: ["email"]`.
@@ -225,17 +249,9 @@ pub fn parse_create(
             "the request body must be a JSON object",
         )
     })?;
-    let known = [
-        "schemas",
-        "expiresIn",
-        "neverExpires",
-        "maxUsageCount",
-        "unlimitedUsage",
-        "notify",
-    ];
     if let Some(unknown) = object
         .keys()
-        .find(|k| !known.iter().any(|n| n.eq_ignore_ascii_case(k)))
+        .find(|k| !CREATE_MEMBERS.iter().any(|n| n.eq_ignore_ascii_case(k)))
     {
         return Err(invalid(format!(
             "unknown member \"{unknown}\"; a bypass code takes expiresIn or neverExpires, maxUsageCount or unlimitedUsage, and notify"
@@ -270,20 +286,16 @@ pub fn parse_create(
                 .as_object()
                 .ok_or_else(|| invalid("\"expiresIn\" must be an object like {\"days\": 1, \"hours\": 2, \"minutes\": 30}"))?;
             if let Some(unknown) = parts.keys().find(|k| {
-                !["days", "hours", "minutes"]
+                !EXPIRES_IN_PARTS
                     .iter()
-                    .any(|n| n.eq_ignore_ascii_case(k))
+                    .any(|(n, _, _)| n.eq_ignore_ascii_case(k))
             }) {
                 return Err(invalid(format!(
                     "\"expiresIn.{unknown}\" is unknown; use days, hours and minutes"
                 )));
             }
             let mut total: i64 = 0;
-            for (name, factor, limit) in [
-                ("days", 24 * 60, 3650),
-                ("hours", 60, 87_600),
-                ("minutes", 1, MAX_EXPIRY_MINUTES),
-            ] {
+            for (name, factor, limit) in EXPIRES_IN_PARTS {
                 let value = integer(parts, name)?.unwrap_or(0);
                 if !(0..=limit).contains(&value) {
                     return Err(invalid(format!(
@@ -742,6 +754,8 @@ mod tests {
             json!({"helpDeskMaxUsage": 0}),
             json!({"selfServiceMaxExpiryMinutes": -5}),
             json!({"helpDeskGenerationEnabled": "yes"}),
+            json!({"schemas": [null]}),
+            json!({"schemas": "urn:x"}),
             json!([]),
         ] {
             assert!(Policy::from_json(&bad).is_err(), "{bad}");

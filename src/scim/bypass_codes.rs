@@ -22,7 +22,7 @@ use super::models::{
 use super::payload::{ScimJson, list_response};
 use crate::domain::bypass::{CodeStatus, Origin, Policy, check_minting};
 use crate::domain::ids::UserId;
-use crate::domain::scim::filter::{CompareOp, Filter, Literal, parse_filter};
+use crate::domain::scim::filter::{CompareOp, Filter, Literal, MAX_FILTER_LEN, parse_filter};
 use crate::domain::scim::user::format_time;
 use crate::domain::scim::{ScimType, ScimViolation};
 use crate::domain::scope::{BYPASS_CODES_MANAGE, BYPASS_CODES_SELF, BYPASS_CODES_SETTINGS};
@@ -69,7 +69,8 @@ pub fn render_code(base: &str, view: &CodeView, code: Option<&str>) -> Value {
 
 /// Only `status eq "…"` filters bypass codes.
 pub fn status_filter(filter: Option<&str>) -> Result<Option<CodeStatus>, ScimError> {
-    let Some(text) = filter.filter(|f| !f.trim().is_empty()) else {
+    // A blank filter is no filter; a long one is refused like any other (MAX_FILTER_LEN).
+    let Some(text) = filter.filter(|f| !f.trim().is_empty() || f.len() > MAX_FILTER_LEN) else {
         return Ok(None);
     };
     let invalid = || {
@@ -444,7 +445,8 @@ impl BypassCodesApi {
         auth.require(BYPASS_CODES_SETTINGS)?;
         let mut value = body.value;
         if let Some(object) = value.as_object_mut() {
-            for read_only in ["schemas", "meta", "id"] {
+            // `schemas` stays: Policy::from_json checks its type.
+            for read_only in ["meta", "id"] {
                 object.remove(read_only);
             }
         }

@@ -28,7 +28,7 @@ pub use bypass_codes::{BypassCodesApi, MeApi};
 pub use groups::GroupsApi;
 pub use mfa::MfaApi;
 pub use search::SearchAllApi;
-pub use users::UsersApi;
+pub use users::{IF_MATCH_PATTERN, UsersApi, refuse_malformed_if_match};
 
 #[derive(Tags)]
 pub enum ApiTags {

@@ -1,5 +1,7 @@
 //! Types that document SCIM bodies in the OpenAPI document. Requests are validated by the
-//! domain model, so these only describe the shape; they are never deserialised.
+//! domain model, so these only describe the shape; they are never deserialised. Limits
+//! (lengths, counts, ranges) are not written here: [`crate::openapi`] copies them from the
+//! domain constants that enforce them.
 
 use poem_openapi::Object;
 use serde_json::Value;
@@ -23,31 +25,23 @@ pub struct ScimErrorBody {
 #[derive(Object)]
 #[oai(rename_all = "camelCase")]
 pub struct UserName {
-    #[oai(validator(max_length = 256))]
     pub formatted: Option<String>,
-    #[oai(validator(max_length = 256))]
     pub family_name: Option<String>,
-    #[oai(validator(max_length = 256))]
     pub given_name: Option<String>,
-    #[oai(validator(max_length = 256))]
     pub middle_name: Option<String>,
-    #[oai(validator(max_length = 256))]
     pub honorific_prefix: Option<String>,
-    #[oai(validator(max_length = 256))]
     pub honorific_suffix: Option<String>,
 }
 
 /// An email address of a user.
 #[derive(Object)]
 pub struct UserEmail {
-    #[oai(validator(max_length = 320))]
     pub value: String,
     /// `work`, `home` or `other`.
-    #[oai(rename = "type", validator(max_length = 256))]
+    #[oai(rename = "type")]
     pub kind: Option<String>,
     /// At most one address is primary.
     pub primary: Option<bool>,
-    #[oai(validator(max_length = 256))]
     pub display: Option<String>,
 }
 
@@ -56,14 +50,16 @@ pub struct UserEmail {
 #[oai(rename_all = "camelCase")]
 pub struct Meta {
     pub resource_type: String,
-    pub created: String,
-    pub last_modified: String,
+    pub created: Option<String>,
+    pub last_modified: Option<String>,
     pub location: String,
-    /// The ETag, e.g. `W/"3"`.
-    pub version: String,
+    /// The ETag, e.g. `W/"3"` (Users and Groups).
+    pub version: Option<String>,
 }
 
-/// A SCIM User (RFC 7643 §4.1). Attribute names are matched case-insensitively.
+/// A SCIM User (RFC 7643 §4.1). Attribute names are matched case-insensitively. `id` and
+/// `schemas` are always returned; the rest only when `attributes` / `excludedAttributes` let
+/// them. Requests use `UserRequest`: this schema without its read-only attributes.
 #[derive(Object)]
 #[oai(rename = "User", rename_all = "camelCase")]
 pub struct UserResource {
@@ -71,39 +67,29 @@ pub struct UserResource {
     pub schemas: Vec<String>,
     #[oai(read_only)]
     pub id: String,
-    #[oai(validator(max_length = 256))]
     pub external_id: Option<String>,
-    /// Unique case-insensitively.
-    #[oai(validator(max_length = 256))]
-    pub user_name: String,
+    /// Unique case-insensitively. Required in requests.
+    pub user_name: Option<String>,
     pub name: Option<UserName>,
-    #[oai(validator(max_length = 256))]
     pub display_name: Option<String>,
-    #[oai(validator(max_length = 256))]
     pub nick_name: Option<String>,
-    #[oai(validator(max_length = 2048))]
     pub profile_url: Option<String>,
-    #[oai(validator(max_length = 256))]
     pub title: Option<String>,
-    #[oai(validator(max_length = 256))]
     pub user_type: Option<String>,
-    #[oai(validator(max_length = 256))]
     pub preferred_language: Option<String>,
-    #[oai(validator(max_length = 256))]
     pub locale: Option<String>,
-    #[oai(validator(max_length = 256))]
     pub timezone: Option<String>,
     /// Defaults to true.
     pub active: Option<bool>,
     /// Write-only; at least 8 characters; stored as an Argon2id hash.
-    #[oai(write_only, validator(min_length = 8, max_length = 256))]
+    #[oai(write_only)]
     pub password: Option<String>,
     pub emails: Option<Vec<UserEmail>>,
     /// The groups the user belongs to; change membership through `/Groups`.
     #[oai(read_only)]
     pub groups: Option<Vec<UserGroup>>,
     #[oai(read_only)]
-    pub meta: Meta,
+    pub meta: Option<Meta>,
 }
 
 /// A group a user belongs to (read-only on the user).
@@ -121,7 +107,6 @@ pub struct UserGroup {
 #[derive(Object)]
 pub struct GroupMember {
     /// The user's id.
-    #[oai(validator(max_length = 64))]
     pub value: String,
     #[oai(rename = "$ref", read_only)]
     pub reference: Option<String>,
@@ -130,7 +115,9 @@ pub struct GroupMember {
     pub kind: Option<String>,
 }
 
-/// A SCIM Group (RFC 7643 §4.2). Attribute names are matched case-insensitively.
+/// A SCIM Group (RFC 7643 §4.2). Attribute names are matched case-insensitively. `id` and
+/// `schemas` are always returned; the rest only when `attributes` / `excludedAttributes` let
+/// them. Requests use `GroupRequest`: this schema without its read-only attributes.
 #[derive(Object)]
 #[oai(rename = "Group", rename_all = "camelCase")]
 pub struct GroupResource {
@@ -138,14 +125,12 @@ pub struct GroupResource {
     pub schemas: Vec<String>,
     #[oai(read_only)]
     pub id: String,
-    /// Unique case-insensitively.
-    #[oai(validator(max_length = 256))]
-    pub display_name: String,
-    #[oai(validator(max_length = 256))]
+    /// Unique case-insensitively. Required in requests.
+    pub display_name: Option<String>,
     pub external_id: Option<String>,
     pub members: Option<Vec<GroupMember>>,
     #[oai(read_only)]
-    pub meta: Meta,
+    pub meta: Option<Meta>,
 }
 
 /// A page of groups (RFC 7644 §3.4.2).
@@ -206,6 +191,7 @@ pub struct SearchRequest {
     pub filter: Option<String>,
     pub attributes: Option<Vec<String>>,
     pub excluded_attributes: Option<Vec<String>>,
+    /// 1-based; below 1 means 1.
     pub start_index: Option<i64>,
     pub count: Option<i64>,
 }
@@ -225,6 +211,7 @@ pub struct BypassCodeNotification {
     /// `sent` or `failed`.
     pub status: String,
     /// The address, or why sending failed.
+    #[oai(nullable)]
     pub detail: Option<String>,
     pub at: String,
 }
@@ -240,17 +227,22 @@ pub struct BypassCodeResource {
     /// `active`, `expired`, `exhausted` or `revoked`.
     pub status: String,
     /// `null`: never expires.
+    #[oai(nullable)]
     pub expires_at: Option<String>,
     /// `null`: unlimited.
+    #[oai(nullable)]
     pub max_usage_count: Option<i64>,
     pub actual_usage_count: i64,
     /// `null`: unlimited.
+    #[oai(nullable)]
     pub remaining_usage_count: Option<i64>,
     /// `helpDesk` or `selfService`.
     pub origin: String,
     /// `client:<id>` or `user:<id>`.
     pub created_by: String,
+    #[oai(nullable)]
     pub last_used_at: Option<String>,
+    #[oai(nullable)]
     pub revoked_at: Option<String>,
     pub notifications: Vec<BypassCodeNotification>,
     pub meta: Meta,
@@ -290,7 +282,6 @@ pub struct BypassCodeList {
 /// The code to email again; the server checks that it is this code and keeps nothing.
 #[derive(Object)]
 pub struct NotifyRequest {
-    #[oai(validator(max_length = 64))]
     pub code: String,
 }
 
@@ -303,8 +294,11 @@ pub struct AuditEvent {
     pub at: String,
     /// `client:<id>`, `user:<id>` or `system`.
     pub actor: String,
+    #[oai(nullable)]
     pub client_id: Option<String>,
+    #[oai(nullable)]
     pub ip: Option<String>,
+    #[oai(nullable)]
     pub detail: Option<String>,
 }
 
@@ -323,16 +317,25 @@ pub struct AuditEventList {
 #[derive(Object)]
 #[oai(rename = "BypassCodeSettings", rename_all = "camelCase")]
 pub struct BypassCodeSettingsResource {
-    pub schemas: Vec<String>,
-    /// Digits per code, 8–20 (default 12).
+    /// Always in responses; ignored in requests.
+    pub schemas: Option<Vec<String>>,
+    /// Digits per code (default 12).
     pub code_length: Option<i64>,
-    /// Active codes a user may hold, 1–50 (default 5).
+    /// Active codes a user may hold (default 5).
     pub max_active: Option<i64>,
     pub help_desk_generation_enabled: Option<bool>,
+    /// Most uses of a help-desk code; `null`: unlimited usage allowed.
+    #[oai(nullable)]
     pub help_desk_max_usage: Option<i64>,
+    /// Longest expiry of a help-desk code; `null`: codes that never expire allowed.
+    #[oai(nullable)]
     pub help_desk_max_expiry_minutes: Option<i64>,
     pub self_service_generation_enabled: Option<bool>,
+    /// Most uses of a self-service code; `null`: unlimited usage allowed.
+    #[oai(nullable)]
     pub self_service_max_usage: Option<i64>,
+    /// Longest expiry of a self-service code; `null`: codes that never expire allowed.
+    #[oai(nullable)]
     pub self_service_max_expiry_minutes: Option<i64>,
 }
 
@@ -351,7 +354,6 @@ pub struct TotpEnrollment {
 /// A current code from the authenticator.
 #[derive(Object)]
 pub struct TotpConfirmation {
-    #[oai(validator(max_length = 16))]
     pub code: String,
 }
 

@@ -1,12 +1,15 @@
 //! `/Users`: thin handlers over [`UserService`](crate::service::users::UserService).
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
+use poem::http::{HeaderValue, header};
 use poem::web::Data;
+use poem::{Endpoint, IntoResponse, Request, Response};
 
 use crate::edge::ClientAddr;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::{ApiResponse, OpenApi};
+use regex::Regex;
 use serde_json::{Value, json};
 
 use super::ApiTags;
@@ -19,6 +22,7 @@ use crate::domain::repo::GroupRef;
 use crate::domain::scim::filter::AttrPath;
 use crate::domain::scim::search::SearchParams;
 use crate::domain::scim::user::{self, User, parse_attribute_list, project};
+use crate::domain::scim::{ScimType, ScimViolation};
 use crate::domain::scope::{SCIM_USERS, USERS_READ};
 use crate::state::AppState;
 
@@ -54,20 +58,47 @@ pub enum DeleteUserResponse {
     Deleted,
 }
 
-/// The version an `If-Match` header names; `None` for `*` or no header.
-/// A value that names no version of ours can never match.
-pub(super) fn expected_version(if_match: &Option<String>) -> Result<Option<i64>, ScimError> {
-    let Some(header) = if_match.as_deref().map(str::trim) else {
-        return Ok(None);
-    };
-    if header == "*" {
-        return Ok(None);
+/// What `If-Match` takes: one entity tag, `*`, or nothing (the same as no header). The
+/// OpenAPI document declares this pattern and [`refuse_malformed_if_match`] enforces it.
+pub const IF_MATCH_PATTERN: &str = r#"^ *(?:\*|(?:W/)?"[\x21\x23-\x7E]*")? *$"#;
+
+fn well_formed_if_match(value: &HeaderValue) -> bool {
+    static SYNTAX: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(IF_MATCH_PATTERN).expect("IF_MATCH_PATTERN compiles"));
+    value.to_str().is_ok_and(|v| SYNTAX.is_match(v))
+}
+
+/// Refuses (400) a SCIM request whose `If-Match` is not [`IF_MATCH_PATTERN`] or comes more
+/// than once, before any handler sees it: poem hands a handler a value that is not visible
+/// ASCII as no header at all, which would make a malformed condition unconditional.
+pub async fn refuse_malformed_if_match<E: Endpoint>(
+    inner: Arc<E>,
+    request: Request,
+) -> poem::Result<Response> {
+    let values: Vec<&HeaderValue> = request.headers().get_all(header::IF_MATCH).iter().collect();
+    if values.len() > 1 || values.iter().any(|v| !well_formed_if_match(v)) {
+        let refusal = ScimError::from(ScimViolation::new(
+            ScimType::InvalidValue,
+            "If-Match must be one entity tag such as W/\"3\" (from the resource's ETag), or *",
+        ));
+        return Ok(refusal.into_response());
+    }
+    Ok(inner.call(request).await?.into_response())
+}
+
+/// The version a well-formed `If-Match` names; `None` for `*`, an empty value or no header.
+/// A tag that names no version of ours can never match (412, once the resource is found).
+pub(super) fn expected_version(if_match: &Option<String>) -> Option<i64> {
+    let header = if_match.as_deref().map(str::trim).unwrap_or_default();
+    if header.is_empty() || header == "*" {
+        return None;
     }
     let bare = header.trim_start_matches("W/").trim_matches('"');
-    bare.parse::<i64>()
-        .map(Some)
-        .map_err(|_| ScimError::precondition_failed())
+    Some(bare.parse::<i64>().unwrap_or(NO_VERSION))
 }
+
+/// A version no resource has: versions start at 1.
+const NO_VERSION: i64 = -1;
 
 pub(super) fn attribute_lists(
     attributes: &Option<String>,
@@ -248,7 +279,7 @@ impl UsersApi {
         body: ScimJson<UserResource>,
     ) -> Result<UserResponse, ScimError> {
         auth.require(SCIM_USERS)?;
-        let expected = expected_version(&if_match.0)?;
+        let expected = expected_version(&if_match.0);
         let write = user::parse_user(&body.value)?;
         let updated = state
             .users
@@ -268,7 +299,7 @@ impl UsersApi {
         body: ScimJson<PatchRequest>,
     ) -> Result<UserResponse, ScimError> {
         auth.require(SCIM_USERS)?;
-        let expected = expected_version(&if_match.0)?;
+        let expected = expected_version(&if_match.0);
         let updated = state
             .users
             .patch(&UserId::new(id.0), &body.value, expected)
@@ -287,7 +318,7 @@ impl UsersApi {
         #[oai(name = "If-Match")] if_match: Header<Option<String>>,
     ) -> Result<DeleteUserResponse, ScimError> {
         auth.require(SCIM_USERS)?;
-        let expected = expected_version(&if_match.0)?;
+        let expected = expected_version(&if_match.0);
         let user_id = UserId::new(id.0);
         let ctx = auth.context(remote.0);
         state.users.delete(&user_id, expected, &ctx).await?;
@@ -302,10 +333,24 @@ mod tests {
 
     #[test]
     fn if_match_forms() {
-        assert_eq!(expected_version(&None).unwrap(), None);
-        assert_eq!(expected_version(&Some("*".into())).unwrap(), None);
-        assert_eq!(expected_version(&Some("W/\"7\"".into())).unwrap(), Some(7));
-        assert_eq!(expected_version(&Some("\"7\"".into())).unwrap(), Some(7));
-        assert!(expected_version(&Some("W/\"abc\"".into())).is_err());
+        assert_eq!(expected_version(&None), None);
+        assert_eq!(expected_version(&Some("*".into())), None);
+        assert_eq!(expected_version(&Some(" ".into())), None);
+        assert_eq!(expected_version(&Some("W/\"7\"".into())), Some(7));
+        assert_eq!(expected_version(&Some("\"7\"".into())), Some(7));
+        assert_eq!(
+            expected_version(&Some("W/\"abc\"".into())),
+            Some(NO_VERSION)
+        );
+        for malformed in ["7", "W/7", "\"7", "W/\"7\", W/\"8\""] {
+            assert!(
+                !well_formed_if_match(&HeaderValue::from_static(malformed)),
+                "{malformed:?}"
+            );
+        }
+        let latin1 = HeaderValue::from_bytes(b"W/\"\xc2\x84\"").unwrap();
+        assert!(!well_formed_if_match(&latin1));
+        assert!(well_formed_if_match(&HeaderValue::from_static("W/\"3\"")));
+        assert!(well_formed_if_match(&HeaderValue::from_static("")));
     }
 }

@@ -112,10 +112,11 @@ impl UserService {
         expected_version: Option<i64>,
     ) -> Result<User, ServiceError> {
         let current = self.get(id).await?;
+        // A malformed body is refused (400) whatever If-Match says, as PUT does.
+        let write = user::apply_patch(&current, body)?;
         if expected_version.is_some_and(|v| v != current.version) {
             return Err(ServiceError::VersionMismatch);
         }
-        let write = user::apply_patch(&current, body)?;
         self.replace(id, write, Some(current.version)).await
     }
 

@@ -53,7 +53,7 @@ pub struct PatchPath {
     pub sub_attr: Option<String>,
 }
 
-const MAX_FILTER_LEN: usize = 4096;
+pub const MAX_FILTER_LEN: usize = 4096;
 const MAX_DEPTH: usize = 32;
 
 pub fn parse_filter(text: &str) -> Result<Filter, ScimViolation> {

@@ -7,18 +7,17 @@ use serde_json::{Map, Value, json};
 
 use super::common::{check_schemas, etag_for_version, format_time, invalid_syntax, invalid_value};
 use super::filter::{AttrPath, CompareOp, Filter, Literal, parse_patch_path};
-use super::{PATCH_OP_SCHEMA, ScimType, ScimViolation};
+use super::{MAX_PATCH_OPERATIONS, PATCH_OP_SCHEMA, ScimType, ScimViolation};
 use crate::domain::ids::{GroupId, UserId};
 
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const MAX_DISPLAY_NAME_CHARS: usize = 256;
-const MAX_EXTERNAL_ID_CHARS: usize = 256;
+pub const MAX_EXTERNAL_ID_CHARS: usize = 256;
 /// Longest member value accepted: our user ids are UUIDs.
-const MAX_MEMBER_VALUE_CHARS: usize = 64;
+pub const MAX_MEMBER_VALUE_CHARS: usize = 64;
 /// Member values one request may name (a full replacement of a large group comes in pages of
 /// PATCH operations from real clients; the body limit applies as well).
 pub const MAX_MEMBERS_PER_REQUEST: usize = 10_000;
-const MAX_PATCH_OPERATIONS: usize = 100;
 
 /// One member: a user. Its name is not repeated here (RFC 7643 makes `display` optional), so
 /// listing members is one index scan, with no join.

@@ -65,6 +65,8 @@ impl std::error::Error for ScimViolation {}
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+/// Most operations in one PATCH request, to Users and Groups alike.
+pub const MAX_PATCH_OPERATIONS: usize = 100;
 pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 /// Read-only extension of the User resource: the state of 2-step verification.
 pub const MFA_EXTENSION_SCHEMA: &str = "urn:bypass-idp:params:scim:schemas:extension:mfa:2.0:User";

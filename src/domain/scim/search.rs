@@ -2,8 +2,9 @@
 
 use serde_json::Value;
 
+use super::common::check_schemas;
 use super::filter::AttrPath;
-use super::user::parse_attribute_list;
+use super::user::{is_attribute_path, parse_attribute_list};
 use super::{ScimType, ScimViolation};
 
 pub const SEARCH_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
@@ -58,17 +59,7 @@ impl SearchParams {
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v)
         };
-        let schemas_ok = get("schemas")
-            .and_then(Value::as_array)
-            .is_some_and(|list| {
-                list.iter()
-                    .any(|s| s.as_str() == Some(SEARCH_REQUEST_SCHEMA))
-            });
-        if !schemas_ok {
-            return Err(invalid(format!(
-                "\"schemas\" must contain \"{SEARCH_REQUEST_SCHEMA}\""
-            )));
-        }
+        check_schemas(object, SEARCH_REQUEST_SCHEMA)?;
         let string = |name: &str| -> Result<Option<String>, ScimViolation> {
             match get(name) {
                 None | Some(Value::Null) => Ok(None),
@@ -91,8 +82,10 @@ impl SearchParams {
                 Some(Value::Array(items)) => items
                     .iter()
                     .map(|i| {
-                        i.as_str().ok_or_else(|| {
-                            invalid(format!("\"{name}\" must be an array of strings"))
+                        i.as_str().filter(|s| is_attribute_path(s)).ok_or_else(|| {
+                            invalid(format!(
+                                "\"{name}\" must be an array of attribute paths such as \"name.givenName\""
+                            ))
                         })
                     })
                     .collect::<Result<Vec<_>, _>>()

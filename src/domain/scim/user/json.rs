@@ -12,7 +12,7 @@ use crate::domain::secret::Secret;
 use crate::domain::totp::TotpStatus;
 
 /// The most values one multi-valued attribute may hold.
-const MAX_EMAILS: usize = 32;
+pub const MAX_EMAILS: usize = 32;
 
 impl User {
     /// The full resource in SCIM JSON; `location` is the absolute URL of this user.

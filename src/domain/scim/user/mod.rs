@@ -16,13 +16,15 @@ use crate::domain::secret::Secret;
 use crate::domain::totp::TotpStatus;
 
 pub use super::common::format_time;
-pub use json::{normalize, parse_user};
+pub use json::{MAX_EMAILS, normalize, parse_user};
 pub use patch::apply_patch;
-pub use projection::{parse_attribute_list, project};
+pub use projection::{
+    ATTRIBUTE_LIST_PATTERN, ATTRIBUTE_PATTERN, is_attribute_path, parse_attribute_list, project,
+};
 pub use query::{FieldKind, FilterValue, UserField, UserFilter, resolve_filter};
 
 /// Shorter passwords are refused in a POST, a PUT and a PATCH alike.
-const MIN_PASSWORD_CHARS: usize = 8;
+pub const MIN_PASSWORD_CHARS: usize = 8;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Name {
@@ -95,7 +97,7 @@ impl User {
 
 /// Users the tests of every concern start from.
 #[cfg(test)]
-mod fixtures {
+pub(crate) mod fixtures {
     use chrono::Utc;
     use serde_json::{Value, json};
 
@@ -120,7 +122,7 @@ mod fixtures {
     }
 
     /// The user a store returns for `write`, enrolled in TOTP.
-    pub(super) fn stored(write: UserWrite) -> User {
+    pub(crate) fn stored(write: UserWrite) -> User {
         let now = Utc::now();
         User {
             id: UserId::new("u1"),

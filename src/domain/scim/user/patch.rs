@@ -11,11 +11,10 @@ use crate::domain::scim::filter::{
 };
 use crate::domain::scim::schema::{self, AttrDef, AttrType, Mutability};
 use crate::domain::scim::{
-    MFA_EXTENSION_SCHEMA, PATCH_OP_SCHEMA, ScimType, ScimViolation, USER_SCHEMA,
+    MAX_PATCH_OPERATIONS, MFA_EXTENSION_SCHEMA, PATCH_OP_SCHEMA, ScimType, ScimViolation,
+    USER_SCHEMA,
 };
 use crate::domain::secret::Secret;
-
-const MAX_PATCH_OPERATIONS: usize = 100;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum PatchOpKind {

@@ -1,6 +1,9 @@
 //! Projection (RFC 7644 §3.4.2.5): cutting a rendered resource down to the `attributes` a
 //! client asked for, or without its `excludedAttributes`.
 
+use std::sync::LazyLock;
+
+use regex::Regex;
 use serde_json::{Map, Value};
 
 use crate::domain::scim::filter::{AttrPath, parse_patch_path};
@@ -83,8 +86,47 @@ pub fn project(resource: Value, attributes: &[AttrPath], excluded: &[AttrPath]) 
     Value::Object(object)
 }
 
+/// One attribute path as `attributes` takes it: a name, an optional sub-attribute and an
+/// optional schema URN prefix (`urn:ietf:params:scim:schemas:core:2.0:User:name.givenName`).
+macro_rules! attribute_path {
+    () => {
+        r"(?:urn:[A-Za-z0-9:._-]*:)?[A-Za-z$][A-Za-z0-9_$-]*(?:\.[A-Za-z$][A-Za-z0-9_$-]*)?"
+    };
+}
+
+/// One attribute path, as an item of a SearchRequest's `attributes` array.
+pub const ATTRIBUTE_PATTERN: &str = concat!("^ *", attribute_path!(), " *$");
+
+/// What `attributes` and `excludedAttributes` accept: comma-separated attribute paths, or
+/// nothing. The OpenAPI document declares these patterns and [`parse_attribute_list`]
+/// enforces them, so what the document allows is what the server takes; names it does not
+/// know select nothing.
+pub const ATTRIBUTE_LIST_PATTERN: &str = concat!(
+    "^ *(?:",
+    attribute_path!(),
+    "(?: *, *",
+    attribute_path!(),
+    ")*)? *$"
+);
+
+/// Whether `text` is one attribute path ([`ATTRIBUTE_PATTERN`]).
+pub fn is_attribute_path(text: &str) -> bool {
+    static ATTRIBUTE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(ATTRIBUTE_PATTERN).expect("ATTRIBUTE_PATTERN compiles"));
+    ATTRIBUTE.is_match(text)
+}
+
+static ATTRIBUTE_LIST: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(ATTRIBUTE_LIST_PATTERN).expect("ATTRIBUTE_LIST_PATTERN compiles"));
+
 /// Parses a comma-separated `attributes` or `excludedAttributes` parameter.
 pub fn parse_attribute_list(text: &str) -> Result<Vec<AttrPath>, ScimViolation> {
+    if !ATTRIBUTE_LIST.is_match(text) {
+        return Err(ScimViolation::new(
+            ScimType::InvalidValue,
+            "an attribute list is comma-separated attribute names such as \"userName,name.givenName\"",
+        ));
+    }
     text.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -124,5 +166,31 @@ mod tests {
         assert!(without.get("emails").is_none());
         assert!(without["name"].get("familyName").is_none());
         assert_eq!(without["id"], "u1");
+    }
+
+    #[test]
+    fn attribute_lists_are_what_the_pattern_says() {
+        for accepted in [
+            "",
+            "userName",
+            " userName , name.givenName ",
+            "urn:ietf:params:scim:schemas:core:2.0:User:name.givenName,emails",
+            "unknownButWellFormed",
+        ] {
+            assert!(parse_attribute_list(accepted).is_ok(), "{accepted:?}");
+        }
+        for refused in [
+            "8",
+            "a.b.c",
+            "emails[type eq \"work\"]",
+            "a,,b",
+            "a,",
+            "\tuserName",
+            "é",
+        ] {
+            assert!(parse_attribute_list(refused).is_err(), "{refused:?}");
+        }
+        assert!(super::is_attribute_path("name.givenName"));
+        assert!(!super::is_attribute_path(""));
     }
 }
