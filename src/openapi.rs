@@ -332,6 +332,10 @@ fn split_request_schema(doc: &mut Value, name: &str, request: &str, required: &[
     props.retain(|_, p| p["readOnly"] != json!(true));
     copy["required"] = json!(required);
     copy["title"] = json!(request);
+    copy["description"] = json!(format!(
+        "The body that creates or replaces a {name}: the {name} schema without its read-only \
+         attributes. Attribute names are matched case-insensitively."
+    ));
     response["properties"]
         .as_object_mut()
         .expect("properties")
