@@ -974,3 +974,58 @@ async fn removing_a_client_ends_its_user_tokens_at_userinfo_too() {
     assert_eq!(body["error"], "invalid_token");
     app.stop().await;
 }
+
+/// A NUL character, which PostgreSQL cannot store, in every kind of input: refused with
+/// 400 (or not found), never a 500. Found by schemathesis on PostgreSQL.
+#[tokio::test]
+async fn nul_characters_are_refused_not_failed_on() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token(None).await;
+    let group = |extra: Value| {
+        let mut body =
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "g"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    for body in [
+        group(json!({"displayName": "a\u{0}b"})),
+        group(json!({"externalId": "x\u{0}"})),
+        group(json!({"members": [{"value": "u\u{0}"}]})),
+    ] {
+        let (status, answer, _) = app.scim(Method::POST, "/Groups", &token, Some(body)).await;
+        common::assert_scim_error(status, &answer, 400, Some("invalidValue"));
+    }
+    for path in [
+        "/Users/a%00b",
+        "/Groups/a%00b",
+        "/Users/a%00/totp",
+        "/Users/a%00/bypassCodes/c%00",
+    ] {
+        let (status, answer, _) = app.scim(Method::GET, path, &token, None).await;
+        assert!(status == 400 || status == 404, "{path}: {status} {answer}");
+    }
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "a\u{0}"),
+        ("client_secret", "b"),
+    ];
+    let answer = app
+        .http
+        .post(app.url("/oauth2/token"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    assert!(status == 400 || status == 401, "token: {status}");
+    let answer = app
+        .http
+        .get(app.url("/oauth2/authorize?client_id=a%00&response_type=code&redirect_uri=http://x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 400, "authorize");
+    app.stop().await;
+}

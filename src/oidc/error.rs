@@ -60,6 +60,10 @@ pub fn token_refusal(refusal: TokenRefusal, basic: bool) -> Response {
             (StatusCode::BAD_REQUEST, "unsupported_grant_type", d)
         }
         TokenRefusal::InvalidScope(d) => (StatusCode::BAD_REQUEST, "invalid_scope", d),
+        // Input the store cannot hold (a NUL character in a client id).
+        TokenRefusal::Failed(ServiceError::Invalid(v)) => {
+            (StatusCode::BAD_REQUEST, "invalid_request", v.detail)
+        }
         TokenRefusal::Failed(ServiceError::Unavailable(detail)) => {
             let body = json!({"error": "temporarily_unavailable", "error_description": detail});
             let response = json_response(StatusCode::SERVICE_UNAVAILABLE, body);
@@ -205,6 +209,9 @@ pub fn page_failure(err: ServiceError) -> Response {
     if let ServiceError::Unavailable(detail) = &err {
         tracing::warn!(reason = %detail, "sign-in refused: busy");
         return page_error(PageError::Unavailable);
+    }
+    if let ServiceError::Invalid(v) = err {
+        return page_error(PageError::Rejected(v.detail));
     }
     tracing::error!(error = %err, "sign-in failed");
     page_error(PageError::Internal)

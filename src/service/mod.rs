@@ -111,6 +111,9 @@ impl From<StoreError> for ServiceError {
         match err {
             StoreError::NotFound => Self::NotFound("resource"),
             StoreError::VersionMismatch => Self::VersionMismatch,
+            other if other.is_unstorable_text() => {
+                Self::invalid("text must not contain the NUL character (U+0000)")
+            }
             other if other.is_unavailable() => {
                 crate::ops::events::dependency_error("database");
                 tracing::error!(error = %other, "database unavailable");

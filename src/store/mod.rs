@@ -60,6 +60,20 @@ impl StoreError {
         }
     }
 
+    /// Whether the database refused text it cannot hold: PostgreSQL stores no NUL character
+    /// (22021, character_not_in_repertoire), and any input may carry one.
+    pub fn is_unstorable_text(&self) -> bool {
+        use sea_orm::RuntimeErr;
+        use sea_orm::sqlx::Error as Sqlx;
+        let Self::Db(
+            DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner)),
+        ) = self
+        else {
+            return false;
+        };
+        matches!(inner.as_ref(), Sqlx::Database(db) if db.code().as_deref() == Some("22021"))
+    }
+
     /// Sorts a database error into a unique-constraint violation or anything else.
     pub fn classify(err: DbErr) -> Self {
         match err.sql_err() {

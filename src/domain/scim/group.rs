@@ -135,7 +135,10 @@ fn member_values(value: &Value) -> Result<Vec<UserId>, ScimViolation> {
             .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("value")))
             .and_then(|(_, v)| v.as_str())
             .ok_or_else(|| invalid_value("each member needs \"value\": the id of a user"))?;
-        if value.is_empty() || value.chars().count() > MAX_MEMBER_VALUE_CHARS {
+        if value.is_empty()
+            || value.chars().count() > MAX_MEMBER_VALUE_CHARS
+            || value.contains('\0')
+        {
             return Err(invalid_value(format!(
                 "a member value is a user id of 1 to {MAX_MEMBER_VALUE_CHARS} characters"
             )));
@@ -155,6 +158,11 @@ fn text(value: &Value, name: &str, max: usize) -> Result<String, ScimViolation> 
     if text.trim().is_empty() || text.chars().count() > max {
         return Err(invalid_value(format!(
             "\"{name}\" must be 1 to {max} characters"
+        )));
+    }
+    if text.contains('\0') {
+        return Err(invalid_value(format!(
+            "\"{name}\" must not contain NUL characters"
         )));
     }
     Ok(text.to_owned())
