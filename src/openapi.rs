@@ -376,12 +376,13 @@ const CONFLICTS: &[&str] = &[
 ];
 
 /// Keeps, of the error statuses poem-openapi lists on every operation, those the operation
-/// can answer: 400 only with parameters or a body to refuse, 404 only with a resource in the
-/// path (or the signed-in user behind `/Me`), 409 only for [`CONFLICTS`], 412 only with
-/// `If-Match`, 413 and 415 only with a body, 403 only where a scope is required. 401, 500
-/// and 503 stay everywhere: every operation checks a token, and may fail.
+/// can answer: 400 only with a body, a query or `If-Match` to refuse, or a path id the store
+/// may refuse (a NUL character); 404 only with a resource in the path (or the signed-in user
+/// behind `/Me`); 409 only for [`CONFLICTS`]; 412 only with `If-Match`; 413 and 415 only
+/// with a body; 403 wherever a scope is required, which is everywhere but the discovery
+/// documents. 401, 500 and 503 stay everywhere: every operation checks a token, and may fail.
 fn tailor_responses(doc: &mut Value) {
-    for (path, _, op) in operations(doc) {
+    for (path, method, op) in operations(doc) {
         let params: Vec<(String, String)> = op["parameters"]
             .as_array()
             .map(|list| {
@@ -399,13 +400,14 @@ fn tailor_responses(doc: &mut Value) {
         let body = op.get("requestBody").is_some();
         let if_match = params.iter().any(|(_, n)| n == "If-Match");
         let id = op["operationId"].as_str().unwrap_or_default().to_owned();
-        let discovery = op["tags"] == json!(["Discovery"]);
+        // The discovery documents are read from memory by any valid token.
+        let discovery = op["tags"] == json!(["Discovery"]) && method == "get";
         let me = path.contains("/Me/");
         op["responses"]
             .as_object_mut()
             .expect("an operation has responses")
             .retain(|status, _| match status.as_str() {
-                "400" => body || has("query") || if_match,
+                "400" => body || has("query") || if_match || (has("path") && !discovery),
                 "403" => !discovery,
                 "404" => has("path") || me,
                 "409" => CONFLICTS.contains(&id.as_str()),
