@@ -188,10 +188,10 @@ async fn client_secrets_limit_parallel_guesses_per_address_and_ignore_secretless
             .unwrap();
         assert_eq!(response.status(), 401);
     }
-    assert_eq!(
-        token_with_secret(&app, &admin_id, &app.admin_secret, None).await,
-        200
-    );
+    // A busy client asking for thirty tokens at once is not mistaken for a guesser.
+    let busy = (0..30).map(|_| token_with_secret(&app, &admin_id, &app.admin_secret, None));
+    let statuses = join_all(busy).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     // Thirty wrong secrets at once from one address: ten are checked, twenty refused.
     let guesses = (0..30).map(|i| {
         let app = &app;
@@ -973,6 +973,74 @@ async fn removing_a_client_ends_its_user_tokens_at_userinfo_too() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_token");
     app.stop().await;
+}
+
+/// Client_credentials lookups are remembered for a few seconds (the token endpoint's speed);
+/// a client removed and registered again under the same id with a new secret (how a secret
+/// is replaced) must still not honour the old secret inside that window.
+#[tokio::test]
+async fn a_client_registered_again_does_not_honour_its_old_secret() {
+    use bypass_idp::service::oauth::clients::{self, ClientSpec};
+    let server = TestApp::spawn().await;
+    let app = &server;
+    let spec = ClientSpec {
+        client_id: Some("rotated".into()),
+        redirect_uris: vec![],
+        scopes: "scim:users".into(),
+        grant_types: vec!["client_credentials".into()],
+        public: false,
+        require_mfa: false,
+    };
+    let register = || async {
+        clients::register(app.store(), spec.clone())
+            .await
+            .map_err(|e| e.to_string())
+            .unwrap()
+            .secret
+            .unwrap()
+            .expose()
+            .to_owned()
+    };
+    let token = async |secret: String| {
+        let response = app
+            .http
+            .post(app.url("/oauth2/token"))
+            .basic_auth("rotated", Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        (
+            status,
+            body["access_token"].as_str().unwrap_or("").to_owned(),
+        )
+    };
+    let users = async |token: String| {
+        app.scim(Method::GET, "/Users?count=1", &token, None)
+            .await
+            .0
+    };
+    let old_secret = register().await;
+    let (status, old_token) = token(old_secret.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(users(old_token.clone()).await, 200);
+    let id = bypass_idp::domain::ids::ClientId::new("rotated");
+    assert!(app.store().remove_client(&id).await.unwrap());
+    let new_secret = register().await;
+    // The token minted before is refused at once; so is anything the old secret still gets.
+    assert_eq!(users(old_token).await, 401);
+    let (status, late_token) = token(old_secret).await;
+    if status == 200 {
+        assert_eq!(users(late_token).await, 401);
+    } else {
+        assert_eq!(status, 401);
+    }
+    let (status, new_token) = token(new_secret).await;
+    assert_eq!(status, 200);
+    assert_eq!(users(new_token).await, 200);
+    server.stop().await;
 }
 
 /// A NUL character, which PostgreSQL cannot store, in every kind of input: refused with

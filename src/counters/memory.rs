@@ -174,6 +174,27 @@ impl Counters for MemoryCounters {
         Ok(())
     }
 
+    async fn admit(
+        &self,
+        keys: &[(String, Limit, bool)],
+    ) -> Result<Option<Duration>, CounterError> {
+        let now = self.now();
+        let mut map = locked(&self.counters)?;
+        for (key, limit, _) in keys {
+            if let Some(w) = Self::window(&map, key, now)
+                && w.count >= limit.max
+            {
+                return Ok(Some(w.ends - now));
+            }
+        }
+        for (key, _, clear) in keys {
+            if *clear {
+                map.remove(key, now);
+            }
+        }
+        Ok(None)
+    }
+
     async fn acquire_use(
         &self,
         key: &str,

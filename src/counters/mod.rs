@@ -35,6 +35,11 @@ pub trait Counters: Send + Sync {
     async fn give_back(&self, key: &str) -> Result<(), CounterError>;
     /// Forgets the key's attempts.
     async fn clear(&self, key: &str) -> Result<(), CounterError>;
+    /// A check that passed without reserving (see [`crate::service::throttle::Throttle::admit`]):
+    /// in one atomic step, refuses (with the time left) if any `(key, limit, clear)` is at its
+    /// limit, else forgets the attempts of the keys marked `clear`.
+    async fn admit(&self, keys: &[(String, Limit, bool)])
+    -> Result<Option<Duration>, CounterError>;
     /// Takes one use of a limited resource atomically: if the count (seeded with `seed` when
     /// the key is missing, e.g. after a Redis restart) is below `max`, adds one and returns
     /// the new count; otherwise returns `None`.

@@ -30,6 +30,23 @@ redis.call('DEL', KEYS[1])
 return 0
 ";
 
+/// `Counters::admit`: the time left on the first key at its maximum (ARGV: max and clear flag
+/// per key), else deletes the keys flagged and returns -1.
+const ADMIT_SCRIPT: &str = r"
+for i, key in ipairs(KEYS) do
+  local n = tonumber(redis.call('GET', key) or '0')
+  if n >= tonumber(ARGV[2 * i - 1]) then
+    local ttl = redis.call('PTTL', key)
+    if ttl < 0 then ttl = 0 end
+    return ttl
+  end
+end
+for i, key in ipairs(KEYS) do
+  if ARGV[2 * i] == '1' then redis.call('DEL', key) end
+end
+return -1
+";
+
 /// Seeds the count from the database when the key is missing, so that a flushed or restarted
 /// Redis never gives a spent use back; then takes a use only below the maximum.
 const ACQUIRE_SCRIPT: &str = r"
@@ -47,6 +64,7 @@ pub struct RedisCounters {
     prefix: String,
     reserve: redis::Script,
     give_back: redis::Script,
+    admit: redis::Script,
     acquire: redis::Script,
 }
 
@@ -91,6 +109,7 @@ impl RedisCounters {
             prefix: prefix.to_owned(),
             reserve: redis::Script::new(RESERVE_SCRIPT),
             give_back: redis::Script::new(GIVE_BACK_SCRIPT),
+            admit: redis::Script::new(ADMIT_SCRIPT),
             acquire: redis::Script::new(ACQUIRE_SCRIPT),
         })
     }
@@ -148,6 +167,25 @@ impl Counters for RedisCounters {
             .query_async::<()>(&mut connection)
             .await
             .map_err(err)
+    }
+
+    async fn admit(
+        &self,
+        keys: &[(String, Limit, bool)],
+    ) -> Result<Option<Duration>, CounterError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.admit.prepare_invoke();
+        for (key, limit, clear) in keys {
+            invocation
+                .key(self.key(key))
+                .arg(limit.max)
+                .arg(if *clear { "1" } else { "0" });
+        }
+        let left: i64 = invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(err)?;
+        Ok((left >= 0).then(|| Duration::from_millis(left as u64)))
     }
 
     async fn acquire_use(

@@ -22,6 +22,21 @@ impl Client {
     pub fn may_use(&self, grant_type: &str) -> bool {
         self.grant_types.iter().any(|g| g == grant_type)
     }
+
+    /// A short fingerprint of the client's current secret, carried in its client_credentials
+    /// tokens: a client removed and registered again under the same id (how a secret is
+    /// replaced) does not honour tokens minted with the old secret. A hash of the stored
+    /// digest of a 256-bit secret: it tells nothing about the secret.
+    pub fn secret_fingerprint(&self) -> Option<String> {
+        use base64::Engine;
+        use sha2::{Digest, Sha256};
+        let digest = self.secret_digest.as_ref()?;
+        let hash = Sha256::new()
+            .chain_update(b"bypass-idp client secret fingerprint\0")
+            .chain_update(digest)
+            .finalize();
+        Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&hash[..12]))
+    }
 }
 
 /// What one sign-in granted a client: the root of its refresh tokens and user tokens.

@@ -177,7 +177,11 @@ async fn token_inner(
     let refused = |refusal| Refused { refusal, basic };
     let client = state
         .oauth
-        .authenticate_client(&credentials, addr.0)
+        .authenticate_client(
+            &credentials,
+            addr.0,
+            form.get("grant_type").map(String::as_str),
+        )
         .await
         .map_err(refused)?;
     state.oauth.grant(&client, &form).await.map_err(refused)

@@ -54,6 +54,22 @@ impl Throttle {
         Ok(())
     }
 
+    /// For a check cheaper than a round trip to the counters, of a secret too long to guess
+    /// (client secrets): the check runs first and only a failure is reserved (with
+    /// [`Throttle::reserve`], so failures stay exactly limited however many arrive at once);
+    /// a success is admitted unless a key is at its limit, and settles as
+    /// [`Throttle::succeeded`] would. Concurrent successes never refuse each other.
+    pub async fn admit(&self, keys: Vec<LimitKey>) -> Result<Result<(), Duration>, ServiceError> {
+        let keys: Vec<_> = keys
+            .iter()
+            .map(|key| (key.key(), key.limit(), key.on_success() == OnSuccess::Clear))
+            .collect();
+        Ok(match self.counters.admit(&keys).await? {
+            Some(retry_after) => Err(retry_after),
+            None => Ok(()),
+        })
+    }
+
     /// Forgets a key's attempts (an administrator's reset).
     pub async fn clear(&self, key: &LimitKey) -> Result<(), ServiceError> {
         Ok(self.counters.clear(&key.key()).await?)

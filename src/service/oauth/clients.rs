@@ -2,6 +2,9 @@
 //! Secrets have 256 random bits, so a SHA-256 digest compared in constant time is the right
 //! store: argon2 here would only slow the token endpoint and hand attackers a DoS lever.
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngExt;
@@ -162,19 +165,86 @@ pub async fn ensure_console(store: &Store, issuer: &str) -> Result<(), ServiceEr
 
 /// Checks a confidential client's secret. Unknown clients cost the same digest comparison as
 /// known ones, so timing does not reveal which client ids exist.
-pub async fn authenticate(
-    store: &Store,
-    client_id: &ClientId,
-    secret: &Secret,
-) -> Result<Option<Client>, ServiceError> {
-    let client = store.find_client(client_id).await?;
+/// Confidential clients looked up recently, for the client_credentials grant only: its tokens
+/// are for this server's own APIs, which check on every request that the client still exists
+/// with the same secret ([`Client::secret_fingerprint`]). So a removed client may still be
+/// answered for up to [`CLIENT_CACHE_TTL`], but what it gets is refused wherever it is shown.
+/// Other grants read the client fresh. Unknown ids are never remembered, so guessing ids
+/// cannot fill the cache, and it holds at most [`CLIENT_CACHE_ENTRIES`] clients.
+#[derive(Default)]
+pub struct ClientCache {
+    entries: std::sync::Mutex<HashMap<ClientId, (Client, Instant)>>,
+}
+
+pub const CLIENT_CACHE_TTL: Duration = Duration::from_secs(5);
+pub const CLIENT_CACHE_ENTRIES: usize = 4096;
+
+impl ClientCache {
+    /// The client `client_id` if `secret` is its secret. A secret that does not match the
+    /// remembered client is checked again against the store, so a client registered again
+    /// is served with its new secret at once.
+    pub async fn authenticate(
+        &self,
+        store: &Store,
+        client_id: &ClientId,
+        secret: &Secret,
+    ) -> Result<Option<Client>, ServiceError> {
+        let now = Instant::now();
+        let remembered = self
+            .lock()
+            .get(client_id)
+            .filter(|(_, at)| now.duration_since(*at) < CLIENT_CACHE_TTL)
+            .map(|(client, _)| client.clone());
+        if let Some(client) = check_secret(remembered, secret) {
+            return Ok(Some(client));
+        }
+        Ok(check_secret(
+            self.refresh(store, client_id, now).await?,
+            secret,
+        ))
+    }
+
+    async fn refresh(
+        &self,
+        store: &Store,
+        client_id: &ClientId,
+        now: Instant,
+    ) -> Result<Option<Client>, ServiceError> {
+        let found = store.find_client(client_id).await?;
+        let mut entries = self.lock();
+        match &found {
+            Some(client) => {
+                if entries.len() >= CLIENT_CACHE_ENTRIES {
+                    entries.retain(|_, (_, at)| now.duration_since(*at) < CLIENT_CACHE_TTL);
+                }
+                if entries.len() < CLIENT_CACHE_ENTRIES {
+                    entries.insert(client_id.clone(), (client.clone(), now));
+                }
+            }
+            None => {
+                entries.remove(client_id);
+            }
+        }
+        Ok(found)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientId, (Client, Instant)>> {
+        // A panic while holding the lock leaves nothing half-written worth refusing over.
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The client `client_id` if `secret` is its secret (compared in constant time).
+pub fn check_secret(client: Option<Client>, secret: &Secret) -> Option<Client> {
     let presented = digest(secret.expose());
     let stored = client
         .as_ref()
         .and_then(|c| c.secret_digest.clone())
         .unwrap_or_else(|| vec![0u8; presented.len()]);
     let matches: bool = presented.ct_eq(&stored).into();
-    Ok(client.filter(|c| matches && c.secret_digest.is_some()))
+    client.filter(|c| matches && c.secret_digest.is_some())
 }
 
 #[cfg(test)]

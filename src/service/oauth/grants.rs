@@ -220,6 +220,7 @@ impl OAuthService {
                 &client.client_id,
                 &scopes,
                 Some(&grant.id),
+                None,
             )
             .await?;
         let claims = id_token_claims(&self.issuer, client, grant, &user, &scopes, nonce)?;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use self::clients::ClientCredentials;
+use self::clients::{ClientCache, ClientCredentials};
 use self::keys::KeyRing;
 use self::tokens::{AccessTokens, Principal, TokenError};
 use super::ServiceError;
@@ -108,6 +108,7 @@ pub struct OAuthService {
     /// How long a sign-in's refresh tokens may be rotated, from the sign-in.
     refresh_token_lifetime: chrono::Duration,
     discovery: Arc<str>,
+    clients: Arc<ClientCache>,
 }
 
 /// What an [`OAuthService`] is built from.
@@ -133,6 +134,7 @@ impl OAuthService {
             issuer: parts.issuer,
             refresh_token_lifetime: parts.refresh_token_lifetime,
             discovery,
+            clients: Arc::default(),
         })
     }
 
@@ -154,36 +156,46 @@ impl OAuthService {
     /// guessed, so only those attempts are limited, per client and address: a request naming
     /// a client without a secret never counts against the client's real traffic, and
     /// failures elsewhere cannot lock the client out.
+    /// A client_credentials request may be answered from the [`ClientCache`]; every other
+    /// grant reads the client fresh.
     pub async fn authenticate_client(
         &self,
         credentials: &ClientCredentials,
         ip: Option<IpAddr>,
+        grant_type: Option<&str>,
     ) -> Result<Client, TokenRefusal> {
-        let reservation = match &credentials.secret {
-            Some(_) => match self
-                .throttle
-                .reserve(LimitKey::client_auth(&credentials.client_id, ip))
+        let Some(secret) = &credentials.secret else {
+            // A public client's proof is PKCE, checked per grant; no secret, nothing to guess.
+            return clients::identify_public(&self.store, &credentials.client_id)
                 .await?
-            {
-                Ok(reservation) => Some(reservation),
-                Err(retry_after) => return Err(TokenRefusal::ClientLocked(retry_after)),
+                .ok_or(TokenRefusal::InvalidClient("client authentication failed"));
+        };
+        // The secret is checked before the limits are consulted: a digest comparison costs
+        // less than a counter round trip, so only failures are reserved (still exactly
+        // limited under parallel guessing) and concurrent requests of a busy client never
+        // lock each other out. A limited key refuses the right secret too.
+        let keys = LimitKey::client_auth(&credentials.client_id, ip);
+        let client = if grant_type == Some("client_credentials") {
+            let id = &credentials.client_id;
+            self.clients.authenticate(&self.store, id, secret).await?
+        } else {
+            let client = self.store.find_client(&credentials.client_id).await?;
+            clients::check_secret(client, secret)
+        };
+        match client {
+            Some(client) => match self.throttle.admit(keys).await? {
+                Ok(()) => Ok(client),
+                Err(retry_after) => Err(TokenRefusal::ClientLocked(retry_after)),
             },
-            None => None,
-        };
-        let client = match &credentials.secret {
-            Some(secret) => {
-                clients::authenticate(&self.store, &credentials.client_id, secret).await?
-            }
-            None => clients::identify_public(&self.store, &credentials.client_id).await?,
-        };
-        let Some(client) = client else {
-            tracing::warn!(client_id = %credentials.client_id, ip = ?ip, "client authentication failed");
-            return Err(TokenRefusal::InvalidClient("client authentication failed"));
-        };
-        if let Some(reservation) = reservation {
-            self.throttle.succeeded(reservation).await?;
+            None => match self.throttle.reserve(keys).await? {
+                // Dropped unsettled: the reservation stays counted as a failure.
+                Ok(_failure) => {
+                    tracing::warn!(client_id = %credentials.client_id, ip = ?ip, "client authentication failed");
+                    Err(TokenRefusal::InvalidClient("client authentication failed"))
+                }
+                Err(retry_after) => Err(TokenRefusal::ClientLocked(retry_after)),
+            },
         }
-        Ok(client)
     }
 
     /// Runs the grant `form` asks for and returns the token response body.
@@ -234,7 +246,13 @@ impl OAuthService {
         }
         let access_token = self
             .tokens
-            .issue(client.client_id.as_str(), &client.client_id, &granted, None)
+            .issue(
+                client.client_id.as_str(),
+                &client.client_id,
+                &granted,
+                None,
+                client.secret_fingerprint().as_deref(),
+            )
             .await?;
         tracing::info!(client_id = %client.client_id, scope = %granted, "access token issued");
         Ok(json!({
@@ -260,14 +278,16 @@ impl OAuthService {
                 "the sign-in behind this token was revoked".into(),
             ));
         }
-        if self
-            .store
-            .find_client(&principal.client_id)
-            .await?
-            .is_none()
-        {
+        let Some(client) = self.store.find_client(&principal.client_id).await? else {
             return Err(BearerRefusal::InvalidToken(
                 "the client of this token no longer exists".into(),
+            ));
+        };
+        if principal.secret_fingerprint.is_some()
+            && principal.secret_fingerprint != client.secret_fingerprint()
+        {
+            return Err(BearerRefusal::InvalidToken(
+                "the client of this token was registered again since".into(),
             ));
         }
         Ok(principal)

@@ -23,6 +23,9 @@ pub struct Principal {
     pub scopes: ScopeSet,
     /// The sign-in a user's token came from; revoking it kills the token.
     pub grant: Option<String>,
+    /// The [`Client::secret_fingerprint`](crate::domain::oauth::Client::secret_fingerprint)
+    /// a client's own token was minted with.
+    pub secret_fingerprint: Option<String>,
 }
 
 /// Why a token was refused. The message is safe to show to the caller.
@@ -59,6 +62,8 @@ struct Claims {
     scope: String,
     #[serde(default)]
     grant: Option<String>,
+    #[serde(default)]
+    csf: Option<String>,
 }
 
 #[derive(Clone)]
@@ -88,6 +93,7 @@ impl AccessTokens {
         client_id: &ClientId,
         scopes: &ScopeSet,
         grant: Option<&str>,
+        secret_fingerprint: Option<&str>,
     ) -> Result<String, ServiceError> {
         let now = Utc::now().timestamp();
         let claims = json!({
@@ -100,6 +106,7 @@ impl AccessTokens {
             "client_id": client_id.as_str(),
             "scope": scopes.to_string(),
             "grant": grant,
+            "csf": secret_fingerprint,
         });
         self.keys.sign_jwt(ACCESS_TOKEN_TYP, &claims).await
     }
@@ -152,6 +159,7 @@ impl AccessTokens {
             client_id: ClientId::new(claims.client_id),
             scopes: ScopeSet::parse(&claims.scope),
             grant: claims.grant,
+            secret_fingerprint: claims.csf,
         })
     }
 }
