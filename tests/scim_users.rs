@@ -555,3 +555,80 @@ async fn discovery_documents_advertise_what_is_supported() {
     assert_scim_error(status, &body, 404, None);
     app.stop().await;
 }
+
+/// The indexed search columns: case-insensitive beyond ASCII (SQLite's lower() is not),
+/// prefixes as index ranges that still honour LIKE's special characters, and pages of a
+/// filtered result in creation order with the right totals, short page or not.
+#[tokio::test]
+async fn indexed_filters_fold_unicode_case_and_page_in_order() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token(None).await;
+    for (i, (family, display)) in [
+        ("MÜLLER", "Ärger 50%_off"),
+        ("Müller", "ärger 50%"),
+        ("müller", "ÄRGER 50x_off"),
+        ("Muller", "Arger"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut body = user_body(&format!("u{i}"));
+        body["name"]["familyName"] = json!(family);
+        body["displayName"] = json!(display);
+        app.create_user(&token, body).await;
+    }
+    assert_eq!(
+        filter_names(&app, &token, "name.familyName eq \"müller\"").await,
+        ["u0", "u1", "u2"]
+    );
+    assert_eq!(
+        filter_names(&app, &token, "displayName sw \"ärger 50%\"").await,
+        ["u0", "u1"]
+    );
+    assert_eq!(
+        filter_names(&app, &token, "displayName sw \"ärger 50%_\"").await,
+        ["u0"]
+    );
+    assert_eq!(
+        filter_names(&app, &token, "displayName co \"_OFF\"").await,
+        ["u0", "u2"]
+    );
+    assert_eq!(
+        filter_names(&app, &token, "name.familyName ew \"LLER\"").await,
+        ["u0", "u1", "u2", "u3"]
+    );
+    let mut seen = Vec::new();
+    for start in 1..=3 {
+        let filter = encode("name.familyName eq \"MÜLLER\"");
+        let (status, page, _) = app
+            .scim(
+                Method::GET,
+                &format!("/Users?filter={filter}&startIndex={start}&count=1"),
+                &token,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["totalResults"], 3, "{page}");
+        seen.push(
+            page["Resources"][0]["userName"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(seen, ["u0", "u1", "u2"]);
+    let filter = encode("name.familyName sw \"m\"");
+    let (_, page, _) = app
+        .scim(
+            Method::GET,
+            &format!("/Users?filter={filter}&startIndex=3&count=5"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(page["totalResults"], 4, "{page}");
+    assert_eq!(page["Resources"][0]["userName"], "u2");
+    assert_eq!(page["Resources"][1]["userName"], "u3");
+    app.stop().await;
+}

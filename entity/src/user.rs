@@ -27,6 +27,10 @@ pub struct Model {
     pub name_middle: Option<String>,
     pub name_prefix: Option<String>,
     pub name_suffix: Option<String>,
+    /// Lower-cased copies of the case-insensitive name attributes, for indexed filters.
+    pub name_family_lower: Option<String>,
+    pub name_given_lower: Option<String>,
+    pub display_name_lower: Option<String>,
     /// Unassigned (NULL) when a SCIM client removed it; only false blocks sign-in.
     pub active: Option<bool>,
     /// Require 2-step verification at every sign-in; `None`: unassigned (no).

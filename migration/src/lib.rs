@@ -7,6 +7,7 @@ mod m20261127_000002_mfa_bypass_codes;
 mod m20261128_000003_grants;
 mod m20261128_000004_grant_revocation;
 mod m20261128_000005_groups;
+mod m20261129_000006_search_indexes;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000003_grants::Migration),
             Box::new(m20261128_000004_grant_revocation::Migration),
             Box::new(m20261128_000005_groups::Migration),
+            Box::new(m20261129_000006_search_indexes::Migration),
         ]
     }
 }

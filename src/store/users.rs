@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use entity::{user, user_email, user_mfa};
-use sea_orm::sea_query::{Expr, Func, LikeExpr, Query, SimpleExpr};
+use sea_orm::sea_query::{Expr, Func, LikeExpr, Order, Query, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    Set, Statement, TransactionTrait,
 };
 
 use super::{Store, StoreError};
@@ -87,6 +87,10 @@ fn set_attributes(model: &mut user::ActiveModel, attrs: &UserAttributes) {
     model.name_middle = Set(attrs.name.middle_name.clone());
     model.name_prefix = Set(attrs.name.honorific_prefix.clone());
     model.name_suffix = Set(attrs.name.honorific_suffix.clone());
+    let lowered = |value: &Option<String>| value.as_deref().map(str::to_lowercase);
+    model.name_family_lower = Set(lowered(&attrs.name.family_name));
+    model.name_given_lower = Set(lowered(&attrs.name.given_name));
+    model.display_name_lower = Set(lowered(&attrs.display_name));
     model.active = Set(attrs.active);
     model.mfa_required = Set(attrs.mfa_required);
 }
@@ -139,7 +143,11 @@ impl UserRepo for Store {
         let row = model.insert(&txn).await.map_err(StoreError::classify)?;
         insert_emails(&txn, &row.id, &attrs.emails).await?;
         txn.commit().await?;
-        self.get_user(&id).await?.ok_or(StoreError::NotFound)
+        // The row as stored (its timestamps at the database's precision); a new user has
+        // exactly the emails given and no second factor, so nothing needs reading back.
+        let mut user = to_domain(row, Vec::new(), TotpStatus::None);
+        user.attributes.emails = attrs.emails.clone();
+        Ok(user)
     }
 
     /// A user by userName (case-insensitive) with their password hash, for sign-in.
@@ -263,24 +271,32 @@ impl UserRepo for Store {
             Some(f) => user_condition(f),
             None => Condition::all(),
         };
-        let total = user::Entity::find()
-            .filter(condition.clone())
-            .count(&self.db)
-            .await?;
-        if count == 0 {
+        let offset = start_index.saturating_sub(1);
+        let mut rows = if count == 0 {
+            Vec::new()
+        } else {
+            let page = self.page_query(filter, condition.clone(), offset, count);
+            user::Entity::find()
+                .from_raw_sql(page)
+                .all(&self.db)
+                .await?
+        };
+        rows.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        // A short page that is not empty ends the result: its total needs no count.
+        let total = if !rows.is_empty() && (rows.len() as u64) < count {
+            offset + rows.len() as u64
+        } else {
+            user::Entity::find()
+                .filter(condition)
+                .count(&self.db)
+                .await?
+        };
+        if rows.is_empty() {
             return Ok(UserPage {
                 total,
                 users: Vec::new(),
             });
         }
-        let rows = user::Entity::find()
-            .filter(condition)
-            .order_by_asc(user::Column::CreatedAt)
-            .order_by_asc(user::Column::Id)
-            .offset(start_index.saturating_sub(1))
-            .limit(count)
-            .all(&self.db)
-            .await?;
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let mut emails: HashMap<String, Vec<user_email::Model>> = HashMap::new();
         let mut mfa: HashMap<String, user_mfa::Model> = HashMap::new();
@@ -312,12 +328,67 @@ impl UserRepo for Store {
     }
 }
 
+impl Store {
+    /// One page of users, oldest first, in one statement. The page's ids are chosen from
+    /// narrow index entries (so an offset skips entries, not rows), then the rows read.
+    /// Without a filter, or with `eq` on a search column, an index holds the matches in
+    /// page order ((created_at, id), or (column, created_at, id)) and the page is read off
+    /// it. Any other filter collects its matches first (`MATERIALIZED`) by the filter's own
+    /// index, or a scan of one narrow index for `co`/`ew` on SQLite, and sorts only those:
+    /// otherwise a planner without statistics may walk every user in page order looking
+    /// for a rare match.
+    fn page_query(
+        &self,
+        filter: Option<&UserFilter>,
+        condition: Condition,
+        offset: u64,
+        count: u64,
+    ) -> Statement {
+        let backend = self.db.get_database_backend();
+        let mut matches = Query::select();
+        matches
+            .column((user::Entity, user::Column::Id))
+            .from(user::Entity)
+            .cond_where(condition);
+        let in_index_order = match filter {
+            None => true,
+            Some(UserFilter::Compare(field, CompareOp::Eq, FilterValue::Text(_))) => {
+                is_bytewise(*field)
+            }
+            Some(_) => false,
+        };
+        if in_index_order {
+            matches
+                .order_by((user::Entity, user::Column::CreatedAt), Order::Asc)
+                .order_by((user::Entity, user::Column::Id), Order::Asc)
+                .limit(count)
+                .offset(offset);
+            let inner = backend.build(&matches);
+            Statement {
+                sql: format!("SELECT * FROM users WHERE id IN ({})", inner.sql),
+                ..inner
+            }
+        } else {
+            matches.column((user::Entity, user::Column::CreatedAt));
+            let inner = backend.build(&matches);
+            Statement {
+                sql: format!(
+                    "WITH matched AS MATERIALIZED ({}) SELECT * FROM users WHERE id IN \
+                     (SELECT id FROM matched ORDER BY created_at, id LIMIT {count} OFFSET {offset})",
+                    inner.sql
+                ),
+                ..inner
+            }
+        }
+    }
+}
+
 fn user_column(field: UserField) -> user::Column {
     match field {
         UserField::Id => user::Column::Id,
         UserField::UserName => user::Column::UserNameLower,
         UserField::ExternalId => user::Column::ExternalId,
-        UserField::DisplayName => user::Column::DisplayName,
+        UserField::DisplayName => user::Column::DisplayNameLower,
         UserField::NickName => user::Column::NickName,
         UserField::ProfileUrl => user::Column::ProfileUrl,
         UserField::Title => user::Column::Title,
@@ -326,8 +397,8 @@ fn user_column(field: UserField) -> user::Column {
         UserField::Locale => user::Column::Locale,
         UserField::Timezone => user::Column::Timezone,
         UserField::NameFormatted => user::Column::NameFormatted,
-        UserField::NameFamily => user::Column::NameFamily,
-        UserField::NameGiven => user::Column::NameGiven,
+        UserField::NameFamily => user::Column::NameFamilyLower,
+        UserField::NameGiven => user::Column::NameGivenLower,
         UserField::NameMiddle => user::Column::NameMiddle,
         UserField::NamePrefix => user::Column::NamePrefix,
         UserField::NameSuffix => user::Column::NameSuffix,
@@ -353,7 +424,20 @@ fn email_column(field: UserField) -> user_email::Column {
 
 /// Columns that already hold a lower-cased copy, so a case-insensitive match can use an index.
 fn is_lowered(field: UserField) -> bool {
-    matches!(field, UserField::UserName | UserField::EmailValue)
+    matches!(
+        field,
+        UserField::UserName
+            | UserField::EmailValue
+            | UserField::NameFamily
+            | UserField::NameGiven
+            | UserField::DisplayName
+    )
+}
+
+/// The indexed search columns, which compare bytewise on both backends (the migration
+/// gives them PostgreSQL's "C" collation), so a prefix is an index range.
+fn is_bytewise(field: UserField) -> bool {
+    is_lowered(field) || field == UserField::ExternalId
 }
 
 fn user_condition(filter: &UserFilter) -> Condition {
@@ -438,6 +522,14 @@ fn compare(field: UserField, col: SimpleExpr, op: CompareOp, value: &FilterValue
                     .add(lhs.is_null())
                     .into(),
                 CompareOp::Co => like(format!("%{}%", escape_like(&text))),
+                // A range first, which an index serves on both backends (the search columns
+                // compare bytewise: SQLite's BINARY, PostgreSQL's "C"); LIKE then keeps
+                // only true prefixes.
+                CompareOp::Sw if is_bytewise(field) => Condition::all()
+                    .add(lhs.clone().gte(text.clone()))
+                    .add(lhs.clone().lt(format!("{text}\u{10FFFF}")))
+                    .add(like(format!("{}%", escape_like(&text))))
+                    .into(),
                 CompareOp::Sw => like(format!("{}%", escape_like(&text))),
                 CompareOp::Ew => like(format!("%{}", escape_like(&text))),
                 CompareOp::Gt => lhs.gt(text),
