@@ -299,6 +299,18 @@ async fn main() {
         &json!({"label": label, "kind": "load", "users": args.users, "rate": rate}).to_string(),
     );
     out.push('\n');
+    // What the database's own maintenance would do after a bulk load (bench/run passes
+    // PostgreSQL's VACUUM ANALYZE, which autovacuum runs within minutes).
+    if let Ok(command) = std::env::var("BENCH_AFTER_LOAD")
+        && !command.is_empty()
+    {
+        println!("[{label}] after the load: {command}");
+        let status = std::process::Command::new("sh")
+            .args(["-c", &command])
+            .status()
+            .expect("after-load command");
+        assert!(status.success(), "{command}: {status}");
+    }
 
     let mut failures = Vec::new();
     for query in queries(args.users, &recent) {
