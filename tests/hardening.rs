@@ -972,6 +972,22 @@ async fn removing_a_client_ends_its_user_tokens_at_userinfo_too() {
     assert_eq!(response.status(), 401);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_token");
+    // Registering the id again does not bring the client's sign-ins back.
+    bypass_idp::service::oauth::clients::register(
+        app.store(),
+        bypass_idp::service::oauth::clients::ClientSpec {
+            client_id: Some(rp.client_id.clone()),
+            redirect_uris: vec![rp.redirect.clone()],
+            scopes: "openid profile email offline_access".into(),
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            public: false,
+            require_mfa: true,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())
+    .unwrap();
+    assert_eq!(userinfo().await.unwrap().status(), 401);
     app.stop().await;
 }
 

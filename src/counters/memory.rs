@@ -195,6 +195,21 @@ impl Counters for MemoryCounters {
         Ok(None)
     }
 
+    async fn peek(&self, keys: &[(String, Limit)]) -> Result<Result<bool, Duration>, CounterError> {
+        let now = self.now();
+        let map = locked(&self.counters)?;
+        let mut counted = false;
+        for (key, limit) in keys {
+            if let Some(w) = Self::window(&map, key, now) {
+                if w.count >= limit.max {
+                    return Ok(Err(w.ends - now));
+                }
+                counted |= w.count > 0;
+            }
+        }
+        Ok(Ok(counted))
+    }
+
     async fn acquire_use(
         &self,
         key: &str,

@@ -40,6 +40,9 @@ pub trait Counters: Send + Sync {
     /// limit, else forgets the attempts of the keys marked `clear`.
     async fn admit(&self, keys: &[(String, Limit, bool)])
     -> Result<Option<Duration>, CounterError>;
+    /// Reads without counting: `Err` with the time left if a key is at its limit, else
+    /// whether any key has attempts counted.
+    async fn peek(&self, keys: &[(String, Limit)]) -> Result<Result<bool, Duration>, CounterError>;
     /// Takes one use of a limited resource atomically: if the count (seeded with `seed` when
     /// the key is missing, e.g. after a Redis restart) is below `max`, adds one and returns
     /// the new count; otherwise returns `None`.

@@ -30,21 +30,38 @@ redis.call('DEL', KEYS[1])
 return 0
 ";
 
-/// `Counters::admit`: the time left on the first key at its maximum (ARGV: max and clear flag
-/// per key), else deletes the keys flagged and returns -1.
+/// `Counters::admit`: the time left on the first key at its maximum (ARGV per key: max,
+/// window in ms, clear flag; a key at its maximum without expiry gets the window, as in the
+/// reserve script), else deletes the keys flagged and returns -1.
 const ADMIT_SCRIPT: &str = r"
 for i, key in ipairs(KEYS) do
   local n = tonumber(redis.call('GET', key) or '0')
-  if n >= tonumber(ARGV[2 * i - 1]) then
+  if n >= tonumber(ARGV[3 * i - 2]) then
     local ttl = redis.call('PTTL', key)
-    if ttl < 0 then ttl = 0 end
+    if ttl < 0 then redis.call('PEXPIRE', key, ARGV[3 * i - 1]); ttl = tonumber(ARGV[3 * i - 1]) end
     return ttl
   end
 end
 for i, key in ipairs(KEYS) do
-  if ARGV[2 * i] == '1' then redis.call('DEL', key) end
+  if ARGV[3 * i] == '1' then redis.call('DEL', key) end
 end
 return -1
+";
+
+/// `Counters::peek`: {0, ms left} for the first key at its maximum (ARGV per key: max,
+/// window in ms), else {1, 1 if any key has attempts counted, else 0}. Counts nothing.
+const PEEK_SCRIPT: &str = r"
+local counted = 0
+for i, key in ipairs(KEYS) do
+  local n = tonumber(redis.call('GET', key) or '0')
+  if n >= tonumber(ARGV[2 * i - 1]) then
+    local ttl = redis.call('PTTL', key)
+    if ttl < 0 then redis.call('PEXPIRE', key, ARGV[2 * i]); ttl = tonumber(ARGV[2 * i]) end
+    return {0, ttl}
+  end
+  if n > 0 then counted = 1 end
+end
+return {1, counted}
 ";
 
 /// Seeds the count from the database when the key is missing, so that a flushed or restarted
@@ -65,6 +82,7 @@ pub struct RedisCounters {
     reserve: redis::Script,
     give_back: redis::Script,
     admit: redis::Script,
+    peek: redis::Script,
     acquire: redis::Script,
 }
 
@@ -110,6 +128,7 @@ impl RedisCounters {
             reserve: redis::Script::new(RESERVE_SCRIPT),
             give_back: redis::Script::new(GIVE_BACK_SCRIPT),
             admit: redis::Script::new(ADMIT_SCRIPT),
+            peek: redis::Script::new(PEEK_SCRIPT),
             acquire: redis::Script::new(ACQUIRE_SCRIPT),
         })
     }
@@ -179,6 +198,7 @@ impl Counters for RedisCounters {
             invocation
                 .key(self.key(key))
                 .arg(limit.max)
+                .arg(limit.window.as_millis().max(1) as u64)
                 .arg(if *clear { "1" } else { "0" });
         }
         let left: i64 = invocation
@@ -186,6 +206,26 @@ impl Counters for RedisCounters {
             .await
             .map_err(err)?;
         Ok((left >= 0).then(|| Duration::from_millis(left as u64)))
+    }
+
+    async fn peek(&self, keys: &[(String, Limit)]) -> Result<Result<bool, Duration>, CounterError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.peek.prepare_invoke();
+        for (key, limit) in keys {
+            invocation
+                .key(self.key(key))
+                .arg(limit.max)
+                .arg(limit.window.as_millis().max(1) as u64);
+        }
+        let (open, value): (u8, i64) = invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(err)?;
+        Ok(if open == 1 {
+            Ok(value == 1)
+        } else {
+            Err(Duration::from_millis(value.max(0) as u64))
+        })
     }
 
     async fn acquire_use(

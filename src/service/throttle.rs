@@ -70,6 +70,13 @@ impl Throttle {
         })
     }
 
+    /// Reads the keys without counting: `Err` with the time left if one is at its limit,
+    /// else whether any has attempts counted (so a success has something to settle).
+    pub async fn check(&self, keys: &[LimitKey]) -> Result<Result<bool, Duration>, ServiceError> {
+        let keys: Vec<_> = keys.iter().map(|key| (key.key(), key.limit())).collect();
+        Ok(self.counters.peek(&keys).await?)
+    }
+
     /// Forgets a key's attempts (an administrator's reset).
     pub async fn clear(&self, key: &LimitKey) -> Result<(), ServiceError> {
         Ok(self.counters.clear(&key.key()).await?)

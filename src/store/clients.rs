@@ -1,9 +1,12 @@
 //! OAuth clients.
 
 use chrono::Utc;
-use entity::oauth_client;
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, QueryOrder, Set};
+use entity::{grant, oauth_client};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
+};
 
 use super::{Store, StoreError};
 use crate::domain::ids::ClientId;
@@ -92,11 +95,20 @@ impl ClientRepo for Store {
         Ok(oauth_client::Entity::find().count(&self.db).await?)
     }
 
-    /// Returns whether a client was removed.
+    /// Returns whether a client was removed. Its sign-ins end with it, so that a client
+    /// registered again under the same id does not bring them back.
     async fn remove_client(&self, client_id: &ClientId) -> Result<bool, StoreError> {
+        let txn = self.db.begin().await?;
         let result = oauth_client::Entity::delete_by_id(client_id.as_str())
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
+        grant::Entity::update_many()
+            .col_expr(grant::Column::RevokedAt, Expr::value(Utc::now()))
+            .filter(grant::Column::ClientId.eq(client_id.as_str()))
+            .filter(grant::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
         Ok(result.rows_affected > 0)
     }
 }

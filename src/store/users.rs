@@ -494,6 +494,24 @@ pub(super) fn escape_like(text: &str) -> String {
     out
 }
 
+/// The least string above every string that starts with `prefix`, in code point order (which
+/// is UTF-8 byte order): the prefix with its last character raised by one, after dropping
+/// trailing U+10FFFF; `None` when nothing is above (empty, or all U+10FFFF).
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last as u32 {
+            0xD7FF => Some('\u{E000}'),
+            code => char::from_u32(code + 1),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 fn compare(field: UserField, col: SimpleExpr, op: CompareOp, value: &FilterValue) -> SimpleExpr {
     match value {
         FilterValue::Boolean(b) => match op {
@@ -525,17 +543,43 @@ fn compare(field: UserField, col: SimpleExpr, op: CompareOp, value: &FilterValue
                 // A range first, which an index serves on both backends (the search columns
                 // compare bytewise: SQLite's BINARY, PostgreSQL's "C"); LIKE then keeps
                 // only true prefixes.
-                CompareOp::Sw if is_bytewise(field) => Condition::all()
-                    .add(lhs.clone().gte(text.clone()))
-                    .add(lhs.clone().lt(format!("{text}\u{10FFFF}")))
-                    .add(like(format!("{}%", escape_like(&text))))
-                    .into(),
+                CompareOp::Sw if is_bytewise(field) => {
+                    let mut range = Condition::all().add(lhs.clone().gte(text.clone()));
+                    if let Some(end) = prefix_end(&text) {
+                        range = range.add(lhs.clone().lt(end));
+                    }
+                    range.add(like(format!("{}%", escape_like(&text)))).into()
+                }
                 CompareOp::Sw => like(format!("{}%", escape_like(&text))),
                 CompareOp::Ew => like(format!("%{}", escape_like(&text))),
                 CompareOp::Gt => lhs.gt(text),
                 CompareOp::Ge => lhs.gte(text),
                 CompareOp::Lt => lhs.lt(text),
                 CompareOp::Le => lhs.lte(text),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_is_just_above_every_extension_of_the_prefix() {
+        assert_eq!(prefix_end("user0999").as_deref(), Some("user099:"));
+        assert_eq!(prefix_end("ab\u{10FFFF}").as_deref(), Some("ac"));
+        assert_eq!(prefix_end("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(prefix_end("\u{10FFFF}\u{10FFFF}"), None);
+        assert_eq!(prefix_end(""), None);
+        for prefix in ["user0999", "ä", "ab\u{10FFFF}", "z\u{D7FF}"] {
+            let end = prefix_end(prefix).unwrap();
+            for tail in ["", "\u{0}", "zzz", "\u{10FFFF}\u{10FFFF}x"] {
+                let value = format!("{prefix}{tail}");
+                assert!(
+                    value.as_str() >= prefix && value < end,
+                    "{value:?} vs {end:?}"
+                );
             }
         }
     }

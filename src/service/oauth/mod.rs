@@ -170,11 +170,16 @@ impl OAuthService {
                 .await?
                 .ok_or(TokenRefusal::InvalidClient("client authentication failed"));
         };
-        // The secret is checked before the limits are consulted: a digest comparison costs
-        // less than a counter round trip, so only failures are reserved (still exactly
-        // limited under parallel guessing) and concurrent requests of a busy client never
-        // lock each other out. A limited key refuses the right secret too.
+        // A limited key refuses at once, before anything about the secret is looked at, so
+        // right and wrong secrets take the same path. Below the limit, the secret is
+        // compared first and only a failure is reserved. Failures stay exactly limited under
+        // parallel guessing, and concurrent requests of a busy client never lock each
+        // other out.
         let keys = LimitKey::client_auth(&credentials.client_id, ip);
+        let counted = match self.throttle.check(&keys).await? {
+            Ok(counted) => counted,
+            Err(retry_after) => return Err(TokenRefusal::ClientLocked(retry_after)),
+        };
         let client = if grant_type == Some("client_credentials") {
             let id = &credentials.client_id;
             self.clients.authenticate(&self.store, id, secret).await?
@@ -183,10 +188,12 @@ impl OAuthService {
             clients::check_secret(client, secret)
         };
         match client {
-            Some(client) => match self.throttle.admit(keys).await? {
+            // Failures counted before: settle them (re-checking the limit atomically).
+            Some(client) if counted => match self.throttle.admit(keys).await? {
                 Ok(()) => Ok(client),
                 Err(retry_after) => Err(TokenRefusal::ClientLocked(retry_after)),
             },
+            Some(client) => Ok(client),
             None => match self.throttle.reserve(keys).await? {
                 // Dropped unsettled: the reservation stays counted as a failure.
                 Ok(_failure) => {
