@@ -54,11 +54,11 @@ impl Throttle {
         Ok(())
     }
 
-    /// For a check cheaper than a round trip to the counters, of a secret too long to guess
-    /// (client secrets): the check runs first and only a failure is reserved (with
-    /// [`Throttle::reserve`], so failures stay exactly limited however many arrive at once);
-    /// a success is admitted unless a key is at its limit, and settles as
-    /// [`Throttle::succeeded`] would. Concurrent successes never refuse each other.
+    /// Settles a success that was never reserved, for secrets too long to guess (client
+    /// secrets: [`Throttle::check`] first, then the comparison, and only a failure is
+    /// reserved with [`Throttle::reserve`]). Refuses if a key reached its limit meanwhile,
+    /// else settles as [`Throttle::succeeded`] would. Concurrent successes never refuse
+    /// each other.
     pub async fn admit(&self, keys: Vec<LimitKey>) -> Result<Result<(), Duration>, ServiceError> {
         let keys: Vec<_> = keys
             .iter()

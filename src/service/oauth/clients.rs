@@ -163,8 +163,6 @@ pub async fn ensure_console(store: &Store, issuer: &str) -> Result<(), ServiceEr
     Ok(store.save_client(console).await?)
 }
 
-/// Checks a confidential client's secret. Unknown clients cost the same digest comparison as
-/// known ones, so timing does not reveal which client ids exist.
 /// Confidential clients looked up recently, for the client_credentials grant only: its tokens
 /// are for this server's own APIs, which check on every request that the client still exists
 /// with the same secret ([`Client::secret_fingerprint`]). So a removed client may still be
@@ -236,7 +234,8 @@ impl ClientCache {
     }
 }
 
-/// The client `client_id` if `secret` is its secret (compared in constant time).
+/// The client if `secret` is its secret, compared in constant time. Unknown clients cost the
+/// same digest comparison as known ones, so timing does not reveal which client ids exist.
 pub fn check_secret(client: Option<Client>, secret: &Secret) -> Option<Client> {
     let presented = digest(secret.expose());
     let stored = client
