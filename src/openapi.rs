@@ -32,7 +32,9 @@ use crate::domain::scim::search::SEARCH_REQUEST_SCHEMA;
 use crate::domain::scim::user::{
     ATTRIBUTE_LIST_PATTERN, ATTRIBUTE_PATTERN, MAX_EMAILS, MIN_PASSWORD_CHARS,
 };
-use crate::domain::scim::{MAX_PATCH_OPERATIONS, PATCH_OP_SCHEMA, USER_SCHEMA};
+use crate::domain::scim::{
+    MAX_PATCH_OPERATIONS, MFA_EXTENSION_SCHEMA, PATCH_OP_SCHEMA, USER_SCHEMA,
+};
 use crate::scim::IF_MATCH_PATTERN;
 use crate::service::users::MAX_PAGE_SIZE;
 
@@ -284,17 +286,18 @@ fn declare_limits(doc: &mut Value) {
 
 /// The `schemas` member a request must carry: the one URN its endpoint takes.
 fn declare_request_schemas(doc: &mut Value) {
-    for (schema, urn) in [
-        ("UserRequest", USER_SCHEMA),
-        ("GroupRequest", GROUP_SCHEMA),
-        ("PatchRequest", PATCH_OP_SCHEMA),
-        ("SearchRequest", SEARCH_REQUEST_SCHEMA),
+    // A User may name the MFA extension it carries (GET returns it, so a round trip does).
+    for (schema, urns) in [
+        ("UserRequest", &[USER_SCHEMA, MFA_EXTENSION_SCHEMA][..]),
+        ("GroupRequest", &[GROUP_SCHEMA]),
+        ("PatchRequest", &[PATCH_OP_SCHEMA]),
+        ("SearchRequest", &[SEARCH_REQUEST_SCHEMA]),
     ] {
         constrain(
             doc,
             schema,
             "schemas",
-            json!({"minItems": 1, "items": {"type": "string", "enum": [urn]}}),
+            json!({"minItems": 1, "items": {"type": "string", "enum": urns}}),
         );
     }
 }
