@@ -6,18 +6,22 @@ revoke it, and manage a group.
     BYPASS_IDP_URL=http://127.0.0.1:8080 BYPASS_IDP_CLIENT_ID=bootstrap-admin \\
     BYPASS_IDP_CLIENT_SECRET=... python main.py
 
-Any unexpected answer raises, and the process exits non-zero.
+Any unexpected answer raises, and the process exits non-zero. Failures name the operation and
+the HTTP status (and a SCIM error's scimType), never a response body: one can hold a bypass
+code's plaintext or a TOTP secret.
 """
 
 import os
+import re
 import sys
 import time
+import traceback
 from typing import TypeVar
 
 import httpx
 import pyotp
 
-from bypass_idp_client import AuthenticatedClient
+from bypass_idp_client import AuthenticatedClient, errors
 from bypass_idp_client.api.bypass_codes import (
     create_bypass_code,
     get_bypass_code,
@@ -60,23 +64,58 @@ def env(name: str) -> str:
     return value
 
 
+class CallFailed(RuntimeError):
+    """An answer other than success: the operation, the status and the SCIM error's scimType,
+    never the body."""
+
+    def __init__(self, what: str, status: int, parsed: object) -> None:
+        message = f"{what}: HTTP {status}"
+        if isinstance(parsed, ScimError) and isinstance(parsed.scim_type, str):
+            # A keyword such as invalidValue; anything else is not printed.
+            if re.fullmatch(r"[A-Za-z]{1,40}", parsed.scim_type):
+                message += f" scimType={parsed.scim_type}"
+        super().__init__(message)
+
+
 def ok(what: str, response: Response[T | ScimError]) -> T:
-    """The parsed body of a successful answer; fails with the SCIM error otherwise."""
+    """The parsed body of a successful answer; fails with the status otherwise."""
     parsed = response.parsed
     if response.status_code >= 300 or parsed is None or isinstance(parsed, ScimError):
-        raise RuntimeError(f"{what}: HTTP {int(response.status_code)} {response.content!r}")
+        raise CallFailed(what, int(response.status_code), response.parsed)
     return parsed
 
 
 def done(what: str, response: Response[object]) -> None:
     """The same for answers without a body (204)."""
     if response.status_code >= 300:
-        raise RuntimeError(f"{what}: HTTP {int(response.status_code)} {response.content!r}")
+        raise CallFailed(what, int(response.status_code), response.parsed)
+
+
+class Unexpected(RuntimeError):
+    """A successful answer that is not the expected one; the message is the program's own."""
 
 
 def check(condition: bool, what: str) -> None:
     if not condition:
-        raise RuntimeError(f"unexpected: {what}")
+        raise Unexpected(f"unexpected: {what}")
+
+
+def failure(error: Exception) -> str:
+    """What to print for a failure. The client's UnexpectedStatus, and exceptions raised while
+    parsing an answer, carry the body in their message: only the status, or the exception's
+    type, and the generated module (one per operation) that raised it are printed."""
+    if isinstance(error, (CallFailed, Unexpected)):
+        return str(error)
+    if isinstance(error, httpx.HTTPStatusError):
+        return f"token: HTTP {error.response.status_code}"
+    frames = traceback.walk_tb(error.__traceback__)
+    modules = [str(frame.f_globals.get("__name__")) for frame, _ in frames]
+    api = "bypass_idp_client.api."
+    calls = [name.rsplit(".", 1)[-1] for name in modules if name.startswith(api)]
+    where = calls[-1] if calls else "main"
+    if isinstance(error, errors.UnexpectedStatus):
+        return f"{where}: HTTP {error.status_code} (a status the document does not list)"
+    return f"{where}: {type(error).__name__}"
 
 
 def access_token(base: str, client_id: str, secret: str) -> str:
@@ -197,6 +236,6 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except Exception as error:  # noqa: BLE001 - any failure ends the run with its message
-        print(error, file=sys.stderr)
+    except Exception as error:  # noqa: BLE001 - any failure ends the run, without a body
+        print(failure(error), file=sys.stderr)
         sys.exit(1)

@@ -6,7 +6,9 @@
 //   BYPASS_IDP_URL=http://127.0.0.1:8080 BYPASS_IDP_CLIENT_ID=bootstrap-admin \
 //   BYPASS_IDP_CLIENT_SECRET=... npm start
 //
-// Any unexpected answer throws, and the process exits non-zero.
+// Any unexpected answer throws, and the process exits non-zero. Failures name the operation and
+// the HTTP status (and a SCIM error's scimType), never a response body: one can hold a bypass
+// code's plaintext or a TOTP secret.
 
 import createClient from "openapi-fetch";
 import * as OTPAuth from "otpauth";
@@ -15,18 +17,27 @@ import type { components, paths } from "./schema.js";
 
 type ScimError = components["schemas"]["ScimError"];
 
+/** An error whose message this program wrote (an operation, a status, a check), never a body. */
+class Failure extends Error {}
+
 function env(name: string): string {
   const value = process.env[name];
   if (!value) {
-    throw new Error(`set ${name}`);
+    throw new Failure(`set ${name}`);
   }
   return value;
 }
 
-/** Fails with the SCIM error body when a call did not succeed. */
+/** The error member `name` of a body when it is a keyword (scimType, an OAuth error); else "". */
+function keyword(body: unknown, name: string): string {
+  const value = typeof body === "object" && body !== null ? (body as Record<string, unknown>)[name] : undefined;
+  return typeof value === "string" && /^[A-Za-z_]{1,40}$/.test(value) ? ` ${name}=${value}` : "";
+}
+
+/** The parsed body of a successful answer; fails with the status and scimType otherwise. */
 function ok<T>(what: string, result: { data?: T; error?: ScimError | unknown; response: Response }): T {
   if (result.data === undefined || !result.response.ok) {
-    throw new Error(`${what}: HTTP ${result.response.status} ${JSON.stringify(result.error)}`);
+    throw new Failure(`${what}: HTTP ${result.response.status}${keyword(result.error, "scimType")}`);
   }
   return result.data;
 }
@@ -34,14 +45,27 @@ function ok<T>(what: string, result: { data?: T; error?: ScimError | unknown; re
 /** The same for answers without a body (204). */
 function done(what: string, result: { error?: unknown; response: Response }): void {
   if (!result.response.ok) {
-    throw new Error(`${what}: HTTP ${result.response.status} ${JSON.stringify(result.error)}`);
+    throw new Failure(`${what}: HTTP ${result.response.status}${keyword(result.error, "scimType")}`);
   }
 }
 
 function check(condition: boolean, what: string): void {
   if (!condition) {
-    throw new Error(`unexpected: ${what}`);
+    throw new Failure(`unexpected: ${what}`);
   }
+}
+
+/** What to print for a failure. Other errors (an answer that does not parse as JSON, say) can
+ * quote the body in their message: only their name and where in this program they surfaced. */
+function failure(error: unknown): string {
+  if (error instanceof Failure) {
+    return error.message;
+  }
+  if (error instanceof Error) {
+    const at = (error.stack ?? "").split("\n").slice(1).find((line) => line.includes("main.js"));
+    return at === undefined ? error.name : `${error.name} ${at.trim()}`;
+  }
+  return "failed";
 }
 
 /** An access token for the client (OAuth 2.0 client credentials, RFC 6749 §4.4). */
@@ -56,7 +80,7 @@ async function accessToken(base: string, clientId: string, secret: string): Prom
   });
   const body = (await response.json()) as { access_token?: string; error?: string };
   if (!response.ok || !body.access_token) {
-    throw new Error(`token: HTTP ${response.status} ${body.error ?? ""}`);
+    throw new Failure(`token: HTTP ${response.status}${keyword(body, "error")}`);
   }
   return body.access_token;
 }
@@ -165,6 +189,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
+  console.error(failure(error));
   process.exit(1);
 });
