@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use bypass_idp::app;
 use bypass_idp::config::Config;
-use bypass_idp::domain::bypass::Origin;
 use bypass_idp::domain::scim::user::parse_user;
 use bypass_idp::domain::totp;
 use bypass_idp::service::bypass::{Argon2Hasher, CodeHasher, VerifyOutcome};
@@ -63,7 +62,6 @@ async fn enrolled(
             .create(
                 &user.id,
                 &json!({"neverExpires": true, "unlimitedUsage": true}),
-                Origin::HelpDesk,
                 &ctx,
             )
             .await

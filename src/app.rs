@@ -22,6 +22,7 @@ use crate::mail::Mailer;
 use crate::ops::{HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
 use crate::scim::error::to_scim_response;
 use crate::scim::{BypassCodesApi, DiscoveryApi, GroupsApi, MeApi, MfaApi, SearchAllApi, UsersApi};
+use crate::service::access::Access;
 use crate::service::bypass::{Argon2Hasher, BypassCodeService};
 use crate::service::console::CALLBACK_PATH;
 use crate::service::console::ConsoleService;
@@ -241,16 +242,24 @@ pub async fn build_state(
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_else(|| "bypass-idp".to_owned());
-    let mfa = MfaService::new(store.clone(), sealer, guard.clone(), service_name.clone());
+    let roles = Roles::new(store.clone(), config.role_groups.clone());
+    let access = Access::new(roles.clone());
+    let mfa = MfaService::new(
+        store.clone(),
+        sealer,
+        guard.clone(),
+        access.clone(),
+        service_name.clone(),
+    );
     let bypass = BypassCodeService::new(
         store.clone(),
         counters.clone(),
         guard,
+        access,
         Arc::new(Argon2Hasher::new(config.code_pepper.as_ref())),
         Arc::new(mailer),
         service_name,
     );
-    let roles = Roles::new(store.clone(), config.role_groups.clone());
     clients::ensure_console(&store, &issuer)
         .await
         .map_err(|e| StartError::Other(format!("console client: {e}")))?;

@@ -378,11 +378,14 @@ const CONFLICTS: &[&str] = &[
     "createMyBypassCode",
 ];
 
+/// Operations that count attempts of a typed secret and answer 429 past the limit.
+const THROTTLED: &[&str] = &["notifyBypassCode"];
+
 /// Keeps, of the error statuses poem-openapi lists on every operation, those the operation
 /// can answer: 400 only with a body, a query or `If-Match` to refuse, or a path id the store
 /// may refuse (a NUL character); 404 only with a resource in the path (or the signed-in user
 /// behind `/Me`); 409 only for [`CONFLICTS`]; 412 only with `If-Match`; 413 and 415 only
-/// with a body; 403 wherever a scope is required, which is everywhere but the discovery
+/// with a body; 429 only for [`THROTTLED`]; 403 wherever a scope is required, which is everywhere but the discovery
 /// documents. 401, 500 and 503 stay everywhere: every operation checks a token, and may fail.
 fn tailor_responses(doc: &mut Value) {
     for (path, method, op) in operations(doc) {
@@ -416,6 +419,7 @@ fn tailor_responses(doc: &mut Value) {
                 "409" => CONFLICTS.contains(&id.as_str()),
                 "412" => if_match,
                 "413" | "415" => body,
+                "429" => THROTTLED.contains(&id.as_str()),
                 _ => true,
             });
     }

@@ -207,8 +207,75 @@ async fn without_a_factor_the_password_is_enough_unless_mfa_is_required() {
             &[("csrf", &csrf(&enroll)), ("code", &code)],
         )
         .await;
+    // Set up during this sign-in, the app proves nothing about it: no code for a client that
+    // requires 2-step verification, but a page that asks to sign in again.
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body.contains("Sign in again"), "{}", done.body);
+    assert!(done.location.is_none());
+    let again = browser
+        .post(
+            "/oauth2/signin/password",
+            &[
+                ("csrf", &csrf(&done)),
+                ("username", "plain.user"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert!(again.body.contains("authenticator app"), "{}", again.body);
+    let next = bypass_idp::domain::totp::code_at(&secret, now + 30).unwrap();
+    let done = browser
+        .post(
+            "/oauth2/signin/totp",
+            &[("csrf", &csrf(&again)), ("code", &next)],
+        )
+        .await;
     let auth_code = code_from(&done, &app, &strict, &started.state);
     exchange_and_check(started, auth_code, &["pwd", "mfa", "otp"]).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn enrolling_during_a_sign_in_claims_only_the_password() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token(None).await;
+    let mut body = user_body("must.enrol");
+    body["schemas"].as_array_mut().unwrap().push(json!(
+        "urn:bypass-idp:params:scim:schemas:extension:mfa:2.0:User"
+    ));
+    body["urn:bypass-idp:params:scim:schemas:extension:mfa:2.0:User"] =
+        json!({"mfaRequired": true});
+    let (status, created, _) = app
+        .scim(reqwest::Method::POST, "/Users", &token, Some(body))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    // The user must enrol, at a client that does not itself require 2-step verification.
+    let rp = register(&app, false, false).await;
+    let started = start(&app, &rp).await;
+    let browser = Browser::new(&app);
+    let enroll = password_step(&browser, &started.auth_url, "must.enrol", PASSWORD).await;
+    assert!(
+        enroll.body.contains("Set up 2-Step Verification"),
+        "{}",
+        enroll.body
+    );
+    let start_key = enroll.body.find("<code>").unwrap() + 6;
+    let key = &enroll.body[start_key..start_key + enroll.body[start_key..].find('<').unwrap()];
+    let secret = bypass_idp::domain::totp::from_base32(key).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = bypass_idp::domain::totp::code_at(&secret, now).unwrap();
+    let done = browser
+        .post(
+            "/oauth2/signin/enroll",
+            &[("csrf", &csrf(&enroll)), ("code", &code)],
+        )
+        .await;
+    let auth_code = code_from(&done, &app, &rp, &started.state);
+    // amr ["pwd"] and the password acr: a password alone must not pass acr_values=…:mfa.
+    exchange_and_check(started, auth_code, &["pwd"]).await;
     app.stop().await;
 }
 
@@ -239,7 +306,25 @@ async fn codes_are_single_use_bound_to_pkce_and_replay_revokes() {
         (400, Some("invalid_grant")),
         "{body}"
     );
-    let (status, _) = token_post(
+    // Another client holding the leaked code cannot burn it either.
+    let other = register(&app, false, false).await;
+    let (status, body) = token_post(
+        &app,
+        &other,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &rp.redirect),
+            ("code_verifier", started.verifier.secret()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    let (status, body) = token_post(
         &app,
         &rp,
         &[
@@ -250,7 +335,10 @@ async fn codes_are_single_use_bound_to_pkce_and_replay_revokes() {
         ],
     )
     .await;
-    assert_eq!(status, 400, "a failed redemption still spends the code");
+    assert_eq!(
+        status, 200,
+        "a redemption refused for its client or verifier leaves the code to its client: {body}"
+    );
 
     let (started, code) = code_for_plain_user(&app, &rp, "replayer").await;
     let redeem = [

@@ -102,7 +102,7 @@ async fn client_secret_post_works_and_defaults_to_every_allowed_scope() {
     assert_eq!(body["expires_in"], 3600);
     assert_eq!(
         body["scope"],
-        "bypass_codes:manage bypass_codes:settings mfa:manage scim:groups scim:users"
+        "audit:read bypass_codes:manage bypass_codes:settings mfa:manage scim:groups scim:users"
     );
     app.stop().await;
 }

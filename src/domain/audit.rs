@@ -10,6 +10,8 @@ pub enum AuditEvent {
     Generated,
     Emailed,
     EmailFailed,
+    /// A code sent to be emailed did not match the code named (an attempt counted).
+    EmailRefused,
     /// A bypass code was accepted at sign-in.
     Used,
     /// A bypass code attempt was refused.
@@ -24,10 +26,11 @@ pub enum AuditEvent {
 }
 
 impl AuditEvent {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Generated,
         Self::Emailed,
         Self::EmailFailed,
+        Self::EmailRefused,
         Self::Used,
         Self::Failed,
         Self::Revoked,
@@ -45,6 +48,7 @@ impl AuditEvent {
             Self::Generated => "generated",
             Self::Emailed => "emailed",
             Self::EmailFailed => "email_failed",
+            Self::EmailRefused => "email_refused",
             Self::Used => "used",
             Self::Failed => "failed",
             Self::Revoked => "revoked",

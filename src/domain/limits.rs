@@ -70,6 +70,12 @@ pub const CLIENT_AUTH_PER_ADDRESS: Limit = Limit {
     max: 100,
     window: FIFTEEN_MINUTES,
 };
+/// Codes sent to be emailed (`…/notifications`) per actor, and per code: whoever holds a
+/// code types it right the first time, so a few tries are plenty.
+pub const CODE_HOLDER: Limit = Limit {
+    max: 5,
+    window: FIFTEEN_MINUTES,
+};
 /// Consecutive second-factor failures after which only an administrator's reset helps
 /// (NIST SP 800-63B §5.2.2). Reserved in the database before each check, like the others.
 pub const MAX_CONSECUTIVE_FAILURES: i32 = 100;
@@ -91,6 +97,9 @@ pub enum LimitKey {
     PasswordAddress(LimitAddress),
     ClientAuth(ClientId, LimitAddress),
     ClientAuthAddress(LimitAddress),
+    /// Codes sent to be emailed, per actor (`client:…`, `user:…`) and per code.
+    CodeHolderActor(String),
+    CodeHolderCode(String),
     /// New sign-in flows per address; `max` comes from the configuration.
     FlowsPerAddress(LimitAddress, Limit),
 }
@@ -111,6 +120,14 @@ impl LimitKey {
         let mut keys = vec![LimitKey::SecondFactorUser(user.clone())];
         keys.extend(ip.map(|ip| LimitKey::SecondFactorAddress(LimitAddress::of(ip))));
         keys
+    }
+
+    /// The keys of `actor` sending a typed code to prove it holds code `code_id`.
+    pub fn code_holder(actor: &str, code_id: &str) -> Vec<LimitKey> {
+        vec![
+            LimitKey::CodeHolderActor(actor.to_owned()),
+            LimitKey::CodeHolderCode(code_id.to_owned()),
+        ]
     }
 
     /// The password keys of `user_name` typed from `ip`. The name is folded as sign-in
@@ -137,15 +154,19 @@ impl LimitKey {
             Self::PasswordAddress(_) => PASSWORD_PER_ADDRESS,
             Self::ClientAuth(..) => CLIENT_AUTH_PER_CLIENT_ADDRESS,
             Self::ClientAuthAddress(_) => CLIENT_AUTH_PER_ADDRESS,
+            Self::CodeHolderActor(_) | Self::CodeHolderCode(_) => CODE_HOLDER,
             Self::FlowsPerAddress(_, limit) => *limit,
         }
     }
 
     pub fn on_success(&self) -> OnSuccess {
         match self {
-            Self::SecondFactorUser(_) | Self::PasswordUserAddress(..) | Self::ClientAuth(..) => {
-                OnSuccess::Clear
-            }
+            Self::SecondFactorUser(_)
+            | Self::PasswordUserAddress(..)
+            | Self::ClientAuth(..)
+            | Self::CodeHolderActor(_) => OnSuccess::Clear,
+            // Another actor's success must not wipe a guesser's record on the code.
+            Self::CodeHolderCode(_) => OnSuccess::GiveBack,
             Self::SecondFactorAddress(_)
             | Self::PasswordUser(_)
             | Self::PasswordAddress(_)
@@ -165,6 +186,8 @@ impl LimitKey {
             Self::PasswordAddress(addr) => format!("pwd-fail-ip:{addr}"),
             Self::ClientAuth(client, addr) => format!("client-auth:{addr}:{client}"),
             Self::ClientAuthAddress(addr) => format!("client-auth-ip:{addr}"),
+            Self::CodeHolderActor(actor) => format!("code-holder:actor:{actor}"),
+            Self::CodeHolderCode(code) => format!("code-holder:code:{code}"),
             Self::FlowsPerAddress(addr, _) => format!("flows:{addr}"),
         }
     }

@@ -1,5 +1,6 @@
 //! Pure domain logic: identifiers, secrets, scopes and the SCIM user model. No I/O here.
 
+pub mod access;
 pub mod address;
 pub mod audit;
 pub mod bypass;

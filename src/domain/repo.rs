@@ -149,6 +149,13 @@ pub trait BypassCodeRepo {
 
     async fn list_codes(&self, user_id: &UserId) -> Result<Vec<StoredCode>, Self::Error>;
 
+    /// How many of the user's codes are active at `now` (what `maxActive` counts).
+    async fn count_active_codes(
+        &self,
+        user_id: &UserId,
+        now: DateTime<Utc>,
+    ) -> Result<u64, Self::Error>;
+
     async fn find_code(
         &self,
         user_id: &UserId,

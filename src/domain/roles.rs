@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use super::ids::GroupId;
 use super::scope::{
-    self, BYPASS_CODES_MANAGE, BYPASS_CODES_SETTINGS, MFA_MANAGE, MFA_READ, SCIM_GROUPS,
-    SCIM_USERS, ScopeSet, USERS_READ,
+    self, AUDIT_READ, BYPASS_CODES_MANAGE, BYPASS_CODES_SETTINGS, MFA_MANAGE, MFA_READ,
+    SCIM_GROUPS, SCIM_USERS, ScopeSet, USERS_READ,
 };
 
 /// This service's own console: the one client at which a user's sign-in may carry the
@@ -25,7 +25,8 @@ pub enum Role {
     Helpdesk,
     /// Manage users and groups over SCIM.
     UserAdmin,
-    /// Change the bypass-code policy and reset 2-step verification.
+    /// Change the bypass-code policy, reset 2-step verification, read the audit log, and act
+    /// on administrators' codes (with the help-desk role).
     SecurityAdmin,
 }
 
@@ -51,7 +52,13 @@ impl Role {
         match self {
             Self::Helpdesk => &[USERS_READ, MFA_READ, BYPASS_CODES_MANAGE],
             Self::UserAdmin => &[SCIM_USERS, SCIM_GROUPS, USERS_READ],
-            Self::SecurityAdmin => &[BYPASS_CODES_SETTINGS, MFA_MANAGE, MFA_READ, USERS_READ],
+            Self::SecurityAdmin => &[
+                BYPASS_CODES_SETTINGS,
+                MFA_MANAGE,
+                MFA_READ,
+                USERS_READ,
+                AUDIT_READ,
+            ],
         }
     }
 }

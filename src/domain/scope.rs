@@ -15,6 +15,8 @@ pub const BYPASS_CODES_SELF: &str = "bypass_codes:self";
 /// generates codes cannot lift its own limits.
 pub const BYPASS_CODES_SETTINGS: &str = "bypass_codes:settings";
 pub const MFA_MANAGE: &str = "mfa:manage";
+/// Reading the audit log of every user (`/AuditEvents`): security administrators.
+pub const AUDIT_READ: &str = "audit:read";
 
 /// Scopes an OAuth client may be registered with.
 pub const KNOWN: &[&str] = &[
@@ -30,6 +32,7 @@ pub const KNOWN: &[&str] = &[
     BYPASS_CODES_SELF,
     MFA_MANAGE,
     MFA_READ,
+    AUDIT_READ,
 ];
 
 /// Scopes any user's sign-in may carry. Administrative scopes belong to clients acting for
@@ -50,6 +53,7 @@ pub const ADMIN: &[&str] = &[
     BYPASS_CODES_MANAGE,
     BYPASS_CODES_SETTINGS,
     MFA_MANAGE,
+    AUDIT_READ,
 ];
 
 /// A set of scope tokens, parsed from and printed as a space-separated string (RFC 6749 §3.3).

@@ -243,6 +243,10 @@ pub enum Step {
     SecondFactor { user_id: UserId, auth_time: i64 },
     /// Password verified, no second factor, but one is required: waiting for TOTP enrolment.
     Enroll { user_id: UserId, auth_time: i64 },
+    /// An authenticator was just set up, but the client needs 2-step verification: a factor
+    /// set up during a sign-in proves nothing about that sign-in, so the person signs in
+    /// again (password, then the new factor). Waits for the password like [`Step::Password`].
+    SignInAgain,
     /// Done: an authorization code may be issued.
     Authenticated {
         user_id: UserId,
@@ -291,7 +295,7 @@ impl Flow {
         has_totp: bool,
         user_requires_mfa: bool,
     ) -> Result<Self, IllegalStep> {
-        if self.step != Step::Password {
+        if !self.wants_password() {
             return Err(IllegalStep);
         }
         let step = if has_totp {
@@ -333,30 +337,35 @@ impl Flow {
         })
     }
 
+    /// The first authenticator was confirmed during this sign-in. It was not confirmed before
+    /// the sign-in began, so it is no second factor of it: the sign-in stands on the password
+    /// (`amr ["pwd"]`) where that is enough, and elsewhere starts again.
     pub fn enrolled(self) -> Result<Self, IllegalStep> {
         let Step::Enroll { user_id, auth_time } = self.step else {
             return Err(IllegalStep);
         };
-        let amr = vec![
-            AMR_PASSWORD.to_owned(),
-            AMR_MFA.to_owned(),
-            AMR_OTP.to_owned(),
-        ];
-        Ok(Self {
-            step: Step::Authenticated {
+        let step = if self.request.mfa_requested {
+            Step::SignInAgain
+        } else {
+            Step::Authenticated {
                 user_id,
                 auth_time,
-                amr,
+                amr: vec![AMR_PASSWORD.to_owned()],
                 bypass_code: None,
-            },
-            ..self
-        })
+            }
+        };
+        Ok(Self { step, ..self })
+    }
+
+    /// Whether the flow waits for a username and password.
+    pub fn wants_password(&self) -> bool {
+        matches!(self.step, Step::Password | Step::SignInAgain)
     }
 
     /// The user whose password was verified, once it was.
     pub fn user_id(&self) -> Option<&UserId> {
         match &self.step {
-            Step::Password => None,
+            Step::Password | Step::SignInAgain => None,
             Step::SecondFactor { user_id, .. }
             | Step::Enroll { user_id, .. }
             | Step::Authenticated { user_id, .. } => Some(user_id),
@@ -537,12 +546,35 @@ mod tests {
                 .step,
             Step::Enroll { .. }
         ));
-        let enrolled = flow(true)
+        // A factor set up during the sign-in is no second factor of it.
+        let enrolled = flow(false)
+            .password_verified(UserId::new("u"), 1, false, true)
+            .unwrap()
+            .enrolled()
+            .unwrap();
+        let Step::Authenticated { amr, .. } = &enrolled.step else {
+            panic!("{enrolled:?}")
+        };
+        assert_eq!(amr, &["pwd".to_owned()]);
+        assert_eq!(acr_for(amr), ACR_PASSWORD);
+        // Where 2-step verification is required, the person signs in again, and then the
+        // new factor is the second step.
+        let again = flow(true)
             .password_verified(UserId::new("u"), 1, false, false)
             .unwrap()
             .enrolled()
             .unwrap();
-        assert!(matches!(enrolled.step, Step::Authenticated { .. }));
+        assert_eq!(again.step, Step::SignInAgain);
+        assert_eq!(again.user_id(), None);
+        let second = again
+            .password_verified(UserId::new("u"), 2, true, false)
+            .unwrap()
+            .second_factor_verified(SecondFactor::Totp)
+            .unwrap();
+        let Step::Authenticated { amr, .. } = &second.step else {
+            panic!("{second:?}")
+        };
+        assert_eq!(acr_for(amr), ACR_MFA);
     }
 
     #[test]

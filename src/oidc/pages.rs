@@ -21,6 +21,7 @@ pub fn step_page(
 ) -> String {
     let (title, step) = match &flow.step {
         Step::Password => ("Sign in", "password"),
+        Step::SignInAgain => ("Sign in again", "again"),
         Step::SecondFactor { .. } if bypass => ("2-Step Verification", "bypass"),
         Step::SecondFactor { .. } => ("2-Step Verification", "totp"),
         Step::Enroll { .. } => ("Set up 2-Step Verification", "enroll"),

@@ -31,7 +31,7 @@ const FIELD_CAPS: &[(&str, usize)] = &[
 ];
 
 fn context(addr: &ClientAddr) -> Context {
-    Context::system_at(addr.0)
+    Context::anonymous_at(addr.0)
 }
 
 /// A form with a field over its cap: refused whole.

@@ -47,6 +47,22 @@ impl ScimBearer {
         }
     }
 
+    /// The request's actor, client, address and authority (the token's scopes and, for a
+    /// user's token, how the user signed in), for the access decision and the audit trail.
+    pub async fn acting(
+        &self,
+        state: &AppState,
+        remote: &ClientAddr,
+    ) -> Result<Context, ScimError> {
+        let amr = match state.oauth.session(&self.0).await? {
+            Some(session) => session.amr,
+            None => Vec::new(),
+        };
+        Ok(self
+            .context(remote)
+            .with_authority(self.0.scopes.clone(), amr))
+    }
+
     /// The request's actor, client and address, for the audit trail.
     pub fn context(&self, remote: &ClientAddr) -> Context {
         let ip = remote.0;

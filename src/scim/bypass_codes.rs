@@ -20,13 +20,13 @@ use super::models::{
     BypassCodeSettingsResource, NotifyRequest,
 };
 use super::payload::{ScimJson, list_response};
-use crate::domain::bypass::{CodeStatus, Origin, Policy, check_minting};
+use crate::domain::bypass::{CodeStatus, Policy};
 use crate::domain::ids::UserId;
 use crate::domain::scim::filter::{CompareOp, Filter, Literal, MAX_FILTER_LEN, parse_filter};
 use crate::domain::scim::user::format_time;
 use crate::domain::scim::{ScimType, ScimViolation};
-use crate::domain::scope::{BYPASS_CODES_MANAGE, BYPASS_CODES_SELF, BYPASS_CODES_SETTINGS};
 use crate::service::bypass::CodeView;
+use crate::service::context::Context;
 use crate::state::AppState;
 
 pub const BYPASS_CODE_SCHEMA: &str = "urn:bypass-idp:params:scim:schemas:core:2.0:BypassCode";
@@ -154,35 +154,41 @@ pub enum SettingsResponse {
     Ok(ScimJson<BypassCodeSettingsResource>),
 }
 
-/// Whose codes a request works on, and as whom it mints them.
+/// Whose codes a request works on, and who asks (with what authority). Whether they may is
+/// the service's decision ([`crate::domain::access`]), the same for every door.
 pub struct Subject {
     user_id: UserId,
-    origin: Origin,
-    /// How the subject signed in, when the subject is the caller (`/Me`).
-    amr: Vec<String>,
+    ctx: Context,
 }
 
 impl Subject {
-    /// The user named in the path, for the help desk.
-    fn named(auth: &ScimBearer, id: String) -> Result<Self, ScimError> {
-        auth.require(BYPASS_CODES_MANAGE)?;
+    /// The user named in the path.
+    async fn named(
+        state: &AppState,
+        auth: &ScimBearer,
+        remote: &ClientAddr,
+        id: String,
+    ) -> Result<Self, ScimError> {
         Ok(Self {
             user_id: UserId::new(id),
-            origin: Origin::HelpDesk,
-            amr: Vec::new(),
+            ctx: auth.acting(state, remote).await?,
         })
     }
 
     /// The signed-in user behind a user token; refused for a client's own token.
-    async fn me(state: &AppState, auth: &ScimBearer) -> Result<Self, ScimError> {
-        auth.require(BYPASS_CODES_SELF)?;
+    async fn me(
+        state: &AppState,
+        auth: &ScimBearer,
+        remote: &ClientAddr,
+    ) -> Result<Self, ScimError> {
         let session = state.oauth.session(&auth.0).await?.ok_or_else(|| {
             ScimError::forbidden_detail("/Me needs a user's access token from a sign-in")
         })?;
         Ok(Self {
             user_id: session.user_id,
-            origin: Origin::SelfService,
-            amr: session.amr,
+            ctx: auth
+                .context(remote)
+                .with_authority(auth.0.scopes.clone(), session.amr),
         })
     }
 }
@@ -194,20 +200,11 @@ impl Codes {
     async fn create(
         state: &AppState,
         subject: Subject,
-        auth: &ScimBearer,
-        remote: &ClientAddr,
         body: &Value,
     ) -> Result<CreateCodeResponse, ScimError> {
-        check_minting(subject.origin, &subject.amr)
-            .map_err(|refused| ScimError::forbidden_detail(refused.message()))?;
         let created = state
             .bypass
-            .create(
-                &subject.user_id,
-                body,
-                subject.origin,
-                &auth.context(remote),
-            )
+            .create(&subject.user_id, body, &subject.ctx)
             .await?;
         let body = render_code(
             &state.scim_base(),
@@ -232,7 +229,10 @@ impl Codes {
         filter: Option<&str>,
     ) -> Result<CodeListResponse, ScimError> {
         let status = status_filter(filter)?;
-        let views = state.bypass.list(&subject.user_id, status).await?;
+        let views = state
+            .bypass
+            .list(&subject.user_id, status, &subject.ctx)
+            .await?;
         let base = state.scim_base();
         let resources: Vec<Value> = views.iter().map(|v| render_code(&base, v, None)).collect();
         let total = resources.len() as u64;
@@ -246,7 +246,10 @@ impl Codes {
         subject: Subject,
         code_id: &str,
     ) -> Result<CodeResponse, ScimError> {
-        let view = state.bypass.get(&subject.user_id, code_id).await?;
+        let view = state
+            .bypass
+            .get(&subject.user_id, code_id, &subject.ctx)
+            .await?;
         Ok(Self::one(state, &view))
     }
 
@@ -254,12 +257,10 @@ impl Codes {
         state: &AppState,
         subject: Subject,
         code_id: &str,
-        auth: &ScimBearer,
-        remote: &ClientAddr,
     ) -> Result<RevokeCodeResponse, ScimError> {
         state
             .bypass
-            .revoke(&subject.user_id, code_id, &auth.context(remote))
+            .revoke(&subject.user_id, code_id, &subject.ctx)
             .await?;
         Ok(RevokeCodeResponse::Revoked)
     }
@@ -287,8 +288,8 @@ impl BypassCodesApi {
         id: Path<String>,
         body: ScimJson<BypassCodeRequest>,
     ) -> Result<CreateCodeResponse, ScimError> {
-        let subject = Subject::named(&auth, id.0)?;
-        Codes::create(state, subject, &auth, remote.0, &body.value).await
+        let subject = Subject::named(state, &auth, remote.0, id.0).await?;
+        Codes::create(state, subject, &body.value).await
     }
 
     /// List a user's bypass codes; `filter=status eq "active"` narrows the list.
@@ -301,11 +302,12 @@ impl BypassCodesApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
+        remote: Data<&ClientAddr>,
         id: Path<String>,
         /// Only `status eq "active"|"expired"|"exhausted"|"revoked"`.
         filter: Query<Option<String>>,
     ) -> Result<CodeListResponse, ScimError> {
-        let subject = Subject::named(&auth, id.0)?;
+        let subject = Subject::named(state, &auth, remote.0, id.0).await?;
         Codes::list(state, subject, filter.0.as_deref()).await
     }
 
@@ -319,10 +321,11 @@ impl BypassCodesApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
+        remote: Data<&ClientAddr>,
         id: Path<String>,
         code_id: Path<String>,
     ) -> Result<CodeResponse, ScimError> {
-        let subject = Subject::named(&auth, id.0)?;
+        let subject = Subject::named(state, &auth, remote.0, id.0).await?;
         Codes::get(state, subject, &code_id.0).await
     }
 
@@ -340,8 +343,8 @@ impl BypassCodesApi {
         id: Path<String>,
         code_id: Path<String>,
     ) -> Result<RevokeCodeResponse, ScimError> {
-        let subject = Subject::named(&auth, id.0)?;
-        Codes::revoke(state, subject, &code_id.0, &auth, remote.0).await
+        let subject = Subject::named(state, &auth, remote.0, id.0).await?;
+        Codes::revoke(state, subject, &code_id.0).await
     }
 
     /// Email an active code to the user again. Send the code itself: the server stores
@@ -360,7 +363,7 @@ impl BypassCodesApi {
         code_id: Path<String>,
         body: ScimJson<NotifyRequest>,
     ) -> Result<CodeResponse, ScimError> {
-        let subject = Subject::named(&auth, id.0)?;
+        let subject = Subject::named(state, &auth, remote.0, id.0).await?;
         let code = required_string(
             &body.value,
             "code",
@@ -368,7 +371,7 @@ impl BypassCodesApi {
         )?;
         let view = state
             .bypass
-            .notify(&subject.user_id, &code_id.0, code, &auth.context(remote.0))
+            .notify(&subject.user_id, &code_id.0, code, &subject.ctx)
             .await?;
         Ok(Codes::one(state, &view))
     }
@@ -383,11 +386,15 @@ impl BypassCodesApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
+        remote: Data<&ClientAddr>,
         id: Path<String>,
         code_id: Path<String>,
     ) -> Result<AuditResponse, ScimError> {
-        let subject = Subject::named(&auth, id.0)?;
-        let events = state.bypass.events(&subject.user_id, &code_id.0).await?;
+        let subject = Subject::named(state, &auth, remote.0, id.0).await?;
+        let events = state
+            .bypass
+            .events(&subject.user_id, &code_id.0, &subject.ctx)
+            .await?;
         let resources: Vec<Value> = events
             .into_iter()
             .map(|e| {
@@ -418,10 +425,11 @@ impl BypassCodesApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
+        remote: Data<&ClientAddr>,
     ) -> Result<SettingsResponse, ScimError> {
         // The help desk reads the limits it works within; only the policy scope changes them.
-        auth.require_any(&[BYPASS_CODES_MANAGE, BYPASS_CODES_SETTINGS])?;
-        let policy = state.bypass.policy().await?;
+        let ctx = auth.acting(state, remote.0).await?;
+        let policy = state.bypass.read_policy(&ctx).await?;
         Ok(SettingsResponse::Ok(ScimJson::new(render_settings(
             &state.scim_base(),
             &policy,
@@ -442,7 +450,7 @@ impl BypassCodesApi {
         remote: Data<&ClientAddr>,
         body: ScimJson<BypassCodeSettingsResource>,
     ) -> Result<SettingsResponse, ScimError> {
-        auth.require(BYPASS_CODES_SETTINGS)?;
+        let ctx = auth.acting(state, remote.0).await?;
         let mut value = body.value;
         if let Some(object) = value.as_object_mut() {
             // `schemas` stays: Policy::from_json checks its type.
@@ -451,10 +459,7 @@ impl BypassCodesApi {
             }
         }
         let policy = Policy::from_json(&value)?;
-        state
-            .bypass
-            .set_policy(&policy, &auth.context(remote.0))
-            .await?;
+        state.bypass.set_policy(&policy, &ctx).await?;
         Ok(SettingsResponse::Ok(ScimJson::new(render_settings(
             &state.scim_base(),
             &policy,
@@ -476,10 +481,11 @@ impl MeApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
+        remote: Data<&ClientAddr>,
         /// Only `status eq "active"|"expired"|"exhausted"|"revoked"`.
         filter: Query<Option<String>>,
     ) -> Result<CodeListResponse, ScimError> {
-        let subject = Subject::me(state, &auth).await?;
+        let subject = Subject::me(state, &auth, remote.0).await?;
         Codes::list(state, subject, filter.0.as_deref()).await
     }
 
@@ -498,8 +504,8 @@ impl MeApi {
         remote: Data<&ClientAddr>,
         body: ScimJson<BypassCodeRequest>,
     ) -> Result<CreateCodeResponse, ScimError> {
-        let subject = Subject::me(state, &auth).await?;
-        Codes::create(state, subject, &auth, remote.0, &body.value).await
+        let subject = Subject::me(state, &auth, remote.0).await?;
+        Codes::create(state, subject, &body.value).await
     }
 
     /// One of your bypass codes.
@@ -512,9 +518,10 @@ impl MeApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
+        remote: Data<&ClientAddr>,
         code_id: Path<String>,
     ) -> Result<CodeResponse, ScimError> {
-        let subject = Subject::me(state, &auth).await?;
+        let subject = Subject::me(state, &auth, remote.0).await?;
         Codes::get(state, subject, &code_id.0).await
     }
 
@@ -531,7 +538,7 @@ impl MeApi {
         remote: Data<&ClientAddr>,
         code_id: Path<String>,
     ) -> Result<RevokeCodeResponse, ScimError> {
-        let subject = Subject::me(state, &auth).await?;
-        Codes::revoke(state, subject, &code_id.0, &auth, remote.0).await
+        let subject = Subject::me(state, &auth, remote.0).await?;
+        Codes::revoke(state, subject, &code_id.0).await
     }
 }

@@ -41,6 +41,10 @@ pub enum ScimError {
     /// The body is not `application/scim+json` or `application/json`.
     #[oai(status = 415)]
     UnsupportedMediaType(ErrorPayload),
+    /// Too many attempts (a code sent to be emailed that did not match); retry after the
+    /// given number of seconds.
+    #[oai(status = 429)]
+    TooManyRequests(ErrorPayload, #[oai(header = "Retry-After")] u64),
     /// The server failed; the detail carries no internals.
     #[oai(status = 500)]
     Internal(ErrorPayload),
@@ -128,6 +132,9 @@ impl From<ServiceError> for ScimError {
             ServiceError::VersionMismatch => Self::precondition_failed(),
             ServiceError::Conflict(detail) => Self::Conflict(error_body(409, None, &detail)),
             ServiceError::Forbidden(detail) => Self::Forbidden(error_body(403, None, &detail)),
+            ServiceError::TooMany(detail, retry_after) => {
+                Self::TooManyRequests(error_body(429, None, &detail), retry_after.as_secs().max(1))
+            }
             ServiceError::Unavailable(detail) => {
                 Self::Unavailable(error_body(503, None, &detail), 5)
             }

@@ -67,11 +67,8 @@ impl MfaApi {
         remote: Data<&ClientAddr>,
         id: Path<String>,
     ) -> Result<StartEnrollmentResponse, ScimError> {
-        auth.require(MFA_MANAGE)?;
-        let enrollment = state
-            .mfa
-            .start_enrollment(&UserId::new(id.0), &auth.context(remote.0))
-            .await?;
+        let ctx = auth.acting(state, remote.0).await?;
+        let enrollment = state.mfa.enrol_for(&UserId::new(id.0), &ctx).await?;
         Ok(StartEnrollmentResponse::Created(
             ScimJson::new(json!({
                 "schemas": [TOTP_SCHEMA],
@@ -97,16 +94,13 @@ impl MfaApi {
         id: Path<String>,
         body: ScimJson<TotpConfirmation>,
     ) -> Result<TotpStateResponse, ScimError> {
-        auth.require(MFA_MANAGE)?;
+        let ctx = auth.acting(state, remote.0).await?;
         let code = required_string(
             &body.value,
             "code",
             "\"code\" is required: the current TOTP code",
         )?;
-        state
-            .mfa
-            .confirm(&UserId::new(id.0), code, &auth.context(remote.0))
-            .await?;
+        state.mfa.confirm(&UserId::new(id.0), code, &ctx).await?;
         Ok(TotpStateResponse::Ok(ScimJson::new(state_body(
             TotpStatus::Enrolled,
         ))))
@@ -144,11 +138,8 @@ impl MfaApi {
         remote: Data<&ClientAddr>,
         id: Path<String>,
     ) -> Result<ResetResponse, ScimError> {
-        auth.require(MFA_MANAGE)?;
-        state
-            .mfa
-            .reset(&UserId::new(id.0), &auth.context(remote.0))
-            .await?;
+        let ctx = auth.acting(state, remote.0).await?;
+        state.mfa.reset(&UserId::new(id.0), &ctx).await?;
         Ok(ResetResponse::Reset)
     }
 }

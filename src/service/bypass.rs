@@ -12,18 +12,22 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use chrono::{DateTime, Utc};
 use subtle::ConstantTimeEq;
 
+use super::access::Access;
 use super::context::Context;
 use super::mfa::Guard;
+use super::throttle::Throttle;
 use super::{ServiceError, audit, passwords};
 use crate::counters::SharedCounters;
+use crate::domain::access::Action;
 use crate::domain::audit::AuditEntry;
 use crate::domain::audit::AuditEvent;
 pub use crate::domain::bypass::Rejection;
 use crate::domain::bypass::{
-    self, CodeRequest, CodeStatus, GenerationRefused, NewCode, Origin, Policy, StoredCode,
-    check_eligible, check_generation_allowed,
+    self, CodeRequest, CodeStatus, GenerationRefused, NewCode, Policy, StoredCode, check_eligible,
+    check_generation_allowed,
 };
 use crate::domain::ids::UserId;
+use crate::domain::limits::LimitKey;
 use crate::domain::repo::{
     AuditRepo, BypassCodeRepo, InsertOutcome, MfaRepo, SettingRepo, UserRepo,
 };
@@ -109,6 +113,22 @@ pub struct Created {
     pub view: CodeView,
 }
 
+/// A plaintext this service generated and the console kept sealed in the session that
+/// generated it: emailing it compares nothing, so it needs no attempt. Only the console's
+/// session store makes one.
+pub struct HeldCode(Secret);
+
+impl HeldCode {
+    pub(in crate::service) fn new(code: Secret) -> Self {
+        Self(code)
+    }
+
+    /// The plaintext, for the code window that shows it again after emailing.
+    pub fn code(&self) -> &Secret {
+        &self.0
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VerifyOutcome {
     Accepted {
@@ -138,6 +158,8 @@ pub struct BypassCodeService {
     store: Store,
     counters: SharedCounters,
     guard: Guard,
+    throttle: Throttle,
+    access: Access,
     hasher: Arc<dyn CodeHasher>,
     mailer: Arc<Mailer>,
     service_name: String,
@@ -175,25 +197,35 @@ fn view(code: StoredCode, events: &[AuditEntry], now: DateTime<Utc>) -> CodeView
     }
 }
 
+fn too_many(name: &str, max_active: u32) -> ServiceError {
+    ServiceError::Conflict(format!(
+        "user \"{name}\" already has {max_active} active bypass codes (maxActive); revoke one first"
+    ))
+}
+
 impl BypassCodeService {
     pub fn new(
         store: Store,
         counters: SharedCounters,
         guard: Guard,
+        access: Access,
         hasher: Arc<dyn CodeHasher>,
         mailer: Arc<Mailer>,
         service_name: String,
     ) -> Self {
         Self {
             store,
+            throttle: Throttle::new(counters.clone()),
             counters,
             guard,
+            access,
             hasher,
             mailer,
             service_name,
         }
     }
 
+    /// The policy in force, for the services' own use (limits, sign-in).
     pub async fn policy(&self) -> Result<Policy, ServiceError> {
         match self.store.get_setting(POLICY_SETTING).await? {
             Some(text) => serde_json::from_str(&text)
@@ -202,7 +234,14 @@ impl BypassCodeService {
         }
     }
 
+    /// The policy, for a caller who asks to read it.
+    pub async fn read_policy(&self, ctx: &Context) -> Result<Policy, ServiceError> {
+        self.access.check(ctx, Action::ReadPolicy, None).await?;
+        self.policy().await
+    }
+
     pub async fn set_policy(&self, policy: &Policy, ctx: &Context) -> Result<(), ServiceError> {
+        self.access.check(ctx, Action::ChangePolicy, None).await?;
         let text = serde_json::to_string(policy)
             .map_err(|e| ServiceError::internal("bypass-code policy", e))?;
         self.store.put_setting(POLICY_SETTING, text.clone()).await?;
@@ -215,14 +254,51 @@ impl BypassCodeService {
         passwords::run_kdf(move || hasher.hash(&code, &salt)).await
     }
 
-    /// Generates a code for an active user enrolled in 2-step verification.
+    /// Why the caller may not generate a code for `user_id` now, in words for a person, or
+    /// `None` if they may (the account page asks before it offers the form).
+    pub async fn generation_refused(
+        &self,
+        user_id: &UserId,
+        ctx: &Context,
+    ) -> Result<Option<String>, ServiceError> {
+        let origin = match self
+            .access
+            .check(ctx, Action::Generate, Some(user_id))
+            .await
+        {
+            Ok(permit) => permit.origin(),
+            Err(ServiceError::Forbidden(why)) => return Ok(Some(why)),
+            Err(other) => return Err(other),
+        };
+        let policy = self.policy().await?;
+        if check_generation_allowed(&policy, origin).is_err() {
+            return Ok(Some(format!(
+                "{} generation of bypass codes is disabled by the policy",
+                origin.as_str()
+            )));
+        }
+        let enrolled = self
+            .store
+            .get_mfa(user_id)
+            .await?
+            .is_some_and(|m| m.totp_confirmed);
+        Ok((!enrolled)
+            .then(|| "Set up an authenticator app first: bypass codes stand in for it.".into()))
+    }
+
+    /// Generates a code for an active user enrolled in 2-step verification, under the
+    /// help-desk or the self-service rules as the access decision says.
     pub async fn create(
         &self,
         user_id: &UserId,
         body: &serde_json::Value,
-        origin: Origin,
         ctx: &Context,
     ) -> Result<Created, ServiceError> {
+        let origin = self
+            .access
+            .check(ctx, Action::Generate, Some(user_id))
+            .await?
+            .origin();
         let user = self
             .store
             .get_user(user_id)
@@ -247,6 +323,11 @@ impl BypassCodeService {
         let enrolled = mfa.as_ref().is_some_and(|m| m.totp_confirmed);
         check_eligible(user.is_active(), enrolled, true)
             .map_err(|why| ServiceError::invalid(why.message(name)))?;
+        // Refused before any Argon2 work: a full user costs the caller nothing of ours.
+        let active = self.store.count_active_codes(user_id, now).await?;
+        if active >= policy.max_active as u64 {
+            return Err(too_many(name, policy.max_active));
+        }
         let salt = mfa.map(|m| m.bypass_salt).unwrap_or_default();
         let code_id = uuid::Uuid::new_v4().to_string();
         let mut attempt = 0;
@@ -271,12 +352,7 @@ impl BypassCodeService {
                 .await?
             {
                 InsertOutcome::Inserted(row) => break (plaintext, *row),
-                InsertOutcome::TooManyActive => {
-                    return Err(ServiceError::Conflict(format!(
-                        "user \"{name}\" already has {} active bypass codes (maxActive); revoke one first",
-                        policy.max_active
-                    )));
-                }
+                InsertOutcome::TooManyActive => return Err(too_many(name, policy.max_active)),
                 InsertOutcome::Collision if attempt < GENERATION_ATTEMPTS => continue,
                 InsertOutcome::Collision => {
                     return Err(ServiceError::failed("generating a unique code"));
@@ -367,7 +443,11 @@ impl BypassCodeService {
         &self,
         user_id: &UserId,
         status: Option<CodeStatus>,
+        ctx: &Context,
     ) -> Result<Vec<CodeView>, ServiceError> {
+        self.access
+            .check(ctx, Action::ReadCodes, Some(user_id))
+            .await?;
         if self.store.get_user(user_id).await?.is_none() {
             return Err(ServiceError::NotFound("user"));
         }
@@ -390,7 +470,15 @@ impl BypassCodeService {
             .ok_or(ServiceError::NotFound("bypass code"))
     }
 
-    pub async fn get(&self, user_id: &UserId, code_id: &str) -> Result<CodeView, ServiceError> {
+    pub async fn get(
+        &self,
+        user_id: &UserId,
+        code_id: &str,
+        ctx: &Context,
+    ) -> Result<CodeView, ServiceError> {
+        self.access
+            .check(ctx, Action::ReadCodes, Some(user_id))
+            .await?;
         let row = self.find(user_id, code_id).await?;
         let events = self.store.code_events(code_id).await?;
         Ok(view(row, &events, Utc::now()))
@@ -400,14 +488,25 @@ impl BypassCodeService {
         &self,
         user_id: &UserId,
         code_id: &str,
+        ctx: &Context,
     ) -> Result<Vec<AuditEntry>, ServiceError> {
+        self.access
+            .check(ctx, Action::ReadAudit, Some(user_id))
+            .await?;
         self.find(user_id, code_id).await?;
         Ok(self.store.code_events(code_id).await?)
     }
 
     /// The user's audit trail, newest first: who generated, emailed, used, failed and revoked
     /// which code, when and from where.
-    pub async fn user_events(&self, user_id: &UserId) -> Result<Vec<AuditEntry>, ServiceError> {
+    pub async fn user_events(
+        &self,
+        user_id: &UserId,
+        ctx: &Context,
+    ) -> Result<Vec<AuditEntry>, ServiceError> {
+        self.access
+            .check(ctx, Action::ReadAudit, Some(user_id))
+            .await?;
         if self.store.get_user(user_id).await?.is_none() {
             return Err(ServiceError::NotFound("user"));
         }
@@ -421,6 +520,9 @@ impl BypassCodeService {
         code_id: &str,
         ctx: &Context,
     ) -> Result<(), ServiceError> {
+        self.access
+            .check(ctx, Action::Revoke, Some(user_id))
+            .await?;
         self.find(user_id, code_id).await?;
         let now = Utc::now();
         if self
@@ -443,6 +545,9 @@ impl BypassCodeService {
     }
 
     /// Emails a code the caller still holds, after checking it is this code. Nothing is kept.
+    /// Each comparison is an attempt reserved, before any Argon2, on the actor and on the
+    /// code ([`LimitKey::code_holder`]), and a mismatch is audited: this is no guessing
+    /// oracle, and no way to queue Argon2 work ahead of the sign-ins.
     pub async fn notify(
         &self,
         user_id: &UserId,
@@ -450,36 +555,92 @@ impl BypassCodeService {
         typed: &str,
         ctx: &Context,
     ) -> Result<CodeView, ServiceError> {
+        self.access.check(ctx, Action::Email, Some(user_id)).await?;
+        let row = self.sendable(user_id, code_id).await?;
+        let reservation = match self
+            .throttle
+            .reserve(LimitKey::code_holder(&ctx.actor_label(), code_id))
+            .await?
+        {
+            Ok(reservation) => reservation,
+            Err(retry_after) => {
+                return Err(ServiceError::TooMany(
+                    "too many wrong codes for this bypass code; try again later".into(),
+                    retry_after,
+                ));
+            }
+        };
+        let mismatch = || ServiceError::invalid("\"code\" does not match this bypass code");
+        let matched = match bypass::normalize_code(typed) {
+            None => None,
+            Some(digits) => match self.store.get_mfa(user_id).await? {
+                None => None,
+                Some(mfa) => {
+                    let hash = self.hash(digits.clone(), mfa.bypass_salt).await?;
+                    bool::from(hash.as_slice().ct_eq(&row.code_hash)).then_some(digits)
+                }
+            },
+        };
+        let Some(digits) = matched else {
+            // The reservation stays counted.
+            drop(reservation);
+            audit::record(
+                &self.store,
+                ctx,
+                user_id,
+                Some(code_id),
+                AuditEvent::EmailRefused,
+                Some("the code sent to be emailed did not match".into()),
+                Utc::now(),
+            )
+            .await?;
+            return Err(mismatch());
+        };
+        self.throttle.succeeded(reservation).await?;
+        self.send_and_view(row, &Secret::new(bypass::display_code(&digits)), ctx)
+            .await
+    }
+
+    /// Emails a code the console still holds sealed from its generation: nothing to compare.
+    pub async fn notify_held(
+        &self,
+        user_id: &UserId,
+        code_id: &str,
+        held: &HeldCode,
+        ctx: &Context,
+    ) -> Result<CodeView, ServiceError> {
+        self.access.check(ctx, Action::Email, Some(user_id)).await?;
+        let row = self.sendable(user_id, code_id).await?;
+        self.send_and_view(row, &held.0, ctx).await
+    }
+
+    /// The code, if it is active (only active codes are sent).
+    async fn sendable(&self, user_id: &UserId, code_id: &str) -> Result<StoredCode, ServiceError> {
         let row = self.find(user_id, code_id).await?;
-        let now = Utc::now();
-        let status = row.state().status(now);
+        let status = row.state().status(Utc::now());
         if status != CodeStatus::Active {
             return Err(ServiceError::invalid(format!(
                 "the bypass code is {}; only active codes can be sent",
                 status.as_str()
             )));
         }
-        let mismatch = || ServiceError::invalid("\"code\" does not match this bypass code");
-        let digits = bypass::normalize_code(typed).ok_or_else(mismatch)?;
-        let mfa = self.store.get_mfa(user_id).await?.ok_or_else(mismatch)?;
-        let hash = self.hash(digits.clone(), mfa.bypass_salt).await?;
-        if !bool::from(hash.as_slice().ct_eq(&row.code_hash)) {
-            return Err(mismatch());
-        }
+        Ok(row)
+    }
+
+    async fn send_and_view(
+        &self,
+        row: StoredCode,
+        code: &Secret,
+        ctx: &Context,
+    ) -> Result<CodeView, ServiceError> {
         let user = self
             .store
-            .get_user(user_id)
+            .get_user(&row.user_id)
             .await?
             .ok_or(ServiceError::NotFound("user"))?;
-        self.email(
-            &user.attributes,
-            &row,
-            &Secret::new(bypass::display_code(&digits)),
-            ctx,
-        )
-        .await?;
-        let events = self.store.code_events(code_id).await?;
-        Ok(view(row, &events, now))
+        self.email(&user.attributes, &row, code, ctx).await?;
+        let events = self.store.code_events(&row.id).await?;
+        Ok(view(row, &events, Utc::now()))
     }
 
     /// Checks a typed code at sign-in and, if it is good, uses it up by one. Exactly as many
@@ -660,7 +821,14 @@ mod tests {
         let service = BypassCodeService::new(
             store.clone(),
             counters.clone(),
-            Guard::new(store, crate::service::throttle::Throttle::new(counters)),
+            Guard::new(
+                store.clone(),
+                crate::service::throttle::Throttle::new(counters),
+            ),
+            Access::new(crate::service::roles::Roles::new(
+                store,
+                crate::domain::roles::RoleMap::default(),
+            )),
             hasher.clone(),
             Arc::new(mailer),
             "test".into(),
@@ -671,7 +839,6 @@ mod tests {
                 .create(
                     &user.id,
                     &json!({"neverExpires": true, "maxUsageCount": 10}),
-                    Origin::HelpDesk,
                     &Context::system(),
                 )
                 .await

@@ -9,23 +9,29 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::ServiceError;
+use super::bypass::HeldCode;
 use super::oauth::{OAuthService, TokenRefusal};
 use crate::counters::SharedCounters;
 use crate::domain::clock::Clock;
 use crate::domain::ids::UserId;
 use crate::domain::roles::{CONSOLE_CLIENT_ID, Role};
 use crate::domain::scope::{self, ScopeSet};
+use crate::domain::secret::Secret;
 
 /// A session ends after this long without a request…
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// …and this long after the sign-in, whatever happens.
 pub const ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(8 * 60 * 60);
+/// How long a generated code stays held (sealed) for the code window's Email button.
+pub const HOLD_TTL: Duration = Duration::from_secs(5 * 60);
 /// How long a console sign-in may take, from the first redirect to the callback.
 pub const LOGIN_TTL: Duration = Duration::from_secs(10 * 60);
 pub const CALLBACK_PATH: &str = "/console/callback";
@@ -42,6 +48,10 @@ pub struct ConsoleSession {
     pub csrf: String,
     /// When the sign-in happened (Unix seconds).
     pub started: i64,
+    /// The cookie's value: never stored, so what it seals (a held code) opens only for the
+    /// browser that holds the cookie.
+    #[serde(skip)]
+    pub cookie: String,
 }
 
 impl ConsoleSession {
@@ -189,7 +199,9 @@ impl ConsoleService {
                 ));
             }
         };
+        let id = random_token();
         let session = ConsoleSession {
+            cookie: id.clone(),
             user_name: user.attributes.user_name.clone(),
             user_id: grant.user_id.clone(),
             grant_id: grant.id.clone(),
@@ -198,7 +210,6 @@ impl ConsoleService {
             csrf: random_token(),
             started: self.clock.now().timestamp(),
         };
-        let id = random_token();
         self.save(&id, &session).await?;
         // Checked again: the cookie came back from the browser.
         Ok((id, session, safe_return(&pending.return_to).to_owned()))
@@ -219,9 +230,10 @@ impl ConsoleService {
         let Some(text) = self.kv.get(&key("console", id)).await? else {
             return Ok(None);
         };
-        let Ok(session) = serde_json::from_str::<ConsoleSession>(&text) else {
+        let Ok(mut session) = serde_json::from_str::<ConsoleSession>(&text) else {
             return Ok(None);
         };
+        session.cookie = id.to_owned();
         let age = self.clock.now().timestamp() - session.started;
         if age > ABSOLUTE_TIMEOUT.as_secs() as i64
             || !self.oauth.grant_is_live(&session.grant_id).await?
@@ -233,10 +245,81 @@ impl ConsoleService {
         Ok(Some(session))
     }
 
+    /// Keeps a code this session just generated, sealed with a key derived from the session's
+    /// cookie (which the server never stores) and bound to the code's id, for [`HOLD_TTL`].
+    pub async fn hold(
+        &self,
+        session: &ConsoleSession,
+        code_id: &str,
+        code: &Secret,
+    ) -> Result<(), ServiceError> {
+        let nonce: [u8; 12] = rand::random();
+        let sealed = held_cipher(&session.cookie)
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: code.expose().as_bytes(),
+                    aad: code_id.as_bytes(),
+                },
+            )
+            .map_err(|_| ServiceError::failed("sealing a held code"))?;
+        let text = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(nonce),
+            URL_SAFE_NO_PAD.encode(sealed)
+        );
+        Ok(self
+            .kv
+            .put(&held_key(&session.cookie, code_id), &text, HOLD_TTL)
+            .await?)
+    }
+
+    /// The code this session holds under `code_id`, while it does.
+    pub async fn held(
+        &self,
+        session: &ConsoleSession,
+        code_id: &str,
+    ) -> Result<Option<HeldCode>, ServiceError> {
+        let Some(text) = self.kv.get(&held_key(&session.cookie, code_id)).await? else {
+            return Ok(None);
+        };
+        let opened = text.split_once('.').and_then(|(nonce, sealed)| {
+            let nonce = URL_SAFE_NO_PAD
+                .decode(nonce)
+                .ok()
+                .filter(|n| n.len() == 12)?;
+            let sealed = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+            held_cipher(&session.cookie)
+                .decrypt(
+                    Nonce::from_slice(&nonce),
+                    Payload {
+                        msg: &sealed,
+                        aad: code_id.as_bytes(),
+                    },
+                )
+                .ok()
+        });
+        Ok(opened
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .map(|code| HeldCode::new(Secret::new(code))))
+    }
+
     pub async fn end(&self, id: &str) -> Result<(), ServiceError> {
         self.kv.remove(&key("console", id)).await?;
         Ok(())
     }
+}
+
+fn held_cipher(cookie: &str) -> ChaCha20Poly1305 {
+    let key = Sha256::new()
+        .chain_update(b"bypass-idp console held code v1\0")
+        .chain_update(cookie.as_bytes())
+        .finalize();
+    ChaCha20Poly1305::new(&key)
+}
+
+fn held_key(cookie: &str, code_id: &str) -> String {
+    key("console-held", &format!("{cookie}:{code_id}"))
 }
 
 /// Only console paths are returned to: never another origin.

@@ -3,10 +3,12 @@
 
 use chrono::Utc;
 
+use super::access::Access;
 use super::context::Context;
 use super::sealing::Sealer;
 use super::throttle::{Reservation, Throttle};
 use super::{ServiceError, audit};
+use crate::domain::access::Action;
 use crate::domain::audit::AuditEvent;
 use crate::domain::bypass::check_eligible;
 use crate::domain::ids::UserId;
@@ -116,6 +118,7 @@ pub struct MfaService {
     store: Store,
     sealer: Sealer,
     guard: Guard,
+    access: Access,
     issuer_name: String,
 }
 
@@ -126,13 +129,33 @@ pub fn random_salt() -> Vec<u8> {
 }
 
 impl MfaService {
-    pub fn new(store: Store, sealer: Sealer, guard: Guard, issuer_name: String) -> Self {
+    pub fn new(
+        store: Store,
+        sealer: Sealer,
+        guard: Guard,
+        access: Access,
+        issuer_name: String,
+    ) -> Self {
         Self {
             store,
             sealer,
             guard,
+            access,
             issuer_name,
         }
+    }
+
+    /// Starts enrolment on the user's behalf (an administrator or provisioning client), as
+    /// the access decision allows; the sign-in's own enrolment is [`Self::start_enrollment`].
+    pub async fn enrol_for(
+        &self,
+        user_id: &UserId,
+        ctx: &Context,
+    ) -> Result<Enrollment, ServiceError> {
+        self.access
+            .check(ctx, Action::ManageAuthenticator, Some(user_id))
+            .await?;
+        self.start_enrollment(user_id, ctx).await
     }
 
     pub fn guard(&self) -> &Guard {
@@ -200,6 +223,9 @@ impl MfaService {
         code: &str,
         ctx: &Context,
     ) -> Result<(), ServiceError> {
+        self.access
+            .check(ctx, Action::ManageAuthenticator, Some(user_id))
+            .await?;
         match self.confirm_code(user_id, code, ctx).await? {
             TotpOutcome::Accepted => Ok(()),
             TotpOutcome::Locked(_) => Err(ServiceError::invalid(
@@ -317,6 +343,9 @@ impl MfaService {
 
     /// Removes the TOTP factor and revokes every bypass code of the user.
     pub async fn reset(&self, user_id: &UserId, ctx: &Context) -> Result<(), ServiceError> {
+        self.access
+            .check(ctx, Action::ManageAuthenticator, Some(user_id))
+            .await?;
         if self.store.get_user(user_id).await?.is_none() {
             return Err(ServiceError::NotFound("user"));
         }

@@ -1,6 +1,7 @@
 //! Services: the operations the HTTP handlers and the CLI call. They combine the pure domain
 //! with the store and the counters, and return [`ServiceError`].
 
+pub mod access;
 pub mod audit;
 pub mod bypass;
 pub mod console;
@@ -33,6 +34,9 @@ pub enum ServiceError {
     /// Policy forbids the operation for this caller.
     #[error("{0}")]
     Forbidden(String),
+    /// Too many attempts: try again after this long (429).
+    #[error("{0}")]
+    TooMany(String, std::time::Duration),
     /// A dependency cannot take the request now (the in-process store is full): 503.
     #[error("{0}")]
     Unavailable(String),

@@ -345,7 +345,7 @@ impl SignInService {
         ctx: &Context,
     ) -> Result<(Next, Option<String>), ServiceError> {
         let flow = match self.checked(id, csrf).await? {
-            Ok(flow) if flow.step == Step::Password => flow,
+            Ok(flow) if flow.wants_password() => flow,
             Ok(flow) => return Ok((self.advance(id, flow, None, ctx).await?, None)),
             Err(next) => return Ok((next, None)),
         };
@@ -570,6 +570,20 @@ impl SignInService {
             &params,
             &self.issuer,
         )))
+    }
+
+    /// What an authorization code stands for, without using it up: the token endpoint checks
+    /// the client, redirect URI and PKCE first, so whoever holds a leaked code but not the
+    /// verifier cannot burn it.
+    pub async fn peek(&self, code: &str) -> Result<Option<CodeGrant>, ServiceError> {
+        match self.kv.get(&code_key(code)).await? {
+            Some(text) => {
+                Ok(Some(serde_json::from_str(&text).map_err(|e| {
+                    ServiceError::internal("stored authorization code", e)
+                })?))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Redeems an authorization code exactly once. A second redemption revokes the grant.

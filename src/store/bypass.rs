@@ -102,6 +102,18 @@ impl BypassCodeRepo for Store {
         Ok(InsertOutcome::Inserted(Box::new(stored(inserted))))
     }
 
+    async fn count_active_codes(
+        &self,
+        user_id: &UserId,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        Ok(bypass_code::Entity::find()
+            .filter(bypass_code::Column::UserId.eq(user_id.as_str()))
+            .filter(active_at(now))
+            .count(&self.db)
+            .await?)
+    }
+
     async fn list_codes(&self, user_id: &UserId) -> Result<Vec<StoredCode>, StoreError> {
         Ok(bypass_code::Entity::find()
             .filter(bypass_code::Column::UserId.eq(user_id.as_str()))

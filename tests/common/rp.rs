@@ -414,3 +414,51 @@ pub async fn self_service_token(
     );
     tokens["access_token"].as_str().unwrap().to_owned()
 }
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Signs in at the console (password, then TOTP) and returns the browser and the page it
+/// lands on after following the console's redirects.
+pub async fn console_sign_in(
+    app: &TestApp,
+    user: &str,
+    secret: &[u8],
+    start: &str,
+) -> (Browser, Page) {
+    let browser = Browser::new(app);
+    let first = browser.get(start).await;
+    assert_eq!(first.status, 303, "{}", first.body);
+    let authorize = first.location.unwrap();
+    assert!(
+        authorize.contains("client_id=bypass-idp-console")
+            && authorize.contains("code_challenge_method=S256"),
+        "{authorize}"
+    );
+    let page = password_step(&browser, &authorize, user, PASSWORD).await;
+    let totp = bypass_idp::domain::totp::code_at(secret, unix_now() + 30).unwrap();
+    let done = browser
+        .post(
+            "/oauth2/signin/totp",
+            &[("csrf", &csrf(&page)), ("code", &totp)],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let callback = done.location.unwrap();
+    assert!(
+        callback.starts_with(&format!("{}/console/callback?", app.base)),
+        "{callback}"
+    );
+    let mut page = browser.get(&callback).await;
+    for _ in 0..3 {
+        match (page.status, page.location.clone()) {
+            (303, Some(next)) => page = browser.get(&next).await,
+            _ => break,
+        }
+    }
+    (browser, page)
+}

@@ -155,7 +155,8 @@ pub async fn ensure_console(store: &Store, issuer: &str) -> Result<(), ServiceEr
         client_id: ClientId::new(CONSOLE_CLIENT_ID),
         secret_digest: None,
         scopes: ScopeSet::from_names(scopes),
-        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        // No refresh token: the console's sign-ins live in its own sessions only.
+        grant_types: vec!["authorization_code".into()],
         redirect_uris: vec![format!("{issuer}/console/callback")],
         public: true,
         require_mfa: true,

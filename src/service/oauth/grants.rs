@@ -25,7 +25,7 @@ use crate::domain::scim::user::User;
 use crate::domain::scope::ScopeSet;
 use crate::domain::signin::acr_for;
 use crate::service::ServiceError;
-use crate::service::signin::Redeemed;
+use crate::service::signin::{CodeGrant, Redeemed};
 
 const ID_TOKEN_MINUTES: i64 = 10;
 
@@ -41,6 +41,37 @@ fn pkce_matches(verifier: &str, challenge: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
     let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     well_formed && bool::from(computed.as_bytes().ct_eq(challenge.as_bytes()))
+}
+
+/// The code was issued to this client, for this redirect URI, and the PKCE verifier matches.
+fn check_redemption(
+    client: &Client,
+    code_grant: &CodeGrant,
+    redirect_uri: &str,
+    form: &HashMap<String, String>,
+) -> Result<(), TokenRefusal> {
+    if code_grant.client_id != client.client_id.as_str() {
+        return Err(invalid_grant(
+            "the authorization code was issued to another client",
+        ));
+    }
+    if code_grant.redirect_uri != redirect_uri {
+        return Err(invalid_grant(
+            "redirect_uri differs from the authorization request",
+        ));
+    }
+    match (&code_grant.code_challenge, form.get("code_verifier")) {
+        (Some(challenge), Some(verifier)) if pkce_matches(verifier, challenge) => Ok(()),
+        (Some(_), Some(_)) => Err(invalid_grant(
+            "code_verifier does not match the code_challenge",
+        )),
+        (Some(_), None) => Err(invalid_grant("code_verifier is required (PKCE)")),
+        (None, Some(_)) => Err(invalid_grant(
+            "code_verifier given but no code_challenge was sent",
+        )),
+        (None, None) if client.public => Err(invalid_grant("public clients must use PKCE")),
+        (None, None) => Ok(()),
+    }
 }
 
 fn refresh_digest(token: &str) -> Vec<u8> {
@@ -66,6 +97,11 @@ impl OAuthService {
     ) -> Result<(Grant, Option<String>), TokenRefusal> {
         let code = required(form, "code")?;
         let redirect_uri = required(form, "redirect_uri")?;
+        // Checked before the code is used up: a request that fails here leaves it for its
+        // rightful client.
+        if let Some(peeked) = self.signin.peek(code).await? {
+            check_redemption(client, &peeked, redirect_uri, form)?;
+        }
         let code_grant = match self.signin.redeem(code).await? {
             Redeemed::Grant(grant) => grant,
             Redeemed::Replayed => {
@@ -79,34 +115,8 @@ impl OAuthService {
                 ));
             }
         };
-        if code_grant.client_id != client.client_id.as_str() {
-            return Err(invalid_grant(
-                "the authorization code was issued to another client",
-            ));
-        }
-        if code_grant.redirect_uri != redirect_uri {
-            return Err(invalid_grant(
-                "redirect_uri differs from the authorization request",
-            ));
-        }
-        match (&code_grant.code_challenge, form.get("code_verifier")) {
-            (Some(challenge), Some(verifier)) if pkce_matches(verifier, challenge) => {}
-            (Some(_), Some(_)) => {
-                return Err(invalid_grant(
-                    "code_verifier does not match the code_challenge",
-                ));
-            }
-            (Some(_), None) => return Err(invalid_grant("code_verifier is required (PKCE)")),
-            (None, Some(_)) => {
-                return Err(invalid_grant(
-                    "code_verifier given but no code_challenge was sent",
-                ));
-            }
-            (None, None) if client.public => {
-                return Err(invalid_grant("public clients must use PKCE"));
-            }
-            (None, None) => {}
-        }
+        // The same code, as taken: checked again in case it was only now stored.
+        check_redemption(client, &code_grant, redirect_uri, form)?;
         let now = Utc::now();
         let grant = Grant {
             id: code_grant.grant_id.clone(),
@@ -176,14 +186,22 @@ impl OAuthService {
                 "the refresh token was already used; the sign-in is revoked",
             ));
         }
-        if let Some(requested) = form.get("scope")
-            && !ScopeSet::parse(requested).is_subset(&ScopeSet::parse(&grant.scope))
-        {
-            return Err(TokenRefusal::InvalidScope(
-                "a refresh cannot widen the scope".into(),
-            ));
-        }
-        self.issue(client, &grant, None).await
+        // RFC 6749 §6: a refresh may ask for less than the sign-in granted, never more; the
+        // new access token carries what was asked, the grant keeps the rest.
+        let granted = ScopeSet::parse(&grant.scope);
+        let scopes = match form.get("scope") {
+            Some(requested) => {
+                let requested = ScopeSet::parse(requested);
+                if !requested.is_subset(&granted) {
+                    return Err(TokenRefusal::InvalidScope(
+                        "a refresh cannot widen the scope".into(),
+                    ));
+                }
+                requested
+            }
+            None => granted,
+        };
+        self.issue_scoped(client, &grant, None, &scopes).await
     }
 
     /// The grant's user, if still active and if the sign-in was not voided by a credential
@@ -204,15 +222,28 @@ impl OAuthService {
         Ok(user)
     }
 
-    /// Access token, ID token and (when the client may refresh) a new refresh token.
+    /// Access token, ID token and (when the client may refresh) a new refresh token, for the
+    /// whole scope of the sign-in.
     async fn issue(
         &self,
         client: &Client,
         grant: &Grant,
         nonce: Option<&str>,
     ) -> Result<Value, TokenRefusal> {
+        self.issue_scoped(client, grant, nonce, &ScopeSet::parse(&grant.scope))
+            .await
+    }
+
+    /// [`Self::issue`] for `scopes`, a part of the sign-in's scope.
+    async fn issue_scoped(
+        &self,
+        client: &Client,
+        grant: &Grant,
+        nonce: Option<&str>,
+        scopes: &ScopeSet,
+    ) -> Result<Value, TokenRefusal> {
         let user = self.live_user(grant).await?;
-        let scopes = ScopeSet::parse(&grant.scope);
+        let scopes = scopes.clone();
         let access_token = self
             .tokens
             .issue(
@@ -229,7 +260,7 @@ impl OAuthService {
             "access_token": access_token,
             "token_type": "Bearer",
             "expires_in": self.tokens.ttl_seconds(),
-            "scope": grant.scope,
+            "scope": scopes.to_string(),
             "id_token": id_token,
         });
         if client.may_use("refresh_token") {

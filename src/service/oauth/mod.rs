@@ -217,6 +217,13 @@ impl OAuthService {
                 "grant_type \"{grant_type}\" is not supported here"
             )));
         }
+        // The console's sign-ins carry a person's roles: only the console's own callback
+        // redeems them (OAuthService::console_sign_in), so those roles never leave it.
+        if client.client_id.as_str() == CONSOLE_CLIENT_ID {
+            return Err(TokenRefusal::UnauthorizedClient(
+                "the console's sign-ins are redeemed by the console only".into(),
+            ));
+        }
         if !client.may_use(grant_type) {
             return Err(TokenRefusal::UnauthorizedClient(format!(
                 "this client is not registered for {grant_type}"

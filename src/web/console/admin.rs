@@ -1,0 +1,198 @@
+//! A user's audit trail, resetting 2-step verification, and the bypass-code policy.
+use super::*;
+
+/// A user's audit trail (help desk).
+#[handler]
+pub async fn audit(
+    Data(state): Data<&Arc<AppState>>,
+    Data(addr): Data<&ClientAddr>,
+    jar: &CookieJar,
+    Path(id): Path<String>,
+) -> Response {
+    let back = user_path(&id);
+    let session = or_respond!(
+        permitted(
+            state,
+            jar,
+            &format!("{back}/audit"),
+            Some(BYPASS_CODES_MANAGE)
+        )
+        .await
+    );
+    let user_id = UserId::new(id);
+    let (user, events) = match (
+        state.users.get(&user_id).await,
+        state
+            .bypass
+            .user_events(&user_id, &ctx(&session, addr))
+            .await,
+    ) {
+        (Ok(u), Ok(e)) => (u, e),
+        (Err(e), _) | (_, Err(e)) => return failure(e),
+    };
+    let events: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            context! {
+                at => when(e.at), event => e.event.as_str().replace('_', " "),
+                code => e.code_id.as_deref().map(|c| c.chars().take(8).collect::<String>()).unwrap_or_default(),
+                actor => e.actor, ip => e.ip.clone().unwrap_or_default(), detail => e.detail.clone().unwrap_or_default(),
+            }
+        })
+        .collect();
+    let title = format!("Audit: {}", user.attributes.user_name);
+    let body = render(
+        "audit.html",
+        merged(
+            frame(&session, &title),
+            context! { events, back, user_name => user.attributes.user_name },
+        ),
+    );
+    page(StatusCode::OK, body)
+}
+
+/// Reset 2-step verification: a confirmation page, then the reset (security administrators).
+#[handler]
+pub async fn reset_form(
+    Data(state): Data<&Arc<AppState>>,
+    jar: &CookieJar,
+    Path(id): Path<String>,
+) -> Response {
+    let back = user_path(&id);
+    let session =
+        or_respond!(permitted(state, jar, &format!("{back}/reset"), Some(MFA_MANAGE)).await);
+    let user = match state.users.get(&UserId::new(id)).await {
+        Ok(u) => u,
+        Err(e) => return failure(e),
+    };
+    let action = format!("{back}/reset");
+    let body = render(
+        "reset.html",
+        merged(
+            frame(&session, "Reset 2-step verification"),
+            context! { user_name => user.attributes.user_name, action, back },
+        ),
+    );
+    page(StatusCode::OK, body)
+}
+
+#[handler]
+pub async fn reset(
+    Data(state): Data<&Arc<AppState>>,
+    Data(addr): Data<&ClientAddr>,
+    jar: &CookieJar,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let back = user_path(&id);
+    let session = or_respond!(permitted(state, jar, &back, Some(MFA_MANAGE)).await);
+    if !csrf_ok(&session, &form) {
+        return forged();
+    }
+    match state
+        .mfa
+        .reset(&UserId::new(id), &ctx(&session, addr))
+        .await
+    {
+        Ok(()) => see_other(&format!("{back}?notice=reset")),
+        Err(e) => failure(e),
+    }
+}
+
+fn policy_page(
+    session: &ConsoleSession,
+    policy: &Policy,
+    notice: Option<&str>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let body = render(
+        "policy.html",
+        merged(
+            frame(session, "Bypass-code policy"),
+            context! { policy => Value::from_serialize(policy), notice, error },
+        ),
+    );
+    page(status, body)
+}
+
+#[handler]
+pub async fn policy_form(
+    Data(state): Data<&Arc<AppState>>,
+    Data(addr): Data<&ClientAddr>,
+    jar: &CookieJar,
+) -> Response {
+    let session =
+        or_respond!(permitted(state, jar, "/console/policy", Some(BYPASS_CODES_SETTINGS)).await);
+    match state.bypass.read_policy(&ctx(&session, addr)).await {
+        Ok(policy) => policy_page(&session, &policy, None, None, StatusCode::OK),
+        Err(e) => failure(e),
+    }
+}
+
+#[handler]
+pub async fn policy_save(
+    Data(state): Data<&Arc<AppState>>,
+    Data(addr): Data<&ClientAddr>,
+    jar: &CookieJar,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let session =
+        or_respond!(permitted(state, jar, "/console/policy", Some(BYPASS_CODES_SETTINGS)).await);
+    if !csrf_ok(&session, &form) {
+        return forged();
+    }
+    // The form in the API's shape: numbers as numbers, empty limits as no limit.
+    let mut body = serde_json::Map::new();
+    for name in [
+        "codeLength",
+        "maxActive",
+        "helpDeskMaxUsage",
+        "helpDeskMaxExpiryMinutes",
+        "selfServiceMaxUsage",
+        "selfServiceMaxExpiryMinutes",
+    ] {
+        let text = form.get(name).map(|v| v.trim()).unwrap_or_default();
+        let value = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            match text.parse::<i64>() {
+                Ok(n) => json!(n),
+                Err(_) => json!(text),
+            }
+        };
+        body.insert(name.to_owned(), value);
+    }
+    for name in ["helpDeskGenerationEnabled", "selfServiceGenerationEnabled"] {
+        body.insert(
+            name.to_owned(),
+            json!(form.get(name).is_some_and(|v| v == "true")),
+        );
+    }
+    let current = match state.bypass.policy().await {
+        Ok(p) => p,
+        Err(e) => return failure(e),
+    };
+    let policy = match Policy::from_json(&serde_json::Value::Object(body)) {
+        Ok(policy) => policy,
+        Err(v) => {
+            return policy_page(
+                &session,
+                &current,
+                None,
+                Some(v.detail),
+                StatusCode::BAD_REQUEST,
+            );
+        }
+    };
+    match state.bypass.set_policy(&policy, &ctx(&session, addr)).await {
+        Ok(()) => policy_page(
+            &session,
+            &policy,
+            Some("The policy is saved."),
+            None,
+            StatusCode::OK,
+        ),
+        Err(e) => failure(e),
+    }
+}

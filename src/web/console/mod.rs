@@ -1,0 +1,279 @@
+//! The help-desk console at `/console` and "My security" at `/account`: server-rendered
+//! pages over the services, for a person signed in through this service's own OIDC flow.
+//! This module holds what every page shares (the session extractor, the page frame, the error
+//! pages); each page group is a module of its own. Who may do what is the services' decision
+//! (`domain::access`): a page offers what its session's scopes suggest and words a refusal.
+
+/// The value in `Ok`, or the handler returns the response in `Err`.
+macro_rules! or_respond {
+    ($result:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(response) => return response,
+        }
+    };
+}
+
+mod admin;
+mod codes;
+mod security;
+mod session;
+mod users;
+
+pub use admin::{audit, policy_form, policy_save, reset, reset_form};
+pub use codes::{email_code, generate_form, generate_post, revoke_code};
+pub use security::{
+    account, account_email, account_generate, account_generate_form, account_revoke,
+};
+pub use session::{callback, home, logout};
+pub use users::{user_page, users_page};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use minijinja::{Value, context};
+use poem::http::{StatusCode, header};
+use poem::web::cookie::{Cookie, CookieJar, SameSite};
+use poem::web::{Data, Form, Path, Query};
+use poem::{Response, handler};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::{SERVICE_NAME, render, see_other};
+use crate::domain::bypass::{Origin, Policy};
+use crate::domain::ids::{ClientId, UserId};
+use crate::domain::roles::CONSOLE_CLIENT_ID;
+use crate::domain::scim::search::SearchParams;
+use crate::domain::scim::user::User;
+use crate::domain::scope::{
+    BYPASS_CODES_MANAGE, BYPASS_CODES_SETTINGS, MFA_MANAGE, MFA_READ, ScopeSet, USERS_READ,
+};
+use crate::domain::secret::Secret;
+use crate::domain::totp::TotpStatus;
+use crate::edge::ClientAddr;
+use crate::service::ServiceError;
+use crate::service::bypass::CodeView;
+use crate::service::console::{ConsoleSession, LOGIN_TTL, LoginRefused};
+use crate::service::context::Context;
+use crate::state::AppState;
+
+pub const SESSION_COOKIE: &str = "bidp_console";
+/// The state of a console sign-in in progress, bound to the browser that started it.
+const LOGIN_COOKIE: &str = "bidp_console_login";
+const PAGE_SIZE: u64 = 25;
+
+/// The console's pages may run its one script (the Copy button); nothing inline.
+const CONSOLE_CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+fn page(status: StatusCode, body: String) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header("X-Frame-Options", "DENY")
+        .header("Content-Security-Policy", CONSOLE_CSP)
+        .header("Referrer-Policy", "no-referrer")
+        .body(body)
+}
+
+fn message(status: StatusCode, title: &str, detail: &str) -> Response {
+    page(
+        status,
+        render(
+            "message.html",
+            context! { title, service => SERVICE_NAME, detail },
+        ),
+    )
+}
+
+fn failure(err: ServiceError) -> Response {
+    match err {
+        ServiceError::NotFound(what) => message(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            &format!("No such {what}."),
+        ),
+        ServiceError::Forbidden(why) => message(StatusCode::FORBIDDEN, "Not allowed", &why),
+        ServiceError::TooMany(why, _) => {
+            message(StatusCode::TOO_MANY_REQUESTS, "Too many tries", &why)
+        }
+        ServiceError::Unavailable(_) => message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Temporarily unavailable",
+            "The console cannot reach a service it needs. Wait a minute and reload.",
+        ),
+        other => {
+            tracing::error!(error = %other, "console request failed");
+            message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Please try again later.",
+            )
+        }
+    }
+}
+
+fn forbidden() -> Response {
+    message(
+        StatusCode::FORBIDDEN,
+        "No access",
+        "Your account has no help-desk or administrator role, so the console is closed to you. Ask an administrator to add you to the help-desk group, or go to My security at /account.",
+    )
+}
+
+/// The signed-in person, or the response that sends them to sign in.
+async fn signed_in(
+    state: &AppState,
+    jar: &CookieJar,
+    return_to: &str,
+) -> Result<ConsoleSession, Response> {
+    let id = jar.get(SESSION_COOKIE).map(|c| c.value_str().to_owned());
+    if let Some(id) = id {
+        match state.console.session(&id).await {
+            Ok(Some(session)) => return Ok(session),
+            Ok(None) => jar.remove(SESSION_COOKIE),
+            Err(e) => return Err(failure(e)),
+        }
+    }
+    match state.console.begin_login(return_to) {
+        Ok((url, login)) => {
+            let mut cookie = Cookie::new_with_str(LOGIN_COOKIE, login);
+            cookie.set_http_only(true);
+            cookie.set_same_site(SameSite::Lax);
+            cookie.set_path("/console");
+            cookie.set_max_age(LOGIN_TTL);
+            cookie.set_secure(state.issuer.starts_with("https://"));
+            jar.add(cookie);
+            Err(see_other(&url))
+        }
+        Err(e) => Err(failure(e)),
+    }
+}
+
+/// An administrator's session that may use `scope` (when one is named), or the response
+/// that signs them in or says no.
+async fn permitted(
+    state: &AppState,
+    jar: &CookieJar,
+    return_to: &str,
+    scope: Option<&str>,
+) -> Result<ConsoleSession, Response> {
+    let session = administrator(state, jar, return_to).await?;
+    match scope {
+        Some(scope) if !session.may(scope) => Err(forbidden()),
+        _ => Ok(session),
+    }
+}
+
+/// A console page for administrators only.
+async fn administrator(
+    state: &AppState,
+    jar: &CookieJar,
+    return_to: &str,
+) -> Result<ConsoleSession, Response> {
+    let session = signed_in(state, jar, return_to).await?;
+    if session.is_administrator() {
+        Ok(session)
+    } else {
+        Err(forbidden())
+    }
+}
+
+fn csrf_ok(session: &ConsoleSession, form: &HashMap<String, String>) -> bool {
+    let sent = form.get("csrf").map(String::as_str).unwrap_or_default();
+    bool::from(session.csrf.as_bytes().ct_eq(sent.as_bytes()))
+}
+
+fn forged() -> Response {
+    message(
+        StatusCode::BAD_REQUEST,
+        "Form not accepted",
+        "The form did not come from this console session. Reload the page and try again.",
+    )
+}
+
+/// The console session as the services see it: the person, their sign-in's scopes and how
+/// they signed in.
+fn ctx(session: &ConsoleSession, addr: &ClientAddr) -> Context {
+    Context::user(
+        session.user_id.clone(),
+        Some(ClientId::new(CONSOLE_CLIENT_ID)),
+        addr.0,
+    )
+    .with_authority(ScopeSet::parse(&session.scope), session.amr.clone())
+}
+
+/// What every console page shows in its header.
+fn frame(session: &ConsoleSession, title: &str) -> Value {
+    context! {
+        title, service => SERVICE_NAME, csrf => session.csrf, me => session.user_name,
+        admin => session.is_administrator(), may_policy => session.may(BYPASS_CODES_SETTINGS),
+    }
+}
+
+/// A page's own values over the frame's (the first of two equal names wins).
+fn merged(base: Value, extra: Value) -> Value {
+    context! { ..extra, ..base }
+}
+
+fn person(user: &User) -> Value {
+    let a = &user.attributes;
+    let name = a
+        .name
+        .formatted
+        .clone()
+        .or_else(|| a.display_name.clone())
+        .unwrap_or_else(|| {
+            [a.name.given_name.as_deref(), a.name.family_name.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+    let email = a
+        .emails
+        .iter()
+        .find(|e| e.primary)
+        .or(a.emails.first())
+        .map(|e| e.value.clone())
+        .unwrap_or_default();
+    context! {
+        id => user.id.as_str(), user_name => a.user_name, name, email,
+        status => if a.active == Some(false) { "inactive" } else { "active" },
+    }
+}
+
+fn two_step(status: TotpStatus) -> &'static str {
+    match status {
+        TotpStatus::Enrolled => "Enrolled (authenticator app)",
+        TotpStatus::Pending => "Enrolment started, not confirmed",
+        TotpStatus::None => "Not enrolled",
+    }
+}
+
+fn codes(views: &[CodeView]) -> Vec<Value> {
+    views
+        .iter()
+        .map(|c| {
+            context! {
+                id => c.id, status => c.status.as_str(), created => when(c.created_at),
+                uses_left => c.remaining.map_or("unlimited".to_owned(), |r| r.to_string()),
+                expires => c.expires_at.map_or("never".to_owned(), when),
+                created_by => c.created_by,
+                last_used => c.last_used_at.map_or("—".to_owned(), when),
+            }
+        })
+        .collect()
+}
+
+/// A time as people read it, in UTC.
+fn when(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+fn user_path(id: &str) -> String {
+    format!(
+        "/console/users/{}",
+        url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+    )
+}
