@@ -141,6 +141,7 @@ async fn bootstrap_admin(store: &Store, data_dir: &Path) -> Result<(), StartErro
         grant_types: vec!["client_credentials".to_owned()],
         public: false,
         require_mfa: false,
+        allow_self_service_codes: false,
     };
     let registered = match clients::register(store, spec).await {
         Ok(registered) => registered,

@@ -93,6 +93,10 @@ enum ClientCommand {
         /// Require 2-step verification for every sign-in to this client.
         #[arg(long)]
         require_mfa: bool,
+        /// Let users' sign-ins here carry bypass_codes:self: the client can then mint bypass
+        /// codes for whoever signs in to it, so trust it as far as their authenticator.
+        #[arg(long)]
+        allow_self_service_codes: bool,
     },
     /// List registered clients (never their secrets).
     List,
@@ -249,6 +253,7 @@ async fn client_command(command: ClientCommand, config: Config) -> Result<(), St
             public,
             grant_types,
             require_mfa,
+            allow_self_service_codes,
         } => {
             let grant_types = if grant_types.is_empty() {
                 if redirect_uris.is_empty() && !public {
@@ -266,6 +271,7 @@ async fn client_command(command: ClientCommand, config: Config) -> Result<(), St
                 grant_types,
                 public,
                 require_mfa,
+                allow_self_service_codes,
             };
             let registered = clients::register(&store, spec)
                 .await
@@ -288,6 +294,7 @@ async fn client_command(command: ClientCommand, config: Config) -> Result<(), St
                         "grant_types": c.grant_types,
                         "redirect_uris": c.redirect_uris,
                         "require_mfa": c.require_mfa,
+                        "allow_self_service_codes": c.allow_self_service_codes,
                     })
                 })
                 .collect();

@@ -394,6 +394,9 @@ async fn generation_is_refused_with_clear_errors() {
         json!({"codeLength": 4}),
         json!({"maxActive": 0}),
         json!({"helpDeskMaxUsage": "many"}),
+        // An SDK sending unset members as null must not lift a limit by accident.
+        json!({"helpDeskMaxUsage": null}),
+        json!({"helpDeskMaxUsage": 3, "helpDeskMaxUsageUnlimited": true}),
     ] {
         let (status, body, _) = app
             .scim(Method::PUT, "/BypassCodeSettings", &token, Some(bad))

@@ -18,6 +18,8 @@ pub struct Model {
     pub redirect_uris: String,
     pub is_public: bool,
     pub require_mfa: bool,
+    /// Whether users' sign-ins here may carry `bypass_codes:self` (mint codes for themselves).
+    pub allow_self_service_codes: bool,
     pub created_at: DateTimeUtc,
 }
 

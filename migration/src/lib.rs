@@ -8,6 +8,7 @@ mod m20261128_000003_grants;
 mod m20261128_000004_grant_revocation;
 mod m20261128_000005_groups;
 mod m20261129_000006_search_indexes;
+mod m20261206_000007_access;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000004_grant_revocation::Migration),
             Box::new(m20261128_000005_groups::Migration),
             Box::new(m20261129_000006_search_indexes::Migration),
+            Box::new(m20261206_000007_access::Migration),
         ]
     }
 }

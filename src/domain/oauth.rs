@@ -16,11 +16,20 @@ pub struct Client {
     pub redirect_uris: Vec<String>,
     pub public: bool,
     pub require_mfa: bool,
+    /// Whether a user's sign-in here may carry `bypass_codes:self`: the client then holds a
+    /// token that mints bypass codes for whoever signs in to it, so it must be trusted as
+    /// much as the user's own authenticator (`client add --allow-self-service-codes`).
+    pub allow_self_service_codes: bool,
 }
 
 impl Client {
     pub fn may_use(&self, grant_type: &str) -> bool {
         self.grant_types.iter().any(|g| g == grant_type)
+    }
+
+    /// Whether a user's sign-in at this client may carry `scope`.
+    pub fn may_grant_user_scope(&self, scope: &str) -> bool {
+        scope != super::scope::BYPASS_CODES_SELF || self.allow_self_service_codes
     }
 
     /// A short fingerprint of the client's current secret, carried in its client_credentials

@@ -139,6 +139,12 @@ pub fn parse_auth_request(
             format!("{admin} is for clients acting for themselves, not for a user's sign-in"),
         ));
     }
+    if let Some(refused) = scope.iter().find(|s| !client.may_grant_user_scope(s)) {
+        return Err(redirect_error(
+            "invalid_scope",
+            format!("this client is not allowed {refused} (it was not registered with --allow-self-service-codes)"),
+        ));
+    }
     if !scope.is_subset(&client.scopes) {
         return Err(redirect_error(
             "invalid_scope",
@@ -395,6 +401,7 @@ mod tests {
             grant_types: vec!["authorization_code".into()],
             public,
             require_mfa: false,
+            allow_self_service_codes: false,
         }
     }
 

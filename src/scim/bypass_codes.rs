@@ -90,7 +90,7 @@ pub fn status_filter(filter: Option<&str>) -> Result<Option<CodeStatus>, ScimErr
 }
 
 fn render_settings(base: &str, policy: &Policy) -> Value {
-    let mut body = serde_json::to_value(policy).unwrap_or_else(|_| json!({}));
+    let mut body = policy.to_json();
     body["schemas"] = json!([SETTINGS_SCHEMA]);
     body["meta"] = json!({"resourceType": "BypassCodeSettings", "location": format!("{base}/BypassCodeSettings")});
     body
@@ -458,8 +458,7 @@ impl BypassCodesApi {
                 object.remove(read_only);
             }
         }
-        let policy = Policy::from_json(&value)?;
-        state.bypass.set_policy(&policy, &ctx).await?;
+        let policy = state.bypass.replace_policy(&value, &ctx).await?;
         Ok(SettingsResponse::Ok(ScimJson::new(render_settings(
             &state.scim_base(),
             &policy,

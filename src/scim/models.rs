@@ -312,8 +312,9 @@ pub struct AuditEventList {
     pub resources: Vec<AuditEvent>,
 }
 
-/// The bypass-code policy. A `null` limit means no limit (unlimited usage or codes that
-/// never expire are then allowed); an absent field takes its default.
+/// The bypass-code policy. An absent member takes its default; `null` is refused (400
+/// naming the member). A limit is lifted only explicitly, by its `…Unlimited: true` switch
+/// (then leave the number out): unlimited usage, or codes that never expire, are allowed.
 #[derive(Object)]
 #[oai(rename = "BypassCodeSettings", rename_all = "camelCase")]
 pub struct BypassCodeSettingsResource {
@@ -324,19 +325,23 @@ pub struct BypassCodeSettingsResource {
     /// Active codes a user may hold (default 5).
     pub max_active: Option<i64>,
     pub help_desk_generation_enabled: Option<bool>,
-    /// Most uses of a help-desk code; `null`: unlimited usage allowed.
-    #[oai(nullable)]
+    /// Most uses of a help-desk code (absent in a response when lifted).
     pub help_desk_max_usage: Option<i64>,
-    /// Longest expiry of a help-desk code; `null`: codes that never expire allowed.
-    #[oai(nullable)]
+    /// `true`: no limit on uses (unlimited codes allowed); give no `helpDeskMaxUsage` then.
+    pub help_desk_max_usage_unlimited: Option<bool>,
+    /// Longest expiry of a help-desk code, in minutes (absent in a response when lifted).
     pub help_desk_max_expiry_minutes: Option<i64>,
+    /// `true`: no limit on expiry (codes that never expire allowed).
+    pub help_desk_max_expiry_minutes_unlimited: Option<bool>,
     pub self_service_generation_enabled: Option<bool>,
-    /// Most uses of a self-service code; `null`: unlimited usage allowed.
-    #[oai(nullable)]
+    /// Most uses of a self-service code (absent in a response when lifted).
     pub self_service_max_usage: Option<i64>,
-    /// Longest expiry of a self-service code; `null`: codes that never expire allowed.
-    #[oai(nullable)]
+    /// `true`: no limit on uses.
+    pub self_service_max_usage_unlimited: Option<bool>,
+    /// Longest expiry of a self-service code, in minutes (absent in a response when lifted).
     pub self_service_max_expiry_minutes: Option<i64>,
+    /// `true`: no limit on expiry.
+    pub self_service_max_expiry_minutes_unlimited: Option<bool>,
 }
 
 /// A TOTP factor waiting for confirmation. Show `otpauthUri` as a QR code.

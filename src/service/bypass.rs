@@ -240,8 +240,20 @@ impl BypassCodeService {
         self.policy().await
     }
 
-    pub async fn set_policy(&self, policy: &Policy, ctx: &Context) -> Result<(), ServiceError> {
+    /// Replaces the policy with the one `body` states in the API's form
+    /// ([`Policy::from_json`]), if the caller may change it.
+    pub async fn replace_policy(
+        &self,
+        body: &serde_json::Value,
+        ctx: &Context,
+    ) -> Result<Policy, ServiceError> {
         self.access.check(ctx, Action::ChangePolicy, None).await?;
+        let policy = Policy::from_json(body)?;
+        self.store_policy(&policy, ctx).await?;
+        Ok(policy)
+    }
+
+    async fn store_policy(&self, policy: &Policy, ctx: &Context) -> Result<(), ServiceError> {
         let text = serde_json::to_string(policy)
             .map_err(|e| ServiceError::internal("bypass-code policy", e))?;
         self.store.put_setting(POLICY_SETTING, text.clone()).await?;

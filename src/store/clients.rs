@@ -27,6 +27,7 @@ fn client(row: oauth_client::Model) -> Client {
         redirect_uris: row.redirect_uris.lines().map(str::to_owned).collect(),
         public: row.is_public,
         require_mfa: row.require_mfa,
+        allow_self_service_codes: row.allow_self_service_codes,
     }
 }
 
@@ -39,6 +40,7 @@ fn row(client: Client) -> oauth_client::ActiveModel {
         redirect_uris: Set(client.redirect_uris.join("\n")),
         is_public: Set(client.public),
         require_mfa: Set(client.require_mfa),
+        allow_self_service_codes: Set(client.allow_self_service_codes),
         created_at: Set(Utc::now()),
     }
 }
@@ -66,6 +68,7 @@ impl ClientRepo for Store {
                         Column::RedirectUris,
                         Column::IsPublic,
                         Column::RequireMfa,
+                        Column::AllowSelfServiceCodes,
                     ])
                     .to_owned(),
             )

@@ -30,7 +30,23 @@ pub struct Rp {
     pub redirect: String,
 }
 
+/// A relying party trusted with self-service codes (`--allow-self-service-codes`), as most
+/// tests' sign-ins ask for `bypass_codes:self`.
 pub async fn register(app: &TestApp, public: bool, require_mfa: bool) -> Rp {
+    register_with(app, public, require_mfa, true).await
+}
+
+pub async fn register_with(
+    app: &TestApp,
+    public: bool,
+    require_mfa: bool,
+    allow_self_service_codes: bool,
+) -> Rp {
+    let scopes = if allow_self_service_codes {
+        "openid profile email offline_access bypass_codes:self"
+    } else {
+        "openid profile email offline_access"
+    };
     let redirect = format!(
         "http://127.0.0.1:9/callback/{}",
         uuid::Uuid::new_v4().simple()
@@ -40,10 +56,11 @@ pub async fn register(app: &TestApp, public: bool, require_mfa: bool) -> Rp {
         ClientSpec {
             client_id: None,
             redirect_uris: vec![redirect.clone()],
-            scopes: "openid profile email offline_access bypass_codes:self".into(),
+            scopes: scopes.into(),
             grant_types: vec!["authorization_code".into(), "refresh_token".into()],
             public,
             require_mfa,
+            allow_self_service_codes,
         },
     )
     .await

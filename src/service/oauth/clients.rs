@@ -32,6 +32,7 @@ pub struct ClientSpec {
     pub grant_types: Vec<String>,
     pub public: bool,
     pub require_mfa: bool,
+    pub allow_self_service_codes: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +101,12 @@ fn validate(spec: &ClientSpec) -> Result<(), ClientError> {
             ));
         }
     }
+    if scopes.contains(scope::BYPASS_CODES_SELF) && !spec.allow_self_service_codes {
+        return invalid(format!(
+            "{} lets the client mint bypass codes for whoever signs in to it: register it with --allow-self-service-codes if it is trusted that far",
+            scope::BYPASS_CODES_SELF
+        ));
+    }
     if spec.public && spec.grant_types.iter().any(|g| g == "client_credentials") {
         return invalid("a public client cannot use client_credentials: it has no secret".into());
     }
@@ -135,6 +142,7 @@ pub async fn register(store: &Store, spec: ClientSpec) -> Result<Registered, Cli
         redirect_uris: spec.redirect_uris,
         public: spec.public,
         require_mfa: spec.require_mfa,
+        allow_self_service_codes: spec.allow_self_service_codes,
     };
     match store.insert_client(new).await {
         Err(StoreError::Duplicate) => Err(ClientError::Exists(client_id.into_string())),
@@ -160,6 +168,7 @@ pub async fn ensure_console(store: &Store, issuer: &str) -> Result<(), ServiceEr
         redirect_uris: vec![format!("{issuer}/console/callback")],
         public: true,
         require_mfa: true,
+        allow_self_service_codes: true,
     };
     Ok(store.save_client(console).await?)
 }
@@ -259,6 +268,7 @@ mod tests {
             grant_types: vec!["authorization_code".into()],
             public: false,
             require_mfa: false,
+            allow_self_service_codes: false,
         }
     }
 

@@ -243,7 +243,9 @@ impl OAuthService {
         scopes: &ScopeSet,
     ) -> Result<Value, TokenRefusal> {
         let user = self.live_user(grant).await?;
-        let scopes = scopes.clone();
+        // A scope the client may no longer grant (its registration changed since the
+        // sign-in) is left out of new tokens.
+        let scopes = ScopeSet::from_names(scopes.iter().filter(|s| client.may_grant_user_scope(s)));
         let access_token = self
             .tokens
             .issue(

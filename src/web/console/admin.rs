@@ -1,5 +1,6 @@
 //! A user's audit trail, resetting 2-step verification, and the bypass-code policy.
 use super::*;
+use crate::domain::bypass::policy::unlimited_member;
 
 /// A user's audit trail (help desk).
 #[handler]
@@ -110,7 +111,7 @@ fn policy_page(
         "policy.html",
         merged(
             frame(session, "Bypass-code policy"),
-            context! { policy => Value::from_serialize(policy), notice, error },
+            context! { policy => Value::from_serialize(policy.to_json()), notice, error },
         ),
     );
     page(status, body)
@@ -142,7 +143,7 @@ pub async fn policy_save(
     if !csrf_ok(&session, &form) {
         return forged();
     }
-    // The form in the API's shape: numbers as numbers, empty limits as no limit.
+    // The form in the API's shape: numbers as numbers, an empty limit as no limit.
     let mut body = serde_json::Map::new();
     for name in [
         "codeLength",
@@ -153,13 +154,15 @@ pub async fn policy_save(
         "selfServiceMaxExpiryMinutes",
     ] {
         let text = form.get(name).map(|v| v.trim()).unwrap_or_default();
-        let value = if text.is_empty() {
-            serde_json::Value::Null
-        } else {
-            match text.parse::<i64>() {
-                Ok(n) => json!(n),
-                Err(_) => json!(text),
+        if text.is_empty() {
+            if name.contains("Max") && name != "maxActive" {
+                body.insert(unlimited_member(name), json!(true));
             }
+            continue;
+        }
+        let value = match text.parse::<i64>() {
+            Ok(n) => json!(n),
+            Err(_) => json!(text),
         };
         body.insert(name.to_owned(), value);
     }
@@ -173,25 +176,21 @@ pub async fn policy_save(
         Ok(p) => p,
         Err(e) => return failure(e),
     };
-    let policy = match Policy::from_json(&serde_json::Value::Object(body)) {
-        Ok(policy) => policy,
-        Err(v) => {
-            return policy_page(
-                &session,
-                &current,
-                None,
-                Some(v.detail),
-                StatusCode::BAD_REQUEST,
-            );
-        }
-    };
-    match state.bypass.set_policy(&policy, &ctx(&session, addr)).await {
-        Ok(()) => policy_page(
+    let body = serde_json::Value::Object(body);
+    match state.bypass.replace_policy(&body, &ctx(&session, addr)).await {
+        Ok(policy) => policy_page(
             &session,
             &policy,
             Some("The policy is saved."),
             None,
             StatusCode::OK,
+        ),
+        Err(ServiceError::Invalid(v)) => policy_page(
+            &session,
+            &current,
+            None,
+            Some(v.detail),
+            StatusCode::BAD_REQUEST,
         ),
         Err(e) => failure(e),
     }

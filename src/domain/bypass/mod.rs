@@ -4,14 +4,16 @@
 
 use chrono::{DateTime, Duration, Utc};
 use rand::RngExt;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+pub mod policy;
+
+pub use policy::Policy;
 
 use super::ids::UserId;
 use super::limits::Lock;
 use super::scim::user::Email;
 use super::scim::{ScimType, ScimViolation};
-use super::signin::AMR_OTP;
 
 pub const MIN_CODE_LENGTH: u32 = 8;
 pub const MAX_CODE_LENGTH: u32 = 20;
@@ -51,42 +53,12 @@ impl Origin {
     }
 }
 
-/// The bypass-code policy (mirrors OCI `bypassCodeSettings`). `None` limits mean "no limit":
-/// unlimited usage, or codes that never expire, are then allowed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Policy {
-    pub code_length: u32,
-    pub max_active: u32,
-    pub help_desk_generation_enabled: bool,
-    pub help_desk_max_usage: Option<i64>,
-    pub help_desk_max_expiry_minutes: Option<i64>,
-    pub self_service_generation_enabled: bool,
-    pub self_service_max_usage: Option<i64>,
-    pub self_service_max_expiry_minutes: Option<i64>,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Self {
-            code_length: 12,
-            max_active: 5,
-            help_desk_generation_enabled: true,
-            help_desk_max_usage: None,
-            help_desk_max_expiry_minutes: None,
-            self_service_generation_enabled: true,
-            self_service_max_usage: Some(1),
-            self_service_max_expiry_minutes: None,
-        }
-    }
-}
-
-fn invalid(detail: impl Into<String>) -> ScimViolation {
+pub(super) fn invalid(detail: impl Into<String>) -> ScimViolation {
     ScimViolation::new(ScimType::InvalidValue, detail)
 }
 
 /// Reads a member by name, ignoring case as SCIM does.
-fn member<'a>(object: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a Value> {
+pub(super) fn member<'a>(object: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a Value> {
     object
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -94,7 +66,7 @@ fn member<'a>(object: &'a serde_json::Map<String, Value>, name: &str) -> Option<
         .filter(|v| !v.is_null())
 }
 
-fn integer(
+pub(super) fn integer(
     object: &serde_json::Map<String, Value>,
     name: &str,
 ) -> Result<Option<i64>, ScimViolation> {
@@ -107,7 +79,7 @@ fn integer(
     }
 }
 
-fn boolean(
+pub(super) fn boolean(
     object: &serde_json::Map<String, Value>,
     name: &str,
 ) -> Result<Option<bool>, ScimViolation> {
@@ -117,94 +89,6 @@ fn boolean(
             .as_bool()
             .map(Some)
             .ok_or_else(|| invalid(format!("\"{name}\" must be true or false"))),
-    }
-}
-
-impl Policy {
-    /// Parses and validates a full policy (PUT replaces every field). Absent fields take their
-    /// defaults; a `null` limit means no limit.
-    pub fn from_json(body: &Value) -> Result<Self, ScimViolation> {
-        let object = body.as_object().ok_or_else(|| {
-            ScimViolation::new(
-                ScimType::InvalidSyntax,
-                "the request body must be a JSON object",
-            )
-        })?;
-        // `schemas` says nothing a PUT needs, but must be what the document says it is.
-        if let Some(schemas) = member(object, "schemas")
-            && !schemas
-                .as_array()
-                .is_some_and(|list| list.iter().all(Value::is_string))
-        {
-            return Err(invalid("\"schemas\" must be an array of schema URNs"));
-        }
-        let defaults = Self::default();
-        let code_length = integer(object, "codeLength")?.unwrap_or(defaults.code_length as i64);
-        if !(MIN_CODE_LENGTH as i64..=MAX_CODE_LENGTH as i64).contains(&code_length) {
-            return Err(invalid(format!(
-                "\"codeLength\" must be between {MIN_CODE_LENGTH} and {MAX_CODE_LENGTH}"
-            )));
-        }
-        let max_active = integer(object, "maxActive")?.unwrap_or(defaults.max_active as i64);
-        if !(1..=MAX_ACTIVE_LIMIT as i64).contains(&max_active) {
-            return Err(invalid(format!(
-                "\"maxActive\" must be between 1 and {MAX_ACTIVE_LIMIT}"
-            )));
-        }
-        // Absent: the default limit. Explicit null: no limit. So a PUT that forgets a field
-        // never lifts a limit by accident.
-        let limit = |name: &str,
-                     default: Option<i64>,
-                     max: i64,
-                     unit: &str|
-         -> Result<Option<i64>, ScimViolation> {
-            let present = object.keys().any(|k| k.eq_ignore_ascii_case(name));
-            if !present {
-                return Ok(default);
-            }
-            let value = integer(object, name)?;
-            if value.is_some_and(|v| !(1..=max).contains(&v)) {
-                return Err(invalid(format!(
-                    "\"{name}\" must be between 1 and {max}{unit}, or null for no limit"
-                )));
-            }
-            Ok(value)
-        };
-        let usage = |name: &str, default| limit(name, default, MAX_USAGE_LIMIT, "");
-        let expiry = |name: &str, default| limit(name, default, MAX_EXPIRY_MINUTES, " minutes");
-        Ok(Self {
-            code_length: code_length as u32,
-            max_active: max_active as u32,
-            help_desk_generation_enabled: boolean(object, "helpDeskGenerationEnabled")?
-                .unwrap_or(defaults.help_desk_generation_enabled),
-            help_desk_max_usage: usage("helpDeskMaxUsage", defaults.help_desk_max_usage)?,
-            help_desk_max_expiry_minutes: expiry(
-                "helpDeskMaxExpiryMinutes",
-                defaults.help_desk_max_expiry_minutes,
-            )?,
-            self_service_generation_enabled: boolean(object, "selfServiceGenerationEnabled")?
-                .unwrap_or(defaults.self_service_generation_enabled),
-            self_service_max_usage: usage("selfServiceMaxUsage", defaults.self_service_max_usage)?,
-            self_service_max_expiry_minutes: expiry(
-                "selfServiceMaxExpiryMinutes",
-                defaults.self_service_max_expiry_minutes,
-            )?,
-        })
-    }
-
-    fn limits(&self, origin: Origin) -> (bool, Option<i64>, Option<i64>) {
-        match origin {
-            Origin::HelpDesk => (
-                self.help_desk_generation_enabled,
-                self.help_desk_max_usage,
-                self.help_desk_max_expiry_minutes,
-            ),
-            Origin::SelfService => (
-                self.self_service_generation_enabled,
-                self.self_service_max_usage,
-                self.self_service_max_expiry_minutes,
-            ),
-        }
     }
 }
 
@@ -488,33 +372,6 @@ pub fn check_eligible(active: bool, enrolled: bool, need_enrolled: bool) -> Resu
     }
 }
 
-/// Why a caller may not mint a code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MintRefused {
-    /// A user signed in without the authenticator app: a bypass code cannot mint more codes.
-    NeedsAuthenticatorSignIn,
-}
-
-impl MintRefused {
-    pub fn message(self) -> &'static str {
-        match self {
-            Self::NeedsAuthenticatorSignIn => {
-                "sign in with your authenticator app (not a bypass code) to generate bypass codes"
-            }
-        }
-    }
-}
-
-/// Who may mint codes: the help desk (its scope is checked at the edge) always; a user for
-/// themselves only after a sign-in with the authenticator app (`amr` holds `otp`).
-pub fn check_minting(origin: Origin, amr: &[String]) -> Result<(), MintRefused> {
-    match origin {
-        Origin::HelpDesk => Ok(()),
-        Origin::SelfService if amr.iter().any(|m| m == AMR_OTP) => Ok(()),
-        Origin::SelfService => Err(MintRefused::NeedsAuthenticatorSignIn),
-    }
-}
-
 /// Why a typed code was refused at sign-in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rejection {
@@ -730,36 +587,6 @@ mod tests {
             Err(GenerationRefused::Disabled(Origin::SelfService))
         );
         assert!(check_generation_allowed(&disabled, Origin::HelpDesk).is_ok());
-    }
-
-    #[test]
-    fn policy_validation() {
-        assert_eq!(Policy::from_json(&json!({})).unwrap(), Policy::default());
-        let p = Policy::from_json(
-            &json!({"codeLength": 16, "helpDeskMaxUsage": 10, "selfServiceMaxUsage": null}),
-        )
-        .unwrap();
-        assert_eq!(
-            (
-                p.code_length,
-                p.help_desk_max_usage,
-                p.self_service_max_usage
-            ),
-            (16, Some(10), None)
-        );
-        for bad in [
-            json!({"codeLength": 7}),
-            json!({"codeLength": 21}),
-            json!({"maxActive": 0}),
-            json!({"helpDeskMaxUsage": 0}),
-            json!({"selfServiceMaxExpiryMinutes": -5}),
-            json!({"helpDeskGenerationEnabled": "yes"}),
-            json!({"schemas": [null]}),
-            json!({"schemas": "urn:x"}),
-            json!([]),
-        ] {
-            assert!(Policy::from_json(&bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -1,0 +1,244 @@
+//! The bypass-code policy and its API form. "No limit" is said explicitly
+//! (`helpDeskMaxUsageUnlimited: true`, …), never by a `null` an SDK may send for "unset":
+//! a `null` anywhere is refused, naming the member, and an absent member takes its default,
+//! so a client built from an older document keeps working as members are added.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::{
+    MAX_ACTIVE_LIMIT, MAX_CODE_LENGTH, MAX_EXPIRY_MINUTES, MAX_USAGE_LIMIT, MIN_CODE_LENGTH,
+    Origin, boolean, integer, invalid,
+};
+use crate::domain::scim::{ScimType, ScimViolation};
+
+/// The bypass-code policy (mirrors OCI `bypassCodeSettings`). `None` limits mean "no limit":
+/// unlimited usage, or codes that never expire, are then allowed. Stored as serde writes it;
+/// the API's form ([`Policy::from_json`], [`Policy::to_json`]) says "no limit" with a
+/// boolean beside each limit, never with a `null`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Policy {
+    pub code_length: u32,
+    pub max_active: u32,
+    pub help_desk_generation_enabled: bool,
+    pub help_desk_max_usage: Option<i64>,
+    pub help_desk_max_expiry_minutes: Option<i64>,
+    pub self_service_generation_enabled: bool,
+    pub self_service_max_usage: Option<i64>,
+    pub self_service_max_expiry_minutes: Option<i64>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            code_length: 12,
+            max_active: 5,
+            help_desk_generation_enabled: true,
+            help_desk_max_usage: None,
+            help_desk_max_expiry_minutes: None,
+            self_service_generation_enabled: true,
+            self_service_max_usage: Some(1),
+            self_service_max_expiry_minutes: None,
+        }
+    }
+}
+
+
+/// The limits of the policy, each with the API's names for its number and its "no limit"
+/// switch, its largest value and its unit.
+const LIMITS: [(&str, i64, &str); 4] = [
+    ("helpDeskMaxUsage", MAX_USAGE_LIMIT, ""),
+    ("helpDeskMaxExpiryMinutes", MAX_EXPIRY_MINUTES, " minutes"),
+    ("selfServiceMaxUsage", MAX_USAGE_LIMIT, ""),
+    ("selfServiceMaxExpiryMinutes", MAX_EXPIRY_MINUTES, " minutes"),
+];
+
+/// The name of the switch that lifts `limit`.
+pub fn unlimited_member(limit: &str) -> String {
+    format!("{limit}Unlimited")
+}
+
+impl Policy {
+    /// Parses and validates a full policy (PUT replaces every field). Absent members take
+    /// their defaults; `{limit}Unlimited: true` lifts a limit; a `null` is refused.
+    pub fn from_json(body: &Value) -> Result<Self, ScimViolation> {
+        let object = body.as_object().ok_or_else(|| {
+            ScimViolation::new(
+                ScimType::InvalidSyntax,
+                "the request body must be a JSON object",
+            )
+        })?;
+        if let Some((name, _)) = object.iter().find(|(_, v)| v.is_null()) {
+            return Err(invalid(format!(
+                "\"{name}\" must not be null: leave a member out for its default, and say \"no limit\" with {{limit}}Unlimited: true"
+            )));
+        }
+        // `schemas` says nothing a PUT needs, but must be what the document says it is.
+        if let Some(schemas) = super::member(object, "schemas")
+            && !schemas
+                .as_array()
+                .is_some_and(|list| list.iter().all(Value::is_string))
+        {
+            return Err(invalid("\"schemas\" must be an array of schema URNs"));
+        }
+        let defaults = Self::default();
+        let code_length = integer(object, "codeLength")?.unwrap_or(defaults.code_length as i64);
+        if !(MIN_CODE_LENGTH as i64..=MAX_CODE_LENGTH as i64).contains(&code_length) {
+            return Err(invalid(format!(
+                "\"codeLength\" must be between {MIN_CODE_LENGTH} and {MAX_CODE_LENGTH}"
+            )));
+        }
+        let max_active = integer(object, "maxActive")?.unwrap_or(defaults.max_active as i64);
+        if !(1..=MAX_ACTIVE_LIMIT as i64).contains(&max_active) {
+            return Err(invalid(format!(
+                "\"maxActive\" must be between 1 and {MAX_ACTIVE_LIMIT}"
+            )));
+        }
+        let [hd_usage, hd_expiry, ss_usage, ss_expiry] = LIMITS;
+        Ok(Self {
+            code_length: code_length as u32,
+            max_active: max_active as u32,
+            help_desk_generation_enabled: boolean(object, "helpDeskGenerationEnabled")?
+                .unwrap_or(defaults.help_desk_generation_enabled),
+            help_desk_max_usage: limit(object, hd_usage, defaults.help_desk_max_usage)?,
+            help_desk_max_expiry_minutes: limit(
+                object,
+                hd_expiry,
+                defaults.help_desk_max_expiry_minutes,
+            )?,
+            self_service_generation_enabled: boolean(object, "selfServiceGenerationEnabled")?
+                .unwrap_or(defaults.self_service_generation_enabled),
+            self_service_max_usage: limit(object, ss_usage, defaults.self_service_max_usage)?,
+            self_service_max_expiry_minutes: limit(
+                object,
+                ss_expiry,
+                defaults.self_service_max_expiry_minutes,
+            )?,
+        })
+    }
+
+    /// The API's form: every member present, each limit as a number or lifted by its switch.
+    pub fn to_json(&self) -> Value {
+        let mut body = json!({
+            "codeLength": self.code_length,
+            "maxActive": self.max_active,
+            "helpDeskGenerationEnabled": self.help_desk_generation_enabled,
+            "selfServiceGenerationEnabled": self.self_service_generation_enabled,
+        });
+        let values = [
+            self.help_desk_max_usage,
+            self.help_desk_max_expiry_minutes,
+            self.self_service_max_usage,
+            self.self_service_max_expiry_minutes,
+        ];
+        for ((name, _, _), value) in LIMITS.iter().zip(values) {
+            body[unlimited_member(name)] = json!(value.is_none());
+            if let Some(value) = value {
+                body[*name] = json!(value);
+            }
+        }
+        body
+    }
+
+    pub(super) fn limits(&self, origin: Origin) -> (bool, Option<i64>, Option<i64>) {
+        match origin {
+            Origin::HelpDesk => (
+                self.help_desk_generation_enabled,
+                self.help_desk_max_usage,
+                self.help_desk_max_expiry_minutes,
+            ),
+            Origin::SelfService => (
+                self.self_service_generation_enabled,
+                self.self_service_max_usage,
+                self.self_service_max_expiry_minutes,
+            ),
+        }
+    }
+}
+
+/// One limit from its number and its switch: the number, `None` when lifted, or the default.
+fn limit(
+    object: &Map<String, Value>,
+    (name, max, unit): (&str, i64, &str),
+    default: Option<i64>,
+) -> Result<Option<i64>, ScimViolation> {
+    let switch = unlimited_member(name);
+    let value = integer(object, name)?;
+    match (boolean(object, &switch)?, value) {
+        (Some(true), Some(_)) => Err(invalid(format!(
+            "give either \"{name}\" or \"{switch}\": true, not both"
+        ))),
+        (Some(true), None) => Ok(None),
+        (_, Some(v)) if !(1..=max).contains(&v) => Err(invalid(format!(
+            "\"{name}\" must be between 1 and {max}{unit} (for no limit, send \"{switch}\": true)"
+        ))),
+        (_, Some(v)) => Ok(Some(v)),
+        (None, None) => Ok(default),
+        (Some(false), None) => default.map(Some).ok_or_else(|| {
+            invalid(format!(
+                "\"{switch}\" is false: give \"{name}\", the limit to apply"
+            ))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_members_take_defaults_and_null_is_refused_by_name() {
+        assert_eq!(Policy::from_json(&json!({})).unwrap(), Policy::default());
+        for (body, named) in [
+            (json!({"helpDeskMaxUsage": null}), "helpDeskMaxUsage"),
+            (json!({"selfServiceMaxExpiryMinutes": null}), "selfServiceMaxExpiryMinutes"),
+            (json!({"codeLength": null}), "codeLength"),
+            (json!({"helpDeskMaxUsageUnlimited": null}), "helpDeskMaxUsageUnlimited"),
+        ] {
+            let err = Policy::from_json(&body).unwrap_err();
+            assert!(err.detail.contains(named), "{body}: {}", err.detail);
+        }
+    }
+
+    #[test]
+    fn no_limit_is_said_with_its_switch() {
+        let p = Policy::from_json(&json!({
+            "codeLength": 16, "helpDeskMaxUsage": 10, "selfServiceMaxUsageUnlimited": true,
+            "helpDeskMaxExpiryMinutesUnlimited": false, "helpDeskMaxExpiryMinutes": 60,
+        }))
+        .unwrap();
+        assert_eq!(
+            (
+                p.code_length,
+                p.help_desk_max_usage,
+                p.self_service_max_usage,
+                p.help_desk_max_expiry_minutes
+            ),
+            (16, Some(10), None, Some(60))
+        );
+        // The API form reads back as the same policy.
+        assert_eq!(Policy::from_json(&p.to_json()).unwrap(), p);
+        assert_eq!(p.to_json()["selfServiceMaxUsageUnlimited"], true);
+        assert!(p.to_json().get("selfServiceMaxUsage").is_none());
+        for bad in [
+            json!({"codeLength": 7}),
+            json!({"codeLength": 21}),
+            json!({"maxActive": 0}),
+            json!({"helpDeskMaxUsage": 0}),
+            json!({"selfServiceMaxExpiryMinutes": -5}),
+            json!({"helpDeskGenerationEnabled": "yes"}),
+            json!({"helpDeskMaxUsage": 3, "helpDeskMaxUsageUnlimited": true}),
+            json!({"helpDeskMaxUsageUnlimited": false}),
+            json!({"helpDeskMaxUsageUnlimited": "yes"}),
+            json!({"schemas": [null]}),
+            json!({"schemas": "urn:x"}),
+            json!([]),
+        ] {
+            assert!(Policy::from_json(&bad).is_err(), "{bad}");
+        }
+        // Unlimited false with a finite default keeps the default.
+        let p = Policy::from_json(&json!({"selfServiceMaxUsageUnlimited": false})).unwrap();
+        assert_eq!(p.self_service_max_usage, Some(1));
+    }
+}
