@@ -8,7 +8,6 @@ use std::time::Instant;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::Html;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Response, Route, get, handler, post};
-use poem_openapi::OpenApiService;
 use tokio::sync::watch;
 
 use crate::config::{Config, issuer_string};
@@ -21,7 +20,7 @@ use crate::edge::{BodyLimit, ResolveClientAddr};
 use crate::mail::Mailer;
 use crate::ops::{HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
 use crate::scim::error::to_scim_response;
-use crate::scim::{BypassCodesApi, DiscoveryApi, GroupsApi, MeApi, MfaApi, SearchAllApi, UsersApi};
+use crate::scim::openapi_service;
 use crate::service::access::Access;
 use crate::service::bypass::{Argon2Hasher, BypassCodeService};
 use crate::service::console::CALLBACK_PATH;
@@ -60,38 +59,6 @@ pub enum StartError {
     Listen { addr: SocketAddr, message: String },
     #[error("{0}")]
     Other(String),
-}
-
-pub type Apis = (
-    DiscoveryApi,
-    UsersApi,
-    GroupsApi,
-    SearchAllApi,
-    MfaApi,
-    BypassCodesApi,
-    MeApi,
-);
-
-/// The OpenAPI service; its document does not depend on the configuration.
-pub fn openapi_service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new(
-        (
-            DiscoveryApi,
-            UsersApi,
-            GroupsApi,
-            SearchAllApi,
-            MfaApi,
-            BypassCodesApi,
-            MeApi,
-        ),
-        "bypass-idp",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description(
-        "OpenID Connect identity provider with SCIM 2.0 provisioning and MFA bypass codes. \
-             Get a bearer token from the token endpoint (client_credentials) advertised at \
-             /.well-known/openid-configuration.",
-    )
 }
 
 /// Opens the database (creating the data directory for SQLite) and applies migrations.

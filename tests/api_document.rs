@@ -82,7 +82,7 @@ async fn a_405_names_the_allowed_methods() {
     app.stop().await;
 }
 
-/// `If-Match` is an entity tag, `*` or empty; anything else is refused before the handler,
+/// `If-Match` is an entity tag or `*`; anything else, empty included, is refused before the handler,
 /// including what poem would otherwise pass on as no header at all.
 #[tokio::test]
 async fn if_match_is_what_the_document_says() {
@@ -115,6 +115,8 @@ async fn if_match_is_what_the_document_says() {
         }
     };
     for malformed in [
+        vec![HeaderValue::from_static("")],
+        vec![HeaderValue::from_static("  ")],
         vec![HeaderValue::from_static("3")],
         vec![HeaderValue::from_static("W/3")],
         vec![HeaderValue::from_bytes(b"W/\"\xc2\x84\"").unwrap()],

@@ -142,7 +142,9 @@ pub fn parse_auth_request(
     if let Some(refused) = scope.iter().find(|s| !client.may_grant_user_scope(s)) {
         return Err(redirect_error(
             "invalid_scope",
-            format!("this client is not allowed {refused} (it was not registered with --allow-self-service-codes)"),
+            format!(
+                "this client is not allowed {refused} (it was not registered with --allow-self-service-codes)"
+            ),
         ));
     }
     if !scope.is_subset(&client.scopes) {

@@ -22,7 +22,7 @@ use super::models::{
 use super::payload::{ScimJson, list_response};
 use crate::domain::bypass::{CodeStatus, Policy};
 use crate::domain::ids::UserId;
-use crate::domain::scim::filter::{CompareOp, Filter, Literal, MAX_FILTER_LEN, parse_filter};
+use crate::domain::scim::filter::{CompareOp, Filter, Literal, parse_filter, too_long};
 use crate::domain::scim::user::format_time;
 use crate::domain::scim::{ScimType, ScimViolation};
 use crate::service::bypass::CodeView;
@@ -70,7 +70,7 @@ pub fn render_code(base: &str, view: &CodeView, code: Option<&str>) -> Value {
 /// Only `status eq "…"` filters bypass codes.
 pub fn status_filter(filter: Option<&str>) -> Result<Option<CodeStatus>, ScimError> {
     // A blank filter is no filter; a long one is refused like any other (MAX_FILTER_LEN).
-    let Some(text) = filter.filter(|f| !f.trim().is_empty() || f.len() > MAX_FILTER_LEN) else {
+    let Some(text) = filter.filter(|f| !f.trim().is_empty() || too_long(f)) else {
         return Ok(None);
     };
     let invalid = || {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::param::Path;
-use poem_openapi::{ApiResponse, OpenApi, Tags};
+use poem_openapi::{ApiResponse, OpenApi, OpenApiService, Tags};
 
 use self::auth::ScimBearer;
 use self::error::ScimError;
@@ -29,6 +29,39 @@ pub use groups::GroupsApi;
 pub use mfa::MfaApi;
 pub use search::SearchAllApi;
 pub use users::{IF_MATCH_PATTERN, UsersApi, refuse_malformed_if_match};
+
+/// Every operation of the API, as poem-openapi serves them.
+pub type Apis = (
+    DiscoveryApi,
+    UsersApi,
+    GroupsApi,
+    SearchAllApi,
+    MfaApi,
+    BypassCodesApi,
+    MeApi,
+);
+
+/// The OpenAPI service; its document does not depend on the configuration.
+pub fn openapi_service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (
+            DiscoveryApi,
+            UsersApi,
+            GroupsApi,
+            SearchAllApi,
+            MfaApi,
+            BypassCodesApi,
+            MeApi,
+        ),
+        "bypass-idp",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "OpenID Connect identity provider with SCIM 2.0 provisioning and MFA bypass codes. \
+             Get a bearer token from the token endpoint (client_credentials) advertised at \
+             /.well-known/openid-configuration.",
+    )
+}
 
 #[derive(Tags)]
 pub enum ApiTags {

@@ -58,9 +58,11 @@ pub enum DeleteUserResponse {
     Deleted,
 }
 
-/// What `If-Match` takes: one entity tag, `*`, or nothing (the same as no header). The
-/// OpenAPI document declares this pattern and [`refuse_malformed_if_match`] enforces it.
-pub const IF_MATCH_PATTERN: &str = r#"^ *(?:\*|(?:W/)?"[\x21\x23-\x7E]*")? *$"#;
+/// What `If-Match` takes: one entity tag or `*`. An empty value is refused: read as "no
+/// condition" it would make an update unconditional that its sender meant to be
+/// conditional. The OpenAPI document declares this pattern and
+/// [`refuse_malformed_if_match`] enforces it.
+pub const IF_MATCH_PATTERN: &str = r#"^ *(?:\*|(?:W/)?"[\x21\x23-\x7E]*") *$"#;
 
 fn well_formed_if_match(value: &HeaderValue) -> bool {
     static SYNTAX: LazyLock<Regex> =
@@ -86,7 +88,7 @@ pub async fn refuse_malformed_if_match<E: Endpoint>(
     Ok(inner.call(request).await?.into_response())
 }
 
-/// The version a well-formed `If-Match` names; `None` for `*`, an empty value or no header.
+/// The version a well-formed `If-Match` names; `None` for `*` or no header.
 /// A tag that names no version of ours can never match (412, once the resource is found).
 pub(super) fn expected_version(if_match: &Option<String>) -> Option<i64> {
     let header = if_match.as_deref().map(str::trim).unwrap_or_default();

@@ -17,7 +17,7 @@ use crate::domain::repo::{MfaRepo, UserRepo};
 use crate::domain::secret::Secret;
 use crate::domain::totp;
 pub use crate::domain::totp::TotpStatus;
-use crate::ops::events;
+use crate::service::events;
 use crate::store::Store;
 
 const SALT_BYTES: usize = 16;

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod bypass;
 pub mod console;
 pub mod context;
+pub mod events;
 pub mod groups;
 pub mod health;
 pub mod mfa;
@@ -102,7 +103,7 @@ impl From<crate::counters::CounterError> for ServiceError {
                 Self::Unavailable("too many sign-ins are in progress; try again in a minute".into())
             }
             crate::counters::CounterError::Backend(reason) => {
-                crate::ops::events::dependency_error("redis");
+                crate::service::events::dependency_error("redis");
                 tracing::error!(error = %reason, "redis failed");
                 Self::Unavailable("a backing service is unavailable; try again shortly".into())
             }
@@ -119,12 +120,12 @@ impl From<StoreError> for ServiceError {
                 Self::invalid("text must not contain the NUL character (U+0000)")
             }
             other if other.is_unavailable() => {
-                crate::ops::events::dependency_error("database");
+                crate::service::events::dependency_error("database");
                 tracing::error!(error = %other, "database unavailable");
                 Self::Unavailable("the database is unavailable; try again shortly".into())
             }
             other => {
-                crate::ops::events::dependency_error("database");
+                crate::service::events::dependency_error("database");
                 Self::internal("database", other)
             }
         }

@@ -22,10 +22,10 @@ pub async fn run_kdf<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
 ) -> Result<T, ServiceError> {
     let queued = std::time::Instant::now();
-    let waiting = crate::ops::events::Argon2Waiting::start();
+    let waiting = crate::service::events::Argon2Waiting::start();
     let slot = KDF_SLOTS.acquire().await;
     drop(waiting);
-    crate::ops::events::argon2_waited(queued.elapsed().as_secs_f64());
+    crate::service::events::argon2_waited(queued.elapsed().as_secs_f64());
     let _slot = slot.map_err(|e| ServiceError::internal("hashing limiter", e))?;
     tokio::task::spawn_blocking(work)
         .await

@@ -33,7 +33,7 @@ use crate::domain::secret::Secret;
 use crate::domain::signin::{self, AuthRequest, Flow, SecondFactor, Step};
 use crate::domain::signin::{AMR_BYPASS_CODE, AMR_OTP};
 use crate::domain::totp::TotpStatus;
-use crate::ops::events;
+use crate::service::events;
 use crate::store::Store;
 
 pub const FLOW_TTL: Duration = Duration::from_secs(10 * 60);

@@ -58,7 +58,10 @@ pub(super) fn invalid(detail: impl Into<String>) -> ScimViolation {
 }
 
 /// Reads a member by name, ignoring case as SCIM does.
-pub(super) fn member<'a>(object: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a Value> {
+pub(super) fn member<'a>(
+    object: &'a serde_json::Map<String, Value>,
+    name: &str,
+) -> Option<&'a Value> {
     object
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))

@@ -44,14 +44,17 @@ impl Default for Policy {
     }
 }
 
-
 /// The limits of the policy, each with the API's names for its number and its "no limit"
 /// switch, its largest value and its unit.
 const LIMITS: [(&str, i64, &str); 4] = [
     ("helpDeskMaxUsage", MAX_USAGE_LIMIT, ""),
     ("helpDeskMaxExpiryMinutes", MAX_EXPIRY_MINUTES, " minutes"),
     ("selfServiceMaxUsage", MAX_USAGE_LIMIT, ""),
-    ("selfServiceMaxExpiryMinutes", MAX_EXPIRY_MINUTES, " minutes"),
+    (
+        "selfServiceMaxExpiryMinutes",
+        MAX_EXPIRY_MINUTES,
+        " minutes",
+    ),
 ];
 
 /// The name of the switch that lifts `limit`.
@@ -192,9 +195,15 @@ mod tests {
         assert_eq!(Policy::from_json(&json!({})).unwrap(), Policy::default());
         for (body, named) in [
             (json!({"helpDeskMaxUsage": null}), "helpDeskMaxUsage"),
-            (json!({"selfServiceMaxExpiryMinutes": null}), "selfServiceMaxExpiryMinutes"),
+            (
+                json!({"selfServiceMaxExpiryMinutes": null}),
+                "selfServiceMaxExpiryMinutes",
+            ),
             (json!({"codeLength": null}), "codeLength"),
-            (json!({"helpDeskMaxUsageUnlimited": null}), "helpDeskMaxUsageUnlimited"),
+            (
+                json!({"helpDeskMaxUsageUnlimited": null}),
+                "helpDeskMaxUsageUnlimited",
+            ),
         ] {
             let err = Policy::from_json(&body).unwrap_err();
             assert!(err.detail.contains(named), "{body}: {}", err.detail);

@@ -53,11 +53,17 @@ pub struct PatchPath {
     pub sub_attr: Option<String>,
 }
 
+/// The longest filter, in characters (as the OpenAPI document's `maxLength` counts).
 pub const MAX_FILTER_LEN: usize = 4096;
 const MAX_DEPTH: usize = 32;
 
+/// Whether `text` has more than [`MAX_FILTER_LEN`] characters (counted no further).
+pub fn too_long(text: &str) -> bool {
+    text.chars().nth(MAX_FILTER_LEN).is_some()
+}
+
 pub fn parse_filter(text: &str) -> Result<Filter, ScimViolation> {
-    if text.len() > MAX_FILTER_LEN {
+    if too_long(text) {
         return Err(invalid_filter(format!(
             "the filter is longer than {MAX_FILTER_LEN} characters"
         )));
@@ -379,6 +385,18 @@ fn describe(token: &Token) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_length_limit_counts_characters_not_bytes() {
+        // 4,096 characters, 8,000-odd bytes: within the limit the document declares.
+        let value = "é".repeat(MAX_FILTER_LEN - 16);
+        let text = format!("userName eq \"{value}\"");
+        assert_eq!(text.chars().count(), MAX_FILTER_LEN - 2);
+        assert!(text.len() > MAX_FILTER_LEN);
+        assert!(parse_filter(&text).is_ok());
+        let over = format!("userName eq \"{value}{}\"", "é".repeat(3));
+        assert!(parse_filter(&over).is_err());
+    }
+
     use super::*;
 
     fn path(attr: &str, sub: Option<&str>) -> AttrPath {

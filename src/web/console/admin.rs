@@ -177,7 +177,11 @@ pub async fn policy_save(
         Err(e) => return failure(e),
     };
     let body = serde_json::Value::Object(body);
-    match state.bypass.replace_policy(&body, &ctx(&session, addr)).await {
+    match state
+        .bypass
+        .replace_policy(&body, &ctx(&session, addr))
+        .await
+    {
         Ok(policy) => policy_page(
             &session,
             &policy,

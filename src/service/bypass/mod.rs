@@ -8,9 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use argon2::{Algorithm, Argon2, Params, Version};
 use chrono::{DateTime, Utc};
-use subtle::ConstantTimeEq;
 
 use super::access::Access;
 use super::context::Context;
@@ -27,13 +25,12 @@ use crate::domain::bypass::{
     check_generation_allowed,
 };
 use crate::domain::ids::UserId;
-use crate::domain::limits::LimitKey;
 use crate::domain::repo::{
     AuditRepo, BypassCodeRepo, InsertOutcome, MfaRepo, SettingRepo, UserRepo,
 };
 use crate::domain::secret::Secret;
-use crate::mail::{BypassCodeMail, Mailer};
-use crate::ops::events;
+use crate::mail::Mailer;
+use crate::service::events;
 use crate::store::Store;
 
 const POLICY_SETTING: &str = "bypassCodePolicy";
@@ -43,43 +40,12 @@ const POLICY_SETTING: &str = "bypassCodePolicy";
 const USE_COUNTER_TTL: Duration = Duration::from_secs(10 * 60);
 const GENERATION_ATTEMPTS: usize = 3;
 
-/// Turns a code into the 32-byte value stored for it.
-pub trait CodeHasher: Send + Sync {
-    fn hash(&self, code: &str, salt: &[u8]) -> Result<[u8; 32], ServiceError>;
-}
+mod hash;
+mod notify;
+mod verify;
 
-/// Argon2id, m=19456 KiB, t=2, p=1, 32-byte output, with the pepper as Argon2's secret input.
-pub struct Argon2Hasher {
-    pepper: Option<Vec<u8>>,
-}
-
-impl Argon2Hasher {
-    pub fn new(pepper: Option<&Secret>) -> Self {
-        Self {
-            pepper: pepper.map(|p| p.expose().as_bytes().to_vec()),
-        }
-    }
-}
-
-impl CodeHasher for Argon2Hasher {
-    fn hash(&self, code: &str, salt: &[u8]) -> Result<[u8; 32], ServiceError> {
-        let argon = match &self.pepper {
-            Some(pepper) => Argon2::new_with_secret(
-                pepper,
-                Algorithm::Argon2id,
-                Version::V0x13,
-                Params::default(),
-            )
-            .map_err(|e| ServiceError::internal("argon2", e))?,
-            None => Argon2::default(),
-        };
-        let mut out = [0u8; 32];
-        argon
-            .hash_password_into(code.as_bytes(), salt, &mut out)
-            .map_err(|e| ServiceError::internal("argon2", e))?;
-        Ok(out)
-    }
-}
+pub use hash::{Argon2Hasher, CodeHasher};
+pub use verify::VerifyOutcome;
 
 /// A code as the API shows it: never the plaintext, which only [`Created`] carries.
 #[derive(Clone, Debug)]
@@ -126,30 +92,6 @@ impl HeldCode {
     /// The plaintext, for the code window that shows it again after emailing.
     pub fn code(&self) -> &Secret {
         &self.0
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum VerifyOutcome {
-    Accepted {
-        code_id: String,
-        remaining: Option<i64>,
-    },
-    Rejected(Rejection),
-}
-
-/// One attempt's outcome, and the code a refused attempt named (for the audit trail).
-struct Attempt {
-    outcome: VerifyOutcome,
-    code_id: Option<String>,
-}
-
-impl Attempt {
-    fn refused(code_id: Option<String>, reason: Rejection) -> Self {
-        Self {
-            outcome: VerifyOutcome::Rejected(reason),
-            code_id,
-        }
     }
 }
 
@@ -402,55 +344,6 @@ impl BypassCodeService {
         })
     }
 
-    /// Emails a code to the user's primary (or only) address. A failed send is recorded and
-    /// reported, never an error: the code exists either way. Several addresses without a
-    /// primary one are an error, before anything is sent.
-    async fn email(
-        &self,
-        user: &crate::domain::scim::user::UserAttributes,
-        row: &StoredCode,
-        code: &Secret,
-        ctx: &Context,
-    ) -> Result<(), ServiceError> {
-        let user_id = row.user_id.clone();
-        let address = bypass::email_recipient(&user.emails)
-            .map_err(ServiceError::invalid)?
-            .map(str::to_owned);
-        let result = match &address {
-            None => Err("the user has no email address".to_owned()),
-            Some(to) => self
-                .mailer
-                .send_bypass_code(&BypassCodeMail {
-                    to,
-                    user_name: &user.user_name,
-                    code,
-                    expires_at: row.expires_at,
-                    max_uses: row.max_uses,
-                    service: &self.service_name,
-                })
-                .await
-                .map_err(|e| e.to_string()),
-        };
-        events::bypass_code_emailed(result.is_ok());
-        let (event, detail) = match result {
-            Ok(()) => (AuditEvent::Emailed, address.map(|a| format!("to {a}"))),
-            Err(reason) => {
-                tracing::warn!(code_id = %row.id, reason = %reason, "bypass code email failed");
-                (AuditEvent::EmailFailed, Some(reason))
-            }
-        };
-        audit::record(
-            &self.store,
-            ctx,
-            &user_id,
-            Some(&row.id),
-            event,
-            detail,
-            Utc::now(),
-        )
-        .await
-    }
-
     pub async fn list(
         &self,
         user_id: &UserId,
@@ -554,225 +447,6 @@ impl BypassCodeService {
             .await?;
         }
         Ok(())
-    }
-
-    /// Emails a code the caller still holds, after checking it is this code. Nothing is kept.
-    /// Each comparison is an attempt reserved, before any Argon2, on the actor and on the
-    /// code ([`LimitKey::code_holder`]), and a mismatch is audited: this is no guessing
-    /// oracle, and no way to queue Argon2 work ahead of the sign-ins.
-    pub async fn notify(
-        &self,
-        user_id: &UserId,
-        code_id: &str,
-        typed: &str,
-        ctx: &Context,
-    ) -> Result<CodeView, ServiceError> {
-        self.access.check(ctx, Action::Email, Some(user_id)).await?;
-        let row = self.sendable(user_id, code_id).await?;
-        let reservation = match self
-            .throttle
-            .reserve(LimitKey::code_holder(&ctx.actor_label(), code_id))
-            .await?
-        {
-            Ok(reservation) => reservation,
-            Err(retry_after) => {
-                return Err(ServiceError::TooMany(
-                    "too many wrong codes for this bypass code; try again later".into(),
-                    retry_after,
-                ));
-            }
-        };
-        let mismatch = || ServiceError::invalid("\"code\" does not match this bypass code");
-        let matched = match bypass::normalize_code(typed) {
-            None => None,
-            Some(digits) => match self.store.get_mfa(user_id).await? {
-                None => None,
-                Some(mfa) => {
-                    let hash = self.hash(digits.clone(), mfa.bypass_salt).await?;
-                    bool::from(hash.as_slice().ct_eq(&row.code_hash)).then_some(digits)
-                }
-            },
-        };
-        let Some(digits) = matched else {
-            // The reservation stays counted.
-            drop(reservation);
-            audit::record(
-                &self.store,
-                ctx,
-                user_id,
-                Some(code_id),
-                AuditEvent::EmailRefused,
-                Some("the code sent to be emailed did not match".into()),
-                Utc::now(),
-            )
-            .await?;
-            return Err(mismatch());
-        };
-        self.throttle.succeeded(reservation).await?;
-        self.send_and_view(row, &Secret::new(bypass::display_code(&digits)), ctx)
-            .await
-    }
-
-    /// Emails a code the console still holds sealed from its generation: nothing to compare.
-    pub async fn notify_held(
-        &self,
-        user_id: &UserId,
-        code_id: &str,
-        held: &HeldCode,
-        ctx: &Context,
-    ) -> Result<CodeView, ServiceError> {
-        self.access.check(ctx, Action::Email, Some(user_id)).await?;
-        let row = self.sendable(user_id, code_id).await?;
-        self.send_and_view(row, &held.0, ctx).await
-    }
-
-    /// The code, if it is active (only active codes are sent).
-    async fn sendable(&self, user_id: &UserId, code_id: &str) -> Result<StoredCode, ServiceError> {
-        let row = self.find(user_id, code_id).await?;
-        let status = row.state().status(Utc::now());
-        if status != CodeStatus::Active {
-            return Err(ServiceError::invalid(format!(
-                "the bypass code is {}; only active codes can be sent",
-                status.as_str()
-            )));
-        }
-        Ok(row)
-    }
-
-    async fn send_and_view(
-        &self,
-        row: StoredCode,
-        code: &Secret,
-        ctx: &Context,
-    ) -> Result<CodeView, ServiceError> {
-        let user = self
-            .store
-            .get_user(&row.user_id)
-            .await?
-            .ok_or(ServiceError::NotFound("user"))?;
-        self.email(&user.attributes, &row, code, ctx).await?;
-        let events = self.store.code_events(&row.id).await?;
-        Ok(view(row, &events, Utc::now()))
-    }
-
-    /// Checks a typed code at sign-in and, if it is good, uses it up by one. Exactly as many
-    /// uses succeed as the code allows, across instances: Redis takes the use atomically
-    /// (seeded from the database), and the database records it with a conditional update.
-    pub async fn verify_and_consume(
-        &self,
-        user_id: &UserId,
-        typed: &str,
-        ctx: &Context,
-    ) -> Result<VerifyOutcome, ServiceError> {
-        let ticket = match self.guard.begin(user_id, ctx).await? {
-            Ok(ticket) => ticket,
-            Err(lock) => return Ok(VerifyOutcome::Rejected(Rejection::Locked(lock))),
-        };
-        let attempt = self.try_consume(user_id, typed).await?;
-        let now = Utc::now();
-        match &attempt.outcome {
-            VerifyOutcome::Accepted { code_id, remaining } => {
-                events::bypass_code_used();
-                self.guard.succeeded(ticket).await?;
-                let detail = remaining.map(|r| format!("{r} use(s) left"));
-                audit::record(
-                    &self.store,
-                    ctx,
-                    user_id,
-                    Some(code_id),
-                    AuditEvent::Used,
-                    detail,
-                    now,
-                )
-                .await?;
-            }
-            VerifyOutcome::Rejected(rejection) => {
-                drop(ticket);
-                events::bypass_code_failed(rejection.as_str());
-                let reason = rejection.as_str().to_owned();
-                let code_id = attempt.code_id.as_deref();
-                audit::record(
-                    &self.store,
-                    ctx,
-                    user_id,
-                    code_id,
-                    AuditEvent::Failed,
-                    Some(reason),
-                    now,
-                )
-                .await?;
-            }
-        }
-        Ok(attempt.outcome)
-    }
-
-    async fn try_consume(&self, user_id: &UserId, typed: &str) -> Result<Attempt, ServiceError> {
-        let Some(digits) = bypass::normalize_code(typed) else {
-            return Ok(Attempt::refused(None, Rejection::Wrong));
-        };
-        let Some(mfa) = self.store.get_mfa(user_id).await? else {
-            return Ok(Attempt::refused(None, Rejection::Wrong));
-        };
-        let hash = self.hash(digits, mfa.bypass_salt).await?;
-        let Some(row) = self.store.find_code_by_hash(user_id, &hash).await? else {
-            return Ok(Attempt::refused(None, Rejection::Wrong));
-        };
-        let now = Utc::now();
-        let status = row.state().status(now);
-        if status != CodeStatus::Active {
-            return Ok(Attempt::refused(
-                Some(row.id),
-                Rejection::for_status(status),
-            ));
-        }
-        let mut remaining = None;
-        if let Some(max) = row.max_uses {
-            let taken = self
-                .counters
-                .acquire_use(
-                    &format!("bypass:{}", row.id),
-                    row.use_count.max(0) as u64,
-                    max as u64,
-                    USE_COUNTER_TTL,
-                )
-                .await?;
-            match taken {
-                Some(count) => remaining = Some((max - count as i64).max(0)),
-                None => return Ok(Attempt::refused(Some(row.id), Rejection::Exhausted)),
-            }
-        }
-        let consumed = match self.store.consume_code(&row.id, now).await {
-            Ok(consumed) => consumed,
-            Err(e) => {
-                // The database did not record the use: hand back the one Redis counted, so
-                // the code's last use is not lost until the counter expires.
-                if row.max_uses.is_some() {
-                    let _ = self
-                        .counters
-                        .release_use(&format!("bypass:{}", row.id))
-                        .await;
-                }
-                return Err(e.into());
-            }
-        };
-        if !consumed {
-            // Changed since we read it (used up, revoked or expired meanwhile).
-            let fresh = self.store.find_code(user_id, &row.id).await?;
-            let status = fresh
-                .as_ref()
-                .map_or(CodeStatus::Revoked, |r| r.state().status(now));
-            return Ok(Attempt::refused(
-                Some(row.id),
-                Rejection::for_status(status),
-            ));
-        }
-        Ok(Attempt {
-            outcome: VerifyOutcome::Accepted {
-                code_id: row.id,
-                remaining,
-            },
-            code_id: None,
-        })
     }
 }
 
@@ -894,5 +568,25 @@ mod tests {
             // A typed value that cannot be a code costs nothing.
             assert_eq!(calls_for(&service, &counter, &user, "not-a-code").await, 0);
         }
+    }
+
+    #[tokio::test]
+    async fn a_full_user_is_refused_before_any_argon2() {
+        let max_active = Policy::default().max_active as usize;
+        let (service, counter, user, _, _outbox) = service(max_active).await;
+        counter.calls.store(0, Ordering::SeqCst);
+        let refused = service
+            .create(&user, &json!({"neverExpires": true}), &Context::system())
+            .await;
+        assert!(
+            matches!(refused, Err(ServiceError::Conflict(_))),
+            "{:?}",
+            refused.err()
+        );
+        assert_eq!(
+            counter.calls.load(Ordering::SeqCst),
+            0,
+            "maxActive is checked first"
+        );
     }
 }

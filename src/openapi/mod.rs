@@ -11,11 +11,15 @@
 //!
 //! [`ScimError`]: crate::scim::error::ScimError
 
-use std::collections::BTreeSet;
+mod allow;
+mod links;
+
+pub use allow::allow_on_405;
+pub use links::examples;
+use links::{add_examples, add_links};
+
 use std::sync::LazyLock;
 
-use poem::http::{HeaderValue, StatusCode, header};
-use poem::{Endpoint, IntoResponse, Request, Response};
 use serde_json::{Map, Value, json};
 
 use crate::domain::bypass::{
@@ -53,7 +57,7 @@ pub fn text() -> &'static str {
 }
 
 fn build() -> Value {
-    let derived = crate::app::openapi_service().spec();
+    let derived = crate::scim::openapi_service().spec();
     let mut doc: Value = serde_json::from_str(&derived).expect("poem-openapi writes JSON");
     declare_limits(&mut doc);
     split_request_schema(&mut doc, "User", "UserRequest", &["schemas", "userName"]);
@@ -265,7 +269,7 @@ fn declare_limits(doc: &mut Value) {
             if parameter["name"] == "If-Match" {
                 parameter["description"] = json!(
                     "The resource's ETag (`W/\"3\"`) makes the change conditional: 412 if the \
-                     resource changed since. `*`, an empty value or no header: unconditional."
+                     resource changed since. `*` or no header: unconditional; an empty value is refused (400)."
                 );
             }
             let keywords = match parameter["name"].as_str() {
@@ -425,237 +429,9 @@ fn tailor_responses(doc: &mut Value) {
     }
 }
 
-/// A link's target, the parameters it fills and, where it has one, the body.
-struct Link {
-    name: &'static str,
-    operation: &'static str,
-    parameters: Value,
-    body: Option<Value>,
-}
-
-fn link(name: &'static str, operation: &'static str, parameters: Value) -> Link {
-    Link {
-        name,
-        operation,
-        parameters,
-        body: None,
-    }
-}
-
-fn add_links(doc: &mut Value) {
-    let user = || json!({"id": "$response.body#/id"});
-    let group = user;
-    let code = || json!({"id": "$request.path.id", "code_id": "$response.body#/id"});
-    let my_code = || json!({"code_id": "$response.body#/id"});
-    let table = [
-        (
-            "createUser",
-            "201",
-            vec![
-                link("GetUser", "getUser", user()),
-                link("ReplaceUser", "replaceUser", user()),
-                link("PatchUser", "patchUser", user()),
-                link("DeleteUser", "deleteUser", user()),
-                link("StartTotpEnrollment", "startTotpEnrollment", user()),
-                link("GetTotpState", "getTotpState", user()),
-                link("ResetTotp", "resetTotp", user()),
-                link("CreateBypassCode", "createBypassCode", user()),
-                link("ListBypassCodes", "listBypassCodes", user()),
-            ],
-        ),
-        (
-            "createGroup",
-            "201",
-            vec![
-                link("GetGroup", "getGroup", group()),
-                link("ReplaceGroup", "replaceGroup", group()),
-                link("PatchGroup", "patchGroup", group()),
-                link("DeleteGroup", "deleteGroup", group()),
-            ],
-        ),
-        (
-            "createBypassCode",
-            "201",
-            vec![
-                link("GetBypassCode", "getBypassCode", code()),
-                link("RevokeBypassCode", "revokeBypassCode", code()),
-                link("ListBypassCodeEvents", "listBypassCodeEvents", code()),
-                Link {
-                    body: Some(json!({"code": "$response.body#/code"})),
-                    ..link("NotifyBypassCode", "notifyBypassCode", code())
-                },
-            ],
-        ),
-        (
-            "createMyBypassCode",
-            "201",
-            vec![
-                link("GetMyBypassCode", "getMyBypassCode", my_code()),
-                link("RevokeMyBypassCode", "revokeMyBypassCode", my_code()),
-            ],
-        ),
-    ];
-    for (source, status, links) in table {
-        let mut objects = Map::new();
-        for Link {
-            name,
-            operation,
-            parameters,
-            body,
-        } in links
-        {
-            let mut object = json!({"operationId": operation, "parameters": parameters});
-            if let Some(body) = body {
-                object["requestBody"] = body;
-            }
-            objects.insert(name.to_owned(), object);
-        }
-        operation(doc, source)["responses"][status]["links"] = Value::Object(objects);
-    }
-}
-
-/// The request-body example of each operation that takes a body; `tests` checks that the
-/// domain accepts every one.
-pub fn examples() -> Vec<(&'static str, Value)> {
-    let user = json!({
-        "schemas": [USER_SCHEMA],
-        "userName": "ada.lovelace@example.com",
-        "name": {"givenName": "Ada", "familyName": "Lovelace"},
-        "displayName": "Ada Lovelace",
-        "emails": [{"value": "ada.lovelace@example.com", "type": "work", "primary": true}],
-        "active": true,
-    });
-    let group = json!({
-        "schemas": [GROUP_SCHEMA],
-        "displayName": "Field engineers",
-        "members": [],
-    });
-    let search = |filter: &str| {
-        json!({
-            "schemas": [SEARCH_REQUEST_SCHEMA],
-            "filter": filter,
-            "startIndex": 1,
-            "count": 10,
-        })
-    };
-    vec![
-        ("createUser", user.clone()),
-        ("replaceUser", user),
-        (
-            "patchUser",
-            json!({
-                "schemas": [PATCH_OP_SCHEMA],
-                "Operations": [{"op": "replace", "path": "name.givenName", "value": "Augusta"}],
-            }),
-        ),
-        ("createGroup", group.clone()),
-        ("replaceGroup", group),
-        (
-            "patchGroup",
-            json!({
-                "schemas": [PATCH_OP_SCHEMA],
-                "Operations": [{"op": "replace", "path": "displayName", "value": "Field engineering"}],
-            }),
-        ),
-        ("searchUsers", search("userName sw \"ada\"")),
-        ("searchGroups", search("displayName eq \"Field engineers\"")),
-        (
-            "searchAll",
-            search("meta.lastModified gt \"2026-01-01T00:00:00Z\""),
-        ),
-        ("confirmTotpEnrollment", json!({"code": "123456"})),
-        (
-            "createBypassCode",
-            json!({"expiresIn": {"days": 1}, "maxUsageCount": 3, "notify": ["email"]}),
-        ),
-        (
-            "createMyBypassCode",
-            json!({"expiresIn": {"hours": 8}, "maxUsageCount": 1}),
-        ),
-        ("notifyBypassCode", json!({"code": "1234-5678-9012"})),
-        (
-            "replaceBypassCodeSettings",
-            json!({
-                "codeLength": 12,
-                "maxActive": 5,
-                "helpDeskGenerationEnabled": true,
-                "helpDeskMaxUsageUnlimited": true,
-                "helpDeskMaxExpiryMinutes": 43200,
-                "selfServiceGenerationEnabled": true,
-                "selfServiceMaxUsage": 1,
-                "selfServiceMaxExpiryMinutes": 1440,
-            }),
-        ),
-    ]
-}
-
-fn add_examples(doc: &mut Value) {
-    for (id, example) in examples() {
-        let content = operation(doc, id)
-            .pointer_mut("/requestBody/content")
-            .and_then(Value::as_object_mut)
-            .unwrap_or_else(|| panic!("{id} takes no body"));
-        for media in content.values_mut() {
-            media["example"] = example.clone();
-        }
-    }
-}
-
-/// The methods one path of the document allows (HEAD wherever GET is).
-fn allowed(path: &str) -> Option<String> {
-    static TABLE: LazyLock<Vec<(Vec<String>, String)>> = LazyLock::new(|| {
-        let paths = document()["paths"].as_object().expect("paths");
-        paths
-            .iter()
-            .map(|(template, item)| {
-                let mut methods: BTreeSet<String> = item
-                    .as_object()
-                    .expect("a path item")
-                    .keys()
-                    .map(|m| m.to_ascii_uppercase())
-                    .collect();
-                if methods.contains("GET") {
-                    methods.insert("HEAD".to_owned());
-                }
-                let segments = template.split('/').map(str::to_owned).collect();
-                (segments, methods.into_iter().collect::<Vec<_>>().join(", "))
-            })
-            .collect()
-    });
-    let segments: Vec<&str> = path.split('/').collect();
-    let parameter = |t: &String| t.starts_with('{') && t.ends_with('}');
-    // Like the router, a literal segment wins over a parameter (`/Users/.search`).
-    TABLE
-        .iter()
-        .filter(|(template, _)| {
-            template.len() == segments.len()
-                && template
-                    .iter()
-                    .zip(&segments)
-                    .all(|(t, s)| t == s || (parameter(t) && !s.is_empty()))
-        })
-        .min_by_key(|(template, _)| template.iter().filter(|t| parameter(t)).count())
-        .map(|(_, methods)| methods.clone())
-}
-
-/// Adds `Allow` to a 405 from the SCIM API (RFC 9110 §15.5.6).
-pub async fn allow_on_405<E: Endpoint>(
-    inner: std::sync::Arc<E>,
-    request: Request,
-) -> poem::Result<Response> {
-    let path = request.original_uri().path().to_owned();
-    let mut response = inner.call(request).await?.into_response();
-    if response.status() == StatusCode::METHOD_NOT_ALLOWED
-        && let Some(methods) = allowed(&path)
-        && let Ok(value) = HeaderValue::from_str(&methods)
-    {
-        response.headers_mut().insert(header::ALLOW, value);
-    }
-    Ok(response)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::allow::allowed;
     use chrono::Utc;
 
     use super::*;
