@@ -136,7 +136,7 @@ async fn main() {
             server
                 .state
                 .users
-                .create(write)
+                .create(write, &bypass_idp::service::context::Context::system())
                 .await
                 .unwrap()
                 .id

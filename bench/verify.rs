@@ -40,7 +40,7 @@ async fn enrolled(
     let body = json!({"schemas": [bypass_idp::domain::scim::USER_SCHEMA], "userName": name});
     let user = state
         .users
-        .create(parse_user(&body).unwrap())
+        .create(parse_user(&body).unwrap(), &Context::system())
         .await
         .unwrap();
     let ctx = Context::system();

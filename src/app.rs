@@ -22,6 +22,7 @@ use crate::ops::{HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
 use crate::scim::error::to_scim_response;
 use crate::scim::openapi_service;
 use crate::service::access::Access;
+use crate::service::audit::AuditLog;
 use crate::service::bypass::{Argon2Hasher, BypassCodeService};
 use crate::service::console::CALLBACK_PATH;
 use crate::service::console::ConsoleService;
@@ -212,6 +213,7 @@ pub async fn build_state(
         .unwrap_or_else(|| "bypass-idp".to_owned());
     let roles = Roles::new(store.clone(), config.role_groups.clone());
     let access = Access::new(roles.clone());
+    let audit = AuditLog::new(store.clone(), access.clone());
     let mfa = MfaService::new(
         store.clone(),
         sealer,
@@ -262,6 +264,7 @@ pub async fn build_state(
     );
     let state = AppState {
         console,
+        audit,
         signin,
         issuer,
         oauth,
@@ -366,6 +369,7 @@ pub fn routes(state: Arc<AppState>, edge: Edge) -> impl Endpoint {
             form(post(console::revoke_code)),
         )
         .at("/console/users/:id/audit", get(console::audit))
+        .at("/console/audit", get(console::audit_log))
         .at(
             "/console/users/:id/reset",
             get(console::reset_form)

@@ -343,7 +343,7 @@ async fn user_command(command: UserCommand, config: Config) -> Result<(), String
             }
             let write = parse_user(&body).map_err(|e| e.detail)?;
             let user = UserService::new(store)
-                .create(write)
+                .create(write, &bypass_idp::service::context::Context::system())
                 .await
                 .map_err(|e| match e {
                     bypass_idp::service::ServiceError::Invalid(v) => v.detail,

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::AtomicBool;
 
+use crate::service::audit::AuditLog;
 use crate::service::bypass::BypassCodeService;
 use crate::service::console::ConsoleService;
 use crate::service::groups::GroupService;
@@ -21,6 +22,7 @@ pub struct AppState {
     pub bypass: BypassCodeService,
     pub signin: SignInService,
     pub console: ConsoleService,
+    pub audit: AuditLog,
     pub health: Health,
     /// Set when a shutdown begins: `/readyz` answers 503 so balancers move traffic away.
     pub draining: AtomicBool,

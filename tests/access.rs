@@ -657,3 +657,118 @@ async fn forty_parallel_wrong_codes_at_the_email_endpoint_compare_at_most_the_li
     assert_eq!(audited, compared, "{events}");
     w.app.stop().await;
 }
+
+/// Policy changes, passwords, deactivation, deletion, 2-step resets and role groups are
+/// stored events, read at `/AuditEvents` (scope `audit:read`) and on the console's audit log
+/// by security administrators only.
+#[tokio::test]
+async fn the_audit_log_is_stored_and_read_by_security_administrators() {
+    let w = world().await;
+    let app = &w.app;
+    let (status, _, _) = app
+        .scim(
+            Method::PUT,
+            "/BypassCodeSettings",
+            &w.admin,
+            Some(json!({"helpDeskMaxUsage": 3})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut body = common::user_body("acc.audited");
+    body["password"] = json!("correct horse battery staple");
+    let audited = app.create_user(&w.admin, body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deactivate = json!({"schemas": [common::PATCH_SCHEMA], "Operations": [{"op": "replace", "path": "active", "value": false}]});
+    let (status, _, _) = app
+        .scim(
+            Method::PATCH,
+            &format!("/Users/{audited}"),
+            &w.admin,
+            Some(deactivate),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = app
+        .scim(
+            Method::DELETE,
+            &format!("/Users/{}/totp", w.plain),
+            &w.admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _, _) = app
+        .scim(Method::DELETE, &format!("/Users/{audited}"), &w.admin, None)
+        .await;
+    assert_eq!(status, 204);
+
+    let admin = w.admin.as_str();
+    let search = |filter: String| async move {
+        let path = format!(
+            "/AuditEvents?filter={}",
+            url::form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>()
+        );
+        let (status, body, _) = app.scim(Method::GET, &path, admin, None).await;
+        assert_eq!(status, 200, "{filter}: {body}");
+        body
+    };
+    let actor = format!("client:{}", app.admin_id);
+    for (event, user) in [
+        ("policy_changed", None),
+        ("role_group_changed", None),
+        ("password_set", Some(audited.as_str())),
+        ("deactivated", Some(audited.as_str())),
+        ("user_deleted", Some(audited.as_str())),
+        ("mfa_reset", Some(w.plain.as_str())),
+    ] {
+        let found = search(format!("event eq \"{event}\" and actor eq \"{actor}\"")).await;
+        let first = &found["Resources"][0];
+        assert_eq!(first["event"], event, "{found}");
+        assert_eq!(first["userId"].as_str(), user, "{found}");
+        assert_eq!(first["ip"], "127.0.0.1");
+    }
+    let mine = search(format!("userId eq \"{audited}\"")).await;
+    assert_eq!(mine["totalResults"], 3, "{mine}");
+    let later = search("at gt \"2999-01-01T00:00:00Z\"".into()).await;
+    assert_eq!(later["totalResults"], 0);
+    let (status, page, _) = app
+        .scim(
+            Method::GET,
+            "/AuditEvents?startIndex=2&count=2",
+            &w.admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["itemsPerPage"], 2);
+    assert_eq!(page["startIndex"], 2);
+    let (status, body, _) = app
+        .scim(
+            Method::GET,
+            "/AuditEvents?filter=detail%20eq%20%22x%22",
+            &w.admin,
+            None,
+        )
+        .await;
+    common::assert_scim_error(status, &body, 400, Some("invalidFilter"));
+    // Without audit:read, no.
+    let provisioning = app
+        .admin_token(Some("scim:users bypass_codes:manage"))
+        .await;
+    let (status, _, _) = app
+        .scim(Method::GET, "/AuditEvents", &provisioning, None)
+        .await;
+    assert_eq!(status, 403);
+
+    // The console: the security administrator's log; the help desk has none.
+    let (security, _) =
+        console_sign_in(app, w.security.name, &w.security.secret, "/console/audit").await;
+    let log = security.get("/console/audit?event=policy_changed").await;
+    assert_eq!(log.status, 200, "{}", log.body);
+    assert!(log.body.contains("policy changed"), "{}", log.body);
+    let (helpdesk, _) = console_sign_in(app, w.helpdesk.name, &w.helpdesk.secret, "/console").await;
+    assert_eq!(helpdesk.get("/console/audit").await.status, 403);
+    w.app.stop().await;
+}

@@ -143,8 +143,8 @@ async fn if_match_is_what_the_document_says() {
     )
     .await;
     assert_scim_error(status, &body, 400, None);
-    // Empty and `*` are unconditional; the current tag matches.
-    for unconditional in ["", "*"] {
+    // `*` is unconditional; the current tag matches.
+    for unconditional in ["*"] {
         let (status, body) = send(
             vec![HeaderValue::from_static(unconditional)],
             rename.clone(),

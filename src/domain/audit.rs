@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 
 use super::ids::UserId;
+use super::scim::filter::{CompareOp, Filter, Literal};
+use super::scim::{ScimType, ScimViolation};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AuditEvent {
@@ -23,10 +25,17 @@ pub enum AuditEvent {
     MfaReset,
     SignedIn,
     PolicyChanged,
+    /// A password was set (at creation or later) by provisioning or the command line.
+    PasswordSet,
+    /// The account was deactivated (`active: false`).
+    Deactivated,
+    UserDeleted,
+    /// A group that grants an administrator role was created, changed or deleted.
+    RoleGroupChanged,
 }
 
 impl AuditEvent {
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 17] = [
         Self::Generated,
         Self::Emailed,
         Self::EmailFailed,
@@ -40,6 +49,10 @@ impl AuditEvent {
         Self::MfaReset,
         Self::SignedIn,
         Self::PolicyChanged,
+        Self::PasswordSet,
+        Self::Deactivated,
+        Self::UserDeleted,
+        Self::RoleGroupChanged,
     ];
 
     /// The stable name: stored in the database and shown by the API.
@@ -58,6 +71,10 @@ impl AuditEvent {
             Self::MfaReset => "mfa_reset",
             Self::SignedIn => "signed_in",
             Self::PolicyChanged => "policy_changed",
+            Self::PasswordSet => "password_set",
+            Self::Deactivated => "deactivated",
+            Self::UserDeleted => "user_deleted",
+            Self::RoleGroupChanged => "role_group_changed",
         }
     }
 
@@ -71,10 +88,84 @@ impl AuditEvent {
     }
 }
 
+/// What the audit log is searched by (`/AuditEvents`): every given condition holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub event: Option<AuditEvent>,
+    pub actor: Option<String>,
+    pub user_id: Option<UserId>,
+    /// Events at or after this time…
+    pub since: Option<DateTime<Utc>>,
+    /// …and before this one.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl AuditQuery {
+    /// The query an `/AuditEvents` filter states: comparisons joined by `and`, on `event`,
+    /// `actor` and `userId` (`eq`) and `at` (`gt`, `ge`, `lt`, `le`, RFC 3339).
+    pub fn from_filter(filter: &Filter) -> Result<Self, ScimViolation> {
+        let mut query = Self::default();
+        query.add(filter)?;
+        Ok(query)
+    }
+
+    fn add(&mut self, filter: &Filter) -> Result<(), ScimViolation> {
+        let unsupported = || {
+            ScimViolation::new(
+                ScimType::InvalidFilter,
+                "audit events filter as event, actor or userId eq \"…\", and at gt/ge/lt/le \"<RFC 3339 time>\", joined by and",
+            )
+        };
+        let (path, op, value) = match filter {
+            Filter::And(left, right) => {
+                self.add(left)?;
+                return self.add(right);
+            }
+            Filter::Compare(path, op, Literal::String(value)) if path.sub_attr.is_none() => {
+                (path.attr.to_ascii_lowercase(), *op, value)
+            }
+            _ => return Err(unsupported()),
+        };
+        let tick = chrono::Duration::microseconds(1);
+        match (path.as_str(), op) {
+            ("event", CompareOp::Eq) => {
+                self.event = Some(AuditEvent::parse(value).ok_or_else(|| {
+                    ScimViolation::new(
+                        ScimType::InvalidValue,
+                        format!("no audit event is named \"{value}\""),
+                    )
+                })?);
+            }
+            ("actor", CompareOp::Eq) => self.actor = Some(value.clone()),
+            ("userid", CompareOp::Eq) => self.user_id = Some(UserId::new(value.clone())),
+            ("at", CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le) => {
+                let time = DateTime::parse_from_rfc3339(value)
+                    .map_err(|_| {
+                        ScimViolation::new(
+                            ScimType::InvalidValue,
+                            format!("\"{value}\" is not an RFC 3339 time"),
+                        )
+                    })?
+                    .with_timezone(&Utc);
+                match op {
+                    CompareOp::Ge => self.since = Some(time),
+                    CompareOp::Gt => self.since = Some(time + tick),
+                    CompareOp::Lt => self.until = Some(time),
+                    _ => self.until = Some(time + tick),
+                }
+            }
+            _ => return Err(unsupported()),
+        }
+        Ok(())
+    }
+}
+
 /// One event of the trail, as written and as read back.
 #[derive(Clone, Debug)]
 pub struct AuditEntry {
-    pub user_id: UserId,
+    /// The user the event is about; `None` for events about no user (a policy change, a
+    /// role group's change).
+    pub user_id: Option<UserId>,
     pub code_id: Option<String>,
     pub event: AuditEvent,
     /// `client:<id>`, `user:<id>` or `system`.
@@ -88,6 +179,32 @@ pub struct AuditEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_filters_become_queries() {
+        use crate::domain::scim::filter::parse_filter;
+        let filter = parse_filter(
+            "event eq \"policy_changed\" and actor eq \"user:u1\" and at ge \"2026-12-01T00:00:00Z\" and at lt \"2026-12-02T00:00:00Z\" and userId eq \"u2\"",
+        )
+        .unwrap();
+        let query = AuditQuery::from_filter(&filter).unwrap();
+        assert_eq!(query.event, Some(AuditEvent::PolicyChanged));
+        assert_eq!(query.actor.as_deref(), Some("user:u1"));
+        assert_eq!(query.user_id, Some(UserId::new("u2")));
+        assert!(query.since.unwrap() < query.until.unwrap());
+        for bad in [
+            "event eq \"nope\"",
+            "event co \"pol\"",
+            "actor eq \"a\" or actor eq \"b\"",
+            "at gt \"yesterday\"",
+            "detail eq \"x\"",
+        ] {
+            assert!(
+                AuditQuery::from_filter(&parse_filter(bad).unwrap()).is_err(),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn names_are_distinct_and_round_trip() {

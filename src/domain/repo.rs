@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::audit::AuditEntry;
+use super::audit::{AuditEntry, AuditQuery};
 use super::bypass::{NewCode, StoredCode};
 use super::ids::{ClientId, GroupId, UserId};
 use super::oauth::{Client, Grant, RefreshToken, StoredKey};
@@ -256,6 +256,15 @@ pub trait AuditRepo {
     ) -> Result<Vec<AuditEntry>, Self::Error>;
 
     async fn append_event(&self, entry: AuditEntry) -> Result<(), Self::Error>;
+
+    /// The events `query` selects, newest first: `count` of them from the 1-based
+    /// `start_index`, and how many there are in all.
+    async fn search_events(
+        &self,
+        query: &AuditQuery,
+        start_index: u64,
+        count: u64,
+    ) -> Result<(Vec<AuditEntry>, u64), Self::Error>;
 }
 
 pub trait KeyRepo {

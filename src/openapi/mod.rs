@@ -480,7 +480,7 @@ mod tests {
         let ids: Vec<String> = operations(&mut doc)
             .map(|(_, _, op)| op["operationId"].as_str().unwrap().to_owned())
             .collect();
-        assert_eq!(ids.len(), 36, "{ids:?}");
+        assert_eq!(ids.len(), 37, "{ids:?}");
         for id in CONFLICTS {
             assert!(ids.iter().any(|i| i == id), "{id} is not an operation");
         }

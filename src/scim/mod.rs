@@ -1,6 +1,7 @@
 //! The SCIM 2.0 API at `/scim/v2` (poem-openapi): discovery, Users, Groups, 2-step
 //! verification and bypass codes.
 
+pub mod audit;
 pub mod auth;
 pub mod bypass_codes;
 pub mod discovery;
@@ -24,6 +25,7 @@ use self::models::DiscoveryDocument;
 use self::payload::ScimJson;
 use crate::state::AppState;
 
+pub use audit::AuditApi;
 pub use bypass_codes::{BypassCodesApi, MeApi};
 pub use groups::GroupsApi;
 pub use mfa::MfaApi;
@@ -39,6 +41,7 @@ pub type Apis = (
     MfaApi,
     BypassCodesApi,
     MeApi,
+    AuditApi,
 );
 
 /// The OpenAPI service; its document does not depend on the configuration.
@@ -52,6 +55,7 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
             MfaApi,
             BypassCodesApi,
             MeApi,
+            AuditApi,
         ),
         "bypass-idp",
         env!("CARGO_PKG_VERSION"),
@@ -73,6 +77,8 @@ pub enum ApiTags {
     Groups,
     /// Bypass codes and their policy.
     BypassCodes,
+    /// The stored audit log (security administrators).
+    Audit,
     /// TOTP enrolment and reset.
     TwoStepVerification,
 }

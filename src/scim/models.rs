@@ -302,6 +302,44 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
+/// One event of the audit log.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AuditLogEvent {
+    pub schemas: Vec<String>,
+    /// generated, emailed, email_failed, email_refused, used, failed, revoked, mfa_reset,
+    /// policy_changed, password_set, deactivated, user_deleted, role_group_changed, …
+    pub event: String,
+    pub at: String,
+    /// `client:<id>`, `user:<id>`, `system` or `anonymous`.
+    pub actor: String,
+    /// The user the event is about; `null` for events about the service.
+    #[oai(nullable)]
+    pub user_id: Option<String>,
+    #[oai(nullable)]
+    pub code_id: Option<String>,
+    #[oai(nullable)]
+    pub client_id: Option<String>,
+    #[oai(nullable)]
+    pub ip: Option<String>,
+    #[oai(nullable)]
+    pub detail: Option<String>,
+}
+
+/// A page of the audit log, newest first.
+#[derive(Object)]
+pub struct AuditLogPage {
+    pub schemas: Vec<String>,
+    #[oai(rename = "totalResults")]
+    pub total_results: u64,
+    #[oai(rename = "startIndex")]
+    pub start_index: u64,
+    #[oai(rename = "itemsPerPage")]
+    pub items_per_page: u64,
+    #[oai(rename = "Resources")]
+    pub resources: Vec<AuditLogEvent>,
+}
+
 /// A bypass code's audit trail, oldest first.
 #[derive(Object)]
 pub struct AuditEventList {

@@ -194,11 +194,12 @@ impl UsersApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
+        remote: Data<&ClientAddr>,
         body: ScimJson<UserResource>,
     ) -> Result<CreateUserResponse, ScimError> {
         auth.require(SCIM_USERS)?;
         let write = user::parse_user(&body.value)?;
-        let created = state.users.create(write).await?;
+        let created = state.users.create(write, &auth.context(remote.0)).await?;
         let location = Self::location(state, &created.id);
         tracing::info!(user_id = %created.id, client_id = %auth.0.client_id, "user created");
         Ok(CreateUserResponse::Created(
@@ -276,6 +277,7 @@ impl UsersApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
+        remote: Data<&ClientAddr>,
         id: Path<String>,
         #[oai(name = "If-Match")] if_match: Header<Option<String>>,
         body: ScimJson<UserResource>,
@@ -285,7 +287,7 @@ impl UsersApi {
         let write = user::parse_user(&body.value)?;
         let updated = state
             .users
-            .replace(&UserId::new(id.0), write, expected)
+            .replace(&UserId::new(id.0), write, expected, &auth.context(remote.0))
             .await?;
         Self::single(state, &updated, &[], &[]).await
     }
@@ -296,6 +298,7 @@ impl UsersApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
+        remote: Data<&ClientAddr>,
         id: Path<String>,
         #[oai(name = "If-Match")] if_match: Header<Option<String>>,
         body: ScimJson<PatchRequest>,
@@ -304,7 +307,12 @@ impl UsersApi {
         let expected = expected_version(&if_match.0);
         let updated = state
             .users
-            .patch(&UserId::new(id.0), &body.value, expected)
+            .patch(
+                &UserId::new(id.0),
+                &body.value,
+                expected,
+                &auth.context(remote.0),
+            )
             .await?;
         Self::single(state, &updated, &[], &[]).await
     }
@@ -353,6 +361,8 @@ mod tests {
         let latin1 = HeaderValue::from_bytes(b"W/\"\xc2\x84\"").unwrap();
         assert!(!well_formed_if_match(&latin1));
         assert!(well_formed_if_match(&HeaderValue::from_static("W/\"3\"")));
-        assert!(well_formed_if_match(&HeaderValue::from_static("")));
+        // Empty is refused: read as "no condition" it would drop the sender's condition.
+        assert!(!well_formed_if_match(&HeaderValue::from_static("")));
+        assert!(well_formed_if_match(&HeaderValue::from_static("*")));
     }
 }

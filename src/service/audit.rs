@@ -1,14 +1,48 @@
-//! Writes audit events to the database and to the structured log (never with secrets).
+//! Writes audit events to the database and to the structured log (never with secrets), and
+//! reads the log back for those allowed to.
 
 use chrono::{DateTime, Utc};
 
 use super::ServiceError;
+use super::access::Access;
 use super::context::Context;
-use crate::domain::audit::{AuditEntry, AuditEvent};
+use super::users::MAX_PAGE_SIZE;
+use crate::domain::access::Action;
+use crate::domain::audit::{AuditEntry, AuditEvent, AuditQuery};
 use crate::domain::ids::UserId;
 use crate::domain::repo::AuditRepo;
 use crate::store::Store;
 
+/// The audit log of every user, for those the access decision lets read it.
+#[derive(Clone)]
+pub struct AuditLog {
+    store: Store,
+    access: Access,
+}
+
+impl AuditLog {
+    pub fn new(store: Store, access: Access) -> Self {
+        Self { store, access }
+    }
+
+    /// The events `query` selects, newest first, a page from `start_index` (1-based), and
+    /// how many there are in all.
+    pub async fn search(
+        &self,
+        query: &AuditQuery,
+        start_index: u64,
+        count: u64,
+        ctx: &Context,
+    ) -> Result<(Vec<AuditEntry>, u64), ServiceError> {
+        self.access.check(ctx, Action::ReadAuditLog, None).await?;
+        Ok(self
+            .store
+            .search_events(query, start_index.max(1), count.min(MAX_PAGE_SIZE))
+            .await?)
+    }
+}
+
+/// Records an event about `user_id` (and one of their codes, when given).
 pub async fn record(
     store: &Store,
     ctx: &Context,
@@ -18,8 +52,30 @@ pub async fn record(
     detail: Option<String>,
     at: DateTime<Utc>,
 ) -> Result<(), ServiceError> {
+    write(store, ctx, Some(user_id), code_id, event, detail, at).await
+}
+
+/// Records an event about the service rather than one user (a policy change, a role group).
+pub async fn record_service(
+    store: &Store,
+    ctx: &Context,
+    event: AuditEvent,
+    detail: Option<String>,
+) -> Result<(), ServiceError> {
+    write(store, ctx, None, None, event, detail, Utc::now()).await
+}
+
+async fn write(
+    store: &Store,
+    ctx: &Context,
+    user_id: Option<&UserId>,
+    code_id: Option<&str>,
+    event: AuditEvent,
+    detail: Option<String>,
+    at: DateTime<Utc>,
+) -> Result<(), ServiceError> {
     let entry = AuditEntry {
-        user_id: user_id.clone(),
+        user_id: user_id.cloned(),
         code_id: code_id.map(str::to_owned),
         event,
         actor: ctx.actor_label(),
@@ -30,7 +86,7 @@ pub async fn record(
     };
     tracing::info!(
         target: "audit",
-        event = event.as_str(), user_id = %user_id, code_id = entry.code_id.as_deref().unwrap_or(""),
+        event = event.as_str(), user_id = user_id.map(UserId::as_str).unwrap_or(""), code_id = entry.code_id.as_deref().unwrap_or(""),
         actor = %entry.actor, client_id = entry.client_id.as_deref().unwrap_or(""),
         ip = entry.ip.as_deref().unwrap_or(""), detail = entry.detail.as_deref().unwrap_or(""),
         "audit"

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use super::context::{Actor, Context};
 use super::roles::Roles;
-use super::{ServiceError, users::MAX_PAGE_SIZE};
+use super::{ServiceError, audit, users::MAX_PAGE_SIZE};
+use crate::domain::audit::AuditEvent;
 use crate::domain::ids::{GroupId, UserId};
 use crate::domain::repo::{GroupPage, GroupRef, GroupRepo};
 use crate::domain::scim::filter::parse_filter;
@@ -54,10 +55,27 @@ impl GroupService {
         // Not created yet: its name alone decides (an id cannot be named before it exists).
         self.may_change_roles(ctx, &GroupId::new(""), &[&write.display_name])?;
         self.check_members(&write.members).await?;
-        match self.store.create_group(&write).await {
-            Err(StoreError::Duplicate) => Err(name_taken(&write.display_name)),
-            other => Ok(other?),
+        let created = match self.store.create_group(&write).await {
+            Err(StoreError::Duplicate) => return Err(name_taken(&write.display_name)),
+            other => other?,
+        };
+        if self.grants_roles(&created.id, &[&created.display_name]) {
+            self.audit_role_group(ctx, &created.id, &created.display_name, "created")
+                .await?;
         }
+        Ok(created)
+    }
+
+    /// A stored audit event for a change to a role-granting group.
+    async fn audit_role_group(
+        &self,
+        ctx: &Context,
+        id: &GroupId,
+        name: &str,
+        what: &str,
+    ) -> Result<(), ServiceError> {
+        let detail = format!("group \"{name}\" ({id}) {what}");
+        audit::record_service(&self.store, ctx, AuditEvent::RoleGroupChanged, Some(detail)).await
     }
 
     pub async fn get(&self, id: &GroupId, with_members: bool) -> Result<Group, ServiceError> {
@@ -132,6 +150,8 @@ impl GroupService {
             self.roles
                 .end_sessions_beyond_roles(&members_before)
                 .await?;
+            self.audit_role_group(ctx, id, &write.display_name, "replaced")
+                .await?;
         }
         self.get(id, true).await
     }
@@ -168,6 +188,10 @@ impl GroupService {
             other => other?,
         };
         let after = self.get(id, false).await?;
+        if self.grants_roles(id, &[&before.display_name, &after.display_name]) {
+            self.audit_role_group(ctx, id, &after.display_name, "changed")
+                .await?;
+        }
         let renamed = after.display_name != before.display_name;
         if renamed && self.grants_roles(id, &[&before.display_name, &after.display_name]) {
             // A new name may take a role from every member, not only the removed ones.
@@ -204,6 +228,8 @@ impl GroupService {
         };
         if self.grants_roles(id, &[&before.display_name]) {
             self.roles.end_sessions_beyond_roles(&members).await?;
+            self.audit_role_group(ctx, id, &before.display_name, "deleted")
+                .await?;
         }
         Ok(())
     }

@@ -43,15 +43,32 @@ impl UserService {
         }
     }
 
-    pub async fn create(&self, mut write: UserWrite) -> Result<User, ServiceError> {
+    pub async fn create(&self, mut write: UserWrite, ctx: &Context) -> Result<User, ServiceError> {
         let hash = match Self::password_change(&mut write).await? {
             PasswordChange::Set(hash) => Some(hash),
             PasswordChange::Keep => None,
         };
-        match self.store.create_user(&write.attributes, hash).await {
-            Err(StoreError::Duplicate) => Err(user_name_taken(&write.attributes.user_name)),
-            other => Ok(other?),
+        let with_password = hash.is_some();
+        let user = match self.store.create_user(&write.attributes, hash).await {
+            Err(StoreError::Duplicate) => return Err(user_name_taken(&write.attributes.user_name)),
+            other => other?,
+        };
+        if with_password {
+            self.audit(ctx, &user.id, AuditEvent::PasswordSet, "at creation")
+                .await?;
         }
+        Ok(user)
+    }
+
+    async fn audit(
+        &self,
+        ctx: &Context,
+        id: &UserId,
+        event: AuditEvent,
+        detail: &str,
+    ) -> Result<(), ServiceError> {
+        let now = chrono::Utc::now();
+        audit::record(&self.store, ctx, id, None, event, Some(detail.into()), now).await
     }
 
     pub async fn get(&self, id: &UserId) -> Result<User, ServiceError> {
@@ -81,12 +98,15 @@ impl UserService {
         id: &UserId,
         mut write: UserWrite,
         expected_version: Option<i64>,
+        ctx: &Context,
     ) -> Result<User, ServiceError> {
+        let was_active = self.get(id).await?.is_active();
         let password = Self::password_change(&mut write).await?;
+        let password_set = matches!(password, PasswordChange::Set(_));
         // A new password or a deactivation ends every sign-in of the user at once.
         let end_sessions =
             matches!(password, PasswordChange::Set(_)) || write.attributes.active == Some(false);
-        match self
+        let updated = match self
             .store
             .replace_user(
                 id,
@@ -97,10 +117,24 @@ impl UserService {
             )
             .await
         {
-            Err(StoreError::Duplicate) => Err(user_name_taken(&write.attributes.user_name)),
-            Err(StoreError::NotFound) => Err(user_not_found()),
-            other => Ok(other?),
+            Err(StoreError::Duplicate) => return Err(user_name_taken(&write.attributes.user_name)),
+            Err(StoreError::NotFound) => return Err(user_not_found()),
+            other => other?,
+        };
+        if password_set {
+            self.audit(
+                ctx,
+                id,
+                AuditEvent::PasswordSet,
+                "replaced; every sign-in ended",
+            )
+            .await?;
         }
+        if was_active && !updated.is_active() {
+            self.audit(ctx, id, AuditEvent::Deactivated, "every sign-in ended")
+                .await?;
+        }
+        Ok(updated)
     }
 
     /// Applies a PatchOp body. The write is conditional on the version that was patched, so a
@@ -110,6 +144,7 @@ impl UserService {
         id: &UserId,
         body: &serde_json::Value,
         expected_version: Option<i64>,
+        ctx: &Context,
     ) -> Result<User, ServiceError> {
         let current = self.get(id).await?;
         // A malformed body is refused (400) whatever If-Match says, as PUT does.
@@ -117,7 +152,7 @@ impl UserService {
         if expected_version.is_some_and(|v| v != current.version) {
             return Err(ServiceError::VersionMismatch);
         }
-        self.replace(id, write, Some(current.version)).await
+        self.replace(id, write, Some(current.version), ctx).await
     }
 
     pub async fn delete(
@@ -134,6 +169,13 @@ impl UserService {
             Err(StoreError::NotFound) => return Err(user_not_found()),
             other => other?,
         };
+        self.audit(
+            ctx,
+            id,
+            AuditEvent::UserDeleted,
+            "its codes revoked, its sign-ins ended",
+        )
+        .await?;
         let now = chrono::Utc::now();
         for code_id in revoked {
             audit::record(

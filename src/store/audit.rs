@@ -2,12 +2,12 @@
 
 use entity::audit_event;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 
 use super::{Store, StoreError};
-use crate::domain::audit::{AuditEntry, AuditEvent};
+use crate::domain::audit::{AuditEntry, AuditEvent, AuditQuery};
 use crate::domain::ids::UserId;
 use crate::domain::repo::AuditRepo;
 
@@ -19,7 +19,7 @@ fn entry(row: audit_event::Model) -> Option<AuditEntry> {
         return None;
     };
     Some(AuditEntry {
-        user_id: UserId::new(row.user_id),
+        user_id: (!row.user_id.is_empty()).then(|| UserId::new(row.user_id)),
         code_id: row.code_id,
         event,
         actor: row.actor,
@@ -64,6 +64,43 @@ impl AuditRepo for Store {
     async fn append_event(&self, entry: AuditEntry) -> Result<(), StoreError> {
         Store::record_event(&self.db, entry).await
     }
+
+    async fn search_events(
+        &self,
+        query: &AuditQuery,
+        start_index: u64,
+        count: u64,
+    ) -> Result<(Vec<AuditEntry>, u64), StoreError> {
+        use audit_event::Column;
+        let mut select = audit_event::Entity::find();
+        if let Some(event) = query.event {
+            select = select.filter(Column::Event.eq(event.as_str()));
+        }
+        if let Some(actor) = &query.actor {
+            select = select.filter(Column::Actor.eq(actor.as_str()));
+        }
+        if let Some(user) = &query.user_id {
+            select = select.filter(Column::UserId.eq(user.as_str()));
+        }
+        if let Some(since) = query.since {
+            select = select.filter(Column::At.gte(since));
+        }
+        if let Some(until) = query.until {
+            select = select.filter(Column::At.lt(until));
+        }
+        let total = select.clone().count(&self.db).await?;
+        let rows = if count == 0 {
+            Vec::new()
+        } else {
+            select
+                .order_by_desc(Column::Id)
+                .offset(start_index.saturating_sub(1))
+                .limit(count)
+                .all(&self.db)
+                .await?
+        };
+        Ok((rows.into_iter().filter_map(entry).collect(), total))
+    }
 }
 
 impl Store {
@@ -72,7 +109,8 @@ impl Store {
         event: AuditEntry,
     ) -> Result<(), StoreError> {
         audit_event::ActiveModel {
-            user_id: Set(event.user_id.into_string()),
+            // Events about no user are stored with an empty user id.
+            user_id: Set(event.user_id.map(UserId::into_string).unwrap_or_default()),
             code_id: Set(event.code_id),
             event: Set(event.event.as_str().to_owned()),
             actor: Set(event.actor),

@@ -199,7 +199,7 @@ impl BypassCodeService {
         let text = serde_json::to_string(policy)
             .map_err(|e| ServiceError::internal("bypass-code policy", e))?;
         self.store.put_setting(POLICY_SETTING, text.clone()).await?;
-        tracing::info!(target: "audit", event = AuditEvent::PolicyChanged.as_str(), actor = %ctx.actor_label(), policy = %text, "audit");
+        audit::record_service(&self.store, ctx, AuditEvent::PolicyChanged, Some(text)).await?;
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! A user's audit trail, resetting 2-step verification, and the bypass-code policy.
 use super::*;
+use crate::domain::audit::{AuditEvent, AuditQuery};
 use crate::domain::bypass::policy::unlimited_member;
 
 /// A user's audit trail (help desk).
@@ -31,22 +32,50 @@ pub async fn audit(
         (Ok(u), Ok(e)) => (u, e),
         (Err(e), _) | (_, Err(e)) => return failure(e),
     };
-    let events: Vec<Value> = events
-        .iter()
-        .map(|e| {
-            context! {
-                at => when(e.at), event => e.event.as_str().replace('_', " "),
-                code => e.code_id.as_deref().map(|c| c.chars().take(8).collect::<String>()).unwrap_or_default(),
-                actor => e.actor, ip => e.ip.clone().unwrap_or_default(), detail => e.detail.clone().unwrap_or_default(),
-            }
-        })
-        .collect();
+    let events = audit_rows(&events);
     let title = format!("Audit: {}", user.attributes.user_name);
     let body = render(
         "audit.html",
         merged(
             frame(&session, &title),
             context! { events, back, user_name => user.attributes.user_name },
+        ),
+    );
+    page(StatusCode::OK, body)
+}
+
+/// The audit log of every user and of the service (security administrators), newest first,
+/// narrowed to one kind of event when asked.
+#[handler]
+pub async fn audit_log(
+    Data(state): Data<&Arc<AppState>>,
+    Data(addr): Data<&ClientAddr>,
+    jar: &CookieJar,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let session = or_respond!(permitted(state, jar, "/console/audit", Some(AUDIT_READ)).await);
+    let chosen = query.get("event").and_then(|e| AuditEvent::parse(e));
+    let filter = AuditQuery {
+        event: chosen,
+        ..AuditQuery::default()
+    };
+    let (events, total) = match state
+        .audit
+        .search(&filter, 1, 200, &ctx(&session, addr))
+        .await
+    {
+        Ok(found) => found,
+        Err(e) => return failure(e),
+    };
+    let kinds: Vec<&str> = AuditEvent::ALL.iter().map(|e| e.as_str()).collect();
+    let body = render(
+        "audit.html",
+        merged(
+            frame(&session, "Audit log"),
+            context! {
+                events => audit_rows(&events), total, kinds,
+                chosen => chosen.map(AuditEvent::as_str),
+            },
         ),
     );
     page(StatusCode::OK, body)

@@ -20,7 +20,7 @@ mod security;
 mod session;
 mod users;
 
-pub use admin::{audit, policy_form, policy_save, reset, reset_form};
+pub use admin::{audit, audit_log, policy_form, policy_save, reset, reset_form};
 pub use codes::{email_code, generate_form, generate_post, revoke_code};
 pub use security::{
     account, account_email, account_generate, account_generate_form, account_revoke,
@@ -46,7 +46,8 @@ use crate::domain::roles::CONSOLE_CLIENT_ID;
 use crate::domain::scim::search::SearchParams;
 use crate::domain::scim::user::User;
 use crate::domain::scope::{
-    BYPASS_CODES_MANAGE, BYPASS_CODES_SETTINGS, MFA_MANAGE, MFA_READ, ScopeSet, USERS_READ,
+    AUDIT_READ, BYPASS_CODES_MANAGE, BYPASS_CODES_SETTINGS, MFA_MANAGE, MFA_READ, ScopeSet,
+    USERS_READ,
 };
 use crate::domain::secret::Secret;
 use crate::domain::totp::TotpStatus;
@@ -208,6 +209,7 @@ fn frame(session: &ConsoleSession, title: &str) -> Value {
     context! {
         title, service => SERVICE_NAME, csrf => session.csrf, me => session.user_name,
         admin => session.is_administrator(), may_policy => session.may(BYPASS_CODES_SETTINGS),
+        may_audit => session.may(AUDIT_READ),
     }
 }
 
@@ -261,6 +263,21 @@ fn codes(views: &[CodeView]) -> Vec<Value> {
                 expires => c.expires_at.map_or("never".to_owned(), when),
                 created_by => c.created_by,
                 last_used => c.last_used_at.map_or("—".to_owned(), when),
+            }
+        })
+        .collect()
+}
+
+/// Audit events as the audit pages show them.
+fn audit_rows(events: &[crate::domain::audit::AuditEntry]) -> Vec<Value> {
+    events
+        .iter()
+        .map(|e| {
+            context! {
+                at => when(e.at), event => e.event.as_str().replace('_', " "),
+                user => e.user_id.as_ref().map(|u| u.as_str().to_owned()),
+                code => e.code_id.as_deref().map(|c| c.chars().take(8).collect::<String>()).unwrap_or_default(),
+                actor => e.actor, ip => e.ip.clone().unwrap_or_default(), detail => e.detail.clone().unwrap_or_default(),
             }
         })
         .collect()
