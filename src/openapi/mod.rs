@@ -68,6 +68,7 @@ fn build() -> Value {
         &["schemas", "displayName"],
     );
     declare_request_schemas(&mut doc);
+    loosen_projected_schemas(&mut doc);
     for schema in [
         "UserRequest",
         "UserName",
@@ -306,6 +307,39 @@ fn declare_request_schemas(doc: &mut Value) {
     }
 }
 
+/// Projection (`attributes`, `excludedAttributes`) may return one sub-attribute of a complex
+/// attribute without the others, so the schemas responses use require none of them (requests
+/// get copies that keep their `required`); and a group read back may hold more members than
+/// one request may send, so `Group.members` has no `maxItems`.
+fn loosen_projected_schemas(doc: &mut Value) {
+    let schemas = doc["components"]["schemas"]
+        .as_object_mut()
+        .expect("the document has component schemas");
+    for (shared, copy, request, attribute) in [
+        ("UserEmail", "UserEmailRequest", "UserRequest", "emails"),
+        (
+            "GroupMember",
+            "GroupMemberRequest",
+            "GroupRequest",
+            "members",
+        ),
+    ] {
+        let mut request_item = schemas[shared].clone();
+        request_item["title"] = json!(copy);
+        schemas.insert(copy.to_owned(), request_item);
+        schemas[request]["properties"][attribute]["items"] =
+            json!({"$ref": format!("#/components/schemas/{copy}")});
+    }
+    for name in ["UserEmail", "GroupMember", "UserGroup", "Meta"] {
+        if let Some(object) = schemas[name].as_object_mut() {
+            object.remove("required");
+        }
+    }
+    if let Some(members) = schemas["Group"]["properties"]["members"].as_object_mut() {
+        members.remove("maxItems");
+    }
+}
+
 /// In a request, `null` is the same as leaving a member out (RFC 7644 §3.5.1: unassigned):
 /// every optional member of `schema` is nullable.
 fn null_means_absent(doc: &mut Value, schema: &str) {
@@ -481,6 +515,18 @@ mod tests {
             .map(|(_, _, op)| op["operationId"].as_str().unwrap().to_owned())
             .collect();
         assert_eq!(ids.len(), 37, "{ids:?}");
+        // What projection may leave out is required nowhere a response uses it.
+        let schemas = &doc["components"]["schemas"];
+        for name in ["UserEmail", "GroupMember", "UserGroup", "Meta"] {
+            assert!(schemas[name].get("required").is_none(), "{name}");
+        }
+        assert_eq!(schemas["UserEmailRequest"]["required"], json!(["value"]));
+        assert!(
+            schemas["Group"]["properties"]["members"]
+                .get("maxItems")
+                .is_none()
+        );
+        assert!(schemas["GroupRequest"]["properties"]["members"]["maxItems"].is_number());
         for id in CONFLICTS {
             assert!(ids.iter().any(|i| i == id), "{id} is not an operation");
         }
