@@ -729,6 +729,15 @@ async fn the_audit_log_is_stored_and_read_by_security_administrators() {
         assert_eq!(first["userId"].as_str(), user, "{found}");
         assert_eq!(first["ip"], "127.0.0.1");
     }
+    // A role group's event says who gained the role.
+    let groups = search("event eq \"role_group_changed\"".into()).await;
+    assert!(
+        groups["Resources"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&w.user_admin),
+        "{groups}"
+    );
     let mine = search(format!("userId eq \"{audited}\"")).await;
     assert_eq!(mine["totalResults"], 3, "{mine}");
     let later = search("at gt \"2999-01-01T00:00:00Z\"".into()).await;
@@ -757,10 +766,10 @@ async fn the_audit_log_is_stored_and_read_by_security_administrators() {
     let provisioning = app
         .admin_token(Some("scim:users bypass_codes:manage"))
         .await;
-    let (status, _, _) = app
-        .scim(Method::GET, "/AuditEvents", &provisioning, None)
-        .await;
-    assert_eq!(status, 403);
+    for path in ["/AuditEvents", "/AuditEvents?filter=detail%20eq%20%22x%22"] {
+        let (status, _, _) = app.scim(Method::GET, path, &provisioning, None).await;
+        assert_eq!(status, 403, "{path}: refused before the filter is read");
+    }
 
     // The console: the security administrator's log; the help desk has none.
     let (security, _) =

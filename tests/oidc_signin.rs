@@ -349,6 +349,23 @@ async fn codes_are_single_use_bound_to_pkce_and_replay_revokes() {
     ];
     let (status, first) = token_post(&app, &rp, &redeem).await;
     assert_eq!(status, 200, "{first}");
+    let userinfo = |token: String| {
+        let request = app.http.get(app.url("/oauth2/userinfo")).bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let access = first["access_token"].as_str().unwrap().to_owned();
+    // A stranger replaying the used code (another client, or no verifier) is refused and
+    // ends nothing: only the client it was issued to can have it revoked.
+    let stranger = register(&app, false, false).await;
+    let (status, body) = token_post(&app, &stranger, &redeem).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let without_verifier = &redeem[..3];
+    let (status, _) = token_post(&app, &rp, without_verifier).await;
+    assert_eq!(status, 400);
+    assert_eq!(userinfo(access.clone()).await, 200, "the sign-in stands");
     let (status, replay) = token_post(&app, &rp, &redeem).await;
     assert_eq!(
         (status, replay["error"].as_str()),
@@ -382,6 +399,45 @@ async fn codes_are_single_use_bound_to_pkce_and_replay_revokes() {
         .await
         .unwrap();
     assert_eq!(info.status(), 401);
+
+    // A refresh asking for a wider scope is refused, and the refresh token still works.
+    let (started, code) = code_for_plain_user(&app, &rp, "replayer").await;
+    let (_, tokens) = token_post(
+        &app,
+        &rp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &rp.redirect),
+            ("code_verifier", started.verifier.secret()),
+        ],
+    )
+    .await;
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let (status, body) = token_post(
+        &app,
+        &rp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("scope", "openid scim:users"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
+    let (status, body) = token_post(
+        &app,
+        &rp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "a refused refresh spends nothing: {body}");
 
     // A refresh token used twice revokes the sign-in.
     let (started, code) = code_for_plain_user(&app, &rp, "replayer").await;

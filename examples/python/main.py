@@ -38,7 +38,7 @@ from bypass_idp_client.api.users import create_user, delete_user
 from bypass_idp_client.models import (
     BypassCodeRequest,
     ExpiresIn,
-    GroupMember,
+    GroupMemberRequest,
     GroupRequest,
     GroupRequestSchemasItem,
     NotifyRequest,
@@ -47,7 +47,7 @@ from bypass_idp_client.models import (
     PatchRequestSchemasItem,
     ScimError,
     TotpConfirmation,
-    UserEmail,
+    UserEmailRequest,
     UserName,
     UserRequest,
     UserRequestSchemasItem,
@@ -144,7 +144,7 @@ def main() -> None:
                 schemas=[UserRequestSchemasItem.URNIETFPARAMSSCIMSCHEMASCORE2_0USER],
                 user_name=user_name,
                 name=UserName(given_name="Katherine", family_name="Johnson"),
-                emails=[UserEmail(value=user_name, type_="work", primary=True)],
+                emails=[UserEmailRequest(value=user_name, type_="work", primary=True)],
             ),
         ),
     )
@@ -210,7 +210,7 @@ def main() -> None:
             body=GroupRequest(
                 schemas=[GroupRequestSchemasItem.URNIETFPARAMSSCIMSCHEMASCORE2_0GROUP],
                 display_name=f"Python example {time.time_ns()}",
-                members=[GroupMember(value=user.id)],
+                members=[GroupMemberRequest(value=user.id)],
             ),
         ),
     )

@@ -137,7 +137,10 @@ impl AuditQuery {
                 })?);
             }
             ("actor", CompareOp::Eq) => self.actor = Some(value.clone()),
-            ("userid", CompareOp::Eq) => self.user_id = Some(UserId::new(value.clone())),
+            // Events about no user are stored without one: no user id selects them.
+            ("userid", CompareOp::Eq) if !value.is_empty() => {
+                self.user_id = Some(UserId::new(value.clone()))
+            }
             ("at", CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le) => {
                 let time = DateTime::parse_from_rfc3339(value)
                     .map_err(|_| {
@@ -198,6 +201,7 @@ mod tests {
             "actor eq \"a\" or actor eq \"b\"",
             "at gt \"yesterday\"",
             "detail eq \"x\"",
+            "userId eq \"\"",
         ] {
             assert!(
                 AuditQuery::from_filter(&parse_filter(bad).unwrap()).is_err(),

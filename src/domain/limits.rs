@@ -161,12 +161,13 @@ impl LimitKey {
 
     pub fn on_success(&self) -> OnSuccess {
         match self {
-            Self::SecondFactorUser(_)
-            | Self::PasswordUserAddress(..)
-            | Self::ClientAuth(..)
-            | Self::CodeHolderActor(_) => OnSuccess::Clear,
-            // Another actor's success must not wipe a guesser's record on the code.
-            Self::CodeHolderCode(_) => OnSuccess::GiveBack,
+            Self::SecondFactorUser(_) | Self::PasswordUserAddress(..) | Self::ClientAuth(..) => {
+                OnSuccess::Clear
+            }
+            // A caller's key spans every code: one code it holds must not wipe its failures
+            // on the others; and another caller's success must not wipe a guesser's record
+            // on the code.
+            Self::CodeHolderActor(_) | Self::CodeHolderCode(_) => OnSuccess::GiveBack,
             Self::SecondFactorAddress(_)
             | Self::PasswordUser(_)
             | Self::PasswordAddress(_)

@@ -14,8 +14,7 @@ use super::bypass_codes::AUDIT_EVENT_SCHEMA;
 use super::error::ScimError;
 use super::models::AuditLogPage;
 use super::payload::{ScimJson, list_response};
-use crate::domain::audit::{AuditEntry, AuditQuery};
-use crate::domain::scim::filter::parse_filter;
+use crate::domain::audit::AuditEntry;
 use crate::domain::scim::user::format_time;
 use crate::edge::ClientAddr;
 use crate::state::AppState;
@@ -69,13 +68,12 @@ impl AuditApi {
         count: Query<Option<i64>>,
     ) -> Result<AuditLogResponse, ScimError> {
         let ctx = auth.acting(state, remote.0).await?;
-        let query = match filter.0.as_deref().filter(|f| !f.trim().is_empty()) {
-            Some(text) => AuditQuery::from_filter(&parse_filter(text)?)?,
-            None => AuditQuery::default(),
-        };
         let start = start_index.0.unwrap_or(1).max(1) as u64;
         let count = count.0.unwrap_or(DEFAULT_COUNT).max(0) as u64;
-        let (events, total) = state.audit.search(&query, start, count, &ctx).await?;
+        let (events, total) = state
+            .audit
+            .search_filtered(filter.0.as_deref(), start, count, &ctx)
+            .await?;
         let resources = events.iter().map(render).collect();
         Ok(AuditLogResponse::Ok(ScimJson::new(list_response(
             resources, total, start,

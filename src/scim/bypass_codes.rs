@@ -436,8 +436,9 @@ impl BypassCodesApi {
         ))))
     }
 
-    /// Replace the bypass-code policy (scope `bypass_codes:settings`). Absent fields take
-    /// their defaults; a `null` limit means no limit.
+    /// Replace the bypass-code policy (scope `bypass_codes:settings`). Absent members take
+    /// their defaults; `null` and unknown members are refused (400); a limit is lifted only by
+    /// its `…Unlimited: true` switch.
     #[oai(
         path = "/BypassCodeSettings",
         method = "put",

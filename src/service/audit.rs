@@ -11,6 +11,7 @@ use crate::domain::access::Action;
 use crate::domain::audit::{AuditEntry, AuditEvent, AuditQuery};
 use crate::domain::ids::UserId;
 use crate::domain::repo::AuditRepo;
+use crate::domain::scim::filter::parse_filter;
 use crate::store::Store;
 
 /// The audit log of every user, for those the access decision lets read it.
@@ -23,6 +24,23 @@ pub struct AuditLog {
 impl AuditLog {
     pub fn new(store: Store, access: Access) -> Self {
         Self { store, access }
+    }
+
+    /// The events a SCIM `filter` selects (see [`AuditQuery::from_filter`]); the caller's
+    /// right to read the log is checked before the filter is.
+    pub async fn search_filtered(
+        &self,
+        filter: Option<&str>,
+        start_index: u64,
+        count: u64,
+        ctx: &Context,
+    ) -> Result<(Vec<AuditEntry>, u64), ServiceError> {
+        self.access.check(ctx, Action::ReadAuditLog, None).await?;
+        let query = match filter.filter(|f| !f.trim().is_empty()) {
+            Some(text) => AuditQuery::from_filter(&parse_filter(text)?)?,
+            None => AuditQuery::default(),
+        };
+        self.search(&query, start_index, count, ctx).await
     }
 
     /// The events `query` selects, newest first, a page from `start_index` (1-based), and

@@ -304,6 +304,16 @@ impl ConsoleService {
             .map(|code| HeldCode::new(Secret::new(code))))
     }
 
+    /// Lets go of a held code (it was emailed): the plaintext is kept no longer than needed.
+    pub async fn release(
+        &self,
+        session: &ConsoleSession,
+        code_id: &str,
+    ) -> Result<(), ServiceError> {
+        self.kv.remove(&held_key(&session.cookie, code_id)).await?;
+        Ok(())
+    }
+
     pub async fn end(&self, id: &str) -> Result<(), ServiceError> {
         self.kv.remove(&key("console", id)).await?;
         Ok(())

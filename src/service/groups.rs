@@ -11,7 +11,9 @@ use crate::domain::audit::AuditEvent;
 use crate::domain::ids::{GroupId, UserId};
 use crate::domain::repo::{GroupPage, GroupRef, GroupRepo};
 use crate::domain::scim::filter::parse_filter;
-use crate::domain::scim::group::{Group, GroupChange, GroupWrite, resolve_filter};
+use crate::domain::scim::group::{
+    Group, GroupChange, GroupWrite, describe_changes, id_list, resolve_filter,
+};
 use crate::domain::scim::search::SearchParams;
 use crate::domain::scim::{ScimType, ScimViolation};
 use crate::store::{Store, StoreError};
@@ -53,14 +55,15 @@ impl GroupService {
 
     pub async fn create(&self, write: GroupWrite, ctx: &Context) -> Result<Group, ServiceError> {
         // Not created yet: its name alone decides (an id cannot be named before it exists).
-        self.may_change_roles(ctx, &GroupId::new(""), &[&write.display_name])?;
+        self.check_role_change(ctx, &GroupId::new(""), &[&write.display_name])?;
         self.check_members(&write.members).await?;
         let created = match self.store.create_group(&write).await {
             Err(StoreError::Duplicate) => return Err(name_taken(&write.display_name)),
             other => other?,
         };
         if self.grants_roles(&created.id, &[&created.display_name]) {
-            self.audit_role_group(ctx, &created.id, &created.display_name, "created")
+            let what = format!("created; members: {}", id_list(&write.members));
+            self.audit_role_group(ctx, &created.id, &created.display_name, &what)
                 .await?;
         }
         Ok(created)
@@ -115,7 +118,7 @@ impl GroupService {
     /// Who holds a role is decided by provisioning clients and the CLI, never from a user's
     /// own session: otherwise a user administrator could make themselves a security
     /// administrator.
-    fn may_change_roles(
+    fn check_role_change(
         &self,
         ctx: &Context,
         id: &GroupId,
@@ -139,7 +142,7 @@ impl GroupService {
         ctx: &Context,
     ) -> Result<Group, ServiceError> {
         let before = self.get(id, false).await?;
-        self.may_change_roles(ctx, id, &[&before.display_name, &write.display_name])?;
+        self.check_role_change(ctx, id, &[&before.display_name, &write.display_name])?;
         self.check_members(&write.members).await?;
         let members_before = match self.store.replace_group(id, &write, expected_version).await {
             Err(StoreError::Duplicate) => return Err(name_taken(&write.display_name)),
@@ -150,7 +153,23 @@ impl GroupService {
             self.roles
                 .end_sessions_beyond_roles(&members_before)
                 .await?;
-            self.audit_role_group(ctx, id, &write.display_name, "replaced")
+            let added: Vec<UserId> = write
+                .members
+                .iter()
+                .filter(|m| !members_before.contains(m))
+                .cloned()
+                .collect();
+            let removed: Vec<UserId> = members_before
+                .iter()
+                .filter(|m| !write.members.contains(m))
+                .cloned()
+                .collect();
+            let what = format!(
+                "replaced; members added: {}; members removed: {}",
+                id_list(&added),
+                id_list(&removed)
+            );
+            self.audit_role_group(ctx, id, &write.display_name, &what)
                 .await?;
         }
         self.get(id, true).await
@@ -170,7 +189,7 @@ impl GroupService {
             _ => None,
         });
         let names = [before.display_name.as_str(), new_name.unwrap_or_default()];
-        self.may_change_roles(ctx, id, &names)?;
+        self.check_role_change(ctx, id, &names)?;
         let named: Vec<UserId> = changes
             .iter()
             .flat_map(|c| c.named_users().iter().cloned())
@@ -189,7 +208,8 @@ impl GroupService {
         };
         let after = self.get(id, false).await?;
         if self.grants_roles(id, &[&before.display_name, &after.display_name]) {
-            self.audit_role_group(ctx, id, &after.display_name, "changed")
+            let what = format!("changed: {}", describe_changes(changes));
+            self.audit_role_group(ctx, id, &after.display_name, &what)
                 .await?;
         }
         let renamed = after.display_name != before.display_name;
@@ -221,14 +241,15 @@ impl GroupService {
         ctx: &Context,
     ) -> Result<(), ServiceError> {
         let before = self.get(id, false).await?;
-        self.may_change_roles(ctx, id, &[&before.display_name])?;
+        self.check_role_change(ctx, id, &[&before.display_name])?;
         let members = match self.store.delete_group(id, expected_version).await {
             Err(StoreError::NotFound) => return Err(not_found()),
             other => other?,
         };
         if self.grants_roles(id, &[&before.display_name]) {
             self.roles.end_sessions_beyond_roles(&members).await?;
-            self.audit_role_group(ctx, id, &before.display_name, "deleted")
+            let what = format!("deleted; its members lose the role: {}", id_list(&members));
+            self.audit_role_group(ctx, id, &before.display_name, &what)
                 .await?;
         }
         Ok(())

@@ -129,6 +129,17 @@ pub enum Start {
     TooMany(Duration),
 }
 
+/// What an authorization code stands for, read without using it.
+pub enum Peeked {
+    /// Not redeemed yet.
+    Live(Box<CodeGrant>),
+    /// Redeemed before (remembered for 10 minutes): the grant it gave, when known.
+    Used {
+        grant_id: String,
+        grant: Option<Box<CodeGrant>>,
+    },
+}
+
 /// What redeeming an authorization code found.
 pub enum Redeemed {
     Grant(Box<CodeGrant>),
@@ -482,6 +493,9 @@ impl SignInService {
             Ok(TotpOutcome::Wrong | TotpOutcome::Replayed) | Err(ServiceError::Invalid(_)) => {
                 Some(Denied::WrongEnrollmentCode)
             }
+            // The same form sent twice: the other submission confirmed the factor and moved
+            // the sign-in on; this one is done.
+            Err(ServiceError::Conflict(_)) => return Ok(Next::Expired),
             Err(other) => return Err(other),
         };
         events::sign_in_step(
@@ -574,16 +588,39 @@ impl SignInService {
 
     /// What an authorization code stands for, without using it up: the token endpoint checks
     /// the client, redirect URI and PKCE first, so whoever holds a leaked code but not the
-    /// verifier cannot burn it.
-    pub async fn peek(&self, code: &str) -> Result<Option<CodeGrant>, ServiceError> {
-        match self.kv.get(&code_key(code)).await? {
-            Some(text) => {
-                Ok(Some(serde_json::from_str(&text).map_err(|e| {
-                    ServiceError::internal("stored authorization code", e)
-                })?))
-            }
-            None => Ok(None),
+    /// verifier can neither burn it nor, once it was used, revoke the sign-in it gave.
+    pub async fn peek(&self, code: &str) -> Result<Option<Peeked>, ServiceError> {
+        let parse = |text: &str| {
+            serde_json::from_str::<CodeGrant>(text)
+                .map_err(|e| ServiceError::internal("stored authorization code", e))
+        };
+        if let Some(text) = self.kv.get(&code_key(code)).await? {
+            return Ok(Some(Peeked::Live(Box::new(parse(&text)?))));
         }
+        Ok(self
+            .kv
+            .get(&used_code_key(code))
+            .await?
+            // A marker is the used code's grant; markers written before it was kept held
+            // only the grant id.
+            .map(|text| match serde_json::from_str::<CodeGrant>(&text) {
+                Ok(grant) => Peeked::Used {
+                    grant_id: grant.grant_id.clone(),
+                    grant: Some(Box::new(grant)),
+                },
+                Err(_) => Peeked::Used {
+                    grant_id: text,
+                    grant: None,
+                },
+            }))
+    }
+
+    /// A used code came back from the client it was issued to: someone holds a copy, so the
+    /// sign-in it gave ends (RFC 6749 §4.1.2).
+    pub async fn revoke_replayed(&self, grant_id: &str) -> Result<(), ServiceError> {
+        self.store.revoke_grant(grant_id, self.clock.now()).await?;
+        tracing::warn!(grant_id = %grant_id, "authorization code replayed; grant revoked");
+        Ok(())
     }
 
     /// Redeems an authorization code exactly once. A second redemption revokes the grant.
@@ -592,15 +629,17 @@ impl SignInService {
             let grant: CodeGrant = serde_json::from_str(&text)
                 .map_err(|e| ServiceError::internal("stored authorization code", e))?;
             self.kv
-                .put(&used_code_key(code), &grant.grant_id, USED_CODE_TTL)
+                .put(&used_code_key(code), &text, USED_CODE_TTL)
                 .await?;
             return Ok(Redeemed::Grant(Box::new(grant)));
         }
-        let Some(grant_id) = self.kv.get(&used_code_key(code)).await? else {
-            return Ok(Redeemed::Invalid);
-        };
-        self.store.revoke_grant(&grant_id, self.clock.now()).await?;
-        tracing::warn!(grant_id = %grant_id, "authorization code replayed; grant revoked");
-        Ok(Redeemed::Replayed)
+        // Taken by a concurrent redemption that passed the same checks: both cannot win.
+        match self.peek(code).await? {
+            Some(Peeked::Used { grant_id, .. }) => {
+                self.revoke_replayed(&grant_id).await?;
+                Ok(Redeemed::Replayed)
+            }
+            _ => Ok(Redeemed::Invalid),
+        }
     }
 }

@@ -17,7 +17,7 @@ use crate::domain::scim::{ScimType, ScimViolation};
 /// the API's form ([`Policy::from_json`], [`Policy::to_json`]) says "no limit" with a
 /// boolean beside each limit, never with a `null`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct Policy {
     pub code_length: u32,
     pub max_active: u32,
@@ -57,6 +57,22 @@ const LIMITS: [(&str, i64, &str); 4] = [
     ),
 ];
 
+/// Whether `name` is a member of the API form (ignoring case, as SCIM does).
+fn is_member(name: &str) -> bool {
+    const OTHERS: [&str; 5] = [
+        "schemas",
+        "codeLength",
+        "maxActive",
+        "helpDeskGenerationEnabled",
+        "selfServiceGenerationEnabled",
+    ];
+    let known = |n: &str| n.eq_ignore_ascii_case(name);
+    OTHERS.iter().any(|n| known(n))
+        || LIMITS
+            .iter()
+            .any(|(n, _, _)| known(n) || known(&unlimited_member(n)))
+}
+
 /// The name of the switch that lifts `limit`.
 pub fn unlimited_member(limit: &str) -> String {
     format!("{limit}Unlimited")
@@ -72,6 +88,11 @@ impl Policy {
                 "the request body must be a JSON object",
             )
         })?;
+        if let Some(name) = object.keys().find(|k| !is_member(k)) {
+            return Err(invalid(format!(
+                "\"{name}\" is not a member of BypassCodeSettings (a misspelt limit would otherwise be left at its default)"
+            )));
+        }
         if let Some((name, _)) = object.iter().find(|(_, v)| v.is_null()) {
             return Err(invalid(format!(
                 "\"{name}\" must not be null: leave a member out for its default, and say \"no limit\" with {{limit}}Unlimited: true"
@@ -240,6 +261,7 @@ mod tests {
             json!({"helpDeskMaxUsage": 3, "helpDeskMaxUsageUnlimited": true}),
             json!({"helpDeskMaxUsageUnlimited": false}),
             json!({"helpDeskMaxUsageUnlimited": "yes"}),
+            json!({"helpDeskMaxUses": 3}),
             json!({"schemas": [null]}),
             json!({"schemas": "urn:x"}),
             json!([]),

@@ -25,7 +25,7 @@ use crate::domain::scim::user::User;
 use crate::domain::scope::ScopeSet;
 use crate::domain::signin::acr_for;
 use crate::service::ServiceError;
-use crate::service::signin::{CodeGrant, Redeemed};
+use crate::service::signin::{CodeGrant, Peeked, Redeemed};
 
 const ID_TOKEN_MINUTES: i64 = 10;
 
@@ -98,9 +98,24 @@ impl OAuthService {
         let code = required(form, "code")?;
         let redirect_uri = required(form, "redirect_uri")?;
         // Checked before the code is used up: a request that fails here leaves it for its
-        // rightful client.
-        if let Some(peeked) = self.signin.peek(code).await? {
-            check_redemption(client, &peeked, redirect_uri, form)?;
+        // rightful client. A used code is checked the same way before its replay revokes
+        // the sign-in, so a stranger holding a copy cannot end someone else's sign-in.
+        match self.signin.peek(code).await? {
+            Some(Peeked::Live(peeked)) => check_redemption(client, &peeked, redirect_uri, form)?,
+            Some(Peeked::Used { grant_id, grant }) => {
+                if let Some(grant) = &grant {
+                    check_redemption(client, grant, redirect_uri, form)?;
+                }
+                self.signin.revoke_replayed(&grant_id).await?;
+                return Err(invalid_grant(
+                    "the authorization code was already used; the tokens issued from it are revoked",
+                ));
+            }
+            None => {
+                return Err(invalid_grant(
+                    "the authorization code is invalid or expired",
+                ));
+            }
         }
         let code_grant = match self.signin.redeem(code).await? {
             Redeemed::Grant(grant) => grant,
@@ -178,16 +193,9 @@ impl OAuthService {
                 "the refresh token has expired; sign in again",
             ));
         }
-        if !self.store.use_refresh_token(&hash, now).await? {
-            // A rotated token came back: someone holds a copy. Everything from this sign-in dies.
-            self.store.revoke_grant(&grant.id, now).await?;
-            tracing::warn!(grant_id = %grant.id, "refresh token reused; grant revoked");
-            return Err(invalid_grant(
-                "the refresh token was already used; the sign-in is revoked",
-            ));
-        }
         // RFC 6749 §6: a refresh may ask for less than the sign-in granted, never more; the
-        // new access token carries what was asked, the grant keeps the rest.
+        // new access token carries what was asked, the grant keeps the rest. Checked before
+        // the token is used up, so a refused request leaves it to be used again.
         let granted = ScopeSet::parse(&grant.scope);
         let scopes = match form.get("scope") {
             Some(requested) => {
@@ -201,6 +209,14 @@ impl OAuthService {
             }
             None => granted,
         };
+        if !self.store.use_refresh_token(&hash, now).await? {
+            // A rotated token came back: someone holds a copy. Everything from this sign-in dies.
+            self.store.revoke_grant(&grant.id, now).await?;
+            tracing::warn!(grant_id = %grant.id, "refresh token reused; grant revoked");
+            return Err(invalid_grant(
+                "the refresh token was already used; the sign-in is revoked",
+            ));
+        }
         self.issue_scoped(client, &grant, None, &scopes).await
     }
 

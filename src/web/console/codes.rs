@@ -181,7 +181,8 @@ pub(super) async fn generate_page(
 /// holds the code sealed in this session.
 struct CodeWindow<'a> {
     user_name: &'a str,
-    code: &'a Secret,
+    /// Shown once, right after generation; not again after emailing.
+    code: Option<&'a Secret>,
     view: &'a CodeView,
     sent: Option<String>,
     failed: Option<String>,
@@ -216,7 +217,7 @@ fn code_page(session: &ConsoleSession, target: &Target, window: CodeWindow<'_>) 
         merged(
             frame(session, "Bypass code"),
             context! {
-                user_name, summary, code => code.expose(), sent, failed, may_email,
+                user_name, summary, code => code.map(Secret::expose), sent, failed, may_email,
                 email_action => format!("{}/{}/email", target.email_action_base, view.id), back => target.back,
             },
         ),
@@ -272,7 +273,7 @@ pub(super) async fn generate(
             };
             let window = CodeWindow {
                 user_name: &user_name,
-                code: &created.code,
+                code: Some(&created.code),
                 view: &created.view,
                 sent: None,
                 failed: None,
@@ -415,13 +416,18 @@ pub(super) async fn email(
         ),
         None => (None, None),
     };
+    // Sent: the console lets go of the plaintext. Not sent: it keeps it for another try.
+    let retry = failed.is_some();
+    if !retry && let Err(e) = state.console.release(session, code_id).await {
+        tracing::warn!(error = %e, "could not release a held code; it expires on its own");
+    }
     let window = CodeWindow {
         user_name: &user_name,
-        code: held.code(),
+        code: None,
         view: &view,
         sent,
         failed,
-        may_email: false,
+        may_email: retry,
     };
     code_page(session, &target, window)
 }

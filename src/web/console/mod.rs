@@ -95,6 +95,13 @@ fn failure(err: ServiceError) -> Response {
             &format!("No such {what}."),
         ),
         ServiceError::Forbidden(why) => message(StatusCode::FORBIDDEN, "Not allowed", &why),
+        ServiceError::Invalid(v) => message(StatusCode::BAD_REQUEST, "Not accepted", &v.detail),
+        ServiceError::Conflict(why) => message(StatusCode::CONFLICT, "Not done", &why),
+        ServiceError::VersionMismatch => message(
+            StatusCode::CONFLICT,
+            "Changed meanwhile",
+            "Someone changed this meanwhile. Reload the page and try again.",
+        ),
         ServiceError::TooMany(why, _) => {
             message(StatusCode::TOO_MANY_REQUESTS, "Too many tries", &why)
         }
