@@ -133,6 +133,15 @@ async fn if_match_is_what_the_document_says() {
             "{malformed:?}"
         );
     }
+    // Without credentials, 401 comes first, whatever the condition says.
+    let anonymous = app
+        .http
+        .delete(app.url(&path))
+        .header("If-Match", "")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
     // A stale tag is 412, but a malformed body is refused first, as PUT does.
     let stale = || vec![HeaderValue::from_static("W/\"999\"")];
     let (status, body) = send(stale(), rename.clone()).await;

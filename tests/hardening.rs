@@ -77,7 +77,10 @@ async fn forty_parallel_wrong_bypass_codes_are_evaluated_at_most_five_times() {
     let app = TestApp::spawn().await;
     let (browser, page, user_id, _) = at_second_factor(&app, "burst.bypass").await;
     let admin = app.admin_token(None).await;
-    create_code(&app, &admin, &user_id, json!({"neverExpires": true})).await;
+    let right = create_code(&app, &admin, &user_id, json!({"neverExpires": true})).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let fields = vec![
         ("csrf".to_owned(), csrf(&page)),
         ("code".to_owned(), "1111-2222-3333".to_owned()),
@@ -90,6 +93,10 @@ async fn forty_parallel_wrong_bypass_codes_are_evaluated_at_most_five_times() {
         5,
         "five failures in the streak"
     );
+    // The right code right after them is refused within the window.
+    let fields = vec![("csrf".to_owned(), csrf(&page)), ("code".to_owned(), right)];
+    let after = burst(&browser, "/oauth2/signin/bypass", fields, 1).await;
+    assert_eq!(count(&after, "Try again in 15 minutes"), 1);
     app.stop().await;
 }
 

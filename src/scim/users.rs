@@ -78,7 +78,15 @@ pub async fn refuse_malformed_if_match<E: Endpoint>(
     request: Request,
 ) -> poem::Result<Response> {
     let values: Vec<&HeaderValue> = request.headers().get_all(header::IF_MATCH).iter().collect();
-    if values.len() > 1 || values.iter().any(|v| !well_formed_if_match(v)) {
+    // Only the methods that take a condition are checked (another is answered 405 by the
+    // router), and a request without credentials is answered 401 by the handler first.
+    let conditional = matches!(
+        *request.method(),
+        poem::http::Method::PUT | poem::http::Method::PATCH | poem::http::Method::DELETE
+    );
+    let authenticated = request.headers().contains_key(header::AUTHORIZATION);
+    let malformed = values.len() > 1 || values.iter().any(|v| !well_formed_if_match(v));
+    if conditional && authenticated && malformed {
         let refusal = ScimError::from(ScimViolation::new(
             ScimType::InvalidValue,
             "If-Match must be one entity tag such as W/\"3\" (from the resource's ETag), or *",
