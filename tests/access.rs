@@ -274,6 +274,7 @@ async fn the_scim_and_me_doors_follow_the_decision() {
                 Some(json!({"code": "0000-0000-0000"})),
             ),
             (Method::DELETE, one.clone(), None),
+            (Method::GET, format!("/Users/{target}/totp"), None),
             (Method::DELETE, format!("/Users/{target}/totp"), None),
             (Method::POST, format!("/Users/{target}/totp"), None),
         ] {

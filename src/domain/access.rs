@@ -20,7 +20,8 @@ use super::bypass::Origin;
 use super::ids::UserId;
 use super::roles::Role;
 use super::scope::{
-    AUDIT_READ, BYPASS_CODES_MANAGE, BYPASS_CODES_SELF, BYPASS_CODES_SETTINGS, MFA_MANAGE, ScopeSet,
+    AUDIT_READ, BYPASS_CODES_MANAGE, BYPASS_CODES_SELF, BYPASS_CODES_SETTINGS, MFA_MANAGE,
+    MFA_READ, ScopeSet,
 };
 use super::signin::{AMR_BYPASS_CODE, AMR_MFA};
 
@@ -38,6 +39,8 @@ pub enum Action {
     ReadAudit,
     /// Reset, or enrol on the user's behalf, the target's 2-step verification.
     ManageAuthenticator,
+    /// Read whether the target has 2-step verification (never its secret).
+    ReadStatus,
     ReadPolicy,
     ChangePolicy,
     /// The audit log of every user (`/AuditEvents`).
@@ -45,17 +48,24 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Generate,
         Self::Email,
         Self::Revoke,
         Self::ReadCodes,
         Self::ReadAudit,
         Self::ManageAuthenticator,
+        Self::ReadStatus,
         Self::ReadPolicy,
         Self::ChangePolicy,
         Self::ReadAuditLog,
     ];
+
+    /// Whether doing it to an administrator takes a security administrator. Reading whether
+    /// someone has 2-step verification changes nothing and tells no secret.
+    fn guards_administrators(self) -> bool {
+        self != Self::ReadStatus
+    }
 
     /// Whether the action is about one user (the others are about the whole service).
     pub fn has_target(self) -> bool {
@@ -72,6 +82,7 @@ impl Action {
                 &[BYPASS_CODES_MANAGE]
             }
             Self::ManageAuthenticator => &[MFA_MANAGE],
+            Self::ReadStatus => &[MFA_READ, MFA_MANAGE],
             Self::ReadPolicy => &[BYPASS_CODES_MANAGE, BYPASS_CODES_SETTINGS],
             Self::ChangePolicy => &[BYPASS_CODES_SETTINGS],
             Self::ReadAuditLog => &[AUDIT_READ],
@@ -86,6 +97,7 @@ impl Action {
                 &[(Role::Helpdesk, BYPASS_CODES_MANAGE)]
             }
             Self::ManageAuthenticator => &[(Role::SecurityAdmin, MFA_MANAGE)],
+            Self::ReadStatus => &[(Role::Helpdesk, MFA_READ), (Role::SecurityAdmin, MFA_READ)],
             Self::ReadPolicy => &[
                 (Role::Helpdesk, BYPASS_CODES_MANAGE),
                 (Role::SecurityAdmin, BYPASS_CODES_SETTINGS),
@@ -274,6 +286,7 @@ fn administration(
         return Err(Refusal::NeedsAuthenticatorSignIn);
     }
     if let Some(target) = target
+        && action.guards_administrators()
         && !target.roles.is_empty()
         && !roles.contains(&Role::SecurityAdmin)
     {
@@ -319,7 +332,7 @@ mod tests {
             | Action::ReadCodes
             | Action::ReadAudit => helpdesk && (target_plain || security),
             Action::ManageAuthenticator => security,
-            Action::ReadPolicy => helpdesk || security,
+            Action::ReadStatus | Action::ReadPolicy => helpdesk || security,
             Action::ChangePolicy | Action::ReadAuditLog => security,
         }
     }

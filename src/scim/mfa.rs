@@ -16,7 +16,6 @@ use super::error::ScimError;
 use super::models::{TotpConfirmation, TotpEnrollment, TotpState};
 use super::payload::ScimJson;
 use crate::domain::ids::UserId;
-use crate::domain::scope::{MFA_MANAGE, MFA_READ};
 use crate::service::mfa::TotpStatus;
 use crate::state::AppState;
 
@@ -116,12 +115,13 @@ impl MfaApi {
         &self,
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
+        remote: Data<&ClientAddr>,
         id: Path<String>,
     ) -> Result<TotpStateResponse, ScimError> {
-        auth.require_any(&[MFA_MANAGE, MFA_READ])?;
+        let ctx = auth.acting(state, remote.0).await?;
         let user_id = UserId::new(id.0);
+        let status = state.mfa.status_for(&user_id, &ctx).await?;
         state.users.get(&user_id).await?;
-        let status = state.mfa.status(&user_id).await?;
         Ok(TotpStateResponse::Ok(ScimJson::new(state_body(status))))
     }
 

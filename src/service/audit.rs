@@ -6,13 +6,15 @@ use chrono::{DateTime, Utc};
 use super::ServiceError;
 use super::access::Access;
 use super::context::Context;
-use super::users::MAX_PAGE_SIZE;
 use crate::domain::access::Action;
 use crate::domain::audit::{AuditEntry, AuditEvent, AuditQuery};
 use crate::domain::ids::UserId;
 use crate::domain::repo::AuditRepo;
 use crate::domain::scim::filter::parse_filter;
 use crate::store::Store;
+
+/// The most events one page of the log holds.
+pub const MAX_LOG_PAGE: u64 = 200;
 
 /// The audit log of every user, for those the access decision lets read it.
 #[derive(Clone)]
@@ -55,7 +57,7 @@ impl AuditLog {
         self.access.check(ctx, Action::ReadAuditLog, None).await?;
         Ok(self
             .store
-            .search_events(query, start_index.max(1), count.min(MAX_PAGE_SIZE))
+            .search_events(query, start_index.max(1), count.min(MAX_LOG_PAGE))
             .await?)
     }
 }

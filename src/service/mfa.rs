@@ -162,6 +162,19 @@ impl MfaService {
         &self.guard
     }
 
+    /// Whether the user has 2-step verification, for a caller the access decision lets ask.
+    pub async fn status_for(
+        &self,
+        user_id: &UserId,
+        ctx: &Context,
+    ) -> Result<TotpStatus, ServiceError> {
+        self.access
+            .check(ctx, Action::ReadStatus, Some(user_id))
+            .await?;
+        self.status(user_id).await
+    }
+
+    /// Whether the user has 2-step verification, for the services' own use.
     pub async fn status(&self, user_id: &UserId) -> Result<TotpStatus, ServiceError> {
         Ok(self
             .store

@@ -70,7 +70,7 @@ pub async fn user_page(
         Err(e) => return failure(e),
     };
     let status = if session.may(MFA_READ) {
-        state.mfa.status(&user_id).await
+        state.mfa.status_for(&user_id, &ctx(&session, addr)).await
     } else {
         Ok(TotpStatus::None)
     };
