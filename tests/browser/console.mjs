@@ -299,6 +299,14 @@ try {
   await sec_page.getByRole("button", { name: "Save policy" }).click();
   check((await sec_page.locator("main").innerText()).includes("The policy is saved."), "the policy page saves");
   await shot(sec_page, "17-policy");
+  // The audit log: the policy change just made, with who made it.
+  await sec_page.getByRole("link", { name: "Audit log" }).click();
+  await sec_page.getByLabel("Event", { exact: true }).selectOption("policy_changed");
+  await sec_page.getByRole("button", { name: "Show" }).click();
+  await audit(sec_page, "audit log");
+  const log = await sec_page.locator("main").innerText();
+  check(log.includes("policy changed") && log.includes("user:"), "the audit log shows the policy change and who made it");
+  await shot(sec_page, "17-audit-log");
   await sec_page.goto(`${base}/console/users/${plain.id}`);
   await sec_page.getByText("More actions").click();
   await sec_page.getByRole("link", { name: "Reset 2-step verification" }).click();
