@@ -11,12 +11,41 @@ use crate::domain::audit::AuditEvent;
 use crate::domain::ids::{GroupId, UserId};
 use crate::domain::repo::{GroupPage, GroupRef, GroupRepo};
 use crate::domain::scim::filter::parse_filter;
-use crate::domain::scim::group::{
-    Group, GroupChange, GroupWrite, describe_changes, id_list, resolve_filter,
-};
+use crate::domain::scim::group::{Group, GroupChange, GroupWrite, resolve_filter};
 use crate::domain::scim::search::SearchParams;
 use crate::domain::scim::{ScimType, ScimViolation};
 use crate::store::{Store, StoreError};
+
+/// Member ids for an audit line: the first 20, then how many more.
+fn id_list(ids: &[UserId]) -> String {
+    const SHOWN: usize = 20;
+    let mut text = ids
+        .iter()
+        .take(SHOWN)
+        .map(UserId::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() > SHOWN {
+        text.push_str(&format!(" and {} more", ids.len() - SHOWN));
+    }
+    if text.is_empty() { "none".into() } else { text }
+}
+
+/// What PATCH changes do, for the audit trail of a role-granting group.
+fn describe_changes(changes: &[GroupChange]) -> String {
+    changes
+        .iter()
+        .map(|change| match change {
+            GroupChange::SetDisplayName(name) => format!("renamed to \"{name}\""),
+            GroupChange::SetExternalId(_) => "externalId set".to_owned(),
+            GroupChange::AddMembers(ids) => format!("members added: {}", id_list(ids)),
+            GroupChange::RemoveMembers(ids) => format!("members removed: {}", id_list(ids)),
+            GroupChange::RemoveAllMembers => "every member removed".to_owned(),
+            GroupChange::ReplaceMembers(ids) => format!("members now: {}", id_list(ids)),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
 #[derive(Clone)]
 pub struct GroupService {

@@ -59,37 +59,6 @@ pub enum GroupChange {
     ReplaceMembers(Vec<UserId>),
 }
 
-/// Member ids for an audit line: the first 20, then how many more.
-pub fn id_list(ids: &[UserId]) -> String {
-    const SHOWN: usize = 20;
-    let mut text = ids
-        .iter()
-        .take(SHOWN)
-        .map(UserId::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
-    if ids.len() > SHOWN {
-        text.push_str(&format!(" and {} more", ids.len() - SHOWN));
-    }
-    if text.is_empty() { "none".into() } else { text }
-}
-
-/// What PATCH changes do, for the audit trail of a role-granting group.
-pub fn describe_changes(changes: &[GroupChange]) -> String {
-    changes
-        .iter()
-        .map(|change| match change {
-            GroupChange::SetDisplayName(name) => format!("renamed to \"{name}\""),
-            GroupChange::SetExternalId(_) => "externalId set".to_owned(),
-            GroupChange::AddMembers(ids) => format!("members added: {}", id_list(ids)),
-            GroupChange::RemoveMembers(ids) => format!("members removed: {}", id_list(ids)),
-            GroupChange::RemoveAllMembers => "every member removed".to_owned(),
-            GroupChange::ReplaceMembers(ids) => format!("members now: {}", id_list(ids)),
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 impl GroupChange {
     /// The user ids this change names, which must exist.
     pub fn named_users(&self) -> &[UserId] {
