@@ -91,6 +91,44 @@ async fn code_of(w: &World, user: &str) -> String {
         .to_owned()
 }
 
+/// The person's next authenticator code: the current one was spent confirming enrolment.
+fn next_totp(person: &Person) -> String {
+    bypass_idp::domain::totp::code_at(&person.secret, now() + 30).unwrap()
+}
+
+/// The person signs in at `rp` (password, then the authenticator), and the token response.
+async fn totp_tokens(w: &World, rp: &Rp, person: &Person) -> serde_json::Value {
+    let totp = next_totp(person);
+    sign_in(
+        &w.app,
+        rp,
+        person.name,
+        Some(("/oauth2/signin/totp", &totp)),
+    )
+    .await
+}
+
+/// The person signs in at `rp` asking for `scopes`, by hand as a browser would: the flow
+/// started and the authorization code it ended with, not yet redeemed.
+async fn code_by_hand(
+    w: &World,
+    rp: &Rp,
+    person: &Person,
+    scopes: &[&str],
+) -> (common::rp::Started, String) {
+    let started = start_with(&w.app, rp, scopes).await;
+    let browser = Browser::new(&w.app);
+    let page = password_step(&browser, &started.auth_url, person.name, PASSWORD).await;
+    let done = browser
+        .post(
+            "/oauth2/signin/totp",
+            &[("csrf", &csrf(&page)), ("code", &next_totp(person))],
+        )
+        .await;
+    let code = code_from(&done, &w.app, rp, &started.state);
+    (started, code)
+}
+
 /// What a person's console session gets for each action on `target`: the status of
 /// generate, revoke, the audit page and reset, and whether the user page lists the codes.
 async fn console_answers(w: &World, browser: &Browser, target: &str) -> Vec<(&'static str, u16)> {
@@ -243,14 +281,7 @@ async fn the_console_door_follows_the_decision() {
 async fn the_scim_and_me_doors_follow_the_decision() {
     let w = world().await;
     let rp = register(&w.app, false, false).await;
-    let totp = bypass_idp::domain::totp::code_at(&w.security.secret, now() + 30).unwrap();
-    let tokens = sign_in(
-        &w.app,
-        &rp,
-        w.security.name,
-        Some(("/oauth2/signin/totp", &totp)),
-    )
-    .await;
+    let tokens = totp_tokens(&w, &rp, &w.security).await;
     let token = tokens["access_token"].as_str().unwrap();
     let plain_code = code_of(&w, &w.plain).await;
     for (target, code) in [
@@ -351,17 +382,13 @@ async fn the_help_desk_attack_over_scim_gets_nothing() {
         secret: None,
         redirect: format!("{}/console/callback", w.app.base),
     };
-    let started = start_with(&w.app, &console, &["bypass_codes:manage", "users:read"]).await;
-    let browser = Browser::new(&w.app);
-    let page = password_step(&browser, &started.auth_url, w.helpdesk.name, PASSWORD).await;
-    let totp = bypass_idp::domain::totp::code_at(&w.helpdesk.secret, now() + 30).unwrap();
-    let done = browser
-        .post(
-            "/oauth2/signin/totp",
-            &[("csrf", &csrf(&page)), ("code", &totp)],
-        )
-        .await;
-    let code = code_from(&done, &w.app, &console, &started.state);
+    let (started, code) = code_by_hand(
+        &w,
+        &console,
+        &w.helpdesk,
+        &["bypass_codes:manage", "users:read"],
+    )
+    .await;
     let (status, body) = token_post(
         &w.app,
         &console,
@@ -472,17 +499,7 @@ async fn only_a_client_allowed_self_service_codes_can_mint() {
         "{location}"
     );
     // Its users' tokens (without the scope) cannot mint.
-    let started = start_with(&w.app, &other, &[]).await;
-    let browser = Browser::new(&w.app);
-    let page = password_step(&browser, &started.auth_url, w.nobody.name, PASSWORD).await;
-    let totp = bypass_idp::domain::totp::code_at(&w.nobody.secret, now() + 30).unwrap();
-    let done = browser
-        .post(
-            "/oauth2/signin/totp",
-            &[("csrf", &csrf(&page)), ("code", &totp)],
-        )
-        .await;
-    let code = code_from(&done, &w.app, &other, &started.state);
+    let (started, code) = code_by_hand(&w, &other, &w.nobody, &[]).await;
     let (status, tokens) = redeem(&w.app, &other, &code, started.verifier.secret()).await;
     assert_eq!(status, 200, "{tokens}");
     let (status, body, _) = w
@@ -530,14 +547,7 @@ async fn only_a_client_allowed_self_service_codes_can_mint() {
 async fn a_refresh_narrows_the_scope_when_asked() {
     let w = world().await;
     let rp = register(&w.app, false, false).await;
-    let totp = bypass_idp::domain::totp::code_at(&w.nobody.secret, now() + 30).unwrap();
-    let tokens = sign_in(
-        &w.app,
-        &rp,
-        w.nobody.name,
-        Some(("/oauth2/signin/totp", &totp)),
-    )
-    .await;
+    let tokens = totp_tokens(&w, &rp, &w.nobody).await;
     assert!(
         tokens["scope"]
             .as_str()

@@ -193,20 +193,7 @@ async fn without_a_factor_the_password_is_enough_unless_mfa_is_required() {
         "{}",
         enroll.body
     );
-    let start_key = enroll.body.find("<code>").unwrap() + 6;
-    let key = &enroll.body[start_key..start_key + enroll.body[start_key..].find('<').unwrap()];
-    let secret = bypass_idp::domain::totp::from_base32(key).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let code = bypass_idp::domain::totp::code_at(&secret, now).unwrap();
-    let done = browser
-        .post(
-            "/oauth2/signin/enroll",
-            &[("csrf", &csrf(&enroll)), ("code", &code)],
-        )
-        .await;
+    let (secret, now, done) = enrol(&browser, &enroll).await;
     // Set up during this sign-in, the app proves nothing about it: no code for a client that
     // requires 2-step verification, but a page that asks to sign in again.
     assert_eq!(done.status, 200, "{}", done.body);
@@ -235,6 +222,26 @@ async fn without_a_factor_the_password_is_enough_unless_mfa_is_required() {
     app.stop().await;
 }
 
+/// Sets up an authenticator on the enrolment page shown: its secret, the time its code was
+/// made for, and the page that follows.
+async fn enrol(browser: &Browser, enroll: &Page) -> (Vec<u8>, u64, Page) {
+    let start_key = enroll.body.find("<code>").unwrap() + 6;
+    let key = &enroll.body[start_key..start_key + enroll.body[start_key..].find('<').unwrap()];
+    let secret = bypass_idp::domain::totp::from_base32(key).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = bypass_idp::domain::totp::code_at(&secret, now).unwrap();
+    let done = browser
+        .post(
+            "/oauth2/signin/enroll",
+            &[("csrf", &csrf(enroll)), ("code", &code)],
+        )
+        .await;
+    (secret, now, done)
+}
+
 #[tokio::test]
 async fn enrolling_during_a_sign_in_claims_only_the_password() {
     let app = TestApp::spawn().await;
@@ -259,20 +266,7 @@ async fn enrolling_during_a_sign_in_claims_only_the_password() {
         "{}",
         enroll.body
     );
-    let start_key = enroll.body.find("<code>").unwrap() + 6;
-    let key = &enroll.body[start_key..start_key + enroll.body[start_key..].find('<').unwrap()];
-    let secret = bypass_idp::domain::totp::from_base32(key).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let code = bypass_idp::domain::totp::code_at(&secret, now).unwrap();
-    let done = browser
-        .post(
-            "/oauth2/signin/enroll",
-            &[("csrf", &csrf(&enroll)), ("code", &code)],
-        )
-        .await;
+    let (_, _, done) = enrol(&browser, &enroll).await;
     let auth_code = code_from(&done, &app, &rp, &started.state);
     // amr ["pwd"] and the password acr: a password alone must not pass acr_values=…:mfa.
     exchange_and_check(started, auth_code, &["pwd"]).await;
