@@ -29,18 +29,25 @@ pub enum AuditLogResponse {
     Ok(ScimJson<AuditLogPage>),
 }
 
-fn render(entry: &AuditEntry) -> Value {
+/// An event as a bypass code's trail shows it: what, when, by whom, from where.
+pub fn render_event(entry: &AuditEntry) -> Value {
     json!({
         "schemas": [AUDIT_EVENT_SCHEMA],
         "event": entry.event.as_str(),
         "at": format_time(entry.at),
         "actor": entry.actor,
-        "userId": entry.user_id.as_ref().map(|u| u.as_str()),
-        "codeId": entry.code_id,
         "clientId": entry.client_id,
         "ip": entry.ip,
         "detail": entry.detail,
     })
+}
+
+/// An event as the log shows it: also whom and which code it is about.
+fn render(entry: &AuditEntry) -> Value {
+    let mut body = render_event(entry);
+    body["userId"] = json!(entry.user_id.as_ref().map(|u| u.as_str()));
+    body["codeId"] = json!(entry.code_id);
+    body
 }
 
 pub struct AuditApi;

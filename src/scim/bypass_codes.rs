@@ -13,6 +13,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 use serde_json::{Value, json};
 
 use super::ApiTags;
+use super::audit::render_event;
 use super::auth::ScimBearer;
 use super::error::ScimError;
 use super::models::{
@@ -395,20 +396,7 @@ impl BypassCodesApi {
             .bypass
             .events(&subject.user_id, &code_id.0, &subject.ctx)
             .await?;
-        let resources: Vec<Value> = events
-            .into_iter()
-            .map(|e| {
-                json!({
-                    "schemas": [AUDIT_EVENT_SCHEMA],
-                    "event": e.event.as_str(),
-                    "at": format_time(e.at),
-                    "actor": e.actor,
-                    "clientId": e.client_id,
-                    "ip": e.ip,
-                    "detail": e.detail,
-                })
-            })
-            .collect();
+        let resources: Vec<Value> = events.iter().map(render_event).collect();
         let total = resources.len() as u64;
         Ok(AuditResponse::Ok(ScimJson::new(list_response(
             resources, total, 1,
