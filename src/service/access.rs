@@ -28,18 +28,24 @@ impl Access {
         action: Action,
         target: Option<&UserId>,
     ) -> Result<Permit, ServiceError> {
-        let target_roles = match target {
-            Some(id) => self.roles.roles_of(id).await?,
-            None => BTreeSet::new(),
+        // Roles matter only when a person acts: a client or the command line needs no
+        // lookup of anyone's groups.
+        let person = match &ctx.actor {
+            Actor::User(id) => Some(id),
+            _ => None,
+        };
+        let (actor_roles, target_roles) = match (person, target) {
+            (Some(actor), Some(target)) => (
+                self.roles.roles_of(actor).await?,
+                self.roles.roles_of(target).await?,
+            ),
+            (Some(actor), None) => (self.roles.roles_of(actor).await?, BTreeSet::new()),
+            (None, _) => (BTreeSet::new(), BTreeSet::new()),
         };
         let target = target.map(|id| Target {
             id,
             roles: &target_roles,
         });
-        let actor_roles = match &ctx.actor {
-            Actor::User(id) => self.roles.roles_of(id).await?,
-            _ => BTreeSet::new(),
-        };
         let actor = match &ctx.actor {
             Actor::System => access::Actor::System,
             Actor::Anonymous => access::Actor::Anonymous,
