@@ -307,6 +307,9 @@ try {
   const log = await sec_page.locator("main").innerText();
   check(log.includes("policy changed") && log.includes("user:"), "the audit log shows the policy change and who made it");
   await shot(sec_page, "17-audit-log");
+  await sec_page.setViewportSize({ width: 1280, height: 900 });
+  await shot(sec_page, "17-audit-log-desktop");
+  await sec_page.setViewportSize({ width: 400, height: 900 });
   await sec_page.goto(`${base}/console/users/${plain.id}`);
   await sec_page.getByText("More actions").click();
   await sec_page.getByRole("link", { name: "Reset 2-step verification" }).click();
