@@ -199,7 +199,9 @@ impl BypassCodeService {
         let text = serde_json::to_string(policy)
             .map_err(|e| ServiceError::internal("bypass-code policy", e))?;
         self.store.put_setting(POLICY_SETTING, text.clone()).await?;
-        audit::record_service(&self.store, ctx, AuditEvent::PolicyChanged, Some(text)).await?;
+        // The audit trail states it as the API does: no `null`, every limit or its switch.
+        let detail = policy.to_json().to_string();
+        audit::record_service(&self.store, ctx, AuditEvent::PolicyChanged, Some(detail)).await?;
         Ok(())
     }
 
