@@ -198,7 +198,7 @@ impl BypassCodeService {
     async fn store_policy(&self, policy: &Policy, ctx: &Context) -> Result<(), ServiceError> {
         let text = serde_json::to_string(policy)
             .map_err(|e| ServiceError::internal("bypass-code policy", e))?;
-        self.store.put_setting(POLICY_SETTING, text.clone()).await?;
+        self.store.put_setting(POLICY_SETTING, text).await?;
         // The audit trail states it as the API does: no `null`, every limit or its switch.
         let detail = policy.to_json().to_string();
         audit::record_service(&self.store, ctx, AuditEvent::PolicyChanged, Some(detail)).await?;
