@@ -28,6 +28,7 @@ use crate::service::console::CALLBACK_PATH;
 use crate::service::console::ConsoleService;
 use crate::service::groups::GroupService;
 use crate::service::health::Health;
+use crate::service::logout::{HintVerifier, LogoutService};
 use crate::service::mfa::{Guard, MfaService};
 use crate::service::oauth::clients::{self, ClientSpec};
 use crate::service::oauth::discovery::{
@@ -38,6 +39,7 @@ use crate::service::oauth::tokens::AccessTokens;
 use crate::service::oauth::{OAuthParts, OAuthService};
 use crate::service::roles::Roles;
 use crate::service::sealing::Sealer;
+use crate::service::sessions::{SessionService, SessionSettings};
 use crate::service::signin::{SignInParts, SignInService};
 use crate::service::throttle::Throttle;
 use crate::service::users::UserService;
@@ -110,6 +112,8 @@ async fn bootstrap_admin(store: &Store, data_dir: &Path) -> Result<(), StartErro
         public: false,
         require_mfa: false,
         allow_self_service_codes: false,
+        post_logout_redirect_uris: vec![],
+        backchannel_logout_uri: None,
     };
     let registered = match clients::register(store, spec).await {
         Ok(registered) => registered,
@@ -225,7 +229,7 @@ pub async fn build_state(
         store.clone(),
         counters.clone(),
         guard,
-        access,
+        access.clone(),
         Arc::new(Argon2Hasher::new(config.code_pepper.as_ref())),
         Arc::new(mailer),
         service_name,
@@ -233,6 +237,29 @@ pub async fn build_state(
     clients::ensure_console(&store, &issuer)
         .await
         .map_err(|e| StartError::Other(format!("console client: {e}")))?;
+    let clock: Arc<dyn crate::domain::clock::Clock> = Arc::new(SystemClock);
+    let sessions = SessionService::new(
+        store.clone(),
+        clock.clone(),
+        bypass.clone(),
+        access.clone(),
+        SessionSettings {
+            idle: chrono::Duration::seconds(config.session_idle_seconds as i64),
+            max: chrono::Duration::seconds(config.session_max_seconds as i64),
+            per_user: config.sessions_per_user as usize,
+        },
+        &issuer,
+    );
+    let hints = HintVerifier::new(keys.clone(), issuer.clone());
+    let logout = LogoutService::new(
+        store.clone(),
+        sessions.clone(),
+        hints.clone(),
+        keys.clone(),
+        issuer.clone(),
+        clock,
+    )
+    .map_err(|e| StartError::Other(format!("logout: {e}")))?;
     let signin = SignInService::new(SignInParts {
         store: store.clone(),
         kv: counters.clone(),
@@ -243,6 +270,8 @@ pub async fn build_state(
         issuer: issuer.clone(),
         flows_per_address: config.max_flows_per_address,
         roles: roles.clone(),
+        sessions: sessions.clone(),
+        hints,
     });
     let oauth = OAuthService::new(OAuthParts {
         store: store.clone(),
@@ -264,6 +293,8 @@ pub async fn build_state(
     );
     let state = AppState {
         console,
+        sessions,
+        logout,
         audit,
         signin,
         issuer,
@@ -346,7 +377,10 @@ pub fn routes(state: Arc<AppState>, edge: Edge) -> impl Endpoint {
             USERINFO_PATH,
             get(crate::oidc::http::userinfo).post(crate::oidc::http::userinfo),
         )
-        .at(END_SESSION_PATH, get(crate::oidc::signin::end_session))
+        .at(
+            END_SESSION_PATH,
+            get(crate::oidc::logout::end_session).post(crate::oidc::logout::end_session),
+        )
         .at(crate::web::STYLESHEET_PATH, get(crate::web::stylesheet))
         .at(crate::web::SCRIPT_PATH, get(crate::web::script))
         .at("/console", get(console::home))
@@ -369,6 +403,10 @@ pub fn routes(state: Arc<AppState>, edge: Edge) -> impl Endpoint {
             form(post(console::revoke_code)),
         )
         .at("/console/users/:id/audit", get(console::audit))
+        .at(
+            "/console/users/:id/sessions/end",
+            form(post(console::user_end_sessions)),
+        )
         .at("/console/audit", get(console::audit_log))
         .at(
             "/console/users/:id/reset",
@@ -383,6 +421,10 @@ pub fn routes(state: Arc<AppState>, edge: Edge) -> impl Endpoint {
                 .with(form_limit()),
         )
         .at("/account", get(console::account))
+        .at(
+            "/account/sessions/end",
+            form(post(console::account_end_sessions)),
+        )
         .at(
             "/account/generate",
             get(console::account_generate_form)
@@ -449,6 +491,8 @@ pub struct RunningServer {
     pub store: Store,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Tells relying parties of ended sessions (Back-Channel Logout); stopped with the server.
+    announcer: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -463,6 +507,7 @@ impl RunningServer {
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        self.announcer.abort();
     }
 
     /// Waits until the server stops by itself (Ctrl-C in `serve`).
@@ -542,6 +587,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         addr
     });
     let task = serve(acceptor, app, rx);
+    let announcer = state.logout.clone().spawn_announcer();
     tracing::info!(%local_addr, %issuer, "listening");
     Ok(RunningServer {
         local_addr,
@@ -551,5 +597,6 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         store,
         shutdown: tx,
         task,
+        announcer,
     })
 }

@@ -50,6 +50,9 @@ struct FileConfig {
     trusted_proxies: Option<TrustedProxiesSetting>,
     forwarded_header: Option<String>,
     max_flows_per_address: Option<u64>,
+    session_idle_seconds: Option<u64>,
+    session_max_seconds: Option<u64>,
+    sessions_per_user: Option<u64>,
     role_groups: Option<String>,
     metrics_listen: Option<String>,
 }
@@ -88,6 +91,10 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// New sign-in flows one client address may open per 10 minutes.
     pub max_flows_per_address: u64,
+    /// Sign-in sessions: idle timeout, absolute lifetime, and how many one user may hold.
+    pub session_idle_seconds: u64,
+    pub session_max_seconds: u64,
+    pub sessions_per_user: u64,
     /// Which groups grant administrator roles (`group=role;…`, by display name or id).
     pub role_groups: RoleMap,
     /// The From address of mail, e.g. `bypass-idp <no-reply@example.com>`.
@@ -254,6 +261,27 @@ impl Config {
             1000,
             1..=1_000_000,
         )?;
+        let session_max_seconds = number(
+            "BYPASS_IDP_SESSION_MAX_SECONDS",
+            env("BYPASS_IDP_SESSION_MAX_SECONDS"),
+            file.session_max_seconds,
+            12 * 60 * 60,
+            60..=30 * 24 * 60 * 60,
+        )?;
+        let session_idle_seconds = number(
+            "BYPASS_IDP_SESSION_IDLE_SECONDS",
+            env("BYPASS_IDP_SESSION_IDLE_SECONDS"),
+            file.session_idle_seconds,
+            2 * 60 * 60,
+            60..=session_max_seconds,
+        )?;
+        let sessions_per_user = number(
+            "BYPASS_IDP_SESSIONS_PER_USER",
+            env("BYPASS_IDP_SESSIONS_PER_USER"),
+            file.sessions_per_user,
+            10,
+            1..=1000,
+        )?;
         let proxies_text = env("BYPASS_IDP_TRUSTED_PROXIES").or(match file.trusted_proxies {
             Some(TrustedProxiesSetting::List(list)) => Some(list.join(",")),
             Some(TrustedProxiesSetting::Text(text)) => Some(text),
@@ -317,6 +345,9 @@ impl Config {
             forwarded_header,
             metrics_listen,
             max_flows_per_address,
+            session_idle_seconds,
+            session_max_seconds,
+            sessions_per_user,
             role_groups,
             mail_from,
             encryption_key,

@@ -97,6 +97,14 @@ enum ClientCommand {
         /// codes for whoever signs in to it, so trust it as far as their authenticator.
         #[arg(long)]
         allow_self_service_codes: bool,
+        /// Where RP-Initiated Logout may send the browser afterwards, matched exactly.
+        /// Repeatable.
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// Where Back-Channel Logout tokens are posted when a session this client signed in
+        /// with ends.
+        #[arg(long)]
+        backchannel_logout_uri: Option<String>,
     },
     /// List registered clients (never their secrets).
     List,
@@ -254,6 +262,8 @@ async fn client_command(command: ClientCommand, config: Config) -> Result<(), St
             grant_types,
             require_mfa,
             allow_self_service_codes,
+            post_logout_redirect_uris,
+            backchannel_logout_uri,
         } => {
             let grant_types = if grant_types.is_empty() {
                 if redirect_uris.is_empty() && !public {
@@ -272,6 +282,8 @@ async fn client_command(command: ClientCommand, config: Config) -> Result<(), St
                 public,
                 require_mfa,
                 allow_self_service_codes,
+                post_logout_redirect_uris,
+                backchannel_logout_uri,
             };
             let registered = clients::register(&store, spec)
                 .await
@@ -295,6 +307,8 @@ async fn client_command(command: ClientCommand, config: Config) -> Result<(), St
                         "redirect_uris": c.redirect_uris,
                         "require_mfa": c.require_mfa,
                         "allow_self_service_codes": c.allow_self_service_codes,
+                        "post_logout_redirect_uris": c.post_logout_redirect_uris,
+                        "backchannel_logout_uri": c.backchannel_logout_uri,
                     })
                 })
                 .collect();

@@ -8,8 +8,10 @@ use crate::service::bypass::BypassCodeService;
 use crate::service::console::ConsoleService;
 use crate::service::groups::GroupService;
 use crate::service::health::Health;
+use crate::service::logout::LogoutService;
 use crate::service::mfa::MfaService;
 use crate::service::oauth::OAuthService;
+use crate::service::sessions::SessionService;
 use crate::service::signin::SignInService;
 use crate::service::users::UserService;
 
@@ -22,6 +24,8 @@ pub struct AppState {
     pub bypass: BypassCodeService,
     pub signin: SignInService,
     pub console: ConsoleService,
+    pub sessions: SessionService,
+    pub logout: LogoutService,
     pub audit: AuditLog,
     pub health: Health,
     /// Set when a shutdown begins: `/readyz` answers 503 so balancers move traffic away.

@@ -991,6 +991,8 @@ async fn removing_a_client_ends_its_user_tokens_at_userinfo_too() {
             public: false,
             require_mfa: true,
             allow_self_service_codes: false,
+            post_logout_redirect_uris: vec![],
+            backchannel_logout_uri: None,
         },
     )
     .await
@@ -1016,6 +1018,8 @@ async fn a_client_registered_again_does_not_honour_its_old_secret() {
         public: false,
         require_mfa: false,
         allow_self_service_codes: false,
+        post_logout_redirect_uris: vec![],
+        backchannel_logout_uri: None,
     };
     let register = || async {
         clients::register(app.store(), spec.clone())

@@ -120,8 +120,20 @@ async fn attempt(base: &str, client: IpAddr, auth_url: &str, user: &str, code: &
     statuses
 }
 
-#[tokio::test]
-async fn two_replicas_behind_haproxy_survive_a_sigkill_without_over_use() {
+/// Two instances behind HAProxy: the in-process one and a process of its own, sharing the
+/// database, Redis, data folder and issuer (the proxy's address).
+struct Replicas {
+    app: TestApp,
+    process: ServerProcess,
+    /// The settings the process was started with, to start it again.
+    shared: Vec<(String, String)>,
+    proxy_base: String,
+    _proxy: KillOnDrop,
+    _dir: tempfile::TempDir,
+    own_redis: Option<OwnRedis>,
+}
+
+async fn replicas() -> Replicas {
     let proxy_port = free_port();
     let proxy_base = format!("http://127.0.0.1:{proxy_port}");
     // Both instances share Redis: the CI's, or one of the test's own.
@@ -143,18 +155,13 @@ async fn two_replicas_behind_haproxy_survive_a_sigkill_without_over_use() {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let app = TestApp::spawn_with(&extra_refs).await;
-    // The second instance: same database, Redis, data folder and issuer, its own process.
     let shared: Vec<(String, String)> = app
         .env
         .iter()
         .filter(|(k, _)| k.as_str() != "BYPASS_IDP_LISTEN")
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let shared_refs: Vec<(&str, &str)> = shared
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let mut killable = tokio::task::spawn_blocking({
+    let process = tokio::task::spawn_blocking({
         let env: Vec<(String, String)> = shared.clone();
         move || {
             let refs: Vec<(&str, &str)> =
@@ -164,10 +171,34 @@ async fn two_replicas_behind_haproxy_survive_a_sigkill_without_over_use() {
     })
     .await
     .unwrap();
-    let in_process_port = app.local_addr().port();
     let dir = tempfile::tempdir().unwrap();
-    let _proxy = haproxy(dir.path(), proxy_port, &[in_process_port, killable.port]);
+    let proxy = haproxy(
+        dir.path(),
+        proxy_port,
+        &[app.local_addr().port(), process.port],
+    );
+    Replicas {
+        app,
+        process,
+        shared,
+        proxy_base,
+        _proxy: proxy,
+        _dir: dir,
+        own_redis,
+    }
+}
 
+#[tokio::test]
+async fn two_replicas_behind_haproxy_survive_a_sigkill_without_over_use() {
+    let Replicas {
+        app,
+        process: mut killable,
+        shared,
+        proxy_base,
+        _proxy,
+        _dir,
+        own_redis,
+    } = replicas().await;
     let admin = app.admin_token(None).await;
     let (user_id, _) = enrolled_user(&app, &admin, "replicated").await;
     let code = create_code(
@@ -298,5 +329,90 @@ async fn two_replicas_behind_haproxy_survive_a_sigkill_without_over_use() {
     drop(killable);
     app.stop().await;
     drop(own_redis);
-    drop(shared_refs);
+}
+
+/// The Basic OP session checks across instances: a session opened through the proxy is
+/// honoured by each instance asked directly (the cookie is the browser's, the session is in
+/// the shared database), and a logout at one instance ends it at the other.
+#[tokio::test]
+async fn a_session_made_on_one_instance_signs_in_on_the_other() {
+    let Replicas {
+        app,
+        process,
+        proxy_base,
+        _proxy,
+        _dir,
+        own_redis,
+        ..
+    } = replicas().await;
+    let admin = app.admin_token(None).await;
+    let (_, secret) = enrolled_user(&app, &admin, "roaming").await;
+    let rp = register(&app, false, false).await;
+    let browser = browser_at(&proxy_base, "127.0.3.1".parse().unwrap());
+
+    let started = start(&app, &rp).await;
+    let page = password_step(&browser, &started.auth_url, "roaming", PASSWORD).await;
+    let totp = bypass_idp::domain::totp::code_at(&secret, now() + 30).unwrap();
+    let page = browser
+        .post(
+            "/oauth2/signin/totp",
+            &[("csrf", &csrf(&page)), ("code", &totp)],
+        )
+        .await;
+    let code = code_from(&page, &app, &rp, &started.state);
+    let (sub, _) = exchange_and_check(started, code, &["pwd", "mfa", "otp"]).await;
+
+    // Each instance, asked directly, answers prompt=none from the session without a page.
+    let instances = [app.local_addr().port(), process.port];
+    for port in instances {
+        let started = start(&app, &rp).await;
+        let direct = started
+            .auth_url
+            .replace(&proxy_base, &format!("http://127.0.0.1:{port}"));
+        let page = browser.get(&format!("{direct}&prompt=none")).await;
+        let code = code_from(&page, &app, &rp, &started.state);
+        let (again, _) = exchange_and_check(started, code, &["pwd", "mfa", "otp"]).await;
+        assert_eq!(again, sub, "instance on port {port}");
+    }
+
+    // Signed out at the second instance: the first one knows at once.
+    let logout = format!("http://127.0.0.1:{}/oauth2/logout", process.port);
+    let page = browser.get(&logout).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let fields = [("csrf", csrf(&page))];
+    let out = Browser::page(
+        browser
+            .http
+            .post(&logout)
+            .form(&fields)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(out.status, 200, "{}", out.body);
+    assert!(out.body.contains("signed out"), "{}", out.body);
+    let started = start(&app, &rp).await;
+    let direct = started.auth_url.replace(
+        &proxy_base,
+        &format!("http://127.0.0.1:{}", app.local_addr().port()),
+    );
+    let page = browser.get(&format!("{direct}&prompt=none")).await;
+    let location = page.location.unwrap_or_default();
+    assert_eq!(
+        query(&location).get("error").map(String::as_str),
+        Some("login_required"),
+        "{location}"
+    );
+
+    drop(process);
+    app.stop().await;
+    drop(own_redis);
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }

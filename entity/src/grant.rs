@@ -22,6 +22,8 @@ pub struct Model {
     /// Set when the code was replayed, a used refresh token came back, the bypass code was
     /// revoked or the user's credentials changed: every token dies.
     pub revoked_at: Option<DateTimeUtc>,
+    /// The sign-in session ([`super::sign_in_session`]) that gave this grant, if any.
+    pub session_id: Option<String>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

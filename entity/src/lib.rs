@@ -8,6 +8,7 @@ pub mod oauth_client;
 pub mod refresh_token;
 pub mod scim_group;
 pub mod setting;
+pub mod sign_in_session;
 pub mod signing_key;
 pub mod user;
 pub mod user_email;

@@ -19,6 +19,8 @@ pub struct Model {
     /// Failed second-factor attempts since the last success (NIST SP 800-63B caps it at 100).
     pub consecutive_failures: i32,
     pub updated_at: DateTimeUtc,
+    /// When the TOTP factor was confirmed; `None` for factors confirmed before this was kept.
+    pub totp_confirmed_at: Option<DateTimeUtc>,
     #[sea_orm(belongs_to, from = "user_id", to = "id", on_delete = "Cascade")]
     pub user: HasOne<super::user::Entity>,
 }

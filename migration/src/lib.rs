@@ -9,6 +9,7 @@ mod m20261128_000004_grant_revocation;
 mod m20261128_000005_groups;
 mod m20261129_000006_search_indexes;
 mod m20261206_000007_access;
+mod m20261207_000008_sessions;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000005_groups::Migration),
             Box::new(m20261129_000006_search_indexes::Migration),
             Box::new(m20261206_000007_access::Migration),
+            Box::new(m20261207_000008_sessions::Migration),
         ]
     }
 }

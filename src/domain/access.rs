@@ -45,10 +45,12 @@ pub enum Action {
     ChangePolicy,
     /// The audit log of every user (`/AuditEvents`).
     ReadAuditLog,
+    /// End the target's sign-in sessions ("Sign out everywhere"). Anyone may end their own.
+    EndSessions,
 }
 
 impl Action {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Generate,
         Self::Email,
         Self::Revoke,
@@ -59,6 +61,7 @@ impl Action {
         Self::ReadPolicy,
         Self::ChangePolicy,
         Self::ReadAuditLog,
+        Self::EndSessions,
     ];
 
     /// Whether doing it to an administrator takes a security administrator. Reading whether
@@ -86,6 +89,7 @@ impl Action {
             Self::ReadPolicy => &[BYPASS_CODES_MANAGE, BYPASS_CODES_SETTINGS],
             Self::ChangePolicy => &[BYPASS_CODES_SETTINGS],
             Self::ReadAuditLog => &[AUDIT_READ],
+            Self::EndSessions => &[MFA_MANAGE, BYPASS_CODES_MANAGE],
         }
     }
 
@@ -104,6 +108,10 @@ impl Action {
             ],
             Self::ChangePolicy => &[(Role::SecurityAdmin, BYPASS_CODES_SETTINGS)],
             Self::ReadAuditLog => &[(Role::SecurityAdmin, AUDIT_READ)],
+            Self::EndSessions => &[
+                (Role::Helpdesk, BYPASS_CODES_MANAGE),
+                (Role::SecurityAdmin, MFA_MANAGE),
+            ],
         }
     }
 }
@@ -253,6 +261,8 @@ pub fn decide(
 fn self_service(action: Action, scopes: &ScopeSet, factor: Factor) -> Result<Permit, Refusal> {
     match action {
         Action::ManageAuthenticator => Err(Refusal::OwnAuthenticator),
+        // Signing yourself out needs nothing: it only takes power away.
+        Action::EndSessions => Ok(Permit::SelfService),
         _ if !scopes.contains(BYPASS_CODES_SELF) => Err(Refusal::Scope(&[BYPASS_CODES_SELF])),
         // A code cannot mint more codes, and a password alone cannot mint any.
         Action::Generate if factor != Factor::Authenticator => {
@@ -334,6 +344,7 @@ mod tests {
             Action::ManageAuthenticator => security,
             Action::ReadStatus | Action::ReadPolicy => helpdesk || security,
             Action::ChangePolicy | Action::ReadAuditLog => security,
+            Action::EndSessions => (helpdesk && target_plain) || security,
         }
     }
 

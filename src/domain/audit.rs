@@ -32,10 +32,14 @@ pub enum AuditEvent {
     UserDeleted,
     /// A group that grants an administrator role was created, changed or deleted.
     RoleGroupChanged,
+    /// A sign-in session ended by the user's choice (sign-out, RP-initiated logout).
+    SignedOut,
+    /// Every session of the user was ended ("Sign out everywhere").
+    SessionsEnded,
 }
 
 impl AuditEvent {
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 19] = [
         Self::Generated,
         Self::Emailed,
         Self::EmailFailed,
@@ -53,6 +57,8 @@ impl AuditEvent {
         Self::Deactivated,
         Self::UserDeleted,
         Self::RoleGroupChanged,
+        Self::SignedOut,
+        Self::SessionsEnded,
     ];
 
     /// The stable name: stored in the database and shown by the API.
@@ -75,6 +81,8 @@ impl AuditEvent {
             Self::Deactivated => "deactivated",
             Self::UserDeleted => "user_deleted",
             Self::RoleGroupChanged => "role_group_changed",
+            Self::SignedOut => "signed_out",
+            Self::SessionsEnded => "sessions_ended",
         }
     }
 

@@ -13,5 +13,6 @@ pub mod roles;
 pub mod scim;
 pub mod scope;
 pub mod secret;
+pub mod session;
 pub mod signin;
 pub mod totp;

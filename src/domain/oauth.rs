@@ -20,6 +20,10 @@ pub struct Client {
     /// token that mints bypass codes for whoever signs in to it, so it must be trusted as
     /// much as the user's own authenticator (`client add --allow-self-service-codes`).
     pub allow_self_service_codes: bool,
+    /// Where RP-Initiated Logout may send the browser afterwards (matched exactly).
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where Back-Channel Logout tokens are posted.
+    pub backchannel_logout_uri: Option<String>,
 }
 
 impl Client {
@@ -63,6 +67,8 @@ pub struct Grant {
     /// The bypass code the sign-in used: revoking it ends this grant.
     pub bypass_code_id: Option<String>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The single sign-on session that gave it: ending the session ends the grant.
+    pub session_id: Option<String>,
 }
 
 impl Grant {

@@ -38,6 +38,12 @@ pub struct AuthRequest {
     pub login_hint: Option<String>,
     /// The client, `acr_values` or nothing asks for 2-step verification.
     pub mfa_requested: bool,
+    /// `prompt=none`: no page may be shown; an error goes back to the client instead.
+    #[serde(default)]
+    pub prompt_none: bool,
+    /// `prompt=login`: a new sign-in, whatever session the browser has.
+    #[serde(default)]
+    pub prompt_login: bool,
 }
 
 /// An error to send back to the client's redirect URI (RFC 6749 §4.1.2.1).
@@ -211,12 +217,13 @@ pub fn parse_auth_request(
                 })?,
         ),
     };
+    let (mut prompt_none, mut prompt_login) = (false, false);
     if let Some(prompt) = params.get("prompt") {
         for value in prompt.split_whitespace() {
             match value {
-                "login" | "consent" | "select_account" => {}
-                // No single sign-on session is kept, so a sign-in always needs the user.
-                "none" => return Err(redirect_error("login_required", "the user must sign in")),
+                "login" => prompt_login = true,
+                "none" => prompt_none = true,
+                "consent" | "select_account" => {}
                 other => {
                     return Err(redirect_error(
                         "invalid_request",
@@ -224,6 +231,13 @@ pub fn parse_auth_request(
                     ));
                 }
             }
+        }
+        // OpenID Connect Core §3.1.2.1: none with any other value is an error.
+        if prompt_none && prompt.split_whitespace().count() > 1 {
+            return Err(redirect_error(
+                "invalid_request",
+                "prompt=none cannot be combined with other values",
+            ));
         }
     }
     let acr_mfa = params
@@ -239,6 +253,8 @@ pub fn parse_auth_request(
         max_age,
         login_hint: params.get("login_hint").cloned(),
         mfa_requested: client.require_mfa || acr_mfa,
+        prompt_none,
+        prompt_login,
     })
 }
 
@@ -283,14 +299,41 @@ pub struct Flow {
     /// Echoed by every form; compared in constant time.
     pub csrf: String,
     pub step: Step,
+    /// The sign-in session the browser had when the request came (its public id): a sign-in
+    /// that ends replaces it.
+    #[serde(default)]
+    pub browser_session: Option<String>,
+    /// The flow asks only for the second step of `browser_session`, a password-only session.
+    #[serde(default)]
+    pub step_up: bool,
 }
 
 impl Flow {
-    pub fn new(request: AuthRequest, csrf: String) -> Self {
+    pub fn new(request: AuthRequest, csrf: String, browser_session: Option<String>) -> Self {
         Self {
             request,
             csrf,
             step: Step::Password,
+            browser_session,
+            step_up: false,
+        }
+    }
+
+    /// A flow that asks a password-only session (`session_id`, signed in at `auth_time`)
+    /// for its second step.
+    pub fn second_step(
+        request: AuthRequest,
+        csrf: String,
+        session_id: String,
+        user_id: UserId,
+        auth_time: i64,
+    ) -> Self {
+        Self {
+            request,
+            csrf,
+            step: Step::SecondFactor { user_id, auth_time },
+            browser_session: Some(session_id),
+            step_up: true,
         }
     }
 
@@ -404,6 +447,8 @@ mod tests {
             public,
             require_mfa: false,
             allow_self_service_codes: false,
+            post_logout_redirect_uris: vec![],
+            backchannel_logout_uri: None,
         }
     }
 
@@ -478,7 +523,8 @@ mod tests {
             (vec![("code_challenge_method", "plain")], "invalid_request"),
             (vec![("code_challenge", "short")], "invalid_request"),
             (vec![("max_age", "-1")], "invalid_request"),
-            (vec![("prompt", "none")], "login_required"),
+            (vec![("prompt", "none login")], "invalid_request"),
+            (vec![("prompt", "sideways")], "invalid_request"),
             (vec![("request", "x")], "request_not_supported"),
         ] {
             assert_eq!(
@@ -500,7 +546,7 @@ mod tests {
     fn flow(mfa_requested: bool) -> Flow {
         let mut request = parse_auth_request(&params(&[]), &client(false)).unwrap();
         request.mfa_requested = mfa_requested;
-        Flow::new(request, "csrf".into())
+        Flow::new(request, "csrf".into(), None)
     }
 
     #[test]

@@ -108,6 +108,8 @@ pub struct MfaRecord {
     pub bypass_salt: Vec<u8>,
     /// Failed second-factor attempts in a row (NIST SP 800-63B's cap).
     pub consecutive_failures: i32,
+    /// When the factor was confirmed; `None` for factors confirmed before this was kept.
+    pub totp_confirmed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ pub fn step_page(
             csrf => flow.csrf,
             application => application_name(&flow.request.client_id),
             login_hint => flow.request.login_hint,
+            step_up => flow.step_up,
             secret => enrollment.map(|e| e.secret_base32.expose().to_owned()),
             otpauth_uri => enrollment.map(|e| e.otpauth_uri.expose().to_owned()),
         },

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use poem::http::StatusCode;
 use poem::web::cookie::{Cookie, CookieJar, SameSite};
 use poem::web::{Data, Form, Query};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{Request, Response, handler};
 
 use super::error::{PageError, html, page_error, page_failure};
-use super::pages::{denied_text, signed_out_page, step_page};
+use super::pages::{denied_text, step_page};
 use crate::domain::secret::Secret;
 use crate::edge::ClientAddr;
 use crate::service::context::Context;
@@ -56,7 +56,24 @@ fn flow_id(jar: &CookieJar) -> Option<String> {
     jar.get(FLOW_COOKIE).map(|c| c.value_str().to_owned())
 }
 
-fn render(next: Next, show_bypass: bool, jar: &CookieJar) -> Response {
+/// The single sign-on session's cookie: HttpOnly, SameSite=Lax, Path=/, and `__Host-` and
+/// Secure on an https issuer. It lasts as long as the browser keeps it; the server decides
+/// how long the session behind it lives.
+pub fn set_session_cookie(state: &AppState, jar: &CookieJar, token: String) {
+    let mut cookie = Cookie::new_with_str(state.sessions.cookie_name(), token);
+    cookie.set_http_only(true);
+    cookie.set_same_site(SameSite::Lax);
+    cookie.set_path("/");
+    cookie.set_secure(state.sessions.secure());
+    jar.add(cookie);
+}
+
+pub fn session_token(state: &AppState, jar: &CookieJar) -> Option<String> {
+    jar.get(state.sessions.cookie_name())
+        .map(|c| c.value_str().to_owned())
+}
+
+fn render(state: &AppState, next: Next, show_bypass: bool, jar: &CookieJar) -> Response {
     match next {
         Next::Continue {
             flow,
@@ -69,8 +86,11 @@ fn render(next: Next, show_bypass: bool, jar: &CookieJar) -> Response {
                 step_page(&flow, message.as_deref(), show_bypass, enrollment.as_ref()),
             )
         }
-        Next::Success(url) => {
+        Next::Success { url, session } => {
             jar.remove(FLOW_COOKIE);
+            if let Some(token) = session {
+                set_session_cookie(state, jar, token);
+            }
             see_other(&url)
         }
         Next::Expired => page_error(PageError::Expired),
@@ -102,7 +122,12 @@ pub async fn authorize(
         }
         params.insert(key.into_owned(), value.into_owned());
     }
-    match state.signin.start(&params, &context(addr)).await {
+    let browser = session_token(state, jar);
+    match state
+        .signin
+        .start(&params, &context(addr), browser.as_deref())
+        .await
+    {
         Ok(Start::Opened(id)) => {
             set_flow_cookie(jar, id, state.issuer.starts_with("https://"));
             see_other("/oauth2/signin")
@@ -122,10 +147,11 @@ pub async fn signin_page(
 ) -> Response {
     let use_bypass = query.get("method").is_some_and(|m| m == "bypass");
     let Some(id) = flow_id(jar) else {
-        return render(Next::Expired, false, jar);
+        return render(state, Next::Expired, false, jar);
     };
     match state.signin.load(&id).await {
         Ok(Some(flow)) => render(
+            state,
             Next::Continue {
                 flow,
                 denied: None,
@@ -134,7 +160,7 @@ pub async fn signin_page(
             use_bypass,
             jar,
         ),
-        Ok(None) => render(Next::Expired, false, jar),
+        Ok(None) => render(state, Next::Expired, false, jar),
         Err(err) => page_failure(err),
     }
 }
@@ -151,7 +177,7 @@ pub async fn password(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let Some(id) = flow_id(jar) else {
-        return render(Next::Expired, false, jar);
+        return render(state, Next::Expired, false, jar);
     };
     if let Some(refused) = oversized_field(&form) {
         return refused;
@@ -172,7 +198,7 @@ pub async fn password(
             if let Some(new_id) = rotated {
                 set_flow_cookie(jar, new_id, state.issuer.starts_with("https://"));
             }
-            render(next, false, jar)
+            render(state, next, false, jar)
         }
         Err(err) => page_failure(err),
     }
@@ -188,14 +214,14 @@ async fn code_step(
 ) -> Response {
     let show_bypass = step == CodeStep::BypassCode;
     let Some(id) = flow_id(jar) else {
-        return render(Next::Expired, show_bypass, jar);
+        return render(state, Next::Expired, show_bypass, jar);
     };
     if let Some(refused) = oversized_field(form) {
         return refused;
     }
     let (csrf, code, ctx) = (field(form, "csrf"), field(form, "code"), context(addr));
     match state.signin.code_step(step, &id, csrf, code, &ctx).await {
-        Ok(next) => render(next, show_bypass, jar),
+        Ok(next) => render(state, next, show_bypass, jar),
         Err(err) => page_failure(err),
     }
 }
@@ -228,11 +254,4 @@ pub async fn enroll(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     code_step(state, jar, addr, &form, CodeStep::Enroll).await
-}
-
-/// Signs nobody out (no single sign-on session is kept) and says so.
-#[handler]
-pub async fn end_session(jar: &CookieJar) -> impl IntoResponse {
-    jar.remove(FLOW_COOKIE);
-    html(StatusCode::OK, signed_out_page())
 }

@@ -223,6 +223,12 @@ fn declare_limits(doc: &mut Value) {
         "maxActive",
         json!({"minimum": 1, "maximum": MAX_ACTIVE_LIMIT}),
     );
+    constrain(
+        doc,
+        "BypassCodeSettings",
+        "bypassSessionMaxMinutes",
+        json!({"minimum": 0, "maximum": crate::domain::bypass::policy::MAX_BYPASS_SESSION_MINUTES}),
+    );
     for origin in ["helpDesk", "selfService"] {
         constrain(
             doc,

@@ -380,6 +380,9 @@ pub struct BypassCodeSettingsResource {
     pub self_service_max_expiry_minutes: Option<i64>,
     /// `true`: no limit on expiry.
     pub self_service_max_expiry_minutes_unlimited: Option<bool>,
+    /// How long a sign-in session opened with a bypass code gives single sign-on to other
+    /// applications, in minutes (default 60; 0: every application asks again).
+    pub bypass_session_max_minutes: Option<i64>,
 }
 
 /// A TOTP factor waiting for confirmation. Show `otpauthUri` as a QR code.

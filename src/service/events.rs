@@ -35,6 +35,11 @@ pub fn signed_in(method: &'static str) {
     metrics::counter!("signins_total", "method" => method).increment(1);
 }
 
+/// `outcome`: delivered, refused (the client answered 4xx), failed (after the retries).
+pub fn backchannel_logout(outcome: &'static str) {
+    metrics::counter!("backchannel_logouts_total", "outcome" => outcome).increment(1);
+}
+
 /// `dependency`: database, redis.
 pub fn dependency_error(dependency: &'static str) {
     metrics::counter!("dependency_errors_total", "dependency" => dependency).increment(1);

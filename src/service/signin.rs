@@ -17,8 +17,10 @@ use tokio::sync::OnceCell;
 
 use super::bypass::{BypassCodeService, Rejection, VerifyOutcome};
 use super::context::Context;
+use super::logout::HintVerifier;
 use super::mfa::{Enrollment, Lock, MfaService, TotpOutcome};
 use super::roles::Roles;
+use super::sessions::{SessionService, SignedIn};
 use super::throttle::Throttle;
 use super::{ServiceError, audit, passwords};
 use crate::counters::SharedCounters;
@@ -30,6 +32,7 @@ use crate::domain::limits::{Limit, LimitKey};
 use crate::domain::repo::{ClientRepo, GrantRepo, UserRepo};
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::Secret;
+use crate::domain::session::{self, Reuse, Standing};
 use crate::domain::signin::{self, AuthRequest, Flow, SecondFactor, Step};
 use crate::domain::signin::{AMR_BYPASS_CODE, AMR_OTP};
 use crate::domain::totp::TotpStatus;
@@ -56,14 +59,21 @@ pub struct CodeGrant {
     /// The bypass code the sign-in used, if it used one.
     #[serde(default)]
     pub bypass_code: Option<String>,
+    /// The sign-in session it came from (`sid`).
+    #[serde(default)]
+    pub session_id: Option<String>,
 }
 
 /// What a sign-in step answers (kanidm's `CredState` shape). One per request, so the large
 /// variant costs nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum Next {
-    /// Signed in: send the browser back to the client with this URL.
-    Success(String),
+    /// Signed in: send the browser back to the client with this URL; `session` is the new
+    /// value of the session cookie, when the sign-in opened or stepped up a session.
+    Success {
+        url: String,
+        session: Option<String>,
+    },
     /// Show the flow's current step, which says what may come next; `denied` says why the
     /// last attempt failed, and during enrolment `enrollment` holds the new secret.
     Continue {
@@ -202,6 +212,8 @@ pub struct SignInService {
     /// New flows one address may open per [`FLOW_TTL`].
     flows_per_address: u64,
     roles: Roles,
+    sessions: SessionService,
+    hints: HintVerifier,
     dummy_hash: Arc<OnceCell<String>>,
 }
 
@@ -216,6 +228,8 @@ pub struct SignInParts {
     pub issuer: String,
     pub flows_per_address: u64,
     pub roles: Roles,
+    pub sessions: SessionService,
+    pub hints: HintVerifier,
 }
 
 impl SignInService {
@@ -230,15 +244,19 @@ impl SignInService {
             issuer: parts.issuer,
             flows_per_address: parts.flows_per_address,
             roles: parts.roles,
+            sessions: parts.sessions,
+            hints: parts.hints,
             dummy_hash: Default::default(),
         }
     }
 
-    /// Validates an authorization request and opens a flow; returns the flow id.
+    /// Validates an authorization request and answers it from the browser's session (whose
+    /// cookie is `browser_token`) or opens a flow; returns the flow id.
     pub async fn start(
         &self,
         params: &HashMap<String, String>,
         ctx: &Context,
+        browser_token: Option<&str>,
     ) -> Result<Start, ServiceError> {
         let client_id = params
             .get("client_id")
@@ -252,24 +270,68 @@ impl SignInService {
         let client = client.ok_or(ServiceError::NotFound("client"))?;
         let request = match signin::parse_auth_request(params, &client) {
             Ok(request) => request,
-            Err(e) => {
-                let mut pairs = vec![
-                    ("error", e.error),
-                    ("error_description", e.description.as_str()),
-                ];
-                // A state too long to accept is too long to echo.
-                if let Some(state) = params
-                    .get("state")
-                    .filter(|s| s.len() <= signin::MAX_PARAM_LEN)
-                {
-                    pairs.push(("state", state));
+            Err(e) => return Ok(self.refuse(&redirect, params, e.error, &e.description)),
+        };
+        let hint_subject = match params.get("id_token_hint") {
+            Some(hint) => match self.hints.verify(hint).await? {
+                Some(hint) => Some(hint.sub),
+                None => {
+                    let why = "id_token_hint is not an ID token this server issued";
+                    return Ok(self.refuse(&redirect, params, "invalid_request", why));
                 }
-                return Ok(Start::Redirect(redirect_url(
-                    &redirect,
-                    &pairs,
-                    &self.issuer,
-                )));
+            },
+            None => None,
+        };
+        let session = match browser_token {
+            Some(token) => self.sessions.find(token).await?,
+            None => None,
+        };
+        let found = match &session {
+            Some(session) => self.sessions.standing(session).await?,
+            None => None,
+        };
+        let standing = found.as_ref().map(|f| Standing {
+            session: &f.session,
+            user_name: &f.user_name,
+            factor_before_session: f.factor_before_session,
+        });
+        let now = self.clock.now().timestamp();
+        let csrf = random_token();
+        let flow = match session::reuse(&request, standing.as_ref(), hint_subject.as_deref(), now) {
+            Reuse::Refuse(error) => {
+                let why = match error {
+                    "interaction_required" => "the user must complete 2-step verification",
+                    _ => "the user must sign in",
+                };
+                return Ok(self.refuse(&redirect, params, error, why));
             }
+            Reuse::Silent => {
+                let Some(found) = found else {
+                    return Err(ServiceError::bug("silent sign-in without a session"));
+                };
+                self.sessions.touch(&found.session).await?;
+                let s = found.session;
+                let url = self
+                    .issue_code(
+                        request,
+                        &s.user_id,
+                        s.auth_time,
+                        s.amr,
+                        s.bypass_code_id,
+                        Some(s.id),
+                        ctx,
+                    )
+                    .await?;
+                return Ok(Start::Redirect(url));
+            }
+            Reuse::SecondStep => {
+                let Some(found) = found else {
+                    return Err(ServiceError::bug("second step without a session"));
+                };
+                let s = found.session;
+                Flow::second_step(request, csrf, s.id, s.user_id, s.auth_time)
+            }
+            Reuse::SignIn => Flow::new(request, csrf, session.map(|s| s.id)),
         };
         // Flows live in memory or Redis until they expire: one address may open only so many.
         if let Some(ip) = ctx.ip {
@@ -283,9 +345,27 @@ impl SignInService {
             }
         }
         let id = random_token();
-        let flow = Flow::new(request, random_token());
         self.save(&id, &flow).await?;
         Ok(Start::Opened(id))
+    }
+
+    /// An OAuth error back at the client, with its `state` and our `iss`.
+    fn refuse(
+        &self,
+        redirect: &str,
+        params: &HashMap<String, String>,
+        error: &str,
+        description: &str,
+    ) -> Start {
+        let mut pairs = vec![("error", error), ("error_description", description)];
+        // A state too long to accept is too long to echo.
+        if let Some(state) = params
+            .get("state")
+            .filter(|s| s.len() <= signin::MAX_PARAM_LEN)
+        {
+            pairs.push(("state", state));
+        }
+        Start::Redirect(redirect_url(redirect, &pairs, &self.issuer))
     }
 
     async fn save(&self, id: &str, flow: &Flow) -> Result<(), ServiceError> {
@@ -516,7 +596,8 @@ impl SignInService {
         self.advance(id, flow, None, ctx).await
     }
 
-    /// Issues the authorization code for a flow its caller has claimed (deleted).
+    /// Opens (or steps up) the browser's session and issues the authorization code, for a
+    /// flow its caller has claimed (deleted).
     async fn finish(&self, flow: Flow, ctx: &Context) -> Result<Next, ServiceError> {
         let Step::Authenticated {
             user_id,
@@ -527,7 +608,59 @@ impl SignInService {
         else {
             return Err(ServiceError::bug("finish before authentication"));
         };
-        let request: AuthRequest = flow.request;
+        let opened = match (&flow.browser_session, flow.step_up) {
+            (Some(session_id), true) => {
+                match self
+                    .sessions
+                    .step_up(session_id, &amr, bypass_code.as_deref())
+                    .await?
+                {
+                    Some(opened) => opened,
+                    // The session ended while its second step was asked for.
+                    None => return Ok(Next::Expired),
+                }
+            }
+            (replacing, _) => {
+                let signed_in = SignedIn {
+                    user_id: &user_id,
+                    auth_time,
+                    amr: &amr,
+                    bypass_code: bypass_code.as_deref(),
+                };
+                self.sessions
+                    .open(signed_in, ctx, replacing.as_deref())
+                    .await?
+            }
+        };
+        let url = self
+            .issue_code(
+                flow.request,
+                &user_id,
+                auth_time,
+                amr,
+                bypass_code,
+                Some(opened.session.id),
+                ctx,
+            )
+            .await?;
+        Ok(Next::Success {
+            url,
+            session: Some(opened.token),
+        })
+    }
+
+    /// The authorization code for a signed-in user, and the URL that takes it to the client.
+    #[allow(clippy::too_many_arguments)]
+    async fn issue_code(
+        &self,
+        request: AuthRequest,
+        user_id: &UserId,
+        auth_time: i64,
+        amr: Vec<String>,
+        bypass_code: Option<String>,
+        session_id: Option<String>,
+        ctx: &Context,
+    ) -> Result<String, ServiceError> {
         events::signed_in(if amr.iter().any(|m| m == AMR_BYPASS_CODE) {
             "bypass_code"
         } else if amr.iter().any(|m| m == AMR_OTP) {
@@ -539,7 +672,7 @@ impl SignInService {
         let scope = self
             .roles
             .allowed_scope(
-                &user_id,
+                user_id,
                 &request.client_id,
                 &ScopeSet::parse(&request.scope),
                 &amr,
@@ -557,6 +690,7 @@ impl SignInService {
             amr: amr.clone(),
             grant_id: uuid::Uuid::new_v4().to_string(),
             bypass_code,
+            session_id,
         };
         let text = serde_json::to_string(&grant)
             .map_err(|e| ServiceError::internal("authorization code", e))?;
@@ -564,7 +698,7 @@ impl SignInService {
         audit::record(
             &self.store,
             ctx,
-            &user_id,
+            user_id,
             None,
             AuditEvent::SignedIn,
             Some(format!(
@@ -579,11 +713,7 @@ impl SignInService {
         if let Some(state) = &request.state {
             params.push(("state", state));
         }
-        Ok(Next::Success(redirect_url(
-            &request.redirect_uri,
-            &params,
-            &self.issuer,
-        )))
+        Ok(redirect_url(&request.redirect_uri, &params, &self.issuer))
     }
 
     /// What an authorization code stands for, without using it up: the token endpoint checks

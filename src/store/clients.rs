@@ -28,6 +28,12 @@ fn client(row: oauth_client::Model) -> Client {
         public: row.is_public,
         require_mfa: row.require_mfa,
         allow_self_service_codes: row.allow_self_service_codes,
+        post_logout_redirect_uris: row
+            .post_logout_redirect_uris
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+        backchannel_logout_uri: row.backchannel_logout_uri,
     }
 }
 
@@ -41,6 +47,8 @@ fn row(client: Client) -> oauth_client::ActiveModel {
         is_public: Set(client.public),
         require_mfa: Set(client.require_mfa),
         allow_self_service_codes: Set(client.allow_self_service_codes),
+        post_logout_redirect_uris: Set(client.post_logout_redirect_uris.join("\n")),
+        backchannel_logout_uri: Set(client.backchannel_logout_uri),
         created_at: Set(Utc::now()),
     }
 }
@@ -69,6 +77,8 @@ impl ClientRepo for Store {
                         Column::IsPublic,
                         Column::RequireMfa,
                         Column::AllowSelfServiceCodes,
+                        Column::PostLogoutRedirectUris,
+                        Column::BackchannelLogoutUri,
                     ])
                     .to_owned(),
             )

@@ -5,6 +5,7 @@ use entity::{grant, refresh_token, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
+use super::sessions::EndReason;
 use super::{Store, StoreError};
 use crate::domain::ids::{ClientId, UserId};
 use crate::domain::oauth::{Grant, RefreshToken};
@@ -22,6 +23,7 @@ fn grant_of(row: grant::Model) -> Grant {
         created_at: row.created_at,
         bypass_code_id: row.bypass_code_id,
         revoked_at: row.revoked_at,
+        session_id: row.session_id,
     }
 }
 
@@ -40,6 +42,7 @@ impl GrantRepo for Store {
             created_at: Set(row.created_at),
             bypass_code_id: Set(row.bypass_code_id.clone()),
             revoked_at: Set(None),
+            session_id: Set(row.session_id.clone()),
         }
         .insert(&self.db)
         .await?;
@@ -132,8 +135,8 @@ impl GrantRepo for Store {
 
 impl Store {
     /// Ends every sign-in of a user (credentials changed, user deactivated or deleted): live
-    /// grants are revoked, and sign-ins still in progress are voided by the user's
-    /// `sessions_not_before`. Returns how many grants were revoked.
+    /// grants are revoked, single sign-on sessions end, and sign-ins still in progress are
+    /// voided by the user's `sessions_not_before`. Returns how many grants were revoked.
     pub async fn revoke_user_grants<C: ConnectionTrait>(
         db: &C,
         user_id: &UserId,
@@ -144,6 +147,7 @@ impl Store {
             .filter(user::Column::Id.eq(user_id.as_str()))
             .exec(db)
             .await?;
+        Store::end_user_sessions(db, user_id, EndReason::CredentialsChanged, now).await?;
         let result = grant::Entity::update_many()
             .col_expr(grant::Column::RevokedAt, Expr::value(now))
             .filter(grant::Column::UserId.eq(user_id.as_str()))
@@ -153,12 +157,14 @@ impl Store {
         Ok(result.rows_affected)
     }
 
-    /// Ends every live grant whose sign-in used the bypass code `code_id`; returns how many.
+    /// Ends every live grant whose sign-in used the bypass code `code_id`, and the sessions it
+    /// opened; returns how many grants.
     pub async fn revoke_code_grants<C: ConnectionTrait>(
         db: &C,
         code_id: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
+        Store::end_code_sessions(db, code_id, now).await?;
         let result = grant::Entity::update_many()
             .col_expr(grant::Column::RevokedAt, Expr::value(now))
             .filter(grant::Column::BypassCodeId.eq(code_id))

@@ -19,6 +19,7 @@ fn record(row: user_mfa::Model) -> MfaRecord {
         totp_confirmed: row.totp_confirmed,
         bypass_salt: row.bypass_salt,
         consecutive_failures: row.consecutive_failures,
+        totp_confirmed_at: row.totp_confirmed_at,
     }
 }
 
@@ -61,6 +62,7 @@ impl MfaRepo for Store {
             bypass_salt: Set(salt),
             consecutive_failures: Set(0),
             updated_at: Set(Utc::now()),
+            totp_confirmed_at: Set(None),
         }
         .insert(&self.db)
         .await;
@@ -102,10 +104,14 @@ impl MfaRepo for Store {
         step: i64,
         confirming: bool,
     ) -> Result<bool, StoreError> {
-        let result = user_mfa::Entity::update_many()
+        let mut update = user_mfa::Entity::update_many()
             .col_expr(user_mfa::Column::TotpConfirmed, Expr::value(true))
             .col_expr(user_mfa::Column::TotpLastStep, Expr::value(step))
-            .col_expr(user_mfa::Column::UpdatedAt, Expr::value(Utc::now()))
+            .col_expr(user_mfa::Column::UpdatedAt, Expr::value(Utc::now()));
+        if confirming {
+            update = update.col_expr(user_mfa::Column::TotpConfirmedAt, Expr::value(Utc::now()));
+        }
+        let result = update
             .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
             .filter(user_mfa::Column::TotpSecret.is_not_null())
             .filter(user_mfa::Column::TotpConfirmed.eq(!confirming))

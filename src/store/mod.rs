@@ -7,6 +7,7 @@ pub mod grants;
 pub mod groups;
 pub mod keys;
 pub mod mfa;
+pub mod sessions;
 pub mod settings;
 pub mod users;
 

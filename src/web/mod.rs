@@ -37,6 +37,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("audit.html", include_str!("templates/audit.html")),
         ("reset.html", include_str!("templates/reset.html")),
         ("policy.html", include_str!("templates/policy.html")),
+        ("logout.html", include_str!("templates/logout.html")),
+        ("sessions.html", include_str!("templates/sessions.html")),
     ] {
         // The sources are compiled into the binary; a syntax error is a bug a test catches.
         if let Err(e) = env.add_template(name, source) {

@@ -61,6 +61,7 @@ pub async fn register_with(
             public,
             require_mfa,
             allow_self_service_codes,
+            ..Default::default()
         },
     )
     .await

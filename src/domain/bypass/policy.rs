@@ -27,7 +27,12 @@ pub struct Policy {
     pub self_service_generation_enabled: bool,
     pub self_service_max_usage: Option<i64>,
     pub self_service_max_expiry_minutes: Option<i64>,
+    /// How long a sign-in session opened with a bypass code gives single sign-on (0: never).
+    pub bypass_session_max_minutes: u32,
 }
+
+/// The longest single sign-on a bypass-code session may be given: a day.
+pub const MAX_BYPASS_SESSION_MINUTES: i64 = 24 * 60;
 
 impl Default for Policy {
     fn default() -> Self {
@@ -40,6 +45,7 @@ impl Default for Policy {
             self_service_generation_enabled: true,
             self_service_max_usage: Some(1),
             self_service_max_expiry_minutes: None,
+            bypass_session_max_minutes: 60,
         }
     }
 }
@@ -59,10 +65,11 @@ const LIMITS: [(&str, i64, &str); 4] = [
 
 /// Whether `name` is a member of the API form (ignoring case, as SCIM does).
 fn is_member(name: &str) -> bool {
-    const OTHERS: [&str; 5] = [
+    const OTHERS: [&str; 6] = [
         "schemas",
         "codeLength",
         "maxActive",
+        "bypassSessionMaxMinutes",
         "helpDeskGenerationEnabled",
         "selfServiceGenerationEnabled",
     ];
@@ -119,6 +126,13 @@ impl Policy {
                 "\"maxActive\" must be between 1 and {MAX_ACTIVE_LIMIT}"
             )));
         }
+        let bypass_session = integer(object, "bypassSessionMaxMinutes")?
+            .unwrap_or(defaults.bypass_session_max_minutes as i64);
+        if !(0..=MAX_BYPASS_SESSION_MINUTES).contains(&bypass_session) {
+            return Err(invalid(format!(
+                "\"bypassSessionMaxMinutes\" must be between 0 (no single sign-on) and {MAX_BYPASS_SESSION_MINUTES}"
+            )));
+        }
         let [hd_usage, hd_expiry, ss_usage, ss_expiry] = LIMITS;
         Ok(Self {
             code_length: code_length as u32,
@@ -139,6 +153,7 @@ impl Policy {
                 ss_expiry,
                 defaults.self_service_max_expiry_minutes,
             )?,
+            bypass_session_max_minutes: bypass_session as u32,
         })
     }
 
@@ -149,6 +164,7 @@ impl Policy {
             "maxActive": self.max_active,
             "helpDeskGenerationEnabled": self.help_desk_generation_enabled,
             "selfServiceGenerationEnabled": self.self_service_generation_enabled,
+            "bypassSessionMaxMinutes": self.bypass_session_max_minutes,
         });
         let values = [
             self.help_desk_max_usage,
@@ -264,6 +280,8 @@ mod tests {
             json!({"helpDeskMaxUses": 3}),
             json!({"schemas": [null]}),
             json!({"schemas": "urn:x"}),
+            json!({"bypassSessionMaxMinutes": -1}),
+            json!({"bypassSessionMaxMinutes": 1441}),
             json!([]),
         ] {
             assert!(Policy::from_json(&bad).is_err(), "{bad}");

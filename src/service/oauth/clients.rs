@@ -24,7 +24,7 @@ use crate::store::{Store, StoreError};
 pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
 
 /// What an operator asks to register.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ClientSpec {
     pub client_id: Option<String>,
     pub redirect_uris: Vec<String>,
@@ -33,6 +33,10 @@ pub struct ClientSpec {
     pub public: bool,
     pub require_mfa: bool,
     pub allow_self_service_codes: bool,
+    /// RP-Initiated Logout: where the browser may be sent after signing out.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Back-Channel Logout: where logout tokens are posted.
+    pub backchannel_logout_uri: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,19 +117,38 @@ fn validate(spec: &ClientSpec) -> Result<(), ClientError> {
     if spec.grant_types.iter().any(|g| g == "authorization_code") && spec.redirect_uris.is_empty() {
         return invalid("authorization_code needs at least one --redirect-uri".into());
     }
-    for uri in &spec.redirect_uris {
+    let uris = spec
+        .redirect_uris
+        .iter()
+        .map(|u| ("redirect URI", u))
+        .chain(
+            spec.post_logout_redirect_uris
+                .iter()
+                .map(|u| ("post-logout redirect URI", u)),
+        )
+        .chain(
+            spec.backchannel_logout_uri
+                .iter()
+                .map(|u| ("back-channel logout URI", u)),
+        );
+    for (what, uri) in uris {
         let parsed = url::Url::parse(uri)
-            .map_err(|e| ClientError::Invalid(format!("redirect URI \"{uri}\": {e}")))?;
+            .map_err(|e| ClientError::Invalid(format!("{what} \"{uri}\": {e}")))?;
         if parsed.fragment().is_some() {
             return invalid(format!(
-                "redirect URI \"{uri}\" must not have a fragment (RFC 6749 §3.1.2)"
+                "{what} \"{uri}\" must not have a fragment (RFC 6749 §3.1.2)"
             ));
         }
         if uri.contains(char::is_whitespace) {
-            return invalid(format!(
-                "redirect URI \"{uri}\" must not contain white space"
-            ));
+            return invalid(format!("{what} \"{uri}\" must not contain white space"));
         }
+    }
+    if let Some(uri) = &spec.backchannel_logout_uri
+        && !(uri.starts_with("https://") || uri.starts_with("http://"))
+    {
+        return invalid(format!(
+            "back-channel logout URI \"{uri}\" must be an http or https address"
+        ));
     }
     Ok(())
 }
@@ -143,6 +166,8 @@ pub async fn register(store: &Store, spec: ClientSpec) -> Result<Registered, Cli
         public: spec.public,
         require_mfa: spec.require_mfa,
         allow_self_service_codes: spec.allow_self_service_codes,
+        post_logout_redirect_uris: spec.post_logout_redirect_uris,
+        backchannel_logout_uri: spec.backchannel_logout_uri,
     };
     match store.insert_client(new).await {
         Err(StoreError::Duplicate) => Err(ClientError::Exists(client_id.into_string())),
@@ -169,6 +194,8 @@ pub async fn ensure_console(store: &Store, issuer: &str) -> Result<(), ServiceEr
         public: true,
         require_mfa: true,
         allow_self_service_codes: true,
+        post_logout_redirect_uris: vec![],
+        backchannel_logout_uri: None,
     };
     Ok(store.save_client(console).await?)
 }
@@ -269,6 +296,8 @@ mod tests {
             public: false,
             require_mfa: false,
             allow_self_service_codes: false,
+            post_logout_redirect_uris: vec![],
+            backchannel_logout_uri: None,
         }
     }
 

@@ -33,6 +33,9 @@ pub struct ExtraMetadata {
     pub code_challenge_methods_supported: Vec<String>,
     pub authorization_response_iss_parameter_supported: bool,
     pub end_session_endpoint: String,
+    pub backchannel_logout_supported: bool,
+    pub backchannel_logout_session_supported: bool,
+    pub frontchannel_logout_supported: bool,
 }
 
 impl AdditionalProviderMetadata for ExtraMetadata {}
@@ -72,6 +75,7 @@ pub fn provider_metadata(issuer: &str) -> Result<ProviderMetadata, ServiceError>
         "preferred_username",
         "email",
         "email_verified",
+        "sid",
     ];
     let metadata = ProviderMetadata::new(
         IssuerUrl::new(issuer.to_owned()).map_err(bad_url)?,
@@ -84,6 +88,9 @@ pub fn provider_metadata(issuer: &str) -> Result<ProviderMetadata, ServiceError>
             code_challenge_methods_supported: vec!["S256".to_owned()],
             authorization_response_iss_parameter_supported: true,
             end_session_endpoint: url(END_SESSION_PATH),
+            backchannel_logout_supported: true,
+            backchannel_logout_session_supported: true,
+            frontchannel_logout_supported: false,
         },
     )
     .set_token_endpoint(Some(TokenUrl::new(url(TOKEN_PATH)).map_err(bad_url)?))

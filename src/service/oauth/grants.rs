@@ -6,17 +6,17 @@ use std::collections::HashMap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, Utc};
-use openidconnect::core::CoreIdTokenClaims;
 use openidconnect::{
-    Audience, AuthenticationContextClass, AuthenticationMethodReference, EmptyAdditionalClaims,
-    EndUserEmail, EndUserFamilyName, EndUserGivenName, EndUserName, EndUserUsername, IssuerUrl,
-    LocalizedClaim, Nonce, StandardClaims, SubjectIdentifier,
+    Audience, AuthenticationContextClass, AuthenticationMethodReference, EndUserEmail,
+    EndUserFamilyName, EndUserGivenName, EndUserName, EndUserUsername, IssuerUrl, LocalizedClaim,
+    Nonce, StandardClaims, SubjectIdentifier,
 };
 use rand::RngExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::keys::{IdClaims, SessionClaims};
 use super::tokens::Principal;
 use super::{OAuthService, TokenRefusal, required};
 use crate::domain::oauth::{Client, Grant};
@@ -144,6 +144,7 @@ impl OAuthService {
             created_at: now,
             bypass_code_id: code_grant.bypass_code.clone(),
             revoked_at: None,
+            session_id: code_grant.session_id.clone(),
         };
         self.store.insert_grant(&grant).await?;
         // Checked after the grant exists: a revocation that commits before this read is seen
@@ -155,6 +156,14 @@ impl OAuthService {
                 return Err(invalid_grant(
                     "the bypass code this sign-in used was revoked",
                 ));
+            }
+        }
+        // The same for the session: one that ended before this grant existed left it behind.
+        if let Some(session_id) = &grant.session_id {
+            let session = self.store.session(session_id).await?;
+            if session.is_none_or(|s| s.ended_at.is_some()) {
+                self.store.revoke_grant(&grant.id, now).await?;
+                return Err(invalid_grant("the sign-in session has ended"));
             }
         }
         Ok((grant, code_grant.nonce.clone()))
@@ -380,7 +389,7 @@ fn id_token_claims(
     user: &User,
     scopes: &ScopeSet,
     nonce: Option<&str>,
-) -> Result<CoreIdTokenClaims, ServiceError> {
+) -> Result<IdClaims, ServiceError> {
     let now = Utc::now();
     let auth_time = chrono::DateTime::from_timestamp(grant.auth_time, 0)
         .ok_or_else(|| ServiceError::bug("grant auth_time out of range"))?;
@@ -389,13 +398,15 @@ fn id_token_claims(
         .iter()
         .map(|m| AuthenticationMethodReference::new(m.clone()))
         .collect();
-    Ok(CoreIdTokenClaims::new(
+    Ok(IdClaims::new(
         IssuerUrl::new(issuer.to_owned()).map_err(|e| ServiceError::internal("issuer URL", e))?,
         vec![Audience::new(client.client_id.as_str().to_owned())],
         now + Duration::minutes(ID_TOKEN_MINUTES),
         now,
         standard_claims(user, scopes),
-        EmptyAdditionalClaims {},
+        SessionClaims {
+            sid: grant.session_id.clone(),
+        },
     )
     .set_nonce(nonce.map(|n| Nonce::new(n.to_owned())))
     .set_auth_time(Some(auth_time))

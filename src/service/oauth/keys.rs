@@ -13,16 +13,20 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use openidconnect::core::{
-    CoreIdToken, CoreIdTokenClaims, CoreJsonCurveType, CoreJsonWebKey, CoreJsonWebKeySet,
-    CoreJwsSigningAlgorithm,
+    CoreGenderClaim, CoreJsonCurveType, CoreJsonWebKey, CoreJsonWebKeySet,
+    CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
 };
-use openidconnect::{AccessToken, JsonWebKey, JsonWebKeyId, PrivateSigningKey, SigningError};
+use openidconnect::{
+    AccessToken, AdditionalClaims, IdToken, IdTokenClaims, JsonWebKey, JsonWebKeyId,
+    PrivateSigningKey, SigningError,
+};
 use ring::rand::SystemRandom;
 use ring::signature::{
     self, ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
     RSA_PKCS1_SHA256, RsaKeyPair, RsaPublicKeyComponents,
 };
 use rsa::pkcs1::{EncodeRsaPrivateKey, LineEnding};
+use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 
 use crate::domain::repo::KeyRepo;
@@ -31,6 +35,18 @@ use crate::service::sealing::Sealer;
 use crate::store::Store;
 
 const RSA_BITS: usize = 2048;
+
+/// The ID token claims beyond the standard ones: `sid`, the sign-in session (OpenID Connect
+/// Front-/Back-Channel Logout §2).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SessionClaims {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+impl AdditionalClaims for SessionClaims {}
+
+pub type IdClaims = IdTokenClaims<SessionClaims, CoreGenderClaim>;
 /// A token naming an unknown `kid` reloads the keys at most this often: forged tokens
 /// must not turn into a database query each.
 const RELOAD_INTERVAL: Duration = Duration::from_secs(60);
@@ -147,6 +163,21 @@ impl Key {
             }
         }
     }
+}
+
+/// A compact JWS of `claims` signed with `key`, its header naming `alg`, `typ` and `kid`.
+fn compact_jws(key: &Key, typ: &str, claims: &serde_json::Value) -> Result<String, ServiceError> {
+    let header = serde_json::json!({"alg": key.alg.as_str(), "typ": typ, "kid": key.kid});
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signature = key.sign(signing_input.as_bytes())?;
+    Ok(format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(signature)
+    ))
 }
 
 /// Lets openidconnect build ID tokens with a ring RSA key.
@@ -353,17 +384,18 @@ impl KeyRing {
         claims: &serde_json::Value,
     ) -> Result<String, ServiceError> {
         let key = self.loaded.read().await.access.clone();
-        let header = serde_json::json!({"alg": key.alg.as_str(), "typ": typ, "kid": key.kid});
-        let signing_input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let signature = key.sign(signing_input.as_bytes())?;
-        Ok(format!(
-            "{signing_input}.{}",
-            URL_SAFE_NO_PAD.encode(signature)
-        ))
+        compact_jws(&key, typ, claims)
+    }
+
+    /// Signs claims with the ID-token key (RS256), for tokens relying parties verify as they
+    /// verify ID tokens (Back-Channel Logout tokens).
+    pub async fn sign_with_id_token_key(
+        &self,
+        typ: &str,
+        claims: &serde_json::Value,
+    ) -> Result<String, ServiceError> {
+        let key = self.loaded.read().await.id_token.clone();
+        compact_jws(&key, typ, claims)
     }
 
     /// Verifies a signature made by one of our keys with algorithm `alg` (a token naming a
@@ -401,11 +433,16 @@ impl KeyRing {
     /// Signs ID token claims (RS256, with `kid`), adding `at_hash` for `access_token`.
     pub async fn sign_id_token(
         &self,
-        claims: CoreIdTokenClaims,
+        claims: IdClaims,
         access_token: &str,
     ) -> Result<String, ServiceError> {
         let key = self.loaded.read().await.id_token.clone();
-        let token = CoreIdToken::new(
+        let token = IdToken::<
+            SessionClaims,
+            CoreGenderClaim,
+            CoreJweContentEncryptionAlgorithm,
+            CoreJwsSigningAlgorithm,
+        >::new(
             claims,
             &IdTokenSigner(&key),
             CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,

@@ -181,10 +181,12 @@ pub async fn policy_save(
         "helpDeskMaxExpiryMinutes",
         "selfServiceMaxUsage",
         "selfServiceMaxExpiryMinutes",
+        "bypassSessionMaxMinutes",
     ] {
         let text = form.get(name).map(|v| v.trim()).unwrap_or_default();
         if text.is_empty() {
-            if name.contains("Max") && name != "maxActive" {
+            // An empty limit is no limit; an empty number without a switch takes its default.
+            if name.ends_with("MaxUsage") || name.ends_with("MaxExpiryMinutes") {
                 body.insert(unlimited_member(name), json!(true));
             }
             continue;

@@ -18,6 +18,7 @@ mod admin;
 mod codes;
 mod security;
 mod session;
+mod sessions;
 mod users;
 
 pub use admin::{audit, audit_log, policy_form, policy_save, reset, reset_form};
@@ -26,6 +27,7 @@ pub use security::{
     account, account_email, account_generate, account_generate_form, account_revoke,
 };
 pub use session::{callback, home, logout};
+pub use sessions::{account_end_sessions, user_end_sessions};
 pub use users::{user_page, users_page};
 
 use std::collections::HashMap;

@@ -27,11 +27,28 @@ pub async fn account(
     };
     let notice = (query.get("notice").map(String::as_str) == Some("revoked"))
         .then_some("The bypass code is revoked.");
+    let sessions = match state.sessions.list(&ctx, &session.user_id).await {
+        Ok(views) => views,
+        Err(e) => return failure(e),
+    };
+    let browser = crate::oidc::signin::session_token(state, jar);
+    let current = match browser {
+        Some(token) => state
+            .sessions
+            .find(&token)
+            .await
+            .ok()
+            .flatten()
+            .map(|s| s.id),
+        None => None,
+    };
+    let sessions = super::sessions::session_rows(&sessions, current.as_deref());
     let body = render(
         "account.html",
         merged(
             frame(&session, "My security"),
-            context! { two_step => two_step(status), codes => codes(&views), revoke_base => "/account/codes", may_generate => why_not.is_none(), why_not, notice },
+            context! { two_step => two_step(status), codes => codes(&views), revoke_base => "/account/codes", may_generate => why_not.is_none(), why_not, notice,
+            sessions, may_end_sessions => true, sessions_end => "/account/sessions/end" },
         ),
     );
     page(StatusCode::OK, body)

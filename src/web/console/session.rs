@@ -68,9 +68,12 @@ pub async fn callback(
     }
 }
 
+/// Signs out of the console and of this service: the browser's sign-in session ends too
+/// (as RP-initiated logout would), so the next sign-in anywhere asks again.
 #[handler]
 pub async fn logout(
     Data(state): Data<&Arc<AppState>>,
+    Data(addr): Data<&ClientAddr>,
     jar: &CookieJar,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
@@ -86,9 +89,16 @@ pub async fn logout(
         return failure(e);
     }
     jar.remove(SESSION_COOKIE);
+    if let Some(token) = crate::oidc::signin::session_token(state, jar) {
+        let ctx = Context::anonymous_at(addr.0);
+        if let Err(e) = state.sessions.sign_out(&token, &ctx).await {
+            return failure(e);
+        }
+        jar.remove(state.sessions.cookie_name());
+    }
     message(
         StatusCode::OK,
         "Signed out",
-        "You are signed out of the console.",
+        "You are signed out of the console and of this sign-in service.",
     )
 }

@@ -93,7 +93,15 @@ pub async fn user_page(
         (Ok(s), Ok(v)) => (s, v),
         (Err(e), _) | (_, Err(e)) => return failure(e),
     };
+    // Sessions, for those who may see them (the decision is the service's).
+    let sessions = state.sessions.list(&ctx(&session, addr), &user_id).await;
+    let (sessions, sessions_shown) = match sessions {
+        Ok(views) => (super::sessions::session_rows(&views, None), true),
+        Err(ServiceError::Forbidden(_)) => (Vec::new(), false),
+        Err(e) => return failure(e),
+    };
     let notice = query.get("notice").and_then(|n| match n.as_str() {
+        "signed-out" => Some("Every sign-in session of this user ended."),
         "revoked" => Some("The bypass code is revoked."),
         "reset" => Some("2-step verification is reset: the authenticator, every bypass code and every sign-in of this user are gone."),
         _ => None,
@@ -107,6 +115,8 @@ pub async fn user_page(
                 may_manage => session.may(BYPASS_CODES_MANAGE) && codes_refused.is_none(),
                 may_reset => session.may(MFA_MANAGE), codes_refused,
                 revoke_base => format!("{path}/codes"), notice,
+                sessions, sessions_shown, sessions_end => format!("{path}/sessions/end"),
+                may_end_sessions => (session.may(BYPASS_CODES_MANAGE) && codes_refused.is_none()) || session.may(MFA_MANAGE),
             },
         ),
     );

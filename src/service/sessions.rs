@@ -1,0 +1,396 @@
+//! Single sign-on sessions: opened when a sign-in ends, found behind the browser's cookie
+//! (only its SHA-256 is stored), stepped up, listed and ended. Ending one queues
+//! Back-Channel Logout for the clients it gave tokens to ([`super::logout`]).
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Duration;
+use rand::RngExt;
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+
+use super::access::Access;
+use super::bypass::BypassCodeService;
+use super::context::Context;
+use super::{ServiceError, audit};
+use crate::domain::access::Action;
+use crate::domain::audit::AuditEvent;
+use crate::domain::clock::Clock;
+use crate::domain::ids::UserId;
+use crate::domain::repo::{GrantRepo, MfaRepo, UserRepo};
+use crate::domain::session::{Lifetimes, SignInSession};
+use crate::domain::signin::acr_for;
+use crate::store::Store;
+use crate::store::sessions::{EndReason, Grants};
+
+/// The cookie on an https issuer: `__Host-` binds it to this origin, Secure and Path=/.
+pub const SECURE_COOKIE: &str = "__Host-bidp_session";
+/// The cookie on a plain-http issuer (development and tests).
+pub const PLAIN_COOKIE: &str = "bidp_session";
+/// Cookie values longer than this are not looked up.
+const MAX_TOKEN_LEN: usize = 128;
+
+/// How sessions are configured.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionSettings {
+    pub idle: Duration,
+    pub max: Duration,
+    pub per_user: usize,
+}
+
+/// A session the browser may sign in with, and what the authorization endpoint weighs.
+pub struct Found {
+    pub session: SignInSession,
+    pub user_name: String,
+    pub factor_before_session: bool,
+}
+
+/// A session just opened or stepped up: the cookie's new value goes to the browser.
+pub struct Opened {
+    pub token: String,
+    pub session: SignInSession,
+}
+
+/// A session as the account and console pages list it.
+pub struct SessionView {
+    pub session: SignInSession,
+    /// The clients it gave tokens to.
+    pub clients: Vec<String>,
+}
+
+/// What a sign-in that ends brings to its session.
+pub struct SignedIn<'a> {
+    pub user_id: &'a UserId,
+    pub auth_time: i64,
+    pub amr: &'a [String],
+    pub bypass_code: Option<&'a str>,
+}
+
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub(super) fn token_digest(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[derive(Clone)]
+pub struct SessionService {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    bypass: BypassCodeService,
+    access: Access,
+    settings: SessionSettings,
+    secure: bool,
+    /// Wakes the Back-Channel Logout announcer when a session ends.
+    pub(super) wake: Arc<Notify>,
+}
+
+impl SessionService {
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        bypass: BypassCodeService,
+        access: Access,
+        settings: SessionSettings,
+        issuer: &str,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            bypass,
+            access,
+            settings,
+            secure: issuer.starts_with("https://"),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The cookie's name: `__Host-` prefixed when the issuer is https.
+    pub fn cookie_name(&self) -> &'static str {
+        cookie_name(self.secure)
+    }
+
+    pub fn secure(&self) -> bool {
+        self.secure
+    }
+
+    pub fn max_age(&self) -> std::time::Duration {
+        self.settings.max.to_std().unwrap_or_default()
+    }
+
+    async fn lifetimes(&self) -> Result<Lifetimes, ServiceError> {
+        let policy = self.bypass.policy().await?;
+        Ok(Lifetimes {
+            idle: self.settings.idle,
+            max: self.settings.max,
+            bypass_single_sign_on: Duration::minutes(policy.bypass_session_max_minutes.into()),
+        })
+    }
+
+    /// The live session behind a cookie value, while its user is active and nothing voided
+    /// the user's sign-ins since it began.
+    pub async fn find(&self, token: &str) -> Result<Option<SignInSession>, ServiceError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Ok(None);
+        }
+        let Some(session) = self.store.session_by_token(&token_digest(token)).await? else {
+            return Ok(None);
+        };
+        if !session.is_live(self.clock.now(), self.settings.idle) {
+            return Ok(None);
+        }
+        let user = self.store.get_user(&session.user_id).await?;
+        if !user.is_some_and(|u| u.is_active()) {
+            return Ok(None);
+        }
+        let not_before = self.store.sessions_not_before(&session.user_id).await?;
+        if not_before.is_some_and(|t| session.auth_time < t.timestamp()) {
+            return Ok(None);
+        }
+        Ok(Some(session))
+    }
+
+    /// The browser's session as a way to sign in to a client without a page: while it is
+    /// within its single sign-on window.
+    pub async fn standing(&self, session: &SignInSession) -> Result<Option<Found>, ServiceError> {
+        let session = session.clone();
+        if !session.signs_in(self.clock.now(), self.settings.idle) {
+            return Ok(None);
+        }
+        let Some(user) = self.store.get_user(&session.user_id).await? else {
+            return Ok(None);
+        };
+        let mfa = self.store.get_mfa(&session.user_id).await?;
+        // Before the session's password check, not merely before the session was stored: a
+        // factor set up during the session's own sign-in proves nothing about it. Factors
+        // confirmed before this was recorded predate every session.
+        let factor_before_session = mfa.is_some_and(|m| {
+            m.totp_confirmed
+                && m.totp_confirmed_at
+                    .is_none_or(|t| t.timestamp() < session.auth_time)
+        });
+        Ok(Some(Found {
+            user_name: user.attributes.user_name.clone(),
+            session,
+            factor_before_session,
+        }))
+    }
+
+    /// Records that the session was used now (at most one write a minute).
+    pub async fn touch(&self, session: &SignInSession) -> Result<(), ServiceError> {
+        Ok(self
+            .store
+            .touch_session(&session.id, self.clock.now())
+            .await?)
+    }
+
+    /// Opens a session for a sign-in that just ended, with a new id and cookie. The session
+    /// the browser had before (`replacing`) ends: its grants move to the new one when it is the
+    /// same user's, and are signed out otherwise. A user over the limit loses the oldest.
+    pub async fn open(
+        &self,
+        signed_in: SignedIn<'_>,
+        ctx: &Context,
+        replacing: Option<&str>,
+    ) -> Result<Opened, ServiceError> {
+        let now = self.clock.now();
+        let (expires_at, single_sign_on_until) = self.lifetimes().await?.ends(now, signed_in.amr);
+        let session = SignInSession {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: signed_in.user_id.clone(),
+            created_at: now,
+            auth_time: signed_in.auth_time,
+            amr: signed_in.amr.to_vec(),
+            acr: acr_for(signed_in.amr).to_owned(),
+            bypass_code_id: signed_in.bypass_code.map(str::to_owned),
+            last_seen_at: now,
+            expires_at,
+            single_sign_on_until,
+            ip: ctx.ip.map(|ip| ip.to_string()),
+            ended_at: None,
+        };
+        let token = new_token();
+        self.store
+            .insert_session(&session, &token_digest(&token))
+            .await?;
+        if let Some(old) = replacing
+            && let Some(previous) = self.store.session(old).await?
+            && previous.ended_at.is_none()
+        {
+            if previous.user_id == session.user_id {
+                self.store.move_session_grants(old, &session.id).await?;
+            }
+            self.store
+                .end_session(old, EndReason::Replaced, Grants::KeepOffline, now)
+                .await?;
+        }
+        let open = self.store.open_sessions(&session.user_id, now).await?;
+        // Newest first: those past the limit are the oldest.
+        for extra in open.iter().skip(self.settings.per_user) {
+            self.store
+                .end_session(&extra.id, EndReason::TooMany, Grants::KeepOffline, now)
+                .await?;
+        }
+        self.wake.notify_one();
+        Ok(Opened { token, session })
+    }
+
+    /// A password-only session passed its second step now: it carries the new methods (and
+    /// the bypass code, if one was used) under a new cookie.
+    pub async fn step_up(
+        &self,
+        session_id: &str,
+        amr: &[String],
+        bypass_code: Option<&str>,
+    ) -> Result<Option<Opened>, ServiceError> {
+        let Some(mut session) = self.store.session(session_id).await? else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        let (_, single_sign_on_until) = self.lifetimes().await?.ends(session.created_at, amr);
+        session.amr = amr.to_vec();
+        session.acr = acr_for(amr).to_owned();
+        session.bypass_code_id = bypass_code.map(str::to_owned);
+        session.single_sign_on_until = single_sign_on_until.min(session.expires_at);
+        session.last_seen_at = now;
+        let token = new_token();
+        if !self
+            .store
+            .step_up_session(session_id, &token_digest(&token), &session)
+            .await?
+        {
+            return Ok(None);
+        }
+        Ok(Some(Opened { token, session }))
+    }
+
+    /// Signs the browser out: its session ends with its grants, except `offline_access`
+    /// ones (OpenID Connect Core §11). Returns the session that ended.
+    pub async fn sign_out(
+        &self,
+        token: &str,
+        ctx: &Context,
+    ) -> Result<Option<SignInSession>, ServiceError> {
+        let Some(session) = self.find(token).await? else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        if self
+            .store
+            .end_session(&session.id, EndReason::SignedOut, Grants::KeepOffline, now)
+            .await?
+        {
+            self.wake.notify_one();
+            let detail = format!("session {}", short(&session.id));
+            audit::record(
+                &self.store,
+                ctx,
+                &session.user_id,
+                None,
+                AuditEvent::SignedOut,
+                Some(detail),
+                now,
+            )
+            .await?;
+        }
+        Ok(Some(session))
+    }
+
+    /// The user's open sessions, newest first, with the clients each gave tokens to.
+    pub async fn list(
+        &self,
+        ctx: &Context,
+        user_id: &UserId,
+    ) -> Result<Vec<SessionView>, ServiceError> {
+        self.access
+            .check(ctx, Action::ReadStatus, Some(user_id))
+            .await
+            .or_else(|refused| {
+                // Everyone may see their own sessions.
+                if matches!(&ctx.actor, super::context::Actor::User(me) if me == user_id) {
+                    Ok(crate::domain::access::Permit::SelfService)
+                } else {
+                    Err(refused)
+                }
+            })?;
+        let now = self.clock.now();
+        let mut views = Vec::new();
+        for session in self.store.open_sessions(user_id, now).await? {
+            if !session.is_live(now, self.settings.idle) {
+                continue;
+            }
+            let clients = self.store.session_clients(&session.id).await?;
+            views.push(SessionView { session, clients });
+        }
+        Ok(views)
+    }
+
+    /// "Sign out everywhere": every session of the user ends with every grant it gave,
+    /// `offline_access` ones too. Returns how many sessions ended.
+    pub async fn end_everywhere(
+        &self,
+        ctx: &Context,
+        user_id: &UserId,
+    ) -> Result<usize, ServiceError> {
+        self.access
+            .check(ctx, Action::EndSessions, Some(user_id))
+            .await?;
+        let now = self.clock.now();
+        let mut ended = 0;
+        for session in self.store.open_sessions(user_id, now).await? {
+            if self
+                .store
+                .end_session(
+                    &session.id,
+                    EndReason::EverywhereSignedOut,
+                    Grants::All,
+                    now,
+                )
+                .await?
+            {
+                ended += 1;
+            }
+        }
+        self.wake.notify_one();
+        audit::record(
+            &self.store,
+            ctx,
+            user_id,
+            None,
+            AuditEvent::SessionsEnded,
+            Some(format!("{ended} session(s)")),
+            now,
+        )
+        .await?;
+        Ok(ended)
+    }
+}
+
+/// The first characters of an id, for audit details.
+fn short(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
+/// `__Host-` requires Secure, Path=/ and no Domain: only an https issuer can set it.
+fn cookie_name(secure: bool) -> &'static str {
+    if secure { SECURE_COOKIE } else { PLAIN_COOKIE }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cookie_is_host_prefixed_only_on_https() {
+        assert_eq!(cookie_name(true), "__Host-bidp_session");
+        assert_eq!(cookie_name(false), "bidp_session");
+    }
+}
