@@ -344,9 +344,10 @@ async fn authorization_requests_cannot_fill_memory() {
     let response = app.http.get(&started.auth_url).send().await.unwrap();
     assert_eq!(response.status(), 429);
     assert!(response.headers().contains_key("retry-after"));
-    // A query over 8 KiB is refused outright; a parameter over its cap is an error
-    // sent back to the client without echoing the oversized value.
-    let huge = format!("{}&x={}", started.auth_url, "a".repeat(9000));
+    // A query over 16 KiB is refused outright (an id_token_hint may take 8 KiB of it); a
+    // parameter over its cap is an error sent back to the client without echoing the
+    // oversized value.
+    let huge = format!("{}&x={}", started.auth_url, "a".repeat(17_000));
     assert_eq!(app.http.get(&huge).send().await.unwrap().status(), 400);
     let app2 = TestApp::spawn().await;
     let rp2 = register(&app2, false, false).await;

@@ -982,7 +982,7 @@ async fn sign_out_everywhere_from_my_security() {
     let rp = register(&app, false, false).await;
     let elsewhere = Browser::new(&app);
     let bypass = Second::Bypass(code["code"].as_str().unwrap());
-    sign_in_at(&app, &elsewhere, &rp, "everywhere", bypass, "").await;
+    let offline = sign_in_at(&app, &elsewhere, &rp, "everywhere", bypass, "").await;
     silent(&app, &elsewhere, &rp, "&prompt=none").await;
 
     let (browser, _) = console_sign_in(&app, "everywhere", &secret, "/console").await;
@@ -1003,6 +1003,15 @@ async fn sign_out_everywhere_from_my_security() {
     assert!(matches!(ended.status, 200 | 303), "{}", ended.body);
     let error = prompt_none_error(&app, &elsewhere, &rp, "").await;
     assert_eq!(error, "login_required");
+    // Sign out everywhere ends offline_access grants too, unlike a plain logout.
+    let refresh = offline
+        .refresh_token
+        .expect("an offline_access refresh token");
+    let (status, body) = refresh_with(&app, &rp, &refresh).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     app.stop().await;
 }
 
@@ -1036,5 +1045,173 @@ async fn a_user_over_the_session_limit_loses_the_oldest() {
     for browser in &browsers[1..] {
         silent(&app, browser, &rp, "&prompt=none").await;
     }
+    app.stop().await;
+}
+
+/// One browser, one session: the same user signing in again keeps the `sid` the clients hold
+/// (a new cookie, a later `auth_time`), and another user signing in ends the first user's
+/// session and tells its clients.
+#[tokio::test]
+async fn a_browser_session_is_renewed_for_its_user_and_replaced_for_another() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    app.create_user(&admin, user_body("first.person")).await;
+    app.create_user(&admin, user_body("second.person")).await;
+    let mut stub = StubRp::start(0, Duration::ZERO);
+    let rp = register_logout(&app, &[], Some(&stub.uri)).await;
+    let (browser, jar) = planted_browser(&app, "nothing-yet");
+    let first = sign_in_at(&app, &browser, &rp, "first.person", Second::Nothing, "").await;
+    let old_cookie = jar_value(&jar, &app).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again = sign_in_at(
+        &app,
+        &browser,
+        &rp,
+        "first.person",
+        Second::Nothing,
+        "&prompt=login",
+    )
+    .await;
+    assert_eq!(again.sid(), first.sid(), "the clients' sid stays true");
+    assert!(again.auth_time() > first.auth_time());
+    assert_ne!(jar_value(&jar, &app).unwrap(), old_cookie, "a new cookie");
+    let (stale, _) = planted_browser(&app, &old_cookie);
+    let error = prompt_none_error(&app, &stale, &rp, "").await;
+    assert_eq!(error, "login_required", "the old cookie opens nothing");
+
+    let other = sign_in_at(
+        &app,
+        &browser,
+        &rp,
+        "second.person",
+        Second::Nothing,
+        "&prompt=login",
+    )
+    .await;
+    assert_ne!(other.sid(), first.sid());
+    let claims = stub.claims_for(&app, &rp.client_id, first.sid()).await;
+    assert_eq!(claims["sub"], first.sub());
+    assert_eq!(
+        silent(&app, &browser, &rp, "&prompt=none").await.sub(),
+        other.sub()
+    );
+    app.stop().await;
+}
+
+/// A session cookie an attacker plants in a victim's browser (their own, real session) is
+/// replaced when the victim signs in, and the attacker's session ends with it.
+#[tokio::test]
+async fn a_planted_real_session_ends_when_the_victim_signs_in() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    app.create_user(&admin, user_body("the.attacker")).await;
+    app.create_user(&admin, user_body("the.victim")).await;
+    let rp = register(&app, false, false).await;
+    let (attacker, attacker_jar) = planted_browser(&app, "nothing-yet");
+    sign_in_at(&app, &attacker, &rp, "the.attacker", Second::Nothing, "").await;
+    let planted = jar_value(&attacker_jar, &app).unwrap();
+    let (victim, victim_jar) = planted_browser(&app, &planted);
+    let signed = sign_in_at(
+        &app,
+        &victim,
+        &rp,
+        "the.victim",
+        Second::Nothing,
+        "&prompt=login",
+    )
+    .await;
+    assert_ne!(jar_value(&victim_jar, &app).unwrap(), planted);
+    assert_eq!(
+        silent(&app, &victim, &rp, "&prompt=none").await.sub(),
+        signed.sub()
+    );
+    let error = prompt_none_error(&app, &attacker, &rp, "").await;
+    assert_eq!(error, "login_required", "the planted session ended");
+    app.stop().await;
+}
+
+/// An old ID token of the same user, from another session, does not sign this browser out
+/// without asking; the logout clears the cookie as it was set.
+#[tokio::test]
+async fn a_hint_from_another_session_asks_and_logout_clears_the_cookie() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    app.create_user(&admin, user_body("two.browsers")).await;
+    let rp = register_logout(&app, &[], None).await;
+    let (one, _) = planted_browser(&app, "nothing-yet");
+    let (two, _) = planted_browser(&app, "nothing-yet");
+    let elsewhere = sign_in_at(&app, &one, &rp, "two.browsers", Second::Nothing, "").await;
+    let here = sign_in_at(&app, &two, &rp, "two.browsers", Second::Nothing, "").await;
+    assert_ne!(elsewhere.sid(), here.sid());
+    let asked = two
+        .get(&logout_url(&[("id_token_hint", &elsewhere.id_token)]))
+        .await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(asked.body.contains("name=\"csrf\""), "a confirmation page");
+    silent(&app, &two, &rp, "&prompt=none").await;
+
+    let url = app.url(&logout_url(&[("id_token_hint", &here.id_token)]));
+    let response = two.http.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let cleared = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{SESSION_COOKIE}=")))
+        .expect("the logout clears the session cookie")
+        .to_ascii_lowercase();
+    for wanted in ["max-age=0", "path=/", "httponly"] {
+        assert!(cleared.contains(wanted), "{wanted}: {cleared}");
+    }
+    let error = prompt_none_error(&app, &two, &rp, "").await;
+    assert_eq!(error, "login_required");
+    silent(&app, &one, &rp, "&prompt=none").await;
+    app.stop().await;
+}
+
+/// The console keeps its own limits on top of single sign-on: it asks for a sign-in at most
+/// 8 hours old, and after its own session lapses it asks for a new one (`prompt=login`),
+/// not a silent renewal from the browser's session.
+#[tokio::test]
+async fn the_console_signs_in_again_after_its_session_lapses() {
+    use reqwest::cookie::CookieStore;
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    let (_, secret) = enrolled_user(&app, &admin, "console.lapse").await;
+    let (browser, jar) = planted_browser(&app, "nothing-yet");
+    let first = browser.get("/account").await;
+    let authorize = first.location.clone().unwrap();
+    assert!(authorize.contains("max_age=28800"), "{authorize}");
+    assert!(!authorize.contains("prompt=login"), "{authorize}");
+    let page = password_step(&browser, &authorize, "console.lapse", PASSWORD).await;
+    let totp = bypass_idp::domain::totp::code_at(&secret, now_secs() + 30).unwrap();
+    let done = browser
+        .post(
+            "/oauth2/signin/totp",
+            &[("csrf", &csrf(&page)), ("code", &totp)],
+        )
+        .await;
+    let callback = browser.get(&done.location.unwrap()).await;
+    assert_eq!(callback.status, 303, "{}", callback.body);
+    assert_eq!(browser.get("/account").await.status, 200);
+
+    // The console session lapses (as its idle timeout would end it).
+    let cookies = jar
+        .cookies(&reqwest::Url::parse(&app.base).unwrap())
+        .unwrap();
+    let console_cookie = cookies
+        .to_str()
+        .unwrap()
+        .split("; ")
+        .find_map(|c| c.strip_prefix("bidp_console="))
+        .unwrap()
+        .to_owned();
+    app.state().console.end(&console_cookie).await.unwrap();
+    let again = browser.get("/account").await;
+    let authorize = again.location.unwrap();
+    assert!(authorize.contains("prompt=login"), "{authorize}");
+    let asked = browser.get(&authorize).await;
+    assert_eq!(asked.location.as_deref(), Some("/oauth2/signin"));
     app.stop().await;
 }

@@ -47,10 +47,13 @@ pub enum Action {
     ReadAuditLog,
     /// End the target's sign-in sessions ("Sign out everywhere"). Anyone may end their own.
     EndSessions,
+    /// See the target's sign-in sessions (when, from where, which applications). Anyone may
+    /// see their own.
+    ReadSessions,
 }
 
 impl Action {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Generate,
         Self::Email,
         Self::Revoke,
@@ -62,6 +65,7 @@ impl Action {
         Self::ChangePolicy,
         Self::ReadAuditLog,
         Self::EndSessions,
+        Self::ReadSessions,
     ];
 
     /// Whether doing it to an administrator takes a security administrator. Reading whether
@@ -90,6 +94,7 @@ impl Action {
             Self::ChangePolicy => &[BYPASS_CODES_SETTINGS],
             Self::ReadAuditLog => &[AUDIT_READ],
             Self::EndSessions => &[MFA_MANAGE, BYPASS_CODES_MANAGE],
+            Self::ReadSessions => &[MFA_READ, MFA_MANAGE, BYPASS_CODES_MANAGE],
         }
     }
 
@@ -112,6 +117,7 @@ impl Action {
                 (Role::Helpdesk, BYPASS_CODES_MANAGE),
                 (Role::SecurityAdmin, MFA_MANAGE),
             ],
+            Self::ReadSessions => &[(Role::Helpdesk, MFA_READ), (Role::SecurityAdmin, MFA_READ)],
         }
     }
 }
@@ -261,8 +267,8 @@ pub fn decide(
 fn self_service(action: Action, scopes: &ScopeSet, factor: Factor) -> Result<Permit, Refusal> {
     match action {
         Action::ManageAuthenticator => Err(Refusal::OwnAuthenticator),
-        // Signing yourself out needs nothing: it only takes power away.
-        Action::EndSessions => Ok(Permit::SelfService),
+        // Seeing or ending your own sessions needs nothing: it only takes power away.
+        Action::EndSessions | Action::ReadSessions => Ok(Permit::SelfService),
         _ if !scopes.contains(BYPASS_CODES_SELF) => Err(Refusal::Scope(&[BYPASS_CODES_SELF])),
         // A code cannot mint more codes, and a password alone cannot mint any.
         Action::Generate if factor != Factor::Authenticator => {
@@ -344,7 +350,7 @@ mod tests {
             Action::ManageAuthenticator => security,
             Action::ReadStatus | Action::ReadPolicy => helpdesk || security,
             Action::ChangePolicy | Action::ReadAuditLog => security,
-            Action::EndSessions => (helpdesk && target_plain) || security,
+            Action::EndSessions | Action::ReadSessions => (helpdesk && target_plain) || security,
         }
     }
 

@@ -67,6 +67,18 @@ impl SignInSession {
     }
 }
 
+/// Whether an authenticator counts as confirmed before the session's sign-in (`auth_time`,
+/// the password check): one set up during or after that sign-in proves nothing about who
+/// opened the session. `confirmed_at` is `None` for factors confirmed before it was kept,
+/// which predate every session.
+pub fn factor_predates(
+    confirmed: bool,
+    confirmed_at: Option<DateTime<Utc>>,
+    auth_time: i64,
+) -> bool {
+    confirmed && confirmed_at.is_none_or(|t| t.timestamp() < auth_time)
+}
+
 /// What the service found out about the browser's session for one request.
 #[derive(Clone, Debug)]
 pub struct Standing<'a> {
@@ -272,6 +284,25 @@ mod tests {
             factor_before_session: true,
         };
         assert_eq!(reuse(&none, Some(&standing), None, 1001), Reuse::Silent);
+    }
+
+    #[test]
+    fn only_a_factor_confirmed_before_the_password_check_counts() {
+        let at = |s: i64| DateTime::from_timestamp(s, 0);
+        assert!(factor_predates(true, at(99), 100));
+        assert!(
+            !factor_predates(true, at(100), 100),
+            "the same second is not before"
+        );
+        assert!(
+            !factor_predates(true, at(150), 100),
+            "set up during the sign-in"
+        );
+        assert!(
+            factor_predates(true, None, 100),
+            "confirmed before times were kept"
+        );
+        assert!(!factor_predates(false, None, 100));
     }
 
     #[test]

@@ -21,9 +21,15 @@ pub const ACR_PASSWORD: &str = "urn:bypass-idp:acr:pwd";
 pub const ACR_MFA: &str = "urn:bypass-idp:acr:mfa";
 pub const ACR_VALUES: &[&str] = &[ACR_PASSWORD, ACR_MFA];
 /// Every authorization parameter is capped before it reaches a flow, a redirect or a log
-/// line; those echoed into tokens are capped tighter.
+/// line: those echoed into tokens tighter, an `id_token_hint` (a whole ID token) looser.
 pub const MAX_PARAM_LEN: usize = 2048;
-const TIGHTER_CAPS: &[(&str, usize)] = &[("nonce", 512), ("login_hint", 256), ("scope", 512)];
+const PARAM_CAPS: &[(&str, usize)] = &[
+    ("nonce", 512),
+    ("login_hint", 256),
+    ("scope", 512),
+    // An ID token of ours comes back whole: claims, a nonce and an RS256 signature.
+    ("id_token_hint", 8192),
+];
 
 /// A validated authorization request (RFC 6749 §4.1.1, OIDC Core §3.1.2.1, RFC 7636).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,7 +89,7 @@ pub fn parse_auth_request(
     client: &Client,
 ) -> Result<AuthRequest, RedirectError> {
     let cap = |name: &str| {
-        TIGHTER_CAPS
+        PARAM_CAPS
             .iter()
             .find(|(n, _)| *n == name)
             .map_or(MAX_PARAM_LEN, |(_, cap)| *cap)

@@ -88,7 +88,7 @@ pub async fn end_session(
         .await
     {
         Ok(LogoutOutcome::Done { redirect }) => {
-            jar.remove(state.sessions.cookie_name());
+            crate::oidc::signin::clear_session_cookie(state, jar);
             match redirect {
                 Some(url) => see_other(&url),
                 None => html(StatusCode::OK, signed_out_page()),

@@ -21,7 +21,7 @@ use crate::web::see_other;
 pub const FLOW_COOKIE: &str = "bidp_flow";
 /// The longest query an authorization request may have; parameters are capped one by one
 /// as well (`domain::signin`).
-const MAX_AUTHORIZE_QUERY: usize = 8 * 1024;
+const MAX_AUTHORIZE_QUERY: usize = 16 * 1024;
 /// Form fields longer than these are refused before they reach a counter, a flow or a log.
 const FIELD_CAPS: &[(&str, usize)] = &[
     ("username", 256),
@@ -65,6 +65,18 @@ pub fn set_session_cookie(state: &AppState, jar: &CookieJar, token: String) {
     cookie.set_same_site(SameSite::Lax);
     cookie.set_path("/");
     cookie.set_secure(state.sessions.secure());
+    jar.add(cookie);
+}
+
+/// Deletes the session cookie as it was set (a `__Host-` cookie is deleted only with Secure
+/// and Path=/, which a bare removal leaves out).
+pub fn clear_session_cookie(state: &AppState, jar: &CookieJar) {
+    let mut cookie = Cookie::new_with_str(state.sessions.cookie_name(), "");
+    cookie.set_http_only(true);
+    cookie.set_same_site(SameSite::Lax);
+    cookie.set_path("/");
+    cookie.set_secure(state.sessions.secure());
+    cookie.set_max_age(std::time::Duration::ZERO);
     jar.add(cookie);
 }
 
@@ -183,6 +195,7 @@ pub async fn password(
         return refused;
     }
     let secret = Secret::new(field(&form, "password"));
+    let browser = session_token(state, jar);
     match state
         .signin
         .password(
@@ -191,6 +204,7 @@ pub async fn password(
             field(&form, "username"),
             secret,
             &context(addr),
+            browser.as_deref(),
         )
         .await
     {
@@ -220,7 +234,12 @@ async fn code_step(
         return refused;
     }
     let (csrf, code, ctx) = (field(form, "csrf"), field(form, "code"), context(addr));
-    match state.signin.code_step(step, &id, csrf, code, &ctx).await {
+    let browser = session_token(state, jar);
+    match state
+        .signin
+        .code_step(step, &id, csrf, code, &ctx, browser.as_deref())
+        .await
+    {
         Ok(next) => render(state, next, show_bypass, jar),
         Err(err) => page_failure(err),
     }

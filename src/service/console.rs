@@ -136,7 +136,14 @@ impl ConsoleService {
     /// HttpOnly cookie) and bring back: the state, the PKCE verifier and where to return. Nothing
     /// is stored here before a sign-in succeeds, so anonymous requests cannot fill the store,
     /// and a code and state planted in someone else's browser open nothing.
-    pub fn begin_login(&self, return_to: &str) -> Result<(String, String), ServiceError> {
+    /// The console asks the sign-in session for a sign-in at most [`ABSOLUTE_TIMEOUT`] old
+    /// (`max_age`), and for a new one (`prompt=login`) when `reauthenticate`: after its own
+    /// session lapsed, so its limits hold on top of single sign-on.
+    pub fn begin_login(
+        &self,
+        return_to: &str,
+        reauthenticate: bool,
+    ) -> Result<(String, String), ServiceError> {
         let state = random_token();
         let verifier = random_token();
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
@@ -161,7 +168,11 @@ impl ConsoleService {
             .append_pair("scope", &ScopeSet::from_names(scopes).to_string())
             .append_pair("state", &state)
             .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256");
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("max_age", &ABSOLUTE_TIMEOUT.as_secs().to_string());
+        if reauthenticate {
+            url.query_pairs_mut().append_pair("prompt", "login");
+        }
         Ok((url.to_string(), cookie))
     }
 
@@ -208,7 +219,9 @@ impl ConsoleService {
             scope: grant.scope.clone(),
             amr: grant.amr.clone(),
             csrf: random_token(),
-            started: self.clock.now().timestamp(),
+            // The absolute limit counts from the sign-in, which single sign-on may have
+            // made before this console session.
+            started: grant.auth_time,
         };
         self.save(&id, &session).await?;
         // Checked again: the cookie came back from the browser.

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 
 use super::ServiceError;
 use super::context::Context;
@@ -33,6 +34,11 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(2);
 const RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(3)];
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 const LOGOUT_TOKEN_SECONDS: i64 = 120;
+/// Logout tokens in flight at once, per instance.
+const MAX_DELIVERIES: usize = 32;
+/// Sessions that ended (or expired) this long ago are forgotten, every so often.
+const KEEP_ENDED_DAYS: i64 = 30;
+const PURGE_INTERVAL: Duration = Duration::from_secs(10 * 60);
 
 /// What a verified `id_token_hint` says. Hints may have expired; only our signature and
 /// issuer count.
@@ -54,6 +60,8 @@ pub struct HintVerifier {
 struct HintHeader {
     alg: String,
     kid: String,
+    #[serde(default)]
+    typ: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -88,7 +96,14 @@ impl HintVerifier {
         let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).ok();
         let Some(header) = decode(header_b64)
             .and_then(|bytes| serde_json::from_slice::<HintHeader>(&bytes).ok())
+            // An ID token, not another token signed with the same key (a logout token, or an
+            // access token when those are RS256): they all name their `typ`.
             .filter(|h| h.alg == Alg::Rs256.as_str())
+            .filter(|h| {
+                h.typ
+                    .as_deref()
+                    .is_none_or(|t| t.eq_ignore_ascii_case("JWT"))
+            })
         else {
             return Ok(None);
         };
@@ -237,14 +252,32 @@ impl LogoutService {
             // Nobody is signed in here: nothing to end.
             return Ok(LogoutOutcome::Done { redirect });
         };
-        let hinted_user = hint
-            .as_ref()
-            .is_some_and(|h| h.sub == session.user_id.as_str());
-        if !hinted_user && !confirmed {
+        if !confirmed && !self.hint_is_for(hint.as_ref(), &session).await? {
             return Ok(LogoutOutcome::Confirm);
         }
         self.sessions.sign_out(token, ctx).await?;
         Ok(LogoutOutcome::Done { redirect })
+    }
+
+    /// Whether the hint proves the request is for this browser's session (RP-Initiated
+    /// Logout §2): an ID token of this session (`sid`), or, from a token without one, of its
+    /// user at a client this session signed in to. An old ID token from another session does
+    /// not sign the user out without asking.
+    async fn hint_is_for(
+        &self,
+        hint: Option<&Hint>,
+        session: &SignInSession,
+    ) -> Result<bool, ServiceError> {
+        let Some(hint) = hint.filter(|h| h.sub == session.user_id.as_str()) else {
+            return Ok(false);
+        };
+        match &hint.sid {
+            Some(sid) => Ok(*sid == session.id),
+            None => {
+                let clients = self.store.session_clients(&session.id).await?;
+                Ok(hint.aud.iter().any(|a| clients.contains(a)))
+            }
+        }
     }
 
     /// The client the request names by `client_id` or by the hint's audience; they must agree.
@@ -275,42 +308,71 @@ impl LogoutService {
     }
 
     /// Runs the announcer until the task is aborted: woken when a session ends here, and
-    /// sweeping every [`SWEEP_INTERVAL`] for sessions ended elsewhere.
+    /// sweeping every [`SWEEP_INTERVAL`] for sessions ended elsewhere. Now and then it also
+    /// forgets sessions that ended long ago.
     pub fn spawn_announcer(self) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
+            let deliveries = Arc::new(Semaphore::new(MAX_DELIVERIES));
+            let mut last_purge = std::time::Instant::now();
             loop {
                 tokio::select! {
                     _ = self.sessions.wake.notified() => {}
                     _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
                 }
-                if let Err(e) = self.announce().await {
+                if let Err(e) = self.announce(&deliveries).await {
                     tracing::warn!(error = %e, "back-channel logout sweep failed");
+                }
+                if last_purge.elapsed() >= PURGE_INTERVAL {
+                    last_purge = std::time::Instant::now();
+                    let before = self.clock.now() - chrono::Duration::days(KEEP_ENDED_DAYS);
+                    if let Err(e) = self.store.purge_sessions(before).await {
+                        tracing::warn!(error = %e, "purging old sessions failed");
+                    }
                 }
             }
         })
     }
 
-    /// Claims ended sessions and posts a logout token to each of their clients that takes one.
-    async fn announce(&self) -> Result<(), ServiceError> {
+    /// Claims ended sessions and posts a logout token to each of their clients that takes one,
+    /// at most [`MAX_DELIVERIES`] at a time.
+    async fn announce(&self, deliveries: &Arc<Semaphore>) -> Result<(), ServiceError> {
         loop {
             let batch = self.store.claim_logouts(50).await?;
             if batch.is_empty() {
                 return Ok(());
             }
             for session in batch {
-                for client_id in self.store.session_clients(&session.id).await? {
-                    let client = self.store.find_client(&ClientId::new(client_id)).await?;
-                    let Some((client, uri)) =
-                        client.and_then(|c| c.backchannel_logout_uri.clone().map(|u| (c, u)))
-                    else {
-                        continue;
-                    };
-                    let token = self.logout_token(&session, &client).await?;
-                    let http = self.http.clone();
-                    tokio::spawn(deliver(http, uri, token, client.client_id.into_string()));
+                // One session's failure does not drop the rest of a claimed batch.
+                if let Err(e) = self.announce_one(&session, deliveries).await {
+                    tracing::warn!(error = %e, sid = %session.id, "back-channel logout not sent");
                 }
             }
         }
+    }
+
+    async fn announce_one(
+        &self,
+        session: &SignInSession,
+        deliveries: &Arc<Semaphore>,
+    ) -> Result<(), ServiceError> {
+        for client_id in self.store.session_clients(&session.id).await? {
+            let client = self.store.find_client(&ClientId::new(client_id)).await?;
+            let Some((client, uri)) =
+                client.and_then(|c| c.backchannel_logout_uri.clone().map(|u| (c, u)))
+            else {
+                continue;
+            };
+            let token = self.logout_token(session, &client).await?;
+            let http = self.http.clone();
+            let Ok(permit) = deliveries.clone().acquire_owned().await else {
+                return Ok(());
+            };
+            tokio::spawn(async move {
+                deliver(http, uri, token, client.client_id.into_string()).await;
+                drop(permit);
+            });
+        }
+        Ok(())
     }
 
     /// Back-Channel Logout 1.0 §2.4: signed like our ID tokens, `typ` `logout+jwt`.

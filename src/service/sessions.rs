@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use rand::RngExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
@@ -19,8 +19,8 @@ use crate::domain::access::Action;
 use crate::domain::audit::AuditEvent;
 use crate::domain::clock::Clock;
 use crate::domain::ids::UserId;
-use crate::domain::repo::{GrantRepo, MfaRepo, UserRepo};
-use crate::domain::session::{Lifetimes, SignInSession};
+use crate::domain::repo::{BypassCodeRepo, GrantRepo, MfaRepo, UserRepo};
+use crate::domain::session::{Lifetimes, SignInSession, factor_predates};
 use crate::domain::signin::acr_for;
 use crate::store::Store;
 use crate::store::sessions::{EndReason, Grants};
@@ -169,13 +169,8 @@ impl SessionService {
             return Ok(None);
         };
         let mfa = self.store.get_mfa(&session.user_id).await?;
-        // Before the session's password check, not merely before the session was stored: a
-        // factor set up during the session's own sign-in proves nothing about it. Factors
-        // confirmed before this was recorded predate every session.
         let factor_before_session = mfa.is_some_and(|m| {
-            m.totp_confirmed
-                && m.totp_confirmed_at
-                    .is_none_or(|t| t.timestamp() < session.auth_time)
+            factor_predates(m.totp_confirmed, m.totp_confirmed_at, session.auth_time)
         });
         Ok(Some(Found {
             user_name: user.attributes.user_name.clone(),
@@ -186,23 +181,87 @@ impl SessionService {
 
     /// Records that the session was used now (at most one write a minute).
     pub async fn touch(&self, session: &SignInSession) -> Result<(), ServiceError> {
-        Ok(self
-            .store
-            .touch_session(&session.id, self.clock.now())
-            .await?)
+        let now = self.clock.now();
+        if now - session.last_seen_at < Duration::seconds(60) {
+            return Ok(());
+        }
+        Ok(self.store.touch_session(&session.id, now).await?)
     }
 
-    /// Opens a session for a sign-in that just ended, with a new id and cookie. The session
-    /// the browser had before (`replacing`) ends: its grants move to the new one when it is the
-    /// same user's, and are signed out otherwise. A user over the limit loses the oldest.
-    pub async fn open(
+    /// A sign-in just ended in a browser whose cookie names `current` now (read when the
+    /// sign-in ends, not when it began: another tab may have signed in meanwhile). The same
+    /// user's session is renewed in place: the same `sid` the clients hold, a new cookie, the
+    /// new `auth_time` and methods. Another user's session ends. Otherwise a new session opens,
+    /// and a user over the limit loses the oldest. `None`: the bypass code the sign-in used was
+    /// revoked meanwhile, and nothing opened.
+    pub async fn signed_in(
         &self,
         signed_in: SignedIn<'_>,
         ctx: &Context,
-        replacing: Option<&str>,
-    ) -> Result<Opened, ServiceError> {
+        current: Option<SignInSession>,
+    ) -> Result<Option<Opened>, ServiceError> {
         let now = self.clock.now();
-        let (expires_at, single_sign_on_until) = self.lifetimes().await?.ends(now, signed_in.amr);
+        let since = DateTime::from_timestamp(signed_in.auth_time, 0).unwrap_or(now);
+        let (expires_at, single_sign_on_until) = self.lifetimes().await?.ends(since, signed_in.amr);
+        let token = new_token();
+        let mut opened = None;
+        if let Some(previous) = current {
+            if previous.user_id == *signed_in.user_id {
+                let renewed = SignInSession {
+                    auth_time: signed_in.auth_time,
+                    amr: signed_in.amr.to_vec(),
+                    acr: acr_for(signed_in.amr).to_owned(),
+                    bypass_code_id: signed_in.bypass_code.map(str::to_owned),
+                    last_seen_at: now,
+                    expires_at,
+                    single_sign_on_until,
+                    ..previous
+                };
+                let digest = token_digest(&token);
+                if self
+                    .store
+                    .renew_session(&renewed.id, &digest, &renewed, self.settings.idle)
+                    .await?
+                {
+                    opened = Some(renewed);
+                }
+            } else {
+                self.store
+                    .end_session(&previous.id, EndReason::Replaced, Grants::KeepOffline, now)
+                    .await?;
+                self.wake.notify_one();
+            }
+        }
+        let session = match opened {
+            Some(session) => session,
+            None => {
+                self.insert(&signed_in, ctx, &token, expires_at, single_sign_on_until)
+                    .await?
+            }
+        };
+        // Checked after the session exists: a revocation that commits before this read is
+        // seen here, and one that commits after it finds the session and ends it.
+        if let Some(code_id) = &session.bypass_code_id {
+            let code = self.store.find_code(&session.user_id, code_id).await?;
+            if code.is_none_or(|c| c.revoked_at.is_some()) {
+                self.store
+                    .end_session(&session.id, EndReason::CodeRevoked, Grants::All, now)
+                    .await?;
+                return Ok(None);
+            }
+        }
+        Ok(Some(Opened { token, session }))
+    }
+
+    async fn insert(
+        &self,
+        signed_in: &SignedIn<'_>,
+        ctx: &Context,
+        token: &str,
+        expires_at: DateTime<Utc>,
+        single_sign_on_until: DateTime<Utc>,
+    ) -> Result<SignInSession, ServiceError> {
+        let now = self.clock.now();
         let session = SignInSession {
             id: uuid::Uuid::new_v4().to_string(),
             user_id: signed_in.user_id.clone(),
@@ -217,59 +276,18 @@ impl SessionService {
             ip: ctx.ip.map(|ip| ip.to_string()),
             ended_at: None,
         };
-        let token = new_token();
         self.store
-            .insert_session(&session, &token_digest(&token))
+            .insert_session(&session, &token_digest(token))
             .await?;
-        if let Some(old) = replacing
-            && let Some(previous) = self.store.session(old).await?
-            && previous.ended_at.is_none()
-        {
-            if previous.user_id == session.user_id {
-                self.store.move_session_grants(old, &session.id).await?;
-            }
-            self.store
-                .end_session(old, EndReason::Replaced, Grants::KeepOffline, now)
-                .await?;
-        }
         let open = self.store.open_sessions(&session.user_id, now).await?;
         // Newest first: those past the limit are the oldest.
         for extra in open.iter().skip(self.settings.per_user) {
             self.store
                 .end_session(&extra.id, EndReason::TooMany, Grants::KeepOffline, now)
                 .await?;
+            self.wake.notify_one();
         }
-        self.wake.notify_one();
-        Ok(Opened { token, session })
-    }
-
-    /// A password-only session passed its second step now: it carries the new methods (and
-    /// the bypass code, if one was used) under a new cookie.
-    pub async fn step_up(
-        &self,
-        session_id: &str,
-        amr: &[String],
-        bypass_code: Option<&str>,
-    ) -> Result<Option<Opened>, ServiceError> {
-        let Some(mut session) = self.store.session(session_id).await? else {
-            return Ok(None);
-        };
-        let now = self.clock.now();
-        let (_, single_sign_on_until) = self.lifetimes().await?.ends(session.created_at, amr);
-        session.amr = amr.to_vec();
-        session.acr = acr_for(amr).to_owned();
-        session.bypass_code_id = bypass_code.map(str::to_owned);
-        session.single_sign_on_until = single_sign_on_until.min(session.expires_at);
-        session.last_seen_at = now;
-        let token = new_token();
-        if !self
-            .store
-            .step_up_session(session_id, &token_digest(&token), &session)
-            .await?
-        {
-            return Ok(None);
-        }
-        Ok(Some(Opened { token, session }))
+        Ok(session)
     }
 
     /// Signs the browser out: its session ends with its grants, except `offline_access`
@@ -279,7 +297,12 @@ impl SessionService {
         token: &str,
         ctx: &Context,
     ) -> Result<Option<SignInSession>, ServiceError> {
-        let Some(session) = self.find(token).await? else {
+        // Found by its cookie even after the idle timeout: its grants still live, and the
+        // client asking for logout must see them end.
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Ok(None);
+        }
+        let Some(session) = self.store.session_by_token(&token_digest(token)).await? else {
             return Ok(None);
         };
         let now = self.clock.now();
@@ -311,16 +334,8 @@ impl SessionService {
         user_id: &UserId,
     ) -> Result<Vec<SessionView>, ServiceError> {
         self.access
-            .check(ctx, Action::ReadStatus, Some(user_id))
-            .await
-            .or_else(|refused| {
-                // Everyone may see their own sessions.
-                if matches!(&ctx.actor, super::context::Actor::User(me) if me == user_id) {
-                    Ok(crate::domain::access::Permit::SelfService)
-                } else {
-                    Err(refused)
-                }
-            })?;
+            .check(ctx, Action::ReadSessions, Some(user_id))
+            .await?;
         let now = self.clock.now();
         let mut views = Vec::new();
         for session in self.store.open_sessions(user_id, now).await? {
@@ -333,32 +348,32 @@ impl SessionService {
         Ok(views)
     }
 
-    /// "Sign out everywhere": every session of the user ends with every grant it gave,
-    /// `offline_access` ones too. Returns how many sessions ended.
+    /// Whether `ctx` may end `user_id`'s sessions: what a page asks before it offers the button.
+    pub async fn may_end(&self, ctx: &Context, user_id: &UserId) -> Result<bool, ServiceError> {
+        match self
+            .access
+            .check(ctx, Action::EndSessions, Some(user_id))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(ServiceError::Forbidden(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// "Sign out everywhere": every session of the user ends, with every grant of the user
+    /// (`offline_access` ones too), and sign-ins still in progress are voided. Returns how
+    /// many sessions ended.
     pub async fn end_everywhere(
         &self,
         ctx: &Context,
         user_id: &UserId,
-    ) -> Result<usize, ServiceError> {
+    ) -> Result<u64, ServiceError> {
         self.access
             .check(ctx, Action::EndSessions, Some(user_id))
             .await?;
         let now = self.clock.now();
-        let mut ended = 0;
-        for session in self.store.open_sessions(user_id, now).await? {
-            if self
-                .store
-                .end_session(
-                    &session.id,
-                    EndReason::EverywhereSignedOut,
-                    Grants::All,
-                    now,
-                )
-                .await?
-            {
-                ended += 1;
-            }
-        }
+        let ended = self.store.sign_out_everywhere(user_id, now).await?;
         self.wake.notify_one();
         audit::record(
             &self.store,

@@ -399,6 +399,7 @@ impl SignInService {
         flow: Flow,
         denied: Option<Denied>,
         ctx: &Context,
+        browser: Option<&str>,
     ) -> Result<Next, ServiceError> {
         match &flow.step {
             Step::Authenticated { .. } => {
@@ -407,7 +408,7 @@ impl SignInService {
                 if !self.kv.remove(&flow_key(id)).await? {
                     return Ok(Next::Expired);
                 }
-                self.finish(flow, ctx).await
+                self.finish(flow, ctx, browser).await
             }
             Step::Enroll { user_id, .. } => {
                 let enrollment = self.mfa.start_enrollment(user_id, ctx).await?;
@@ -434,10 +435,11 @@ impl SignInService {
         user_name: &str,
         password: Secret,
         ctx: &Context,
+        browser: Option<&str>,
     ) -> Result<(Next, Option<String>), ServiceError> {
         let flow = match self.checked(id, csrf).await? {
             Ok(flow) if flow.wants_password() => flow,
-            Ok(flow) => return Ok((self.advance(id, flow, None, ctx).await?, None)),
+            Ok(flow) => return Ok((self.advance(id, flow, None, ctx, browser).await?, None)),
             Err(next) => return Ok((next, None)),
         };
         let page = |flow: Flow, denied: Denied| Ok((Next::page(flow, Some(denied)), None));
@@ -482,7 +484,7 @@ impl SignInService {
             self.kv.remove(&flow_key(&new_id)).await?;
             return Ok((Next::Expired, None));
         }
-        let next = self.advance(&new_id, flow, None, ctx).await?;
+        let next = self.advance(&new_id, flow, None, ctx, browser).await?;
         Ok((next, Some(new_id)))
     }
 
@@ -493,6 +495,7 @@ impl SignInService {
         csrf: &str,
         code: &str,
         ctx: &Context,
+        browser: Option<&str>,
     ) -> Result<Next, ServiceError> {
         let flow = match self.checked(id, csrf).await? {
             Ok(flow) => flow,
@@ -502,19 +505,19 @@ impl SignInService {
             (Step::SecondFactor { user_id, .. }, CodeStep::Totp | CodeStep::BypassCode)
             | (Step::Enroll { user_id, .. }, CodeStep::Enroll) => user_id.clone(),
             // A form of another step (back button, second tab): show where the flow stands.
-            _ => return self.advance(id, flow, None, ctx).await,
+            _ => return self.advance(id, flow, None, ctx, browser).await,
         };
         let checked = match step {
             CodeStep::Totp => self.check_totp(&user, code, ctx).await?,
             CodeStep::BypassCode => self.check_bypass_code(&user, code, ctx).await?,
-            CodeStep::Enroll => return self.enroll(id, flow, &user, code, ctx).await,
+            CodeStep::Enroll => return self.enroll(id, flow, &user, code, ctx, browser).await,
         };
         match checked {
             Checked::Accepted(factor) => {
                 let flow = flow
                     .second_factor_verified(factor)
                     .map_err(|e| ServiceError::internal("sign-in step", e))?;
-                self.advance(id, flow, None, ctx).await
+                self.advance(id, flow, None, ctx, browser).await
             }
             Checked::Denied(denied) => Ok(Next::page(flow, Some(denied))),
         }
@@ -566,6 +569,7 @@ impl SignInService {
         user: &UserId,
         code: &str,
         ctx: &Context,
+        browser: Option<&str>,
     ) -> Result<Next, ServiceError> {
         let denied = match self.mfa.confirm_code(user, code, ctx).await {
             Ok(TotpOutcome::Accepted) => None,
@@ -588,17 +592,22 @@ impl SignInService {
         );
         if denied.is_some() {
             // The page shows a new key: the one that failed may have been mistyped into the app.
-            return self.advance(id, flow, denied, ctx).await;
+            return self.advance(id, flow, denied, ctx, browser).await;
         }
         let flow = flow
             .enrolled()
             .map_err(|e| ServiceError::internal("sign-in step", e))?;
-        self.advance(id, flow, None, ctx).await
+        self.advance(id, flow, None, ctx, browser).await
     }
 
     /// Opens (or steps up) the browser's session and issues the authorization code, for a
     /// flow its caller has claimed (deleted).
-    async fn finish(&self, flow: Flow, ctx: &Context) -> Result<Next, ServiceError> {
+    async fn finish(
+        &self,
+        flow: Flow,
+        ctx: &Context,
+        browser: Option<&str>,
+    ) -> Result<Next, ServiceError> {
         let Step::Authenticated {
             user_id,
             auth_time,
@@ -608,29 +617,24 @@ impl SignInService {
         else {
             return Err(ServiceError::bug("finish before authentication"));
         };
-        let opened = match (&flow.browser_session, flow.step_up) {
-            (Some(session_id), true) => {
-                match self
-                    .sessions
-                    .step_up(session_id, &amr, bypass_code.as_deref())
-                    .await?
-                {
-                    Some(opened) => opened,
-                    // The session ended while its second step was asked for.
-                    None => return Ok(Next::Expired),
-                }
-            }
-            (replacing, _) => {
-                let signed_in = SignedIn {
-                    user_id: &user_id,
-                    auth_time,
-                    amr: &amr,
-                    bypass_code: bypass_code.as_deref(),
-                };
-                self.sessions
-                    .open(signed_in, ctx, replacing.as_deref())
-                    .await?
-            }
+        // The browser's session as it stands now: another tab may have signed in meanwhile.
+        let current = match browser {
+            Some(token) => self.sessions.find(token).await?,
+            None => None,
+        };
+        // A second step belongs to the session it was asked for, still this browser's.
+        if flow.step_up && current.as_ref().map(|s| &s.id) != flow.browser_session.as_ref() {
+            return Ok(Next::Expired);
+        }
+        let signed_in = SignedIn {
+            user_id: &user_id,
+            auth_time,
+            amr: &amr,
+            bypass_code: bypass_code.as_deref(),
+        };
+        let Some(opened) = self.sessions.signed_in(signed_in, ctx, current).await? else {
+            // The bypass code was revoked while the sign-in ended.
+            return Ok(Next::Expired);
         };
         let url = self
             .issue_code(

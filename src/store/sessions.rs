@@ -6,7 +6,7 @@ use entity::{grant, sign_in_session};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
 use super::{Store, StoreError};
@@ -124,52 +124,41 @@ impl Store {
         Ok(())
     }
 
-    /// A password-only session passed its second step: new methods, a new cookie (the old
-    /// one stops working). Returns whether the session was still open.
-    pub async fn step_up_session(
+    /// The session's user signed in again (a second step, `prompt=login`, `max_age`): new
+    /// methods, times and cookie (the old one stops working), the same id, so the `sid` the
+    /// clients hold stays true. Only while the session is still open (not ended, not
+    /// expired, used within `idle`). Returns whether it was.
+    pub async fn renew_session(
         &self,
         id: &str,
         new_hash: &str,
-        stepped: &SignInSession,
+        renewed: &SignInSession,
+        idle: Duration,
     ) -> Result<bool, StoreError> {
+        use sign_in_session::Column;
+        let now = renewed.last_seen_at;
         let result = sign_in_session::Entity::update_many()
-            .col_expr(sign_in_session::Column::TokenHash, Expr::value(new_hash))
+            .col_expr(Column::TokenHash, Expr::value(new_hash))
+            .col_expr(Column::AuthTime, Expr::value(renewed.auth_time))
+            .col_expr(Column::Amr, Expr::value(renewed.amr.join(" ")))
+            .col_expr(Column::Acr, Expr::value(renewed.acr.clone()))
             .col_expr(
-                sign_in_session::Column::Amr,
-                Expr::value(stepped.amr.join(" ")),
+                Column::BypassCodeId,
+                Expr::value(renewed.bypass_code_id.clone()),
             )
+            .col_expr(Column::ExpiresAt, Expr::value(renewed.expires_at))
             .col_expr(
-                sign_in_session::Column::Acr,
-                Expr::value(stepped.acr.clone()),
+                Column::SingleSignOnUntil,
+                Expr::value(renewed.single_sign_on_until),
             )
-            .col_expr(
-                sign_in_session::Column::BypassCodeId,
-                Expr::value(stepped.bypass_code_id.clone()),
-            )
-            .col_expr(
-                sign_in_session::Column::SingleSignOnUntil,
-                Expr::value(stepped.single_sign_on_until),
-            )
-            .col_expr(
-                sign_in_session::Column::LastSeenAt,
-                Expr::value(stepped.last_seen_at),
-            )
-            .filter(sign_in_session::Column::Id.eq(id))
-            .filter(sign_in_session::Column::EndedAt.is_null())
+            .col_expr(Column::LastSeenAt, Expr::value(now))
+            .filter(Column::Id.eq(id))
+            .filter(Column::EndedAt.is_null())
+            .filter(Column::ExpiresAt.gt(now))
+            .filter(Column::LastSeenAt.gt(now - idle))
             .exec(&self.db)
             .await?;
         Ok(result.rows_affected == 1)
-    }
-
-    /// The grants one session gave move to another (the same user signed in again in the
-    /// same browser).
-    pub async fn move_session_grants(&self, from: &str, to: &str) -> Result<(), StoreError> {
-        grant::Entity::update_many()
-            .col_expr(grant::Column::SessionId, Expr::value(to))
-            .filter(grant::Column::SessionId.eq(from))
-            .exec(&self.db)
-            .await?;
-        Ok(())
     }
 
     /// Ends a session and the grants it gave; returns whether it was live until now.
@@ -195,11 +184,15 @@ impl Store {
         Ok(ended.rows_affected == 1)
     }
 
+    /// Sessions that have not ended yet, to be ended now. Sessions already past their
+    /// absolute end are left alone: nobody signs in with them, and their clients need no
+    /// word of it (a user's history would otherwise be announced again at every revocation).
     fn mark_ended(
         reason: EndReason,
         now: DateTime<Utc>,
     ) -> sea_orm::UpdateMany<sign_in_session::Entity> {
         sign_in_session::Entity::update_many()
+            .filter(sign_in_session::Column::ExpiresAt.gt(now))
             .col_expr(sign_in_session::Column::EndedAt, Expr::value(now))
             .col_expr(
                 sign_in_session::Column::EndReason,
@@ -269,6 +262,33 @@ impl Store {
             .all(&self.db)
             .await?;
         Ok(rows)
+    }
+
+    /// "Sign out everywhere": every session of the user ends, every grant (`offline_access`
+    /// too), and sign-ins still in progress are voided, in one transaction.
+    pub async fn sign_out_everywhere(
+        &self,
+        user_id: &UserId,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let txn = self.db.begin().await?;
+        let ended =
+            Self::end_user_sessions(&txn, user_id, EndReason::EverywhereSignedOut, now).await?;
+        Self::revoke_user_grants(&txn, user_id, now).await?;
+        txn.commit().await?;
+        Ok(ended)
+    }
+
+    /// Forgets sessions that ended or expired before `before` and were announced.
+    pub async fn purge_sessions(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let ended_long_ago = sign_in_session::Column::EndedAt.lt(before);
+        let expired_long_ago = sign_in_session::Column::ExpiresAt.lt(before);
+        let result = sign_in_session::Entity::delete_many()
+            .filter(ended_long_ago.or(expired_long_ago))
+            .filter(sign_in_session::Column::LogoutPendingSince.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected)
     }
 
     /// Takes up to `limit` ended sessions whose clients are still to be told. Each is taken by

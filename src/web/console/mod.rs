@@ -138,14 +138,20 @@ async fn signed_in(
     return_to: &str,
 ) -> Result<ConsoleSession, Response> {
     let id = jar.get(SESSION_COOKIE).map(|c| c.value_str().to_owned());
+    // A console session that lapsed (idle or absolute timeout) is not renewed from the
+    // browser's sign-in session: the person signs in again.
+    let mut lapsed = false;
     if let Some(id) = id {
         match state.console.session(&id).await {
             Ok(Some(session)) => return Ok(session),
-            Ok(None) => jar.remove(SESSION_COOKIE),
+            Ok(None) => {
+                clear_console_cookie(state, jar);
+                lapsed = true;
+            }
             Err(e) => return Err(failure(e)),
         }
     }
-    match state.console.begin_login(return_to) {
+    match state.console.begin_login(return_to, lapsed) {
         Ok((url, login)) => {
             let mut cookie = Cookie::new_with_str(LOGIN_COOKIE, login);
             cookie.set_http_only(true);
@@ -158,6 +164,17 @@ async fn signed_in(
         }
         Err(e) => Err(failure(e)),
     }
+}
+
+/// Deletes the console cookie as it was set (Path=/).
+fn clear_console_cookie(state: &AppState, jar: &CookieJar) {
+    let mut cookie = Cookie::new_with_str(SESSION_COOKIE, "");
+    cookie.set_http_only(true);
+    cookie.set_same_site(SameSite::Lax);
+    cookie.set_path("/");
+    cookie.set_secure(state.issuer.starts_with("https://"));
+    cookie.set_max_age(std::time::Duration::ZERO);
+    jar.add(cookie);
 }
 
 /// An administrator's session that may use `scope` (when one is named), or the response

@@ -43,12 +43,16 @@ pub async fn account(
         None => None,
     };
     let sessions = super::sessions::session_rows(&sessions, current.as_deref());
+    let may_end_sessions = match state.sessions.may_end(&ctx, &session.user_id).await {
+        Ok(may) => may,
+        Err(e) => return failure(e),
+    };
     let body = render(
         "account.html",
         merged(
             frame(&session, "My security"),
             context! { two_step => two_step(status), codes => codes(&views), revoke_base => "/account/codes", may_generate => why_not.is_none(), why_not, notice,
-            sessions, may_end_sessions => true, sessions_end => "/account/sessions/end" },
+            sessions, may_end_sessions, sessions_end => "/account/sessions/end" },
         ),
     );
     page(StatusCode::OK, body)

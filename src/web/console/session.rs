@@ -80,21 +80,26 @@ pub async fn logout(
     let Some(id) = jar.get(SESSION_COOKIE).map(|c| c.value_str().to_owned()) else {
         return see_other("/console");
     };
-    if let Ok(Some(session)) = state.console.session(&id).await
-        && !csrf_ok(&session, &form)
-    {
-        return forged();
-    }
+    let session = match state.console.session(&id).await {
+        Ok(Some(session)) if csrf_ok(&session, &form) => session,
+        Ok(Some(_)) => return forged(),
+        // The console session lapsed: the form proves nothing, so the sign-in session is
+        // ended only on the end-session endpoint's own confirmation page.
+        Ok(None) => {
+            clear_console_cookie(state, jar);
+            return see_other("/oauth2/logout");
+        }
+        Err(e) => return failure(e),
+    };
     if let Err(e) = state.console.end(&id).await {
         return failure(e);
     }
-    jar.remove(SESSION_COOKIE);
+    clear_console_cookie(state, jar);
     if let Some(token) = crate::oidc::signin::session_token(state, jar) {
-        let ctx = Context::anonymous_at(addr.0);
-        if let Err(e) = state.sessions.sign_out(&token, &ctx).await {
+        if let Err(e) = state.sessions.sign_out(&token, &ctx(&session, addr)).await {
             return failure(e);
         }
-        jar.remove(state.sessions.cookie_name());
+        crate::oidc::signin::clear_session_cookie(state, jar);
     }
     message(
         StatusCode::OK,

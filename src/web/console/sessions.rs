@@ -66,8 +66,8 @@ pub async fn account_end_sessions(
     if let Err(e) = state.console.end(&session.cookie).await {
         return failure(e);
     }
-    jar.remove(SESSION_COOKIE);
-    jar.remove(state.sessions.cookie_name());
+    clear_console_cookie(state, jar);
+    crate::oidc::signin::clear_session_cookie(state, jar);
     message(
         StatusCode::OK,
         "Signed out everywhere",

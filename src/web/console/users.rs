@@ -100,6 +100,10 @@ pub async fn user_page(
         Err(ServiceError::Forbidden(_)) => (Vec::new(), false),
         Err(e) => return failure(e),
     };
+    let may_end_sessions = match state.sessions.may_end(&ctx(&session, addr), &user_id).await {
+        Ok(may) => may,
+        Err(e) => return failure(e),
+    };
     let notice = query.get("notice").and_then(|n| match n.as_str() {
         "signed-out" => Some("Every sign-in session of this user ended."),
         "revoked" => Some("The bypass code is revoked."),
@@ -116,7 +120,7 @@ pub async fn user_page(
                 may_reset => session.may(MFA_MANAGE), codes_refused,
                 revoke_base => format!("{path}/codes"), notice,
                 sessions, sessions_shown, sessions_end => format!("{path}/sessions/end"),
-                may_end_sessions => (session.may(BYPASS_CODES_MANAGE) && codes_refused.is_none()) || session.may(MFA_MANAGE),
+                may_end_sessions,
             },
         ),
     );
