@@ -336,6 +336,33 @@ try {
   const csp = (await self_page.goto(`${base}/account`)).headers()["content-security-policy"] ?? "";
   check(csp.includes("default-src 'none'") && !csp.includes("unsafe-inline"), `strict CSP (${csp})`);
 
+  // 7. Sign-in sessions: My security lists this browser's session and the relying party's
+  // (another browser), the help desk sees them on the user's page, and Sign out everywhere
+  // ends them all.
+  await self_page.goto(`${base}/account`);
+  const sessions = await self_page.locator("main").innerText();
+  check(sessions.includes("Sign-in sessions") && sessions.includes("(this browser)"), "My security lists the sessions, this browser's marked");
+  check(sessions.includes("bypass-idp console") && sessions.includes(rp), "each session names the applications it signed in to");
+  check(sessions.includes("password and bypass code") && sessions.includes("password and authenticator app"), "each session says how it was opened");
+  await audit(self_page, "my sessions");
+  await self_page.locator("#sessions").scrollIntoViewIfNeeded();
+  await shot(self_page, "19-my-sessions");
+  await self_page.setViewportSize({ width: 1280, height: 900 });
+  await shot(self_page, "19-my-sessions-desktop");
+  await self_page.setViewportSize({ width: 400, height: 900 });
+  await desk_page.goto(`${base}/console/users/${self.id}`);
+  const seen = await desk_page.locator("main").innerText();
+  check(seen.includes("Sign-in sessions") && seen.includes(rp), "the help desk sees the user's sessions");
+  await audit(desk_page, "user sessions");
+  await shot(desk_page, "20-user-sessions");
+  await self_page.getByRole("button", { name: "Sign out everywhere" }).click();
+  check((await self_page.locator("main").innerText()).includes("Signed out everywhere"), "Sign out everywhere answers");
+  await shot(self_page, "21-signed-out-everywhere");
+  await self_page.goto(`${base}/account`);
+  check(new URL(self_page.url()).pathname === "/oauth2/signin", "after Sign out everywhere the account asks to sign in again");
+  await desk_page.goto(`${base}/console/users/${self.id}`);
+  check((await desk_page.locator("main").innerText()).includes("No open sign-in sessions"), "the help desk sees no session left");
+
   check(axeViolations.length === 0, `axe: no serious or critical violation${axeViolations.length ? "\n  " + axeViolations.join("\n  ") : ""}`);
 } finally {
   await browser?.close();
