@@ -20,6 +20,7 @@ use crate::domain::audit::AuditEvent;
 use crate::domain::clock::Clock;
 use crate::domain::ids::UserId;
 use crate::domain::repo::{BypassCodeRepo, GrantRepo, MfaRepo, UserRepo};
+use crate::domain::scim::user::User;
 use crate::domain::session::{Lifetimes, SignInSession, factor_predates};
 use crate::domain::signin::acr_for;
 use crate::store::Store;
@@ -138,6 +139,14 @@ impl SessionService {
     /// The live session behind a cookie value, while its user is active and nothing voided
     /// the user's sign-ins since it began.
     pub async fn find(&self, token: &str) -> Result<Option<SignInSession>, ServiceError> {
+        Ok(self.find_with_user(token).await?.map(|(session, _)| session))
+    }
+
+    /// [`Self::find`], with the session's user as read for the check.
+    async fn find_with_user(
+        &self,
+        token: &str,
+    ) -> Result<Option<(SignInSession, User)>, ServiceError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Ok(None);
         }
@@ -147,36 +156,41 @@ impl SessionService {
         if !session.is_live(self.clock.now(), self.settings.idle) {
             return Ok(None);
         }
-        let user = self.store.get_user(&session.user_id).await?;
-        if !user.is_some_and(|u| u.is_active()) {
+        let Some(user) = self.store.get_user(&session.user_id).await? else {
+            return Ok(None);
+        };
+        if !user.is_active() {
             return Ok(None);
         }
         let not_before = self.store.sessions_not_before(&session.user_id).await?;
         if not_before.is_some_and(|t| session.auth_time < t.timestamp()) {
             return Ok(None);
         }
-        Ok(Some(session))
+        Ok(Some((session, user)))
     }
 
-    /// The browser's session as a way to sign in to a client without a page: while it is
-    /// within its single sign-on window.
-    pub async fn standing(&self, session: &SignInSession) -> Result<Option<Found>, ServiceError> {
-        let session = session.clone();
-        if !session.signs_in(self.clock.now(), self.settings.idle) {
-            return Ok(None);
-        }
-        let Some(user) = self.store.get_user(&session.user_id).await? else {
-            return Ok(None);
+    /// The browser's session behind `token` (see [`Self::find`]), and whether it may sign
+    /// the user in to a client without a page: while it is within its single sign-on window.
+    pub async fn standing(
+        &self,
+        token: &str,
+    ) -> Result<(Option<SignInSession>, Option<Found>), ServiceError> {
+        let Some((session, user)) = self.find_with_user(token).await? else {
+            return Ok((None, None));
         };
+        if !session.signs_in(self.clock.now(), self.settings.idle) {
+            return Ok((Some(session), None));
+        }
         let mfa = self.store.get_mfa(&session.user_id).await?;
         let factor_before_session = mfa.is_some_and(|m| {
             factor_predates(m.totp_confirmed, m.totp_confirmed_at, session.auth_time)
         });
-        Ok(Some(Found {
+        let found = Found {
             user_name: user.attributes.user_name.clone(),
-            session,
+            session: session.clone(),
             factor_before_session,
-        }))
+        };
+        Ok((Some(session), Some(found)))
     }
 
     /// Records that the session was used now (at most one write a minute).

@@ -282,13 +282,9 @@ impl SignInService {
             },
             None => None,
         };
-        let session = match browser_token {
-            Some(token) => self.sessions.find(token).await?,
-            None => None,
-        };
-        let found = match &session {
-            Some(session) => self.sessions.standing(session).await?,
-            None => None,
+        let (session, found) = match browser_token {
+            Some(token) => self.sessions.standing(token).await?,
+            None => (None, None),
         };
         let standing = found.as_ref().map(|f| Standing {
             session: &f.session,
