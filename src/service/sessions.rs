@@ -139,7 +139,10 @@ impl SessionService {
     /// The live session behind a cookie value, while its user is active and nothing voided
     /// the user's sign-ins since it began.
     pub async fn find(&self, token: &str) -> Result<Option<SignInSession>, ServiceError> {
-        Ok(self.find_with_user(token).await?.map(|(session, _)| session))
+        Ok(self
+            .find_with_user(token)
+            .await?
+            .map(|(session, _)| session))
     }
 
     /// [`Self::find`], with the session's user as read for the check.
