@@ -273,7 +273,7 @@ impl Config {
             env("BYPASS_IDP_SESSION_IDLE_SECONDS"),
             file.session_idle_seconds,
             2 * 60 * 60,
-            60..=session_max_seconds,
+            1..=session_max_seconds,
         )?;
         let sessions_per_user = number(
             "BYPASS_IDP_SESSIONS_PER_USER",

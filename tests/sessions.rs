@@ -978,13 +978,21 @@ async fn sign_out_everywhere_from_my_security() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token(None).await;
     let (user_id, secret) = enrolled_user(&app, &admin, "everywhere").await;
-    let code = create_code(&app, &admin, &user_id, json!({"neverExpires": true})).await;
+    let body = json!({"neverExpires": true, "maxUsageCount": 2});
+    let code = create_code(&app, &admin, &user_id, body).await;
     let rp = register(&app, false, false).await;
     let elsewhere = Browser::new(&app);
     let bypass = Second::Bypass(code["code"].as_str().unwrap());
     let offline = sign_in_at(&app, &elsewhere, &rp, "everywhere", bypass, "").await;
     silent(&app, &elsewhere, &rp, "&prompt=none").await;
 
+    // A sign-in in progress elsewhere: past its password, not yet finished.
+    let pending = Browser::new(&app);
+    let pending_start = start(&app, &rp).await;
+    password_step(&pending, &pending_start.auth_url, "everywhere", PASSWORD).await;
+    let pending_form = pending.get("/oauth2/signin?method=bypass").await;
+    // Revocation times are kept to the second: the password check is in an earlier one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let (browser, _) = console_sign_in(&app, "everywhere", &secret, "/console").await;
     let account = browser.get("/account").await;
     assert_eq!(account.status, 200, "{}", account.body);
@@ -1003,6 +1011,25 @@ async fn sign_out_everywhere_from_my_security() {
     assert!(matches!(ended.status, 200 | 303), "{}", ended.body);
     let error = prompt_none_error(&app, &elsewhere, &rp, "").await;
     assert_eq!(error, "login_required");
+    // The sign-in that was in progress finishes, but what it gives is void.
+    let finished = pending
+        .post(
+            "/oauth2/signin/bypass",
+            &[
+                ("csrf", &csrf(&pending_form)),
+                ("code", code["code"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    let late = code_from(&finished, &app, &rp, &pending_start.state);
+    let (status, body) = redeem(&app, &rp, &late, pending_start.verifier.secret()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    let error = prompt_none_error(&app, &pending, &rp, "").await;
+    assert_eq!(error, "login_required", "its session does not sign in");
     // Sign out everywhere ends offline_access grants too, unlike a plain logout.
     let refresh = offline
         .refresh_token
@@ -1208,10 +1235,41 @@ async fn the_console_signs_in_again_after_its_session_lapses() {
         .unwrap()
         .to_owned();
     app.state().console.end(&console_cookie).await.unwrap();
-    let again = browser.get("/account").await;
-    let authorize = again.location.unwrap();
-    assert!(authorize.contains("prompt=login"), "{authorize}");
-    let asked = browser.get(&authorize).await;
-    assert_eq!(asked.location.as_deref(), Some("/oauth2/signin"));
+    for attempt in ["first", "reload"] {
+        // Every attempt until a new console sign-in asks again, not only the first.
+        let again = browser.get("/account").await;
+        let authorize = again.location.unwrap();
+        assert!(authorize.contains("prompt=login"), "{attempt}: {authorize}");
+        let asked = browser.get(&authorize).await;
+        assert_eq!(
+            asked.location.as_deref(),
+            Some("/oauth2/signin"),
+            "{attempt}"
+        );
+    }
+    app.stop().await;
+}
+
+/// An idle session no longer signs in (`BYPASS_IDP_SESSION_IDLE_SECONDS`), but a logout still
+/// ends it: its grants end and its clients are told.
+#[tokio::test]
+async fn an_idle_session_stops_signing_in_and_logout_still_ends_it() {
+    let app = TestApp::spawn_with(&[("BYPASS_IDP_SESSION_IDLE_SECONDS", "2")]).await;
+    let admin = app.admin_token(None).await;
+    app.create_user(&admin, user_body("idle.person")).await;
+    let mut stub = StubRp::start(0, Duration::ZERO);
+    let rp = register_logout(&app, &[], Some(&stub.uri)).await;
+    let browser = Browser::new(&app);
+    let signed = sign_in_at(&app, &browser, &rp, "idle.person", Second::Nothing, "").await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let error = prompt_none_error(&app, &browser, &rp, "").await;
+    assert_eq!(error, "login_required", "idle");
+    let page = browser
+        .get(&logout_url(&[("id_token_hint", &signed.id_token)]))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("signed out"), "{}", page.body);
+    let claims = stub.claims_for(&app, &rp.client_id, signed.sid()).await;
+    assert_eq!(claims["sub"], signed.sub());
     app.stop().await;
 }

@@ -20,8 +20,9 @@ use crate::service::logout::{LogoutOutcome, LogoutRequest, LogoutService};
 use crate::state::AppState;
 use crate::web::{SERVICE_NAME, render, see_other};
 
-/// Longer parameters are refused: an ID token hint is a few kilobytes at most.
-const MAX_PARAM: usize = 4096;
+/// Longer parameters are refused: an ID token hint is a few kilobytes at most (the same cap
+/// as at the authorization endpoint).
+const MAX_PARAM: usize = 8192;
 const MAX_BODY: usize = 16 * 1024;
 
 fn parse(text: &[u8]) -> Result<HashMap<String, String>, String> {

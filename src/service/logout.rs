@@ -245,7 +245,8 @@ impl LogoutService {
             }
         };
         let session = match browser_token {
-            Some(token) => self.sessions.find(token).await?,
+            // An idle session still has grants to end and clients to tell.
+            Some(token) => self.sessions.by_cookie(token).await?,
             None => None,
         };
         let (Some(session), Some(token)) = (session, browser_token) else {
@@ -362,11 +363,12 @@ impl LogoutService {
             else {
                 continue;
             };
-            let token = self.logout_token(session, &client).await?;
-            let http = self.http.clone();
+            // At most MAX_DELIVERIES in flight: the sweep waits here rather than piling up.
             let Ok(permit) = deliveries.clone().acquire_owned().await else {
                 return Ok(());
             };
+            let token = self.logout_token(session, &client).await?;
+            let http = self.http.clone();
             tokio::spawn(async move {
                 deliver(http, uri, token, client.client_id.into_string()).await;
                 drop(permit);

@@ -145,6 +145,17 @@ impl SessionService {
             .map(|(session, _)| session))
     }
 
+    /// The session behind a cookie that has neither ended nor passed its absolute end, idle
+    /// or not: what a logout or a new sign-in in that browser ends or renews.
+    pub async fn by_cookie(&self, token: &str) -> Result<Option<SignInSession>, ServiceError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Ok(None);
+        }
+        let session = self.store.session_by_token(&token_digest(token)).await?;
+        let now = self.clock.now();
+        Ok(session.filter(|s| s.ended_at.is_none() && now < s.expires_at))
+    }
+
     /// [`Self::find`], with the session's user as read for the check.
     async fn find_with_user(
         &self,
@@ -206,16 +217,19 @@ impl SessionService {
     }
 
     /// A sign-in just ended in a browser whose cookie names `current` now (read when the
-    /// sign-in ends, not when it began: another tab may have signed in meanwhile). The same
-    /// user's session is renewed in place: the same `sid` the clients hold, a new cookie, the
-    /// new `auth_time` and methods. Another user's session ends. Otherwise a new session opens,
-    /// and a user over the limit loses the oldest. `None`: the bypass code the sign-in used was
-    /// revoked meanwhile, and nothing opened.
+    /// sign-in ends, not when it began: another tab may have signed in meanwhile; idle or not,
+    /// see [`Self::by_cookie`]). The same user's session is renewed in place: the same `sid`
+    /// the clients hold, a new cookie, the new `auth_time` and methods. Any other session
+    /// there ends. Otherwise a new session opens, and a user over the limit loses the oldest.
+    /// `step_up`: the sign-in was the second step of `current`, which it renews while that is
+    /// still live, or nothing. `None`: nothing opened (the session to step up ended, or the
+    /// bypass code the sign-in used was revoked meanwhile).
     pub async fn signed_in(
         &self,
         signed_in: SignedIn<'_>,
         ctx: &Context,
         current: Option<SignInSession>,
+        step_up: bool,
     ) -> Result<Option<Opened>, ServiceError> {
         let now = self.clock.now();
         let since = DateTime::from_timestamp(signed_in.auth_time, 0).unwrap_or(now);
@@ -223,6 +237,7 @@ impl SessionService {
         let token = new_token();
         let mut opened = None;
         if let Some(previous) = current {
+            let previous_id = previous.id.clone();
             if previous.user_id == *signed_in.user_id {
                 let renewed = SignInSession {
                     auth_time: signed_in.auth_time,
@@ -234,20 +249,29 @@ impl SessionService {
                     single_sign_on_until,
                     ..previous
                 };
+                // A second step stands on the session's password check: only while the
+                // session is live. A new password check renews an idle session too.
+                let idle = step_up.then_some(self.settings.idle);
                 let digest = token_digest(&token);
                 if self
                     .store
-                    .renew_session(&renewed.id, &digest, &renewed, self.settings.idle)
+                    .renew_session(&renewed.id, &digest, &renewed, idle)
                     .await?
                 {
                     opened = Some(renewed);
                 }
-            } else {
+            }
+            if opened.is_none() {
+                if step_up {
+                    return Ok(None);
+                }
                 self.store
-                    .end_session(&previous.id, EndReason::Replaced, Grants::KeepOffline, now)
+                    .end_session(&previous_id, EndReason::Replaced, Grants::KeepOffline, now)
                     .await?;
                 self.wake.notify_one();
             }
+        } else if step_up {
+            return Ok(None);
         }
         let session = match opened {
             Some(session) => session,

@@ -615,7 +615,7 @@ impl SignInService {
         };
         // The browser's session as it stands now: another tab may have signed in meanwhile.
         let current = match browser {
-            Some(token) => self.sessions.find(token).await?,
+            Some(token) => self.sessions.by_cookie(token).await?,
             None => None,
         };
         // A second step belongs to the session it was asked for, still this browser's.
@@ -628,8 +628,12 @@ impl SignInService {
             amr: &amr,
             bypass_code: bypass_code.as_deref(),
         };
-        let Some(opened) = self.sessions.signed_in(signed_in, ctx, current).await? else {
-            // The bypass code was revoked while the sign-in ended.
+        let opened = self
+            .sessions
+            .signed_in(signed_in, ctx, current, flow.step_up)
+            .await?;
+        let Some(opened) = opened else {
+            // The session to step up ended, or the bypass code was revoked meanwhile.
             return Ok(Next::Expired);
         };
         let url = self

@@ -127,17 +127,17 @@ impl Store {
     /// The session's user signed in again (a second step, `prompt=login`, `max_age`): new
     /// methods, times and cookie (the old one stops working), the same id, so the `sid` the
     /// clients hold stays true. Only while the session is still open (not ended, not
-    /// expired, used within `idle`). Returns whether it was.
+    /// expired, and used within `idle` when given). Returns whether it was.
     pub async fn renew_session(
         &self,
         id: &str,
         new_hash: &str,
         renewed: &SignInSession,
-        idle: Duration,
+        idle: Option<Duration>,
     ) -> Result<bool, StoreError> {
         use sign_in_session::Column;
         let now = renewed.last_seen_at;
-        let result = sign_in_session::Entity::update_many()
+        let update = sign_in_session::Entity::update_many()
             .col_expr(Column::TokenHash, Expr::value(new_hash))
             .col_expr(Column::AuthTime, Expr::value(renewed.auth_time))
             .col_expr(Column::Amr, Expr::value(renewed.amr.join(" ")))
@@ -154,10 +154,12 @@ impl Store {
             .col_expr(Column::LastSeenAt, Expr::value(now))
             .filter(Column::Id.eq(id))
             .filter(Column::EndedAt.is_null())
-            .filter(Column::ExpiresAt.gt(now))
-            .filter(Column::LastSeenAt.gt(now - idle))
-            .exec(&self.db)
-            .await?;
+            .filter(Column::ExpiresAt.gt(now));
+        let update = match idle {
+            Some(idle) => update.filter(Column::LastSeenAt.gt(now - idle)),
+            None => update,
+        };
+        let result = update.exec(&self.db).await?;
         Ok(result.rows_affected == 1)
     }
 

@@ -144,10 +144,9 @@ async fn signed_in(
     if let Some(id) = id {
         match state.console.session(&id).await {
             Ok(Some(session)) => return Ok(session),
-            Ok(None) => {
-                clear_console_cookie(state, jar);
-                lapsed = true;
-            }
+            // The lapsed cookie stays until a new console sign-in replaces it, so every
+            // attempt until then asks for a new sign-in, not only the first.
+            Ok(None) => lapsed = true,
             Err(e) => return Err(failure(e)),
         }
     }
