@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration};
 use rand::RngExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
@@ -234,20 +234,30 @@ impl SessionService {
         let now = self.clock.now();
         let since = DateTime::from_timestamp(signed_in.auth_time, 0).unwrap_or(now);
         let (expires_at, single_sign_on_until) = self.lifetimes().await?.ends(since, signed_in.amr);
+        // The sign-in as a new session; renewing one keeps its id, start and address.
+        let fresh = SignInSession {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: signed_in.user_id.clone(),
+            created_at: now,
+            auth_time: signed_in.auth_time,
+            amr: signed_in.amr.to_vec(),
+            acr: acr_for(signed_in.amr).to_owned(),
+            bypass_code_id: signed_in.bypass_code.map(str::to_owned),
+            last_seen_at: now,
+            expires_at,
+            single_sign_on_until,
+            ip: ctx.ip.map(|ip| ip.to_string()),
+            ended_at: None,
+        };
         let token = new_token();
         let mut opened = None;
         if let Some(previous) = current {
-            let previous_id = previous.id.clone();
-            if previous.user_id == *signed_in.user_id {
+            if previous.user_id == fresh.user_id {
                 let renewed = SignInSession {
-                    auth_time: signed_in.auth_time,
-                    amr: signed_in.amr.to_vec(),
-                    acr: acr_for(signed_in.amr).to_owned(),
-                    bypass_code_id: signed_in.bypass_code.map(str::to_owned),
-                    last_seen_at: now,
-                    expires_at,
-                    single_sign_on_until,
-                    ..previous
+                    id: previous.id.clone(),
+                    created_at: previous.created_at,
+                    ip: previous.ip.clone(),
+                    ..fresh.clone()
                 };
                 // A second step stands on the session's password check: only while the
                 // session is live. A new password check renews an idle session too.
@@ -266,7 +276,7 @@ impl SessionService {
                     return Ok(None);
                 }
                 self.store
-                    .end_session(&previous_id, EndReason::Replaced, Grants::KeepOffline, now)
+                    .end_session(&previous.id, EndReason::Replaced, Grants::KeepOffline, now)
                     .await?;
                 self.wake.notify_one();
             }
@@ -275,10 +285,7 @@ impl SessionService {
         }
         let session = match opened {
             Some(session) => session,
-            None => {
-                self.insert(&signed_in, ctx, &token, expires_at, single_sign_on_until)
-                    .await?
-            }
+            None => self.insert(fresh, &token).await?,
         };
         // Checked after the session exists: a revocation that commits before this read is
         // seen here, and one that commits after it finds the session and ends it.
@@ -294,29 +301,13 @@ impl SessionService {
         Ok(Some(Opened { token, session }))
     }
 
+    /// Stores a new session; a user over the limit loses the oldest.
     async fn insert(
         &self,
-        signed_in: &SignedIn<'_>,
-        ctx: &Context,
+        session: SignInSession,
         token: &str,
-        expires_at: DateTime<Utc>,
-        single_sign_on_until: DateTime<Utc>,
     ) -> Result<SignInSession, ServiceError> {
-        let now = self.clock.now();
-        let session = SignInSession {
-            id: uuid::Uuid::new_v4().to_string(),
-            user_id: signed_in.user_id.clone(),
-            created_at: now,
-            auth_time: signed_in.auth_time,
-            amr: signed_in.amr.to_vec(),
-            acr: acr_for(signed_in.amr).to_owned(),
-            bypass_code_id: signed_in.bypass_code.map(str::to_owned),
-            last_seen_at: now,
-            expires_at,
-            single_sign_on_until,
-            ip: ctx.ip.map(|ip| ip.to_string()),
-            ended_at: None,
-        };
+        let now = session.created_at;
         self.store
             .insert_session(&session, &token_digest(token))
             .await?;
