@@ -1273,3 +1273,32 @@ async fn an_idle_session_stops_signing_in_and_logout_still_ends_it() {
     assert_eq!(claims["sub"], signed.sub());
     app.stop().await;
 }
+
+/// Single sign-on answers count against the sign-ins one address may start
+/// (`BYPASS_IDP_MAX_FLOWS_PER_ADDRESS`), as flows do: each leaves an authorization code and an
+/// audit row behind.
+#[tokio::test]
+async fn single_sign_on_counts_against_the_per_address_limit() {
+    let app = TestApp::spawn_with(&[("BYPASS_IDP_MAX_FLOWS_PER_ADDRESS", "3")]).await;
+    let admin = app.admin_token(None).await;
+    app.create_user(&admin, user_body("busy.person")).await;
+    let rp = register(&app, false, false).await;
+    let browser = Browser::new(&app);
+    sign_in_at(&app, &browser, &rp, "busy.person", Second::Nothing, "").await;
+    for _ in 0..2 {
+        silent(&app, &browser, &rp, "&prompt=none").await;
+    }
+    let started = start(&app, &rp).await;
+    let page = browser
+        .get(&format!("{}&prompt=none", started.auth_url))
+        .await;
+    assert_eq!(page.status, 429, "{}", page.body);
+    // A refusal sent back to the client stores nothing and is not counted.
+    let (stranger, _) = planted_browser(&app, "nothing-yet");
+    let started = start(&app, &rp).await;
+    let refused = stranger
+        .get(&format!("{}&prompt=none", started.auth_url))
+        .await;
+    assert_eq!(refused.status, 303, "{}", refused.body);
+    app.stop().await;
+}

@@ -225,7 +225,22 @@ impl SignInService {
         });
         let now = self.clock.now().timestamp();
         let csrf = random_token();
-        let flow = match session::reuse(&request, standing.as_ref(), hint_subject.as_deref(), now) {
+        let reuse = session::reuse(&request, standing.as_ref(), hint_subject.as_deref(), now);
+        // Flows and authorization codes live in memory or Redis until they expire: one address
+        // may open only so many, single sign-on or not.
+        if let Some(ip) = ctx.ip
+            && !matches!(reuse, Reuse::Refuse(_))
+        {
+            let limit = Limit {
+                max: self.flows_per_address,
+                window: FLOW_TTL,
+            };
+            let key = LimitKey::FlowsPerAddress(LimitAddress::of(ip), limit);
+            if let Err(retry_after) = self.throttle.reserve(vec![key]).await? {
+                return Ok(Start::TooMany(retry_after));
+            }
+        }
+        let flow = match reuse {
             Reuse::Refuse(error) => {
                 let why = match error {
                     "interaction_required" => "the user must complete 2-step verification",
@@ -261,17 +276,6 @@ impl SignInService {
             }
             Reuse::SignIn => Flow::new(request, csrf, session.map(|s| s.id)),
         };
-        // Flows live in memory or Redis until they expire: one address may open only so many.
-        if let Some(ip) = ctx.ip {
-            let limit = Limit {
-                max: self.flows_per_address,
-                window: FLOW_TTL,
-            };
-            let key = LimitKey::FlowsPerAddress(LimitAddress::of(ip), limit);
-            if let Err(retry_after) = self.throttle.reserve(vec![key]).await? {
-                return Ok(Start::TooMany(retry_after));
-            }
-        }
         let id = random_token();
         self.save(&id, &flow).await?;
         Ok(Start::Opened(id))
