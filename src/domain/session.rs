@@ -35,7 +35,8 @@ pub struct Lifetimes {
 }
 
 impl Lifetimes {
-    /// The absolute end and the end of single sign-on of a session opened now with `amr`.
+    /// The absolute end and the end of single sign-on of a session whose sign-in (`auth_time`)
+    /// was `now`, with `amr`.
     pub fn ends(&self, now: DateTime<Utc>, amr: &[String]) -> (DateTime<Utc>, DateTime<Utc>) {
         let expires = now + self.max;
         let single_sign_on = if amr.iter().any(|m| m == AMR_BYPASS_CODE) {

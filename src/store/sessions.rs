@@ -13,7 +13,7 @@ use super::{Store, StoreError};
 use crate::domain::ids::UserId;
 use crate::domain::session::SignInSession;
 
-/// Why a session ended, as stored and audited.
+/// Why a session ended, as stored with it (`end_reason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EndReason {
     SignedOut,
