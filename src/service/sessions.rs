@@ -75,7 +75,7 @@ fn new_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-pub(super) fn token_digest(token: &str) -> String {
+fn token_digest(token: &str) -> String {
     Sha256::digest(token.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -123,10 +123,6 @@ impl SessionService {
         self.secure
     }
 
-    pub fn max_age(&self) -> std::time::Duration {
-        self.settings.max.to_std().unwrap_or_default()
-    }
-
     async fn lifetimes(&self) -> Result<Lifetimes, ServiceError> {
         let policy = self.bypass.policy().await?;
         Ok(Lifetimes {
@@ -145,13 +141,18 @@ impl SessionService {
             .map(|(session, _)| session))
     }
 
-    /// The session behind a cookie that has neither ended nor passed its absolute end, idle
-    /// or not: what a logout or a new sign-in in that browser ends or renews.
-    pub async fn by_cookie(&self, token: &str) -> Result<Option<SignInSession>, ServiceError> {
+    /// The stored session behind a cookie value, whatever its state.
+    async fn by_token(&self, token: &str) -> Result<Option<SignInSession>, ServiceError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Ok(None);
         }
-        let session = self.store.session_by_token(&token_digest(token)).await?;
+        Ok(self.store.session_by_token(&token_digest(token)).await?)
+    }
+
+    /// The session behind a cookie that has neither ended nor passed its absolute end, idle
+    /// or not: what a logout or a new sign-in in that browser ends or renews.
+    pub async fn by_cookie(&self, token: &str) -> Result<Option<SignInSession>, ServiceError> {
+        let session = self.by_token(token).await?;
         let now = self.clock.now();
         Ok(session.filter(|s| s.ended_at.is_none() && now < s.expires_at))
     }
@@ -161,10 +162,7 @@ impl SessionService {
         &self,
         token: &str,
     ) -> Result<Option<(SignInSession, User)>, ServiceError> {
-        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
-            return Ok(None);
-        }
-        let Some(session) = self.store.session_by_token(&token_digest(token)).await? else {
+        let Some(session) = self.by_token(token).await? else {
             return Ok(None);
         };
         if !session.is_live(self.clock.now(), self.settings.idle) {
@@ -331,10 +329,7 @@ impl SessionService {
     ) -> Result<Option<SignInSession>, ServiceError> {
         // Found by its cookie even after the idle timeout: its grants still live, and the
         // client asking for logout must see them end.
-        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
-            return Ok(None);
-        }
-        let Some(session) = self.store.session_by_token(&token_digest(token)).await? else {
+        let Some(session) = self.by_token(token).await? else {
             return Ok(None);
         };
         let now = self.clock.now();
