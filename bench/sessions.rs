@@ -11,14 +11,14 @@
 //!
 //! Embedded backends (SQLite, in-process counters) unless DATABASE_URL / REDIS_URL are set.
 
+#[path = "common.rs"]
+mod common;
+
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use bypass_idp::app;
 use bypass_idp::config::Config;
-use bypass_idp::domain::scim::user::parse_user;
-use bypass_idp::domain::totp;
-use bypass_idp::service::context::Context;
 use bypass_idp::service::oauth::clients::{self, ClientSpec};
 use serde_json::json;
 
@@ -186,30 +186,11 @@ fn main() {
         .build()
         .unwrap();
     let setup = async {
-        let ctx = Context::system();
         let body = json!({
             "schemas": [bypass_idp::domain::scim::USER_SCHEMA],
             "userName": "bench.sso", "password": PASSWORD,
         });
-        let user = state
-            .users
-            .create(parse_user(&body).unwrap(), &ctx)
-            .await
-            .unwrap();
-        let enrollment = state.mfa.start_enrollment(&user.id, &ctx).await.unwrap();
-        let secret = totp::from_base32(enrollment.secret_base32.expose()).unwrap();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let confirmation = totp::code_at(&secret, now).unwrap();
-        state
-            .mfa
-            .confirm(&user.id, &confirmation, &ctx)
-            .await
-            .unwrap();
-        let code = json!({"neverExpires": true, "unlimitedUsage": true});
-        let created = state.bypass.create(&user.id, &code, &ctx).await.unwrap();
+        let (_, code) = common::enrolled(&state, body, 1).await;
         let registered = clients::register(
             &store,
             ClientSpec {
@@ -226,7 +207,7 @@ fn main() {
             base: base.clone(),
             client_id: registered.client_id.as_str().to_owned(),
             secret: registered.secret.unwrap().expose().to_owned(),
-            code: created.code.expose().to_owned(),
+            code,
             authorizing: Cell::default(),
             redeeming: Cell::default(),
         }

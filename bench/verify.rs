@@ -5,10 +5,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "common.rs"]
+mod common;
+
 use bypass_idp::app;
 use bypass_idp::config::Config;
-use bypass_idp::domain::scim::user::parse_user;
-use bypass_idp::domain::totp;
 use bypass_idp::service::bypass::{Argon2Hasher, CodeHasher, VerifyOutcome};
 use bypass_idp::service::context::Context;
 use bypass_idp::state::AppState;
@@ -31,46 +32,6 @@ async fn state(dir: &std::path::Path) -> Arc<AppState> {
         .0
 }
 
-/// An enrolled user with `codes` unlimited codes; returns the user id and the first code.
-async fn enrolled(
-    state: &AppState,
-    name: &str,
-    codes: usize,
-) -> (bypass_idp::domain::ids::UserId, String) {
-    let body = json!({"schemas": [bypass_idp::domain::scim::USER_SCHEMA], "userName": name});
-    let user = state
-        .users
-        .create(parse_user(&body).unwrap(), &Context::system())
-        .await
-        .unwrap();
-    let ctx = Context::system();
-    let enrollment = state.mfa.start_enrollment(&user.id, &ctx).await.unwrap();
-    let secret = totp::from_base32(enrollment.secret_base32.expose()).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    state
-        .mfa
-        .confirm(&user.id, &totp::code_at(&secret, now).unwrap(), &ctx)
-        .await
-        .unwrap();
-    let mut first = None;
-    for _ in 0..codes {
-        let created = state
-            .bypass
-            .create(
-                &user.id,
-                &json!({"neverExpires": true, "unlimitedUsage": true}),
-                &ctx,
-            )
-            .await
-            .unwrap();
-        first.get_or_insert(created.code.expose().to_owned());
-    }
-    (user.id, first.unwrap())
-}
-
 fn per_op(elapsed: Duration, ops: usize) -> f64 {
     elapsed.as_secs_f64() * 1000.0 / ops as f64
 }
@@ -79,7 +40,8 @@ fn per_op(elapsed: Duration, ops: usize) -> f64 {
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let state = state(dir.path()).await;
-    let (user, code) = enrolled(&state, "bench", 5).await;
+    let body = json!({"schemas": [bypass_idp::domain::scim::USER_SCHEMA], "userName": "bench"});
+    let (user, code) = common::enrolled(&state, body, 5).await;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
 
     // Baseline: raw Argon2id, one at a time, then one per core.

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bypass_idp::service::oauth::clients::{self, ClientSpec};
+use bypass_idp::service::oauth::clients::ClientSpec;
 use common::rp::*;
 use common::{PATCH_SCHEMA, TestApp, create_code, enrolled_user, user_body};
 use openidconnect::core::{CoreJsonWebKey, CoreJwsSigningAlgorithm, CoreProviderMetadata};
@@ -47,27 +47,14 @@ fn unique_uri(what: &str) -> String {
 
 /// A confidential client with RP-Initiated and Back-Channel Logout addresses.
 async fn register_logout(app: &TestApp, post_logout: &[&str], backchannel: Option<&str>) -> Rp {
-    let redirect = unique_uri("callback");
     let spec = ClientSpec {
-        client_id: None,
-        redirect_uris: vec![redirect.clone()],
         scopes: SCOPES.into(),
         grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-        public: false,
-        require_mfa: false,
-        allow_self_service_codes: false,
         post_logout_redirect_uris: post_logout.iter().map(|u| (*u).to_owned()).collect(),
         backchannel_logout_uri: backchannel.map(str::to_owned),
+        ..Default::default()
     };
-    let registered = clients::register(app.store(), spec)
-        .await
-        .map_err(|e| e.to_string())
-        .unwrap();
-    Rp {
-        client_id: registered.client_id.as_str().to_owned(),
-        secret: registered.secret.map(|s| s.expose().to_owned()),
-        redirect,
-    }
+    register_spec(app, spec).await
 }
 
 fn jwt_part(token: &str, index: usize) -> Value {

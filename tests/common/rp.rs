@@ -47,26 +47,31 @@ pub async fn register_with(
     } else {
         "openid profile email offline_access"
     };
+    let spec = ClientSpec {
+        scopes: scopes.into(),
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        public,
+        require_mfa,
+        allow_self_service_codes,
+        ..Default::default()
+    };
+    register_spec(app, spec).await
+}
+
+/// Registers `spec` with a redirect URI of its own on 127.0.0.1 (set here).
+pub async fn register_spec(app: &TestApp, spec: ClientSpec) -> Rp {
     let redirect = format!(
         "http://127.0.0.1:9/callback/{}",
         uuid::Uuid::new_v4().simple()
     );
-    let registered = clients::register(
-        app.store(),
-        ClientSpec {
-            client_id: None,
-            redirect_uris: vec![redirect.clone()],
-            scopes: scopes.into(),
-            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-            public,
-            require_mfa,
-            allow_self_service_codes,
-            ..Default::default()
-        },
-    )
-    .await
-    .map_err(|e| e.to_string())
-    .unwrap();
+    let spec = ClientSpec {
+        redirect_uris: vec![redirect.clone()],
+        ..spec
+    };
+    let registered = clients::register(app.store(), spec)
+        .await
+        .map_err(|e| e.to_string())
+        .unwrap();
     Rp {
         client_id: registered.client_id.as_str().to_owned(),
         secret: registered.secret.map(|s| s.expose().to_owned()),
