@@ -4,8 +4,9 @@
 //! client sending one request at a time, so one core serves at any moment. Both rates come
 //! from the same run and the result is their ratio.
 //!
-//! - full: a new browser each time, authorize → password → bypass code → authorization
-//!   code → token (two Argon2 computations: the password and the code);
+//! - full: a new browser each time, authorize → password → bypass code → "Not now" (to the
+//!   offer of a new authenticator app) → authorization code → token (two Argon2
+//!   computations: the password and the code);
 //! - session: one signed-in browser, authorize (prompt=none, no page) → authorization
 //!   code → token.
 //!
@@ -112,12 +113,27 @@ impl Bench {
         let sent = http.post(url("/oauth2/signin/password")).form(&fields);
         let page = sent.send().await.unwrap().text().await.unwrap();
         let fields = [("csrf", csrf(&page)), ("code", self.code.clone())];
-        let done = http
+        let mut done = http
             .post(url("/oauth2/signin/bypass"))
             .form(&fields)
             .send()
             .await
             .unwrap();
+        if done.status() == 200 {
+            // Accepted: the offer to set up a new authenticator app; "Not now" goes on.
+            let page = done.text().await.unwrap();
+            assert!(
+                page.contains("action=\"/oauth2/signin/replace\""),
+                "the offer page: {page}"
+            );
+            let fields = [("csrf", csrf(&page)), ("choice", "later".to_owned())];
+            done = http
+                .post(url("/oauth2/signin/replace"))
+                .form(&fields)
+                .send()
+                .await
+                .unwrap();
+        }
         let code = self.code_in(&location(&done));
         self.token(&http, &code).await;
         http

@@ -10,6 +10,7 @@ mod common;
 
 use bypass_idp::app;
 use bypass_idp::config::Config;
+use bypass_idp::domain::enrolment::CodeUse;
 use bypass_idp::service::bypass::{Argon2Hasher, CodeHasher, VerifyOutcome};
 use bypass_idp::service::context::Context;
 use bypass_idp::state::AppState;
@@ -68,7 +69,7 @@ async fn main() {
     for _ in 0..ROUNDS {
         let outcome = state
             .bypass
-            .verify_and_consume(&user, &code, &ctx)
+            .verify_and_consume(&user, &code, CodeUse::SecondStep, &ctx)
             .await
             .unwrap();
         assert!(matches!(outcome, VerifyOutcome::Accepted { .. }));
@@ -81,7 +82,7 @@ async fn main() {
         tasks.spawn(async move {
             state
                 .bypass
-                .verify_and_consume(&user, &code, &Context::system())
+                .verify_and_consume(&user, &code, CodeUse::SecondStep, &Context::system())
                 .await
                 .unwrap()
         });

@@ -22,6 +22,7 @@ use crate::ops::{HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
 use crate::scim::error::to_scim_response;
 use crate::scim::openapi_service;
 use crate::service::access::Access;
+use crate::service::alerts::Alerts;
 use crate::service::audit::AuditLog;
 use crate::service::bypass::{Argon2Hasher, BypassCodeService};
 use crate::service::console::CALLBACK_PATH;
@@ -218,11 +219,14 @@ pub async fn build_state(
     let roles = Roles::new(store.clone(), config.role_groups.clone());
     let access = Access::new(roles.clone());
     let audit = AuditLog::new(store.clone(), access.clone());
+    let mailer = Arc::new(mailer);
+    let alerts = Alerts::new(store.clone(), mailer.clone(), service_name.clone());
     let mfa = MfaService::new(
         store.clone(),
         sealer,
         guard.clone(),
         access.clone(),
+        alerts,
         service_name.clone(),
     );
     let bypass = BypassCodeService::new(
@@ -231,7 +235,7 @@ pub async fn build_state(
         guard,
         access.clone(),
         Arc::new(Argon2Hasher::new(config.code_pepper.as_ref())),
-        Arc::new(mailer),
+        mailer,
         service_name,
     );
     clients::ensure_console(&store, &issuer)
@@ -374,6 +378,18 @@ pub fn routes(state: Arc<AppState>, edge: Edge) -> impl Endpoint {
             form(post(crate::oidc::signin::enroll)),
         )
         .at(
+            "/oauth2/signin/enrol-code",
+            form(post(crate::oidc::signin::enrol_code)),
+        )
+        .at(
+            "/oauth2/signin/replace",
+            form(post(crate::oidc::signin::replace)),
+        )
+        .at(
+            "/oauth2/signin/replace/confirm",
+            form(post(crate::oidc::signin::replace_confirm)),
+        )
+        .at(
             USERINFO_PATH,
             get(crate::oidc::http::userinfo).post(crate::oidc::http::userinfo),
         )
@@ -421,6 +437,16 @@ pub fn routes(state: Arc<AppState>, edge: Edge) -> impl Endpoint {
                 .with(form_limit()),
         )
         .at("/account", get(console::account))
+        .at(
+            "/account/authenticator",
+            get(console::replace_form)
+                .post(console::replace_post)
+                .with(form_limit()),
+        )
+        .at(
+            "/account/authenticator/signin",
+            form(post(console::replace_sign_in)),
+        )
         .at(
             "/account/sessions/end",
             form(post(console::account_end_sessions)),

@@ -6,7 +6,7 @@
 mod common;
 
 use common::rp::{
-    Browser, PASSWORD, Page, console_sign_in, csrf, password_step, register, sign_in,
+    Browser, PASSWORD, Page, console_sign_in, csrf, not_now, password_step, register, sign_in,
 };
 use common::{TestApp, enrolled_user, user_body};
 use reqwest::Method;
@@ -680,6 +680,7 @@ async fn the_help_desk_cannot_mint_for_itself_or_administrators_and_pages_throug
             &[("csrf", &csrf(&bypass)), ("code", &code)],
         )
         .await;
+    let done = not_now(&other, done).await;
     let callback = done.location.expect("back to the console");
     let landed = other.get(&callback).await;
     let page = other.get(landed.location.as_deref().unwrap()).await;

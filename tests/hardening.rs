@@ -678,8 +678,21 @@ async fn a_form_sent_twice_at_once_yields_one_authorization_code() {
         ("csrf".to_owned(), csrf(&page)),
         ("code".to_owned(), code["code"].as_str().unwrap().to_owned()),
     ];
-    // Four: under the limit of five attempts in flight, so every one is checked and passes.
+    // Four: under the limit of five attempts in flight, so every one is checked and passes,
+    // and each shows the offer to set up a new authenticator app: none ends the flow.
     let pages = burst(&browser, "/oauth2/signin/bypass", fields, 4).await;
+    let offer = "action=\"/oauth2/signin/replace\"";
+    let offers = pages
+        .iter()
+        .filter(|p| p.status == 200 && p.body.contains(offer))
+        .count();
+    assert_eq!(offers, 4, "every one is accepted");
+    // "Not now", sent four times at once, goes on to the client once.
+    let fields = vec![
+        ("csrf".to_owned(), csrf(&pages[0])),
+        ("choice".to_owned(), "later".to_owned()),
+    ];
+    let pages = burst(&browser, "/oauth2/signin/replace", fields, 4).await;
     let redirects: Vec<&Page> = pages.iter().filter(|p| p.status == 303).collect();
     assert_eq!(redirects.len(), 1, "exactly one code");
     assert!(
@@ -887,6 +900,7 @@ async fn sign_ins_in_progress_do_not_survive_revocation() {
             ],
         )
         .await;
+    let done = not_now(&browser, done).await;
     let code = code_from(&done, &app, &rp, &started.state);
     let path = format!(
         "/Users/{user_id}/bypassCodes/{}",

@@ -73,6 +73,7 @@ async fn sign_in_with_a_bypass_code_tells_the_relying_party() {
             &[("csrf", &csrf(&form)), ("code", &typed)],
         )
         .await;
+    let done = not_now(&browser, done).await;
     let auth_code = code_from(&done, &app, &rp, &started.state);
     let (subject, _) = exchange_and_check(started, auth_code, &["pwd", "mfa", "bypass_code"]).await;
     assert_eq!(subject, user_id);
@@ -225,7 +226,8 @@ async fn without_a_factor_the_password_is_enough_unless_mfa_is_required() {
 /// Sets up an authenticator on the enrolment page shown: its secret, the time its code was
 /// made for, and the page that follows.
 async fn enrol(browser: &Browser, enroll: &Page) -> (Vec<u8>, u64, Page) {
-    let start_key = enroll.body.find("<code>").unwrap() + 6;
+    let marker = "id=\"secret\">";
+    let start_key = enroll.body.find(marker).unwrap() + marker.len();
     let key = &enroll.body[start_key..start_key + enroll.body[start_key..].find('<').unwrap()];
     let secret = bypass_idp::domain::totp::from_base32(key).unwrap();
     let now = std::time::SystemTime::now()
@@ -574,6 +576,7 @@ async fn two_instances_issue_exactly_as_many_codes_as_a_bypass_code_allows() {
                         &[("csrf", &csrf(&page)), ("code", &code)],
                     )
                     .await;
+                let done = not_now(&browser, done).await;
                 done.status == 303
             });
         }

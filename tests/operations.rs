@@ -74,7 +74,15 @@ async fn health_readiness_and_metrics_that_move() {
             ],
         )
         .await;
-    assert_eq!(done.status, 303);
+    // Accepted: the offer to set up a new authenticator app; "Not now" goes on to the client.
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(
+        done.body.contains("action=\"/oauth2/signin/replace\""),
+        "{}",
+        done.body
+    );
+    let done = not_now(&browser, done).await;
+    assert_eq!(done.status, 303, "{}", done.body);
     let (status, after, headers) = get(&app, "/metrics").await;
     assert_eq!(status, 200);
     assert!(
@@ -100,8 +108,21 @@ async fn health_readiness_and_metrics_that_move() {
     );
     assert!(
         moved(
+            "signin_steps_total",
+            &["factor=\"replacement\"", "outcome=\"skipped\""]
+        ) >= 1.0
+    );
+    // The wrong code and the accepted one both answer with a page; "Not now" redirects.
+    assert!(
+        moved(
             "http_requests_total",
-            &["route=\"/oauth2/signin/bypass\"", "status=\"303\""]
+            &["route=\"/oauth2/signin/bypass\"", "status=\"200\""]
+        ) >= 2.0
+    );
+    assert!(
+        moved(
+            "http_requests_total",
+            &["route=\"/oauth2/signin/replace\"", "status=\"303\""]
         ) >= 1.0
     );
     assert!(
@@ -181,12 +202,13 @@ async fn use_code(app: &TestApp, rp: &Rp, user: &str, code: &str) -> Page {
         return page;
     }
     let page = browser.get("/oauth2/signin?method=bypass").await;
-    browser
+    let done = browser
         .post(
             "/oauth2/signin/bypass",
             &[("csrf", &csrf(&page)), ("code", code)],
         )
-        .await
+        .await;
+    not_now(&browser, done).await
 }
 
 #[tokio::test]

@@ -107,8 +107,13 @@ async fn attempt(base: &str, client: IpAddr, auth_url: &str, user: &str, code: &
         return statuses;
     }
     let fields = [("csrf", csrf(&page)), ("code", code.to_owned())];
-    let done = fetch(http.post(url("/oauth2/signin/bypass")).form(&fields)).await;
-    ok(&done);
+    let mut done = fetch(http.post(url("/oauth2/signin/bypass")).form(&fields)).await;
+    // Accepted: the offer to set up a new authenticator app; "Not now" goes on to the client.
+    if ok(&done) && done.body.contains("action=\"/oauth2/signin/replace\"") {
+        let fields = [("csrf", csrf(&done)), ("choice", "later".to_owned())];
+        done = fetch(http.post(url("/oauth2/signin/replace")).form(&fields)).await;
+        ok(&done);
+    }
     if done.status == 303
         && done
             .location

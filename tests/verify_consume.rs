@@ -5,6 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
+use bypass_idp::domain::enrolment::CodeUse;
 use bypass_idp::domain::ids::UserId;
 use bypass_idp::service::bypass::{Rejection, VerifyOutcome};
 use bypass_idp::service::context::Context;
@@ -24,7 +25,7 @@ fn ctx() -> Context {
 async fn verify(app: &TestApp, user_id: &str, code: &str) -> VerifyOutcome {
     app.state()
         .bypass
-        .verify_and_consume(&UserId::new(user_id), code, &ctx())
+        .verify_and_consume(&UserId::new(user_id), code, CodeUse::SecondStep, &ctx())
         .await
         .expect("verify runs")
 }
@@ -312,7 +313,7 @@ async fn race(app: &TestApp, user_id: &str, code: &str, attempts: usize) -> usiz
             let ctx = Context::user(user.clone(), None, Some(ip.parse().unwrap()));
             state
                 .bypass
-                .verify_and_consume(&user, &code, &ctx)
+                .verify_and_consume(&user, &code, CodeUse::SecondStep, &ctx)
                 .await
                 .expect("verify runs")
         });

@@ -24,6 +24,9 @@ pub struct Model {
     pub revoked_at: Option<DateTimeUtc>,
     pub revoked_by: Option<String>,
     pub created_at: DateTimeUtc,
+    /// `signIn` (the second step of a sign-in) or `enrolment` (only to set up a first
+    /// authenticator after a reset).
+    pub purpose: String,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

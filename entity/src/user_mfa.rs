@@ -21,6 +21,13 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// When the TOTP factor was confirmed; `None` for factors confirmed before this was kept.
     pub totp_confirmed_at: Option<DateTimeUtc>,
+    /// When an administrator last reset 2-step verification: while no factor is confirmed
+    /// since, enrolling again takes a bypass code (policy `reenrolmentRequiresCode`).
+    pub mfa_reset_at: Option<DateTimeUtc>,
+    /// A new authenticator being set up to replace the confirmed one, sealed like
+    /// `totp_secret`; it replaces that one only when a code from it is confirmed.
+    pub replacement_secret: Option<String>,
+    pub replacement_started_at: Option<DateTimeUtc>,
     #[sea_orm(belongs_to, from = "user_id", to = "id", on_delete = "Cascade")]
     pub user: HasOne<super::user::Entity>,
 }

@@ -10,6 +10,7 @@ mod m20261128_000005_groups;
 mod m20261129_000006_search_indexes;
 mod m20261206_000007_access;
 mod m20261207_000008_sessions;
+mod m20261208_000009_reenrolment;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000006_search_indexes::Migration),
             Box::new(m20261206_000007_access::Migration),
             Box::new(m20261207_000008_sessions::Migration),
+            Box::new(m20261208_000009_reenrolment::Migration),
         ]
     }
 }

@@ -36,10 +36,16 @@ pub enum AuditEvent {
     SignedOut,
     /// Every session of the user was ended ("Sign out everywhere").
     SessionsEnded,
+    /// A new authenticator replaced the user's one (the code that allowed it, if any).
+    AuthenticatorReplaced,
+    /// A security alert was emailed to the user (what about, and to whom).
+    AlertEmailed,
+    /// A security alert could not be emailed (why); the action it reports stood.
+    AlertEmailFailed,
 }
 
 impl AuditEvent {
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 22] = [
         Self::Generated,
         Self::Emailed,
         Self::EmailFailed,
@@ -59,6 +65,9 @@ impl AuditEvent {
         Self::RoleGroupChanged,
         Self::SignedOut,
         Self::SessionsEnded,
+        Self::AuthenticatorReplaced,
+        Self::AlertEmailed,
+        Self::AlertEmailFailed,
     ];
 
     /// The stable name: stored in the database and shown by the API.
@@ -83,6 +92,9 @@ impl AuditEvent {
             Self::RoleGroupChanged => "role_group_changed",
             Self::SignedOut => "signed_out",
             Self::SessionsEnded => "sessions_ended",
+            Self::AuthenticatorReplaced => "authenticator_replaced",
+            Self::AlertEmailed => "alert_emailed",
+            Self::AlertEmailFailed => "alert_email_failed",
         }
     }
 

@@ -5,6 +5,7 @@ pub mod address;
 pub mod audit;
 pub mod bypass;
 pub mod clock;
+pub mod enrolment;
 pub mod ids;
 pub mod limits;
 pub mod oauth;

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::enrolment::{CodeGate, Replacement};
 use super::ids::UserId;
 use super::oauth::Client;
 use super::roles::{CONSOLE_CLIENT_ID, is_role_scope};
@@ -271,8 +272,34 @@ pub enum Step {
     Password,
     /// Password verified; waiting for a TOTP or bypass code.
     SecondFactor { user_id: UserId, auth_time: i64 },
+    /// Password verified, no authenticator, and setting one up takes a bypass code first
+    /// (`domain::enrolment`): waiting for the code.
+    EnrolCode {
+        user_id: UserId,
+        auth_time: i64,
+        gate: CodeGate,
+    },
     /// Password verified, no second factor, but one is required: waiting for TOTP enrolment.
-    Enroll { user_id: UserId, auth_time: i64 },
+    /// `bypass_code`: the code that opened the way to it (then the code is this sign-in's
+    /// second factor).
+    Enroll {
+        user_id: UserId,
+        auth_time: i64,
+        #[serde(default)]
+        bypass_code: Option<String>,
+    },
+    /// Signed in with the bypass code `bypass_code`: a new authenticator may (or, when
+    /// `required`, must) replace the lost one before the sign-in goes on. `setting_up`: a
+    /// new key was shown.
+    Replace {
+        user_id: UserId,
+        auth_time: i64,
+        amr: Vec<String>,
+        bypass_code: String,
+        required: bool,
+        #[serde(default)]
+        setting_up: bool,
+    },
     /// An authenticator was just set up, but the client needs 2-step verification: a factor
     /// set up during a sign-in proves nothing about that sign-in, so the person signs in
     /// again (password, then the new factor). Waits for the password like [`Step::Password`].
@@ -344,21 +371,35 @@ impl Flow {
     }
 
     /// The password was right. `has_totp`: the user has a confirmed factor;
-    /// `user_requires_mfa`: the user's own `mfaRequired`.
+    /// `user_requires_mfa`: the user's own `mfaRequired`; `gate`: setting up an authenticator
+    /// takes a bypass code. After a reset every sign-in asks for it, as it asked for the
+    /// authenticator before; an administrator's first authenticator, when one is set up.
     pub fn password_verified(
         self,
         user_id: UserId,
         auth_time: i64,
         has_totp: bool,
         user_requires_mfa: bool,
+        gate: Option<CodeGate>,
     ) -> Result<Self, IllegalStep> {
         if !self.wants_password() {
             return Err(IllegalStep);
         }
+        let enrols = self.request.mfa_requested || user_requires_mfa;
         let step = if has_totp {
             Step::SecondFactor { user_id, auth_time }
-        } else if self.request.mfa_requested || user_requires_mfa {
-            Step::Enroll { user_id, auth_time }
+        } else if let Some(gate) = gate.filter(|g| *g == CodeGate::AfterReset || enrols) {
+            Step::EnrolCode {
+                user_id,
+                auth_time,
+                gate,
+            }
+        } else if enrols {
+            Step::Enroll {
+                user_id,
+                auth_time,
+                bypass_code: None,
+            }
         } else {
             Step::Authenticated {
                 user_id,
@@ -370,7 +411,13 @@ impl Flow {
         Ok(Self { step, ..self })
     }
 
-    pub fn second_factor_verified(self, factor: SecondFactor) -> Result<Self, IllegalStep> {
+    /// The second factor was right. After a bypass code, `replacement` (the policy) says
+    /// whether setting up a new authenticator is offered or required first.
+    pub fn second_factor_verified(
+        self,
+        factor: SecondFactor,
+        replacement: Replacement,
+    ) -> Result<Self, IllegalStep> {
         let Step::SecondFactor { user_id, auth_time } = self.step else {
             return Err(IllegalStep);
         };
@@ -378,17 +425,90 @@ impl Flow {
             SecondFactor::Totp => (AMR_OTP, None),
             SecondFactor::BypassCode { code_id } => (AMR_BYPASS_CODE, Some(code_id)),
         };
-        let amr = vec![
-            AMR_PASSWORD.to_owned(),
-            AMR_MFA.to_owned(),
-            method.to_owned(),
-        ];
+        let amr = code_amr(method);
+        let step = match bypass_code {
+            Some(code) if replacement != Replacement::Off => Step::Replace {
+                user_id,
+                auth_time,
+                amr,
+                bypass_code: code,
+                required: replacement == Replacement::Required,
+                setting_up: false,
+            },
+            bypass_code => Step::Authenticated {
+                user_id,
+                auth_time,
+                amr,
+                bypass_code,
+            },
+        };
+        Ok(Self { step, ..self })
+    }
+
+    /// The bypass code in front of setting up an authenticator was right: the set-up follows,
+    /// and the code is this sign-in's second factor.
+    pub fn enrolment_code_verified(self, code_id: String) -> Result<Self, IllegalStep> {
+        let Step::EnrolCode {
+            user_id, auth_time, ..
+        } = self.step
+        else {
+            return Err(IllegalStep);
+        };
+        Ok(Self {
+            step: Step::Enroll {
+                user_id,
+                auth_time,
+                bypass_code: Some(code_id),
+            },
+            ..self
+        })
+    }
+
+    /// A new key for the replacing authenticator was shown.
+    pub fn replacement_started(mut self) -> Result<Self, IllegalStep> {
+        let Step::Replace { setting_up, .. } = &mut self.step else {
+            return Err(IllegalStep);
+        };
+        *setting_up = true;
+        Ok(self)
+    }
+
+    /// "Not now": the sign-in goes on with the old authenticator, unless the policy
+    /// requires replacing it.
+    pub fn replacement_skipped(self) -> Result<Self, IllegalStep> {
+        match self.step {
+            Step::Replace { required: true, .. } => Err(IllegalStep),
+            Step::Replace { .. } => self.replace_done(),
+            _ => Err(IllegalStep),
+        }
+    }
+
+    /// The new authenticator replaced the old one, and the user's other sessions ended:
+    /// the sign-in goes on, and opens a session of its own.
+    pub fn replaced(self) -> Result<Self, IllegalStep> {
+        let mut done = self.replace_done()?;
+        done.browser_session = None;
+        done.step_up = false;
+        Ok(done)
+    }
+
+    fn replace_done(self) -> Result<Self, IllegalStep> {
+        let Step::Replace {
+            user_id,
+            auth_time,
+            amr,
+            bypass_code,
+            ..
+        } = self.step
+        else {
+            return Err(IllegalStep);
+        };
         Ok(Self {
             step: Step::Authenticated {
                 user_id,
                 auth_time,
                 amr,
-                bypass_code,
+                bypass_code: Some(bypass_code),
             },
             ..self
         })
@@ -396,12 +516,25 @@ impl Flow {
 
     /// The first authenticator was confirmed during this sign-in. It was not confirmed before
     /// the sign-in began, so it is no second factor of it: the sign-in stands on the password
-    /// (`amr ["pwd"]`) where that is enough, and elsewhere starts again.
+    /// (`amr ["pwd"]`) where that is enough, and elsewhere starts again. A bypass code that
+    /// opened the way to the set-up is the second factor (`amr ["pwd","mfa","bypass_code"]`).
     pub fn enrolled(self) -> Result<Self, IllegalStep> {
-        let Step::Enroll { user_id, auth_time } = self.step else {
+        let Step::Enroll {
+            user_id,
+            auth_time,
+            bypass_code,
+        } = self.step
+        else {
             return Err(IllegalStep);
         };
-        let step = if self.request.mfa_requested {
+        let step = if let Some(code) = bypass_code {
+            Step::Authenticated {
+                user_id,
+                auth_time,
+                amr: code_amr(AMR_BYPASS_CODE),
+                bypass_code: Some(code),
+            }
+        } else if self.request.mfa_requested {
             Step::SignInAgain
         } else {
             Step::Authenticated {
@@ -424,10 +557,21 @@ impl Flow {
         match &self.step {
             Step::Password | Step::SignInAgain => None,
             Step::SecondFactor { user_id, .. }
+            | Step::EnrolCode { user_id, .. }
             | Step::Enroll { user_id, .. }
+            | Step::Replace { user_id, .. }
             | Step::Authenticated { user_id, .. } => Some(user_id),
         }
     }
+}
+
+/// The methods of a sign-in whose second step was `method`.
+fn code_amr(method: &str) -> Vec<String> {
+    vec![
+        AMR_PASSWORD.to_owned(),
+        AMR_MFA.to_owned(),
+        method.to_owned(),
+    ]
 }
 
 /// The acr a set of methods earns.
@@ -558,14 +702,17 @@ mod tests {
     #[test]
     fn password_then_second_factor() {
         let f = flow(false)
-            .password_verified(UserId::new("u"), 10, true, false)
+            .password_verified(UserId::new("u"), 10, true, false, None)
             .unwrap();
         assert_eq!(f.user_id(), Some(&UserId::new("u")));
         let done = f
             .clone()
-            .second_factor_verified(SecondFactor::BypassCode {
-                code_id: "c1".into(),
-            })
+            .second_factor_verified(
+                SecondFactor::BypassCode {
+                    code_id: "c1".into(),
+                },
+                Replacement::Off,
+            )
             .unwrap();
         assert_eq!(
             done.step,
@@ -576,7 +723,9 @@ mod tests {
                 bypass_code: Some("c1".into()),
             }
         );
-        let totp = f.second_factor_verified(SecondFactor::Totp).unwrap();
+        let totp = f
+            .second_factor_verified(SecondFactor::Totp, Replacement::Offered)
+            .unwrap();
         let Step::Authenticated { amr, .. } = &totp.step else {
             panic!()
         };
@@ -586,7 +735,7 @@ mod tests {
     #[test]
     fn no_factor_means_password_only_unless_mfa_is_required() {
         let f = flow(false)
-            .password_verified(UserId::new("u"), 1, false, false)
+            .password_verified(UserId::new("u"), 1, false, false, None)
             .unwrap();
         let Step::Authenticated { amr, .. } = &f.step else {
             panic!("{f:?}")
@@ -595,21 +744,21 @@ mod tests {
         assert_eq!(acr_for(amr), ACR_PASSWORD);
         assert!(matches!(
             flow(true)
-                .password_verified(UserId::new("u"), 1, false, false)
+                .password_verified(UserId::new("u"), 1, false, false, None)
                 .unwrap()
                 .step,
             Step::Enroll { .. }
         ));
         assert!(matches!(
             flow(false)
-                .password_verified(UserId::new("u"), 1, false, true)
+                .password_verified(UserId::new("u"), 1, false, true, None)
                 .unwrap()
                 .step,
             Step::Enroll { .. }
         ));
         // A factor set up during the sign-in is no second factor of it.
         let enrolled = flow(false)
-            .password_verified(UserId::new("u"), 1, false, true)
+            .password_verified(UserId::new("u"), 1, false, true, None)
             .unwrap()
             .enrolled()
             .unwrap();
@@ -621,16 +770,16 @@ mod tests {
         // Where 2-step verification is required, the person signs in again, and then the
         // new factor is the second step.
         let again = flow(true)
-            .password_verified(UserId::new("u"), 1, false, false)
+            .password_verified(UserId::new("u"), 1, false, false, None)
             .unwrap()
             .enrolled()
             .unwrap();
         assert_eq!(again.step, Step::SignInAgain);
         assert_eq!(again.user_id(), None);
         let second = again
-            .password_verified(UserId::new("u"), 2, true, false)
+            .password_verified(UserId::new("u"), 2, true, false, None)
             .unwrap()
-            .second_factor_verified(SecondFactor::Totp)
+            .second_factor_verified(SecondFactor::Totp, Replacement::Offered)
             .unwrap();
         let Step::Authenticated { amr, .. } = &second.step else {
             panic!("{second:?}")
@@ -639,19 +788,124 @@ mod tests {
     }
 
     #[test]
+    fn after_a_reset_every_sign_in_asks_for_a_code_then_sets_up_an_authenticator() {
+        let u = || UserId::new("u");
+        // Even a client that asks for no 2-step verification: the account had it.
+        let gated = flow(false)
+            .password_verified(u(), 5, false, false, Some(CodeGate::AfterReset))
+            .unwrap();
+        assert!(matches!(gated.step, Step::EnrolCode { .. }), "{gated:?}");
+        assert_eq!(gated.clone().enrolled(), Err(IllegalStep));
+        let done = gated
+            .enrolment_code_verified("c9".into())
+            .unwrap()
+            .enrolled()
+            .unwrap();
+        assert_eq!(
+            done.step,
+            Step::Authenticated {
+                user_id: u(),
+                auth_time: 5,
+                amr: vec!["pwd".into(), "mfa".into(), "bypass_code".into()],
+                bypass_code: Some("c9".into()),
+            }
+        );
+        // An administrator's first authenticator: gated where one is set up, and a
+        // password-only sign-in elsewhere is unchanged.
+        let admin = Some(CodeGate::Administrator);
+        assert!(matches!(
+            flow(true)
+                .password_verified(u(), 1, false, false, admin)
+                .unwrap()
+                .step,
+            Step::EnrolCode { .. }
+        ));
+        assert!(matches!(
+            flow(false)
+                .password_verified(u(), 1, false, false, admin)
+                .unwrap()
+                .step,
+            Step::Authenticated { .. }
+        ));
+        // A user with an authenticator is asked for it, gate or not.
+        assert!(matches!(
+            flow(false)
+                .password_verified(u(), 1, true, false, admin)
+                .unwrap()
+                .step,
+            Step::SecondFactor { .. }
+        ));
+    }
+
+    #[test]
+    fn a_bypass_code_sign_in_offers_or_requires_a_new_authenticator() {
+        let code = || SecondFactor::BypassCode {
+            code_id: "c1".into(),
+        };
+        let second = || {
+            let mut f = flow(false)
+                .password_verified(UserId::new("u"), 1, true, false, None)
+                .unwrap();
+            f.browser_session = Some("old".into());
+            f.step_up = true;
+            f
+        };
+        let offered = second()
+            .second_factor_verified(code(), Replacement::Offered)
+            .unwrap();
+        assert!(matches!(
+            offered.step,
+            Step::Replace {
+                required: false,
+                ..
+            }
+        ));
+        let skipped = offered.clone().replacement_skipped().unwrap();
+        assert!(matches!(skipped.step, Step::Authenticated { .. }));
+        assert!(
+            skipped.step_up,
+            "Not now keeps the session being stepped up"
+        );
+        let replaced = offered.replacement_started().unwrap().replaced().unwrap();
+        let Step::Authenticated {
+            amr, bypass_code, ..
+        } = &replaced.step
+        else {
+            panic!("{replaced:?}")
+        };
+        assert_eq!(amr, &["pwd", "mfa", "bypass_code"]);
+        assert_eq!(bypass_code.as_deref(), Some("c1"));
+        // The replacement ended the user's sessions: this sign-in opens its own.
+        assert_eq!((replaced.browser_session, replaced.step_up), (None, false));
+        let required = second()
+            .second_factor_verified(code(), Replacement::Required)
+            .unwrap();
+        assert_eq!(required.replacement_skipped(), Err(IllegalStep));
+        let off = second()
+            .second_factor_verified(code(), Replacement::Off)
+            .unwrap();
+        assert!(matches!(off.step, Step::Authenticated { .. }));
+        // The authenticator itself is no reason to replace it.
+        let totp = second()
+            .second_factor_verified(SecondFactor::Totp, Replacement::Required)
+            .unwrap();
+        assert!(matches!(totp.step, Step::Authenticated { .. }));
+    }
+
+    #[test]
     fn illegal_transitions_are_refused() {
         assert_eq!(
-            flow(false).second_factor_verified(SecondFactor::Totp),
+            flow(false).second_factor_verified(SecondFactor::Totp, Replacement::Offered),
             Err(IllegalStep)
         );
         assert_eq!(flow(false).enrolled(), Err(IllegalStep));
         let second = flow(false)
-            .password_verified(UserId::new("u"), 1, true, false)
+            .password_verified(UserId::new("u"), 1, true, false, None)
             .unwrap();
         assert_eq!(
             second
                 .clone()
-                .password_verified(UserId::new("v"), 1, true, false),
+                .password_verified(UserId::new("v"), 1, true, false, None),
             Err(IllegalStep)
         );
         assert_eq!(second.enrolled(), Err(IllegalStep));

@@ -110,6 +110,11 @@ pub struct MfaRecord {
     pub consecutive_failures: i32,
     /// When the factor was confirmed; `None` for factors confirmed before this was kept.
     pub totp_confirmed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When an administrator last reset 2-step verification.
+    pub mfa_reset_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// A new authenticator being set up beside the confirmed one (sealed), and since when.
+    pub replacement_secret: Option<String>,
+    pub replacement_started_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[cfg(test)]

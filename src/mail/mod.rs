@@ -102,7 +102,81 @@ impl BypassCodeMail<'_> {
     }
 }
 
+/// A security alert: something happened to the account that its owner must hear of.
+pub struct AlertMail<'a> {
+    pub to: &'a str,
+    pub user_name: &'a str,
+    pub service: &'a str,
+    /// The subject, e.g. "Your authenticator app was replaced".
+    pub subject: &'a str,
+    /// What happened, in one or two sentences.
+    pub what: &'a str,
+    pub at: DateTime<Utc>,
+    /// The network address it was done from, when known.
+    pub from_address: Option<&'a str>,
+    /// What to do if it was not them.
+    pub if_not_you: &'a str,
+}
+
+impl AlertMail<'_> {
+    fn facts(&self) -> Vec<(&'static str, String)> {
+        let mut facts = vec![("When", format!("{} UTC", self.at.format("%Y-%m-%d %H:%M")))];
+        if let Some(address) = self.from_address {
+            facts.push(("From address", address.to_owned()));
+        }
+        facts
+    }
+
+    fn text(&self) -> String {
+        let facts: String = self
+            .facts()
+            .iter()
+            .map(|(k, v)| format!("    {k}: {v}\n"))
+            .collect();
+        format!(
+            "Hello {user},\n\n{what}\n\n{facts}\nIf this was not you: {if_not_you}\n\n{service}\n",
+            user = self.user_name,
+            what = self.what,
+            if_not_you = self.if_not_you,
+            service = self.service,
+        )
+    }
+
+    fn html(&self) -> String {
+        let facts: String = self
+            .facts()
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "<tr><th align=\"left\">{k}</th><td>{}</td></tr>",
+                    escape_html(v)
+                )
+            })
+            .collect();
+        format!(
+            "<!doctype html><html><body style=\"font-family:sans-serif\">\
+             <p>Hello {user},</p><p>{what}</p><table>{facts}</table>\
+             <p><strong>If this was not you:</strong> {if_not_you}</p><p>{service}</p></body></html>",
+            user = escape_html(self.user_name),
+            what = escape_html(self.what),
+            if_not_you = escape_html(self.if_not_you),
+            service = escape_html(self.service),
+        )
+    }
+}
+
 impl Mailer {
+    pub async fn send_alert(&self, mail: &AlertMail<'_>) -> Result<(), MailError> {
+        let to: Mailbox = mail.to.parse().map_err(|_| MailError::Recipient)?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(format!("{} ({})", mail.subject, mail.service))
+            .multipart(MultiPart::alternative_plain_html(mail.text(), mail.html()))
+            .map_err(|e| MailError::Build(e.to_string()))?;
+        self.send(message).await
+    }
+
     pub fn new(smtp_url: Option<&str>, outbox: PathBuf, from: &str) -> Result<Self, MailError> {
         let from: Mailbox = from
             .parse()

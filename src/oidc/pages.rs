@@ -5,6 +5,7 @@ use minijinja::context;
 
 use super::error::PageError;
 use crate::domain::bypass::Rejection;
+use crate::domain::enrolment::CodeGate;
 use crate::domain::limits::Lock;
 use crate::domain::roles::CONSOLE_CLIENT_ID;
 use crate::domain::signin::{Flow, Step};
@@ -24,9 +25,23 @@ pub fn step_page(
         Step::SignInAgain => ("Sign in again", "again"),
         Step::SecondFactor { .. } if bypass => ("2-Step Verification", "bypass"),
         Step::SecondFactor { .. } => ("2-Step Verification", "totp"),
+        Step::EnrolCode { .. } => ("2-Step Verification", "enrol_code"),
         Step::Enroll { .. } => ("Set up 2-Step Verification", "enroll"),
+        Step::Replace { .. } if enrollment.is_some() => {
+            ("Set up a new authenticator app", "replace_setup")
+        }
+        Step::Replace { .. } => ("Set up a new authenticator app?", "replace_offer"),
         Step::Authenticated { .. } => ("Signed in", "done"),
     };
+    let gate = match &flow.step {
+        Step::EnrolCode { gate, .. } => Some(match gate {
+            CodeGate::AfterReset => "reset",
+            CodeGate::Administrator => "administrator",
+        }),
+        _ => None,
+    };
+    let required = matches!(&flow.step, Step::Replace { required: true, .. });
+    let otpauth = enrollment.map(|e| e.otpauth_uri.expose().to_owned());
     render(
         "signin.html",
         context! {
@@ -39,7 +54,10 @@ pub fn step_page(
             login_hint => flow.request.login_hint,
             step_up => flow.step_up,
             secret => enrollment.map(|e| e.secret_base32.expose().to_owned()),
-            otpauth_uri => enrollment.map(|e| e.otpauth_uri.expose().to_owned()),
+            qr => otpauth.as_deref().and_then(crate::web::qr_code),
+            otpauth_uri => otpauth,
+            gate,
+            required,
         },
     )
 }
@@ -129,6 +147,18 @@ pub fn denied_text(denied: Denied) -> String {
             format!("That bypass code has been used up. {ASK_HELP_DESK}")
         }
         Denied::BypassCode(Rejection::Locked(lock)) => lock_text(lock),
+        Denied::BypassCode(Rejection::EnrolmentOnly) => {
+            "That code is only for setting up a new authenticator app after your 2-step verification was reset. Use your authenticator app, or ask your help desk for a sign-in code.".into()
+        }
+        Denied::WrongReplacementCode => {
+            "That code is not right. Enter the 6-digit code the new app shows now for this key (check the phone's clock); the key below is the same.".into()
+        }
+        Denied::ReplacementSuperseded => {
+            "This set-up was finished, or started again, in another window, or it waited too long. Start it again, or continue.".into()
+        }
+        Denied::ReplacementRequired => {
+            "Your organisation requires a new authenticator app after a sign-in with a bypass code. Set it up to continue.".into()
+        }
         Denied::WrongEnrollmentCode => format!(
             "The code does not match; enter the current code from the authenticator app (check its clock). {NEW_KEY}"
         ),

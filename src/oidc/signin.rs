@@ -14,7 +14,7 @@ use super::pages::{denied_text, step_page};
 use crate::domain::secret::Secret;
 use crate::edge::ClientAddr;
 use crate::service::context::Context;
-use crate::service::signin::{CodeStep, FLOW_TTL, Next, Start};
+use crate::service::signin::{CodeStep, FLOW_TTL, Next, ReplaceChoice, Start};
 use crate::state::AppState;
 use crate::web::see_other;
 
@@ -28,6 +28,7 @@ const FIELD_CAPS: &[(&str, usize)] = &[
     ("password", 1024),
     ("code", 64),
     ("csrf", 128),
+    ("choice", 16),
 ];
 
 fn context(addr: &ClientAddr) -> Context {
@@ -161,18 +162,8 @@ pub async fn signin_page(
     let Some(id) = flow_id(jar) else {
         return render(state, Next::Expired, false, jar);
     };
-    match state.signin.load(&id).await {
-        Ok(Some(flow)) => render(
-            state,
-            Next::Continue {
-                flow,
-                denied: None,
-                enrollment: None,
-            },
-            use_bypass,
-            jar,
-        ),
-        Ok(None) => render(state, Next::Expired, false, jar),
+    match state.signin.show(&id).await {
+        Ok(next) => render(state, next, use_bypass, jar),
         Err(err) => page_failure(err),
     }
 }
@@ -263,6 +254,66 @@ pub async fn bypass(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     code_step(state, jar, addr, &form, CodeStep::BypassCode).await
+}
+
+#[handler]
+pub async fn enrol_code(
+    Data(state): Data<&Arc<AppState>>,
+    Data(addr): Data<&ClientAddr>,
+    jar: &CookieJar,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    code_step(state, jar, addr, &form, CodeStep::EnrolCode).await
+}
+
+/// "Set up a new authenticator app" or "Not now", after a bypass-code sign-in.
+#[handler]
+pub async fn replace(
+    Data(state): Data<&Arc<AppState>>,
+    Data(addr): Data<&ClientAddr>,
+    jar: &CookieJar,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let Some(id) = flow_id(jar) else {
+        return render(state, Next::Expired, false, jar);
+    };
+    if let Some(refused) = oversized_field(&form) {
+        return refused;
+    }
+    let choice = match field(&form, "choice") {
+        "setup" => ReplaceChoice::SetUp,
+        "later" => ReplaceChoice::NotNow,
+        _ => {
+            return page_error(PageError::Rejected(
+                "The form must say \"setup\" or \"later\".".into(),
+            ));
+        }
+    };
+    let browser = session_token(state, jar);
+    match state
+        .signin
+        .replace_choice(
+            &id,
+            field(&form, "csrf"),
+            choice,
+            &context(addr),
+            browser.as_deref(),
+        )
+        .await
+    {
+        Ok(next) => render(state, next, false, jar),
+        Err(err) => page_failure(err),
+    }
+}
+
+#[handler]
+pub async fn replace_confirm(
+    Data(state): Data<&Arc<AppState>>,
+    Data(addr): Data<&ClientAddr>,
+    jar: &CookieJar,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    code_step(state, jar, addr, &form, CodeStep::Replace).await
 }
 
 #[handler]

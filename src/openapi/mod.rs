@@ -26,6 +26,7 @@ use crate::domain::bypass::{
     EXPIRES_IN_PARTS, MAX_ACTIVE_LIMIT, MAX_CODE_LENGTH, MAX_EXPIRY_MINUTES, MAX_USAGE_LIMIT,
     MIN_CODE_LENGTH,
 };
+use crate::domain::enrolment::Purpose;
 use crate::domain::scim::filter::MAX_FILTER_LEN;
 use crate::domain::scim::group::{
     GROUP_SCHEMA, MAX_DISPLAY_NAME_CHARS, MAX_EXTERNAL_ID_CHARS, MAX_MEMBER_VALUE_CHARS,
@@ -229,6 +230,20 @@ fn declare_limits(doc: &mut Value) {
         "bypassSessionMaxMinutes",
         json!({"minimum": 0, "maximum": crate::domain::bypass::policy::MAX_BYPASS_SESSION_MINUTES}),
     );
+    constrain(
+        doc,
+        "BypassCodeSettings",
+        "authenticatorReplacement",
+        json!({"enum": crate::domain::enrolment::Replacement::ALL.map(|r| r.as_str())}),
+    );
+    let purposes = [Purpose::SignIn, Purpose::Enrolment].map(Purpose::as_str);
+    constrain(
+        doc,
+        "BypassCodeRequest",
+        "purpose",
+        json!({"enum": purposes}),
+    );
+    constrain(doc, "BypassCode", "purpose", json!({"enum": purposes}));
     for origin in ["helpDesk", "selfService"] {
         constrain(
             doc,

@@ -46,6 +46,7 @@ pub fn render_code(base: &str, view: &CodeView, code: Option<&str>) -> Value {
         "actualUsageCount": view.use_count,
         "remainingUsageCount": view.remaining,
         "origin": view.origin,
+        "purpose": view.purpose.as_str(),
         "createdBy": view.created_by,
         "lastUsedAt": view.last_used_at.map(format_time),
         "revokedAt": view.revoked_at.map(format_time),

@@ -238,6 +238,9 @@ pub struct BypassCodeResource {
     pub remaining_usage_count: Option<i64>,
     /// `helpDesk` or `selfService`.
     pub origin: String,
+    /// `signIn`: the second step of a sign-in (after which the user may replace their
+    /// authenticator). `enrolment`: only to set up an authenticator after a reset.
+    pub purpose: String,
     /// `client:<id>` or `user:<id>`.
     pub created_by: String,
     #[oai(nullable)]
@@ -267,6 +270,11 @@ pub struct BypassCodeRequest {
     pub unlimited_usage: Option<bool>,
     /// `["email"]` emails the code to the user's primary address.
     pub notify: Option<Vec<String>>,
+    /// `signIn` (default): the second step of a sign-in, for a user with an authenticator
+    /// (it then lets them set up a new one) or one whose 2-step verification was reset.
+    /// `enrolment`: only to set up an authenticator, for a user whose 2-step verification
+    /// was reset (or an administrator's first); help desk only.
+    pub purpose: Option<String>,
 }
 
 /// A page of bypass codes.
@@ -383,6 +391,12 @@ pub struct BypassCodeSettingsResource {
     /// How long a sign-in session opened with a bypass code gives single sign-on to other
     /// applications, in minutes (default 60; 0: every application asks again).
     pub bypass_session_max_minutes: Option<i64>,
+    /// After a sign-in with a bypass code: `offered` (default) shows "Set up a new
+    /// authenticator app" and "Not now"; `required` only the set-up; `off` neither.
+    pub authenticator_replacement: Option<String>,
+    /// After an administrator resets 2-step verification (and for an administrator's first
+    /// authenticator), setting one up takes a bypass code, not a password alone (default true).
+    pub reenrolment_requires_code: Option<bool>,
 }
 
 /// A TOTP factor waiting for confirmation. Show `otpauthUri` as a QR code.

@@ -21,6 +21,11 @@ impl Access {
         Self { roles }
     }
 
+    /// The roles service the decisions read.
+    pub fn roles(&self) -> &Roles {
+        &self.roles
+    }
+
     /// May the request's actor do `action` to `target`? `Ok` says under which rules.
     pub async fn check(
         &self,

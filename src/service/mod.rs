@@ -2,6 +2,7 @@
 //! with the store and the counters, and return [`ServiceError`].
 
 pub mod access;
+pub mod alerts;
 pub mod audit;
 pub mod bypass;
 pub mod console;

@@ -11,6 +11,7 @@ use sea_orm::{
 
 use super::{Store, StoreError};
 use crate::domain::bypass::{NewCode, StoredCode};
+use crate::domain::enrolment::Purpose;
 use crate::domain::ids::UserId;
 use crate::domain::repo::{BypassCodeRepo, InsertOutcome};
 
@@ -29,6 +30,7 @@ fn stored(row: bypass_code::Model) -> StoredCode {
         revoked_at: row.revoked_at,
         revoked_by: row.revoked_by,
         created_at: row.created_at,
+        purpose: Purpose::parse(&row.purpose).unwrap_or_default(),
     }
 }
 
@@ -78,6 +80,7 @@ impl BypassCodeRepo for Store {
             revoked_at: Set(None),
             revoked_by: Set(None),
             created_at: Set(code.created_at),
+            purpose: Set(code.purpose.as_str().to_owned()),
         };
         let txn = self.db.begin().await?;
         user_mfa::Entity::update_many()
@@ -281,6 +284,7 @@ mod tests {
                         expires_at,
                         max_uses,
                         created_at: now - Duration::hours(1),
+                        purpose: Purpose::SignIn,
                     };
                     // Inserted while nothing is active yet at an early "now", so the cap never bites.
                     let early = now - Duration::days(365);

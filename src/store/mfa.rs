@@ -20,6 +20,9 @@ fn record(row: user_mfa::Model) -> MfaRecord {
         bypass_salt: row.bypass_salt,
         consecutive_failures: row.consecutive_failures,
         totp_confirmed_at: row.totp_confirmed_at,
+        mfa_reset_at: row.mfa_reset_at,
+        replacement_secret: row.replacement_secret,
+        replacement_started_at: row.replacement_started_at,
     }
 }
 
@@ -36,6 +39,11 @@ impl MfaRepo for Store {
     ) -> Result<Vec<String>, StoreError> {
         let txn = self.db.begin().await?;
         Store::clear_totp(&txn, user_id).await?;
+        user_mfa::Entity::update_many()
+            .col_expr(user_mfa::Column::MfaResetAt, Expr::value(now))
+            .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
+            .exec(&txn)
+            .await?;
         let revoked = Store::revoke_user_codes(&txn, user_id, by, now).await?;
         Store::revoke_user_grants(&txn, user_id, now).await?;
         txn.commit().await?;
@@ -63,6 +71,9 @@ impl MfaRepo for Store {
             consecutive_failures: Set(0),
             updated_at: Set(Utc::now()),
             totp_confirmed_at: Set(None),
+            mfa_reset_at: Set(None),
+            replacement_secret: Set(None),
+            replacement_started_at: Set(None),
         }
         .insert(&self.db)
         .await;
@@ -168,10 +179,81 @@ impl Store {
                 Expr::value(Option::<i64>::None),
             )
             .col_expr(user_mfa::Column::ConsecutiveFailures, Expr::value(0))
+            .col_expr(
+                user_mfa::Column::ReplacementSecret,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                user_mfa::Column::ReplacementStartedAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
             .col_expr(user_mfa::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
             .exec(db)
             .await?;
         Ok(())
+    }
+
+    /// Stores a new authenticator (sealed) beside the confirmed one, replacing any other
+    /// being set up. Returns false when there is no confirmed authenticator to replace.
+    pub async fn begin_replacement(
+        &self,
+        user_id: &UserId,
+        sealed_secret: String,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let result = user_mfa::Entity::update_many()
+            .col_expr(
+                user_mfa::Column::ReplacementSecret,
+                Expr::value(sealed_secret),
+            )
+            .col_expr(user_mfa::Column::ReplacementStartedAt, Expr::value(now))
+            .col_expr(user_mfa::Column::UpdatedAt, Expr::value(now))
+            .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
+            .filter(user_mfa::Column::TotpConfirmed.eq(true))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Makes the new authenticator `sealed_secret` (whose code for time step `step` was just
+    /// checked) the user's only one, if it is still the one being set up: the old secret stops
+    /// working, and every other session and grant of the user ends (all but `keep`), in one
+    /// transaction. Of two confirmations, at most one replaces; false for the other.
+    pub async fn commit_replacement(
+        &self,
+        user_id: &UserId,
+        sealed_secret: &str,
+        step: i64,
+        keep: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let txn = self.db.begin().await?;
+        let result = user_mfa::Entity::update_many()
+            .col_expr(user_mfa::Column::TotpSecret, Expr::value(sealed_secret))
+            .col_expr(user_mfa::Column::TotpConfirmed, Expr::value(true))
+            .col_expr(user_mfa::Column::TotpLastStep, Expr::value(step))
+            .col_expr(user_mfa::Column::TotpConfirmedAt, Expr::value(now))
+            .col_expr(
+                user_mfa::Column::ReplacementSecret,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                user_mfa::Column::ReplacementStartedAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(user_mfa::Column::UpdatedAt, Expr::value(now))
+            .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
+            .filter(user_mfa::Column::TotpConfirmed.eq(true))
+            .filter(user_mfa::Column::ReplacementSecret.eq(sealed_secret))
+            .exec(&txn)
+            .await?;
+        if result.rows_affected != 1 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        Store::end_other_sessions(&txn, user_id, keep, now).await?;
+        txn.commit().await?;
+        Ok(true)
     }
 }

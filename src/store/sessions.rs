@@ -27,6 +27,8 @@ pub enum EndReason {
     CodeRevoked,
     /// Password change, 2-step verification reset, deactivation or deletion.
     CredentialsChanged,
+    /// The user replaced their authenticator: the old one may be in someone else's hands.
+    AuthenticatorReplaced,
 }
 
 impl EndReason {
@@ -38,6 +40,7 @@ impl EndReason {
             Self::EverywhereSignedOut => "signed_out_everywhere",
             Self::CodeRevoked => "bypass_code_revoked",
             Self::CredentialsChanged => "credentials_changed",
+            Self::AuthenticatorReplaced => "authenticator_replaced",
         }
     }
 }
@@ -219,6 +222,34 @@ impl Store {
             .exec(db)
             .await?;
         Ok(result.rows_affected)
+    }
+
+    /// Ends every session of a user but `keep` (the one replacing the authenticator, if it is
+    /// a session yet), and revokes every grant that did not come from `keep`, `offline_access`
+    /// ones too: the lost authenticator's phone may hold them.
+    pub async fn end_other_sessions<C: ConnectionTrait>(
+        db: &C,
+        user_id: &UserId,
+        keep: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut sessions = Self::mark_ended(EndReason::AuthenticatorReplaced, now)
+            .filter(sign_in_session::Column::UserId.eq(user_id.as_str()));
+        let mut grants = grant::Entity::update_many()
+            .col_expr(grant::Column::RevokedAt, Expr::value(now))
+            .filter(grant::Column::UserId.eq(user_id.as_str()))
+            .filter(grant::Column::RevokedAt.is_null());
+        if let Some(keep) = keep {
+            sessions = sessions.filter(sign_in_session::Column::Id.ne(keep));
+            grants = grants.filter(
+                grant::Column::SessionId
+                    .is_null()
+                    .or(grant::Column::SessionId.ne(keep)),
+            );
+        }
+        let ended = sessions.exec(db).await?;
+        grants.exec(db).await?;
+        Ok(ended.rows_affected)
     }
 
     /// Ends every session opened (or stepped up) with the bypass code `code_id`.

@@ -21,12 +21,32 @@ const SCRIPT: &str = include_str!("console.js");
 /// redirect goes to the client.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
 
+/// A QR code of `text` (an `otpauth://` link) as a `data:` URI of an SVG image, for an
+/// `<img>`: the pages' CSP allows `data:` images, and the SVG has neither script nor style.
+pub fn qr_code(text: &str) -> Option<String> {
+    use base64::Engine;
+    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .quiet_zone(true)
+        .build();
+    Some(format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(svg)
+    ))
+}
+
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     for (name, source) in [
         ("layout.html", include_str!("templates/layout.html")),
         ("message.html", include_str!("templates/message.html")),
         ("signin.html", include_str!("templates/signin.html")),
+        (
+            "authenticator_key.html",
+            include_str!("templates/authenticator_key.html"),
+        ),
         ("console.html", include_str!("templates/console.html")),
         ("users.html", include_str!("templates/users.html")),
         ("codes.html", include_str!("templates/codes.html")),
@@ -36,6 +56,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("account.html", include_str!("templates/account.html")),
         ("audit.html", include_str!("templates/audit.html")),
         ("reset.html", include_str!("templates/reset.html")),
+        ("replace.html", include_str!("templates/replace.html")),
         ("policy.html", include_str!("templates/policy.html")),
         ("logout.html", include_str!("templates/logout.html")),
         ("sessions.html", include_str!("templates/sessions.html")),

@@ -165,6 +165,12 @@ try {
     await page.getByLabel("Bypass code").fill(code);
     await page.getByRole("button", { name: "Verify" }).click();
     await page.waitForURL((u) => u.href.startsWith(RP_REDIRECT) || u.pathname === "/oauth2/signin/bypass");
+    // An accepted code offers to set up a new authenticator app: "Not now" goes on to the client.
+    const later = page.locator("button[name=choice][value=later]");
+    if (await later.count()) {
+      await later.click();
+      await page.waitForURL((u) => u.href.startsWith(RP_REDIRECT) || u.pathname === "/oauth2/signin/replace");
+    }
     if (page.url().startsWith(RP_REDIRECT)) redirected = page.url();
     if (!redirected) {
       await shot(page, name);
@@ -362,6 +368,89 @@ try {
   check(new URL(self_page.url()).pathname === "/oauth2/signin", "after Sign out everywhere the account asks to sign in again");
   await desk_page.goto(`${base}/console/users/${self.id}`);
   check((await desk_page.locator("main").innerText()).includes("No open sign-in sessions"), "the help desk sees no session left");
+
+  // 8. The lost-phone journey: the help desk generates a code in the console and emails it;
+  // the user signs in with it at a relying party, sets up a new authenticator app from the
+  // page (reading the key from it, as a person types it), and lands at the relying party.
+  // The old authenticator's code is refused, the new one's works, and the user is told.
+  await desk_page.goto(`${base}/console/users/${caller.id}/generate`);
+  await desk_page.getByLabel("Expires in").check();
+  await desk_page.getByLabel("Days").fill("1");
+  await desk_page.getByLabel("Once").check();
+  await desk_page.getByRole("button", { name: "Generate" }).click();
+  const lostCode = await desk_page.locator("#code").inputValue();
+  await desk_page.getByRole("button", { name: "Email" }).click();
+  const rpPage = async () => {
+    const page = await fresh();
+    const landed = { url: null };
+    await page.route(`${RP_REDIRECT}**`, (route) => {
+      landed.url = route.request().url();
+      return route.fulfill({ status: 200, contentType: "text/plain", body: "back at the relying party" });
+    });
+    const verifier = b64url(crypto.randomBytes(32));
+    const query = new URLSearchParams({
+      response_type: "code", client_id: rp, redirect_uri: RP_REDIRECT, scope: "openid",
+      state: b64url(crypto.randomBytes(16)), nonce: b64url(crypto.randomBytes(16)),
+      code_challenge: b64url(crypto.createHash("sha256").update(verifier).digest()), code_challenge_method: "S256",
+    });
+    await page.goto(`${base}/oauth2/authorize?${query}`);
+    await page.getByLabel("Username").fill(caller.userName);
+    await page.getByLabel("Password").fill(PASSWORD);
+    await page.getByRole("button", { name: "Next" }).click();
+    return { page, landed, verifier };
+  };
+  const lost = await rpPage();
+  await lost.page.getByRole("link", { name: "Use a bypass code" }).click();
+  await lost.page.getByLabel("Bypass code").fill(lostCode);
+  await lost.page.getByRole("button", { name: "Verify" }).click();
+  const offer = await lost.page.locator("main").innerText();
+  check(offer.includes("Set up a new authenticator app") && offer.includes("Not now"), "after a bypass code the sign-in offers a new authenticator app");
+  await audit(lost.page, "replace offer");
+  await shot(lost.page, "22-replace-offer");
+  await lost.page.setViewportSize({ width: 1280, height: 900 });
+  await shot(lost.page, "22-replace-offer-desktop");
+  await lost.page.setViewportSize({ width: 400, height: 900 });
+  await lost.page.getByRole("button", { name: "Set up a new authenticator app" }).click();
+  const qr = lost.page.locator("img.qr");
+  check((await qr.count()) === 1 && (await qr.evaluate((img) => img.complete && img.naturalWidth > 0)), "the set-up page shows a QR code (loaded within the page's CSP)");
+  const newKey = (await lost.page.locator("#secret").innerText()).trim();
+  check(/^[A-Z2-7]{16,}$/.test(newKey) && newKey !== caller.secret, "the set-up page shows a new key");
+  await audit(lost.page, "replace set-up");
+  await shot(lost.page, "23-replace-setup");
+  await lost.page.setViewportSize({ width: 1280, height: 900 });
+  await shot(lost.page, "23-replace-setup-desktop");
+  await lost.page.setViewportSize({ width: 400, height: 900 });
+  await lost.page.getByLabel("Code from the new app").fill(totp(newKey));
+  await lost.page.getByRole("button", { name: "Replace my authenticator" }).click();
+  await lost.page.waitForURL((u) => u.href.startsWith(RP_REDIRECT));
+  const landedAt = new URL(lost.page.url()).searchParams;
+  const replacedTokens = await (
+    await fetch(`${base}/oauth2/token`, {
+      method: "POST",
+      body: new URLSearchParams({
+        grant_type: "authorization_code", code: landedAt.get("code"), redirect_uri: RP_REDIRECT,
+        code_verifier: lost.verifier, client_id: rp,
+      }),
+    })
+  ).json();
+  const replacedClaims = JSON.parse(Buffer.from(replacedTokens.id_token.split(".")[1], "base64url").toString());
+  check(replacedClaims.amr?.includes("bypass_code"), "after the set-up the user lands at the relying party, signed in with the code");
+  await lost.page.context().close();
+  // The old authenticator's code is refused; the new one's works.
+  const withOld = await rpPage();
+  await withOld.page.getByLabel("Code").fill(totp(caller.secret, Date.now() / 1000 + 30));
+  await withOld.page.getByRole("button", { name: "Verify" }).click();
+  check((await withOld.page.locator("main").innerText()).includes("not right"), "the old authenticator's code is refused");
+  await shot(withOld.page, "24-old-authenticator-refused");
+  await withOld.page.getByLabel("Code").fill(totp(newKey, Date.now() / 1000 + 30));
+  await withOld.page.getByRole("button", { name: "Verify" }).click();
+  await withOld.page.waitForURL((u) => u.href.startsWith(RP_REDIRECT));
+  check(withOld.page.url().startsWith(RP_REDIRECT), "the new authenticator's code signs in");
+  await withOld.page.context().close();
+  const mails = fs.readdirSync(path.join(dataDir, "outbox")).map((f) => fs.readFileSync(path.join(dataDir, "outbox", f), "utf8").replace(/=\r?\n/g, ""));
+  check(mails.some((m) => m.includes("Your authenticator app was replaced")), "the user is emailed that the authenticator was replaced");
+  await desk_page.goto(`${base}/console/users/${caller.id}/audit`);
+  check((await desk_page.locator("main").innerText()).includes("authenticator replaced"), "the audit trail says authenticator replaced");
 
   check(axeViolations.length === 0, `axe: no serious or critical violation${axeViolations.length ? "\n  " + axeViolations.join("\n  ") : ""}`);
 } finally {

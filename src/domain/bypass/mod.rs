@@ -10,6 +10,7 @@ pub mod policy;
 
 pub use policy::Policy;
 
+use super::enrolment::Purpose;
 use super::ids::UserId;
 use super::limits::Lock;
 use super::scim::user::Email;
@@ -103,6 +104,8 @@ pub struct CodeRequest {
     /// `None`: unlimited.
     pub max_uses: Option<i64>,
     pub notify_email: bool,
+    /// `signIn` unless the body says `enrolment`.
+    pub purpose: Purpose,
 }
 
 /// Why a code may not be generated for this origin at all.
@@ -112,13 +115,14 @@ pub enum GenerationRefused {
 }
 
 /// The members a create body may have; any other is refused.
-pub const CREATE_MEMBERS: [&str; 6] = [
+pub const CREATE_MEMBERS: [&str; 7] = [
     "schemas",
     "expiresIn",
     "neverExpires",
     "maxUsageCount",
     "unlimitedUsage",
     "notify",
+    "purpose",
 ];
 
 /// Parses a create body and checks it against the policy for `origin`.
@@ -141,7 +145,7 @@ pub fn parse_create(
         .find(|k| !CREATE_MEMBERS.iter().any(|n| n.eq_ignore_ascii_case(k)))
     {
         return Err(invalid(format!(
-            "unknown member \"{unknown}\"; a bypass code takes expiresIn or neverExpires, maxUsageCount or unlimitedUsage, and notify"
+            "unknown member \"{unknown}\"; a bypass code takes expiresIn or neverExpires, maxUsageCount or unlimitedUsage, notify and purpose"
         )));
     }
     let (_, max_usage, max_expiry) = policy.limits(origin);
@@ -247,10 +251,17 @@ pub fn parse_create(
         }
         Some(_) => return Err(invalid("\"notify\" must be an array, e.g. [\"email\"]")),
     };
+    let purpose = match member(object, "purpose") {
+        None => Purpose::SignIn,
+        Some(value) => value.as_str().and_then(Purpose::parse).ok_or_else(|| {
+            invalid("\"purpose\" must be \"signIn\" (the default) or \"enrolment\"")
+        })?,
+    };
     Ok(CodeRequest {
         expires_at,
         max_uses,
         notify_email,
+        purpose,
     })
 }
 
@@ -383,6 +394,8 @@ pub enum Rejection {
     Revoked,
     Exhausted,
     Locked(Lock),
+    /// An `enrolment` code typed where only a sign-in code does (no use counted).
+    EnrolmentOnly,
 }
 
 impl Rejection {
@@ -394,6 +407,7 @@ impl Rejection {
             Self::Revoked => "revoked",
             Self::Exhausted => "exhausted",
             Self::Locked(_) => "locked",
+            Self::EnrolmentOnly => "enrolment_only",
         }
     }
 
@@ -421,6 +435,7 @@ pub struct NewCode {
     pub expires_at: Option<DateTime<Utc>>,
     pub max_uses: Option<i64>,
     pub created_at: DateTime<Utc>,
+    pub purpose: Purpose,
 }
 
 /// A stored code, as the store hands it back.
@@ -439,6 +454,7 @@ pub struct StoredCode {
     pub revoked_at: Option<DateTime<Utc>>,
     pub revoked_by: Option<String>,
     pub created_at: DateTime<Utc>,
+    pub purpose: Purpose,
 }
 
 impl StoredCode {

@@ -10,6 +10,7 @@ use super::{
     MAX_ACTIVE_LIMIT, MAX_CODE_LENGTH, MAX_EXPIRY_MINUTES, MAX_USAGE_LIMIT, MIN_CODE_LENGTH,
     Origin, boolean, integer, invalid,
 };
+use crate::domain::enrolment::Replacement;
 use crate::domain::scim::{ScimType, ScimViolation};
 
 /// The bypass-code policy (mirrors OCI `bypassCodeSettings`). `None` limits mean "no limit":
@@ -29,6 +30,11 @@ pub struct Policy {
     pub self_service_max_expiry_minutes: Option<i64>,
     /// How long a sign-in session opened with a bypass code gives single sign-on (0: never).
     pub bypass_session_max_minutes: u32,
+    /// After a bypass-code sign-in: offer (or require) setting up a new authenticator.
+    pub authenticator_replacement: Replacement,
+    /// After a reset, and for an administrator's first authenticator, setting one up takes a
+    /// bypass code, not a password alone.
+    pub reenrolment_requires_code: bool,
 }
 
 /// The longest single sign-on a bypass-code session may be given: a day.
@@ -46,6 +52,8 @@ impl Default for Policy {
             self_service_max_usage: Some(1),
             self_service_max_expiry_minutes: None,
             bypass_session_max_minutes: 60,
+            authenticator_replacement: Replacement::Offered,
+            reenrolment_requires_code: true,
         }
     }
 }
@@ -65,11 +73,13 @@ const LIMITS: [(&str, i64, &str); 4] = [
 
 /// Whether `name` is a member of the API form (ignoring case, as SCIM does).
 fn is_member(name: &str) -> bool {
-    const OTHERS: [&str; 6] = [
+    const OTHERS: [&str; 8] = [
         "schemas",
         "codeLength",
         "maxActive",
         "bypassSessionMaxMinutes",
+        "authenticatorReplacement",
+        "reenrolmentRequiresCode",
         "helpDeskGenerationEnabled",
         "selfServiceGenerationEnabled",
     ];
@@ -133,6 +143,12 @@ impl Policy {
                 "\"bypassSessionMaxMinutes\" must be between 0 (no single sign-on) and {MAX_BYPASS_SESSION_MINUTES}"
             )));
         }
+        let authenticator_replacement = match super::member(object, "authenticatorReplacement") {
+            None => defaults.authenticator_replacement,
+            Some(value) => value.as_str().and_then(Replacement::parse).ok_or_else(|| {
+                invalid("\"authenticatorReplacement\" must be \"off\", \"offered\" or \"required\"")
+            })?,
+        };
         let [hd_usage, hd_expiry, ss_usage, ss_expiry] = LIMITS;
         Ok(Self {
             code_length: code_length as u32,
@@ -154,6 +170,9 @@ impl Policy {
                 defaults.self_service_max_expiry_minutes,
             )?,
             bypass_session_max_minutes: bypass_session as u32,
+            authenticator_replacement,
+            reenrolment_requires_code: boolean(object, "reenrolmentRequiresCode")?
+                .unwrap_or(defaults.reenrolment_requires_code),
         })
     }
 
@@ -165,6 +184,8 @@ impl Policy {
             "helpDeskGenerationEnabled": self.help_desk_generation_enabled,
             "selfServiceGenerationEnabled": self.self_service_generation_enabled,
             "bypassSessionMaxMinutes": self.bypass_session_max_minutes,
+            "authenticatorReplacement": self.authenticator_replacement.as_str(),
+            "reenrolmentRequiresCode": self.reenrolment_requires_code,
         });
         let values = [
             self.help_desk_max_usage,
@@ -282,10 +303,20 @@ mod tests {
             json!({"schemas": "urn:x"}),
             json!({"bypassSessionMaxMinutes": -1}),
             json!({"bypassSessionMaxMinutes": 1441}),
+            json!({"authenticatorReplacement": "sometimes"}),
+            json!({"authenticatorReplacement": true}),
+            json!({"reenrolmentRequiresCode": "no"}),
             json!([]),
         ] {
             assert!(Policy::from_json(&bad).is_err(), "{bad}");
         }
+        let p = Policy::from_json(&json!({
+            "authenticatorReplacement": "required", "reenrolmentRequiresCode": false,
+        }))
+        .unwrap();
+        assert_eq!(p.authenticator_replacement, Replacement::Required);
+        assert!(!p.reenrolment_requires_code);
+        assert_eq!(Policy::from_json(&p.to_json()).unwrap(), p);
         // Unlimited false with a finite default keeps the default.
         let p = Policy::from_json(&json!({"selfServiceMaxUsageUnlimited": false})).unwrap();
         assert_eq!(p.self_service_max_usage, Some(1));

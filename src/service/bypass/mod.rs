@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::access::Access;
 use super::context::Context;
-use super::mfa::Guard;
+use super::mfa::{Guard, factors, random_salt};
 use super::throttle::Throttle;
 use super::{ServiceError, audit, passwords};
 use crate::counters::SharedCounters;
@@ -24,6 +24,7 @@ use crate::domain::bypass::{
     self, CodeRequest, CodeStatus, GenerationRefused, NewCode, Policy, StoredCode, check_eligible,
     check_generation_allowed,
 };
+use crate::domain::enrolment::{Purpose, check_purpose, enrolment_gate};
 use crate::domain::ids::UserId;
 use crate::domain::repo::{
     AuditRepo, BypassCodeRepo, InsertOutcome, MfaRepo, SettingRepo, UserRepo,
@@ -63,6 +64,7 @@ pub struct CodeView {
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub notifications: Vec<Notification>,
+    pub purpose: Purpose,
 }
 
 #[derive(Clone, Debug)]
@@ -136,6 +138,16 @@ fn view(code: StoredCode, events: &[AuditEntry], now: DateTime<Utc>) -> CodeView
         created_at: code.created_at,
         last_used_at: code.last_used_at,
         revoked_at: code.revoked_at,
+        purpose: code.purpose,
+    }
+}
+
+/// The policy in force, as stored (the default until one is set).
+pub async fn load_policy(store: &Store) -> Result<Policy, ServiceError> {
+    match store.get_setting(POLICY_SETTING).await? {
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|e| ServiceError::internal("stored bypass-code policy", e)),
+        None => Ok(Policy::default()),
     }
 }
 
@@ -169,11 +181,7 @@ impl BypassCodeService {
 
     /// The policy in force, for the services' own use (limits, sign-in).
     pub async fn policy(&self) -> Result<Policy, ServiceError> {
-        match self.store.get_setting(POLICY_SETTING).await? {
-            Some(text) => serde_json::from_str(&text)
-                .map_err(|e| ServiceError::internal("stored bypass-code policy", e)),
-            None => Ok(Policy::default()),
-        }
+        load_policy(&self.store).await
     }
 
     /// The policy, for a caller who asks to read it.
@@ -275,16 +283,25 @@ impl BypassCodeService {
             bypass::email_recipient(&user.attributes.emails).map_err(ServiceError::invalid)?;
         }
         let name = &user.attributes.user_name;
-        let mfa = self.store.get_mfa(user_id).await?;
-        let enrolled = mfa.as_ref().is_some_and(|m| m.totp_confirmed);
-        check_eligible(user.is_active(), enrolled, true)
+        check_eligible(user.is_active(), false, false)
             .map_err(|why| ServiceError::invalid(why.message(name)))?;
+        let mfa = self.store.get_mfa(user_id).await?;
+        let factors = factors(self.access.roles(), user_id, mfa.as_ref()).await?;
+        let gate = enrolment_gate(factors, policy.reenrolment_requires_code);
+        check_purpose(request.purpose, origin, factors, gate)
+            .map_err(|why| ServiceError::invalid(why.message(name)))?;
+        // An administrator's first code may come before any 2-step verification row: its
+        // salt hashes the code.
+        let mfa = match mfa {
+            Some(mfa) => mfa,
+            None => self.store.ensure_mfa(user_id, random_salt()).await?,
+        };
         // Refused before any Argon2 work: a full user costs the caller nothing of ours.
         let active = self.store.count_active_codes(user_id, now).await?;
         if active >= policy.max_active as u64 {
             return Err(too_many(name, policy.max_active));
         }
-        let salt = mfa.map(|m| m.bypass_salt).unwrap_or_default();
+        let salt = mfa.bypass_salt;
         let code_id = uuid::Uuid::new_v4().to_string();
         let mut attempt = 0;
         let (plaintext, row) = loop {
@@ -301,6 +318,7 @@ impl BypassCodeService {
                 expires_at: request.expires_at,
                 max_uses: request.max_uses,
                 created_at: now,
+                purpose: request.purpose,
             };
             match self
                 .store
@@ -316,7 +334,11 @@ impl BypassCodeService {
             }
         };
         let detail = format!(
-            "expires {}, {} use(s)",
+            "{}expires {}, {} use(s)",
+            match request.purpose {
+                Purpose::Enrolment => "for enrolment only, ",
+                Purpose::SignIn => "",
+            },
             request
                 .expires_at
                 .map_or("never".to_owned(), |t| t.to_rfc3339()),
@@ -460,6 +482,7 @@ mod tests {
 
     use super::*;
     use crate::counters::MemoryCounters;
+    use crate::domain::enrolment::CodeUse;
     use crate::domain::scim::user::parse_user;
 
     /// Counts argon2 computations.
@@ -544,7 +567,7 @@ mod tests {
     ) -> usize {
         counter.calls.store(0, Ordering::SeqCst);
         service
-            .verify_and_consume(user, code, &Context::system())
+            .verify_and_consume(user, code, CodeUse::SecondStep, &Context::system())
             .await
             .unwrap();
         counter.calls.load(Ordering::SeqCst)

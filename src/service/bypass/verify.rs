@@ -6,6 +6,7 @@ use super::{BypassCodeService, USE_COUNTER_TTL};
 use crate::domain::audit::AuditEvent;
 pub use crate::domain::bypass::Rejection;
 use crate::domain::bypass::{self, CodeStatus};
+use crate::domain::enrolment::CodeUse;
 use crate::domain::ids::UserId;
 use crate::domain::repo::{BypassCodeRepo, MfaRepo};
 use crate::service::context::Context;
@@ -39,17 +40,19 @@ impl BypassCodeService {
     /// Checks a typed code at sign-in and, if it is good, uses it up by one. Exactly as many
     /// uses succeed as the code allows, across instances: Redis takes the use atomically
     /// (seeded from the database), and the database records it with a conditional update.
+    /// `at` says where the code was typed, and so which purposes it accepts.
     pub async fn verify_and_consume(
         &self,
         user_id: &UserId,
         typed: &str,
+        at: CodeUse,
         ctx: &Context,
     ) -> Result<VerifyOutcome, ServiceError> {
         let ticket = match self.guard.begin(user_id, ctx).await? {
             Ok(ticket) => ticket,
             Err(lock) => return Ok(VerifyOutcome::Rejected(Rejection::Locked(lock))),
         };
-        let attempt = self.try_consume(user_id, typed).await?;
+        let attempt = self.try_consume(user_id, typed, at).await?;
         let now = Utc::now();
         match &attempt.outcome {
             VerifyOutcome::Accepted { code_id, remaining } => {
@@ -87,7 +90,12 @@ impl BypassCodeService {
         Ok(attempt.outcome)
     }
 
-    async fn try_consume(&self, user_id: &UserId, typed: &str) -> Result<Attempt, ServiceError> {
+    async fn try_consume(
+        &self,
+        user_id: &UserId,
+        typed: &str,
+        at: CodeUse,
+    ) -> Result<Attempt, ServiceError> {
         let Some(digits) = bypass::normalize_code(typed) else {
             return Ok(Attempt::refused(None, Rejection::Wrong));
         };
@@ -98,6 +106,9 @@ impl BypassCodeService {
         let Some(row) = self.store.find_code_by_hash(user_id, &hash).await? else {
             return Ok(Attempt::refused(None, Rejection::Wrong));
         };
+        if !at.accepts(row.purpose) {
+            return Ok(Attempt::refused(Some(row.id), Rejection::EnrolmentOnly));
+        }
         let now = Utc::now();
         let status = row.state().status(now);
         if status != CodeStatus::Active {

@@ -26,6 +26,7 @@ use super::{ServiceError, passwords};
 use crate::counters::SharedCounters;
 use crate::domain::address::LimitAddress;
 use crate::domain::clock::Clock;
+use crate::domain::enrolment::CodeUse;
 use crate::domain::ids::{ClientId, UserId};
 use crate::domain::limits::{Limit, LimitKey};
 use crate::domain::repo::{ClientRepo, UserRepo};
@@ -39,7 +40,9 @@ use crate::store::Store;
 pub const FLOW_TTL: Duration = Duration::from_secs(10 * 60);
 
 mod codes;
+mod replace;
 pub use codes::{CODE_TTL, CodeGrant, Peeked, Redeemed, code_key, redirect_url, used_code_key};
+pub use replace::ReplaceChoice;
 /// What a sign-in step answers (kanidm's `CredState` shape). One per request, so the large
 /// variant costs nothing.
 #[allow(clippy::large_enum_variant)]
@@ -87,6 +90,13 @@ pub enum Denied {
     WrongEnrollmentCode,
     /// Too many wrong enrolment codes; a new key is shown.
     EnrollmentLocked(Lock),
+    /// The code confirming the replacing authenticator was not right; its key is shown again.
+    WrongReplacementCode,
+    /// The replacing authenticator was confirmed, or set up anew, in another window, or its
+    /// set-up waited too long.
+    ReplacementSuperseded,
+    /// "Not now" where the policy requires a new authenticator.
+    ReplacementRequired,
 }
 
 /// A checked second-factor code.
@@ -100,7 +110,11 @@ enum Checked {
 pub enum CodeStep {
     Totp,
     BypassCode,
+    /// The bypass code in front of setting up an authenticator (after a reset).
+    EnrolCode,
     Enroll,
+    /// A code from the authenticator replacing a lost one.
+    Replace,
 }
 
 /// What an authorization request leads to.
@@ -406,8 +420,10 @@ impl SignInService {
         self.throttle.succeeded(reservation).await?;
         let has_totp = user.totp == TotpStatus::Enrolled;
         let required = user.attributes.mfa_required == Some(true);
+        let gate = self.mfa.enrolment_gate(&user.id).await?;
+        let now = self.clock.now().timestamp();
         let flow = flow
-            .password_verified(user.id, self.clock.now().timestamp(), has_totp, required)
+            .password_verified(user.id, now, has_totp, required, gate)
             .map_err(|e| ServiceError::internal("sign-in step", e))?;
         let new_id = random_token();
         self.save(&new_id, &flow).await?;
@@ -435,24 +451,43 @@ impl SignInService {
         };
         let user = match (&flow.step, step) {
             (Step::SecondFactor { user_id, .. }, CodeStep::Totp | CodeStep::BypassCode)
-            | (Step::Enroll { user_id, .. }, CodeStep::Enroll) => user_id.clone(),
+            | (Step::EnrolCode { user_id, .. }, CodeStep::EnrolCode)
+            | (Step::Enroll { user_id, .. }, CodeStep::Enroll)
+            | (Step::Replace { user_id, .. }, CodeStep::Replace) => user_id.clone(),
             // A form of another step (back button, second tab): show where the flow stands.
             _ => return self.advance(id, flow, None, ctx, browser).await,
         };
         let checked = match step {
             CodeStep::Totp => self.check_totp(&user, code, ctx).await?,
-            CodeStep::BypassCode => self.check_bypass_code(&user, code, ctx).await?,
-            CodeStep::Enroll => return self.enroll(id, flow, &user, code, ctx, browser).await,
-        };
-        match checked {
-            Checked::Accepted(factor) => {
-                let flow = flow
-                    .second_factor_verified(factor)
-                    .map_err(|e| ServiceError::internal("sign-in step", e))?;
-                self.advance(id, flow, None, ctx, browser).await
+            CodeStep::BypassCode => {
+                self.check_bypass_code(&user, code, CodeUse::SecondStep, ctx)
+                    .await?
             }
-            Checked::Denied(denied) => Ok(Next::page(flow, Some(denied))),
-        }
+            CodeStep::EnrolCode => {
+                self.check_bypass_code(&user, code, CodeUse::Enrolment, ctx)
+                    .await?
+            }
+            CodeStep::Enroll => return self.enroll(id, flow, &user, code, ctx, browser).await,
+            CodeStep::Replace => {
+                return self
+                    .confirm_replacement(id, flow, &user, code, ctx, browser)
+                    .await;
+            }
+        };
+        let flow = match checked {
+            Checked::Denied(denied) => return Ok(Next::page(flow, Some(denied))),
+            Checked::Accepted(SecondFactor::BypassCode { code_id })
+                if step == CodeStep::EnrolCode =>
+            {
+                flow.enrolment_code_verified(code_id)
+            }
+            Checked::Accepted(factor) => {
+                let replacement = self.bypass.policy().await?.authenticator_replacement;
+                flow.second_factor_verified(factor, replacement)
+            }
+        };
+        let flow = flow.map_err(|e| ServiceError::internal("sign-in step", e))?;
+        self.advance(id, flow, None, ctx, browser).await
     }
 
     async fn check_totp(
@@ -476,9 +511,10 @@ impl SignInService {
         &self,
         user: &UserId,
         code: &str,
+        at: CodeUse,
         ctx: &Context,
     ) -> Result<Checked, ServiceError> {
-        let (metric, checked) = match self.bypass.verify_and_consume(user, code, ctx).await? {
+        let (metric, checked) = match self.bypass.verify_and_consume(user, code, at, ctx).await? {
             VerifyOutcome::Accepted { code_id, .. } => (
                 "success",
                 Checked::Accepted(SecondFactor::BypassCode { code_id }),

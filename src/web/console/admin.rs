@@ -96,11 +96,16 @@ pub async fn reset_form(
         Err(e) => return failure(e),
     };
     let action = format!("{back}/reset");
+    let needs_code = match state.bypass.policy().await {
+        Ok(policy) => policy.reenrolment_requires_code,
+        Err(e) => return failure(e),
+    };
+    let may_generate = session.may(BYPASS_CODES_MANAGE);
     let body = render(
         "reset.html",
         merged(
             frame(&session, "Reset 2-step verification"),
-            context! { user_name => user.attributes.user_name, action, back },
+            context! { user_name => user.attributes.user_name, action, back, needs_code, may_generate },
         ),
     );
     page(StatusCode::OK, body)
@@ -124,6 +129,9 @@ pub async fn reset(
         .reset(&UserId::new(id), &ctx(&session, addr))
         .await
     {
+        Ok(()) if form.get("then").is_some_and(|t| t == "generate") => {
+            see_other(&format!("{back}/generate?purpose=enrolment"))
+        }
         Ok(()) => see_other(&format!("{back}?notice=reset")),
         Err(e) => failure(e),
     }
@@ -197,7 +205,14 @@ pub async fn policy_save(
         };
         body.insert(name.to_owned(), value);
     }
-    for name in ["helpDeskGenerationEnabled", "selfServiceGenerationEnabled"] {
+    if let Some(mode) = form.get("authenticatorReplacement") {
+        body.insert("authenticatorReplacement".into(), json!(mode));
+    }
+    for name in [
+        "helpDeskGenerationEnabled",
+        "selfServiceGenerationEnabled",
+        "reenrolmentRequiresCode",
+    ] {
         body.insert(
             name.to_owned(),
             json!(form.get(name).is_some_and(|v| v == "true")),

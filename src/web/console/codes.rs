@@ -1,11 +1,12 @@
 //! Generating, emailing and revoking a user's bypass codes: the help desk's pages, and the
 //! form and code window that My security shares.
 use super::*;
+use crate::domain::enrolment::{CodeGate, Purpose};
 
 /// The generate form's fields, as typed.
 fn form_values(form: &HashMap<String, String>) -> Value {
     let get = |k: &str| form.get(k).cloned().unwrap_or_default();
-    context! { expiry => get("expiry"), days => get("days"), hours => get("hours"), minutes => get("minutes"), usage => get("usage"), times => get("times") }
+    context! { expiry => get("expiry"), days => get("days"), hours => get("hours"), minutes => get("minutes"), usage => get("usage"), times => get("times"), purpose => get("purpose") }
 }
 
 /// The create body the form asks for, or the field that is wrong.
@@ -50,6 +51,10 @@ fn create_body(
             body["maxUsageCount"] = json!(n);
         }
         _ => body["maxUsageCount"] = json!(1),
+    }
+    // Offered only for a user waiting to set up an authenticator; the service decides.
+    if let Some(purpose) = form.get("purpose").filter(|p| !p.is_empty()) {
+        body["purpose"] = json!(purpose);
     }
     Ok(body)
 }
@@ -157,19 +162,29 @@ pub(super) async fn generate_page(
         Ok(u) => u,
         Err(e) => return failure(e),
     };
-    let (enrolled, policy) = match (
+    let (enrolled, policy, gate) = match (
         state.mfa.status(&target.user_id).await,
         state.bypass.policy().await,
+        state.mfa.enrolment_gate(&target.user_id).await,
     ) {
-        (Ok(s), Ok(p)) => (s == TotpStatus::Enrolled, p),
-        (Err(e), _) | (_, Err(e)) => return failure(e),
+        (Ok(s), Ok(p), Ok(g)) => (s == TotpStatus::Enrolled, p, g),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return failure(e),
     };
+    // A user waiting behind the enrolment gate may be given a code (enrolment only, or
+    // sign-in): the help desk's choice.
+    let gate = (target.origin == Origin::HelpDesk)
+        .then_some(gate)
+        .flatten()
+        .map(|g| match g {
+            CodeGate::AfterReset => "reset",
+            CodeGate::Administrator => "administrator",
+        });
     let body = render(
         "generate.html",
         merged(
             frame(session, "Generate bypass code"),
             context! {
-                enrolled, user_name => user.attributes.user_name, action => target.action, back => target.back,
+                enrolled, gate, user_name => user.attributes.user_name, action => target.action, back => target.back,
                 form => form_values(form), errors, limits => limits(&policy, target.origin),
             },
         ),
@@ -199,7 +214,12 @@ fn code_page(session: &ConsoleSession, target: &Target, window: CodeWindow<'_>) 
         may_email,
     } = window;
     let summary = format!(
-        "{}, {}",
+        "{}{}, {}",
+        if view.purpose == Purpose::Enrolment {
+            "for setting up an authenticator app only, "
+        } else {
+            ""
+        },
         view.expires_at
             .map_or("never expires".to_owned(), |t| format!(
                 "expires {}",
@@ -316,6 +336,7 @@ pub async fn generate_form(
     Data(state): Data<&Arc<AppState>>,
     jar: &CookieJar,
     Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let session = or_respond!(
         permitted(
@@ -327,10 +348,15 @@ pub async fn generate_form(
         .await
     );
     let target = target_for(&session, Some(id));
+    let purpose = match query.get("purpose").map(String::as_str) {
+        Some("signIn") => "signIn",
+        _ => "enrolment",
+    };
     let defaults = HashMap::from([
         ("expiry".to_owned(), "in".to_owned()),
         ("days".to_owned(), "1".to_owned()),
         ("usage".to_owned(), "once".to_owned()),
+        ("purpose".to_owned(), purpose.to_owned()),
     ]);
     generate_page(
         state,

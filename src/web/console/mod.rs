@@ -15,6 +15,7 @@ macro_rules! or_respond {
 }
 
 mod admin;
+mod authenticator;
 mod codes;
 mod security;
 mod session;
@@ -22,6 +23,7 @@ mod sessions;
 mod users;
 
 pub use admin::{audit, audit_log, policy_form, policy_save, reset, reset_form};
+pub use authenticator::{replace_form, replace_post, replace_sign_in};
 pub use codes::{email_code, generate_form, generate_post, revoke_code};
 pub use security::{
     account, account_email, account_generate, account_generate_form, account_revoke,
@@ -150,7 +152,18 @@ async fn signed_in(
             Err(e) => return Err(failure(e)),
         }
     }
-    match state.console.begin_login(return_to, lapsed) {
+    Err(start_login(state, jar, return_to, lapsed))
+}
+
+/// Sends the browser to sign in for the console, back to `return_to`; `reauthenticate`: a
+/// new sign-in (`prompt=login`), whatever single sign-on session the browser has.
+fn start_login(
+    state: &AppState,
+    jar: &CookieJar,
+    return_to: &str,
+    reauthenticate: bool,
+) -> Response {
+    match state.console.begin_login(return_to, reauthenticate) {
         Ok((url, login)) => {
             let mut cookie = Cookie::new_with_str(LOGIN_COOKIE, login);
             cookie.set_http_only(true);
@@ -159,9 +172,9 @@ async fn signed_in(
             cookie.set_max_age(LOGIN_TTL);
             cookie.set_secure(state.issuer.starts_with("https://"));
             jar.add(cookie);
-            Err(see_other(&url))
+            see_other(&url)
         }
-        Err(e) => Err(failure(e)),
+        Err(e) => failure(e),
     }
 }
 
@@ -284,6 +297,7 @@ fn codes(views: &[CodeView]) -> Vec<Value> {
         .map(|c| {
             context! {
                 id => c.id, status => c.status.as_str(), created => when(c.created_at),
+                enrolment => c.purpose == crate::domain::enrolment::Purpose::Enrolment,
                 uses_left => c.remaining.map_or("unlimited".to_owned(), |r| r.to_string()),
                 expires => c.expires_at.map_or("never".to_owned(), when),
                 created_by => c.created_by,

@@ -25,8 +25,13 @@ pub async fn account(
         (Ok(s), Err(ServiceError::Forbidden(_)), Ok(w)) => (s, Vec::new(), w),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return failure(e),
     };
-    let notice = (query.get("notice").map(String::as_str) == Some("revoked"))
-        .then_some("The bypass code is revoked.");
+    let notice = match query.get("notice").map(String::as_str) {
+        Some("revoked") => Some("The bypass code is revoked."),
+        Some("replaced") => Some(
+            "Your new authenticator app is set up. The old one no longer works, and you are signed out everywhere else.",
+        ),
+        _ => None,
+    };
     let sessions = match state.sessions.list(&ctx, &session.user_id).await {
         Ok(views) => views,
         Err(e) => return failure(e),
@@ -51,7 +56,7 @@ pub async fn account(
         "account.html",
         merged(
             frame(&session, "My security"),
-            context! { two_step => two_step(status), codes => codes(&views), revoke_base => "/account/codes", may_generate => why_not.is_none(), why_not, notice,
+            context! { two_step => two_step(status), may_replace => status == TotpStatus::Enrolled, codes => codes(&views), revoke_base => "/account/codes", may_generate => why_not.is_none(), why_not, notice,
             sessions, may_end_sessions, sessions_end => "/account/sessions/end" },
         ),
     );

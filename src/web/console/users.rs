@@ -93,6 +93,15 @@ pub async fn user_page(
         (Ok(s), Ok(v)) => (s, v),
         (Err(e), _) | (_, Err(e)) => return failure(e),
     };
+    // Waiting to set up an authenticator with a code (after a reset): said beside the status.
+    let awaiting_code = if session.may(MFA_READ) && status != TotpStatus::Enrolled {
+        match state.mfa.enrolment_gate(&user_id).await {
+            Ok(gate) => gate.is_some(),
+            Err(e) => return failure(e),
+        }
+    } else {
+        false
+    };
     // Sessions, for those who may see them (the decision is the service's).
     let sessions = state.sessions.list(&ctx(&session, addr), &user_id).await;
     let (sessions, sessions_shown) = match sessions {
@@ -107,7 +116,7 @@ pub async fn user_page(
     let notice = query.get("notice").and_then(|n| match n.as_str() {
         "signed-out" => Some("Every sign-in session of this user ended."),
         "revoked" => Some("The bypass code is revoked."),
-        "reset" => Some("2-step verification is reset: the authenticator, every bypass code and every sign-in of this user are gone."),
+        "reset" => Some("2-step verification is reset: the authenticator, every bypass code and every sign-in of this user are gone. They need a bypass code to set up a new authenticator app."),
         _ => None,
     });
     let body = render(
@@ -115,7 +124,7 @@ pub async fn user_page(
         merged(
             frame(&session, &found.attributes.user_name),
             context! {
-                user => person(&found), two_step => two_step(status), codes => codes(&views),
+                user => person(&found), two_step => two_step(status), codes => codes(&views), awaiting_code,
                 may_manage => session.may(BYPASS_CODES_MANAGE) && codes_refused.is_none(),
                 may_reset => session.may(MFA_MANAGE), codes_refused,
                 revoke_base => format!("{path}/codes"), notice,

@@ -4,21 +4,28 @@
 use chrono::Utc;
 
 use super::access::Access;
+use super::alerts::{Alert, Alerts};
 use super::context::Context;
+use super::roles::Roles;
 use super::sealing::Sealer;
 use super::throttle::{Reservation, Throttle};
 use super::{ServiceError, audit};
 use crate::domain::access::Action;
 use crate::domain::audit::AuditEvent;
 use crate::domain::bypass::check_eligible;
+use crate::domain::enrolment::{self, CodeGate, Factors};
 use crate::domain::ids::UserId;
 use crate::domain::limits::{LimitKey, MAX_CONSECUTIVE_FAILURES};
 use crate::domain::repo::{MfaRepo, UserRepo};
 use crate::domain::secret::Secret;
 use crate::domain::totp;
+use crate::domain::totp::MfaRecord;
 pub use crate::domain::totp::TotpStatus;
 use crate::service::events;
 use crate::store::Store;
+
+mod replace;
+pub use replace::{ReplaceEvidence, ReplaceOutcome};
 
 const SALT_BYTES: usize = 16;
 
@@ -119,7 +126,22 @@ pub struct MfaService {
     sealer: Sealer,
     guard: Guard,
     access: Access,
+    alerts: Alerts,
     issuer_name: String,
+}
+
+/// The facts the lost-phone rules ([`enrolment`]) decide on, from the user's 2-step
+/// verification row and the roles they hold now.
+pub async fn factors(
+    roles: &Roles,
+    user_id: &UserId,
+    mfa: Option<&MfaRecord>,
+) -> Result<Factors, ServiceError> {
+    Ok(Factors {
+        confirmed: mfa.is_some_and(|m| m.totp_confirmed),
+        reset_at: mfa.and_then(|m| m.mfa_reset_at),
+        administrator: !roles.roles_of(user_id).await?.is_empty(),
+    })
 }
 
 pub fn random_salt() -> Vec<u8> {
@@ -134,6 +156,7 @@ impl MfaService {
         sealer: Sealer,
         guard: Guard,
         access: Access,
+        alerts: Alerts,
         issuer_name: String,
     ) -> Self {
         Self {
@@ -141,8 +164,20 @@ impl MfaService {
             sealer,
             guard,
             access,
+            alerts,
             issuer_name,
         }
+    }
+
+    /// Whether setting up the user's authenticator now takes a bypass code, and why.
+    pub async fn enrolment_gate(&self, user_id: &UserId) -> Result<Option<CodeGate>, ServiceError> {
+        let mfa = self.store.get_mfa(user_id).await?;
+        let factors = factors(self.access.roles(), user_id, mfa.as_ref()).await?;
+        let policy = super::bypass::load_policy(&self.store).await?;
+        Ok(enrolment::enrolment_gate(
+            factors,
+            policy.reenrolment_requires_code,
+        ))
     }
 
     /// Starts enrolment on the user's behalf (an administrator or provisioning client), as
@@ -362,6 +397,8 @@ impl MfaService {
         if self.store.get_user(user_id).await?.is_none() {
             return Err(ServiceError::NotFound("user"));
         }
+        // The reset is remembered on the row, which a user who never enrolled lacks.
+        self.store.ensure_mfa(user_id, random_salt()).await?;
         let now = Utc::now();
         let revoked = self
             .store
@@ -390,6 +427,6 @@ impl MfaService {
             )
             .await?;
         }
-        Ok(())
+        self.alerts.send(user_id, Alert::MfaReset, now, ctx).await
     }
 }

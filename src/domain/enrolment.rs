@@ -1,0 +1,307 @@
+//! The lost-phone rules: when setting up an authenticator takes a bypass code, what a code is
+//! for, and when a signed-in person may replace their authenticator. Pure: the services
+//! gather the facts (factor state, roles held, the policy, the sign-in) and act on the answer.
+
+use chrono::{DateTime, Utc};
+
+use super::bypass::Origin;
+use super::signin::{AMR_BYPASS_CODE, AMR_OTP};
+
+/// How recent a sign-in must be to replace the authenticator outside the sign-in itself.
+pub const REPLACE_WITHIN_SECONDS: i64 = 600;
+/// How long a new authenticator being set up waits for its first code.
+pub const SETUP_TTL_SECONDS: i64 = 600;
+
+/// What a bypass code is for: the second step of a sign-in (which may also replace the
+/// authenticator), or only setting up an authenticator after a reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Purpose {
+    #[default]
+    SignIn,
+    Enrolment,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SignIn => "signIn",
+            Self::Enrolment => "enrolment",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "signIn" => Some(Self::SignIn),
+            "enrolment" => Some(Self::Enrolment),
+            _ => None,
+        }
+    }
+}
+
+/// What the policy says about replacing the authenticator after a bypass-code sign-in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Replacement {
+    /// Never offered.
+    Off,
+    /// Offered, with "Not now".
+    #[default]
+    Offered,
+    /// The sign-in continues only once a new authenticator is set up.
+    Required,
+}
+
+impl Replacement {
+    pub const ALL: [Self; 3] = [Self::Off, Self::Offered, Self::Required];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Offered => "offered",
+            Self::Required => "required",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+/// A user's authenticator as far as these rules go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Factors {
+    /// A confirmed authenticator.
+    pub confirmed: bool,
+    /// An administrator reset 2-step verification at this time (and none was confirmed
+    /// since, when `confirmed` is false).
+    pub reset_at: Option<DateTime<Utc>>,
+    /// The user holds an administrator role now.
+    pub administrator: bool,
+}
+
+/// Whether setting up an authenticator takes a bypass code, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum CodeGate {
+    /// An administrator reset 2-step verification: a password alone must not set up the
+    /// factor that replaces the lost one (and so every sign-in asks for the code).
+    AfterReset,
+    /// Holders of an administrator role set up their first authenticator only with a code.
+    Administrator,
+}
+
+/// The gate, if any, in front of setting up an authenticator. `requires_code`: the policy's
+/// `reenrolmentRequiresCode`.
+pub fn enrolment_gate(factors: Factors, requires_code: bool) -> Option<CodeGate> {
+    if factors.confirmed || !requires_code {
+        None
+    } else if factors.reset_at.is_some() {
+        Some(CodeGate::AfterReset)
+    } else if factors.administrator {
+        Some(CodeGate::Administrator)
+    } else {
+        None
+    }
+}
+
+/// Why a code of this purpose may not be generated for this user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PurposeRefused {
+    /// No authenticator and no gate: there is nothing a code stands in for.
+    NotEnrolled,
+    /// An enrolment code for a user who has an authenticator.
+    AlreadyEnrolled,
+    /// An enrolment code for a user who may set one up with their password.
+    EnrolsWithoutCode,
+    /// Only the help desk hands out enrolment codes: the user cannot sign in to ask.
+    SelfServiceEnrolment,
+}
+
+impl PurposeRefused {
+    pub fn message(self, user_name: &str) -> String {
+        match self {
+            Self::NotEnrolled => format!(
+                "user \"{user_name}\" is not enrolled in 2-step verification; enroll a TOTP factor first"
+            ),
+            Self::AlreadyEnrolled => format!(
+                "user \"{user_name}\" has an authenticator; an \"enrolment\" code is for a user whose 2-step verification was reset (a \"signIn\" code also lets them replace a lost authenticator)"
+            ),
+            Self::EnrolsWithoutCode => format!(
+                "user \"{user_name}\" can set up an authenticator at sign-in without a code; an \"enrolment\" code is for a user whose 2-step verification was reset, or an administrator's first authenticator"
+            ),
+            Self::SelfServiceEnrolment => {
+                "\"enrolment\" codes are generated by the help desk, not for oneself".into()
+            }
+        }
+    }
+}
+
+/// Whether a code of `purpose` may be generated for a user in this state: a sign-in code
+/// for an enrolled user, or one waiting behind the gate (it gets them through it); an
+/// enrolment code only for a user behind the gate, and only by the help desk.
+pub fn check_purpose(
+    purpose: Purpose,
+    origin: Origin,
+    factors: Factors,
+    gate: Option<CodeGate>,
+) -> Result<(), PurposeRefused> {
+    match purpose {
+        Purpose::SignIn if factors.confirmed || gate.is_some() => Ok(()),
+        Purpose::SignIn => Err(PurposeRefused::NotEnrolled),
+        Purpose::Enrolment if origin == Origin::SelfService => {
+            Err(PurposeRefused::SelfServiceEnrolment)
+        }
+        Purpose::Enrolment if factors.confirmed => Err(PurposeRefused::AlreadyEnrolled),
+        Purpose::Enrolment if gate.is_none() => Err(PurposeRefused::EnrolsWithoutCode),
+        Purpose::Enrolment => Ok(()),
+    }
+}
+
+/// Where in a sign-in a code is typed, and so which purposes it accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeUse {
+    /// The second step of a sign-in: sign-in codes only.
+    SecondStep,
+    /// The gate in front of setting up an authenticator: either purpose.
+    Enrolment,
+}
+
+impl CodeUse {
+    pub fn accepts(self, purpose: Purpose) -> bool {
+        match self {
+            Self::SecondStep => purpose == Purpose::SignIn,
+            Self::Enrolment => true,
+        }
+    }
+}
+
+/// Why a signed-in person may not replace their authenticator now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplaceRefused {
+    /// The sign-in used neither the authenticator nor a bypass code.
+    WeakSignIn,
+    /// The sign-in is older than [`REPLACE_WITHIN_SECONDS`].
+    Stale,
+    /// There is no authenticator to replace.
+    NothingToReplace,
+}
+
+impl ReplaceRefused {
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::WeakSignIn | Self::Stale => {
+                "Replacing your authenticator app needs a sign-in from the last 10 minutes with your authenticator app or a bypass code. Sign in again to continue."
+            }
+            Self::NothingToReplace => {
+                "You have no authenticator app to replace: it is set up when you next sign in."
+            }
+        }
+    }
+}
+
+/// Whether a sign-in made at `auth_time` with methods `amr` may replace the user's
+/// authenticator at `now` (outside the sign-in: `/account`).
+pub fn may_replace(
+    confirmed: bool,
+    amr: &[String],
+    auth_time: i64,
+    now: i64,
+) -> Result<(), ReplaceRefused> {
+    if !confirmed {
+        return Err(ReplaceRefused::NothingToReplace);
+    }
+    if !amr.iter().any(|m| m == AMR_OTP || m == AMR_BYPASS_CODE) {
+        return Err(ReplaceRefused::WeakSignIn);
+    }
+    if now - auth_time >= REPLACE_WITHIN_SECONDS {
+        return Err(ReplaceRefused::Stale);
+    }
+    Ok(())
+}
+
+/// Whether a new authenticator set up at `started` may still be confirmed at `now`.
+pub fn setup_open(started: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    started.is_some_and(|s| (now - s).num_seconds() < SETUP_TTL_SECONDS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn factors(confirmed: bool, reset: bool, administrator: bool) -> Factors {
+        Factors {
+            confirmed,
+            reset_at: reset.then(Utc::now),
+            administrator,
+        }
+    }
+
+    #[test]
+    fn the_gate_stands_after_a_reset_and_before_an_administrators_first_factor() {
+        assert_eq!(
+            enrolment_gate(factors(false, true, false), true),
+            Some(CodeGate::AfterReset)
+        );
+        assert_eq!(
+            enrolment_gate(factors(false, false, true), true),
+            Some(CodeGate::Administrator)
+        );
+        // Never enrolled, no role: unchanged.
+        assert_eq!(enrolment_gate(factors(false, false, false), true), None);
+        // Enrolled again since the reset; or the policy switch is off.
+        assert_eq!(enrolment_gate(factors(true, true, true), true), None);
+        assert_eq!(enrolment_gate(factors(false, true, true), false), None);
+    }
+
+    #[test]
+    fn purposes_follow_the_factor_state() {
+        let help = Origin::HelpDesk;
+        let enrolled = factors(true, false, false);
+        assert_eq!(check_purpose(Purpose::SignIn, help, enrolled, None), Ok(()));
+        assert_eq!(
+            check_purpose(Purpose::Enrolment, help, enrolled, None),
+            Err(PurposeRefused::AlreadyEnrolled)
+        );
+        let reset = factors(false, true, false);
+        let gate = enrolment_gate(reset, true);
+        assert_eq!(check_purpose(Purpose::Enrolment, help, reset, gate), Ok(()));
+        assert_eq!(check_purpose(Purpose::SignIn, help, reset, gate), Ok(()));
+        assert_eq!(
+            check_purpose(Purpose::Enrolment, Origin::SelfService, reset, gate),
+            Err(PurposeRefused::SelfServiceEnrolment)
+        );
+        let never = factors(false, false, false);
+        assert_eq!(
+            check_purpose(Purpose::SignIn, help, never, None),
+            Err(PurposeRefused::NotEnrolled)
+        );
+        assert_eq!(
+            check_purpose(Purpose::Enrolment, help, never, None),
+            Err(PurposeRefused::EnrolsWithoutCode)
+        );
+        assert!(CodeUse::Enrolment.accepts(Purpose::Enrolment));
+        assert!(!CodeUse::SecondStep.accepts(Purpose::Enrolment));
+    }
+
+    #[test]
+    fn replacing_needs_a_recent_strong_sign_in() {
+        let amr = |m: &[&str]| m.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let code = amr(&["pwd", "mfa", "bypass_code"]);
+        assert_eq!(may_replace(true, &code, 1_000, 1_599), Ok(()));
+        assert_eq!(
+            may_replace(true, &code, 1_000, 1_600),
+            Err(ReplaceRefused::Stale)
+        );
+        assert_eq!(
+            may_replace(true, &amr(&["pwd", "mfa", "otp"]), 1_000, 1_000),
+            Ok(())
+        );
+        assert_eq!(
+            may_replace(true, &amr(&["pwd"]), 1_000, 1_000),
+            Err(ReplaceRefused::WeakSignIn)
+        );
+        assert_eq!(
+            may_replace(false, &code, 1_000, 1_000),
+            Err(ReplaceRefused::NothingToReplace)
+        );
+    }
+}
