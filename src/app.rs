@@ -273,6 +273,7 @@ pub async fn build_state(
         bypass: bypass.clone(),
         issuer: issuer.clone(),
         flows_per_address: config.max_flows_per_address,
+        flow_max_age: std::time::Duration::from_secs(config.signin_max_seconds),
         roles: roles.clone(),
         sessions: sessions.clone(),
         hints,

@@ -52,6 +52,7 @@ struct FileConfig {
     max_flows_per_address: Option<u64>,
     session_idle_seconds: Option<u64>,
     session_max_seconds: Option<u64>,
+    signin_max_seconds: Option<u64>,
     sessions_per_user: Option<u64>,
     role_groups: Option<String>,
     metrics_listen: Option<String>,
@@ -91,6 +92,8 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// New sign-in flows one client address may open per 10 minutes.
     pub max_flows_per_address: u64,
+    /// The longest one sign-in (password to the last step) may take, however busy.
+    pub signin_max_seconds: u64,
     /// Sign-in sessions: idle timeout, absolute lifetime, and how many one user may hold.
     pub session_idle_seconds: u64,
     pub session_max_seconds: u64,
@@ -275,6 +278,13 @@ impl Config {
             2 * 60 * 60,
             1..=session_max_seconds,
         )?;
+        let signin_max_seconds = number(
+            "BYPASS_IDP_SIGNIN_MAX_SECONDS",
+            env("BYPASS_IDP_SIGNIN_MAX_SECONDS"),
+            file.signin_max_seconds,
+            30 * 60,
+            1..=24 * 60 * 60,
+        )?;
         let sessions_per_user = number(
             "BYPASS_IDP_SESSIONS_PER_USER",
             env("BYPASS_IDP_SESSIONS_PER_USER"),
@@ -347,6 +357,7 @@ impl Config {
             max_flows_per_address,
             session_idle_seconds,
             session_max_seconds,
+            signin_max_seconds,
             sessions_per_user,
             role_groups,
             mail_from,

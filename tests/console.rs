@@ -691,3 +691,106 @@ async fn the_help_desk_cannot_mint_for_itself_or_administrators_and_pages_throug
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_reset_offers_the_code_the_user_will_need_and_the_dialog_makes_it_for_enrolment() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    // A security administrator who is also on the help desk: may reset and generate.
+    let (both, secret) = enrolled_user(&app, &admin, "sec.desk").await;
+    for group in ["Security administrators", "Help desk administrators"] {
+        let (status, _, _) = app
+            .scim(
+                Method::POST,
+                "/Groups",
+                &admin,
+                Some(json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": group, "members": [{"value": both}]
+                })),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let (target, _) = enrolled_user(&app, &admin, "phone.gone").await;
+    let (console, _) = console_sign_in(&app, "sec.desk", &secret, "/console").await;
+    // Before a reset the dialog offers no purpose: an enrolled user gets sign-in codes.
+    let form = console
+        .get(&format!("/console/users/{target}/generate"))
+        .await;
+    assert!(!form.body.contains("name=\"purpose\""), "{}", form.body);
+    let confirm = console.get(&format!("/console/users/{target}/reset")).await;
+    assert_eq!(confirm.status, 200);
+    assert!(
+        confirm.body.contains("will need a bypass code"),
+        "{}",
+        confirm.body
+    );
+    assert!(confirm.body.contains("Reset and generate a bypass code"));
+    let reset = console
+        .post(
+            &format!("/console/users/{target}/reset"),
+            &[("csrf", &csrf(&confirm)), ("then", "generate")],
+        )
+        .await;
+    assert_eq!(reset.status, 303);
+    let dialog_path = format!("/console/users/{target}/generate?purpose=enrolment");
+    assert_eq!(reset.location.as_deref(), Some(dialog_path.as_str()));
+    let dialog = console.get(&dialog_path).await;
+    assert_eq!(dialog.status, 200, "{}", dialog.body);
+    assert!(dialog.body.contains("was reset"), "{}", dialog.body);
+    assert!(
+        dialog
+            .body
+            .contains("name=\"purpose\" value=\"enrolment\" checked"),
+        "{}",
+        dialog.body
+    );
+    let made = generate(
+        &console,
+        &target,
+        &dialog,
+        &[
+            ("expiry", "in"),
+            ("hours", "4"),
+            ("usage", "once"),
+            ("purpose", "enrolment"),
+        ],
+    )
+    .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    assert!(
+        made.body
+            .contains("for setting up an authenticator app only"),
+        "{}",
+        made.body
+    );
+    // The user page says what the user waits for, and lists the code as set-up only.
+    let user_page = console.get(&format!("/console/users/{target}")).await;
+    assert!(
+        user_page
+            .body
+            .contains("sets up an authenticator app only with a bypass code"),
+        "{}",
+        user_page.body
+    );
+    assert!(
+        user_page.body.contains("(set-up only)"),
+        "{}",
+        user_page.body
+    );
+    // An unknown purpose from a forged form is the service's 400, said on the form.
+    let forged = generate(
+        &console,
+        &target,
+        &dialog,
+        &[
+            ("expiry", "never"),
+            ("usage", "once"),
+            ("purpose", "forever"),
+        ],
+    )
+    .await;
+    assert_eq!(forged.status, 400, "{}", forged.body);
+    app.stop().await;
+}

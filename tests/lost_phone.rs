@@ -49,6 +49,18 @@ fn key_on(page: &Page) -> Vec<u8> {
     totp::from_base32(&page.body[start..end]).expect("a base32 key")
 }
 
+/// The value of a hidden form field.
+fn hidden(page: &Page, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} on the page: {}", page.body))
+        + marker.len();
+    let end = page.body[start..].find('"').unwrap() + start;
+    page.body[start..end].to_owned()
+}
+
 fn is_offer(page: &Page) -> bool {
     page.status == 200
         && page.body.contains("action=\"/oauth2/signin/replace\"")
@@ -915,12 +927,14 @@ async fn my_security_replaces_the_authenticator_after_a_recent_strong_sign_in() 
         .await;
     assert_eq!(setup.status, 200, "{}", setup.body);
     let key = key_on(&setup);
+    let id = hidden(&setup, "setup");
     let wrong = browser
         .post(
             "/account/authenticator",
             &[
                 ("csrf", &csrf(&intro)),
                 ("step", "confirm"),
+                ("setup", &id),
                 ("code", "000000"),
             ],
         )
@@ -933,6 +947,7 @@ async fn my_security_replaces_the_authenticator_after_a_recent_strong_sign_in() 
             &[
                 ("csrf", &csrf(&intro)),
                 ("step", "confirm"),
+                ("setup", &id),
                 ("code", &totp_code(&key)),
             ],
         )
@@ -953,5 +968,402 @@ async fn my_security_replaces_the_authenticator_after_a_recent_strong_sign_in() 
         .find(|e| e["event"] == "authenticator_replaced")
         .unwrap();
     assert!(replaced["detail"].as_str().unwrap().contains("My security"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_code_revoked_during_the_set_up_replaces_nothing_and_a_withdrawn_offer_moves_on() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    let rp = register(&app, false, false).await;
+    let (user_id, old) = enrolled_user(&app, &admin, "stolen").await;
+    let issued = create_code(&app, &admin, &user_id, json!({"neverExpires": true})).await;
+    // Someone with the password and a stolen code reaches the set-up…
+    let thief = Browser::new(&app);
+    let (_, offer) = code_sign_in(
+        &app,
+        &thief,
+        &rp,
+        "stolen",
+        issued["code"].as_str().unwrap(),
+    )
+    .await;
+    let setup = thief
+        .post(
+            "/oauth2/signin/replace",
+            &[("csrf", &csrf(&offer)), ("choice", "setup")],
+        )
+        .await;
+    let key = key_on(&setup);
+    // …and the help desk revokes the code before the new key is confirmed.
+    let path = format!(
+        "/Users/{user_id}/bypassCodes/{}",
+        issued["id"].as_str().unwrap()
+    );
+    let (status, _, _) = app.scim(Method::DELETE, &path, &admin, None).await;
+    assert_eq!(status, 204);
+    let page = thief
+        .post(
+            "/oauth2/signin/replace/confirm",
+            &[("csrf", &csrf(&setup)), ("code", &totp_code(&key))],
+        )
+        .await;
+    assert_ne!(page.status, 303, "no way back to the client");
+    assert!(page.status < 500, "{}", page.body);
+    assert!(page.body.contains("Sign-in expired"), "{}", page.body);
+    // The owner's authenticator stands; the thief's key does not sign in.
+    assert!(totp_signs_in(&app, &rp, "stolen", &old).await);
+    let none = audit_of(&app, &admin, &user_id)
+        .await
+        .iter()
+        .all(|e| e["event"] != "authenticator_replaced");
+    assert!(none);
+
+    // The policy turned off between the offer and the click: the sign-in goes on.
+    let second = create_code(&app, &admin, &user_id, json!({"neverExpires": true})).await;
+    let browser = Browser::new(&app);
+    let (started, offer) = code_sign_in(
+        &app,
+        &browser,
+        &rp,
+        "stolen",
+        second["code"].as_str().unwrap(),
+    )
+    .await;
+    assert!(is_offer(&offer));
+    set_policy(&app, &admin, json!({"authenticatorReplacement": "off"})).await;
+    let moved_on = browser
+        .post(
+            "/oauth2/signin/replace",
+            &[("csrf", &csrf(&offer)), ("choice", "setup")],
+        )
+        .await;
+    assert_eq!(
+        amr_of(&app, &rp, &started, &moved_on).await,
+        ["pwd", "mfa", "bypass_code"]
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_set_up_shows_and_confirms_only_its_own_key() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    let rp = register(&app, false, false).await;
+    let (user_id, _) = enrolled_user(&app, &admin, "two.keys").await;
+    let issued = create_code(
+        &app,
+        &admin,
+        &user_id,
+        json!({"neverExpires": true, "maxUsageCount": 2}),
+    )
+    .await;
+    let plain = issued["code"].as_str().unwrap();
+    // An attacker's window starts a set-up; then the owner's window starts another.
+    let attacker = Browser::new(&app);
+    let (_, offer) = code_sign_in(&app, &attacker, &rp, "two.keys", plain).await;
+    let theirs = attacker
+        .post(
+            "/oauth2/signin/replace",
+            &[("csrf", &csrf(&offer)), ("choice", "setup")],
+        )
+        .await;
+    let attacker_key = key_on(&theirs);
+    let owner = Browser::new(&app);
+    let (_, offer) = code_sign_in(&app, &owner, &rp, "two.keys", plain).await;
+    let mine = owner
+        .post(
+            "/oauth2/signin/replace",
+            &[("csrf", &csrf(&offer)), ("choice", "setup")],
+        )
+        .await;
+    let owner_key = key_on(&mine);
+    // The attacker's window never shows the owner's key, on a reload or after a failure…
+    let reload = attacker.get("/oauth2/signin").await;
+    assert!(!reload.body.contains(KEY_SHOWN), "{}", reload.body);
+    let failed = attacker
+        .post(
+            "/oauth2/signin/replace/confirm",
+            &[
+                ("csrf", &csrf(&theirs)),
+                ("code", &totp_code(&attacker_key)),
+            ],
+        )
+        .await;
+    assert!(failed.body.contains("another window"), "{}", failed.body);
+    assert!(!failed.body.contains(KEY_SHOWN), "{}", failed.body);
+    // …nor confirms it (a code of the owner's key through the attacker's window).
+    let crossed = attacker
+        .post(
+            "/oauth2/signin/replace/confirm",
+            &[("csrf", &csrf(&theirs)), ("code", &totp_code(&owner_key))],
+        )
+        .await;
+    assert_ne!(crossed.status, 303);
+    assert!(!crossed.body.contains(KEY_SHOWN));
+    // No attempt was spent on set-ups that were not theirs; the owner confirms.
+    let events = audit_of(&app, &admin, &user_id).await;
+    assert!(
+        events.iter().all(|e| e["event"] != "totp_failed"),
+        "{events:?}"
+    );
+    let done = owner
+        .post(
+            "/oauth2/signin/replace/confirm",
+            &[("csrf", &csrf(&mine)), ("code", &totp_code(&owner_key))],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(totp_signs_in(&app, &rp, "two.keys", &owner_key).await);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_finished_sign_in_stays_finished_whatever_is_sent_at_once() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    let rp = register(&app, false, false).await;
+    let (user_id, _) = enrolled_user(&app, &admin, "racer").await;
+    let issued = create_code(
+        &app,
+        &admin,
+        &user_id,
+        json!({"neverExpires": true, "unlimitedUsage": true}),
+    )
+    .await;
+    for round in 0..6 {
+        let browser = Browser::new(&app);
+        let (_, offer) = code_sign_in(
+            &app,
+            &browser,
+            &rp,
+            "racer",
+            issued["code"].as_str().unwrap(),
+        )
+        .await;
+        let token = csrf(&offer);
+        let later = [("csrf", token.as_str()), ("choice", "later")];
+        let setup = [("csrf", token.as_str()), ("choice", "setup")];
+        let (a, b) = tokio::join!(
+            browser.post("/oauth2/signin/replace", &later),
+            browser.post("/oauth2/signin/replace", &setup),
+        );
+        let again = browser.post("/oauth2/signin/replace", &later).await;
+        let codes = [&a, &b, &again].iter().filter(|p| p.status == 303).count();
+        assert_eq!(
+            codes, 1,
+            "round {round}: one sign-in, one authorization code"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_reset_or_a_password_change_during_a_set_up_sets_nothing() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    let rp = register(&app, false, false).await;
+    let (user_id, old) = enrolled_user(&app, &admin, "midway").await;
+    let totp_path = format!("/Users/{user_id}/totp");
+    let (status, _, _) = app.scim(Method::DELETE, &totp_path, &admin, None).await;
+    assert_eq!(status, 204);
+    // Through the gate with an enrolment code, at the set-up…
+    let code = create_code(
+        &app,
+        &admin,
+        &user_id,
+        json!({"neverExpires": true, "purpose": "enrolment"}),
+    )
+    .await;
+    let browser = Browser::new(&app);
+    let started = start(&app, &rp).await;
+    let gate = password_step(&browser, &started.auth_url, "midway", PASSWORD).await;
+    let setup = browser
+        .post(
+            "/oauth2/signin/enrol-code",
+            &[
+                ("csrf", &csrf(&gate)),
+                ("code", code["code"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    let key = key_on(&setup);
+    // …when the help desk resets again (the code may have leaked): the set-up sets nothing.
+    let (status, _, _) = app.scim(Method::DELETE, &totp_path, &admin, None).await;
+    assert_eq!(status, 204);
+    let page = browser
+        .post(
+            "/oauth2/signin/enroll",
+            &[("csrf", &csrf(&setup)), ("code", &totp_code(&key))],
+        )
+        .await;
+    assert!(page.body.contains("Sign-in expired"), "{}", page.body);
+    assert_eq!(totp_status(&app, &admin, &user_id).await, "none");
+    let _ = old;
+
+    // A replacement in progress when the password changes: nothing is replaced.
+    let (other_id, other_old) = enrolled_user(&app, &admin, "midway2").await;
+    let issued = create_code(&app, &admin, &other_id, json!({"neverExpires": true})).await;
+    let browser = Browser::new(&app);
+    let (started, offer) = code_sign_in(
+        &app,
+        &browser,
+        &rp,
+        "midway2",
+        issued["code"].as_str().unwrap(),
+    )
+    .await;
+    let setup = browser
+        .post(
+            "/oauth2/signin/replace",
+            &[("csrf", &csrf(&offer)), ("choice", "setup")],
+        )
+        .await;
+    let key = key_on(&setup);
+    // (a second later: sign-ins are voided by the second, as `auth_time` counts them)
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, body, _) = app
+        .scim(
+            Method::PATCH,
+            &format!("/Users/{other_id}"),
+            &admin,
+            Some(json!({
+                "schemas": [common::PATCH_SCHEMA],
+                "Operations": [{"op": "replace", "path": "password", "value": "a brand new passphrase"}],
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let page = browser
+        .post(
+            "/oauth2/signin/replace/confirm",
+            &[("csrf", &csrf(&setup)), ("code", &totp_code(&key))],
+        )
+        .await;
+    // No replacement; whatever the browser is sent back with is refused at the token endpoint.
+    if page.status == 303 {
+        let code = code_from(&page, &app, &rp, &started.state);
+        let (status, _) = redeem(&app, &rp, &code, started.verifier.secret()).await;
+        assert_eq!(status, 400);
+    }
+    let replaced = audit_of(&app, &admin, &other_id)
+        .await
+        .iter()
+        .any(|e| e["event"] == "authenticator_replaced");
+    assert!(!replaced);
+    // The old authenticator stands (the new password is needed to check it).
+    let browser = Browser::new(&app);
+    let started = start(&app, &rp).await;
+    let page = password_step(
+        &browser,
+        &started.auth_url,
+        "midway2",
+        "a brand new passphrase",
+    )
+    .await;
+    let done = browser
+        .post(
+            "/oauth2/signin/totp",
+            &[("csrf", &csrf(&page)), ("code", &next_code(&other_old))],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn my_security_after_a_bypass_code_sign_in_follows_the_policy() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    let (user_id, _) = enrolled_user(&app, &admin, "coded").await;
+    let issued = create_code(
+        &app,
+        &admin,
+        &user_id,
+        json!({"neverExpires": true, "maxUsageCount": 2}),
+    )
+    .await;
+    // My security, signed in with a bypass code (password, code, "Not now").
+    let browser = Browser::new(&app);
+    let first = browser.get("/account").await;
+    let authorize = first.location.expect("to the sign-in");
+    password_step(&browser, &authorize, "coded", PASSWORD).await;
+    let form = browser.get("/oauth2/signin?method=bypass").await;
+    let offer = browser
+        .post(
+            "/oauth2/signin/bypass",
+            &[
+                ("csrf", &csrf(&form)),
+                ("code", issued["code"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    let back = not_now(&browser, offer).await;
+    let callback = back.location.expect("back to the console");
+    let landed = browser.get(&callback).await;
+    assert_eq!(
+        landed.location.as_deref(),
+        Some("/account"),
+        "{}",
+        landed.body
+    );
+    // Offered by the policy: the set-up is open to this sign-in.
+    let intro = browser.get("/account/authenticator").await;
+    assert!(intro.body.contains("value=\"start\""), "{}", intro.body);
+    // With the policy off, a code opens no replacement here either.
+    set_policy(&app, &admin, json!({"authenticatorReplacement": "off"})).await;
+    let refused = browser.get("/account/authenticator").await;
+    assert!(refused.body.contains("Sign in again"), "{}", refused.body);
+    let start = browser
+        .post(
+            "/account/authenticator",
+            &[("csrf", &csrf(&intro)), ("step", "start")],
+        )
+        .await;
+    assert_eq!(start.status, 403, "{}", start.body);
+    assert!(!start.body.contains(KEY_SHOWN));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_sign_in_kept_busy_still_ends_at_its_deadline() {
+    let app = TestApp::spawn_with(&[("BYPASS_IDP_SIGNIN_MAX_SECONDS", "3")]).await;
+    let admin = app.admin_token(None).await;
+    let rp = register(&app, false, false).await;
+    let (user_id, old) = enrolled_user(&app, &admin, "parked").await;
+    let issued = create_code(&app, &admin, &user_id, json!({"neverExpires": true})).await;
+    let began = std::time::Instant::now();
+    let browser = Browser::new(&app);
+    let (_, offer) = code_sign_in(
+        &app,
+        &browser,
+        &rp,
+        "parked",
+        issued["code"].as_str().unwrap(),
+    )
+    .await;
+    // Parked at the set-up, and kept busy: every step saves the flow again.
+    let mut setup = browser
+        .post(
+            "/oauth2/signin/replace",
+            &[("csrf", &csrf(&offer)), ("choice", "setup")],
+        )
+        .await;
+    while began.elapsed() < std::time::Duration::from_millis(3500) {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        let page = browser.get("/oauth2/signin").await;
+        if page.status == 200 && page.body.contains(KEY_SHOWN) {
+            setup = page;
+        }
+    }
+    let key = key_on(&setup);
+    let late = browser
+        .post(
+            "/oauth2/signin/replace/confirm",
+            &[("csrf", &csrf(&setup)), ("code", &totp_code(&key))],
+        )
+        .await;
+    assert!(late.body.contains("Sign-in expired"), "{}", late.body);
+    assert!(totp_signs_in(&app, &rp, "parked", &old).await);
     app.stop().await;
 }

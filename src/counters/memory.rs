@@ -254,6 +254,19 @@ impl Counters for MemoryCounters {
         }
     }
 
+    async fn replace(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, CounterError> {
+        let now = self.now();
+        let mut values = locked(&self.values)?;
+        if values.get(key, now).is_none() {
+            return Ok(false);
+        }
+        if values.insert(key, value.to_owned(), now + ttl, now) {
+            Ok(true)
+        } else {
+            Err(CounterError::Full)
+        }
+    }
+
     async fn get(&self, key: &str) -> Result<Option<String>, CounterError> {
         let now = self.now();
         Ok(locked(&self.values)?.get(key, now).map(|(v, _)| v.clone()))

@@ -57,6 +57,9 @@ pub trait Counters: Send + Sync {
     async fn release_use(&self, key: &str) -> Result<(), CounterError>;
     /// Stores short-lived state (sign-in flows, authorization codes) for `ttl`.
     async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CounterError>;
+    /// Replaces a value that is still there (for `ttl`); false, and nothing stored, when it is
+    /// gone: a sign-in flow that another request finished stays finished.
+    async fn replace(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, CounterError>;
     async fn get(&self, key: &str) -> Result<Option<String>, CounterError>;
     /// Reads and deletes in one atomic step: of concurrent takers, exactly one gets the value.
     async fn take(&self, key: &str) -> Result<Option<String>, CounterError>;

@@ -270,6 +270,20 @@ impl Counters for RedisCounters {
             .map_err(err)
     }
 
+    async fn replace(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, CounterError> {
+        let mut connection = self.connection.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.value_key(key))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .arg("XX")
+            .query_async(&mut connection)
+            .await
+            .map_err(err)?;
+        Ok(set.is_some())
+    }
+
     async fn get(&self, key: &str) -> Result<Option<String>, CounterError> {
         let mut connection = self.connection.clone();
         redis::cmd("GET")

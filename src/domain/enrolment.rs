@@ -174,6 +174,31 @@ impl CodeUse {
     }
 }
 
+/// What a sign-in stands on when it is about to set the user's authenticator (enrol one, or
+/// replace it): facts read just before the write, not when the sign-in began.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignInFacts {
+    pub user_active: bool,
+    /// When the password was checked (Unix seconds).
+    pub auth_time: i64,
+    /// Sign-ins before this were voided (a reset, a password change, a deactivation).
+    pub not_before: Option<i64>,
+    /// The bypass code the sign-in used: `Some(true)` while it is not revoked.
+    pub code_live: Option<bool>,
+    /// The gate in front of setting up an authenticator, as it stands now.
+    pub gate: Option<CodeGate>,
+}
+
+/// Whether a sign-in in progress may still set the user's authenticator: the user is
+/// active, nothing since its password check voided it, the bypass code it used is not
+/// revoked, and without a code no gate stands in front of the set-up now (a reset since).
+pub fn sign_in_may_set_factor(facts: SignInFacts) -> bool {
+    facts.user_active
+        && facts.not_before.is_none_or(|t| facts.auth_time >= t)
+        && facts.code_live != Some(false)
+        && (facts.gate.is_none() || facts.code_live == Some(true))
+}
+
 /// Why a signed-in person may not replace their authenticator now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplaceRefused {
@@ -199,17 +224,21 @@ impl ReplaceRefused {
 }
 
 /// Whether a sign-in made at `auth_time` with methods `amr` may replace the user's
-/// authenticator at `now` (outside the sign-in: `/account`).
+/// authenticator at `now` (outside the sign-in: `/account`). A sign-in made with a bypass
+/// code (not the authenticator) may only where the policy offers replacing after one.
 pub fn may_replace(
     confirmed: bool,
     amr: &[String],
     auth_time: i64,
     now: i64,
+    policy: Replacement,
 ) -> Result<(), ReplaceRefused> {
     if !confirmed {
         return Err(ReplaceRefused::NothingToReplace);
     }
-    if !amr.iter().any(|m| m == AMR_OTP || m == AMR_BYPASS_CODE) {
+    let authenticator = amr.iter().any(|m| m == AMR_OTP);
+    let code = amr.iter().any(|m| m == AMR_BYPASS_CODE);
+    if !(authenticator || code && policy != Replacement::Off) {
         return Err(ReplaceRefused::WeakSignIn);
     }
     if now - auth_time >= REPLACE_WITHIN_SECONDS {
@@ -283,25 +312,72 @@ mod tests {
     }
 
     #[test]
+    fn a_sign_in_sets_a_factor_only_while_it_stands() {
+        let ok = SignInFacts {
+            user_active: true,
+            auth_time: 100,
+            not_before: Some(100),
+            code_live: Some(true),
+            gate: Some(CodeGate::AfterReset),
+        };
+        assert!(sign_in_may_set_factor(ok));
+        let no_code = SignInFacts {
+            code_live: None,
+            gate: None,
+            ..ok
+        };
+        assert!(sign_in_may_set_factor(no_code));
+        for bad in [
+            SignInFacts {
+                user_active: false,
+                ..ok
+            },
+            // Reset (or the password changed) after the password check.
+            SignInFacts {
+                not_before: Some(101),
+                ..ok
+            },
+            // The code was revoked meanwhile.
+            SignInFacts {
+                code_live: Some(false),
+                ..ok
+            },
+            // A reset since: the gate stands and this sign-in passed no code.
+            SignInFacts {
+                gate: Some(CodeGate::AfterReset),
+                ..no_code
+            },
+        ] {
+            assert!(!sign_in_may_set_factor(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn replacing_needs_a_recent_strong_sign_in() {
         let amr = |m: &[&str]| m.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         let code = amr(&["pwd", "mfa", "bypass_code"]);
-        assert_eq!(may_replace(true, &code, 1_000, 1_599), Ok(()));
+        let on = Replacement::Offered;
+        assert_eq!(may_replace(true, &code, 1_000, 1_599, on), Ok(()));
         assert_eq!(
-            may_replace(true, &code, 1_000, 1_600),
+            may_replace(true, &code, 1_000, 1_600, on),
             Err(ReplaceRefused::Stale)
         );
+        let otp = amr(&["pwd", "mfa", "otp"]);
+        assert_eq!(may_replace(true, &otp, 1_000, 1_000, on), Ok(()));
         assert_eq!(
-            may_replace(true, &amr(&["pwd", "mfa", "otp"]), 1_000, 1_000),
-            Ok(())
-        );
-        assert_eq!(
-            may_replace(true, &amr(&["pwd"]), 1_000, 1_000),
+            may_replace(true, &amr(&["pwd"]), 1_000, 1_000, on),
             Err(ReplaceRefused::WeakSignIn)
         );
         assert_eq!(
-            may_replace(false, &code, 1_000, 1_000),
+            may_replace(false, &code, 1_000, 1_000, on),
             Err(ReplaceRefused::NothingToReplace)
         );
+        // Policy off: a code opens no replacement; the authenticator still does.
+        let off = Replacement::Off;
+        assert_eq!(
+            may_replace(true, &code, 1_000, 1_000, off),
+            Err(ReplaceRefused::WeakSignIn)
+        );
+        assert_eq!(may_replace(true, &otp, 1_000, 1_000, off), Ok(()));
     }
 }

@@ -289,8 +289,9 @@ pub enum Step {
         bypass_code: Option<String>,
     },
     /// Signed in with the bypass code `bypass_code`: a new authenticator may (or, when
-    /// `required`, must) replace the lost one before the sign-in goes on. `setting_up`: a
-    /// new key was shown.
+    /// `required`, must) replace the lost one before the sign-in goes on. `setup`: the new
+    /// key this flow was shown (its set-up id, `MfaService::begin_replacement`); only that
+    /// key is shown again or confirmed here.
     Replace {
         user_id: UserId,
         auth_time: i64,
@@ -298,7 +299,7 @@ pub enum Step {
         bypass_code: String,
         required: bool,
         #[serde(default)]
-        setting_up: bool,
+        setup: Option<String>,
     },
     /// An authenticator was just set up, but the client needs 2-step verification: a factor
     /// set up during a sign-in proves nothing about that sign-in, so the person signs in
@@ -339,6 +340,10 @@ pub struct Flow {
     /// The flow asks only for the second step of `browser_session`, a password-only session.
     #[serde(default)]
     pub step_up: bool,
+    /// When the whole sign-in ends, used or not (Unix seconds; 0 in a flow saved before
+    /// deadlines were kept). Saving a step does not move it.
+    #[serde(default)]
+    pub deadline: i64,
 }
 
 impl Flow {
@@ -349,6 +354,7 @@ impl Flow {
             step: Step::Password,
             browser_session,
             step_up: false,
+            deadline: 0,
         }
     }
 
@@ -367,6 +373,7 @@ impl Flow {
             step: Step::SecondFactor { user_id, auth_time },
             browser_session: Some(session_id),
             step_up: true,
+            deadline: 0,
         }
     }
 
@@ -433,7 +440,7 @@ impl Flow {
                 amr,
                 bypass_code: code,
                 required: replacement == Replacement::Required,
-                setting_up: false,
+                setup: None,
             },
             bypass_code => Step::Authenticated {
                 user_id,
@@ -464,12 +471,13 @@ impl Flow {
         })
     }
 
-    /// A new key for the replacing authenticator was shown.
-    pub fn replacement_started(mut self) -> Result<Self, IllegalStep> {
-        let Step::Replace { setting_up, .. } = &mut self.step else {
+    /// A new key for the replacing authenticator was shown (`setup` names it), or, with
+    /// `None`, the one shown is no longer being set up.
+    pub fn replacement_started(mut self, setup: Option<String>) -> Result<Self, IllegalStep> {
+        let Step::Replace { setup: shown, .. } = &mut self.step else {
             return Err(IllegalStep);
         };
-        *setting_up = true;
+        *shown = setup;
         Ok(self)
     }
 
@@ -490,6 +498,13 @@ impl Flow {
         done.browser_session = None;
         done.step_up = false;
         Ok(done)
+    }
+
+    /// Setting up a new authenticator is no longer possible (the policy turned it off, the
+    /// authenticator was reset, the bypass code was revoked): the sign-in goes on as it
+    /// stands, even where it was required; whether it may still finish is `finish`'s to say.
+    pub fn replacement_withdrawn(self) -> Result<Self, IllegalStep> {
+        self.replace_done()
     }
 
     fn replace_done(self) -> Result<Self, IllegalStep> {
@@ -866,7 +881,11 @@ mod tests {
             skipped.step_up,
             "Not now keeps the session being stepped up"
         );
-        let replaced = offered.replacement_started().unwrap().replaced().unwrap();
+        let replaced = offered
+            .replacement_started(Some("s1".into()))
+            .unwrap()
+            .replaced()
+            .unwrap();
         let Step::Authenticated {
             amr, bypass_code, ..
         } = &replaced.step

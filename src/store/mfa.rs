@@ -216,6 +216,28 @@ impl Store {
         Ok(result.rows_affected == 1)
     }
 
+    /// Drops the authenticator being set up, if it is still `sealed_secret` ("Not now").
+    pub async fn clear_replacement(
+        &self,
+        user_id: &UserId,
+        sealed_secret: &str,
+    ) -> Result<(), StoreError> {
+        user_mfa::Entity::update_many()
+            .col_expr(
+                user_mfa::Column::ReplacementSecret,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                user_mfa::Column::ReplacementStartedAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
+            .filter(user_mfa::Column::ReplacementSecret.eq(sealed_secret))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// Makes the new authenticator `sealed_secret` (whose code for time step `step` was just
     /// checked) the user's only one, if it is still the one being set up: the old secret stops
     /// working, and every other session and grant of the user ends (all but `keep`), in one

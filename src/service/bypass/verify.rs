@@ -106,9 +106,6 @@ impl BypassCodeService {
         let Some(row) = self.store.find_code_by_hash(user_id, &hash).await? else {
             return Ok(Attempt::refused(None, Rejection::Wrong));
         };
-        if !at.accepts(row.purpose) {
-            return Ok(Attempt::refused(Some(row.id), Rejection::EnrolmentOnly));
-        }
         let now = Utc::now();
         let status = row.state().status(now);
         if status != CodeStatus::Active {
@@ -116,6 +113,10 @@ impl BypassCodeService {
                 Some(row.id),
                 Rejection::for_status(status),
             ));
+        }
+        // Said only of a live code: a revoked one tells nothing of what it was for.
+        if !at.accepts(row.purpose) {
+            return Ok(Attempt::refused(Some(row.id), Rejection::EnrolmentOnly));
         }
         let mut remaining = None;
         if let Some(max) = row.max_uses {

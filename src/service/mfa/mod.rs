@@ -16,7 +16,7 @@ use crate::domain::bypass::check_eligible;
 use crate::domain::enrolment::{self, CodeGate, Factors};
 use crate::domain::ids::UserId;
 use crate::domain::limits::{LimitKey, MAX_CONSECUTIVE_FAILURES};
-use crate::domain::repo::{MfaRepo, UserRepo};
+use crate::domain::repo::{BypassCodeRepo, GrantRepo, MfaRepo, UserRepo};
 use crate::domain::secret::Secret;
 use crate::domain::totp;
 use crate::domain::totp::MfaRecord;
@@ -25,7 +25,7 @@ use crate::service::events;
 use crate::store::Store;
 
 mod replace;
-pub use replace::{ReplaceEvidence, ReplaceOutcome};
+pub use replace::{ReplaceEvidence, ReplaceOutcome, ReplacementStarted};
 
 const SALT_BYTES: usize = 16;
 
@@ -167,6 +167,37 @@ impl MfaService {
             alerts,
             issuer_name,
         }
+    }
+
+    /// Whether a sign-in in progress (password checked at `auth_time`, with the bypass code
+    /// `code_id` if one was used) may still set the user's authenticator, by the facts as
+    /// they are now ([`enrolment::sign_in_may_set_factor`]).
+    pub async fn sign_in_may_set_factor(
+        &self,
+        user_id: &UserId,
+        auth_time: i64,
+        code_id: Option<&str>,
+    ) -> Result<bool, ServiceError> {
+        let Some(user) = self.store.get_user(user_id).await? else {
+            return Ok(false);
+        };
+        let code_live = match code_id {
+            Some(id) => Some(
+                self.store
+                    .find_code(user_id, id)
+                    .await?
+                    .is_some_and(|c| c.revoked_at.is_none()),
+            ),
+            None => None,
+        };
+        let not_before = self.store.sessions_not_before(user_id).await?;
+        Ok(enrolment::sign_in_may_set_factor(enrolment::SignInFacts {
+            user_active: user.is_active(),
+            auth_time,
+            not_before: not_before.map(|t| t.timestamp()),
+            code_live,
+            gate: self.enrolment_gate(user_id).await?,
+        }))
     }
 
     /// Whether setting up the user's authenticator now takes a bypass code, and why.

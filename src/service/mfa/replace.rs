@@ -3,8 +3,14 @@
 //! secret stops working and every other sign-in of the user ends; the audit trail and an
 //! email say so. Two doors ask for it, each with its evidence: a sign-in whose second step
 //! was a bypass code a moment ago, and `/account` with a recent strong sign-in.
+//!
+//! Each set-up has an id (the digest of the sealed key, never the key): the page that showed
+//! a key holds it, and only that key is shown to it again or confirmed through it. A set-up
+//! started elsewhere (another window, another person at the user's account) is not.
 
 use chrono::Utc;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::{Enrollment, Lock, MfaService};
 use crate::domain::audit::AuditEvent;
@@ -19,9 +25,9 @@ use crate::service::{ServiceError, audit};
 /// Why the person asking may replace the authenticator.
 #[derive(Clone, Copy, Debug)]
 pub enum ReplaceEvidence<'a> {
-    /// This sign-in's second step was the bypass code `code_id`, a moment ago, in this
-    /// browser (the sign-in flow holds it).
-    CodeSignIn { code_id: &'a str },
+    /// This sign-in's password was checked at `auth_time` and its second step was the bypass
+    /// code `code_id`, in this browser (the sign-in flow holds both).
+    CodeSignIn { code_id: &'a str, auth_time: i64 },
     /// A signed-in session: how and when it signed in, and its id, which stays signed in
     /// when the others end.
     Session {
@@ -34,8 +40,14 @@ pub enum ReplaceEvidence<'a> {
 impl ReplaceEvidence<'_> {
     fn code_id(&self) -> Option<&str> {
         match self {
-            Self::CodeSignIn { code_id } => Some(code_id),
+            Self::CodeSignIn { code_id, .. } => Some(code_id),
             Self::Session { .. } => None,
+        }
+    }
+
+    fn auth_time(&self) -> i64 {
+        match self {
+            Self::CodeSignIn { auth_time, .. } | Self::Session { auth_time, .. } => *auth_time,
         }
     }
 
@@ -54,15 +66,33 @@ impl ReplaceEvidence<'_> {
     }
 }
 
+/// A new key being set up, and the id that names it to the page that shows it.
+pub struct ReplacementStarted {
+    pub enrollment: Enrollment,
+    pub setup: String,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplaceOutcome {
     Replaced,
     /// The code is not the new authenticator's current one (the attempt counted).
     Wrong,
     Locked(Lock),
-    /// Nothing is being set up any more: it was confirmed, or a newer one started, in
-    /// another window, or it waited too long.
+    /// This set-up is no longer the one being set up: it was confirmed, or another started,
+    /// elsewhere, or it waited too long. Nothing was compared.
     Superseded,
+}
+
+/// The id of a set-up: the digest of its sealed key.
+fn setup_id(sealed: &str) -> String {
+    Sha256::digest(sealed.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn same_setup(sealed: &str, setup: &str) -> bool {
+    bool::from(setup_id(sealed).as_bytes().ct_eq(setup.as_bytes()))
 }
 
 impl MfaService {
@@ -78,14 +108,24 @@ impl MfaService {
                 "only the user replaces their own authenticator; an administrator resets it".into(),
             ));
         }
+        // Read now, not when the sign-in began: a revoked code, a reset or a password change
+        // since then leaves it nothing to set.
+        if !self
+            .sign_in_may_set_factor(user_id, evidence.auth_time(), evidence.code_id())
+            .await?
+        {
+            return Err(ServiceError::Forbidden(
+                "this sign-in no longer stands: its bypass code was revoked, or 2-step verification or the password changed since; sign in again".into(),
+            ));
+        }
         let confirmed = self
             .store
             .get_mfa(user_id)
             .await?
             .is_some_and(|m| m.totp_confirmed);
+        let policy = crate::service::bypass::load_policy(&self.store).await?;
         match evidence {
             ReplaceEvidence::CodeSignIn { .. } => {
-                let policy = crate::service::bypass::load_policy(&self.store).await?;
                 if policy.authenticator_replacement == Replacement::Off {
                     return Err(ServiceError::Forbidden(
                         "the policy does not offer replacing the authenticator after a bypass-code sign-in".into(),
@@ -98,10 +138,14 @@ impl MfaService {
                 }
                 Ok(())
             }
-            ReplaceEvidence::Session { amr, auth_time, .. } => {
-                enrolment::may_replace(confirmed, amr, auth_time, Utc::now().timestamp())
-                    .map_err(|why| ServiceError::Forbidden(why.message().into()))
-            }
+            ReplaceEvidence::Session { amr, auth_time, .. } => enrolment::may_replace(
+                confirmed,
+                amr,
+                auth_time,
+                Utc::now().timestamp(),
+                policy.authenticator_replacement,
+            )
+            .map_err(|why| ServiceError::Forbidden(why.message().into())),
         }
     }
 
@@ -120,22 +164,20 @@ impl MfaService {
         }
     }
 
-    /// Sets up a new authenticator beside the current one and returns its key; any other
-    /// being set up is dropped.
+    /// Sets up a new authenticator beside the current one and returns its key and set-up id;
+    /// any other being set up is dropped.
     pub async fn begin_replacement(
         &self,
         user_id: &UserId,
         evidence: ReplaceEvidence<'_>,
         ctx: &Context,
-    ) -> Result<Enrollment, ServiceError> {
+    ) -> Result<ReplacementStarted, ServiceError> {
         self.may_replace(user_id, evidence, ctx).await?;
         let secret = totp::generate_secret();
+        let sealed = self.sealer.seal(&secret)?;
+        let setup = setup_id(&sealed);
         let now = Utc::now();
-        if !self
-            .store
-            .begin_replacement(user_id, self.sealer.seal(&secret)?, now)
-            .await?
-        {
+        if !self.store.begin_replacement(user_id, sealed, now).await? {
             return Err(ServiceError::Conflict(
                 enrolment::ReplaceRefused::NothingToReplace.message().into(),
             ));
@@ -150,25 +192,50 @@ impl MfaService {
             now,
         )
         .await?;
-        self.enrollment(user_id, &secret).await
+        Ok(ReplacementStarted {
+            enrollment: self.enrollment(user_id, &secret).await?,
+            setup,
+        })
     }
 
-    /// The key being set up, while it may still be confirmed (to show it again after a
-    /// mistyped code or a reload).
-    pub async fn pending_replacement(
-        &self,
-        user_id: &UserId,
-    ) -> Result<Option<Enrollment>, ServiceError> {
+    /// The sealed key of set-up `setup`, while it is the one being set up and may still be
+    /// confirmed.
+    async fn pending(&self, user_id: &UserId, setup: &str) -> Result<Option<String>, ServiceError> {
         let Some(row) = self.store.get_mfa(user_id).await? else {
             return Ok(None);
         };
-        match row.replacement_secret {
-            Some(sealed) if enrolment::setup_open(row.replacement_started_at, Utc::now()) => {
+        Ok(row.replacement_secret.filter(|sealed| {
+            same_setup(sealed, setup)
+                && enrolment::setup_open(row.replacement_started_at, Utc::now())
+        }))
+    }
+
+    /// The key of set-up `setup`, to show it again (after a mistyped code or a reload) while
+    /// it is still the one being set up.
+    pub async fn pending_replacement(
+        &self,
+        user_id: &UserId,
+        setup: &str,
+    ) -> Result<Option<Enrollment>, ServiceError> {
+        match self.pending(user_id, setup).await? {
+            Some(sealed) => {
                 let secret = self.sealer.open(&sealed)?;
                 Ok(Some(self.enrollment(user_id, &secret).await?))
             }
-            _ => Ok(None),
+            None => Ok(None),
         }
+    }
+
+    /// "Not now": set-up `setup` is dropped, if it is still the one being set up.
+    pub async fn abandon_replacement(
+        &self,
+        user_id: &UserId,
+        setup: &str,
+    ) -> Result<(), ServiceError> {
+        if let Some(sealed) = self.pending(user_id, setup).await? {
+            self.store.clear_replacement(user_id, &sealed).await?;
+        }
+        Ok(())
     }
 
     async fn enrollment(
@@ -189,23 +256,19 @@ impl MfaService {
         })
     }
 
-    /// Checks `code` against the authenticator being set up (an attempt reserved like every
-    /// other second-factor check) and, when right, makes it the user's only one.
+    /// Checks `code` against the key of set-up `setup` (an attempt reserved like every other
+    /// second-factor check) and, when right, makes it the user's only authenticator.
     pub async fn confirm_replacement(
         &self,
         user_id: &UserId,
         code: &str,
+        setup: &str,
         evidence: ReplaceEvidence<'_>,
         ctx: &Context,
     ) -> Result<ReplaceOutcome, ServiceError> {
         self.may_replace(user_id, evidence, ctx).await?;
-        let row = self.store.get_mfa(user_id).await?;
-        let pending = row.and_then(|r| {
-            r.replacement_secret
-                .filter(|_| enrolment::setup_open(r.replacement_started_at, Utc::now()))
-        });
         // Nothing to compare against: no attempt is counted.
-        let Some(sealed) = pending else {
+        let Some(sealed) = self.pending(user_id, setup).await? else {
             return Ok(ReplaceOutcome::Superseded);
         };
         let ticket = match self.guard.begin(user_id, ctx).await? {
@@ -250,9 +313,14 @@ impl MfaService {
             now,
         )
         .await?;
-        self.alerts
+        // The replacement stands whatever happens to the mail (a failure is audited there).
+        if let Err(e) = self
+            .alerts
             .send(user_id, Alert::AuthenticatorReplaced, now, ctx)
-            .await?;
+            .await
+        {
+            tracing::warn!(error = %e, "could not record the replacement alert");
+        }
         Ok(ReplaceOutcome::Replaced)
     }
 }

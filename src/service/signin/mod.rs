@@ -37,6 +37,7 @@ use crate::domain::totp::TotpStatus;
 use crate::service::events;
 use crate::store::Store;
 
+/// How long a sign-in flow waits for its next step.
 pub const FLOW_TTL: Duration = Duration::from_secs(10 * 60);
 
 mod codes;
@@ -157,6 +158,9 @@ pub struct SignInService {
     issuer: String,
     /// New flows one address may open per [`FLOW_TTL`].
     flows_per_address: u64,
+    /// The longest a whole flow may take, however often its steps are saved (setting up a
+    /// new phone included): `BYPASS_IDP_SIGNIN_MAX_SECONDS`, 30 minutes by default.
+    flow_max_age: Duration,
     roles: Roles,
     sessions: SessionService,
     hints: HintVerifier,
@@ -173,6 +177,7 @@ pub struct SignInParts {
     pub bypass: BypassCodeService,
     pub issuer: String,
     pub flows_per_address: u64,
+    pub flow_max_age: Duration,
     pub roles: Roles,
     pub sessions: SessionService,
     pub hints: HintVerifier,
@@ -189,6 +194,7 @@ impl SignInService {
             clock: parts.clock,
             issuer: parts.issuer,
             flows_per_address: parts.flows_per_address,
+            flow_max_age: parts.flow_max_age,
             roles: parts.roles,
             sessions: parts.sessions,
             hints: parts.hints,
@@ -290,6 +296,10 @@ impl SignInService {
             }
             Reuse::SignIn => Flow::new(request, csrf, session.map(|s| s.id)),
         };
+        let flow = Flow {
+            deadline: now + self.flow_max_age.as_secs() as i64,
+            ..flow
+        };
         let id = random_token();
         self.save(&id, &flow).await?;
         Ok(Start::Opened(id))
@@ -314,17 +324,49 @@ impl SignInService {
         Start::Redirect(redirect_url(redirect, &pairs, &self.issuer))
     }
 
+    /// How long the flow may wait now: its idle time, cut at its deadline.
+    fn time_left(&self, flow: &Flow) -> Option<Duration> {
+        let left = flow.deadline - self.clock.now().timestamp();
+        (left > 0).then(|| FLOW_TTL.min(Duration::from_secs(left as u64)))
+    }
+
+    /// Stores a flow under a new id.
     async fn save(&self, id: &str, flow: &Flow) -> Result<(), ServiceError> {
         let text =
             serde_json::to_string(flow).map_err(|e| ServiceError::internal("sign-in flow", e))?;
-        Ok(self.kv.put(&flow_key(id), &text, FLOW_TTL).await?)
+        let ttl = self.time_left(flow).unwrap_or(Duration::from_secs(1));
+        Ok(self.kv.put(&flow_key(id), &text, ttl).await?)
+    }
+
+    /// Saves a flow's next step, if the flow is still there and within its deadline: a flow
+    /// another request finished (or that ran out) stays finished. False when it is gone.
+    async fn update(&self, id: &str, flow: &Flow) -> Result<bool, ServiceError> {
+        let Some(ttl) = self.time_left(flow) else {
+            self.kv.remove(&flow_key(id)).await?;
+            return Ok(false);
+        };
+        let text =
+            serde_json::to_string(flow).map_err(|e| ServiceError::internal("sign-in flow", e))?;
+        Ok(self.kv.replace(&flow_key(id), &text, ttl).await?)
     }
 
     pub async fn load(&self, id: &str) -> Result<Option<Flow>, ServiceError> {
-        match self.kv.get(&flow_key(id)).await? {
-            Some(text) => Ok(serde_json::from_str(&text).ok()),
-            None => Ok(None),
+        let Some(text) = self.kv.get(&flow_key(id)).await? else {
+            return Ok(None);
+        };
+        let Ok(mut flow) = serde_json::from_str::<Flow>(&text) else {
+            return Ok(None);
+        };
+        let now = self.clock.now().timestamp();
+        // A flow saved before deadlines were kept gets one from now.
+        if flow.deadline == 0 {
+            flow.deadline = now + self.flow_max_age.as_secs() as i64;
         }
+        if now >= flow.deadline {
+            self.kv.remove(&flow_key(id)).await?;
+            return Ok(None);
+        }
+        Ok(Some(flow))
     }
 
     /// Loads the flow and checks the form's CSRF token against it.
@@ -356,9 +398,26 @@ impl SignInService {
                 }
                 self.finish(flow, ctx, browser).await
             }
-            Step::Enroll { user_id, .. } => {
-                let enrollment = self.mfa.start_enrollment(user_id, ctx).await?;
-                self.save(id, &flow).await?;
+            Step::Enroll {
+                user_id,
+                auth_time,
+                bypass_code,
+            } => {
+                if !self
+                    .may_set_factor(id, user_id, *auth_time, bypass_code)
+                    .await?
+                {
+                    return Ok(Next::Expired);
+                }
+                let enrollment = match self.mfa.start_enrollment(user_id, ctx).await {
+                    Ok(enrollment) => enrollment,
+                    // Confirmed meanwhile by the same form sent twice: that one goes on.
+                    Err(ServiceError::Conflict(_)) => return Ok(Next::Expired),
+                    Err(other) => return Err(other),
+                };
+                if !self.update(id, &flow).await? {
+                    return Ok(Next::Expired);
+                }
                 Ok(Next::Continue {
                     flow,
                     denied,
@@ -366,7 +425,9 @@ impl SignInService {
                 })
             }
             _ => {
-                self.save(id, &flow).await?;
+                if !self.update(id, &flow).await? {
+                    return Ok(Next::Expired);
+                }
                 Ok(Next::page(flow, denied))
             }
         }
@@ -469,9 +530,7 @@ impl SignInService {
             }
             CodeStep::Enroll => return self.enroll(id, flow, &user, code, ctx, browser).await,
             CodeStep::Replace => {
-                return self
-                    .confirm_replacement(id, flow, &user, code, ctx, browser)
-                    .await;
+                return self.confirm_replacement(id, flow, code, ctx, browser).await;
             }
         };
         let flow = match checked {
@@ -530,6 +589,26 @@ impl SignInService {
         Ok(checked)
     }
 
+    /// Whether the flow may still set the user's authenticator (the facts as they are now:
+    /// a reset, a revoked code or a password change since its password check say no); the
+    /// flow ends when it may not.
+    async fn may_set_factor(
+        &self,
+        id: &str,
+        user: &UserId,
+        auth_time: i64,
+        bypass_code: &Option<String>,
+    ) -> Result<bool, ServiceError> {
+        let may = self
+            .mfa
+            .sign_in_may_set_factor(user, auth_time, bypass_code.as_deref())
+            .await?;
+        if !may {
+            self.kv.remove(&flow_key(id)).await?;
+        }
+        Ok(may)
+    }
+
     async fn enroll(
         &self,
         id: &str,
@@ -539,6 +618,17 @@ impl SignInService {
         ctx: &Context,
         browser: Option<&str>,
     ) -> Result<Next, ServiceError> {
+        if let Step::Enroll {
+            auth_time,
+            bypass_code,
+            ..
+        } = &flow.step
+            && !self
+                .may_set_factor(id, user, *auth_time, bypass_code)
+                .await?
+        {
+            return Ok(Next::Expired);
+        }
         let denied = match self.mfa.confirm_code(user, code, ctx).await {
             Ok(TotpOutcome::Accepted) => None,
             Ok(TotpOutcome::Locked(lock)) => Some(Denied::EnrollmentLocked(lock)),

@@ -30,38 +30,54 @@ fn as_user(flow: &Flow, user: &UserId, ctx: &Context) -> Context {
     )
 }
 
-/// The bypass code the flow's second step used, while it waits at the replacement step.
-fn code_of(flow: &Flow) -> Option<(&UserId, &str)> {
-    match &flow.step {
-        Step::Replace {
-            user_id,
-            bypass_code,
-            ..
-        } => Some((user_id, bypass_code.as_str())),
-        _ => None,
+/// What the replacement step knows: the user, the bypass code of the second step, when the
+/// password was checked, and the set-up this flow was shown, if any.
+struct AtReplace<'a> {
+    user: &'a UserId,
+    code_id: &'a str,
+    auth_time: i64,
+    setup: Option<&'a str>,
+}
+
+impl<'a> AtReplace<'a> {
+    fn of(flow: &'a Flow) -> Option<Self> {
+        match &flow.step {
+            Step::Replace {
+                user_id,
+                bypass_code,
+                auth_time,
+                setup,
+                ..
+            } => Some(Self {
+                user: user_id,
+                code_id: bypass_code,
+                auth_time: *auth_time,
+                setup: setup.as_deref(),
+            }),
+            _ => None,
+        }
+    }
+
+    fn evidence(&self) -> ReplaceEvidence<'a> {
+        ReplaceEvidence::CodeSignIn {
+            code_id: self.code_id,
+            auth_time: self.auth_time,
+        }
     }
 }
 
 impl SignInService {
     /// The page for the flow as it stands (a reload): during a replacement's set-up, the key
-    /// being set up is shown again while it may still be confirmed.
+    /// this flow was shown is shown again while it may still be confirmed.
     pub async fn show(&self, id: &str) -> Result<Next, ServiceError> {
-        let Some(mut flow) = self.load(id).await? else {
+        let Some(flow) = self.load(id).await? else {
             return Ok(Next::Expired);
         };
         let mut enrollment = None;
-        if let Step::Replace {
-            user_id,
-            setting_up: true,
-            ..
-        } = &flow.step
+        if let Some(at) = AtReplace::of(&flow)
+            && let Some(setup) = at.setup
         {
-            enrollment = self.mfa.pending_replacement(user_id).await?;
-            if enrollment.is_none()
-                && let Step::Replace { setting_up, .. } = &mut flow.step
-            {
-                *setting_up = false;
-            }
+            enrollment = self.mfa.pending_replacement(at.user, setup).await?;
         }
         Ok(Next::Continue {
             flow,
@@ -84,34 +100,66 @@ impl SignInService {
             Ok(flow) => flow,
             Err(next) => return Ok(next),
         };
-        let Some((user, code_id)) = code_of(&flow) else {
+        let Some(at) = AtReplace::of(&flow) else {
             return self.advance(id, flow, None, ctx, browser).await;
         };
+        let user = at.user.clone();
+        let actor = as_user(&flow, &user, ctx);
         match choice {
             ReplaceChoice::SetUp => {
-                let evidence = ReplaceEvidence::CodeSignIn { code_id };
-                let actor = as_user(&flow, user, ctx);
-                let enrollment = self
+                let begun = self
                     .mfa
-                    .begin_replacement(&user.clone(), evidence, &actor)
-                    .await?;
+                    .begin_replacement(&user, at.evidence(), &actor)
+                    .await;
+                let started = match begun {
+                    Ok(started) => started,
+                    Err(e) => return self.withdrawn(id, flow, e, ctx, browser).await,
+                };
                 let flow = flow
-                    .replacement_started()
+                    .replacement_started(Some(started.setup))
                     .map_err(|e| ServiceError::internal("sign-in step", e))?;
-                self.save(id, &flow).await?;
+                if !self.update(id, &flow).await? {
+                    return Ok(Next::Expired);
+                }
                 Ok(Next::Continue {
                     flow,
                     denied: None,
-                    enrollment: Some(enrollment),
+                    enrollment: Some(started.enrollment),
                 })
             }
             ReplaceChoice::NotNow => match flow.clone().replacement_skipped() {
                 Ok(next) => {
+                    if let Some(setup) = at.setup {
+                        self.mfa.abandon_replacement(&user, setup).await?;
+                    }
                     events::sign_in_step("replacement", "skipped");
                     self.advance(id, next, None, ctx, browser).await
                 }
                 Err(_) => Ok(Next::page(flow, Some(Denied::ReplacementRequired))),
             },
+        }
+    }
+
+    /// The service no longer allows the replacement (`Forbidden`: the policy turned it off, or
+    /// the sign-in no longer stands; `Conflict`: no authenticator to replace, after a reset):
+    /// the sign-in goes on without it, and `finish` refuses what may no longer finish.
+    async fn withdrawn(
+        &self,
+        id: &str,
+        flow: Flow,
+        error: ServiceError,
+        ctx: &Context,
+        browser: Option<&str>,
+    ) -> Result<Next, ServiceError> {
+        match error {
+            ServiceError::Forbidden(_) | ServiceError::Conflict(_) => {
+                events::sign_in_step("replacement", "withdrawn");
+                let flow = flow
+                    .replacement_withdrawn()
+                    .map_err(|e| ServiceError::internal("sign-in step", e))?;
+                self.advance(id, flow, None, ctx, browser).await
+            }
+            other => Err(other),
         }
     }
 
@@ -121,41 +169,52 @@ impl SignInService {
         &self,
         id: &str,
         flow: Flow,
-        user: &UserId,
         code: &str,
         ctx: &Context,
         browser: Option<&str>,
     ) -> Result<Next, ServiceError> {
-        let Some((_, code_id)) = code_of(&flow) else {
+        let Some(at) = AtReplace::of(&flow) else {
             return self.advance(id, flow, None, ctx, browser).await;
         };
-        let evidence = ReplaceEvidence::CodeSignIn { code_id };
-        let actor = as_user(&flow, user, ctx);
-        let outcome = self
-            .mfa
-            .confirm_replacement(user, code, evidence, &actor)
-            .await?;
+        let user = at.user.clone();
+        let actor = as_user(&flow, &user, ctx);
+        let outcome = match at.setup {
+            None => Ok(ReplaceOutcome::Superseded),
+            Some(setup) => {
+                self.mfa
+                    .confirm_replacement(&user, code, setup, at.evidence(), &actor)
+                    .await
+            }
+        };
         let denied = match outcome {
-            ReplaceOutcome::Replaced => {
+            Ok(ReplaceOutcome::Replaced) => {
                 events::sign_in_step("replacement", "success");
                 let flow = flow
                     .replaced()
                     .map_err(|e| ServiceError::internal("sign-in step", e))?;
                 return self.advance(id, flow, None, ctx, browser).await;
             }
-            ReplaceOutcome::Wrong => Denied::WrongReplacementCode,
-            ReplaceOutcome::Locked(lock) => Denied::Locked(lock),
-            ReplaceOutcome::Superseded => Denied::ReplacementSuperseded,
+            Ok(ReplaceOutcome::Wrong) => Denied::WrongReplacementCode,
+            Ok(ReplaceOutcome::Locked(lock)) => Denied::Locked(lock),
+            Ok(ReplaceOutcome::Superseded) => Denied::ReplacementSuperseded,
+            Err(e) => return self.withdrawn(id, flow, e, ctx, browser).await,
         };
         events::sign_in_step("replacement", "failure");
-        let enrollment = self.mfa.pending_replacement(user).await?;
-        let mut flow = flow;
-        if enrollment.is_none()
-            && let Step::Replace { setting_up, .. } = &mut flow.step
-        {
-            *setting_up = false;
-            self.save(id, &flow).await?;
-        }
+        let enrollment = match at.setup {
+            Some(setup) => self.mfa.pending_replacement(&user, setup).await?,
+            None => None,
+        };
+        let flow = if enrollment.is_none() {
+            let flow = flow
+                .replacement_started(None)
+                .map_err(|e| ServiceError::internal("sign-in step", e))?;
+            if !self.update(id, &flow).await? {
+                return Ok(Next::Expired);
+            }
+            flow
+        } else {
+            flow
+        };
         Ok(Next::Continue {
             flow,
             denied: Some(denied),

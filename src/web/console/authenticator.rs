@@ -27,13 +27,20 @@ fn evidence<'a>(session: &'a ConsoleSession, browser: Option<&'a str>) -> Replac
     }
 }
 
+/// The set-up being shown: its key, and the id the form sends back to confirm that key.
+struct Shown<'a> {
+    enrollment: &'a Enrollment,
+    setup: &'a str,
+}
+
 fn replace_page(
     session: &ConsoleSession,
     refused: Option<String>,
-    enrollment: Option<&Enrollment>,
+    shown: Option<Shown<'_>>,
     message: Option<String>,
     status: StatusCode,
 ) -> Response {
+    let enrollment = shown.as_ref().map(|s| s.enrollment);
     // A refusal for an old or weak sign-in is mended by signing in again; no authenticator
     // to replace is not.
     let may_sign_in_again = refused
@@ -50,6 +57,7 @@ fn replace_page(
                 qr => otpauth.as_deref().and_then(crate::web::qr_code),
                 otpauth_uri => otpauth,
                 within_minutes => REPLACE_WITHIN_SECONDS / 60,
+                setup => shown.as_ref().map(|s| s.setup.to_owned()),
             },
         ),
     );
@@ -104,21 +112,28 @@ pub async fn replace_post(
             .begin_replacement(&session.user_id, evidence, &ctx)
             .await
         {
-            Ok(enrollment) => replace_page(&session, None, Some(&enrollment), None, StatusCode::OK),
+            Ok(started) => {
+                let shown = Shown {
+                    enrollment: &started.enrollment,
+                    setup: &started.setup,
+                };
+                replace_page(&session, None, Some(shown), None, StatusCode::OK)
+            }
             Err(e) => refusal(e),
         },
         Some("confirm") => {
             let code = form.get("code").map(String::as_str).unwrap_or_default();
-            if code.len() > 64 {
+            let setup = form.get("setup").map(String::as_str).unwrap_or_default();
+            if code.len() > 64 || setup.len() > 128 {
                 return message(
                     StatusCode::BAD_REQUEST,
                     "Not accepted",
-                    "The code is too long.",
+                    "The form is too long.",
                 );
             }
             let outcome = match state
                 .mfa
-                .confirm_replacement(&session.user_id, code, evidence, &ctx)
+                .confirm_replacement(&session.user_id, code, setup, evidence, &ctx)
                 .await
             {
                 Ok(outcome) => outcome,
@@ -130,17 +145,14 @@ pub async fn replace_post(
                 ReplaceOutcome::Locked(_) => "Too many wrong codes. Wait a few minutes and try again.".to_owned(),
                 ReplaceOutcome::Superseded => "This set-up was finished, or started again, in another window, or it waited too long. Start again.".to_owned(),
             };
-            let pending = match state.mfa.pending_replacement(&session.user_id).await {
+            let pending = match state.mfa.pending_replacement(&session.user_id, setup).await {
                 Ok(pending) => pending,
                 Err(e) => return failure(e),
             };
-            replace_page(
-                &session,
-                None,
-                pending.as_ref(),
-                Some(why),
-                StatusCode::BAD_REQUEST,
-            )
+            let shown = pending
+                .as_ref()
+                .map(|enrollment| Shown { enrollment, setup });
+            replace_page(&session, None, shown, Some(why), StatusCode::BAD_REQUEST)
         }
         _ => message(
             StatusCode::BAD_REQUEST,
