@@ -18,12 +18,12 @@ use std::collections::BTreeSet;
 
 use super::bypass::Origin;
 use super::ids::UserId;
+use super::methods::{AMR_BYPASS_CODE, AMR_MFA};
 use super::roles::Role;
 use super::scope::{
     AUDIT_READ, BYPASS_CODES_MANAGE, BYPASS_CODES_SELF, BYPASS_CODES_SETTINGS, MFA_MANAGE,
     MFA_READ, ScopeSet,
 };
-use super::signin::{AMR_BYPASS_CODE, AMR_MFA};
 
 /// What is done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -4,39 +4,13 @@
 
 use chrono::{DateTime, Utc};
 
-use super::bypass::Origin;
-use super::signin::{AMR_BYPASS_CODE, AMR_OTP};
+use super::bypass::{Origin, Purpose};
+use super::methods::{AMR_BYPASS_CODE, AMR_OTP};
 
 /// How recent a sign-in must be to replace the authenticator outside the sign-in itself.
 pub const REPLACE_WITHIN_SECONDS: i64 = 600;
 /// How long a new authenticator being set up waits for its first code.
 pub const SETUP_TTL_SECONDS: i64 = 600;
-
-/// What a bypass code is for: the second step of a sign-in (which may also replace the
-/// authenticator), or only setting up an authenticator after a reset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Purpose {
-    #[default]
-    SignIn,
-    Enrolment,
-}
-
-impl Purpose {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SignIn => "signIn",
-            Self::Enrolment => "enrolment",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "signIn" => Some(Self::SignIn),
-            "enrolment" => Some(Self::Enrolment),
-            _ => None,
-        }
-    }
-}
 
 /// What the policy says about replacing the authenticator after a bypass-code sign-in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod enrolment;
 pub mod ids;
 pub mod limits;
+pub mod methods;
 pub mod oauth;
 pub mod repo;
 pub mod roles;

@@ -5,7 +5,8 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::ids::UserId;
-use super::signin::{AMR_BYPASS_CODE, AMR_MFA, AuthRequest};
+use super::methods::{AMR_BYPASS_CODE, AMR_MFA};
+use super::signin::AuthRequest;
 
 /// A sign-in session as the rest of the service sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,7 +156,7 @@ pub fn reuse(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::signin::AMR_PASSWORD;
+    use crate::domain::methods::AMR_PASSWORD;
 
     fn session(amr: &[&str], auth_time: i64) -> SignInSession {
         let t = DateTime::from_timestamp(auth_time, 0).unwrap();

@@ -24,9 +24,8 @@ use serde_json::{Map, Value, json};
 
 use crate::domain::bypass::{
     EXPIRES_IN_PARTS, MAX_ACTIVE_LIMIT, MAX_CODE_LENGTH, MAX_EXPIRY_MINUTES, MAX_USAGE_LIMIT,
-    MIN_CODE_LENGTH,
+    MIN_CODE_LENGTH, Purpose,
 };
-use crate::domain::enrolment::Purpose;
 use crate::domain::scim::filter::MAX_FILTER_LEN;
 use crate::domain::scim::group::{
     GROUP_SCHEMA, MAX_DISPLAY_NAME_CHARS, MAX_EXTERNAL_ID_CHARS, MAX_MEMBER_VALUE_CHARS,

@@ -14,6 +14,7 @@ pub mod logout;
 pub mod mfa;
 pub mod oauth;
 pub mod passwords;
+pub mod policy;
 pub mod roles;
 pub mod sealing;
 pub mod sessions;

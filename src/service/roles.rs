@@ -8,10 +8,10 @@ use chrono::Utc;
 
 use super::ServiceError;
 use crate::domain::ids::{ClientId, UserId};
+use crate::domain::methods::AMR_BYPASS_CODE;
 use crate::domain::repo::{GrantRepo, GroupRepo};
 use crate::domain::roles::{CONSOLE_CLIENT_ID, Role, RoleMap, console_scopes};
 use crate::domain::scope::ScopeSet;
-use crate::domain::signin::AMR_BYPASS_CODE;
 use crate::store::Store;
 
 #[derive(Clone)]

@@ -19,10 +19,10 @@ use crate::domain::access::Action;
 use crate::domain::audit::AuditEvent;
 use crate::domain::clock::Clock;
 use crate::domain::ids::UserId;
+use crate::domain::methods::acr_for;
 use crate::domain::repo::{BypassCodeRepo, GrantRepo, MfaRepo, UserRepo};
 use crate::domain::scim::user::User;
 use crate::domain::session::{Lifetimes, SignInSession, factor_predates};
-use crate::domain::signin::acr_for;
 use crate::store::Store;
 use crate::store::sessions::{EndReason, Grants};
 

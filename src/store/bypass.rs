@@ -10,8 +10,8 @@ use sea_orm::{
 };
 
 use super::{Store, StoreError};
+use crate::domain::bypass::Purpose;
 use crate::domain::bypass::{NewCode, StoredCode};
-use crate::domain::enrolment::Purpose;
 use crate::domain::ids::UserId;
 use crate::domain::repo::{BypassCodeRepo, InsertOutcome};
 

@@ -10,7 +10,6 @@ pub mod policy;
 
 pub use policy::Policy;
 
-use super::enrolment::Purpose;
 use super::ids::UserId;
 use super::limits::Lock;
 use super::scim::user::Email;
@@ -49,6 +48,32 @@ impl Origin {
         match text {
             "helpDesk" => Some(Self::HelpDesk),
             "selfService" => Some(Self::SelfService),
+            _ => None,
+        }
+    }
+}
+
+/// What a bypass code is for: the second step of a sign-in (which may also replace the
+/// authenticator), or only setting up an authenticator after a reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Purpose {
+    #[default]
+    SignIn,
+    Enrolment,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SignIn => "signIn",
+            Self::Enrolment => "enrolment",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "signIn" => Some(Self::SignIn),
+            "enrolment" => Some(Self::Enrolment),
             _ => None,
         }
     }

@@ -21,20 +21,17 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::audit::AuditEvent;
 pub use crate::domain::bypass::Rejection;
 use crate::domain::bypass::{
-    self, CodeRequest, CodeStatus, GenerationRefused, NewCode, Policy, StoredCode, check_eligible,
-    check_generation_allowed,
+    self, CodeRequest, CodeStatus, GenerationRefused, NewCode, Policy, Purpose, StoredCode,
+    check_eligible, check_generation_allowed,
 };
-use crate::domain::enrolment::{Purpose, check_purpose, enrolment_gate};
+use crate::domain::enrolment::{check_purpose, enrolment_gate};
 use crate::domain::ids::UserId;
-use crate::domain::repo::{
-    AuditRepo, BypassCodeRepo, InsertOutcome, MfaRepo, SettingRepo, UserRepo,
-};
+use crate::domain::repo::{AuditRepo, BypassCodeRepo, InsertOutcome, MfaRepo, UserRepo};
 use crate::domain::secret::Secret;
 use crate::mail::Mailer;
 use crate::service::events;
 use crate::store::Store;
 
-const POLICY_SETTING: &str = "bypassCodePolicy";
 /// How long a use counter lives in Redis before it is seeded from the database again. The
 /// database's conditional update is the ground truth, so a short life only bounds how long a
 /// use counted here but never written there (a request killed in between) stays lost.
@@ -142,15 +139,6 @@ fn view(code: StoredCode, events: &[AuditEntry], now: DateTime<Utc>) -> CodeView
     }
 }
 
-/// The policy in force, as stored (the default until one is set).
-pub async fn load_policy(store: &Store) -> Result<Policy, ServiceError> {
-    match store.get_setting(POLICY_SETTING).await? {
-        Some(text) => serde_json::from_str(&text)
-            .map_err(|e| ServiceError::internal("stored bypass-code policy", e)),
-        None => Ok(Policy::default()),
-    }
-}
-
 fn too_many(name: &str, max_active: u32) -> ServiceError {
     ServiceError::Conflict(format!(
         "user \"{name}\" already has {max_active} active bypass codes (maxActive); revoke one first"
@@ -181,7 +169,7 @@ impl BypassCodeService {
 
     /// The policy in force, for the services' own use (limits, sign-in).
     pub async fn policy(&self) -> Result<Policy, ServiceError> {
-        load_policy(&self.store).await
+        super::policy::load(&self.store).await
     }
 
     /// The policy, for a caller who asks to read it.
@@ -206,7 +194,7 @@ impl BypassCodeService {
     async fn store_policy(&self, policy: &Policy, ctx: &Context) -> Result<(), ServiceError> {
         let text = serde_json::to_string(policy)
             .map_err(|e| ServiceError::internal("bypass-code policy", e))?;
-        self.store.put_setting(POLICY_SETTING, text).await?;
+        super::policy::store(&self.store, text).await?;
         // The audit trail states it as the API does: no `null`, every limit or its switch.
         let detail = policy.to_json().to_string();
         audit::record_service(&self.store, ctx, AuditEvent::PolicyChanged, Some(detail)).await?;

@@ -204,7 +204,7 @@ impl MfaService {
     pub async fn enrolment_gate(&self, user_id: &UserId) -> Result<Option<CodeGate>, ServiceError> {
         let mfa = self.store.get_mfa(user_id).await?;
         let factors = factors(self.access.roles(), user_id, mfa.as_ref()).await?;
-        let policy = super::bypass::load_policy(&self.store).await?;
+        let policy = super::policy::load(&self.store).await?;
         Ok(enrolment::enrolment_gate(
             factors,
             policy.reenrolment_requires_code,

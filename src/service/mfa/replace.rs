@@ -123,7 +123,7 @@ impl MfaService {
             .get_mfa(user_id)
             .await?
             .is_some_and(|m| m.totp_confirmed);
-        let policy = crate::service::bypass::load_policy(&self.store).await?;
+        let policy = crate::service::policy::load(&self.store).await?;
         match evidence {
             ReplaceEvidence::CodeSignIn { .. } => {
                 if policy.authenticator_replacement == Replacement::Off {

@@ -12,8 +12,8 @@ use openidconnect::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::domain::methods;
 use crate::domain::scope;
-use crate::domain::signin;
 use crate::service::ServiceError;
 
 pub const TOKEN_PATH: &str = "/oauth2/token";
@@ -113,7 +113,7 @@ pub fn provider_metadata(issuer: &str) -> Result<ProviderMetadata, ServiceError>
         CoreClientAuthMethod::None,
     ]))
     .set_acr_values_supported(Some(
-        signin::ACR_VALUES
+        methods::ACR_VALUES
             .iter()
             .map(|a| AuthenticationContextClass::new((*a).to_owned()))
             .collect(),

@@ -19,11 +19,11 @@ use subtle::ConstantTimeEq;
 use super::keys::{IdClaims, SessionClaims};
 use super::tokens::Principal;
 use super::{OAuthService, TokenRefusal, required};
+use crate::domain::methods::acr_for;
 use crate::domain::oauth::{Client, Grant};
 use crate::domain::repo::{BypassCodeRepo, GrantRepo, UserRepo};
 use crate::domain::scim::user::User;
 use crate::domain::scope::ScopeSet;
-use crate::domain::signin::acr_for;
 use crate::service::ServiceError;
 use crate::service::signin::{CodeGrant, Peeked, Redeemed};
 

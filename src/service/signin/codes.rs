@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use super::{SignInService, digest_hex, random_token};
 use crate::domain::audit::AuditEvent;
 use crate::domain::ids::UserId;
+use crate::domain::methods::{AMR_BYPASS_CODE, AMR_OTP};
 use crate::domain::repo::GrantRepo;
 use crate::domain::scope::ScopeSet;
-use crate::domain::signin::{AMR_BYPASS_CODE, AMR_OTP, AuthRequest};
+use crate::domain::signin::AuthRequest;
 use crate::service::context::Context;
 use crate::service::{ServiceError, audit, events};
 

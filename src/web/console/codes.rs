@@ -1,7 +1,8 @@
 //! Generating, emailing and revoking a user's bypass codes: the help desk's pages, and the
 //! form and code window that My security shares.
 use super::*;
-use crate::domain::enrolment::{CodeGate, Purpose};
+use crate::domain::bypass::Purpose;
+use crate::domain::enrolment::CodeGate;
 
 /// The generate form's fields, as typed.
 fn form_values(form: &HashMap<String, String>) -> Value {

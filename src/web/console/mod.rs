@@ -297,7 +297,7 @@ fn codes(views: &[CodeView]) -> Vec<Value> {
         .map(|c| {
             context! {
                 id => c.id, status => c.status.as_str(), created => when(c.created_at),
-                enrolment => c.purpose == crate::domain::enrolment::Purpose::Enrolment,
+                enrolment => c.purpose == crate::domain::bypass::Purpose::Enrolment,
                 uses_left => c.remaining.map_or("unlimited".to_owned(), |r| r.to_string()),
                 expires => c.expires_at.map_or("never".to_owned(), when),
                 created_by => c.created_by,
