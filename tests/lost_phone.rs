@@ -37,6 +37,17 @@ fn next_code(secret: &[u8]) -> String {
     totp::code_at(secret, now() + 30).unwrap()
 }
 
+/// What most of these tests start from: a server, a provisioning token, a relying party that
+/// asks for no 2-step verification itself, and a user `name` with an authenticator (its id
+/// and secret).
+async fn server_with_user(name: &str) -> (TestApp, String, Rp, String, Vec<u8>) {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    let rp = register(&app, false, false).await;
+    let (user_id, secret) = enrolled_user(&app, &admin, name).await;
+    (app, admin, rp, user_id, secret)
+}
+
 /// The key a set-up page shows, as the app would read it.
 fn key_on(page: &Page) -> Vec<u8> {
     let marker = "id=\"secret\">";
@@ -59,6 +70,16 @@ fn hidden(page: &Page, name: &str) -> String {
         + marker.len();
     let end = page.body[start..].find('"').unwrap() + start;
     page.body[start..end].to_owned()
+}
+
+/// "Set up a new authenticator app" on the offer page: the page with the new key.
+async fn set_up(browser: &Browser, offer: &Page) -> Page {
+    browser
+        .post(
+            "/oauth2/signin/replace",
+            &[("csrf", &csrf(offer)), ("choice", "setup")],
+        )
+        .await
 }
 
 fn is_offer(page: &Page) -> bool {
@@ -171,10 +192,7 @@ async fn totp_signs_in(app: &TestApp, rp: &Rp, user: &str, secret: &[u8]) -> boo
 
 #[tokio::test]
 async fn a_bypass_code_sign_in_replaces_the_authenticator_and_ends_the_other_sessions() {
-    let app = TestApp::spawn().await;
-    let admin = app.admin_token(None).await;
-    let rp = register(&app, false, false).await;
-    let (user_id, old_secret) = enrolled_user(&app, &admin, "lost").await;
+    let (app, admin, rp, user_id, old_secret) = server_with_user("lost").await;
 
     let issued = create_code(
         &app,
@@ -205,12 +223,7 @@ async fn a_bypass_code_sign_in_replaces_the_authenticator_and_ends_the_other_ses
     // A reload shows the same offer.
     assert!(is_offer(&browser.get("/oauth2/signin").await));
 
-    let setup = browser
-        .post(
-            "/oauth2/signin/replace",
-            &[("csrf", &csrf(&offer)), ("choice", "setup")],
-        )
-        .await;
+    let setup = set_up(&browser, &offer).await;
     assert_eq!(setup.status, 200, "{}", setup.body);
     assert!(
         setup.body.contains("otpauth:&#x2f;&#x2f;totp&#x2f;"),
@@ -548,10 +561,7 @@ async fn an_administrator_sets_up_a_first_authenticator_only_with_a_code() {
 
 #[tokio::test]
 async fn the_policy_turns_the_offer_off_or_makes_it_required_and_the_gate_off() {
-    let app = TestApp::spawn().await;
-    let admin = app.admin_token(None).await;
-    let rp = register(&app, false, false).await;
-    let (user_id, _) = enrolled_user(&app, &admin, "pol").await;
+    let (app, admin, rp, user_id, _) = server_with_user("pol").await;
 
     set_policy(&app, &admin, json!({"authenticatorReplacement": "off"})).await;
     let issued = create_code(
@@ -644,10 +654,7 @@ async fn the_policy_turns_the_offer_off_or_makes_it_required_and_the_gate_off() 
 
 #[tokio::test]
 async fn the_set_up_is_reached_only_after_a_bypass_code_in_the_same_browser() {
-    let app = TestApp::spawn().await;
-    let admin = app.admin_token(None).await;
-    let rp = register(&app, false, false).await;
-    let (user_id, secret) = enrolled_user(&app, &admin, "victim").await;
+    let (app, admin, rp, user_id, secret) = server_with_user("victim").await;
     let issued = create_code(&app, &admin, &user_id, json!({"neverExpires": true})).await;
 
     // A browser that knows the password but not the code, at the second step.
@@ -690,12 +697,7 @@ async fn the_set_up_is_reached_only_after_a_bypass_code_in_the_same_browser() {
     )
     .await;
     assert!(is_offer(&offer));
-    let page = attacker
-        .post(
-            "/oauth2/signin/replace",
-            &[("csrf", &csrf(&offer)), ("choice", "setup")],
-        )
-        .await;
+    let page = set_up(&attacker, &offer).await;
     assert!(!page.body.contains(KEY_SHOWN), "{}", page.body);
     let forged = owner
         .post(
@@ -712,10 +714,7 @@ async fn the_set_up_is_reached_only_after_a_bypass_code_in_the_same_browser() {
 
 #[tokio::test]
 async fn two_windows_with_two_keys_leave_exactly_one_authenticator() {
-    let app = TestApp::spawn().await;
-    let admin = app.admin_token(None).await;
-    let rp = register(&app, false, false).await;
-    let (user_id, old) = enrolled_user(&app, &admin, "tabs").await;
+    let (app, admin, rp, user_id, old) = server_with_user("tabs").await;
     let issued = create_code(
         &app,
         &admin,
@@ -729,12 +728,7 @@ async fn two_windows_with_two_keys_leave_exactly_one_authenticator() {
     for _ in 0..2 {
         let browser = Browser::new(&app);
         let (_, offer) = code_sign_in(&app, &browser, &rp, "tabs", plain).await;
-        let setup = browser
-            .post(
-                "/oauth2/signin/replace",
-                &[("csrf", &csrf(&offer)), ("choice", "setup")],
-            )
-            .await;
+        let setup = set_up(&browser, &offer).await;
         let key = key_on(&setup);
         windows.push((browser, csrf(&setup), key));
     }
@@ -783,12 +777,7 @@ async fn two_windows_with_two_keys_leave_exactly_one_authenticator() {
         second["code"].as_str().unwrap(),
     )
     .await;
-    let setup = browser
-        .post(
-            "/oauth2/signin/replace",
-            &[("csrf", &csrf(&offer)), ("choice", "setup")],
-        )
-        .await;
+    let setup = set_up(&browser, &offer).await;
     let key = key_on(&setup);
     let code = totp_code(&key);
     let fields = [("csrf", csrf(&setup)), ("code", code)];
@@ -813,10 +802,7 @@ async fn two_windows_with_two_keys_leave_exactly_one_authenticator() {
 
 #[tokio::test]
 async fn the_replacement_code_check_reserves_attempts_like_every_other() {
-    let app = TestApp::spawn().await;
-    let admin = app.admin_token(None).await;
-    let rp = register(&app, false, false).await;
-    let (user_id, old) = enrolled_user(&app, &admin, "guess").await;
+    let (app, admin, rp, user_id, old) = server_with_user("guess").await;
     let before = app
         .store()
         .get_mfa(&bypass_idp::domain::ids::UserId::new(&user_id))
@@ -833,12 +819,7 @@ async fn the_replacement_code_check_reserves_attempts_like_every_other() {
         issued["code"].as_str().unwrap(),
     )
     .await;
-    let setup = browser
-        .post(
-            "/oauth2/signin/replace",
-            &[("csrf", &csrf(&offer)), ("choice", "setup")],
-        )
-        .await;
+    let setup = set_up(&browser, &offer).await;
     let key = key_on(&setup);
     let csrf = csrf(&setup);
     // Twenty wrong guesses at once: the per-user window (5 per 15 minutes) lets only a few
@@ -898,10 +879,7 @@ async fn the_replacement_code_check_reserves_attempts_like_every_other() {
 
 #[tokio::test]
 async fn my_security_replaces_the_authenticator_after_a_recent_strong_sign_in() {
-    let app = TestApp::spawn().await;
-    let admin = app.admin_token(None).await;
-    let rp = register(&app, false, false).await;
-    let (user_id, old) = enrolled_user(&app, &admin, "acct").await;
+    let (app, admin, rp, user_id, old) = server_with_user("acct").await;
     // Signed in elsewhere too (with a bypass code: the console's sign-in below takes the
     // authenticator's next code).
     let issued = create_code(&app, &admin, &user_id, json!({"neverExpires": true})).await;
@@ -973,10 +951,7 @@ async fn my_security_replaces_the_authenticator_after_a_recent_strong_sign_in() 
 
 #[tokio::test]
 async fn a_code_revoked_during_the_set_up_replaces_nothing_and_a_withdrawn_offer_moves_on() {
-    let app = TestApp::spawn().await;
-    let admin = app.admin_token(None).await;
-    let rp = register(&app, false, false).await;
-    let (user_id, old) = enrolled_user(&app, &admin, "stolen").await;
+    let (app, admin, rp, user_id, old) = server_with_user("stolen").await;
     let issued = create_code(&app, &admin, &user_id, json!({"neverExpires": true})).await;
     // Someone with the password and a stolen code reaches the set-up…
     let thief = Browser::new(&app);
@@ -988,12 +963,7 @@ async fn a_code_revoked_during_the_set_up_replaces_nothing_and_a_withdrawn_offer
         issued["code"].as_str().unwrap(),
     )
     .await;
-    let setup = thief
-        .post(
-            "/oauth2/signin/replace",
-            &[("csrf", &csrf(&offer)), ("choice", "setup")],
-        )
-        .await;
+    let setup = set_up(&thief, &offer).await;
     let key = key_on(&setup);
     // …and the help desk revokes the code before the new key is confirmed.
     let path = format!(
@@ -1032,12 +1002,7 @@ async fn a_code_revoked_during_the_set_up_replaces_nothing_and_a_withdrawn_offer
     .await;
     assert!(is_offer(&offer));
     set_policy(&app, &admin, json!({"authenticatorReplacement": "off"})).await;
-    let moved_on = browser
-        .post(
-            "/oauth2/signin/replace",
-            &[("csrf", &csrf(&offer)), ("choice", "setup")],
-        )
-        .await;
+    let moved_on = set_up(&browser, &offer).await;
     assert_eq!(
         amr_of(&app, &rp, &started, &moved_on).await,
         ["pwd", "mfa", "bypass_code"]
@@ -1047,10 +1012,7 @@ async fn a_code_revoked_during_the_set_up_replaces_nothing_and_a_withdrawn_offer
 
 #[tokio::test]
 async fn a_set_up_shows_and_confirms_only_its_own_key() {
-    let app = TestApp::spawn().await;
-    let admin = app.admin_token(None).await;
-    let rp = register(&app, false, false).await;
-    let (user_id, _) = enrolled_user(&app, &admin, "two.keys").await;
+    let (app, admin, rp, user_id, _) = server_with_user("two.keys").await;
     let issued = create_code(
         &app,
         &admin,
@@ -1062,21 +1024,11 @@ async fn a_set_up_shows_and_confirms_only_its_own_key() {
     // An attacker's window starts a set-up; then the owner's window starts another.
     let attacker = Browser::new(&app);
     let (_, offer) = code_sign_in(&app, &attacker, &rp, "two.keys", plain).await;
-    let theirs = attacker
-        .post(
-            "/oauth2/signin/replace",
-            &[("csrf", &csrf(&offer)), ("choice", "setup")],
-        )
-        .await;
+    let theirs = set_up(&attacker, &offer).await;
     let attacker_key = key_on(&theirs);
     let owner = Browser::new(&app);
     let (_, offer) = code_sign_in(&app, &owner, &rp, "two.keys", plain).await;
-    let mine = owner
-        .post(
-            "/oauth2/signin/replace",
-            &[("csrf", &csrf(&offer)), ("choice", "setup")],
-        )
-        .await;
+    let mine = set_up(&owner, &offer).await;
     let owner_key = key_on(&mine);
     // The attacker's window never shows the owner's key, on a reload or after a failure…
     let reload = attacker.get("/oauth2/signin").await;
@@ -1120,10 +1072,7 @@ async fn a_set_up_shows_and_confirms_only_its_own_key() {
 
 #[tokio::test]
 async fn a_finished_sign_in_stays_finished_whatever_is_sent_at_once() {
-    let app = TestApp::spawn().await;
-    let admin = app.admin_token(None).await;
-    let rp = register(&app, false, false).await;
-    let (user_id, _) = enrolled_user(&app, &admin, "racer").await;
+    let (app, admin, rp, user_id, _) = server_with_user("racer").await;
     let issued = create_code(
         &app,
         &admin,
@@ -1164,10 +1113,7 @@ async fn a_finished_sign_in_stays_finished_whatever_is_sent_at_once() {
 
 #[tokio::test]
 async fn a_reset_or_a_password_change_during_a_set_up_sets_nothing() {
-    let app = TestApp::spawn().await;
-    let admin = app.admin_token(None).await;
-    let rp = register(&app, false, false).await;
-    let (user_id, old) = enrolled_user(&app, &admin, "midway").await;
+    let (app, admin, rp, user_id, old) = server_with_user("midway").await;
     let totp_path = format!("/Users/{user_id}/totp");
     let (status, _, _) = app.scim(Method::DELETE, &totp_path, &admin, None).await;
     assert_eq!(status, 204);
@@ -1217,12 +1163,7 @@ async fn a_reset_or_a_password_change_during_a_set_up_sets_nothing() {
         issued["code"].as_str().unwrap(),
     )
     .await;
-    let setup = browser
-        .post(
-            "/oauth2/signin/replace",
-            &[("csrf", &csrf(&offer)), ("choice", "setup")],
-        )
-        .await;
+    let setup = set_up(&browser, &offer).await;
     let key = key_on(&setup);
     // (a second later: sign-ins are voided by the second, as `auth_time` counts them)
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -1347,12 +1288,7 @@ async fn a_sign_in_kept_busy_still_ends_at_its_deadline() {
     )
     .await;
     // Parked at the set-up, and kept busy: every step saves the flow again.
-    let mut setup = browser
-        .post(
-            "/oauth2/signin/replace",
-            &[("csrf", &csrf(&offer)), ("choice", "setup")],
-        )
-        .await;
+    let mut setup = set_up(&browser, &offer).await;
     while began.elapsed() < std::time::Duration::from_millis(3500) {
         tokio::time::sleep(std::time::Duration::from_millis(700)).await;
         let page = browser.get("/oauth2/signin").await;

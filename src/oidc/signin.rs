@@ -168,6 +168,22 @@ pub async fn signin_page(
     }
 }
 
+/// A sign-in form's flow (from its cookie) and the browser's session token, or the page that
+/// answers a form with no flow or an oversized field.
+fn form_flow(
+    state: &AppState,
+    jar: &CookieJar,
+    form: &HashMap<String, String>,
+) -> Result<(String, Option<String>), Box<Response>> {
+    let Some(id) = flow_id(jar) else {
+        return Err(Box::new(render(state, Next::Expired, false, jar)));
+    };
+    if let Some(refused) = oversized_field(form) {
+        return Err(Box::new(refused));
+    }
+    Ok((id, session_token(state, jar)))
+}
+
 fn field<'a>(form: &'a HashMap<String, String>, name: &str) -> &'a str {
     form.get(name).map(String::as_str).unwrap_or_default()
 }
@@ -179,14 +195,11 @@ pub async fn password(
     jar: &CookieJar,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let Some(id) = flow_id(jar) else {
-        return render(state, Next::Expired, false, jar);
+    let (id, browser) = match form_flow(state, jar, &form) {
+        Ok(found) => found,
+        Err(page) => return *page,
     };
-    if let Some(refused) = oversized_field(&form) {
-        return refused;
-    }
     let secret = Secret::new(field(&form, "password"));
-    let browser = session_token(state, jar);
     match state
         .signin
         .password(
@@ -218,14 +231,11 @@ async fn code_step(
     step: CodeStep,
 ) -> Response {
     let show_bypass = step == CodeStep::BypassCode;
-    let Some(id) = flow_id(jar) else {
-        return render(state, Next::Expired, show_bypass, jar);
+    let (id, browser) = match form_flow(state, jar, form) {
+        Ok(found) => found,
+        Err(page) => return *page,
     };
-    if let Some(refused) = oversized_field(form) {
-        return refused;
-    }
     let (csrf, code, ctx) = (field(form, "csrf"), field(form, "code"), context(addr));
-    let browser = session_token(state, jar);
     match state
         .signin
         .code_step(step, &id, csrf, code, &ctx, browser.as_deref())
@@ -274,12 +284,10 @@ pub async fn replace(
     jar: &CookieJar,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let Some(id) = flow_id(jar) else {
-        return render(state, Next::Expired, false, jar);
+    let (id, browser) = match form_flow(state, jar, &form) {
+        Ok(found) => found,
+        Err(page) => return *page,
     };
-    if let Some(refused) = oversized_field(&form) {
-        return refused;
-    }
     let choice = match field(&form, "choice") {
         "setup" => ReplaceChoice::SetUp,
         "later" => ReplaceChoice::NotNow,
@@ -289,7 +297,6 @@ pub async fn replace(
             ));
         }
     };
-    let browser = session_token(state, jar);
     match state
         .signin
         .replace_choice(

@@ -276,8 +276,7 @@ impl MfaService {
                     .into(),
             ));
         }
-        let otpauth_uri = totp::otpauth_uri(&secret, &self.issuer_name, &user.attributes.user_name)
-            .map_err(|e| ServiceError::internal("otpauth URI", e))?;
+        let enrollment = self.key_for(&secret, &user.attributes.user_name)?;
         audit::record(
             &self.store,
             ctx,
@@ -288,8 +287,15 @@ impl MfaService {
             Utc::now(),
         )
         .await?;
+        Ok(enrollment)
+    }
+
+    /// The key and the `otpauth://` link an authenticator app takes for `secret`.
+    fn key_for(&self, secret: &[u8], user_name: &str) -> Result<Enrollment, ServiceError> {
+        let otpauth_uri = totp::otpauth_uri(secret, &self.issuer_name, user_name)
+            .map_err(|e| ServiceError::internal("otpauth URI", e))?;
         Ok(Enrollment {
-            secret_base32: totp::base32(&secret),
+            secret_base32: totp::base32(secret),
             otpauth_uri,
         })
     }

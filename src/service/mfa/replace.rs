@@ -248,12 +248,7 @@ impl MfaService {
             .get_user(user_id)
             .await?
             .ok_or(ServiceError::NotFound("user"))?;
-        let otpauth_uri = totp::otpauth_uri(secret, &self.issuer_name, &user.attributes.user_name)
-            .map_err(|e| ServiceError::internal("otpauth URI", e))?;
-        Ok(Enrollment {
-            secret_base32: totp::base32(secret),
-            otpauth_uri,
-        })
+        self.key_for(secret, &user.attributes.user_name)
     }
 
     /// Checks `code` against the key of set-up `setup` (an attempt reserved like every other
