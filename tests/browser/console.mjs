@@ -452,6 +452,22 @@ try {
   await desk_page.goto(`${base}/console/users/${caller.id}/audit`);
   check((await desk_page.locator("main").innerText()).includes("authenticator replaced"), "the audit trail says authenticator replaced");
 
+  // My security → Replace authenticator app, for someone who still has the old phone: the
+  // help-desk user signed in a minute ago with the app, so the set-up opens; confirming it
+  // keeps this browser signed in.
+  await desk_page.goto(`${base}/account`);
+  await desk_page.getByRole("link", { name: "Replace authenticator app" }).click();
+  await audit(desk_page, "replace from my security");
+  await desk_page.getByRole("button", { name: "Set up a new authenticator app" }).click();
+  const deskKey = (await desk_page.locator("#secret").innerText()).trim();
+  check(/^[A-Z2-7]{16,}$/.test(deskKey), "My security shows a new key to set up");
+  await audit(desk_page, "replace set-up from my security");
+  await shot(desk_page, "25-account-replace-setup");
+  await desk_page.getByLabel("Code from the new app").fill(totp(deskKey));
+  await desk_page.getByRole("button", { name: "Replace my authenticator" }).click();
+  check((await desk_page.locator("main").innerText()).includes("new authenticator app is set up"), "My security replaces the authenticator and stays signed in");
+  await shot(desk_page, "26-account-replaced");
+
   check(axeViolations.length === 0, `axe: no serious or critical violation${axeViolations.length ? "\n  " + axeViolations.join("\n  ") : ""}`);
 } finally {
   await browser?.close();
