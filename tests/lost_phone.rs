@@ -1307,3 +1307,84 @@ async fn a_sign_in_kept_busy_still_ends_at_its_deadline() {
     assert!(totp_signs_in(&app, &rp, "parked", &old).await);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_replacement_ends_the_sign_ins_still_in_progress() {
+    let (app, admin, rp, user_id, _) = server_with_user("pocket").await;
+    // The same code in two hands (it was emailed; someone read the mail).
+    let issued = create_code(
+        &app,
+        &admin,
+        &user_id,
+        json!({"neverExpires": true, "maxUsageCount": 2}),
+    )
+    .await;
+    let plain = issued["code"].as_str().unwrap();
+    let thief = Browser::new(&app);
+    let (_, parked) = code_sign_in(&app, &thief, &rp, "pocket", plain).await;
+    assert!(is_offer(&parked));
+    // A second later the owner signs in with it and replaces the authenticator.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let owner = Browser::new(&app);
+    let (_, offer) = code_sign_in(&app, &owner, &rp, "pocket", plain).await;
+    let setup = set_up(&owner, &offer).await;
+    let key = key_on(&setup);
+    let done = owner
+        .post(
+            "/oauth2/signin/replace/confirm",
+            &[("csrf", &csrf(&setup)), ("code", &totp_code(&key))],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    // The parked sign-in neither finishes nor sets a key of its own.
+    let setup = set_up(&thief, &parked).await;
+    assert!(!setup.body.contains(KEY_SHOWN), "{}", setup.body);
+    assert_ne!(setup.status, 303);
+    let later = thief
+        .post(
+            "/oauth2/signin/replace",
+            &[("csrf", &csrf(&parked)), ("choice", "later")],
+        )
+        .await;
+    assert_ne!(later.status, 303, "{:?}", later.location);
+    assert!(totp_signs_in(&app, &rp, "pocket", &key).await);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_first_authenticator_is_confirmed_only_as_the_key_that_was_checked() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    let user = app.create_user(&admin, user_body("first.key")).await;
+    let id = bypass_idp::domain::ids::UserId::new(user["id"].as_str().unwrap());
+    let store = app.store();
+    store.ensure_mfa(&id, vec![1; 16]).await.unwrap();
+    assert!(
+        store
+            .set_pending_totp(&id, "plain:AAAAAAAA".into())
+            .await
+            .unwrap()
+    );
+    // Another window set up another key between the check and the confirmation.
+    assert!(
+        store
+            .set_pending_totp(&id, "plain:BBBBBBBB".into())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .accept_totp_step(&id, "plain:AAAAAAAA", 10, true)
+            .await
+            .unwrap(),
+        "a code checked against the first key does not confirm the second"
+    );
+    assert!(!store.get_mfa(&id).await.unwrap().unwrap().totp_confirmed);
+    assert!(
+        store
+            .accept_totp_step(&id, "plain:BBBBBBBB", 10, true)
+            .await
+            .unwrap()
+    );
+    app.stop().await;
+}

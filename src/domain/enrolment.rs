@@ -161,14 +161,26 @@ pub struct SignInFacts {
     pub code_live: Option<bool>,
     /// The gate in front of setting up an authenticator, as it stands now.
     pub gate: Option<CodeGate>,
+    /// When the user's authenticator was last set (Unix seconds), if known.
+    pub factor_changed_at: Option<i64>,
+}
+
+/// Whether the user's authenticator was set after a sign-in's password check at
+/// `auth_time`: that sign-in then stands on a factor state that is gone (a replacement ends
+/// every other sign-in, in progress too), unless it set the factor itself. Counted by the
+/// second, as `auth_time` is.
+pub fn factor_changed_since(changed_at: Option<i64>, auth_time: i64) -> bool {
+    changed_at.is_some_and(|t| t > auth_time)
 }
 
 /// Whether a sign-in in progress may still set the user's authenticator: the user is
-/// active, nothing since its password check voided it, the bypass code it used is not
-/// revoked, and without a code no gate stands in front of the set-up now (a reset since).
+/// active, nothing since its password check voided it (a reset, a password change, another
+/// sign-in's replacement of the authenticator), the bypass code it used is not revoked, and
+/// without a code no gate stands in front of the set-up now (a reset since).
 pub fn sign_in_may_set_factor(facts: SignInFacts) -> bool {
     facts.user_active
         && facts.not_before.is_none_or(|t| facts.auth_time >= t)
+        && !factor_changed_since(facts.factor_changed_at, facts.auth_time)
         && facts.code_live != Some(false)
         && (facts.gate.is_none() || facts.code_live == Some(true))
 }
@@ -293,6 +305,7 @@ mod tests {
             not_before: Some(100),
             code_live: Some(true),
             gate: Some(CodeGate::AfterReset),
+            factor_changed_at: Some(100),
         };
         assert!(sign_in_may_set_factor(ok));
         let no_code = SignInFacts {
@@ -320,6 +333,11 @@ mod tests {
             SignInFacts {
                 gate: Some(CodeGate::AfterReset),
                 ..no_code
+            },
+            // Another sign-in replaced the authenticator after this one's password check.
+            SignInFacts {
+                factor_changed_at: Some(101),
+                ..ok
             },
         ] {
             assert!(!sign_in_may_set_factor(bad), "{bad:?}");

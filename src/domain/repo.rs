@@ -213,6 +213,7 @@ pub trait MfaRepo {
     async fn accept_totp_step(
         &self,
         user_id: &UserId,
+        sealed_secret: &str,
         step: i64,
         confirming: bool,
     ) -> Result<bool, Self::Error>;

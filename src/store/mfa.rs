@@ -1,7 +1,7 @@
 //! 2-step verification state per user.
 
 use chrono::{DateTime, Utc};
-use entity::user_mfa;
+use entity::{bypass_code, user_mfa};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, Set,
@@ -112,6 +112,7 @@ impl MfaRepo for Store {
     async fn accept_totp_step(
         &self,
         user_id: &UserId,
+        sealed_secret: &str,
         step: i64,
         confirming: bool,
     ) -> Result<bool, StoreError> {
@@ -124,7 +125,8 @@ impl MfaRepo for Store {
         }
         let result = update
             .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
-            .filter(user_mfa::Column::TotpSecret.is_not_null())
+            // The secret the code was checked against, not one set up meanwhile elsewhere.
+            .filter(user_mfa::Column::TotpSecret.eq(sealed_secret))
             .filter(user_mfa::Column::TotpConfirmed.eq(!confirming))
             .filter(
                 user_mfa::Column::TotpLastStep
@@ -160,6 +162,14 @@ impl MfaRepo for Store {
             .await?;
         Ok(())
     }
+}
+
+/// What allows a replacement and what it keeps: the bypass code of the sign-in that asks
+/// (checked not revoked inside the swap), and the session that stays signed in.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Replacing<'a> {
+    pub code_id: Option<&'a str>,
+    pub kept_session: Option<&'a str>,
 }
 
 impl Store {
@@ -247,10 +257,22 @@ impl Store {
         user_id: &UserId,
         sealed_secret: &str,
         step: i64,
-        keep: Option<&str>,
+        allowed_by: Replacing<'_>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let txn = self.db.begin().await?;
+        // The bypass code that allowed it must still stand when the swap is made.
+        if let Some(code_id) = allowed_by.code_id {
+            let live = bypass_code::Entity::find_by_id(code_id)
+                .filter(bypass_code::Column::UserId.eq(user_id.as_str()))
+                .filter(bypass_code::Column::RevokedAt.is_null())
+                .one(&txn)
+                .await?;
+            if live.is_none() {
+                txn.rollback().await?;
+                return Ok(false);
+            }
+        }
         let result = user_mfa::Entity::update_many()
             .col_expr(user_mfa::Column::TotpSecret, Expr::value(sealed_secret))
             .col_expr(user_mfa::Column::TotpConfirmed, Expr::value(true))
@@ -274,7 +296,7 @@ impl Store {
             txn.rollback().await?;
             return Ok(false);
         }
-        Store::end_other_sessions(&txn, user_id, keep, now).await?;
+        Store::end_other_sessions(&txn, user_id, allowed_by.kept_session, now).await?;
         txn.commit().await?;
         Ok(true)
     }

@@ -88,6 +88,10 @@ pub struct Flow {
     /// deadlines were kept). Saving a step does not move it.
     #[serde(default)]
     pub deadline: i64,
+    /// This sign-in set the user's authenticator (enrolled or replaced it): a factor set after
+    /// its password check does not void it.
+    #[serde(default)]
+    pub factor_set_here: bool,
 }
 
 impl Flow {
@@ -99,6 +103,7 @@ impl Flow {
             browser_session,
             step_up: false,
             deadline: 0,
+            factor_set_here: false,
         }
     }
 
@@ -118,6 +123,7 @@ impl Flow {
             browser_session: Some(session_id),
             step_up: true,
             deadline: 0,
+            factor_set_here: false,
         }
     }
 
@@ -159,7 +165,12 @@ impl Flow {
                 bypass_code: None,
             }
         };
-        Ok(Self { step, ..self })
+        let factor_set_here = matches!(step, Step::Authenticated { .. });
+        Ok(Self {
+            step,
+            factor_set_here,
+            ..self
+        })
     }
 
     /// The second factor was right. After a bypass code, `replacement` (the policy) says
@@ -241,6 +252,7 @@ impl Flow {
         let mut done = self.replace_done()?;
         done.browser_session = None;
         done.step_up = false;
+        done.factor_set_here = true;
         Ok(done)
     }
 

@@ -509,7 +509,12 @@ mod tests {
                 .await
                 .unwrap()
         );
-        assert!(store.accept_totp_step(&user.id, 1, true).await.unwrap());
+        assert!(
+            store
+                .accept_totp_step(&user.id, "plain:AAAA", 1, true)
+                .await
+                .unwrap()
+        );
         let counters: SharedCounters = Arc::new(MemoryCounters::default());
         let hasher = Arc::new(Counting {
             inner: Argon2Hasher::new(None),

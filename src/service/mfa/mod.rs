@@ -197,7 +197,29 @@ impl MfaService {
             not_before: not_before.map(|t| t.timestamp()),
             code_live,
             gate: self.enrolment_gate(user_id).await?,
+            factor_changed_at: self.factor_changed_at(user_id).await?,
         }))
+    }
+
+    /// When the user's authenticator was last set (Unix seconds), if known.
+    async fn factor_changed_at(&self, user_id: &UserId) -> Result<Option<i64>, ServiceError> {
+        Ok(self
+            .store
+            .get_mfa(user_id)
+            .await?
+            .and_then(|m| m.totp_confirmed_at)
+            .map(|t| t.timestamp()))
+    }
+
+    /// Whether the user's authenticator was set after a sign-in's password check at
+    /// `auth_time` ([`enrolment::factor_changed_since`]).
+    pub async fn factor_changed_since(
+        &self,
+        user_id: &UserId,
+        auth_time: i64,
+    ) -> Result<bool, ServiceError> {
+        let changed_at = self.factor_changed_at(user_id).await?;
+        Ok(enrolment::factor_changed_since(changed_at, auth_time))
     }
 
     /// Whether setting up the user's authenticator now takes a bypass code, and why.
@@ -395,7 +417,7 @@ impl MfaService {
             Some(step) => {
                 if self
                     .store
-                    .accept_totp_step(user_id, step as i64, confirming)
+                    .accept_totp_step(user_id, sealed, step as i64, confirming)
                     .await?
                 {
                     TotpOutcome::Accepted

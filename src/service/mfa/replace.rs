@@ -21,6 +21,7 @@ use crate::domain::totp;
 use crate::service::alerts::Alert;
 use crate::service::context::{Actor, Context};
 use crate::service::{ServiceError, audit};
+use crate::store::mfa::Replacing;
 
 /// Why the person asking may replace the authenticator.
 #[derive(Clone, Copy, Debug)]
@@ -288,7 +289,16 @@ impl MfaService {
         };
         let replaced = self
             .store
-            .commit_replacement(user_id, &sealed, step as i64, evidence.kept_session(), now)
+            .commit_replacement(
+                user_id,
+                &sealed,
+                step as i64,
+                Replacing {
+                    code_id: evidence.code_id(),
+                    kept_session: evidence.kept_session(),
+                },
+                now,
+            )
             .await?;
         self.guard.succeeded(ticket).await?;
         if !replaced {

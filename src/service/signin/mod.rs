@@ -571,6 +571,11 @@ impl SignInService {
         if flow.step_up && current.as_ref().map(|s| &s.id) != flow.browser_session.as_ref() {
             return Ok(Next::Expired);
         }
+        // The authenticator was set after this sign-in's password check, by another sign-in
+        // (a replacement ends every other sign-in, those in progress too).
+        if !flow.factor_set_here && self.mfa.factor_changed_since(&user_id, auth_time).await? {
+            return Ok(Next::Expired);
+        }
         let signed_in = SignedIn {
             user_id: &user_id,
             auth_time,
