@@ -1388,3 +1388,32 @@ async fn a_first_authenticator_is_confirmed_only_as_the_key_that_was_checked() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_sign_in_that_sets_the_factor_itself_finishes_however_long_it_took() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token(None).await;
+    // A client that does not ask for 2-step verification, and a user who must enrol.
+    let rp = register(&app, false, false).await;
+    let mut body = user_body("slow.enrol");
+    body["schemas"].as_array_mut().unwrap().push(json!(
+        "urn:bypass-idp:params:scim:schemas:extension:mfa:2.0:User"
+    ));
+    body["urn:bypass-idp:params:scim:schemas:extension:mfa:2.0:User"] =
+        json!({"mfaRequired": true});
+    app.create_user(&admin, body).await;
+    let browser = Browser::new(&app);
+    let started = start(&app, &rp).await;
+    let setup = password_step(&browser, &started.auth_url, "slow.enrol", PASSWORD).await;
+    let key = key_on(&setup);
+    // The factor is set in a later second than the password check (a person is slower).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let done = browser
+        .post(
+            "/oauth2/signin/enroll",
+            &[("csrf", &csrf(&setup)), ("code", &totp_code(&key))],
+        )
+        .await;
+    assert_eq!(amr_of(&app, &rp, &started, &done).await, ["pwd"]);
+    app.stop().await;
+}

@@ -165,12 +165,7 @@ impl Flow {
                 bypass_code: None,
             }
         };
-        let factor_set_here = matches!(step, Step::Authenticated { .. });
-        Ok(Self {
-            step,
-            factor_set_here,
-            ..self
-        })
+        Ok(Self { step, ..self })
     }
 
     /// The second factor was right. After a bypass code, `replacement` (the policy) says
@@ -315,7 +310,13 @@ impl Flow {
                 bypass_code: None,
             }
         };
-        Ok(Self { step, ..self })
+        // Finishing now, it set the factor itself; signing in again checks a new password.
+        let factor_set_here = matches!(step, Step::Authenticated { .. });
+        Ok(Self {
+            step,
+            factor_set_here,
+            ..self
+        })
     }
 
     /// Whether the flow waits for a username and password.
@@ -415,6 +416,7 @@ mod tests {
                 .step,
             Step::Enroll { .. }
         ));
+        assert!(!f.factor_set_here, "a password alone sets no factor");
         // A factor set up during the sign-in is no second factor of it.
         let enrolled = flow(false)
             .password_verified(UserId::new("u"), 1, false, true, None)
@@ -426,6 +428,10 @@ mod tests {
         };
         assert_eq!(amr, &["pwd".to_owned()]);
         assert_eq!(acr_for(amr), ACR_PASSWORD);
+        assert!(
+            enrolled.factor_set_here,
+            "it set the factor it finishes after"
+        );
         // Where 2-step verification is required, the person signs in again, and then the
         // new factor is the second step.
         let again = flow(true)
