@@ -2,6 +2,8 @@
 
 pub use sea_orm_migration::prelude::*;
 
+mod columns;
+
 mod m20261127_000001_initial;
 mod m20261127_000002_mfa_bypass_codes;
 mod m20261128_000003_grants;

@@ -5,29 +5,10 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
+use crate::columns::{add_column, drop_column};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-/// One column per statement: SQLite alters a table one column at a time.
-async fn add_column(
-    manager: &SchemaManager<'_>,
-    table: &'static str,
-    column: ColumnDef,
-) -> Result<(), DbErr> {
-    manager
-        .alter_table(Table::alter().table(table).add_column(column).to_owned())
-        .await
-}
-
-async fn drop_column(
-    manager: &SchemaManager<'_>,
-    table: &'static str,
-    column: &'static str,
-) -> Result<(), DbErr> {
-    manager
-        .alter_table(Table::alter().table(table).drop_column(column).to_owned())
-        .await
-}
 
 const SESSION_INDEXES: [(&str, &str); 3] = [
     ("idx_sign_in_sessions_user", "user_id"),
