@@ -144,6 +144,11 @@ pub async fn factors(
     })
 }
 
+/// When the user's authenticator was last set (Unix seconds), if known.
+fn factor_changed_at(mfa: Option<&MfaRecord>) -> Option<i64> {
+    mfa.and_then(|m| m.totp_confirmed_at).map(|t| t.timestamp())
+}
+
 pub fn random_salt() -> Vec<u8> {
     let mut salt = vec![0u8; SALT_BYTES];
     rand::Rng::fill_bytes(&mut rand::rng(), &mut salt);
@@ -191,24 +196,15 @@ impl MfaService {
             None => None,
         };
         let not_before = self.store.sessions_not_before(user_id).await?;
+        let mfa = self.store.get_mfa(user_id).await?;
         Ok(enrolment::sign_in_may_set_factor(enrolment::SignInFacts {
             user_active: user.is_active(),
             auth_time,
             not_before: not_before.map(|t| t.timestamp()),
             code_live,
-            gate: self.enrolment_gate(user_id).await?,
-            factor_changed_at: self.factor_changed_at(user_id).await?,
+            gate: self.gate_of(user_id, mfa.as_ref()).await?,
+            factor_changed_at: factor_changed_at(mfa.as_ref()),
         }))
-    }
-
-    /// When the user's authenticator was last set (Unix seconds), if known.
-    async fn factor_changed_at(&self, user_id: &UserId) -> Result<Option<i64>, ServiceError> {
-        Ok(self
-            .store
-            .get_mfa(user_id)
-            .await?
-            .and_then(|m| m.totp_confirmed_at)
-            .map(|t| t.timestamp()))
     }
 
     /// Whether the user's authenticator was set after a sign-in's password check at
@@ -218,14 +214,26 @@ impl MfaService {
         user_id: &UserId,
         auth_time: i64,
     ) -> Result<bool, ServiceError> {
-        let changed_at = self.factor_changed_at(user_id).await?;
-        Ok(enrolment::factor_changed_since(changed_at, auth_time))
+        let mfa = self.store.get_mfa(user_id).await?;
+        Ok(enrolment::factor_changed_since(
+            factor_changed_at(mfa.as_ref()),
+            auth_time,
+        ))
     }
 
     /// Whether setting up the user's authenticator now takes a bypass code, and why.
     pub async fn enrolment_gate(&self, user_id: &UserId) -> Result<Option<CodeGate>, ServiceError> {
         let mfa = self.store.get_mfa(user_id).await?;
-        let factors = factors(self.access.roles(), user_id, mfa.as_ref()).await?;
+        self.gate_of(user_id, mfa.as_ref()).await
+    }
+
+    /// [`Self::enrolment_gate`], for a 2-step verification row already read.
+    async fn gate_of(
+        &self,
+        user_id: &UserId,
+        mfa: Option<&MfaRecord>,
+    ) -> Result<Option<CodeGate>, ServiceError> {
+        let factors = factors(self.access.roles(), user_id, mfa).await?;
         let policy = super::policy::load(&self.store).await?;
         Ok(enrolment::enrolment_gate(
             factors,

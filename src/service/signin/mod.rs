@@ -477,7 +477,13 @@ impl SignInService {
         self.throttle.succeeded(reservation).await?;
         let has_totp = user.totp == TotpStatus::Enrolled;
         let required = user.attributes.mfa_required == Some(true);
-        let gate = self.mfa.enrolment_gate(&user.id).await?;
+        // The gate matters only to a user without an authenticator: the others are asked
+        // for theirs, and their sign-in reads nothing more.
+        let gate = if has_totp {
+            None
+        } else {
+            self.mfa.enrolment_gate(&user.id).await?
+        };
         let now = self.clock.now().timestamp();
         let flow = flow
             .password_verified(user.id, now, has_totp, required, gate)
