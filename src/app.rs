@@ -24,7 +24,7 @@ use crate::scim::openapi_service;
 use crate::service::access::Access;
 use crate::service::alerts::Alerts;
 use crate::service::audit::AuditLog;
-use crate::service::bypass::{Argon2Hasher, BypassCodeService};
+use crate::service::bypass::{Argon2Hasher, BypassCodeService, BypassParts};
 use crate::service::console::CALLBACK_PATH;
 use crate::service::console::ConsoleService;
 use crate::service::groups::GroupService;
@@ -113,6 +113,7 @@ async fn bootstrap_admin(store: &Store, data_dir: &Path) -> Result<(), StartErro
         public: false,
         require_mfa: false,
         allow_self_service_codes: false,
+        refuses_bypass_codes: false,
         post_logout_redirect_uris: vec![],
         backchannel_logout_uri: None,
     };
@@ -226,18 +227,19 @@ pub async fn build_state(
         sealer,
         guard.clone(),
         access.clone(),
-        alerts,
+        alerts.clone(),
         service_name.clone(),
     );
-    let bypass = BypassCodeService::new(
-        store.clone(),
-        counters.clone(),
+    let bypass = BypassCodeService::new(BypassParts {
+        store: store.clone(),
+        counters: counters.clone(),
         guard,
-        access.clone(),
-        Arc::new(Argon2Hasher::new(config.code_pepper.as_ref())),
+        access: access.clone(),
+        hasher: Arc::new(Argon2Hasher::new(config.code_pepper.as_ref())),
         mailer,
+        alerts,
         service_name,
-    );
+    });
     clients::ensure_console(&store, &issuer)
         .await
         .map_err(|e| StartError::Other(format!("console client: {e}")))?;
@@ -425,6 +427,11 @@ pub fn routes(state: Arc<AppState>, edge: Edge) -> impl Endpoint {
             form(post(console::user_end_sessions)),
         )
         .at("/console/audit", get(console::audit_log))
+        .at("/console/approvals", get(console::approvals))
+        .at(
+            "/console/approvals/:id/codes/:code/:decision",
+            form(post(console::decide)),
+        )
         .at(
             "/console/users/:id/reset",
             get(console::reset_form)
@@ -458,6 +465,7 @@ pub fn routes(state: Arc<AppState>, edge: Edge) -> impl Endpoint {
                 .post(console::account_generate)
                 .with(form_limit()),
         )
+        .at("/account/code-sets", form(post(console::account_code_set)))
         .at(
             "/account/codes/:code/email",
             form(post(console::account_email)),

@@ -97,6 +97,10 @@ enum ClientCommand {
         /// codes for whoever signs in to it, so trust it as far as their authenticator.
         #[arg(long)]
         allow_self_service_codes: bool,
+        /// Sign-ins here neither offer nor accept a bypass code, and a session opened with
+        /// one does not satisfy them: the user signs in again with the authenticator app.
+        #[arg(long)]
+        no_bypass_codes: bool,
         /// Where RP-Initiated Logout may send the browser afterwards, matched exactly.
         /// Repeatable.
         #[arg(long = "post-logout-redirect-uri")]
@@ -262,6 +266,7 @@ async fn client_command(command: ClientCommand, config: Config) -> Result<(), St
             grant_types,
             require_mfa,
             allow_self_service_codes,
+            no_bypass_codes,
             post_logout_redirect_uris,
             backchannel_logout_uri,
         } => {
@@ -282,6 +287,7 @@ async fn client_command(command: ClientCommand, config: Config) -> Result<(), St
                 public,
                 require_mfa,
                 allow_self_service_codes,
+                refuses_bypass_codes: no_bypass_codes,
                 post_logout_redirect_uris,
                 backchannel_logout_uri,
             };
@@ -307,6 +313,7 @@ async fn client_command(command: ClientCommand, config: Config) -> Result<(), St
                         "redirect_uris": c.redirect_uris,
                         "require_mfa": c.require_mfa,
                         "allow_self_service_codes": c.allow_self_service_codes,
+                        "bypass_codes": !c.refuses_bypass_codes,
                         "post_logout_redirect_uris": c.post_logout_redirect_uris,
                         "backchannel_logout_uri": c.backchannel_logout_uri,
                     })

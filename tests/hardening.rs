@@ -1006,6 +1006,7 @@ async fn removing_a_client_ends_its_user_tokens_at_userinfo_too() {
             public: false,
             require_mfa: true,
             allow_self_service_codes: false,
+            refuses_bypass_codes: false,
             post_logout_redirect_uris: vec![],
             backchannel_logout_uri: None,
         },
@@ -1033,6 +1034,7 @@ async fn a_client_registered_again_does_not_honour_its_old_secret() {
         public: false,
         require_mfa: false,
         allow_self_service_codes: false,
+        refuses_bypass_codes: false,
         post_logout_redirect_uris: vec![],
         backchannel_logout_uri: None,
     };

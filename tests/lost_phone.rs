@@ -116,7 +116,18 @@ async fn totp_status(app: &TestApp, token: &str, user_id: &str) -> String {
     body["status"].as_str().unwrap().to_owned()
 }
 
-async fn set_policy(app: &TestApp, token: &str, members: Value) {
+/// `PUT /BypassCodeSettings` with `members`, other members at their defaults except the
+/// issuance controls these tests do not exercise (approval and user alerts stay off).
+async fn set_policy(app: &TestApp, token: &str, mut members: Value) {
+    for (name, value) in [
+        ("approvalRequired", json!("never")),
+        ("notifyUserOnIssue", json!(false)),
+        ("notifyUserOnUse", json!(false)),
+    ] {
+        if members.get(name).is_none() {
+            members[name] = value;
+        }
+    }
     let (status, body, _) = app
         .scim(Method::PUT, "/BypassCodeSettings", token, Some(members))
         .await;

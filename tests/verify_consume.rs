@@ -62,7 +62,9 @@ async fn codes_are_accepted_with_or_without_separators_and_used_up() {
     let spaced = format!(" {} ", typed.replace('-', " "));
 
     match verify(&app, &user_id, &bare).await {
-        VerifyOutcome::Accepted { code_id, remaining } => {
+        VerifyOutcome::Accepted {
+            code_id, remaining, ..
+        } => {
             assert_eq!(code_id, code["id"].as_str().unwrap());
             assert_eq!(remaining, Some(1));
         }

@@ -27,6 +27,18 @@ pub struct Model {
     /// `signIn` (the second step of a sign-in) or `enrolment` (only to set up a first
     /// authenticator after a reset).
     pub purpose: String,
+    /// Why it was given (a ticket, a sentence).
+    pub reason: Option<String>,
+    /// When it starts to work, if it was scheduled.
+    pub starts_at: Option<DateTimeUtc>,
+    /// `pending` (no code exists yet; `code_hash` is a random placeholder and `expires_at`
+    /// the end of the approval window), `approved`, `rejected` or `withdrawn`; `None` for a
+    /// code that needed no approval.
+    pub approval: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTimeUtc>,
+    /// The lifetime asked for, in minutes from the start (counted from the approval).
+    pub lifetime_minutes: Option<i64>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

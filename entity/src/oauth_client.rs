@@ -20,6 +20,8 @@ pub struct Model {
     pub require_mfa: bool,
     /// Whether users' sign-ins here may carry `bypass_codes:self` (mint codes for themselves).
     pub allow_self_service_codes: bool,
+    /// Whether sign-ins here offer and accept bypass codes (`client add --no-bypass-codes`).
+    pub accepts_bypass_codes: bool,
     /// Newline-separated `post_logout_redirect_uri`s (RP-Initiated Logout), matched exactly.
     pub post_logout_redirect_uris: String,
     /// Where Back-Channel Logout tokens are posted, if the client takes them.

@@ -13,6 +13,7 @@ mod m20261129_000006_search_indexes;
 mod m20261206_000007_access;
 mod m20261207_000008_sessions;
 mod m20261208_000009_reenrolment;
+mod m20261210_000010_issuance;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000007_access::Migration),
             Box::new(m20261207_000008_sessions::Migration),
             Box::new(m20261208_000009_reenrolment::Migration),
+            Box::new(m20261210_000010_issuance::Migration),
         ]
     }
 }

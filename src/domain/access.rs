@@ -21,8 +21,8 @@ use super::ids::UserId;
 use super::methods::{AMR_BYPASS_CODE, AMR_MFA};
 use super::roles::Role;
 use super::scope::{
-    AUDIT_READ, BYPASS_CODES_MANAGE, BYPASS_CODES_SELF, BYPASS_CODES_SETTINGS, MFA_MANAGE,
-    MFA_READ, ScopeSet,
+    AUDIT_READ, BYPASS_CODES_APPROVE, BYPASS_CODES_MANAGE, BYPASS_CODES_SELF,
+    BYPASS_CODES_SETTINGS, MFA_MANAGE, MFA_READ, ScopeSet,
 };
 
 /// What is done.
@@ -50,10 +50,16 @@ pub enum Action {
     /// See the target's sign-in sessions (when, from where, which applications). Anyone may
     /// see their own.
     ReadSessions,
+    /// Approve or reject another person's request for a code for the target (the
+    /// two-person rule: that the approver is not the requester is
+    /// [`crate::domain::bypass::approval`]'s to say).
+    Approve,
+    /// See every open request (the approvals page).
+    ReadRequests,
 }
 
 impl Action {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 14] = [
         Self::Generate,
         Self::Email,
         Self::Revoke,
@@ -66,6 +72,8 @@ impl Action {
         Self::ReadAuditLog,
         Self::EndSessions,
         Self::ReadSessions,
+        Self::Approve,
+        Self::ReadRequests,
     ];
 
     /// Whether doing it to an administrator takes a security administrator. Reading whether
@@ -78,7 +86,7 @@ impl Action {
     pub fn has_target(self) -> bool {
         !matches!(
             self,
-            Self::ReadPolicy | Self::ChangePolicy | Self::ReadAuditLog
+            Self::ReadPolicy | Self::ChangePolicy | Self::ReadAuditLog | Self::ReadRequests
         )
     }
 
@@ -95,6 +103,7 @@ impl Action {
             Self::ReadAuditLog => &[AUDIT_READ],
             Self::EndSessions => &[MFA_MANAGE, BYPASS_CODES_MANAGE],
             Self::ReadSessions => &[MFA_READ, MFA_MANAGE, BYPASS_CODES_MANAGE],
+            Self::Approve | Self::ReadRequests => &[BYPASS_CODES_APPROVE],
         }
     }
 
@@ -118,6 +127,7 @@ impl Action {
                 (Role::SecurityAdmin, MFA_MANAGE),
             ],
             Self::ReadSessions => &[(Role::Helpdesk, MFA_READ), (Role::SecurityAdmin, MFA_READ)],
+            Self::Approve | Self::ReadRequests => &[(Role::SecurityAdmin, BYPASS_CODES_APPROVE)],
         }
     }
 }
@@ -206,6 +216,8 @@ pub enum Refusal {
     AdministratorTarget,
     /// Nobody resets their own 2-step verification: another security administrator does.
     OwnAuthenticator,
+    /// Nobody approves a bypass code for their own account.
+    OwnApproval,
     /// The action needs a target user and none was named (a caller's bug).
     NoTarget,
 }
@@ -222,6 +234,7 @@ impl Refusal {
             Self::NeedsAuthenticatorSignIn => "sign in with your authenticator app (set up before this sign-in, not a bypass code) to do this".into(),
             Self::AdministratorTarget => "this user holds an administrator role: only a security administrator may act on their bypass codes or 2-step verification".into(),
             Self::OwnAuthenticator => "you cannot do this to your own account here: your own codes are managed under the self-service rules (My security, /Me), and your 2-step verification is reset by another security administrator".into(),
+            Self::OwnApproval => "you cannot approve or reject a bypass code for your own account: another security administrator does".into(),
             Self::NoTarget => "no user was named".into(),
         }
     }
@@ -267,6 +280,7 @@ pub fn decide(
 fn self_service(action: Action, scopes: &ScopeSet, factor: Factor) -> Result<Permit, Refusal> {
     match action {
         Action::ManageAuthenticator => Err(Refusal::OwnAuthenticator),
+        Action::Approve => Err(Refusal::OwnApproval),
         // Seeing or ending your own sessions needs nothing: it only takes power away.
         Action::EndSessions | Action::ReadSessions => Ok(Permit::SelfService),
         _ if !scopes.contains(BYPASS_CODES_SELF) => Err(Refusal::Scope(&[BYPASS_CODES_SELF])),
@@ -350,6 +364,7 @@ mod tests {
             Action::ManageAuthenticator => security,
             Action::ReadStatus | Action::ReadPolicy => helpdesk || security,
             Action::ChangePolicy | Action::ReadAuditLog => security,
+            Action::Approve | Action::ReadRequests => security,
             Action::EndSessions | Action::ReadSessions => (helpdesk && target_plain) || security,
         }
     }
@@ -492,6 +507,11 @@ mod tests {
                     decide(actor, Action::ManageAuthenticator, Some(target)),
                     Err(Refusal::OwnAuthenticator)
                 );
+                assert_eq!(
+                    decide(actor, Action::Approve, Some(target)),
+                    Err(Refusal::OwnApproval),
+                    "a security administrator approves nothing for themselves"
+                );
             }
         }
         // Without bypass_codes:self (a relying party not allowed self-service codes).
@@ -535,6 +555,15 @@ mod tests {
             );
         }
         let manage = ScopeSet::parse(BYPASS_CODES_MANAGE);
+        assert!(
+            decide(
+                Actor::Client { scopes: &manage },
+                Action::Approve,
+                Some(target)
+            )
+            .is_err(),
+            "generating codes is not approving them"
+        );
         assert!(
             decide(
                 Actor::Client { scopes: &manage },

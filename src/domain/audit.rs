@@ -42,10 +42,18 @@ pub enum AuditEvent {
     AlertEmailed,
     /// A security alert could not be emailed (why); the action it reports stood.
     AlertEmailFailed,
+    /// A bypass code was requested and waits for a second person (no code exists yet).
+    ApprovalRequested,
+    /// A second person approved a request: the code was made and emailed to the user.
+    Approved,
+    /// A second person rejected a request.
+    Rejected,
+    /// The requester withdrew their request.
+    Withdrawn,
 }
 
 impl AuditEvent {
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 26] = [
         Self::Generated,
         Self::Emailed,
         Self::EmailFailed,
@@ -68,6 +76,10 @@ impl AuditEvent {
         Self::AuthenticatorReplaced,
         Self::AlertEmailed,
         Self::AlertEmailFailed,
+        Self::ApprovalRequested,
+        Self::Approved,
+        Self::Rejected,
+        Self::Withdrawn,
     ];
 
     /// The stable name: stored in the database and shown by the API.
@@ -95,6 +107,10 @@ impl AuditEvent {
             Self::AuthenticatorReplaced => "authenticator_replaced",
             Self::AlertEmailed => "alert_emailed",
             Self::AlertEmailFailed => "alert_email_failed",
+            Self::ApprovalRequested => "approval_requested",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Withdrawn => "withdrawn",
         }
     }
 

@@ -20,6 +20,9 @@ pub struct Client {
     /// token that mints bypass codes for whoever signs in to it, so it must be trusted as
     /// much as the user's own authenticator (`client add --allow-self-service-codes`).
     pub allow_self_service_codes: bool,
+    /// Sign-ins here neither offer nor accept a bypass code, and a session opened with one
+    /// does not satisfy them (`client add --no-bypass-codes`).
+    pub refuses_bypass_codes: bool,
     /// Where RP-Initiated Logout may send the browser afterwards (matched exactly).
     pub post_logout_redirect_uris: Vec<String>,
     /// Where Back-Channel Logout tokens are posted.

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use super::ids::GroupId;
 use super::scope::{
-    self, AUDIT_READ, BYPASS_CODES_MANAGE, BYPASS_CODES_SETTINGS, MFA_MANAGE, MFA_READ,
-    SCIM_GROUPS, SCIM_USERS, ScopeSet, USERS_READ,
+    self, AUDIT_READ, BYPASS_CODES_APPROVE, BYPASS_CODES_MANAGE, BYPASS_CODES_SETTINGS, MFA_MANAGE,
+    MFA_READ, SCIM_GROUPS, SCIM_USERS, ScopeSet, USERS_READ,
 };
 
 /// This service's own console: the one client at which a user's sign-in may carry the
@@ -58,6 +58,7 @@ impl Role {
                 MFA_READ,
                 USERS_READ,
                 AUDIT_READ,
+                BYPASS_CODES_APPROVE,
             ],
         }
     }

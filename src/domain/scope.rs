@@ -17,6 +17,9 @@ pub const BYPASS_CODES_SETTINGS: &str = "bypass_codes:settings";
 pub const MFA_MANAGE: &str = "mfa:manage";
 /// Reading the audit log of every user (`/AuditEvents`): security administrators.
 pub const AUDIT_READ: &str = "audit:read";
+/// Approving (or rejecting) another person's request for a bypass code that the policy
+/// holds for two people: security administrators.
+pub const BYPASS_CODES_APPROVE: &str = "bypass_codes:approve";
 
 /// Scopes an OAuth client may be registered with.
 pub const KNOWN: &[&str] = &[
@@ -33,6 +36,7 @@ pub const KNOWN: &[&str] = &[
     MFA_MANAGE,
     MFA_READ,
     AUDIT_READ,
+    BYPASS_CODES_APPROVE,
 ];
 
 /// Scopes any user's sign-in may carry. Administrative scopes belong to clients acting for

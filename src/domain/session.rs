@@ -142,7 +142,10 @@ pub fn reuse(
     {
         return ask("login_required", Reuse::SignIn);
     }
-    if request.mfa_requested && !session.has_second_factor() {
+    // A session opened with a bypass code does not satisfy a client that refuses codes:
+    // the second step again, with the authenticator.
+    let refused = request.refuses_bypass_codes && session.used_bypass_code();
+    if refused || request.mfa_requested && !session.has_second_factor() {
         let instead = if standing.factor_before_session {
             Reuse::SecondStep
         } else {
@@ -189,7 +192,52 @@ mod tests {
             mfa_requested: false,
             prompt_none: false,
             prompt_login: false,
+            refuses_bypass_codes: false,
         }
+    }
+
+    #[test]
+    fn a_code_session_does_not_satisfy_a_client_that_refuses_codes() {
+        let s = session(&["pwd", "mfa", AMR_BYPASS_CODE], 1000);
+        let standing = Standing {
+            session: &s,
+            user_name: "ada",
+            factor_before_session: true,
+        };
+        let refusing = AuthRequest {
+            refuses_bypass_codes: true,
+            ..request()
+        };
+        assert_eq!(
+            reuse(&request(), Some(&standing), None, 1100),
+            Reuse::Silent
+        );
+        assert_eq!(
+            reuse(&refusing, Some(&standing), None, 1100),
+            Reuse::SecondStep
+        );
+        let none = AuthRequest {
+            prompt_none: true,
+            ..refusing.clone()
+        };
+        assert_eq!(
+            reuse(&none, Some(&standing), None, 1100),
+            Reuse::Refuse("interaction_required")
+        );
+        let fresh_factor = Standing {
+            factor_before_session: false,
+            ..standing.clone()
+        };
+        assert_eq!(
+            reuse(&refusing, Some(&fresh_factor), None, 1100),
+            Reuse::SignIn
+        );
+        let otp = session(&["pwd", "mfa", "otp"], 1000);
+        let standing = Standing {
+            session: &otp,
+            ..standing
+        };
+        assert_eq!(reuse(&refusing, Some(&standing), None, 1100), Reuse::Silent);
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub struct BypassCodeMail<'a> {
     pub expires_at: Option<DateTime<Utc>>,
     pub max_uses: Option<i64>,
     pub service: &'a str,
+    /// When it starts to work, if that is later than now.
+    pub starts_at: Option<DateTime<Utc>>,
+    /// Why it was given, as the help desk wrote it.
+    pub reason: Option<&'a str>,
 }
 
 fn escape_html(text: &str) -> String {
@@ -58,10 +62,21 @@ fn escape_html(text: &str) -> String {
 
 impl BypassCodeMail<'_> {
     fn expiry(&self) -> String {
+        let starts = self.starts_at.map_or(String::new(), |at| {
+            format!("It works from {} UTC. ", at.format("%Y-%m-%d at %H:%M"))
+        });
         match self.expires_at {
-            Some(at) => format!("It expires on {} UTC.", at.format("%Y-%m-%d at %H:%M")),
-            None => "It does not expire.".to_owned(),
+            Some(at) => format!(
+                "{starts}It expires on {} UTC.",
+                at.format("%Y-%m-%d at %H:%M")
+            ),
+            None => format!("{starts}It does not expire."),
         }
+    }
+
+    fn reason_line(&self) -> String {
+        self.reason
+            .map_or(String::new(), |r| format!("Reason given: {r}\n"))
     }
 
     fn uses(&self) -> String {
@@ -75,8 +90,9 @@ impl BypassCodeMail<'_> {
     fn text(&self) -> String {
         format!(
             "Hello {user},\n\nHere is your bypass code for 2-step verification at {service}:\n\n    {code}\n\n\
-             {expiry} {uses}\nType it on the 2-step verification page, choosing \"Use a bypass code\".\n\n\
+             {expiry} {uses}\n{reason}Type it on the 2-step verification page, choosing \"Use a bypass code\".\n\n\
              If you did not ask for this code, contact your help desk.\n",
+            reason = self.reason_line(),
             user = self.user_name,
             service = self.service,
             code = self.code.expose(),
@@ -90,9 +106,13 @@ impl BypassCodeMail<'_> {
             "<!doctype html><html><body style=\"font-family:sans-serif\">\
              <p>Hello {user},</p><p>Here is your bypass code for 2-step verification at {service}:</p>\
              <p style=\"font-size:1.5em;font-family:monospace;letter-spacing:0.1em\"><strong>{code}</strong></p>\
-             <p>{expiry} {uses}<br>Type it on the 2-step verification page, choosing \
+             <p>{expiry} {uses}<br>{reason}Type it on the 2-step verification page, choosing \
              &ldquo;Use a bypass code&rdquo;.</p><p>If you did not ask for this code, contact your help desk.</p>\
              </body></html>",
+            reason = self.reason.map_or(String::new(), |r| format!(
+                "Reason given: {}<br>",
+                escape_html(r)
+            )),
             user = escape_html(self.user_name),
             service = escape_html(self.service),
             code = escape_html(self.code.expose()),
@@ -116,6 +136,8 @@ pub struct AlertMail<'a> {
     pub from_address: Option<&'a str>,
     /// What to do if it was not them.
     pub if_not_you: &'a str,
+    /// Further facts, shown after when and where (who, reason, application…).
+    pub details: Vec<(&'static str, String)>,
 }
 
 impl AlertMail<'_> {
@@ -124,6 +146,7 @@ impl AlertMail<'_> {
         if let Some(address) = self.from_address {
             facts.push(("From address", address.to_owned()));
         }
+        facts.extend(self.details.iter().cloned());
         facts
     }
 
@@ -265,12 +288,16 @@ mod tests {
             ),
             max_uses: Some(3),
             service: "bypass-idp",
+            starts_at: None,
+            reason: Some("INC-7 <lost phone>"),
         };
         for part in [mail.text(), mail.html()] {
             assert!(part.contains("1234-5678-9012"));
             assert!(part.contains("2026-12-01 at 08:30 UTC"));
             assert!(part.contains("used 3 times"));
+            assert!(part.contains("Reason given: INC-7"));
         }
+        assert!(mail.html().contains("INC-7 &lt;lost phone&gt;"));
         assert!(mail.html().contains("&lt;script&gt;") && !mail.html().contains("<script>"));
         let never = BypassCodeMail {
             expires_at: None,

@@ -23,7 +23,9 @@ pub fn step_page(
     let (title, step) = match &flow.step {
         Step::Password => ("Sign in", "password"),
         Step::SignInAgain => ("Sign in again", "again"),
-        Step::SecondFactor { .. } if bypass => ("2-Step Verification", "bypass"),
+        Step::SecondFactor { .. } if bypass && !flow.request.refuses_bypass_codes => {
+            ("2-Step Verification", "bypass")
+        }
         Step::SecondFactor { .. } => ("2-Step Verification", "totp"),
         Step::EnrolCode { .. } => ("2-Step Verification", "enrol_code"),
         Step::Enroll { .. } => ("Set up 2-Step Verification", "enroll"),
@@ -58,6 +60,8 @@ pub fn step_page(
             otpauth_uri => otpauth,
             gate,
             required,
+            codes_refused => flow.request.refuses_bypass_codes,
+            saved_left => flow.saved_codes_left,
         },
     )
 }
@@ -147,6 +151,13 @@ pub fn denied_text(denied: Denied) -> String {
             format!("That bypass code has been used up. {ASK_HELP_DESK}")
         }
         Denied::BypassCode(Rejection::Locked(lock)) => lock_text(lock),
+        Denied::BypassCode(Rejection::NotYet(at)) => format!(
+            "That bypass code works from {} UTC, not yet. Use it then, or ask your help desk.",
+            at.format("%Y-%m-%d %H:%M")
+        ),
+        Denied::BypassCode(Rejection::RefusedHere) => {
+            "This application does not accept bypass codes. Use your authenticator app.".into()
+        }
         Denied::BypassCode(Rejection::EnrolmentOnly) => {
             "That code is only for setting up a new authenticator app after your 2-step verification was reset. Use your authenticator app, or ask your help desk for a sign-in code.".into()
         }

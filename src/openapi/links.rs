@@ -73,6 +73,15 @@ pub(super) fn add_links(doc: &mut Value) {
             ],
         ),
         (
+            "createBypassCode",
+            "202",
+            vec![
+                link("GetBypassCode", "getBypassCode", code()),
+                link("ApproveBypassCode", "approveBypassCode", code()),
+                link("RejectBypassCode", "rejectBypassCode", code()),
+            ],
+        ),
+        (
             "createMyBypassCode",
             "201",
             vec![
@@ -152,13 +161,14 @@ pub fn examples() -> Vec<(&'static str, Value)> {
         ("confirmTotpEnrollment", json!({"code": "123456"})),
         (
             "createBypassCode",
-            json!({"expiresIn": {"days": 1}, "maxUsageCount": 3, "notify": ["email"]}),
+            json!({"expiresIn": {"days": 1}, "maxUsageCount": 3, "notify": ["email"], "reason": "INC-4711: phone lost on a trip"}),
         ),
         (
             "createMyBypassCode",
             json!({"expiresIn": {"hours": 8}, "maxUsageCount": 1}),
         ),
         ("notifyBypassCode", json!({"code": "1234-5678-9012"})),
+        ("createMyBypassCodeSet", json!({"size": 10})),
         (
             "replaceBypassCodeSettings",
             json!({

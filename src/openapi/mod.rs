@@ -235,6 +235,48 @@ fn declare_limits(doc: &mut Value) {
         "authenticatorReplacement",
         json!({"enum": crate::domain::enrolment::Replacement::ALL.map(|r| r.as_str())}),
     );
+    constrain(
+        doc,
+        "BypassCodeSettings",
+        "approvalRequired",
+        json!({"enum": crate::domain::bypass::ApprovalRequired::ALL.map(|a| a.as_str())}),
+    );
+    constrain(
+        doc,
+        "BypassCodeSettings",
+        "maxStartDelayDays",
+        json!({"minimum": 0, "maximum": crate::domain::bypass::policy::MAX_START_DELAY_DAYS}),
+    );
+    let set_size = json!({"minimum": 1, "maximum": crate::domain::bypass::policy::MAX_SET_SIZE});
+    constrain(
+        doc,
+        "BypassCodeSettings",
+        "selfServiceSetSize",
+        set_size.clone(),
+    );
+    constrain(doc, "BypassCodeSetRequest", "size", set_size);
+    constrain(
+        doc,
+        "BypassCodeRequest",
+        "reason",
+        json!({
+            "minLength": 1,
+            "maxLength": crate::domain::bypass::request::MAX_REASON_CHARS,
+            "pattern": r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$",
+        }),
+    );
+    constrain(
+        doc,
+        "BypassCodeRequest",
+        "startsAt",
+        json!({"format": "date-time"}),
+    );
+    constrain(
+        doc,
+        "BypassCode",
+        "status",
+        json!({"enum": crate::domain::bypass::CodeStatus::ALL.map(|s| s.as_str())}),
+    );
     let purposes = [Purpose::SignIn, Purpose::Enrolment].map(Purpose::as_str);
     constrain(
         doc,
@@ -434,6 +476,8 @@ const CONFLICTS: &[&str] = &[
     "confirmTotpEnrollment",
     "createBypassCode",
     "createMyBypassCode",
+    "approveBypassCode",
+    "rejectBypassCode",
 ];
 
 /// Operations that count attempts of a typed secret and answer 429 past the limit.
@@ -519,6 +563,12 @@ mod tests {
                 )
                 .map(drop),
                 "replaceBypassCodeSettings" => Policy::from_json(&example).map(drop),
+                "createMyBypassCodeSet" => {
+                    let size = example["size"].as_i64().unwrap_or_default();
+                    let most = Policy::default().self_service_set_size as i64;
+                    assert!((1..=most).contains(&size), "{example}");
+                    Ok(())
+                }
                 // Their values must be live (a current TOTP code, a code just generated);
                 // tests/api_document.rs sends the notify example with one.
                 "confirmTotpEnrollment" | "notifyBypassCode" => Ok(()),
@@ -534,7 +584,7 @@ mod tests {
         let ids: Vec<String> = operations(&mut doc)
             .map(|(_, _, op)| op["operationId"].as_str().unwrap().to_owned())
             .collect();
-        assert_eq!(ids.len(), 37, "{ids:?}");
+        assert_eq!(ids.len(), 40, "{ids:?}");
         // What projection may leave out is required nowhere a response uses it.
         let schemas = &doc["components"]["schemas"];
         for name in ["UserEmail", "GroupMember", "UserGroup", "Meta"] {

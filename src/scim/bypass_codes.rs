@@ -17,8 +17,8 @@ use super::audit::render_event;
 use super::auth::ScimBearer;
 use super::error::ScimError;
 use super::models::{
-    AuditEventList, BypassCodeList, BypassCodeRequest, BypassCodeResource,
-    BypassCodeSettingsResource, NotifyRequest,
+    AuditEventList, BypassCodeList, BypassCodeRequest, BypassCodeResource, BypassCodeSet,
+    BypassCodeSetRequest, BypassCodeSettingsResource, NotifyRequest,
 };
 use super::payload::{ScimJson, list_response};
 use crate::domain::bypass::{CodeStatus, Policy};
@@ -26,12 +26,13 @@ use crate::domain::ids::UserId;
 use crate::domain::scim::filter::{CompareOp, Filter, Literal, parse_filter, too_long};
 use crate::domain::scim::user::format_time;
 use crate::domain::scim::{ScimType, ScimViolation};
-use crate::service::bypass::CodeView;
+use crate::service::bypass::{CodeView, Issued};
 use crate::service::context::Context;
 use crate::state::AppState;
 
 pub const BYPASS_CODE_SCHEMA: &str = "urn:bypass-idp:params:scim:schemas:core:2.0:BypassCode";
 pub const SETTINGS_SCHEMA: &str = "urn:bypass-idp:params:scim:schemas:core:2.0:BypassCodeSettings";
+pub const SET_SCHEMA: &str = "urn:bypass-idp:params:scim:schemas:core:2.0:BypassCodeSet";
 pub const AUDIT_EVENT_SCHEMA: &str = "urn:bypass-idp:params:scim:schemas:core:2.0:AuditEvent";
 
 /// Renders a code; `code` is the plaintext, given only when it was just created.
@@ -47,6 +48,12 @@ pub fn render_code(base: &str, view: &CodeView, code: Option<&str>) -> Value {
         "remainingUsageCount": view.remaining,
         "origin": view.origin,
         "purpose": view.purpose.as_str(),
+        "reason": view.reason,
+        "startsAt": view.starts_at.map(format_time),
+        "approval": view.approval.map(|a| a.as_str()),
+        "decidedBy": view.decided_by,
+        "decidedAt": view.decided_at.map(format_time),
+        "lifetimeMinutes": view.lifetime_minutes,
         "createdBy": view.created_by,
         "lastUsedAt": view.last_used_at.map(format_time),
         "revokedAt": view.revoked_at.map(format_time),
@@ -59,7 +66,7 @@ pub fn render_code(base: &str, view: &CodeView, code: Option<&str>) -> Value {
         "meta": {
             "resourceType": "BypassCode",
             "created": format_time(view.created_at),
-            "lastModified": format_time(view.revoked_at.or(view.last_used_at).unwrap_or(view.created_at)),
+            "lastModified": format_time(view.revoked_at.or(view.last_used_at).or(view.decided_at).unwrap_or(view.created_at)),
             "location": location,
         },
     });
@@ -78,7 +85,7 @@ pub fn status_filter(filter: Option<&str>) -> Result<Option<CodeStatus>, ScimErr
     let invalid = || {
         ScimError::from(ScimViolation::new(
             ScimType::InvalidFilter,
-            "bypass codes filter only as status eq \"active\" (or expired, exhausted, revoked)",
+            "bypass codes filter only as status eq \"active\" (or scheduled, pendingApproval, expired, exhausted, revoked)",
         ))
     };
     match parse_filter(text)? {
@@ -96,6 +103,32 @@ fn render_settings(base: &str, policy: &Policy) -> Value {
     body["schemas"] = json!([SETTINGS_SCHEMA]);
     body["meta"] = json!({"resourceType": "BypassCodeSettings", "location": format!("{base}/BypassCodeSettings")});
     body
+}
+
+/// The `size` of a set request: an object with at most `schemas` and `size`.
+fn set_size(body: &Value) -> Result<Option<i64>, ScimError> {
+    let invalid =
+        |detail: &str| ScimError::from(ScimViolation::new(ScimType::InvalidValue, detail));
+    let object = body
+        .as_object()
+        .ok_or_else(|| invalid("the request body must be a JSON object"))?;
+    if let Some(name) = object.keys().find(|k| {
+        !["schemas", "size"]
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(k))
+    }) {
+        return Err(invalid(&format!(
+            "unknown member \"{name}\"; a set request takes only \"size\""
+        )));
+    }
+    match object.iter().find(|(k, _)| k.eq_ignore_ascii_case("size")) {
+        None => Ok(None),
+        Some((_, Value::Null)) => Ok(None),
+        Some((_, size)) => size
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| invalid("\"size\" must be a whole number")),
+    }
 }
 
 /// A required string member of a small request body.
@@ -117,6 +150,25 @@ pub enum CreateCodeResponse {
     Created(
         ScimJson<BypassCodeResource>,
         #[oai(header = "Location")] String,
+        #[oai(header = "Cache-Control")] String,
+    ),
+    /// The policy holds this code for a second person (`approvalRequired`): the request is
+    /// recorded with `status: "pendingApproval"` and no code exists yet. Someone else with
+    /// `bypass_codes:approve` approves it at `…/approval`; the code is then made and emailed
+    /// to the user, and no administrator sees it.
+    #[oai(status = 202)]
+    Pending(
+        ScimJson<BypassCodeResource>,
+        #[oai(header = "Location")] String,
+    ),
+}
+
+#[derive(ApiResponse)]
+pub enum SetResponse {
+    /// The new set: its codes appear in this answer only. The previous set no longer works.
+    #[oai(status = 201)]
+    Created(
+        ScimJson<BypassCodeSet>,
         #[oai(header = "Cache-Control")] String,
     ),
 }
@@ -204,10 +256,21 @@ impl Codes {
         subject: Subject,
         body: &Value,
     ) -> Result<CreateCodeResponse, ScimError> {
-        let created = state
+        let created = match state
             .bypass
             .create(&subject.user_id, body, &subject.ctx)
-            .await?;
+            .await?
+        {
+            Issued::Code(created) => created,
+            Issued::Pending(view) => {
+                let body = render_code(&state.scim_base(), &view, None);
+                let location = body["meta"]["location"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                return Ok(CreateCodeResponse::Pending(ScimJson::new(body), location));
+            }
+        };
         let body = render_code(
             &state.scim_base(),
             &created.view,
@@ -347,6 +410,54 @@ impl BypassCodesApi {
     ) -> Result<RevokeCodeResponse, ScimError> {
         let subject = Subject::named(state, &auth, remote.0, id.0).await?;
         Codes::revoke(state, subject, &code_id.0).await
+    }
+
+    /// Approve a request for a code that waits for a second person (`pendingApproval`).
+    /// Needs `bypass_codes:approve`, and someone other than the requester. The code is made
+    /// now (the user's eligibility checked again) and emailed to the user; this answer never
+    /// carries it. A request older than 24 hours has expired (409).
+    #[oai(
+        path = "/Users/:id/bypassCodes/:code_id/approval",
+        method = "post",
+        operation_id = "approveBypassCode"
+    )]
+    async fn approve(
+        &self,
+        auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+        remote: Data<&ClientAddr>,
+        id: Path<String>,
+        code_id: Path<String>,
+    ) -> Result<CodeResponse, ScimError> {
+        let subject = Subject::named(state, &auth, remote.0, id.0).await?;
+        let view = state
+            .bypass
+            .approve(&subject.user_id, &code_id.0, &subject.ctx)
+            .await?;
+        Ok(Codes::one(state, &view))
+    }
+
+    /// Close a request waiting for approval: the requester withdraws it (`withdrawn`), an
+    /// approver rejects it (`rejected`). It is kept, revoked, for audit.
+    #[oai(
+        path = "/Users/:id/bypassCodes/:code_id/approval",
+        method = "delete",
+        operation_id = "rejectBypassCode"
+    )]
+    async fn reject(
+        &self,
+        auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+        remote: Data<&ClientAddr>,
+        id: Path<String>,
+        code_id: Path<String>,
+    ) -> Result<CodeResponse, ScimError> {
+        let subject = Subject::named(state, &auth, remote.0, id.0).await?;
+        let view = state
+            .bypass
+            .cancel_request(&subject.user_id, &code_id.0, &subject.ctx)
+            .await?;
+        Ok(Codes::one(state, &view))
     }
 
     /// Email an active code to the user again. Send the code itself: the server stores
@@ -495,6 +606,37 @@ impl MeApi {
     ) -> Result<CreateCodeResponse, ScimError> {
         let subject = Subject::me(state, &auth, remote.0).await?;
         Codes::create(state, subject, &body.value).await
+    }
+
+    /// Make a printable set of once-codes for yourself (the policy's `selfServiceSetSize`,
+    /// or `size` up to it). They do not count toward `maxActive`; the previous set stops
+    /// working. The codes appear in this answer only. Needs a sign-in with the
+    /// authenticator app.
+    #[oai(
+        path = "/Me/bypassCodeSets",
+        method = "post",
+        operation_id = "createMyBypassCodeSet"
+    )]
+    async fn create_set(
+        &self,
+        auth: ScimBearer,
+        Data(state): Data<&Arc<AppState>>,
+        remote: Data<&ClientAddr>,
+        body: ScimJson<BypassCodeSetRequest>,
+    ) -> Result<SetResponse, ScimError> {
+        let subject = Subject::me(state, &auth, remote.0).await?;
+        let size = set_size(&body.value)?;
+        let set = state
+            .bypass
+            .create_set(&subject.user_id, size, &subject.ctx)
+            .await?;
+        let base = state.scim_base();
+        let body = json!({
+            "schemas": [SET_SCHEMA],
+            "codes": set.codes.iter().map(|c| c.expose()).collect::<Vec<_>>(),
+            "Resources": set.views.iter().map(|v| render_code(&base, v, None)).collect::<Vec<_>>(),
+        });
+        Ok(SetResponse::Created(ScimJson::new(body), "no-store".into()))
     }
 
     /// One of your bypass codes.

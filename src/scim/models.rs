@@ -224,7 +224,9 @@ pub struct BypassCodeResource {
     pub id: String,
     /// The code, grouped by four digits (`1234-5678-9012`). Only in the create response.
     pub code: Option<String>,
-    /// `active`, `expired`, `exhausted` or `revoked`.
+    /// `active`, `scheduled` (approved, but `startsAt` is still ahead), `pendingApproval`
+    /// (waiting for a second person; no code exists yet), `expired` (a request not approved
+    /// within 24 hours too), `exhausted` or `revoked` (a rejected or withdrawn request too).
     pub status: String,
     /// `null`: never expires.
     #[oai(nullable)]
@@ -236,8 +238,28 @@ pub struct BypassCodeResource {
     /// `null`: unlimited.
     #[oai(nullable)]
     pub remaining_usage_count: Option<i64>,
-    /// `helpDesk` or `selfService`.
+    /// `helpDesk`, `selfService` or `savedSet` (one of a printable set).
     pub origin: String,
+    /// Why the code was given, as the requester wrote it.
+    #[oai(nullable)]
+    pub reason: Option<String>,
+    /// When the code starts to work (`null`: when it was made).
+    #[oai(nullable)]
+    pub starts_at: Option<String>,
+    /// For a code that needed a second person: `pending`, `approved`, `rejected` or
+    /// `withdrawn`; `null` when none was needed.
+    #[oai(nullable)]
+    pub approval: Option<String>,
+    /// Who approved, rejected or withdrew the request.
+    #[oai(nullable)]
+    pub decided_by: Option<String>,
+    #[oai(nullable)]
+    pub decided_at: Option<String>,
+    /// The lifetime asked for, in minutes from when the code starts to work (`null`: never
+    /// expires). For a request waiting for approval, `expiresAt` is when the request lapses,
+    /// and the code's expiry will count this lifetime from the approval.
+    #[oai(nullable)]
+    pub lifetime_minutes: Option<i64>,
     /// `signIn`: the second step of a sign-in (after which the user may replace their
     /// authenticator). `enrolment`: only to set up an authenticator after a reset.
     pub purpose: String,
@@ -275,6 +297,35 @@ pub struct BypassCodeRequest {
     /// `enrolment`: only to set up an authenticator, for a user whose 2-step verification
     /// was reset (or an administrator's first); help desk only.
     pub purpose: Option<String>,
+    /// Why the code is given (a ticket number, a sentence): 1 to 500 characters, one line.
+    /// Required when the policy says `reasonRequired`. Shown in lists, the audit trail and
+    /// the user's email.
+    pub reason: Option<String>,
+    /// When the code starts to work (RFC 3339), from now to `maxStartDelayDays` ahead; until
+    /// then its status is `scheduled`. Its expiry counts from this time.
+    pub starts_at: Option<String>,
+}
+
+/// A printable set to make for yourself; `size` defaults to the policy's
+/// `selfServiceSetSize`, and may not exceed it.
+#[derive(Object)]
+#[oai(rename = "BypassCodeSetRequest", rename_all = "camelCase")]
+pub struct BypassCodeSetRequest {
+    pub schemas: Option<Vec<String>>,
+    pub size: Option<i64>,
+}
+
+/// A new printable set: its codes, shown in this answer only. The previous set no longer
+/// works.
+#[derive(Object)]
+#[oai(rename = "BypassCodeSet", rename_all = "camelCase")]
+pub struct BypassCodeSet {
+    pub schemas: Vec<String>,
+    /// The codes, grouped by four digits; each works once.
+    pub codes: Vec<String>,
+    /// The stored codes (never their plaintext), in the same order.
+    #[oai(rename = "Resources")]
+    pub resources: Vec<BypassCodeResource>,
 }
 
 /// A page of bypass codes.
@@ -397,6 +448,21 @@ pub struct BypassCodeSettingsResource {
     /// After an administrator resets 2-step verification (and for an administrator's first
     /// authenticator), setting one up takes a bypass code, not a password alone (default true).
     pub reenrolment_requires_code: Option<bool>,
+    /// Every bypass code needs a `reason` (default false).
+    pub reason_required: Option<bool>,
+    /// How many days ahead `startsAt` may be (default 30; 0: no scheduled codes).
+    pub max_start_delay_days: Option<i64>,
+    /// Which help-desk codes wait for a second person with `bypass_codes:approve`:
+    /// `never`, `unbounded` (default: never expires, unlimited uses, or for a holder of an
+    /// administrator role) or `always`.
+    pub approval_required: Option<String>,
+    /// Email the user when a code is generated for them, never the code itself (default
+    /// true).
+    pub notify_user_on_issue: Option<bool>,
+    /// Email the user each time a code is typed to sign them in (default true).
+    pub notify_user_on_use: Option<bool>,
+    /// Codes in a printable self-service set (default 10).
+    pub self_service_set_size: Option<i64>,
 }
 
 /// A TOTP factor waiting for confirmation. Show `otpauthUri` as a QR code.

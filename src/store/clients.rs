@@ -28,6 +28,7 @@ fn client(row: oauth_client::Model) -> Client {
         public: row.is_public,
         require_mfa: row.require_mfa,
         allow_self_service_codes: row.allow_self_service_codes,
+        refuses_bypass_codes: !row.accepts_bypass_codes,
         post_logout_redirect_uris: row
             .post_logout_redirect_uris
             .lines()
@@ -47,6 +48,7 @@ fn row(client: Client) -> oauth_client::ActiveModel {
         is_public: Set(client.public),
         require_mfa: Set(client.require_mfa),
         allow_self_service_codes: Set(client.allow_self_service_codes),
+        accepts_bypass_codes: Set(!client.refuses_bypass_codes),
         post_logout_redirect_uris: Set(client.post_logout_redirect_uris.join("\n")),
         backchannel_logout_uri: Set(client.backchannel_logout_uri),
         created_at: Set(Utc::now()),

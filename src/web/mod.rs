@@ -54,6 +54,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("generate.html", include_str!("templates/generate.html")),
         ("code.html", include_str!("templates/code.html")),
         ("account.html", include_str!("templates/account.html")),
+        ("approvals.html", include_str!("templates/approvals.html")),
+        ("saved_set.html", include_str!("templates/saved_set.html")),
         ("audit.html", include_str!("templates/audit.html")),
         ("reset.html", include_str!("templates/reset.html")),
         ("replace.html", include_str!("templates/replace.html")),

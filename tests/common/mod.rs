@@ -60,8 +60,37 @@ impl TestApp {
         Self::spawn_with(&[]).await
     }
 
-    /// Starts a server; `extra` settings override the test defaults.
+    /// Starts a server; `extra` settings override the test defaults. The bypass-code policy
+    /// holds no code for approval and sends the user no alerts: the tests written before
+    /// those controls generate codes that never expire and count the mails in the outbox.
+    /// [`TestApp::spawn_with_defaults`] keeps the product's policy.
     pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
+        let app = Self::spawn_with_defaults(extra).await;
+        app.set_policy(json!({
+            "approvalRequired": "never",
+            "notifyUserOnIssue": false,
+            "notifyUserOnUse": false,
+        }))
+        .await;
+        app
+    }
+
+    /// Writes the bypass-code policy (members as in `PUT /BypassCodeSettings`) straight to
+    /// the store, leaving no audit event.
+    pub async fn set_policy(&self, members: Value) {
+        use bypass_idp::domain::repo::SettingRepo;
+        let policy = bypass_idp::domain::bypass::Policy::from_json(&members).expect("policy");
+        self.store()
+            .put_setting(
+                "bypassCodePolicy",
+                serde_json::to_string(&policy).expect("policy JSON"),
+            )
+            .await
+            .expect("store the policy");
+    }
+
+    /// Starts a server with the product's default bypass-code policy.
+    pub async fn spawn_with_defaults(extra: &[(&str, &str)]) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut env: HashMap<String, String> = HashMap::new();
         env.insert("BYPASS_IDP_LISTEN".into(), "127.0.0.1:0".into());

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::approval::ApprovalRequired;
 use super::{
     MAX_ACTIVE_LIMIT, MAX_CODE_LENGTH, MAX_EXPIRY_MINUTES, MAX_USAGE_LIMIT, MIN_CODE_LENGTH,
     Origin, boolean, integer, invalid,
@@ -35,7 +36,24 @@ pub struct Policy {
     /// After a reset, and for an administrator's first authenticator, setting one up takes a
     /// bypass code, not a password alone.
     pub reenrolment_requires_code: bool,
+    /// Every code needs a `reason`.
+    pub reason_required: bool,
+    /// How far ahead `startsAt` may be, in days.
+    pub max_start_delay_days: u32,
+    /// Which help-desk codes wait for a second person's approval.
+    pub approval_required: ApprovalRequired,
+    /// Email the user when a code is generated for them (never the code itself).
+    pub notify_user_on_issue: bool,
+    /// Email the user each time a code is typed to sign them in.
+    pub notify_user_on_use: bool,
+    /// How many once-codes a printable self-service set has.
+    pub self_service_set_size: u32,
 }
+
+/// The furthest `startsAt` any policy allows, in days.
+pub const MAX_START_DELAY_DAYS: i64 = 365;
+/// The largest printable set.
+pub const MAX_SET_SIZE: i64 = 20;
 
 /// The longest single sign-on a bypass-code session may be given: a day.
 pub const MAX_BYPASS_SESSION_MINUTES: i64 = 24 * 60;
@@ -54,6 +72,12 @@ impl Default for Policy {
             bypass_session_max_minutes: 60,
             authenticator_replacement: Replacement::Offered,
             reenrolment_requires_code: true,
+            reason_required: false,
+            max_start_delay_days: 30,
+            approval_required: ApprovalRequired::Unbounded,
+            notify_user_on_issue: true,
+            notify_user_on_use: true,
+            self_service_set_size: 10,
         }
     }
 }
@@ -73,7 +97,7 @@ const LIMITS: [(&str, i64, &str); 4] = [
 
 /// Whether `name` is a member of the API form (ignoring case, as SCIM does).
 fn is_member(name: &str) -> bool {
-    const OTHERS: [&str; 8] = [
+    const OTHERS: [&str; 14] = [
         "schemas",
         "codeLength",
         "maxActive",
@@ -82,6 +106,12 @@ fn is_member(name: &str) -> bool {
         "reenrolmentRequiresCode",
         "helpDeskGenerationEnabled",
         "selfServiceGenerationEnabled",
+        "reasonRequired",
+        "maxStartDelayDays",
+        "approvalRequired",
+        "notifyUserOnIssue",
+        "notifyUserOnUse",
+        "selfServiceSetSize",
     ];
     let known = |n: &str| n.eq_ignore_ascii_case(name);
     OTHERS.iter().any(|n| known(n))
@@ -149,6 +179,32 @@ impl Policy {
                 invalid("\"authenticatorReplacement\" must be \"off\", \"offered\" or \"required\"")
             })?,
         };
+        let approval_required = match super::member(object, "approvalRequired") {
+            None => defaults.approval_required,
+            Some(value) => value
+                .as_str()
+                .and_then(ApprovalRequired::parse)
+                .ok_or_else(|| {
+                    invalid("\"approvalRequired\" must be \"never\", \"unbounded\" or \"always\"")
+                })?,
+        };
+        let start_delay =
+            integer(object, "maxStartDelayDays")?.unwrap_or(defaults.max_start_delay_days as i64);
+        if !(0..=MAX_START_DELAY_DAYS).contains(&start_delay) {
+            return Err(invalid(format!(
+                "\"maxStartDelayDays\" must be between 0 (no scheduled codes) and {MAX_START_DELAY_DAYS}"
+            )));
+        }
+        let set_size =
+            integer(object, "selfServiceSetSize")?.unwrap_or(defaults.self_service_set_size as i64);
+        if !(1..=MAX_SET_SIZE).contains(&set_size) {
+            return Err(invalid(format!(
+                "\"selfServiceSetSize\" must be between 1 and {MAX_SET_SIZE}"
+            )));
+        }
+        let flag = |name: &str, default: bool| -> Result<bool, ScimViolation> {
+            Ok(boolean(object, name)?.unwrap_or(default))
+        };
         let [hd_usage, hd_expiry, ss_usage, ss_expiry] = LIMITS;
         Ok(Self {
             code_length: code_length as u32,
@@ -173,6 +229,12 @@ impl Policy {
             authenticator_replacement,
             reenrolment_requires_code: boolean(object, "reenrolmentRequiresCode")?
                 .unwrap_or(defaults.reenrolment_requires_code),
+            reason_required: flag("reasonRequired", defaults.reason_required)?,
+            max_start_delay_days: start_delay as u32,
+            approval_required,
+            notify_user_on_issue: flag("notifyUserOnIssue", defaults.notify_user_on_issue)?,
+            notify_user_on_use: flag("notifyUserOnUse", defaults.notify_user_on_use)?,
+            self_service_set_size: set_size as u32,
         })
     }
 
@@ -186,6 +248,12 @@ impl Policy {
             "bypassSessionMaxMinutes": self.bypass_session_max_minutes,
             "authenticatorReplacement": self.authenticator_replacement.as_str(),
             "reenrolmentRequiresCode": self.reenrolment_requires_code,
+            "reasonRequired": self.reason_required,
+            "maxStartDelayDays": self.max_start_delay_days,
+            "approvalRequired": self.approval_required.as_str(),
+            "notifyUserOnIssue": self.notify_user_on_issue,
+            "notifyUserOnUse": self.notify_user_on_use,
+            "selfServiceSetSize": self.self_service_set_size,
         });
         let values = [
             self.help_desk_max_usage,
@@ -209,7 +277,7 @@ impl Policy {
                 self.help_desk_max_usage,
                 self.help_desk_max_expiry_minutes,
             ),
-            Origin::SelfService => (
+            Origin::SelfService | Origin::SavedSet => (
                 self.self_service_generation_enabled,
                 self.self_service_max_usage,
                 self.self_service_max_expiry_minutes,
@@ -306,6 +374,14 @@ mod tests {
             json!({"authenticatorReplacement": "sometimes"}),
             json!({"authenticatorReplacement": true}),
             json!({"reenrolmentRequiresCode": "no"}),
+            json!({"approvalRequired": "sometimes"}),
+            json!({"approvalRequired": 1}),
+            json!({"maxStartDelayDays": -1}),
+            json!({"maxStartDelayDays": 366}),
+            json!({"selfServiceSetSize": 0}),
+            json!({"selfServiceSetSize": 21}),
+            json!({"notifyUserOnUse": "yes"}),
+            json!({"reasonRequired": 1}),
             json!([]),
         ] {
             assert!(Policy::from_json(&bad).is_err(), "{bad}");
@@ -316,6 +392,13 @@ mod tests {
         .unwrap();
         assert_eq!(p.authenticator_replacement, Replacement::Required);
         assert!(!p.reenrolment_requires_code);
+        let p = Policy::from_json(&json!({
+            "approvalRequired": "always", "reasonRequired": true, "maxStartDelayDays": 0,
+            "notifyUserOnIssue": false, "notifyUserOnUse": false, "selfServiceSetSize": 20,
+        }))
+        .unwrap();
+        assert_eq!(p.approval_required, ApprovalRequired::Always);
+        assert_eq!(Policy::from_json(&p.to_json()).unwrap(), p);
         assert_eq!(Policy::from_json(&p.to_json()).unwrap(), p);
         // Unlimited false with a finite default keeps the default.
         let p = Policy::from_json(&json!({"selfServiceMaxUsageUnlimited": false})).unwrap();

@@ -92,6 +92,10 @@ pub struct Flow {
     /// its password check does not void it.
     #[serde(default)]
     pub factor_set_here: bool,
+    /// A code of the user's printable set was used and this few of the set are left (told
+    /// only when two or fewer remain).
+    #[serde(default)]
+    pub saved_codes_left: Option<u64>,
 }
 
 impl Flow {
@@ -104,6 +108,7 @@ impl Flow {
             step_up: false,
             deadline: 0,
             factor_set_here: false,
+            saved_codes_left: None,
         }
     }
 
@@ -124,6 +129,7 @@ impl Flow {
             step_up: true,
             deadline: 0,
             factor_set_here: false,
+            saved_codes_left: None,
         }
     }
 

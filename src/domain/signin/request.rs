@@ -40,6 +40,10 @@ pub struct AuthRequest {
     /// `prompt=login`: a new sign-in, whatever session the browser has.
     #[serde(default)]
     pub prompt_login: bool,
+    /// The client neither offers nor accepts bypass codes, and a session opened with one
+    /// does not satisfy it.
+    #[serde(default)]
+    pub refuses_bypass_codes: bool,
 }
 
 /// An error to send back to the client's redirect URI (RFC 6749 §4.1.2.1).
@@ -251,6 +255,7 @@ pub fn parse_auth_request(
         mfa_requested: client.require_mfa || acr_mfa,
         prompt_none,
         prompt_login,
+        refuses_bypass_codes: client.refuses_bypass_codes,
     })
 }
 
@@ -268,6 +273,7 @@ pub(super) mod tests {
             public,
             require_mfa: false,
             allow_self_service_codes: false,
+            refuses_bypass_codes: false,
             post_logout_redirect_uris: vec![],
             backchannel_logout_uri: None,
         }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::access::Access;
+use super::alerts::{Alert, Alerts};
 use super::context::Context;
 use super::mfa::{Guard, factors, random_salt};
 use super::throttle::Throttle;
@@ -20,9 +21,10 @@ use crate::domain::access::Action;
 use crate::domain::audit::AuditEntry;
 use crate::domain::audit::AuditEvent;
 pub use crate::domain::bypass::Rejection;
+use crate::domain::bypass::approval::{self as approvals, approval_deadline};
 use crate::domain::bypass::{
-    self, CodeRequest, CodeStatus, GenerationRefused, NewCode, Policy, Purpose, StoredCode,
-    check_eligible, check_generation_allowed,
+    self, Approval, CodeRequest, CodeStatus, GenerationRefused, NewCode, Policy, Purpose,
+    StoredCode, check_eligible, check_generation_allowed,
 };
 use crate::domain::enrolment::{check_purpose, enrolment_gate};
 use crate::domain::ids::UserId;
@@ -38,11 +40,14 @@ use crate::store::Store;
 const USE_COUNTER_TTL: Duration = Duration::from_secs(10 * 60);
 const GENERATION_ATTEMPTS: usize = 3;
 
+mod approval;
 mod hash;
 mod notify;
+mod sets;
 mod verify;
 
 pub use hash::{Argon2Hasher, CodeHasher};
+pub use sets::SavedSet;
 pub use verify::VerifyOutcome;
 
 /// A code as the API shows it: never the plaintext, which only [`Created`] carries.
@@ -62,6 +67,13 @@ pub struct CodeView {
     pub revoked_at: Option<DateTime<Utc>>,
     pub notifications: Vec<Notification>,
     pub purpose: Purpose,
+    pub reason: Option<String>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub approval: Option<Approval>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    /// The lifetime asked for, in minutes from the start (`None`: never expires).
+    pub lifetime_minutes: Option<i64>,
 }
 
 #[derive(Clone, Debug)]
@@ -76,6 +88,13 @@ pub struct Notification {
 pub struct Created {
     pub code: Secret,
     pub view: CodeView,
+}
+
+/// What a create request gave: a code, or a request waiting for a second person (no code
+/// exists yet; the approval makes it and emails it to the user).
+pub enum Issued {
+    Code(Created),
+    Pending(CodeView),
 }
 
 /// A plaintext this service generated and the console kept sealed in the session that
@@ -94,6 +113,18 @@ impl HeldCode {
     }
 }
 
+/// What a [`BypassCodeService`] is built from.
+pub struct BypassParts {
+    pub store: Store,
+    pub counters: SharedCounters,
+    pub guard: Guard,
+    pub access: Access,
+    pub hasher: Arc<dyn CodeHasher>,
+    pub mailer: Arc<Mailer>,
+    pub alerts: Alerts,
+    pub service_name: String,
+}
+
 #[derive(Clone)]
 pub struct BypassCodeService {
     store: Store,
@@ -103,6 +134,7 @@ pub struct BypassCodeService {
     access: Access,
     hasher: Arc<dyn CodeHasher>,
     mailer: Arc<Mailer>,
+    alerts: Alerts,
     service_name: String,
 }
 
@@ -136,7 +168,40 @@ fn view(code: StoredCode, events: &[AuditEntry], now: DateTime<Utc>) -> CodeView
         last_used_at: code.last_used_at,
         revoked_at: code.revoked_at,
         purpose: code.purpose,
+        reason: code.reason,
+        starts_at: code.starts_at,
+        approval: code.approval,
+        decided_by: code.decided_by,
+        decided_at: code.decided_at,
+        lifetime_minutes: code.lifetime_minutes,
     }
+}
+
+/// A request in the audit trail's words: purpose, start, expiry, uses, reason.
+fn describe_request(request: &CodeRequest) -> String {
+    let mut parts = Vec::new();
+    if request.purpose == Purpose::Enrolment {
+        parts.push("for enrolment only".to_owned());
+    }
+    if let Some(at) = request.starts_at {
+        parts.push(format!("starts {}", at.to_rfc3339()));
+    }
+    parts.push(format!(
+        "expires {}",
+        request
+            .expires_at
+            .map_or("never".to_owned(), |t| t.to_rfc3339())
+    ));
+    parts.push(format!(
+        "{} use(s)",
+        request
+            .max_uses
+            .map_or("unlimited".to_owned(), |n| n.to_string())
+    ));
+    if let Some(reason) = &request.reason {
+        parts.push(format!("reason: {reason}"));
+    }
+    parts.join(", ")
 }
 
 fn too_many(name: &str, max_active: u32) -> ServiceError {
@@ -146,24 +211,17 @@ fn too_many(name: &str, max_active: u32) -> ServiceError {
 }
 
 impl BypassCodeService {
-    pub fn new(
-        store: Store,
-        counters: SharedCounters,
-        guard: Guard,
-        access: Access,
-        hasher: Arc<dyn CodeHasher>,
-        mailer: Arc<Mailer>,
-        service_name: String,
-    ) -> Self {
+    pub fn new(parts: BypassParts) -> Self {
         Self {
-            store,
-            throttle: Throttle::new(counters.clone()),
-            counters,
-            guard,
-            access,
-            hasher,
-            mailer,
-            service_name,
+            throttle: Throttle::new(parts.counters.clone()),
+            store: parts.store,
+            counters: parts.counters,
+            guard: parts.guard,
+            access: parts.access,
+            hasher: parts.hasher,
+            mailer: parts.mailer,
+            alerts: parts.alerts,
+            service_name: parts.service_name,
         }
     }
 
@@ -239,13 +297,14 @@ impl BypassCodeService {
     }
 
     /// Generates a code for an active user enrolled in 2-step verification, under the
-    /// help-desk or the self-service rules as the access decision says.
+    /// help-desk or the self-service rules as the access decision says; or, where the policy
+    /// holds it for a second person, records the request and makes no code.
     pub async fn create(
         &self,
         user_id: &UserId,
         body: &serde_json::Value,
         ctx: &Context,
-    ) -> Result<Created, ServiceError> {
+    ) -> Result<Issued, ServiceError> {
         let origin = self
             .access
             .check(ctx, Action::Generate, Some(user_id))
@@ -266,10 +325,6 @@ impl BypassCodeService {
         }
         let now = Utc::now();
         let request: CodeRequest = bypass::parse_create(body, &policy, origin, now)?;
-        if request.notify_email {
-            // Refused before a code exists, not after.
-            bypass::email_recipient(&user.attributes.emails).map_err(ServiceError::invalid)?;
-        }
         let name = &user.attributes.user_name;
         check_eligible(user.is_active(), false, false)
             .map_err(|why| ServiceError::invalid(why.message(name)))?;
@@ -278,6 +333,23 @@ impl BypassCodeService {
         let gate = enrolment_gate(factors, policy.reenrolment_requires_code);
         check_purpose(request.purpose, origin, factors, gate)
             .map_err(|why| ServiceError::invalid(why.message(name)))?;
+        let pending = approvals::needs_approval(
+            policy.approval_required,
+            origin,
+            &request,
+            factors.administrator,
+        );
+        // Refused before a code (or a request) exists, not after. An approved code goes to
+        // the user by email, so a request needs an address.
+        if request.notify_email || pending {
+            let to =
+                bypass::email_recipient(&user.attributes.emails).map_err(ServiceError::invalid)?;
+            if to.is_none() && pending {
+                return Err(ServiceError::invalid(format!(
+                    "this code needs a second person's approval (approvalRequired), and an approved code is emailed to the user: user \"{name}\" has no email address"
+                )));
+            }
+        }
         // An administrator's first code may come before any 2-step verification row: its
         // salt hashes the code.
         let mfa = match mfa {
@@ -289,71 +361,102 @@ impl BypassCodeService {
         if active >= policy.max_active as u64 {
             return Err(too_many(name, policy.max_active));
         }
-        let salt = mfa.bypass_salt;
-        let code_id = uuid::Uuid::new_v4().to_string();
-        let mut attempt = 0;
-        let (plaintext, row) = loop {
-            attempt += 1;
-            let plaintext = bypass::generate_code(&mut rand::rng(), policy.code_length);
-            let hash = self.hash(plaintext.clone(), salt.clone()).await?;
-            let code = NewCode {
-                id: code_id.clone(),
-                user_id: user_id.clone(),
-                code_hash: hash.to_vec(),
-                origin,
-                created_by: ctx.actor_label(),
-                client_id: ctx.client_id.as_ref().map(|c| c.as_str().to_owned()),
-                expires_at: request.expires_at,
-                max_uses: request.max_uses,
-                created_at: now,
-                purpose: request.purpose,
-            };
-            match self
-                .store
-                .insert_code(code, policy.max_active as u64, now)
-                .await?
-            {
-                InsertOutcome::Inserted(row) => break (plaintext, *row),
-                InsertOutcome::TooManyActive => return Err(too_many(name, policy.max_active)),
-                InsertOutcome::Collision if attempt < GENERATION_ATTEMPTS => continue,
-                InsertOutcome::Collision => {
-                    return Err(ServiceError::failed("generating a unique code"));
-                }
-            }
+        let new_code = |code_hash: Vec<u8>| NewCode {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: user_id.clone(),
+            code_hash,
+            origin,
+            created_by: ctx.actor_label(),
+            client_id: ctx.client_id.as_ref().map(|c| c.as_str().to_owned()),
+            expires_at: request.expires_at,
+            max_uses: request.max_uses,
+            created_at: now,
+            purpose: request.purpose,
+            reason: request.reason.clone(),
+            starts_at: request.starts_at,
+            approval: None,
+            lifetime_minutes: request.lifetime_minutes,
         };
-        let detail = format!(
-            "{}expires {}, {} use(s)",
-            match request.purpose {
-                Purpose::Enrolment => "for enrolment only, ",
-                Purpose::SignIn => "",
-            },
-            request
-                .expires_at
-                .map_or("never".to_owned(), |t| t.to_rfc3339()),
-            request
-                .max_uses
-                .map_or("unlimited".to_owned(), |n| n.to_string())
-        );
+        if pending {
+            // No code yet: a random placeholder no typed code can match, live until the
+            // approval window closes.
+            let request_row = NewCode {
+                expires_at: Some(approval_deadline(now)),
+                approval: Some(Approval::Pending),
+                ..new_code(rand::random::<[u8; 32]>().to_vec())
+            };
+            return self
+                .request_approval(request_row, &request, &policy, name, ctx)
+                .await;
+        }
+        let (plaintext, row) = self
+            .insert_fresh(&mfa.bypass_salt, &policy, name, |hash| {
+                new_code(hash.to_vec())
+            })
+            .await?;
         audit::record(
             &self.store,
             ctx,
             user_id,
             Some(&row.id),
             AuditEvent::Generated,
-            Some(detail),
+            Some(describe_request(&request)),
             now,
         )
         .await?;
         events::bypass_code_generated(origin.as_str());
         let code = Secret::new(bypass::display_code(&plaintext));
         if request.notify_email {
+            // The mail with the code is the alert.
             self.email(&user.attributes, &row, &code, ctx).await?;
+        } else if policy.notify_user_on_issue {
+            self.alert_issued(&row, ctx).await?;
         }
         let events = self.store.code_events(&row.id).await?;
-        Ok(Created {
+        Ok(Issued::Code(Created {
             code,
             view: view(row, &events, now),
-        })
+        }))
+    }
+
+    /// Generates a code not yet among the user's and stores the row `row` makes of its hash
+    /// (a new code on a hash collision, a few times).
+    async fn insert_fresh(
+        &self,
+        salt: &[u8],
+        policy: &Policy,
+        name: &str,
+        row: impl Fn(&[u8; 32]) -> NewCode,
+    ) -> Result<(String, StoredCode), ServiceError> {
+        for _ in 0..GENERATION_ATTEMPTS {
+            let plaintext = bypass::generate_code(&mut rand::rng(), policy.code_length);
+            let hash = self.hash(plaintext.clone(), salt.to_vec()).await?;
+            let now = Utc::now();
+            match self
+                .store
+                .insert_code(row(&hash), policy.max_active as u64, now)
+                .await?
+            {
+                InsertOutcome::Inserted(row) => return Ok((plaintext, *row)),
+                InsertOutcome::TooManyActive => return Err(too_many(name, policy.max_active)),
+                InsertOutcome::Collision => continue,
+            }
+        }
+        Err(ServiceError::failed("generating a unique code"))
+    }
+
+    /// Tells the user a code was generated for them (who, why, how long, how often).
+    async fn alert_issued(&self, row: &StoredCode, ctx: &Context) -> Result<(), ServiceError> {
+        let alert = Alert::CodeIssued {
+            by: self.alerts.describe(ctx, &row.user_id).await?,
+            reason: row.reason.clone(),
+            starts_at: row.starts_at,
+            expires_at: row.expires_at,
+            max_uses: row.max_uses,
+        };
+        self.alerts
+            .send(&row.user_id, alert, row.created_at, ctx)
+            .await
     }
 
     pub async fn list(
@@ -521,32 +624,39 @@ mod tests {
             calls: AtomicUsize::new(0),
         });
         let outbox = tempfile::tempdir().unwrap();
-        let mailer = Mailer::new(None, outbox.path().to_path_buf(), "idp <idp@localhost>").unwrap();
-        let service = BypassCodeService::new(
-            store.clone(),
-            counters.clone(),
-            Guard::new(
+        let mailer = Arc::new(
+            Mailer::new(None, outbox.path().to_path_buf(), "idp <idp@localhost>").unwrap(),
+        );
+        let alerts = Alerts::new(store.clone(), mailer.clone(), "test".into());
+        let service = BypassCodeService::new(BypassParts {
+            store: store.clone(),
+            counters: counters.clone(),
+            guard: Guard::new(
                 store.clone(),
                 crate::service::throttle::Throttle::new(counters),
             ),
-            Access::new(crate::service::roles::Roles::new(
+            access: Access::new(crate::service::roles::Roles::new(
                 store,
                 crate::domain::roles::RoleMap::default(),
             )),
-            hasher.clone(),
-            Arc::new(mailer),
-            "test".into(),
-        );
+            hasher: hasher.clone(),
+            mailer,
+            alerts,
+            service_name: "test".into(),
+        });
         let mut plaintexts = Vec::new();
         for _ in 0..codes {
             let created = service
                 .create(
                     &user.id,
-                    &json!({"neverExpires": true, "maxUsageCount": 10}),
+                    &json!({"expiresIn": {"days": 1}, "maxUsageCount": 10}),
                     &Context::system(),
                 )
                 .await
                 .unwrap();
+            let Issued::Code(created) = created else {
+                panic!("a bounded code needs no approval");
+            };
             plaintexts.push(created.code);
         }
         (service, hasher, user.id, plaintexts, outbox)
@@ -594,7 +704,11 @@ mod tests {
         let (service, counter, user, _, _outbox) = service(max_active).await;
         counter.calls.store(0, Ordering::SeqCst);
         let refused = service
-            .create(&user, &json!({"neverExpires": true}), &Context::system())
+            .create(
+                &user,
+                &json!({"expiresIn": {"days": 1}}),
+                &Context::system(),
+            )
             .await;
         assert!(
             matches!(refused, Err(ServiceError::Conflict(_))),

@@ -87,13 +87,14 @@ impl BypassCodeService {
         self.send_and_view(row, &held.0, ctx).await
     }
 
-    /// The code, if it is active (only active codes are sent).
+    /// The code, if it is active or scheduled (only those are sent; a request waiting for
+    /// approval has no code).
     async fn sendable(&self, user_id: &UserId, code_id: &str) -> Result<StoredCode, ServiceError> {
         let row = self.find(user_id, code_id).await?;
         let status = row.state().status(Utc::now());
-        if status != CodeStatus::Active {
+        if !matches!(status, CodeStatus::Active | CodeStatus::Scheduled) {
             return Err(ServiceError::invalid(format!(
-                "the bypass code is {}; only active codes can be sent",
+                "the bypass code is {}; only active and scheduled codes can be sent",
                 status.as_str()
             )));
         }
@@ -141,6 +142,8 @@ impl BypassCodeService {
                     expires_at: row.expires_at,
                     max_uses: row.max_uses,
                     service: &self.service_name,
+                    starts_at: row.starts_at.filter(|at| *at > Utc::now()),
+                    reason: row.reason.as_deref(),
                 })
                 .await
                 .map_err(|e| e.to_string()),

@@ -9,6 +9,7 @@ use crate::domain::bypass::{self, CodeStatus};
 use crate::domain::enrolment::CodeUse;
 use crate::domain::ids::UserId;
 use crate::domain::repo::{BypassCodeRepo, MfaRepo};
+use crate::service::alerts::Alert;
 use crate::service::context::Context;
 use crate::service::{ServiceError, audit, events};
 
@@ -17,6 +18,8 @@ pub enum VerifyOutcome {
     Accepted {
         code_id: String,
         remaining: Option<i64>,
+        /// For a code of a printable set: how many of the set still work.
+        saved_left: Option<u64>,
     },
     Rejected(Rejection),
 }
@@ -55,9 +58,23 @@ impl BypassCodeService {
         let attempt = self.try_consume(user_id, typed, at).await?;
         let now = Utc::now();
         match &attempt.outcome {
-            VerifyOutcome::Accepted { code_id, remaining } => {
+            VerifyOutcome::Accepted {
+                code_id, remaining, ..
+            } => {
                 events::bypass_code_used();
                 self.guard.succeeded(ticket).await?;
+                let policy = self.policy().await?;
+                if policy.notify_user_on_use {
+                    let alert = Alert::CodeUsed {
+                        application: ctx
+                            .client_id
+                            .as_ref()
+                            .map_or("this service".to_owned(), |c| c.as_str().to_owned()),
+                        remaining: *remaining,
+                    };
+                    // The sign-in does not wait for the mail server.
+                    self.alerts.send_later(user_id, alert, now, ctx);
+                }
                 let detail = remaining.map(|r| format!("{r} use(s) left"));
                 audit::record(
                     &self.store,
@@ -111,7 +128,7 @@ impl BypassCodeService {
         if status != CodeStatus::Active {
             return Ok(Attempt::refused(
                 Some(row.id),
-                Rejection::for_status(status),
+                Rejection::for_status(status, row.starts_at),
             ));
         }
         // Said only of a live code: a revoked one tells nothing of what it was for.
@@ -156,13 +173,19 @@ impl BypassCodeService {
                 .map_or(CodeStatus::Revoked, |r| r.state().status(now));
             return Ok(Attempt::refused(
                 Some(row.id),
-                Rejection::for_status(status),
+                Rejection::for_status(status, row.starts_at),
             ));
         }
+        let saved_left = if row.is_saved() {
+            Some(self.store.saved_codes_left(user_id, now).await?)
+        } else {
+            None
+        };
         Ok(Attempt {
             outcome: VerifyOutcome::Accepted {
                 code_id: row.id,
                 remaining,
+                saved_left,
             },
             code_id: None,
         })

@@ -33,6 +33,8 @@ pub struct ClientSpec {
     pub public: bool,
     pub require_mfa: bool,
     pub allow_self_service_codes: bool,
+    /// Sign-ins here neither offer nor accept bypass codes.
+    pub refuses_bypass_codes: bool,
     /// RP-Initiated Logout: where the browser may be sent after signing out.
     pub post_logout_redirect_uris: Vec<String>,
     /// Back-Channel Logout: where logout tokens are posted.
@@ -166,6 +168,7 @@ pub async fn register(store: &Store, spec: ClientSpec) -> Result<Registered, Cli
         public: spec.public,
         require_mfa: spec.require_mfa,
         allow_self_service_codes: spec.allow_self_service_codes,
+        refuses_bypass_codes: spec.refuses_bypass_codes,
         post_logout_redirect_uris: spec.post_logout_redirect_uris,
         backchannel_logout_uri: spec.backchannel_logout_uri,
     };
@@ -194,6 +197,7 @@ pub async fn ensure_console(store: &Store, issuer: &str) -> Result<(), ServiceEr
         public: true,
         require_mfa: true,
         allow_self_service_codes: true,
+        refuses_bypass_codes: false,
         post_logout_redirect_uris: vec![],
         backchannel_logout_uri: None,
     };
@@ -296,6 +300,7 @@ mod tests {
             public: false,
             require_mfa: false,
             allow_self_service_codes: false,
+            refuses_bypass_codes: false,
             post_logout_redirect_uris: vec![],
             backchannel_logout_uri: None,
         }

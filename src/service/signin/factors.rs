@@ -4,7 +4,7 @@
 
 use super::{Denied, Next, SignInService, flow_key};
 use crate::domain::enrolment::CodeUse;
-use crate::domain::ids::UserId;
+use crate::domain::ids::{ClientId, UserId};
 use crate::domain::signin::{Flow, SecondFactor, Step};
 use crate::service::ServiceError;
 use crate::service::bypass::{Rejection, VerifyOutcome};
@@ -36,18 +36,34 @@ impl SignInService {
         Ok(checked)
     }
 
+    /// Checks a bypass code typed at `application`'s sign-in; with an accepted code of a
+    /// printable set, how many of the set are left.
     pub(super) async fn check_bypass_code(
         &self,
         user: &UserId,
         code: &str,
         at: CodeUse,
+        application: &str,
         ctx: &Context,
-    ) -> Result<Checked, ServiceError> {
-        let (metric, checked) = match self.bypass.verify_and_consume(user, code, at, ctx).await? {
-            VerifyOutcome::Accepted { code_id, .. } => (
-                "success",
-                Checked::Accepted(SecondFactor::BypassCode { code_id }),
-            ),
+    ) -> Result<(Checked, Option<u64>), ServiceError> {
+        // The application signed in to is part of the record (audit, the user's alert).
+        let ctx = Context {
+            client_id: Some(ClientId::new(application)),
+            ..ctx.clone()
+        };
+        let mut saved = None;
+        let (metric, checked) = match self.bypass.verify_and_consume(user, code, at, &ctx).await? {
+            VerifyOutcome::Accepted {
+                code_id,
+                saved_left,
+                ..
+            } => {
+                saved = saved_left;
+                (
+                    "success",
+                    Checked::Accepted(SecondFactor::BypassCode { code_id }),
+                )
+            }
             VerifyOutcome::Rejected(Rejection::Locked(lock)) => {
                 ("locked", Checked::Denied(Denied::Locked(lock)))
             }
@@ -56,7 +72,7 @@ impl SignInService {
             }
         };
         events::sign_in_step("bypass_code", metric);
-        Ok(checked)
+        Ok((checked, saved))
     }
 
     /// Whether the flow may still set the user's authenticator (the facts as they are now:

@@ -25,6 +25,7 @@ use super::throttle::Throttle;
 use super::{ServiceError, passwords};
 use crate::counters::SharedCounters;
 use crate::domain::address::LimitAddress;
+use crate::domain::bypass::SAVED_CODES_WARNING;
 use crate::domain::clock::Clock;
 use crate::domain::enrolment::CodeUse;
 use crate::domain::ids::ClientId;
@@ -520,15 +521,28 @@ impl SignInService {
             // A form of another step (back button, second tab): show where the flow stands.
             _ => return self.advance(id, flow, None, ctx, browser).await,
         };
+        let uses_code = matches!(step, CodeStep::BypassCode | CodeStep::EnrolCode);
+        if uses_code && flow.request.refuses_bypass_codes {
+            // Nothing is checked or counted: this application takes no codes at all.
+            events::sign_in_step("bypass_code", "refused");
+            let denied = Denied::BypassCode(Rejection::RefusedHere);
+            return Ok(Next::page(flow, Some(denied)));
+        }
+        let application = flow.request.client_id.clone();
+        let mut saved_left = None;
         let checked = match step {
             CodeStep::Totp => self.check_totp(&user, code, ctx).await?,
-            CodeStep::BypassCode => {
-                self.check_bypass_code(&user, code, CodeUse::SecondStep, ctx)
-                    .await?
-            }
-            CodeStep::EnrolCode => {
-                self.check_bypass_code(&user, code, CodeUse::Enrolment, ctx)
-                    .await?
+            CodeStep::BypassCode | CodeStep::EnrolCode => {
+                let at = if step == CodeStep::BypassCode {
+                    CodeUse::SecondStep
+                } else {
+                    CodeUse::Enrolment
+                };
+                let (checked, left) = self
+                    .check_bypass_code(&user, code, at, &application, ctx)
+                    .await?;
+                saved_left = left;
+                checked
             }
             CodeStep::Enroll => return self.enroll(id, flow, &user, code, ctx, browser).await,
             CodeStep::Replace => {
@@ -547,7 +561,8 @@ impl SignInService {
                 flow.second_factor_verified(factor, replacement)
             }
         };
-        let flow = flow.map_err(|e| ServiceError::internal("sign-in step", e))?;
+        let mut flow = flow.map_err(|e| ServiceError::internal("sign-in step", e))?;
+        flow.saved_codes_left = saved_left.filter(|left| *left <= SAVED_CODES_WARNING);
         self.advance(id, flow, None, ctx, browser).await
     }
 

@@ -3,11 +3,12 @@
 use super::*;
 use crate::domain::bypass::Purpose;
 use crate::domain::enrolment::CodeGate;
+use crate::service::bypass::Issued;
 
 /// The generate form's fields, as typed.
 fn form_values(form: &HashMap<String, String>) -> Value {
     let get = |k: &str| form.get(k).cloned().unwrap_or_default();
-    context! { expiry => get("expiry"), days => get("days"), hours => get("hours"), minutes => get("minutes"), usage => get("usage"), times => get("times"), purpose => get("purpose") }
+    context! { expiry => get("expiry"), days => get("days"), hours => get("hours"), minutes => get("minutes"), usage => get("usage"), times => get("times"), purpose => get("purpose"), reason => get("reason"), starts => get("starts") }
 }
 
 /// The create body the form asks for, or the field that is wrong.
@@ -53,6 +54,23 @@ fn create_body(
         }
         _ => body["maxUsageCount"] = json!(1),
     }
+    let reason = form.get("reason").map(|r| r.trim()).unwrap_or_default();
+    if !reason.is_empty() {
+        body["reason"] = json!(reason);
+    }
+    // A `datetime-local` field: a time in UTC, as the label says.
+    let starts = form.get("starts").map(|r| r.trim()).unwrap_or_default();
+    if !starts.is_empty() {
+        let at = chrono::NaiveDateTime::parse_from_str(starts, "%Y-%m-%dT%H:%M")
+            .or_else(|_| chrono::NaiveDateTime::parse_from_str(starts, "%Y-%m-%dT%H:%M:%S"))
+            .map_err(|_| {
+                (
+                    "starts",
+                    "Valid from must be a date and time, e.g. 2026-12-24 09:00.".to_owned(),
+                )
+            })?;
+        body["startsAt"] = json!(at.and_utc().to_rfc3339());
+    }
     // Offered only for a user waiting to set up an authenticator; the service decides.
     if let Some(purpose) = form.get("purpose").filter(|p| !p.is_empty()) {
         body["purpose"] = json!(purpose);
@@ -68,6 +86,8 @@ fn in_form_words(detail: &str) -> String {
         ("\"neverExpires\"", "Never expires"),
         ("\"maxUsageCount\"", "Number of times"),
         ("\"unlimitedUsage\"", "Unlimited"),
+        ("\"reason\"", "Reason or ticket"),
+        ("\"startsAt\"", "Valid from"),
         ("helpDesk policy", "help-desk policy"),
         ("selfService policy", "self-service policy"),
     ]
@@ -83,6 +103,10 @@ fn field_of(detail: &str) -> &'static str {
         "expiry"
     } else if detail.contains("maxUsageCount") || detail.contains("unlimitedUsage") {
         "usage"
+    } else if detail.contains("\"reason\"") {
+        "reason"
+    } else if detail.contains("startsAt") {
+        "starts"
     } else {
         "general"
     }
@@ -94,7 +118,7 @@ fn limits(policy: &Policy, origin: Origin) -> Value {
             policy.help_desk_max_expiry_minutes,
             policy.help_desk_max_usage,
         ),
-        Origin::SelfService => (
+        Origin::SelfService | Origin::SavedSet => (
             policy.self_service_max_expiry_minutes,
             policy.self_service_max_usage,
         ),
@@ -187,6 +211,8 @@ pub(super) async fn generate_page(
             context! {
                 enrolled, gate, user_name => user.attributes.user_name, action => target.action, back => target.back,
                 form => form_values(form), errors, limits => limits(&policy, target.origin),
+                reason_required => policy.reason_required, max_start_days => policy.max_start_delay_days,
+                help_desk => target.origin == Origin::HelpDesk,
             },
         ),
     );
@@ -275,7 +301,19 @@ pub(super) async fn generate(
         .create(&target.user_id, &body, &ctx(session, addr))
         .await
     {
-        Ok(created) => {
+        Ok(Issued::Pending(view)) => {
+            let when = view.expires_at.map_or(String::new(), |t| {
+                format!(" If nobody approves it by {}, it expires.", when(t))
+            });
+            message(
+                StatusCode::ACCEPTED,
+                "Sent for approval",
+                &format!(
+                    "The policy needs a second person for this code. A security administrator sees the request under Approvals; once approved, the code is made and emailed to the user, and nobody, you included, sees it.{when}"
+                ),
+            )
+        }
+        Ok(Issued::Code(created)) => {
             let user_name = match state.users.get(&target.user_id).await {
                 Ok(u) => u.attributes.user_name,
                 Err(e) => return failure(e),

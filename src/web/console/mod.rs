@@ -15,6 +15,7 @@ macro_rules! or_respond {
 }
 
 mod admin;
+mod approval_pages;
 mod authenticator;
 mod codes;
 mod security;
@@ -23,10 +24,12 @@ mod sessions;
 mod users;
 
 pub use admin::{audit, audit_log, policy_form, policy_save, reset, reset_form};
+pub use approval_pages::{approvals, decide};
 pub use authenticator::{replace_form, replace_post, replace_sign_in};
 pub use codes::{email_code, generate_form, generate_post, revoke_code};
 pub use security::{
-    account, account_email, account_generate, account_generate_form, account_revoke,
+    account, account_code_set, account_email, account_generate, account_generate_form,
+    account_revoke,
 };
 pub use session::{callback, home, logout};
 pub use sessions::{account_end_sessions, user_end_sessions};
@@ -44,14 +47,14 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::{SERVICE_NAME, render, see_other};
-use crate::domain::bypass::{Origin, Policy};
+use crate::domain::bypass::{CodeStatus, Origin, Policy};
 use crate::domain::ids::{ClientId, UserId};
 use crate::domain::roles::CONSOLE_CLIENT_ID;
 use crate::domain::scim::search::SearchParams;
 use crate::domain::scim::user::User;
 use crate::domain::scope::{
-    AUDIT_READ, BYPASS_CODES_MANAGE, BYPASS_CODES_SETTINGS, MFA_MANAGE, MFA_READ, ScopeSet,
-    USERS_READ,
+    AUDIT_READ, BYPASS_CODES_APPROVE, BYPASS_CODES_MANAGE, BYPASS_CODES_SETTINGS, MFA_MANAGE,
+    MFA_READ, ScopeSet, USERS_READ,
 };
 use crate::domain::secret::Secret;
 use crate::domain::totp::TotpStatus;
@@ -247,7 +250,7 @@ fn frame(session: &ConsoleSession, title: &str) -> Value {
     context! {
         title, service => SERVICE_NAME, csrf => session.csrf, me => session.user_name,
         admin => session.is_administrator(), may_policy => session.may(BYPASS_CODES_SETTINGS),
-        may_audit => session.may(AUDIT_READ),
+        may_audit => session.may(AUDIT_READ), may_approve => session.may(BYPASS_CODES_APPROVE),
     }
 }
 
@@ -296,7 +299,10 @@ fn codes(views: &[CodeView]) -> Vec<Value> {
         .iter()
         .map(|c| {
             context! {
-                id => c.id, status => c.status.as_str(), created => when(c.created_at),
+                id => c.id, status => status_words(c.status), created => when(c.created_at),
+                live => c.status.is_live(), reason => c.reason,
+                saved => c.origin == Origin::SavedSet.as_str(),
+                starts => c.starts_at.filter(|_| c.status == CodeStatus::Scheduled).map(when),
                 enrolment => c.purpose == crate::domain::bypass::Purpose::Enrolment,
                 uses_left => c.remaining.map_or("unlimited".to_owned(), |r| r.to_string()),
                 expires => c.expires_at.map_or("never".to_owned(), when),
@@ -305,6 +311,14 @@ fn codes(views: &[CodeView]) -> Vec<Value> {
             }
         })
         .collect()
+}
+
+/// A code's status as people read it.
+fn status_words(status: CodeStatus) -> &'static str {
+    match status {
+        CodeStatus::PendingApproval => "waiting for approval",
+        other => other.as_str(),
+    }
 }
 
 /// Audit events as the audit pages show them.

@@ -32,6 +32,10 @@ pub async fn account(
         ),
         _ => None,
     };
+    let set_size = match state.bypass.policy().await {
+        Ok(policy) => policy.self_service_set_size,
+        Err(e) => return failure(e),
+    };
     let sessions = match state.sessions.list(&ctx, &session.user_id).await {
         Ok(views) => views,
         Err(e) => return failure(e),
@@ -57,7 +61,7 @@ pub async fn account(
         merged(
             frame(&session, "My security"),
             context! { two_step => two_step(status), may_replace => status == TotpStatus::Enrolled, codes => codes(&views), revoke_base => "/account/codes", may_generate => why_not.is_none(), why_not, notice,
-            sessions, may_end_sessions, sessions_end => "/account/sessions/end" },
+            sessions, may_end_sessions, sessions_end => "/account/sessions/end", set_size },
         ),
     );
     page(StatusCode::OK, body)
@@ -145,4 +149,73 @@ pub async fn account_revoke(
         Ok(()) => see_other("/account?notice=revoked"),
         Err(e) => failure(e),
     }
+}
+
+/// "Generate a set of codes to print": a new printable set, shown once by this answer, as a
+/// print-friendly page or (`format=text`) a text download. Nothing shows the codes again.
+#[handler]
+pub async fn account_code_set(
+    Data(state): Data<&Arc<AppState>>,
+    Data(addr): Data<&ClientAddr>,
+    jar: &CookieJar,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let session = or_respond!(signed_in(state, jar, "/account").await);
+    if !csrf_ok(&session, &form) {
+        return forged();
+    }
+    let set = match state
+        .bypass
+        .create_set(&session.user_id, None, &ctx(&session, addr))
+        .await
+    {
+        Ok(set) => set,
+        Err(ServiceError::Forbidden(detail)) => {
+            return message(StatusCode::FORBIDDEN, "Not allowed", &detail);
+        }
+        Err(ServiceError::Invalid(v)) => {
+            return message(StatusCode::BAD_REQUEST, "Not made", &v.detail);
+        }
+        Err(e) => return failure(e),
+    };
+    let made = set
+        .views
+        .first()
+        .map(|v| when(v.created_at))
+        .unwrap_or_default();
+    let expires = set
+        .views
+        .first()
+        .and_then(|v| v.expires_at)
+        .map_or("They do not expire.".to_owned(), |t| {
+            format!("They expire {}.", when(t))
+        });
+    let codes: Vec<&str> = set.codes.iter().map(|c| c.expose()).collect();
+    if form.get("format").map(String::as_str) == Some("text") {
+        let mut text = format!(
+            "{SERVICE_NAME}: saved bypass codes for {}\nMade {made}. Each code works once. {expires}\nA new set replaces this one.\n\n",
+            set.user_name
+        );
+        for (n, code) in codes.iter().enumerate() {
+            text.push_str(&format!("{:>2}. {code}\n", n + 1));
+        }
+        return Response::builder()
+            .status(StatusCode::OK)
+            .content_type("text/plain; charset=utf-8")
+            .header(
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"bypass-codes.txt\"",
+            )
+            .header(header::CACHE_CONTROL, "no-store")
+            .header("X-Content-Type-Options", "nosniff")
+            .body(text);
+    }
+    let body = render(
+        "saved_set.html",
+        merged(
+            frame(&session, "Saved bypass codes"),
+            context! { codes, made, expires, user_name => set.user_name },
+        ),
+    );
+    page(StatusCode::OK, body)
 }
