@@ -39,6 +39,9 @@ pub struct Model {
     pub decided_at: Option<DateTimeUtc>,
     /// The lifetime asked for, in minutes from the start (counted from the approval).
     pub lifetime_minutes: Option<i64>,
+    /// For a request: the address the approved code goes to, fixed when it was asked for
+    /// (an approval refuses to send it anywhere else).
+    pub send_to: Option<String>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -32,6 +32,7 @@ impl MigrationTrait for Migration {
             big_integer_null("lifetime_minutes"),
         )
         .await?;
+        add_column(manager, "bypass_codes", text_null("send_to")).await?;
         add_column(
             manager,
             "oauth_clients",
@@ -63,6 +64,7 @@ impl MigrationTrait for Migration {
             .await?;
         drop_column(manager, "oauth_clients", "accepts_bypass_codes").await?;
         for column in [
+            "send_to",
             "lifetime_minutes",
             "decided_at",
             "decided_by",

@@ -56,10 +56,12 @@ pub enum Action {
     Approve,
     /// See every open request (the approvals page).
     ReadRequests,
+    /// Make a printable set of codes: only a person, only for themselves.
+    GenerateSet,
 }
 
 impl Action {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::Generate,
         Self::Email,
         Self::Revoke,
@@ -74,6 +76,7 @@ impl Action {
         Self::ReadSessions,
         Self::Approve,
         Self::ReadRequests,
+        Self::GenerateSet,
     ];
 
     /// Whether doing it to an administrator takes a security administrator. Reading whether
@@ -104,6 +107,7 @@ impl Action {
             Self::EndSessions => &[MFA_MANAGE, BYPASS_CODES_MANAGE],
             Self::ReadSessions => &[MFA_READ, MFA_MANAGE, BYPASS_CODES_MANAGE],
             Self::Approve | Self::ReadRequests => &[BYPASS_CODES_APPROVE],
+            Self::GenerateSet => &[BYPASS_CODES_SELF],
         }
     }
 
@@ -128,6 +132,7 @@ impl Action {
             ],
             Self::ReadSessions => &[(Role::Helpdesk, MFA_READ), (Role::SecurityAdmin, MFA_READ)],
             Self::Approve | Self::ReadRequests => &[(Role::SecurityAdmin, BYPASS_CODES_APPROVE)],
+            Self::GenerateSet => &[],
         }
     }
 }
@@ -218,6 +223,8 @@ pub enum Refusal {
     OwnAuthenticator,
     /// Nobody approves a bypass code for their own account.
     OwnApproval,
+    /// A printable set is made by a person for themselves, never for someone else.
+    SetsAreOwn,
     /// The action needs a target user and none was named (a caller's bug).
     NoTarget,
 }
@@ -235,6 +242,7 @@ impl Refusal {
             Self::AdministratorTarget => "this user holds an administrator role: only a security administrator may act on their bypass codes or 2-step verification".into(),
             Self::OwnAuthenticator => "you cannot do this to your own account here: your own codes are managed under the self-service rules (My security, /Me), and your 2-step verification is reset by another security administrator".into(),
             Self::OwnApproval => "you cannot approve or reject a bypass code for your own account: another security administrator does".into(),
+            Self::SetsAreOwn => "a set of saved codes is made by the user for themselves (My security, /Me), never for someone else".into(),
             Self::NoTarget => "no user was named".into(),
         }
     }
@@ -248,6 +256,12 @@ pub fn decide(
 ) -> Result<Permit, Refusal> {
     if action.has_target() && target.is_none() {
         return Err(Refusal::NoTarget);
+    }
+    if action == Action::GenerateSet {
+        let own = matches!(actor, Actor::Person { id, .. } if target.is_some_and(|t| t.id == id));
+        if !own {
+            return Err(Refusal::SetsAreOwn);
+        }
     }
     match actor {
         Actor::System => Ok(Permit::Administration),
@@ -285,7 +299,7 @@ fn self_service(action: Action, scopes: &ScopeSet, factor: Factor) -> Result<Per
         Action::EndSessions | Action::ReadSessions => Ok(Permit::SelfService),
         _ if !scopes.contains(BYPASS_CODES_SELF) => Err(Refusal::Scope(&[BYPASS_CODES_SELF])),
         // A code cannot mint more codes, and a password alone cannot mint any.
-        Action::Generate if factor != Factor::Authenticator => {
+        Action::Generate | Action::GenerateSet if factor != Factor::Authenticator => {
             Err(Refusal::NeedsAuthenticatorSignIn)
         }
         _ => Ok(Permit::SelfService),
@@ -365,6 +379,7 @@ mod tests {
             Action::ReadStatus | Action::ReadPolicy => helpdesk || security,
             Action::ChangePolicy | Action::ReadAuditLog => security,
             Action::Approve | Action::ReadRequests => security,
+            Action::GenerateSet => false,
             Action::EndSessions | Action::ReadSessions => (helpdesk && target_plain) || security,
         }
     }
@@ -486,13 +501,15 @@ mod tests {
                 };
                 for action in [
                     Action::Generate,
+                    Action::GenerateSet,
                     Action::Email,
                     Action::Revoke,
                     Action::ReadCodes,
                     Action::ReadAudit,
                 ] {
                     let got = decide(actor, action, Some(target));
-                    let allowed = action != Action::Generate || factor == Factor::Authenticator;
+                    let minting = matches!(action, Action::Generate | Action::GenerateSet);
+                    let allowed = !minting || factor == Factor::Authenticator;
                     assert_eq!(
                         got,
                         if allowed {
@@ -543,6 +560,14 @@ mod tests {
         };
         for action in Action::ALL {
             let t = action.has_target().then_some(target);
+            if action == Action::GenerateSet {
+                // Nobody but the person themselves: not the command line, not a client.
+                let scopes = ScopeSet::parse(BYPASS_CODES_SELF);
+                for actor in [Actor::System, Actor::Client { scopes: &scopes }] {
+                    assert_eq!(decide(actor, action, t), Err(Refusal::SetsAreOwn));
+                }
+                continue;
+            }
             assert_eq!(decide(Actor::System, action, t), Ok(Permit::Administration));
             assert!(decide(Actor::Anonymous, action, t).is_err());
             let nothing = ScopeSet::parse("openid");

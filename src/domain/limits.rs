@@ -70,6 +70,12 @@ pub const CLIENT_AUTH_PER_ADDRESS: Limit = Limit {
     max: 100,
     window: FIFTEEN_MINUTES,
 };
+/// Printable sets one user may make: five an hour (a set is shown once; more is a mistake
+/// or someone holding the hashing slots).
+pub const SAVED_SETS_PER_USER: Limit = Limit {
+    max: 5,
+    window: Duration::from_secs(60 * 60),
+};
 /// Codes sent to be emailed (`…/notifications`) per actor, and per code: whoever holds a
 /// code types it right the first time, so a few tries are plenty.
 pub const CODE_HOLDER: Limit = Limit {
@@ -102,6 +108,8 @@ pub enum LimitKey {
     CodeHolderCode(String),
     /// New sign-in flows per address; `max` comes from the configuration.
     FlowsPerAddress(LimitAddress, Limit),
+    /// Printable sets a user makes (each costs one Argon2 computation per code).
+    SavedSets(UserId),
 }
 
 impl LimitKey {
@@ -156,6 +164,7 @@ impl LimitKey {
             Self::ClientAuthAddress(_) => CLIENT_AUTH_PER_ADDRESS,
             Self::CodeHolderActor(_) | Self::CodeHolderCode(_) => CODE_HOLDER,
             Self::FlowsPerAddress(_, limit) => *limit,
+            Self::SavedSets(_) => SAVED_SETS_PER_USER,
         }
     }
 
@@ -173,6 +182,8 @@ impl LimitKey {
             | Self::PasswordAddress(_)
             | Self::ClientAuthAddress(_)
             | Self::FlowsPerAddress(..) => OnSuccess::GiveBack,
+            // Never settled: every set made counts.
+            Self::SavedSets(_) => OnSuccess::GiveBack,
         }
     }
 
@@ -190,6 +201,7 @@ impl LimitKey {
             Self::CodeHolderActor(actor) => format!("code-holder:actor:{actor}"),
             Self::CodeHolderCode(code) => format!("code-holder:code:{code}"),
             Self::FlowsPerAddress(addr, _) => format!("flows:{addr}"),
+            Self::SavedSets(user) => format!("saved-sets:{user}"),
         }
     }
 }

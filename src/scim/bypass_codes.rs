@@ -54,6 +54,7 @@ pub fn render_code(base: &str, view: &CodeView, code: Option<&str>) -> Value {
         "decidedBy": view.decided_by,
         "decidedAt": view.decided_at.map(format_time),
         "lifetimeMinutes": view.lifetime_minutes,
+        "sendTo": view.send_to,
         "createdBy": view.created_by,
         "lastUsedAt": view.last_used_at.map(format_time),
         "revokedAt": view.revoked_at.map(format_time),

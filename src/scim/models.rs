@@ -260,6 +260,10 @@ pub struct BypassCodeResource {
     /// and the code's expiry will count this lifetime from the approval.
     #[oai(nullable)]
     pub lifetime_minutes: Option<i64>,
+    /// For a code that needed approval: the address the approved code is emailed to, fixed
+    /// at the request (an approval refuses to send it anywhere else).
+    #[oai(nullable)]
+    pub send_to: Option<String>,
     /// `signIn`: the second step of a sign-in (after which the user may replace their
     /// authenticator). `enrolment`: only to set up an authenticator after a reset.
     pub purpose: String,

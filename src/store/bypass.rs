@@ -36,6 +36,7 @@ fn stored(row: bypass_code::Model) -> StoredCode {
         decided_by: row.decided_by,
         decided_at: row.decided_at,
         lifetime_minutes: row.lifetime_minutes,
+        send_to: row.send_to,
     }
 }
 
@@ -105,6 +106,7 @@ fn new_row(code: NewCode) -> bypass_code::ActiveModel {
         decided_by: Set(None),
         decided_at: Set(None),
         lifetime_minutes: Set(code.lifetime_minutes),
+        send_to: Set(code.send_to),
     }
 }
 
@@ -226,6 +228,19 @@ impl BypassCodeRepo for Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let txn = self.db.begin().await?;
+        // A request revoked before anyone approved it is withdrawn.
+        bypass_code::Entity::update_many()
+            .col_expr(
+                bypass_code::Column::Approval,
+                Expr::value(Approval::Withdrawn.as_str()),
+            )
+            .col_expr(bypass_code::Column::DecidedBy, Expr::value(by))
+            .col_expr(bypass_code::Column::DecidedAt, Expr::value(now))
+            .filter(bypass_code::Column::Id.eq(code_id))
+            .filter(bypass_code::Column::Approval.eq(Approval::Pending.as_str()))
+            .filter(bypass_code::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
         let result = bypass_code::Entity::update_many()
             .col_expr(bypass_code::Column::RevokedAt, Expr::value(now))
             .col_expr(bypass_code::Column::RevokedBy, Expr::value(by))
@@ -331,7 +346,7 @@ impl Store {
     }
 
     /// Replaces the user's printable set with `codes` in one transaction: every code of
-    /// the old set still unrevoked is revoked. `None` when a hash collides with another of
+    /// the old set still unrevoked is revoked, and the sign-ins made with them end. `None` when a hash collides with another of
     /// the user's codes (generate the set again).
     pub async fn replace_saved_set(
         &self,
@@ -341,6 +356,19 @@ impl Store {
     ) -> Result<Option<Vec<StoredCode>>, StoreError> {
         let txn = self.db.begin().await?;
         lock_user(&txn, user_id.as_str(), now).await?;
+        let old: Vec<String> = bypass_code::Entity::find()
+            .filter(bypass_code::Column::UserId.eq(user_id.as_str()))
+            .filter(bypass_code::Column::Origin.eq(Origin::SavedSet.as_str()))
+            .filter(bypass_code::Column::RevokedAt.is_null())
+            .all(&txn)
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        // A sign-in made with a code of the old set ends with it, as with any revocation.
+        for id in &old {
+            Store::revoke_code_grants(&txn, id, now).await?;
+        }
         bypass_code::Entity::update_many()
             .col_expr(bypass_code::Column::RevokedAt, Expr::value(now))
             .col_expr(
@@ -484,6 +512,7 @@ mod tests {
                         starts_at: starts.then_some(now + Duration::minutes(1)),
                         approval: pending.then_some(Approval::Pending),
                         lifetime_minutes: None,
+                        send_to: None,
                     };
                     // Inserted while nothing is active yet at an early "now", so the cap never bites.
                     let early = now - Duration::days(365);

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{CodeRequest, CodeStatus, Origin, StoredCode};
+use super::{CodeRequest, CodeStatus, Origin, Policy, StoredCode};
 
 /// How long a request waits for a second person before it lapses (`expired`).
 pub const APPROVAL_WINDOW_HOURS: i64 = 24;
@@ -104,6 +104,11 @@ pub enum DecisionRefused {
     NotPending(CodeStatus),
     /// The request was not approved within [`APPROVAL_WINDOW_HOURS`].
     Lapsed,
+    /// The user's email address is not the one the request named: the code would go
+    /// somewhere the requester may have chosen.
+    AddressChanged,
+    /// The policy no longer allows the code asked for (why).
+    NoLongerAllowed(&'static str),
 }
 
 impl DecisionRefused {
@@ -116,6 +121,10 @@ impl DecisionRefused {
             ),
             Self::Lapsed => format!(
                 "the request was not approved within {APPROVAL_WINDOW_HOURS} hours and has expired; ask for a new code"
+            ),
+            Self::AddressChanged => "the user's email address changed since the code was requested; it is not sent to the new one: reject this request and ask for a new code".into(),
+            Self::NoLongerAllowed(why) => format!(
+                "the policy changed since the request: {why}; reject it and ask for a code the policy allows"
             ),
         }
     }
@@ -175,6 +184,49 @@ pub fn cancellation(
     })
 }
 
+/// Whether the code may still be made and sent: the address the request named is still the
+/// user's, and the policy in force still allows what it asks for.
+pub fn check_still_valid(
+    code: &StoredCode,
+    recipient: Option<&str>,
+    policy: &Policy,
+) -> Result<(), DecisionRefused> {
+    let named = code.send_to.as_deref();
+    if recipient.is_none()
+        || named.is_some_and(|n| !recipient.is_some_and(|r| r.eq_ignore_ascii_case(n)))
+    {
+        return Err(DecisionRefused::AddressChanged);
+    }
+    let origin = Origin::parse(&code.origin).unwrap_or(Origin::HelpDesk);
+    let (enabled, max_uses, max_minutes) = policy.limits(origin);
+    if !enabled {
+        return Err(DecisionRefused::NoLongerAllowed(
+            "generation of these codes is disabled",
+        ));
+    }
+    let too_long = match (code.lifetime_minutes, max_minutes) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(asked), Some(max)) => asked > max,
+    };
+    if too_long {
+        return Err(DecisionRefused::NoLongerAllowed(
+            "the code would live longer than it allows",
+        ));
+    }
+    let too_many = match (code.max_uses, max_uses) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(asked), Some(max)) => asked > max,
+    };
+    if too_many {
+        return Err(DecisionRefused::NoLongerAllowed(
+            "the code would have more uses than it allows",
+        ));
+    }
+    Ok(())
+}
+
 /// When an approved code expires: its lifetime counted from when it starts to work (the
 /// approval, or `startsAt` if that is later).
 pub fn approved_expiry(code: &StoredCode, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -228,6 +280,7 @@ mod tests {
             decided_by: None,
             decided_at: None,
             lifetime_minutes: Some(60),
+            send_to: Some("u@example.com".into()),
         }
     }
 
@@ -291,6 +344,59 @@ mod tests {
             cancellation(&rejected, "user:sec", now()),
             Err(DecisionRefused::NotPending(CodeStatus::Revoked))
         );
+    }
+
+    #[test]
+    fn an_approval_sends_only_to_the_address_named_and_only_what_the_policy_allows_now() {
+        let code = pending("client:desk");
+        let policy = Policy::default();
+        assert_eq!(
+            check_still_valid(&code, Some("U@example.com"), &policy),
+            Ok(())
+        );
+        assert_eq!(
+            check_still_valid(&code, Some("attacker@example.net"), &policy),
+            Err(DecisionRefused::AddressChanged)
+        );
+        assert_eq!(
+            check_still_valid(&code, None, &policy),
+            Err(DecisionRefused::AddressChanged)
+        );
+        let off = Policy {
+            help_desk_generation_enabled: false,
+            ..Policy::default()
+        };
+        assert!(matches!(
+            check_still_valid(&code, Some("u@example.com"), &off),
+            Err(DecisionRefused::NoLongerAllowed(_))
+        ));
+        let capped = Policy {
+            help_desk_max_expiry_minutes: Some(30),
+            ..Policy::default()
+        };
+        assert!(check_still_valid(&code, Some("u@example.com"), &capped).is_err());
+        let forever = StoredCode {
+            lifetime_minutes: None,
+            ..code.clone()
+        };
+        let capped = Policy {
+            help_desk_max_expiry_minutes: Some(600),
+            ..Policy::default()
+        };
+        assert!(check_still_valid(&forever, Some("u@example.com"), &capped).is_err());
+        let once = Policy {
+            help_desk_max_usage: Some(1),
+            ..Policy::default()
+        };
+        assert_eq!(
+            check_still_valid(&code, Some("u@example.com"), &once),
+            Ok(())
+        );
+        let unlimited = StoredCode {
+            max_uses: None,
+            ..code
+        };
+        assert!(check_still_valid(&unlimited, Some("u@example.com"), &once).is_err());
     }
 
     #[test]

@@ -159,6 +159,8 @@ pub struct NewCode {
     /// The lifetime asked for (minutes from the start), kept so an approval counts it from
     /// when the code is made; `None`: never expires.
     pub lifetime_minutes: Option<i64>,
+    /// For a request: where the approved code will be emailed, fixed at the request.
+    pub send_to: Option<String>,
 }
 
 /// A stored code, as the store hands it back.
@@ -185,6 +187,7 @@ pub struct StoredCode {
     pub decided_by: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
     pub lifetime_minutes: Option<i64>,
+    pub send_to: Option<String>,
 }
 
 impl StoredCode {

@@ -216,9 +216,12 @@ fn parse_reason(
                     "\"reason\" must be 1 to {MAX_REASON_CHARS} characters (it has {chars})"
                 )));
             }
-            if text.chars().any(char::is_control) {
+            if text
+                .chars()
+                .any(|c| c.is_control() || is_invisible_format(c))
+            {
                 return Err(invalid(
-                    "\"reason\" must be one line of text, without control characters",
+                    "\"reason\" must be one line of visible text, without control or formatting characters",
                 ));
             }
             Some(text.to_owned())
@@ -230,6 +233,15 @@ fn parse_reason(
         ));
     }
     Ok(reason)
+}
+
+/// Characters that change how text reads without being seen: zero-width ones, direction
+/// overrides and isolates, the byte-order mark, the soft hyphen (Unicode format characters).
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}'
+    )
 }
 
 /// `startsAt`: an RFC 3339 time from now to the policy's `maxStartDelayDays` ahead. A time
@@ -398,6 +410,14 @@ mod tests {
             (json!({"neverExpires": true, "reason": "   "}), "reason"),
             (json!({"neverExpires": true, "reason": long}), "reason"),
             (json!({"neverExpires": true, "reason": "a\nb"}), "reason"),
+            (
+                json!({"neverExpires": true, "reason": "\u{200B}"}),
+                "reason",
+            ),
+            (
+                json!({"neverExpires": true, "reason": "INC-1 \u{202E}gnp.exe"}),
+                "reason",
+            ),
             (json!({"neverExpires": true, "reason": 5}), "reason"),
             (
                 json!({"neverExpires": true, "startsAt": "2026-11-27T11:00:00Z"}),

@@ -27,9 +27,10 @@ pub struct OpenRequest {
 fn refused(why: DecisionRefused) -> ServiceError {
     match why {
         DecisionRefused::OwnRequest => ServiceError::Forbidden(why.message()),
-        DecisionRefused::NotPending(_) | DecisionRefused::Lapsed => {
-            ServiceError::Conflict(why.message())
-        }
+        DecisionRefused::NotPending(_)
+        | DecisionRefused::Lapsed
+        | DecisionRefused::AddressChanged
+        | DecisionRefused::NoLongerAllowed(_) => ServiceError::Conflict(why.message()),
     }
 }
 
@@ -104,14 +105,9 @@ impl BypassCodeService {
         let origin = bypass::Origin::parse(&request.origin).unwrap_or(bypass::Origin::HelpDesk);
         check_purpose(request.purpose, origin, factors, gate)
             .map_err(|why| ServiceError::invalid(why.message(name)))?;
-        if bypass::email_recipient(&user.attributes.emails)
-            .map_err(ServiceError::invalid)?
-            .is_none()
-        {
-            return Err(ServiceError::invalid(format!(
-                "user \"{name}\" has no email address to send the approved code to"
-            )));
-        }
+        let recipient =
+            bypass::email_recipient(&user.attributes.emails).map_err(ServiceError::invalid)?;
+        approval::check_still_valid(&request, recipient, &policy).map_err(refused)?;
         let salt = mfa
             .ok_or_else(|| ServiceError::invalid("the user has no 2-step verification record"))?
             .bypass_salt;

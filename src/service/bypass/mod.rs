@@ -74,6 +74,8 @@ pub struct CodeView {
     pub decided_at: Option<DateTime<Utc>>,
     /// The lifetime asked for, in minutes from the start (`None`: never expires).
     pub lifetime_minutes: Option<i64>,
+    /// For a request: where the approved code is emailed.
+    pub send_to: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -174,6 +176,7 @@ fn view(code: StoredCode, events: &[AuditEntry], now: DateTime<Utc>) -> CodeView
         decided_by: code.decided_by,
         decided_at: code.decided_at,
         lifetime_minutes: code.lifetime_minutes,
+        send_to: code.send_to,
     }
 }
 
@@ -341,6 +344,7 @@ impl BypassCodeService {
         );
         // Refused before a code (or a request) exists, not after. An approved code goes to
         // the user by email, so a request needs an address.
+        let mut send_to = None;
         if request.notify_email || pending {
             let to =
                 bypass::email_recipient(&user.attributes.emails).map_err(ServiceError::invalid)?;
@@ -349,6 +353,7 @@ impl BypassCodeService {
                     "this code needs a second person's approval (approvalRequired), and an approved code is emailed to the user: user \"{name}\" has no email address"
                 )));
             }
+            send_to = to.filter(|_| pending).map(str::to_owned);
         }
         // An administrator's first code may come before any 2-step verification row: its
         // salt hashes the code.
@@ -376,6 +381,7 @@ impl BypassCodeService {
             starts_at: request.starts_at,
             approval: None,
             lifetime_minutes: request.lifetime_minutes,
+            send_to: None,
         };
         if pending {
             // No code yet: a random placeholder no typed code can match, live until the
@@ -383,6 +389,7 @@ impl BypassCodeService {
             let request_row = NewCode {
                 expires_at: Some(approval_deadline(now)),
                 approval: Some(Approval::Pending),
+                send_to: send_to.clone(),
                 ..new_code(rand::random::<[u8; 32]>().to_vec())
             };
             return self
@@ -409,8 +416,11 @@ impl BypassCodeService {
         if request.notify_email {
             // The mail with the code is the alert.
             self.email(&user.attributes, &row, &code, ctx).await?;
-        } else if policy.notify_user_on_issue {
-            self.alert_issued(&row, ctx).await?;
+        } else if policy.notify_user_on_issue
+            && let Err(e) = self.alert_issued(&row, ctx).await
+        {
+            // The code exists and is answered either way; the alert is best-effort.
+            tracing::warn!(code_id = %row.id, error = %e, "the issue alert could not be sent");
         }
         let events = self.store.code_events(&row.id).await?;
         Ok(Issued::Code(Created {

@@ -6,10 +6,11 @@
 use chrono::Utc;
 
 use super::{BypassCodeService, CodeView, view};
-use crate::domain::access::{Action, Permit};
+use crate::domain::access::Action;
 use crate::domain::audit::AuditEvent;
 use crate::domain::bypass::{self, NewCode, Origin, Purpose, check_eligible};
 use crate::domain::ids::UserId;
+use crate::domain::limits::LimitKey;
 use crate::domain::repo::{MfaRepo, UserRepo};
 use crate::domain::secret::Secret;
 use crate::service::alerts::Alert;
@@ -33,15 +34,9 @@ impl BypassCodeService {
         size: Option<i64>,
         ctx: &Context,
     ) -> Result<SavedSet, ServiceError> {
-        let permit = self
-            .access
-            .check(ctx, Action::Generate, Some(user_id))
+        self.access
+            .check(ctx, Action::GenerateSet, Some(user_id))
             .await?;
-        if permit != Permit::SelfService {
-            return Err(ServiceError::Forbidden(
-                "a set of saved codes is made by the user for themselves (My security, /Me), never for someone else".into(),
-            ));
-        }
         let policy = self.policy().await?;
         if bypass::check_generation_allowed(&policy, Origin::SavedSet).is_err() {
             return Err(ServiceError::Forbidden(
@@ -65,6 +60,15 @@ impl BypassCodeService {
         check_eligible(user.is_active(), enrolled, true)
             .map_err(|why| ServiceError::invalid(why.message(&user.attributes.user_name)))?;
         let salt = mfa.map(|m| m.bypass_salt).unwrap_or_default();
+        // Counted whatever happens next: each set costs a computation per code.
+        let key = LimitKey::SavedSets(user_id.clone());
+        if let Err(retry_after) = self.throttle.reserve(vec![key]).await? {
+            return Err(ServiceError::TooMany(
+                "too many sets of saved codes made recently; use the last one, or try again later"
+                    .into(),
+                retry_after,
+            ));
+        }
         let now = Utc::now();
         let expires_at = policy
             .self_service_max_expiry_minutes
@@ -102,6 +106,7 @@ impl BypassCodeService {
                     starts_at: None,
                     approval: None,
                     lifetime_minutes: policy.self_service_max_expiry_minutes,
+                    send_to: None,
                 })
                 .collect();
             let Some(stored) = self.store.replace_saved_set(user_id, rows, now).await? else {

@@ -32,6 +32,7 @@ pub async fn approvals(
                 starts => v.starts_at.map(when),
                 uses => v.max_uses.map_or("unlimited uses".to_owned(), |n| if n == 1 { "usable once".to_owned() } else { format!("usable {n} times") }),
                 enrolment => v.purpose == crate::domain::bypass::Purpose::Enrolment,
+                send_to => v.send_to.clone().unwrap_or_default(),
             }
         })
         .collect();

@@ -8,7 +8,7 @@ use crate::service::bypass::Issued;
 /// The generate form's fields, as typed.
 fn form_values(form: &HashMap<String, String>) -> Value {
     let get = |k: &str| form.get(k).cloned().unwrap_or_default();
-    context! { expiry => get("expiry"), days => get("days"), hours => get("hours"), minutes => get("minutes"), usage => get("usage"), times => get("times"), purpose => get("purpose"), reason => get("reason"), starts => get("starts") }
+    context! { expiry => get("expiry"), days => get("days"), hours => get("hours"), minutes => get("minutes"), usage => get("usage"), times => get("times"), purpose => get("purpose"), reason => get("reason"), starts => get("starts"), notify => get("notify") }
 }
 
 /// The create body the form asks for, or the field that is wrong.
@@ -53,6 +53,10 @@ fn create_body(
             body["maxUsageCount"] = json!(n);
         }
         _ => body["maxUsageCount"] = json!(1),
+    }
+    // The code mail is then the user's only mail about it (no separate alert).
+    if form.get("notify").map(String::as_str) == Some("email") {
+        body["notify"] = json!(["email"]);
     }
     let reason = form.get("reason").map(|r| r.trim()).unwrap_or_default();
     if !reason.is_empty() {
@@ -219,6 +223,24 @@ pub(super) async fn generate_page(
     page(status, body)
 }
 
+/// How the last email of a code went, in words: (sent, failed).
+fn mail_outcome(view: &CodeView) -> (Option<String>, Option<String>) {
+    match view.notifications.last() {
+        Some(n) if n.sent => (
+            Some(format!("Emailed {}.", n.detail.clone().unwrap_or_default())),
+            None,
+        ),
+        Some(n) => (
+            None,
+            Some(format!(
+                "The email could not be sent: {}",
+                n.detail.clone().unwrap_or_default()
+            )),
+        ),
+        None => (None, None),
+    }
+}
+
 /// The code window: the plaintext, shown once here, and the Email button while the console
 /// holds the code sealed in this session.
 struct CodeWindow<'a> {
@@ -265,6 +287,7 @@ fn code_page(session: &ConsoleSession, target: &Target, window: CodeWindow<'_>) 
             frame(session, "Bypass code"),
             context! {
                 user_name, summary, code => code.map(Secret::expose), sent, failed, may_email,
+                reason => view.reason, starts => view.starts_at.filter(|_| view.status == crate::domain::bypass::CodeStatus::Scheduled).map(when),
                 email_action => format!("{}/{}/email", target.email_action_base, view.id), back => target.back,
             },
         ),
@@ -318,24 +341,27 @@ pub(super) async fn generate(
                 Ok(u) => u.attributes.user_name,
                 Err(e) => return failure(e),
             };
-            // Kept sealed for the Email button, so nobody types the code back in.
-            let may_email = match state
-                .console
-                .hold(session, &created.view.id, &created.code)
-                .await
-            {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not hold a generated code for emailing");
-                    false
-                }
-            };
+            // Emailed with the generation ("Email it to the user"), or kept sealed for the
+            // Email button, so nobody types the code back in.
+            let (sent, failed) = mail_outcome(&created.view);
+            let may_email = sent.is_none()
+                && match state
+                    .console
+                    .hold(session, &created.view.id, &created.code)
+                    .await
+                {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not hold a generated code for emailing");
+                        false
+                    }
+                };
             let window = CodeWindow {
                 user_name: &user_name,
                 code: Some(&created.code),
                 view: &created.view,
-                sent: None,
-                failed: None,
+                sent,
+                failed,
                 may_email,
             };
             code_page(session, &target, window)
@@ -466,21 +492,7 @@ pub(super) async fn email(
         Ok(u) => u.attributes.user_name,
         Err(e) => return failure(e),
     };
-    let last = view.notifications.last();
-    let (sent, failed) = match last {
-        Some(n) if n.sent => (
-            Some(format!("Emailed {}.", n.detail.clone().unwrap_or_default())),
-            None,
-        ),
-        Some(n) => (
-            None,
-            Some(format!(
-                "The email could not be sent: {}",
-                n.detail.clone().unwrap_or_default()
-            )),
-        ),
-        None => (None, None),
-    };
+    let (sent, failed) = mail_outcome(&view);
     // Sent: the console lets go of the plaintext. Not sent: it keeps it for another try.
     let retry = failed.is_some();
     if !retry && let Err(e) = state.console.release(session, code_id).await {
