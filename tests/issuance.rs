@@ -1119,7 +1119,7 @@ async fn the_console_takes_a_reason_and_a_start_and_security_administrators_appr
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("trip.tom") && page.body.contains("INC-6 long trip"));
     assert!(
-        page.body.contains("code goes to trip.tom@example.com"),
+        page.body.contains("Sent to") && page.body.contains("trip.tom@example.com"),
         "{}",
         page.body
     );
@@ -1145,6 +1145,51 @@ async fn the_console_takes_a_reason_and_a_start_and_security_administrators_appr
     assert_eq!(
         events_named(&events, "approved")[0]["actor"],
         format!("user:{security_id}")
+    );
+
+    // The policy page sets the controls (an unticked box is off).
+    let policy_page = security.get("/console/policy").await;
+    assert!(
+        policy_page.body.contains("name=\"approvalRequired\""),
+        "{}",
+        policy_page.body
+    );
+    let saved = security
+        .post(
+            "/console/policy",
+            &[
+                ("csrf", &csrf(&policy_page)),
+                ("helpDeskGenerationEnabled", "true"),
+                ("selfServiceGenerationEnabled", "true"),
+                ("approvalRequired", "always"),
+                ("reasonRequired", "true"),
+                ("maxStartDelayDays", "7"),
+                ("notifyUserOnUse", "true"),
+                ("selfServiceSetSize", "5"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 200, "{}", saved.body);
+    let (_, policy, _) = app
+        .scim(Method::GET, "/BypassCodeSettings", &admin, None)
+        .await;
+    assert_eq!(
+        (
+            &policy["approvalRequired"],
+            &policy["reasonRequired"],
+            &policy["maxStartDelayDays"],
+            &policy["notifyUserOnIssue"],
+            &policy["notifyUserOnUse"],
+            &policy["selfServiceSetSize"],
+        ),
+        (
+            &json!("always"),
+            &json!(true),
+            &json!(7),
+            &json!(false),
+            &json!(true),
+            &json!(5)
+        )
     );
     app.stop().await;
 }

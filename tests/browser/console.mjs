@@ -213,14 +213,14 @@ try {
   check((await desk_page.locator("main").innerText()).includes("For lost.phone."), "the dialog names the user it is for");
   // Keyboard: the dialog's controls are reached with Tab.
   const focused = new Set();
-  for (let i = 0; i < 20; i++) {
+  for (let i = 0; i < 30; i++) {
     await desk_page.keyboard.press("Tab");
     focused.add(await desk_page.evaluate(() => {
       const el = document.activeElement;
       return el?.id || (el?.tagName === "BUTTON" ? el.textContent.trim() : el?.tagName);
     }));
   }
-  check(["days", "hours", "minutes", "times", "Generate"].every((id) => focused.has(id)), `keyboard reaches every field (${[...focused].join(", ")})`);
+  check(["days", "hours", "minutes", "times", "reason", "starts", "Generate"].every((id) => focused.has(id)), `keyboard reaches every field (${[...focused].join(", ")})`);
   // 2. Expires in 1 hour, usable 2 times.
   await desk_page.getByLabel("Expires in").check();
   await desk_page.getByLabel("Days").fill("0");
@@ -228,6 +228,7 @@ try {
   await desk_page.getByLabel("Minutes").fill("0");
   await desk_page.getByLabel("Number of times").check();
   await desk_page.getByLabel("Times", { exact: true }).fill("2");
+  await desk_page.getByLabel("Reason or ticket").fill("INC-4711 phone lost on a trip");
   await shot(desk_page, "04-generate-dialog");
   await desk_page.setViewportSize({ width: 1280, height: 900 });
   await shot(desk_page, "04-generate-dialog-desktop");
@@ -238,6 +239,7 @@ try {
   check(/^\d{4}(-\d{4}){2}$/.test(code), `the code window shows a grouped code (${code.replace(/\d/g, "•")})`);
   const window = await desk_page.locator("main").innerText();
   check(window.includes("For lost.phone:") && window.includes("usable 2 times"), "the code window names the user and says usable 2 times");
+  check(window.includes("Reason: INC-4711 phone lost on a trip"), "the code window shows the reason");
   await shot(desk_page, "05-code-window");
   await desk_page.setViewportSize({ width: 1280, height: 900 });
   await shot(desk_page, "05-code-window-desktop");
@@ -257,16 +259,25 @@ try {
   const third = await rpSignIn(caller, fromMail, "08-rp-used-up");
   check(third.text?.includes("used up"), "the third use is refused: used up");
 
-  // 4. Never expires + Unlimited.
+  // 4. Never expires + Unlimited, starting a minute from now: under the default policy it
+  // waits for a second person (approved below by the security administrator).
   await desk_page.goto(`${base}/console/users/${caller.id}/generate`);
   await desk_page.getByLabel("Never expires").check();
   await desk_page.getByLabel("Unlimited").check();
+  await desk_page.getByLabel("Reason or ticket").fill("INC-4712 travelling for a month");
+  await desk_page.getByLabel("Valid from (optional, UTC)").fill("2001-01-01T09:00");
   await desk_page.getByRole("button", { name: "Generate" }).click();
-  const forever = await desk_page.locator("#code").inputValue();
-  check((await desk_page.locator("main").innerText()).includes("never expires, unlimited uses"), "never expires + unlimited");
-  await shot(desk_page, "09-code-never-unlimited");
-  const again = await rpSignIn(caller, forever, "10-rp-unlimited");
-  check(again.claims?.amr?.includes("bypass_code"), "the unlimited code signs in");
+  const startError = await desk_page.locator("#starts-error").innerText();
+  check(startError.includes("Valid from") && startError.includes("past"), `a start in the past is a field error (${startError})`);
+  await audit(desk_page, "generate with a start error");
+  await shot(desk_page, "09-start-in-the-past");
+  await desk_page.getByLabel("Valid from (optional, UTC)").fill("");
+  await desk_page.getByRole("button", { name: "Generate" }).click();
+  const waiting = await desk_page.locator("main").innerText();
+  check(waiting.includes("Sent for approval") && !/\d{4}-\d{4}-\d{4}/.test(waiting), "never expires + unlimited is sent for approval, with no code");
+  await audit(desk_page, "sent for approval");
+  await shot(desk_page, "09-sent-for-approval");
+  check((await desk_page.goto(`${base}/console/approvals`)).status() === 403, "the help desk has no Approvals page");
 
   // 5. A policy limit shows as a field error.
   await scim("PUT", "/BypassCodeSettings", { helpDeskMaxUsage: 3 });
@@ -278,6 +289,7 @@ try {
   check(fieldError.includes("Unlimited is not allowed") && fieldError.includes("at most 3 uses"), `the usage field says why (${fieldError})`);
   await audit(desk_page, "generate with a field error");
   await shot(desk_page, "11-field-error");
+  await scim("PUT", "/BypassCodeSettings", {});
 
   // 7. Someone without a role: a clear 403.
   const plain_page = await fresh();
@@ -300,6 +312,28 @@ try {
   await sec_page.goto(`${base}/console/policy`);
   await signInWithTotp(sec_page, sec);
   await sec_page.waitForURL(`${base}/console/policy`);
+  // Approvals: the request from step 4, with where the code will go; Approve mails it to the
+  // user, and only the user's mail holds it.
+  await sec_page.getByRole("link", { name: "Approvals" }).click();
+  const requests = await sec_page.locator("main").innerText();
+  check(requests.includes("lost.phone") && requests.includes("INC-4712 travelling for a month") && requests.includes("Sent to") && requests.includes("lost.phone@example.com"), "Approvals lists the request, its reason and where the code goes");
+  await audit(sec_page, "approvals");
+  await shot(sec_page, "27-approvals");
+  await sec_page.setViewportSize({ width: 1280, height: 900 });
+  await shot(sec_page, "27-approvals-desktop");
+  await sec_page.setViewportSize({ width: 400, height: 900 });
+  const before = new Set(fs.readdirSync(path.join(dataDir, "outbox")));
+  await sec_page.getByRole("button", { name: "Approve the code for lost.phone" }).click();
+  const approved = await sec_page.locator("main").innerText();
+  check(approved.includes("Approved") && !/\d{4}-\d{4}-\d{4}/.test(approved), "Approve answers without showing the code");
+  await shot(sec_page, "28-approved");
+  const approvedMail = fs.readdirSync(path.join(dataDir, "outbox")).filter((f) => !before.has(f))
+    .map((f) => fs.readFileSync(path.join(dataDir, "outbox", f), "utf8").replace(/=\r?\n/g, ""));
+  const forever = approvedMail.map((m) => m.match(/\d{4}-\d{4}-\d{4}/)?.[0]).find(Boolean);
+  check(approvedMail.length === 1 && Boolean(forever), "the approved code is mailed to the user, once");
+  const again = await rpSignIn(caller, forever, "10-rp-unlimited");
+  check(again.claims?.amr?.includes("bypass_code"), "the approved unlimited code signs in");
+  await sec_page.goto(`${base}/console/policy`);
   await audit(sec_page, "policy");
   await sec_page.getByLabel("Most uses per code (empty: no limit)").first().fill("4");
   await sec_page.getByRole("button", { name: "Save policy" }).click();
@@ -338,6 +372,19 @@ try {
   await shot(self_page, "13-my-code");
   const ownUse = await rpSignIn(self, own, "14-rp-own-code");
   check(ownUse.claims?.amr?.includes("bypass_code"), "the self-service code signs in");
+  // Codes to print: a set shown once, on a page that prints without the console around it.
+  await self_page.goto(`${base}/account`);
+  await self_page.getByRole("button", { name: "Generate a set of codes to print" }).click();
+  const printed = await self_page.locator("ol.codes li").allInnerTexts();
+  check(printed.length === 10 && printed.every((c) => /^\d{4}-\d{4}-\d{4}$/.test(c.trim())), `a set of 10 codes to print (${printed.length})`);
+  await audit(self_page, "codes to print");
+  await shot(self_page, "29-codes-to-print");
+  await self_page.emulateMedia({ media: "print" });
+  check(!(await self_page.locator("header.bar").isVisible()) && (await self_page.locator(".saved-set").isVisible()), "printed, the page shows the codes without the console around them");
+  await shot(self_page, "29-codes-to-print-printed");
+  await self_page.emulateMedia({ media: "screen" });
+  const saved = await rpSignIn(self, printed[3].trim(), "30-rp-saved-code");
+  check(saved.claims?.amr?.includes("bypass_code"), "a printed code signs in");
 
   const csp = (await self_page.goto(`${base}/account`)).headers()["content-security-policy"] ?? "";
   check(csp.includes("default-src 'none'") && !csp.includes("unsafe-inline"), `strict CSP (${csp})`);

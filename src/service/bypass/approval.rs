@@ -21,6 +21,8 @@ use crate::store::bypass::ApproveOutcome;
 /// An open request with the name of the user it is for (the approvals page).
 pub struct OpenRequest {
     pub user_name: String,
+    /// Who asked, in words: a person's user name, or `client <id>`.
+    pub requested_by: String,
     pub view: CodeView,
 }
 
@@ -216,9 +218,17 @@ impl BypassCodeService {
                 Some(user) => user.attributes.user_name,
                 None => continue,
             };
+            let requested_by = match row.created_by.strip_prefix("user:") {
+                Some(id) => match self.store.get_user(&UserId::new(id)).await? {
+                    Some(user) => user.attributes.user_name,
+                    None => row.created_by.clone(),
+                },
+                None => row.created_by.replacen(':', " ", 1),
+            };
             let events = self.store.code_events(&row.id).await?;
             requests.push(OpenRequest {
                 user_name,
+                requested_by,
                 view: view(row, &events, now),
             });
         }

@@ -190,6 +190,8 @@ pub async fn policy_save(
         "selfServiceMaxUsage",
         "selfServiceMaxExpiryMinutes",
         "bypassSessionMaxMinutes",
+        "maxStartDelayDays",
+        "selfServiceSetSize",
     ] {
         let text = form.get(name).map(|v| v.trim()).unwrap_or_default();
         if text.is_empty() {
@@ -205,13 +207,18 @@ pub async fn policy_save(
         };
         body.insert(name.to_owned(), value);
     }
-    if let Some(mode) = form.get("authenticatorReplacement") {
-        body.insert("authenticatorReplacement".into(), json!(mode));
+    for name in ["authenticatorReplacement", "approvalRequired"] {
+        if let Some(mode) = form.get(name) {
+            body.insert(name.into(), json!(mode));
+        }
     }
     for name in [
         "helpDeskGenerationEnabled",
         "selfServiceGenerationEnabled",
         "reenrolmentRequiresCode",
+        "reasonRequired",
+        "notifyUserOnIssue",
+        "notifyUserOnUse",
     ] {
         body.insert(
             name.to_owned(),

@@ -24,7 +24,7 @@ pub async fn approvals(
             context! {
                 user_name => r.user_name, user_link => user_path(v.user_id.as_str()),
                 action => format!("{}/codes/{}", approval_base(v.user_id.as_str()), v.id),
-                requested_by => v.created_by, own => v.created_by == me,
+                requested_by => r.requested_by, own => v.created_by == me,
                 requested => when(v.created_at),
                 lapses => v.expires_at.map(when).unwrap_or_default(),
                 reason => v.reason.clone().unwrap_or_default(),

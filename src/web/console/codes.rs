@@ -1,7 +1,7 @@
 //! Generating, emailing and revoking a user's bypass codes: the help desk's pages, and the
 //! form and code window that My security shares.
 use super::*;
-use crate::domain::bypass::Purpose;
+use crate::domain::bypass::{ApprovalRequired, Purpose};
 use crate::domain::enrolment::CodeGate;
 use crate::service::bypass::Issued;
 
@@ -127,7 +127,17 @@ fn limits(policy: &Policy, origin: Origin) -> Value {
             policy.self_service_max_usage,
         ),
     };
+    let approval = match (origin, policy.approval_required) {
+        (Origin::HelpDesk, ApprovalRequired::Unbounded) => Some(
+            "A code that never expires or has unlimited uses, and any code for an administrator, waits for a second person's approval; it is then emailed to the user.",
+        ),
+        (Origin::HelpDesk, ApprovalRequired::Always) => {
+            Some("Every code waits for a second person's approval; it is then emailed to the user.")
+        }
+        _ => None,
+    };
     context! {
+        approval,
         expiry => expiry.map_or("Policy: any expiry, or never.".to_owned(), |m| format!("Policy: at most {m} minutes ({}); never is not allowed.", human_minutes(m))),
         usage => usage.map_or("Policy: any number of uses, or unlimited.".to_owned(), |n| format!("Policy: at most {n} use{}; unlimited is not allowed.", if n == 1 { "" } else { "s" })),
     }
@@ -325,16 +335,35 @@ pub(super) async fn generate(
         .await
     {
         Ok(Issued::Pending(view)) => {
-            let when = view.expires_at.map_or(String::new(), |t| {
-                format!(" If nobody approves it by {}, it expires.", when(t))
-            });
-            message(
-                StatusCode::ACCEPTED,
-                "Sent for approval",
-                &format!(
-                    "The policy needs a second person for this code. A security administrator sees the request under Approvals; once approved, the code is made and emailed to the user, and nobody, you included, sees it.{when}"
+            let user_name = match state.users.get(&target.user_id).await {
+                Ok(u) => u.attributes.user_name,
+                Err(e) => return failure(e),
+            };
+            let summary = format!(
+                "{}, {}",
+                view.max_uses
+                    .map_or("unlimited uses".to_owned(), |n| if n == 1 {
+                        "usable once".to_owned()
+                    } else {
+                        format!("usable {n} times")
+                    }),
+                view.lifetime_minutes
+                    .map_or("never expires".to_owned(), |m| format!(
+                        "expires {} after approval",
+                        human_minutes(m)
+                    )),
+            );
+            let body = render(
+                "pending.html",
+                merged(
+                    frame(session, "Sent for approval"),
+                    context! {
+                        user_name, summary, reason => view.reason, send_to => view.send_to,
+                        lapses => view.expires_at.map(when), back => target.back,
+                    },
                 ),
-            )
+            );
+            page(StatusCode::ACCEPTED, body)
         }
         Ok(Issued::Code(created)) => {
             let user_name = match state.users.get(&target.user_id).await {
