@@ -9,19 +9,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::rp::*;
-use common::{TestApp, assert_scim_error, create_code, decode_mail, enrolled_user, user_body};
+use common::{TestApp, assert_scim_error, audit_of, create_code, enrolled_user, outbox, user_body};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-fn outbox(app: &TestApp) -> Vec<String> {
-    let dir = app.data_dir.path().join("outbox");
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .map(|e| decode_mail(&std::fs::read_to_string(e.unwrap().path()).unwrap()))
-        .collect()
-}
 
 /// The outbox once it holds `count` mails (alerts on use are sent after the sign-in goes
 /// on), waiting at most five seconds.
@@ -55,17 +45,6 @@ async fn put_policy(app: &TestApp, token: &str, members: Value) {
         .scim(Method::PUT, "/BypassCodeSettings", token, Some(members))
         .await;
     assert_eq!(status, 200, "{body}");
-}
-
-async fn audit_events(app: &TestApp, token: &str, user_id: &str) -> Vec<Value> {
-    let filter = format!("userId eq \"{user_id}\"");
-    let path = format!(
-        "/AuditEvents?count=200&filter={}",
-        url::form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>()
-    );
-    let (status, body, _) = app.scim(Method::GET, &path, token, None).await;
-    assert_eq!(status, 200, "{body}");
-    body["Resources"].as_array().unwrap().clone()
 }
 
 fn events_named<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
@@ -209,7 +188,7 @@ async fn a_reason_goes_with_the_code_everywhere_and_the_policy_can_require_one()
             .iter()
             .any(|c| c["reason"] == reason && c.get("code").is_none())
     );
-    let events = audit_events(&app, &admin, &user_id).await;
+    let events = audit_of(&app, &admin, &user_id).await;
     assert!(
         events_named(&events, "generated")
             .iter()
@@ -279,7 +258,7 @@ async fn a_scheduled_code_works_only_from_its_start_and_its_expiry_counts_from_t
         )
         .await;
     assert_eq!(scheduled["totalResults"], 1, "{scheduled}");
-    let events = audit_events(&app, &admin, &user_id).await;
+    let events = audit_of(&app, &admin, &user_id).await;
     assert!(
         events_named(&events, "failed")
             .iter()
@@ -361,7 +340,7 @@ async fn an_unbounded_code_waits_for_a_second_person_and_only_the_user_ever_sees
     assert!(headers["location"].to_str().unwrap().ends_with(&id));
     assert!(codes_in(&pending.to_string()).is_empty());
     assert!(outbox(&app).is_empty(), "nothing is mailed before approval");
-    let events = audit_events(&app, &admin, &user_id).await;
+    let events = audit_of(&app, &admin, &user_id).await;
     assert_eq!(events_named(&events, "approval_requested").len(), 1);
     assert!(events_named(&events, "generated").is_empty());
     assert!(codes_in(&serde_json::to_string(&events).unwrap()).is_empty());
@@ -418,7 +397,7 @@ async fn an_unbounded_code_waits_for_a_second_person_and_only_the_user_ever_sees
     );
     let codes = codes_in(&mails[0]);
     assert_eq!(codes.len(), 1, "{}", mails[0]);
-    let events = audit_events(&app, &admin, &user_id).await;
+    let events = audit_of(&app, &admin, &user_id).await;
     let approved_events = events_named(&events, "approved");
     assert_eq!(approved_events.len(), 1);
     assert_eq!(approved_events[0]["actor"], format!("client:{approver_id}"));
@@ -460,7 +439,7 @@ async fn requests_are_withdrawn_rejected_lapse_and_are_approved_once() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["approval"], "rejected");
     assert_eq!(body["decidedBy"], format!("client:{approver_id}"));
-    let events = audit_events(&app, &admin, &user_id).await;
+    let events = audit_of(&app, &admin, &user_id).await;
     assert_eq!(events_named(&events, "withdrawn").len(), 1);
     assert_eq!(events_named(&events, "rejected").len(), 1);
 
@@ -718,7 +697,7 @@ async fn the_user_hears_of_each_code_generated_for_them_and_each_sign_in_with_on
     // The use alert is recorded once its mail went.
     let mut alerts = 0;
     for _ in 0..50 {
-        let events = audit_events(&app, &admin, &user_id).await;
+        let events = audit_of(&app, &admin, &user_id).await;
         alerts = events_named(&events, "alert_emailed").len();
         if alerts == 2 {
             break;
@@ -1141,7 +1120,7 @@ async fn the_console_takes_a_reason_and_a_start_and_security_administrators_appr
         .filter(|m| m.contains("trip.tom@example.com") && !codes_in(m).is_empty())
         .collect();
     assert_eq!(code_mail.len(), 1, "{mails:?}");
-    let events = audit_events(&app, &admin, &target).await;
+    let events = audit_of(&app, &admin, &target).await;
     assert_eq!(
         events_named(&events, "approved")[0]["actor"],
         format!("user:{security_id}")

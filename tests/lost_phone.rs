@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bypass_idp::domain::repo::MfaRepo;
 use bypass_idp::domain::totp;
 use common::rp::*;
-use common::{TestApp, create_code, enrolled_user, user_body};
+use common::{TestApp, audit_of, create_code, enrolled_user, outbox, user_body};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -86,27 +86,6 @@ fn is_offer(page: &Page) -> bool {
     page.status == 200
         && page.body.contains("action=\"/oauth2/signin/replace\"")
         && page.body.contains("value=\"setup\"")
-}
-
-fn outbox(app: &TestApp) -> Vec<String> {
-    let dir = app.data_dir.path().join("outbox");
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .map(|e| common::decode_mail(&std::fs::read_to_string(e.unwrap().path()).unwrap()))
-        .collect()
-}
-
-async fn audit_of(app: &TestApp, token: &str, user_id: &str) -> Vec<Value> {
-    let filter = format!("userId eq \"{user_id}\"");
-    let path = format!(
-        "/AuditEvents?count=200&filter={}",
-        url::form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>()
-    );
-    let (status, body, _) = app.scim(Method::GET, &path, token, None).await;
-    assert_eq!(status, 200, "{body}");
-    body["Resources"].as_array().unwrap().clone()
 }
 
 async fn totp_status(app: &TestApp, token: &str, user_id: &str) -> String {

@@ -766,3 +766,22 @@ async fn a_deactivated_user_loses_self_service_at_once() {
     common::assert_scim_error(status, &body, 401, None);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_username_field_is_empty_without_a_login_hint_and_prefilled_with_one() {
+    let app = TestApp::spawn().await;
+    let rp = register(&app, false, false).await;
+    for (hint, value) in [(None, ""), (Some("ada.lovelace"), "ada.lovelace")] {
+        let browser = Browser::new(&app);
+        let started = start(&app, &rp).await;
+        let url = match hint {
+            Some(hint) => format!("{}&login_hint={hint}", started.auth_url),
+            None => started.auth_url.clone(),
+        };
+        assert_eq!(browser.get(&url).await.status, 303);
+        let form = browser.get("/oauth2/signin").await;
+        let field = format!("name=\"username\" value=\"{value}\"");
+        assert!(form.body.contains(&field), "{hint:?}: {}", form.body);
+    }
+    app.stop().await;
+}

@@ -421,3 +421,27 @@ pub fn decode_mail(message: &str) -> String {
     }
     text
 }
+
+/// The outbox's mails, decoded (see [`decode_mail`]), in no particular order.
+pub fn outbox(app: &TestApp) -> Vec<String> {
+    let dir = app.data_dir.path().join("outbox");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .map(|e| decode_mail(&std::fs::read_to_string(e.unwrap().path()).unwrap()))
+        .collect()
+}
+
+/// A user's events from the audit log (`/AuditEvents`, newest first); `token` needs
+/// `audit:read`.
+pub async fn audit_of(app: &TestApp, token: &str, user_id: &str) -> Vec<Value> {
+    let filter = format!("userId eq \"{user_id}\"");
+    let path = format!(
+        "/AuditEvents?count=200&filter={}",
+        url::form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>()
+    );
+    let (status, body, _) = app.scim(reqwest::Method::GET, &path, token, None).await;
+    assert_eq!(status, 200, "{body}");
+    body["Resources"].as_array().expect("Resources").clone()
+}

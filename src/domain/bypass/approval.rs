@@ -240,11 +240,7 @@ mod tests {
     use crate::domain::bypass::Purpose;
     use crate::domain::ids::UserId;
 
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-27T12:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
-    }
+    use crate::domain::bypass::test_now as now;
 
     fn request(lifetime: Option<i64>, uses: Option<i64>) -> CodeRequest {
         CodeRequest {

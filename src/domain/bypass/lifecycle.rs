@@ -214,11 +214,7 @@ mod tests {
 
     use super::*;
 
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-27T12:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
-    }
+    use crate::domain::bypass::test_now as now;
 
     fn state() -> CodeState {
         CodeState {

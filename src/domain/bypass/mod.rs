@@ -205,6 +205,14 @@ pub fn email_recipient(emails: &[Email]) -> Result<Option<&str>, &'static str> {
     }
 }
 
+/// The fixed time the rules' unit tests run at.
+#[cfg(test)]
+pub(crate) fn test_now() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339("2026-11-27T12:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -290,11 +290,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-27T12:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
-    }
+    use crate::domain::bypass::test_now as now;
 
     fn create(body: Value) -> Result<CodeRequest, ScimViolation> {
         parse_create(&body, &Policy::default(), Origin::HelpDesk, now())

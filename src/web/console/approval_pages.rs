@@ -28,7 +28,7 @@ pub async fn approvals(
                 requested => when(v.created_at),
                 lapses => v.expires_at.map(when).unwrap_or_default(),
                 reason => v.reason.clone().unwrap_or_default(),
-                lifetime => v.lifetime_minutes.map_or("never expires".to_owned(), |m| format!("expires {} after approval", human(m))),
+                lifetime => v.lifetime_minutes.map_or("never expires".to_owned(), |m| format!("expires {} after approval", super::codes::human_minutes(m))),
                 starts => v.starts_at.map(when),
                 uses => v.max_uses.map_or("unlimited uses".to_owned(), |n| if n == 1 { "usable once".to_owned() } else { format!("usable {n} times") }),
                 enrolment => v.purpose == crate::domain::bypass::Purpose::Enrolment,
@@ -59,16 +59,6 @@ fn approval_base(user_id: &str) -> String {
 
 fn url_part(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
-
-fn human(minutes: i64) -> String {
-    let (d, h, m) = (minutes / 1440, minutes % 1440 / 60, minutes % 60);
-    [(d, "day"), (h, "hour"), (m, "minute")]
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, unit)| format!("{n} {unit}{}", if *n == 1 { "" } else { "s" }))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Approve or reject one request (`decision` is `approve` or `reject`).

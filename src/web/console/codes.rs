@@ -143,7 +143,7 @@ fn limits(policy: &Policy, origin: Origin) -> Value {
     }
 }
 
-fn human_minutes(minutes: i64) -> String {
+pub(super) fn human_minutes(minutes: i64) -> String {
     let (d, h, m) = (minutes / 1440, minutes % 1440 / 60, minutes % 60);
     [(d, "day"), (h, "hour"), (m, "minute")]
         .iter()
