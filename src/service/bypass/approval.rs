@@ -4,7 +4,8 @@
 
 use chrono::Utc;
 
-use super::{BypassCodeService, CodeView, Issued, describe_request, view};
+use super::create::describe_request;
+use super::{BypassCodeService, CodeView, Issued, view};
 use crate::domain::access::Action;
 use crate::domain::audit::AuditEvent;
 use crate::domain::bypass::approval::{self, Cancel, DecisionRefused};
