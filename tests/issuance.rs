@@ -545,7 +545,18 @@ async fn requests_are_withdrawn_rejected_lapse_and_are_approved_once() {
     );
     put_policy(&app, &admin, json!({})).await;
 
-    // Revoking a request withdraws it.
+    // Revoking someone else's request is rejecting it: the help desk alone may not.
+    let (_, other_desk) = client_with(&app, "bypass_codes:manage").await;
+    let (status, body, _) = app
+        .scim(
+            Method::DELETE,
+            &format!("/Users/{user_id}/bypassCodes/{fresh}"),
+            &other_desk,
+            None,
+        )
+        .await;
+    assert_scim_error(status, &body, 403, None);
+    // Revoking a request withdraws it (its requester).
     let (status, _, _) = app
         .scim(
             Method::DELETE,
@@ -1138,6 +1149,7 @@ async fn the_console_takes_a_reason_and_a_start_and_security_administrators_appr
             "/console/policy",
             &[
                 ("csrf", &csrf(&policy_page)),
+                ("shown", "helpDeskGenerationEnabled selfServiceGenerationEnabled reenrolmentRequiresCode reasonRequired notifyUserOnIssue notifyUserOnUse"),
                 ("helpDeskGenerationEnabled", "true"),
                 ("selfServiceGenerationEnabled", "true"),
                 ("approvalRequired", "always"),
@@ -1169,6 +1181,33 @@ async fn the_console_takes_a_reason_and_a_start_and_security_administrators_appr
             &json!(true),
             &json!(5)
         )
+    );
+    // A page from before these controls (no list of its boxes, none of their fields)
+    // changes what it shows and leaves them as they are.
+    let stale = security
+        .post(
+            "/console/policy",
+            &[
+                ("csrf", &csrf(&policy_page)),
+                ("codeLength", "11"),
+                ("helpDeskGenerationEnabled", "true"),
+                ("selfServiceGenerationEnabled", "true"),
+                ("reenrolmentRequiresCode", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(stale.status, 200, "{}", stale.body);
+    let (_, policy, _) = app
+        .scim(Method::GET, "/BypassCodeSettings", &admin, None)
+        .await;
+    assert_eq!(policy["codeLength"], 11);
+    assert_eq!(
+        (
+            &policy["approvalRequired"],
+            &policy["reasonRequired"],
+            &policy["notifyUserOnUse"]
+        ),
+        (&json!("always"), &json!(true), &json!(true))
     );
     app.stop().await;
 }

@@ -182,7 +182,7 @@ impl LimitKey {
             | Self::PasswordAddress(_)
             | Self::ClientAuthAddress(_)
             | Self::FlowsPerAddress(..) => OnSuccess::GiveBack,
-            // Never settled: every set made counts.
+            // The service never settles it: every set made counts for the hour.
             Self::SavedSets(_) => OnSuccess::GiveBack,
         }
     }

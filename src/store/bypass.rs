@@ -228,19 +228,6 @@ impl BypassCodeRepo for Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let txn = self.db.begin().await?;
-        // A request revoked before anyone approved it is withdrawn.
-        bypass_code::Entity::update_many()
-            .col_expr(
-                bypass_code::Column::Approval,
-                Expr::value(Approval::Withdrawn.as_str()),
-            )
-            .col_expr(bypass_code::Column::DecidedBy, Expr::value(by))
-            .col_expr(bypass_code::Column::DecidedAt, Expr::value(now))
-            .filter(bypass_code::Column::Id.eq(code_id))
-            .filter(bypass_code::Column::Approval.eq(Approval::Pending.as_str()))
-            .filter(bypass_code::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await?;
         let result = bypass_code::Entity::update_many()
             .col_expr(bypass_code::Column::RevokedAt, Expr::value(now))
             .col_expr(bypass_code::Column::RevokedBy, Expr::value(by))

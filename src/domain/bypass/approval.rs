@@ -190,12 +190,23 @@ pub fn check_still_valid(
     code: &StoredCode,
     recipient: Option<&str>,
     policy: &Policy,
+    now: DateTime<Utc>,
 ) -> Result<(), DecisionRefused> {
-    let named = code.send_to.as_deref();
-    if recipient.is_none()
-        || named.is_some_and(|n| !recipient.is_some_and(|r| r.eq_ignore_ascii_case(n)))
-    {
+    let same = match (code.send_to.as_deref(), recipient) {
+        (Some(named), Some(current)) => named.eq_ignore_ascii_case(current),
+        _ => false,
+    };
+    if !same {
         return Err(DecisionRefused::AddressChanged);
+    }
+    if policy.reason_required && code.reason.is_none() {
+        return Err(DecisionRefused::NoLongerAllowed("a reason is now required"));
+    }
+    let latest = now + Duration::days(policy.max_start_delay_days as i64);
+    if code.starts_at.is_some_and(|at| at > latest) {
+        return Err(DecisionRefused::NoLongerAllowed(
+            "the start is further ahead than it allows",
+        ));
     }
     let origin = Origin::parse(&code.origin).unwrap_or(Origin::HelpDesk);
     let (enabled, max_uses, max_minutes) = policy.limits(origin);
@@ -346,6 +357,43 @@ mod tests {
     fn an_approval_sends_only_to_the_address_named_and_only_what_the_policy_allows_now() {
         let code = pending("client:desk");
         let policy = Policy::default();
+        let check_still_valid = |code: &StoredCode, to: Option<&str>, policy: &Policy| {
+            super::check_still_valid(code, to, policy, now())
+        };
+        let unnamed = StoredCode {
+            send_to: None,
+            ..code.clone()
+        };
+        assert_eq!(
+            check_still_valid(&unnamed, Some("u@example.com"), &policy),
+            Err(DecisionRefused::AddressChanged)
+        );
+        let strict = Policy {
+            reason_required: true,
+            ..Policy::default()
+        };
+        let no_reason = StoredCode {
+            reason: None,
+            ..code.clone()
+        };
+        assert!(check_still_valid(&no_reason, Some("u@example.com"), &strict).is_err());
+        assert_eq!(
+            check_still_valid(&code, Some("u@example.com"), &strict),
+            Ok(())
+        );
+        let later = StoredCode {
+            starts_at: Some(now() + Duration::days(10)),
+            ..code.clone()
+        };
+        let soon_only = Policy {
+            max_start_delay_days: 7,
+            ..Policy::default()
+        };
+        assert!(check_still_valid(&later, Some("u@example.com"), &soon_only).is_err());
+        assert_eq!(
+            check_still_valid(&later, Some("u@example.com"), &policy),
+            Ok(())
+        );
         assert_eq!(
             check_still_valid(&code, Some("U@example.com"), &policy),
             Ok(())

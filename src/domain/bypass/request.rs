@@ -239,8 +239,11 @@ fn parse_reason(
 /// overrides and isolates, the byte-order mark, the soft hyphen (Unicode format characters).
 fn is_invisible_format(c: char) -> bool {
     matches!(c,
-        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}'
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E0FFF}'
     )
 }
 
@@ -415,6 +418,18 @@ mod tests {
                 "reason",
             ),
             (json!({"neverExpires": true, "reason": 5}), "reason"),
+            (
+                json!({"neverExpires": true, "reason": "a\u{2028}b"}),
+                "reason",
+            ),
+            (
+                json!({"neverExpires": true, "reason": "\u{3164}"}),
+                "reason",
+            ),
+            (
+                json!({"neverExpires": true, "reason": "INC\u{E0041}"}),
+                "reason",
+            ),
             (
                 json!({"neverExpires": true, "startsAt": "2026-11-27T11:00:00Z"}),
                 "past",

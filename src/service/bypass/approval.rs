@@ -110,7 +110,7 @@ impl BypassCodeService {
             .map_err(|why| ServiceError::invalid(why.message(name)))?;
         let recipient =
             bypass::email_recipient(&user.attributes.emails).map_err(ServiceError::invalid)?;
-        approval::check_still_valid(&request, recipient, &policy).map_err(refused)?;
+        approval::check_still_valid(&request, recipient, &policy, now).map_err(refused)?;
         let salt = mfa
             .ok_or_else(|| ServiceError::invalid("the user has no 2-step verification record"))?
             .bypass_salt;

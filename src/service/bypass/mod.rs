@@ -343,7 +343,8 @@ impl BypassCodeService {
         Ok(self.store.user_events(user_id, 200).await?)
     }
 
-    /// Revokes a code; revoking twice is not an error. The code stays, for audit.
+    /// Revokes a code; revoking twice is not an error. The code stays, for audit. A request
+    /// still waiting for approval is withdrawn or rejected instead ([`Self::cancel_request`]).
     pub async fn revoke(
         &self,
         user_id: &UserId,
@@ -353,8 +354,14 @@ impl BypassCodeService {
         self.access
             .check(ctx, Action::Revoke, Some(user_id))
             .await?;
-        self.find(user_id, code_id).await?;
+        let row = self.find(user_id, code_id).await?;
         let now = Utc::now();
+        if row.state().status(now) == CodeStatus::PendingApproval {
+            // A request is withdrawn by its requester and rejected by an approver, under
+            // the approval rule, whichever door closes it.
+            self.cancel_request(user_id, code_id, ctx).await?;
+            return Ok(());
+        }
         if self
             .store
             .revoke_code(code_id, &ctx.actor_label(), now)

@@ -128,7 +128,10 @@ impl BypassCodeService {
             }
             if policy.notify_user_on_issue {
                 let alert = Alert::SetIssued { size: stored.len() };
-                self.alerts.send(user_id, alert, now, ctx).await?;
+                // The set is made and answered either way; the alert is best-effort.
+                if let Err(e) = self.alerts.send(user_id, alert, now, ctx).await {
+                    tracing::warn!(error = %e, "the saved-set alert could not be sent");
+                }
             }
             return Ok(SavedSet {
                 codes: plaintexts

@@ -180,8 +180,16 @@ pub async fn policy_save(
     if !csrf_ok(&session, &form) {
         return forged();
     }
-    // The form in the API's shape: numbers as numbers, an empty limit as no limit.
-    let mut body = serde_json::Map::new();
+    let current = match state.bypass.policy().await {
+        Ok(p) => p,
+        Err(e) => return failure(e),
+    };
+    // The policy in force, with what the form sends over it: numbers as numbers, an empty
+    // limit as no limit, an empty number as it was. A member the form does not show (a page
+    // older than the member) keeps its value, so saving an old page changes nothing else.
+    let serde_json::Value::Object(mut body) = current.to_json() else {
+        return failure(ServiceError::bug("the policy's API form is an object"));
+    };
     for name in [
         "codeLength",
         "maxActive",
@@ -193,10 +201,13 @@ pub async fn policy_save(
         "maxStartDelayDays",
         "selfServiceSetSize",
     ] {
-        let text = form.get(name).map(|v| v.trim()).unwrap_or_default();
+        let Some(text) = form.get(name).map(|v| v.trim()) else {
+            continue;
+        };
+        let limit = name.ends_with("MaxUsage") || name.ends_with("MaxExpiryMinutes");
         if text.is_empty() {
-            // An empty limit is no limit; an empty number without a switch takes its default.
-            if name.ends_with("MaxUsage") || name.ends_with("MaxExpiryMinutes") {
+            if limit {
+                body.remove(name);
                 body.insert(unlimited_member(name), json!(true));
             }
             continue;
@@ -205,6 +216,9 @@ pub async fn policy_save(
             Ok(n) => json!(n),
             Err(_) => json!(text),
         };
+        if limit {
+            body.remove(&unlimited_member(name));
+        }
         body.insert(name.to_owned(), value);
     }
     for name in ["authenticatorReplacement", "approvalRequired"] {
@@ -212,6 +226,12 @@ pub async fn policy_save(
             body.insert(name.into(), json!(mode));
         }
     }
+    // A box not ticked sends nothing: the form lists the boxes it shows (a page from before
+    // the list showed these three).
+    let shown = form.get("shown").map_or(
+        "helpDeskGenerationEnabled selfServiceGenerationEnabled reenrolmentRequiresCode",
+        String::as_str,
+    );
     for name in [
         "helpDeskGenerationEnabled",
         "selfServiceGenerationEnabled",
@@ -220,15 +240,13 @@ pub async fn policy_save(
         "notifyUserOnIssue",
         "notifyUserOnUse",
     ] {
-        body.insert(
-            name.to_owned(),
-            json!(form.get(name).is_some_and(|v| v == "true")),
-        );
+        if shown.split_whitespace().any(|n| n == name) {
+            body.insert(
+                name.to_owned(),
+                json!(form.get(name).is_some_and(|v| v == "true")),
+            );
+        }
     }
-    let current = match state.bypass.policy().await {
-        Ok(p) => p,
-        Err(e) => return failure(e),
-    };
     let body = serde_json::Value::Object(body);
     match state
         .bypass

@@ -25,6 +25,7 @@ pub async fn approvals(
                 user_name => r.user_name, user_link => user_path(v.user_id.as_str()),
                 action => format!("{}/codes/{}", approval_base(v.user_id.as_str()), v.id),
                 requested_by => r.requested_by, own => v.created_by == me,
+                for_me => v.user_id == session.user_id,
                 requested => when(v.created_at),
                 lapses => v.expires_at.map(when).unwrap_or_default(),
                 reason => v.reason.clone().unwrap_or_default(),
@@ -95,6 +96,20 @@ pub async fn decide(
         }
     };
     match result {
+        Ok(view) if notice == "approved" && !view.notifications.last().is_some_and(|n| n.sent) => {
+            let why = view
+                .notifications
+                .last()
+                .and_then(|n| n.detail.clone())
+                .unwrap_or_default();
+            message(
+                StatusCode::OK,
+                "Approved, not sent",
+                &format!(
+                    "The code was made, but the email to the user could not be sent ({why}). Nobody holds the code: revoke it on the user's page and ask for a new one."
+                ),
+            )
+        }
         Ok(_) => see_other(&format!("/console/approvals?notice={notice}")),
         Err(ServiceError::Forbidden(detail)) => {
             message(StatusCode::FORBIDDEN, "Not allowed", &detail)
