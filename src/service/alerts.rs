@@ -38,6 +38,8 @@ pub enum Alert {
     CodeUsed {
         application: String,
         remaining: Option<i64>,
+        /// For a code of a printable set: how many of the set still work.
+        saved_left: Option<u64>,
     },
 }
 
@@ -115,10 +117,12 @@ impl Alert {
             Self::CodeUsed {
                 application,
                 remaining,
+                saved_left,
             } => {
                 let mut facts = vec![("Application", application.clone())];
-                if let Some(left) = remaining {
-                    facts.push(("Uses left", left.to_string()));
+                match saved_left {
+                    Some(left) => facts.push(("Saved codes left", left.to_string())),
+                    None => facts.extend(remaining.map(|left| ("Uses left", left.to_string()))),
                 }
                 facts
             }

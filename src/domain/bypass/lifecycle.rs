@@ -122,6 +122,12 @@ impl Rejection {
         }
     }
 
+    /// Whether the typed code was the user's own live code, refused only for when or where it
+    /// was typed (not a failed guess).
+    pub fn is_right_code(self) -> bool {
+        matches!(self, Self::NotYet(_) | Self::EnrolmentOnly)
+    }
+
     /// The refusal for a code found in `status` (which is not active): a code that is still
     /// active when its use could not be recorded was used up by a concurrent attempt. A
     /// request waiting for approval has no code, so nothing typed can be it.

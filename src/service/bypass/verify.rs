@@ -59,7 +59,9 @@ impl BypassCodeService {
         let now = Utc::now();
         match &attempt.outcome {
             VerifyOutcome::Accepted {
-                code_id, remaining, ..
+                code_id,
+                remaining,
+                saved_left,
             } => {
                 events::bypass_code_used();
                 self.guard.succeeded(ticket).await?;
@@ -71,6 +73,7 @@ impl BypassCodeService {
                             .as_ref()
                             .map_or("this service".to_owned(), |c| c.as_str().to_owned()),
                         remaining: *remaining,
+                        saved_left: *saved_left,
                     };
                     // The sign-in does not wait for the mail server.
                     self.alerts.send_later(user_id, alert, now, ctx);
@@ -88,7 +91,13 @@ impl BypassCodeService {
                 .await?;
             }
             VerifyOutcome::Rejected(rejection) => {
-                drop(ticket);
+                if rejection.is_right_code() {
+                    // The code is the user's and live, refused only for when or where it
+                    // was typed: that proves possession, it is no guess.
+                    self.guard.succeeded(ticket).await?;
+                } else {
+                    drop(ticket);
+                }
                 events::bypass_code_failed(rejection.as_str());
                 let reason = rejection.as_str().to_owned();
                 let code_id = attempt.code_id.as_deref();
