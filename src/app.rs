@@ -389,6 +389,10 @@ pub fn routes(state: Arc<AppState>, edge: Edge) -> impl Endpoint {
             form(post(crate::oidc::signin::replace)),
         )
         .at(
+            "/oauth2/signin/continue",
+            form(post(crate::oidc::signin::notice_read)),
+        )
+        .at(
             "/oauth2/signin/replace/confirm",
             form(post(crate::oidc::signin::replace_confirm)),
         )

@@ -895,8 +895,30 @@ async fn a_printable_set_replaces_the_last_one_and_the_sign_in_counts_down() {
     let (_, page) = code_step(&app, &rp, "printer", &second_codes[2]).await;
     assert!(page.body.contains("used up"), "{}", page.body);
 
+    // Where the policy offers no new authenticator, the sign-in stops to say it.
+    put_policy(&app, &admin, json!({"authenticatorReplacement": "off"})).await;
+    let (status, third, _) = make(json!({"size": 2})).await;
+    assert_eq!(status, 201, "{third}");
+    let code = third["codes"][0].as_str().unwrap();
+    let (browser, page) = code_step(&app, &rp, "printer", code).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("You have 1 saved code left"),
+        "{}",
+        page.body
+    );
+    let done = browser
+        .post("/oauth2/signin/continue", &[("csrf", &csrf(&page))])
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(done.location.unwrap().starts_with(&rp.redirect));
+    let again = browser
+        .post("/oauth2/signin/continue", &[("csrf", &csrf(&page))])
+        .await;
+    assert_ne!(again.status, 303, "a finished sign-in stays finished");
+
     // Five sets an hour: the sixth is refused before any hashing.
-    for _ in 0..3 {
+    for _ in 0..2 {
         assert_eq!(make(json!({"size": 1})).await.0, 201);
     }
     let (status, body, _) = make(json!({"size": 1})).await;

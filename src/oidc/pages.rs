@@ -33,6 +33,7 @@ pub fn step_page(
             ("Set up a new authenticator app", "replace_setup")
         }
         Step::Replace { .. } => ("Set up a new authenticator app?", "replace_offer"),
+        Step::SavedCodesLow { .. } => ("Your saved codes are running out", "saved_low"),
         Step::Authenticated { .. } => ("Signed in", "done"),
     };
     let gate = match &flow.step {

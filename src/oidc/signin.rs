@@ -313,6 +313,33 @@ pub async fn replace(
     }
 }
 
+/// "Continue" after the page that says how few saved codes are left.
+#[handler]
+pub async fn notice_read(
+    Data(state): Data<&Arc<AppState>>,
+    Data(addr): Data<&ClientAddr>,
+    jar: &CookieJar,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let (id, browser) = match form_flow(state, jar, &form) {
+        Ok(found) => found,
+        Err(page) => return *page,
+    };
+    match state
+        .signin
+        .notice_read(
+            &id,
+            field(&form, "csrf"),
+            &context(addr),
+            browser.as_deref(),
+        )
+        .await
+    {
+        Ok(next) => render(state, next, false, jar),
+        Err(err) => page_failure(err),
+    }
+}
+
 #[handler]
 pub async fn replace_confirm(
     Data(state): Data<&Arc<AppState>>,

@@ -57,6 +57,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("approvals.html", include_str!("templates/approvals.html")),
         ("saved_set.html", include_str!("templates/saved_set.html")),
         ("pending.html", include_str!("templates/pending.html")),
+        ("saved_left.html", include_str!("templates/saved_left.html")),
         ("audit.html", include_str!("templates/audit.html")),
         ("reset.html", include_str!("templates/reset.html")),
         ("replace.html", include_str!("templates/replace.html")),

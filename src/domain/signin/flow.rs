@@ -45,6 +45,15 @@ pub enum Step {
         #[serde(default)]
         setup: Option<String>,
     },
+    /// Signed in with a code of the user's printable set, and few of the set are left
+    /// (`Flow::saved_codes_left`), where no offer to set up a new authenticator says so: the
+    /// page says it before the sign-in goes on.
+    SavedCodesLow {
+        user_id: UserId,
+        auth_time: i64,
+        amr: Vec<String>,
+        bypass_code: String,
+    },
     /// An authenticator was just set up, but the client needs 2-step verification: a factor
     /// set up during a sign-in proves nothing about that sign-in, so the person signs in
     /// again (password, then the new factor). Waits for the password like [`Step::Password`].
@@ -237,6 +246,52 @@ impl Flow {
         Ok(self)
     }
 
+    /// A sign-in with a saved code, with few of the set left and nothing else to show: it
+    /// stops to say so (`Flow::saved_codes_left`), once.
+    pub fn saved_codes_low(self) -> Result<Self, IllegalStep> {
+        let Step::Authenticated {
+            user_id,
+            auth_time,
+            amr,
+            bypass_code: Some(bypass_code),
+        } = self.step
+        else {
+            return Err(IllegalStep);
+        };
+        Ok(Self {
+            step: Step::SavedCodesLow {
+                user_id,
+                auth_time,
+                amr,
+                bypass_code,
+            },
+            ..self
+        })
+    }
+
+    /// "Continue" after the saved codes notice.
+    pub fn notice_read(self) -> Result<Self, IllegalStep> {
+        let Step::SavedCodesLow {
+            user_id,
+            auth_time,
+            amr,
+            bypass_code,
+        } = self.step
+        else {
+            return Err(IllegalStep);
+        };
+        Ok(Self {
+            step: Step::Authenticated {
+                user_id,
+                auth_time,
+                amr,
+                bypass_code: Some(bypass_code),
+            },
+            saved_codes_left: None,
+            ..self
+        })
+    }
+
     /// "Not now": the sign-in goes on with the old authenticator, unless the policy
     /// requires replacing it.
     pub fn replacement_skipped(self) -> Result<Self, IllegalStep> {
@@ -338,6 +393,7 @@ impl Flow {
             | Step::EnrolCode { user_id, .. }
             | Step::Enroll { user_id, .. }
             | Step::Replace { user_id, .. }
+            | Step::SavedCodesLow { user_id, .. }
             | Step::Authenticated { user_id, .. } => Some(user_id),
         }
     }
@@ -396,6 +452,21 @@ mod tests {
             panic!()
         };
         assert_eq!(acr_for(amr), ACR_MFA);
+        // Few saved codes left: the sign-in stops once to say so, then goes on as it was.
+        let mut low = done.clone();
+        low.saved_codes_left = Some(1);
+        let stopped = low.saved_codes_low().unwrap();
+        assert!(matches!(stopped.step, Step::SavedCodesLow { .. }));
+        assert_eq!(stopped.clone().saved_codes_low(), Err(IllegalStep));
+        let read = stopped.notice_read().unwrap();
+        assert_eq!(read.step, done.step);
+        assert_eq!(read.saved_codes_left, None);
+        assert_eq!(
+            totp.saved_codes_low(),
+            Err(IllegalStep),
+            "no code, no notice"
+        );
+        assert_eq!(done.notice_read(), Err(IllegalStep));
     }
 
     #[test]

@@ -563,6 +563,13 @@ impl SignInService {
         };
         let mut flow = flow.map_err(|e| ServiceError::internal("sign-in step", e))?;
         flow.saved_codes_left = saved_left.filter(|left| *left <= SAVED_CODES_WARNING);
+        // With no offer to set up a new authenticator to say it on, the sign-in stops to
+        // say how few saved codes are left.
+        if flow.saved_codes_left.is_some() && matches!(flow.step, Step::Authenticated { .. }) {
+            flow = flow
+                .saved_codes_low()
+                .map_err(|e| ServiceError::internal("sign-in step", e))?;
+        }
         self.advance(id, flow, None, ctx, browser).await
     }
 

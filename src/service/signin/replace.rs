@@ -222,3 +222,25 @@ impl SignInService {
         })
     }
 }
+
+impl SignInService {
+    /// "Continue" after the page that says how few saved codes are left.
+    pub async fn notice_read(
+        &self,
+        id: &str,
+        csrf: &str,
+        ctx: &Context,
+        browser: Option<&str>,
+    ) -> Result<Next, ServiceError> {
+        let flow = match self.checked(id, csrf).await? {
+            Ok(flow) => flow,
+            Err(next) => return Ok(next),
+        };
+        let flow = match flow.clone().notice_read() {
+            Ok(next) => next,
+            // A form of another step: show where the flow stands.
+            Err(_) => flow,
+        };
+        self.advance(id, flow, None, ctx, browser).await
+    }
+}
