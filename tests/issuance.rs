@@ -100,15 +100,7 @@ async fn approval(
 /// Password, then a bypass code, in a new browser: the browser and the page after the code.
 async fn code_step(app: &TestApp, rp: &Rp, user: &str, code: &str) -> (Browser, Page) {
     let browser = Browser::new(app);
-    let started = start(app, rp).await;
-    password_step(&browser, &started.auth_url, user, PASSWORD).await;
-    let form = browser.get("/oauth2/signin?method=bypass").await;
-    let page = browser
-        .post(
-            "/oauth2/signin/bypass",
-            &[("csrf", &csrf(&form)), ("code", code)],
-        )
-        .await;
+    let (_, page) = code_sign_in(app, &browser, rp, user, code).await;
     (browser, page)
 }
 

@@ -113,26 +113,6 @@ async fn set_policy(app: &TestApp, token: &str, mut members: Value) {
     assert_eq!(status, 200, "{body}");
 }
 
-/// Password, then a bypass code, in `browser`: the page after the code.
-async fn code_sign_in(
-    app: &TestApp,
-    browser: &Browser,
-    rp: &Rp,
-    user: &str,
-    code: &str,
-) -> (Started, Page) {
-    let started = start(app, rp).await;
-    password_step(browser, &started.auth_url, user, PASSWORD).await;
-    let form = browser.get("/oauth2/signin?method=bypass").await;
-    let page = browser
-        .post(
-            "/oauth2/signin/bypass",
-            &[("csrf", &csrf(&form)), ("code", code)],
-        )
-        .await;
-    (started, page)
-}
-
 /// The amr of the ID token a finished sign-in's code gives.
 async fn amr_of(app: &TestApp, rp: &Rp, started: &Started, page: &Page) -> Vec<String> {
     let code = code_from(page, app, rp, &started.state);

@@ -506,3 +506,23 @@ pub async fn console_sign_in(
     }
     (browser, page)
 }
+
+/// Password, then a bypass code, in `browser`: the page after the code.
+pub async fn code_sign_in(
+    app: &TestApp,
+    browser: &Browser,
+    rp: &Rp,
+    user: &str,
+    code: &str,
+) -> (Started, Page) {
+    let started = start(app, rp).await;
+    password_step(browser, &started.auth_url, user, PASSWORD).await;
+    let form = browser.get("/oauth2/signin?method=bypass").await;
+    let page = browser
+        .post(
+            "/oauth2/signin/bypass",
+            &[("csrf", &csrf(&form)), ("code", code)],
+        )
+        .await;
+    (started, page)
+}
