@@ -370,7 +370,7 @@ impl BypassCodesApi {
         Data(state): Data<&Arc<AppState>>,
         remote: Data<&ClientAddr>,
         id: Path<String>,
-        /// Only `status eq "active"|"expired"|"exhausted"|"revoked"`.
+        /// Only `status eq "active"|"scheduled"|"pendingApproval"|"expired"|"exhausted"|"revoked"`.
         filter: Query<Option<String>>,
     ) -> Result<CodeListResponse, ScimError> {
         let subject = Subject::named(state, &auth, remote.0, id.0).await?;
@@ -583,7 +583,7 @@ impl MeApi {
         auth: ScimBearer,
         Data(state): Data<&Arc<AppState>>,
         remote: Data<&ClientAddr>,
-        /// Only `status eq "active"|"expired"|"exhausted"|"revoked"`.
+        /// Only `status eq "active"|"scheduled"|"pendingApproval"|"expired"|"exhausted"|"revoked"`.
         filter: Query<Option<String>>,
     ) -> Result<CodeListResponse, ScimError> {
         let subject = Subject::me(state, &auth, remote.0).await?;
