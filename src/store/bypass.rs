@@ -343,30 +343,12 @@ impl Store {
     ) -> Result<Option<Vec<StoredCode>>, StoreError> {
         let txn = self.db.begin().await?;
         lock_user(&txn, user_id.as_str(), now).await?;
-        let old: Vec<String> = bypass_code::Entity::find()
-            .filter(bypass_code::Column::UserId.eq(user_id.as_str()))
-            .filter(bypass_code::Column::Origin.eq(Origin::SavedSet.as_str()))
-            .filter(bypass_code::Column::RevokedAt.is_null())
-            .all(&txn)
-            .await?
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
+        let by = format!("user:{}", user_id.as_str());
+        let old = Store::revoke_user_codes(&txn, user_id, Some(Origin::SavedSet), &by, now).await?;
         // A sign-in made with a code of the old set ends with it, as with any revocation.
         for id in &old {
             Store::revoke_code_grants(&txn, id, now).await?;
         }
-        bypass_code::Entity::update_many()
-            .col_expr(bypass_code::Column::RevokedAt, Expr::value(now))
-            .col_expr(
-                bypass_code::Column::RevokedBy,
-                Expr::value(format!("user:{}", user_id.as_str())),
-            )
-            .filter(bypass_code::Column::UserId.eq(user_id.as_str()))
-            .filter(bypass_code::Column::Origin.eq(Origin::SavedSet.as_str()))
-            .filter(bypass_code::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await?;
         let mut rows = Vec::with_capacity(codes.len());
         for code in codes {
             match new_row(code)
@@ -397,21 +379,22 @@ impl Store {
             .await?)
     }
 
-    /// Revokes every unrevoked code of a user and returns their ids.
+    /// Revokes every unrevoked code of a user (of one origin only, if given) and returns
+    /// their ids.
     pub async fn revoke_user_codes<C: ConnectionTrait>(
         db: &C,
         user_id: &UserId,
+        origin: Option<Origin>,
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
-        let ids: Vec<String> = bypass_code::Entity::find()
+        let mut find = bypass_code::Entity::find()
             .filter(bypass_code::Column::UserId.eq(user_id.as_str()))
-            .filter(bypass_code::Column::RevokedAt.is_null())
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
+            .filter(bypass_code::Column::RevokedAt.is_null());
+        if let Some(origin) = origin {
+            find = find.filter(bypass_code::Column::Origin.eq(origin.as_str()));
+        }
+        let ids: Vec<String> = find.all(db).await?.into_iter().map(|c| c.id).collect();
         if !ids.is_empty() {
             bypass_code::Entity::update_many()
                 .col_expr(bypass_code::Column::RevokedAt, Expr::value(now))

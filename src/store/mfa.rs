@@ -44,7 +44,7 @@ impl MfaRepo for Store {
             .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
             .exec(&txn)
             .await?;
-        let revoked = Store::revoke_user_codes(&txn, user_id, by, now).await?;
+        let revoked = Store::revoke_user_codes(&txn, user_id, None, by, now).await?;
         Store::revoke_user_grants(&txn, user_id, now).await?;
         txn.commit().await?;
         Ok(revoked)

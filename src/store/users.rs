@@ -254,7 +254,7 @@ impl UserRepo for Store {
             };
         }
         // The user's codes stay, revoked, for the audit trail.
-        let revoked = Store::revoke_user_codes(&txn, id, by, Utc::now()).await?;
+        let revoked = Store::revoke_user_codes(&txn, id, None, by, Utc::now()).await?;
         Store::revoke_user_grants(&txn, id, Utc::now()).await?;
         txn.commit().await?;
         Ok(revoked)
