@@ -234,15 +234,26 @@ impl Alerts {
     /// Who acted on `user_id`'s account, in words for them: a person by their user name,
     /// an application by its client id.
     pub async fn describe(&self, ctx: &Context, user_id: &UserId) -> Result<String, ServiceError> {
+        let words = self.actor_words(&ctx.actor_label()).await?;
         Ok(match &ctx.actor {
             Actor::User(id) if id == user_id => "you, on your account page".to_owned(),
-            Actor::User(id) => match self.store.get_user(id).await? {
-                Some(user) => format!("{} (help desk)", user.attributes.user_name),
-                None => "a help-desk administrator".to_owned(),
+            Actor::User(_) => format!("{words} (help desk)"),
+            _ => words,
+        })
+    }
+
+    /// An actor label (`user:<id>`, `client:<id>`, `system`, `anonymous`) in words: a
+    /// person by their user name (the label itself if they are gone), an application by its
+    /// client id.
+    pub async fn actor_words(&self, label: &str) -> Result<String, ServiceError> {
+        Ok(match label.split_once(':') {
+            Some(("user", id)) => match self.store.get_user(&UserId::new(id)).await? {
+                Some(user) => user.attributes.user_name,
+                None => label.to_owned(),
             },
-            Actor::Client(id) => format!("the application \"{id}\""),
-            Actor::System => "an operator of the service".to_owned(),
-            Actor::Anonymous => "someone unknown".to_owned(),
+            Some(("client", id)) => format!("the application \"{id}\""),
+            _ if label == "system" => "an operator of the service".to_owned(),
+            _ => "someone unknown".to_owned(),
         })
     }
 }

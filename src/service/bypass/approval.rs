@@ -2,6 +2,8 @@
 //! `bypass_codes:approve` approves it; only then is the code made, and it goes to the user
 //! by email, so no administrator ever sees it.
 
+use std::collections::HashMap;
+
 use chrono::Utc;
 
 use super::create::describe_request;
@@ -22,7 +24,7 @@ use crate::store::bypass::ApproveOutcome;
 /// An open request with the name of the user it is for (the approvals page).
 pub struct OpenRequest {
     pub user_name: String,
-    /// Who asked, in words: a person's user name, or `client <id>`.
+    /// Who asked, in words: a person's user name, or `the application "<id>"`.
     pub requested_by: String,
     pub view: CodeView,
 }
@@ -214,23 +216,26 @@ impl BypassCodeService {
         self.access.check(ctx, Action::ReadRequests, None).await?;
         let now = Utc::now();
         let mut requests = Vec::new();
+        // A help desk asks for many codes: each requester is looked up once.
+        let mut requesters: HashMap<String, String> = HashMap::new();
         for row in self.store.open_requests(now, 200).await? {
             let user_name = match self.store.get_user(&row.user_id).await? {
                 Some(user) => user.attributes.user_name,
                 None => continue,
             };
-            let requested_by = match row.created_by.strip_prefix("user:") {
-                Some(id) => match self.store.get_user(&UserId::new(id)).await? {
-                    Some(user) => user.attributes.user_name,
-                    None => row.created_by.clone(),
-                },
-                None => row.created_by.replacen(':', " ", 1),
+            let requested_by = match requesters.get(&row.created_by) {
+                Some(words) => words.clone(),
+                None => {
+                    let words = self.alerts.actor_words(&row.created_by).await?;
+                    requesters.insert(row.created_by.clone(), words.clone());
+                    words
+                }
             };
-            let events = self.store.code_events(&row.id).await?;
+            // No code exists yet, so none was emailed: a request has no notifications.
             requests.push(OpenRequest {
                 user_name,
                 requested_by,
-                view: view(row, &events, now),
+                view: view(row, &[], now),
             });
         }
         Ok(requests)
