@@ -55,11 +55,7 @@ pub async fn approvals(
 }
 
 fn approval_base(user_id: &str) -> String {
-    format!("/console/approvals/{}", url_part(user_id))
-}
-
-fn url_part(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+    format!("/console/approvals/{}", path_part(user_id))
 }
 
 /// Approve or reject one request (`decision` is `approve` or `reject`).

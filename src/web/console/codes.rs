@@ -167,10 +167,7 @@ pub(super) fn target_for(session: &ConsoleSession, id: Option<String>) -> Target
     // the page shows their limits and sends its forms to My security.
     match id.filter(|id| id != session.user_id.as_str()) {
         Some(id) => {
-            let base = format!(
-                "/console/users/{}",
-                url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
-            );
+            let base = user_path(&id);
             Target {
                 user_id: UserId::new(id),
                 origin: Origin::HelpDesk,

@@ -341,9 +341,11 @@ fn when(time: chrono::DateTime<chrono::Utc>) -> String {
     time.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
+/// Text as one segment of a console path.
+fn path_part(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
 fn user_path(id: &str) -> String {
-    format!(
-        "/console/users/{}",
-        url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
-    )
+    format!("/console/users/{}", path_part(id))
 }

@@ -59,10 +59,7 @@ pub async fn user_page(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let path = format!(
-        "/console/users/{}",
-        url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
-    );
+    let path = user_path(&id);
     let session = or_respond!(permitted(state, jar, &path, Some(USERS_READ)).await);
     let user_id = UserId::new(id);
     let found = match state.users.get(&user_id).await {
