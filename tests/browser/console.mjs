@@ -279,6 +279,9 @@ try {
   check(waiting.includes("Sent for approval") && !CODE.test(waiting), "never expires + unlimited is sent for approval, with no code");
   await audit(desk_page, "sent for approval");
   await shot(desk_page, "09-sent-for-approval");
+  await desk_page.setViewportSize({ width: 1280, height: 900 });
+  await shot(desk_page, "09-sent-for-approval-desktop");
+  await desk_page.setViewportSize({ width: 400, height: 900 });
   check((await desk_page.goto(`${base}/console/approvals`)).status() === 403, "the help desk has no Approvals page");
 
   // 5. A policy limit shows as a field error.
@@ -387,6 +390,19 @@ try {
   await self_page.emulateMedia({ media: "screen" });
   const saved = await rpSignIn(self, printed[3].trim(), "30-rp-saved-code");
   check(saved.claims?.amr?.includes("bypass_code"), "a printed code signs in");
+  await self_page.setViewportSize({ width: 1280, height: 900 });
+  await self_page.goto(`${base}/account`);
+  await self_page.getByRole("button", { name: "Generate a set of codes to print" }).click();
+  await shot(self_page, "29-codes-to-print-desktop");
+  await self_page.setViewportSize({ width: 400, height: 900 });
+  // With no offer of a new authenticator, the sign-in stops to say the set is running out.
+  await scim("PUT", "/BypassCodeSettings", { authenticatorReplacement: "off", selfServiceSetSize: 2 });
+  await self_page.goto(`${base}/account`);
+  await self_page.getByRole("button", { name: "Generate a set of codes to print" }).click();
+  const pair = await self_page.locator("ol.codes li").allInnerTexts();
+  const low = await rpSignIn(self, pair[0].trim(), "31-saved-codes-low");
+  check(low.text?.includes("You have 1 saved code left"), "the sign-in says one saved code is left");
+  await scim("PUT", "/BypassCodeSettings", {});
 
   const csp = (await self_page.goto(`${base}/account`)).headers()["content-security-policy"] ?? "";
   check(csp.includes("default-src 'none'") && !csp.includes("unsafe-inline"), `strict CSP (${csp})`);
