@@ -512,7 +512,7 @@ async fn discovery_documents_advertise_what_is_supported() {
     assert_eq!(status, 200);
     assert_eq!(spc["patch"]["supported"], true);
     assert_eq!(spc["bulk"]["supported"], false);
-    assert_eq!(spc["sort"]["supported"], false);
+    assert_eq!(spc["sort"]["supported"], true);
     assert_eq!(spc["etag"]["supported"], true);
     assert_eq!(spc["filter"]["maxResults"], 200);
     let (_, types, _) = app.scim(Method::GET, "/ResourceTypes", &token, None).await;

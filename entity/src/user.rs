@@ -31,6 +31,8 @@ pub struct Model {
     pub name_family_lower: Option<String>,
     pub name_given_lower: Option<String>,
     pub display_name_lower: Option<String>,
+    /// The primary address (or else the first), lower-cased: what `sortBy=emails` orders by.
+    pub email_lower: Option<String>,
     /// Unassigned (NULL) when a SCIM client removed it; only false blocks sign-in.
     pub active: Option<bool>,
     /// Require 2-step verification at every sign-in; `None`: unassigned (no).

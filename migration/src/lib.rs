@@ -14,6 +14,7 @@ mod m20261206_000007_access;
 mod m20261207_000008_sessions;
 mod m20261208_000009_reenrolment;
 mod m20261210_000010_issuance;
+mod m20261214_000011_sort;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000008_sessions::Migration),
             Box::new(m20261208_000009_reenrolment::Migration),
             Box::new(m20261210_000010_issuance::Migration),
+            Box::new(m20261214_000011_sort::Migration),
         ]
     }
 }

@@ -15,8 +15,9 @@ use super::audit::{AuditEntry, AuditQuery};
 use super::bypass::{NewCode, StoredCode};
 use super::ids::{ClientId, GroupId, UserId};
 use super::oauth::{Client, Grant, RefreshToken, StoredKey};
-use super::scim::group::{Group, GroupChange, GroupFilter, GroupWrite};
-use super::scim::user::{User, UserAttributes, UserFilter};
+use super::scim::group::{Group, GroupChange, GroupField, GroupFilter, GroupWrite};
+use super::scim::search::Sort;
+use super::scim::user::{User, UserAttributes, UserField, UserFilter};
 use super::totp::MfaRecord;
 
 /// How to change the stored password hash.
@@ -90,10 +91,12 @@ pub trait UserRepo {
         by: &str,
     ) -> Result<Vec<String>, Self::Error>;
 
-    /// Lists users matching a filter, oldest first; `start_index` is 1-based as in SCIM.
+    /// Lists users matching a filter, in `sort` order and then oldest first; `start_index`
+    /// is 1-based as in SCIM.
     async fn list_users(
         &self,
         filter: Option<&UserFilter>,
+        sort: Option<Sort<UserField>>,
         start_index: u64,
         count: u64,
     ) -> Result<UserPage, Self::Error>;
@@ -222,6 +225,9 @@ pub trait MfaRepo {
     /// streak has reached `cap`; false then. A success resets the streak.
     async fn reserve_mfa_attempt(&self, user_id: &UserId, cap: i32) -> Result<bool, Self::Error>;
 
+    /// Takes back one attempt counted by `reserve_mfa_attempt` that was never checked.
+    async fn release_mfa_attempt(&self, user_id: &UserId) -> Result<(), Self::Error>;
+
     async fn reset_mfa_failures(&self, user_id: &UserId) -> Result<(), Self::Error>;
 }
 
@@ -300,10 +306,12 @@ pub trait GroupRepo {
         with_members: bool,
     ) -> Result<Option<Group>, Self::Error>;
 
-    /// Lists groups matching a filter, oldest first; `start_index` is 1-based as in SCIM.
+    /// Lists groups matching a filter, in `sort` order and then oldest first; `start_index`
+    /// is 1-based as in SCIM.
     async fn list_groups(
         &self,
         filter: Option<&GroupFilter>,
+        sort: Option<Sort<GroupField>>,
         start_index: u64,
         count: u64,
         with_members: bool,

@@ -16,7 +16,7 @@ use super::users::{attribute_lists, expected_version};
 use crate::domain::ids::GroupId;
 use crate::domain::scim::filter::AttrPath;
 use crate::domain::scim::group::{Group, parse_group, parse_patch};
-use crate::domain::scim::search::SearchParams;
+use crate::domain::scim::search::{ListQuery, SearchParams};
 use crate::domain::scim::user::project;
 use crate::domain::scope::{SCIM_GROUPS, USERS_READ};
 use crate::edge::ClientAddr;
@@ -153,15 +153,24 @@ impl GroupsApi {
         /// Comma-separated attributes to leave out (`members` makes large groups cheap).
         #[oai(name = "excludedAttributes")]
         excluded_attributes: Query<Option<String>>,
+        /// The attribute to sort by (RFC 7644 §3.4.2.3): `displayName`, `externalId`, `id`, `meta.created` or `meta.lastModified`.
+        #[oai(name = "sortBy")]
+        sort_by: Query<Option<String>>,
+        /// `ascending` (the default) or `descending`; resources without a value come last
+        /// ascending and first descending.
+        #[oai(name = "sortOrder")]
+        sort_order: Query<Option<String>>,
     ) -> Result<ListGroupsResponse, ScimError> {
         require_read(&auth)?;
-        let params = SearchParams::from_query(
-            filter.0,
-            start_index.0,
-            count.0,
-            attributes.0.as_deref(),
-            excluded_attributes.0.as_deref(),
-        )?;
+        let params = SearchParams::from_query(ListQuery {
+            filter: filter.0,
+            start_index: start_index.0,
+            count: count.0,
+            attributes: attributes.0.as_deref(),
+            excluded_attributes: excluded_attributes.0.as_deref(),
+            sort_by: sort_by.0.as_deref(),
+            sort_order: sort_order.0.as_deref(),
+        })?;
         Self::search(state, params).await
     }
 

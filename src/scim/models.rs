@@ -194,6 +194,10 @@ pub struct SearchRequest {
     /// 1-based; below 1 means 1.
     pub start_index: Option<i64>,
     pub count: Option<i64>,
+    /// The attribute to sort by, e.g. `name.familyName`.
+    pub sort_by: Option<String>,
+    /// `ascending` (the default) or `descending`.
+    pub sort_order: Option<String>,
 }
 
 /// A discovery document (`ServiceProviderConfig`, a list of `ResourceType`s or `Schema`s),

@@ -20,7 +20,7 @@ use super::payload::{ScimJson, list_response};
 use crate::domain::ids::UserId;
 use crate::domain::repo::GroupRef;
 use crate::domain::scim::filter::AttrPath;
-use crate::domain::scim::search::SearchParams;
+use crate::domain::scim::search::{ListQuery, SearchParams};
 use crate::domain::scim::user::{self, User, parse_attribute_list, project};
 use crate::domain::scim::{ScimType, ScimViolation};
 use crate::domain::scope::{SCIM_USERS, USERS_READ};
@@ -236,15 +236,24 @@ impl UsersApi {
         /// Comma-separated attributes to leave out.
         #[oai(name = "excludedAttributes")]
         excluded_attributes: Query<Option<String>>,
+        /// The attribute to sort by (RFC 7644 §3.4.2.3): `userName`, `name.familyName`, `emails` (the primary address), `meta.lastModified`….
+        #[oai(name = "sortBy")]
+        sort_by: Query<Option<String>>,
+        /// `ascending` (the default) or `descending`; resources without a value come last
+        /// ascending and first descending.
+        #[oai(name = "sortOrder")]
+        sort_order: Query<Option<String>>,
     ) -> Result<ListUsersResponse, ScimError> {
         auth.require_any(&[SCIM_USERS, USERS_READ])?;
-        let params = SearchParams::from_query(
-            filter.0,
-            start_index.0,
-            count.0,
-            attributes.0.as_deref(),
-            excluded_attributes.0.as_deref(),
-        )?;
+        let params = SearchParams::from_query(ListQuery {
+            filter: filter.0,
+            start_index: start_index.0,
+            count: count.0,
+            attributes: attributes.0.as_deref(),
+            excluded_attributes: excluded_attributes.0.as_deref(),
+            sort_by: sort_by.0.as_deref(),
+            sort_order: sort_order.0.as_deref(),
+        })?;
         Self::search(state, params).await
     }
 

@@ -11,7 +11,7 @@ use crate::domain::audit::AuditEvent;
 use crate::domain::ids::{GroupId, UserId};
 use crate::domain::repo::{GroupPage, GroupRef, GroupRepo};
 use crate::domain::scim::filter::parse_filter;
-use crate::domain::scim::group::{Group, GroupChange, GroupWrite, resolve_filter};
+use crate::domain::scim::group::{Group, GroupChange, GroupWrite, resolve_filter, resolve_sort};
 use crate::domain::scim::search::SearchParams;
 use crate::domain::scim::{ScimType, ScimViolation};
 use crate::store::{Store, StoreError};
@@ -132,6 +132,7 @@ impl GroupService {
             .store
             .list_groups(
                 filter.as_ref(),
+                query.sort(resolve_sort)?,
                 query.start_index.max(1),
                 query.count.min(MAX_PAGE_SIZE),
                 with_members,

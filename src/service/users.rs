@@ -5,7 +5,7 @@ use crate::domain::ids::UserId;
 use crate::domain::repo::{PasswordChange, UserPage, UserRepo};
 use crate::domain::scim::filter::parse_filter;
 use crate::domain::scim::search::SearchParams;
-use crate::domain::scim::user::{self, User, UserWrite, resolve_filter};
+use crate::domain::scim::user::{self, User, UserWrite, resolve_filter, resolve_sort};
 use crate::domain::scim::{ScimType, ScimViolation};
 use crate::store::{Store, StoreError};
 
@@ -86,6 +86,7 @@ impl UserService {
             .store
             .list_users(
                 filter.as_ref(),
+                query.sort(resolve_sort)?,
                 query.start_index.max(1),
                 query.count.min(MAX_PAGE_SIZE),
             )

@@ -3,20 +3,21 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::Utc;
 use entity::{group_member, scim_group, user};
-use sea_orm::sea_query::{Expr, LikeExpr, Query, SimpleExpr};
+use sea_orm::sea_query::{Expr, LikeExpr, NullOrdering, Order, Query, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    ExprTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ExprTrait, IdenStatic, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
+    TransactionTrait,
 };
 
-use super::users::escape_like;
+use super::users::{escape_like, now_ms};
 use super::{Store, StoreError};
 use crate::domain::ids::{GroupId, UserId};
 use crate::domain::repo::{GroupPage, GroupRef, GroupRepo};
 use crate::domain::scim::filter::CompareOp;
 use crate::domain::scim::group::{Group, GroupChange, GroupField, GroupFilter, GroupWrite, Member};
+use crate::domain::scim::search::{Sort, SortOrder};
 
 /// Rows inserted per statement: well under SQLite's and PostgreSQL's parameter limits.
 const INSERT_CHUNK: usize = 500;
@@ -138,7 +139,7 @@ async fn bump(
             scim_group::Column::Version,
             Expr::col(scim_group::Column::Version).add(1),
         )
-        .col_expr(scim_group::Column::UpdatedAt, Expr::value(Utc::now()))
+        .col_expr(scim_group::Column::UpdatedAt, Expr::value(now_ms()))
         .filter(scim_group::Column::Id.eq(id));
     if let Some(name) = display_name {
         update = update
@@ -177,6 +178,39 @@ fn column(field: GroupField) -> scim_group::Column {
         GroupField::Created => scim_group::Column::CreatedAt,
         GroupField::LastModified => scim_group::Column::UpdatedAt,
     }
+}
+
+/// A group query in `sort` order, ties (and no sort) oldest first, or newest first
+/// descending. Groups without a value come last ascending and first descending (RFC 7644
+/// §3.4.2.3); text sorts in code point order on both backends.
+fn ordered(
+    select: Select<scim_group::Entity>,
+    sort: Option<Sort<GroupField>>,
+    backend: sea_orm::DatabaseBackend,
+) -> Select<scim_group::Entity> {
+    let (field, order, nulls) = match sort {
+        None => (GroupField::Created, Order::Asc, NullOrdering::Last),
+        Some(Sort {
+            field,
+            order: SortOrder::Ascending,
+        }) => (field, Order::Asc, NullOrdering::Last),
+        Some(Sort {
+            field,
+            order: SortOrder::Descending,
+        }) => (field, Order::Desc, NullOrdering::First),
+    };
+    let key: SimpleExpr = match field {
+        GroupField::DisplayName | GroupField::ExternalId
+            if backend == sea_orm::DatabaseBackend::Postgres =>
+        {
+            Expr::cust(format!("{} COLLATE \"C\"", column(field).as_str()))
+        }
+        _ => Expr::col((scim_group::Entity, column(field))),
+    };
+    select
+        .order_by_with_nulls(key, order.clone(), nulls)
+        .order_by(scim_group::Column::CreatedAt, order.clone())
+        .order_by(scim_group::Column::Id, order)
 }
 
 fn condition(filter: &GroupFilter) -> Condition {
@@ -234,7 +268,7 @@ impl GroupRepo for Store {
     type Error = StoreError;
 
     async fn create_group(&self, write: &GroupWrite) -> Result<Group, StoreError> {
-        let now = Utc::now();
+        let now = now_ms();
         let id = GroupId::generate();
         let txn = self.db.begin().await?;
         let row = scim_group::ActiveModel {
@@ -284,6 +318,7 @@ impl GroupRepo for Store {
     async fn list_groups(
         &self,
         filter: Option<&GroupFilter>,
+        sort: Option<Sort<GroupField>>,
         start_index: u64,
         count: u64,
         with_members: bool,
@@ -299,10 +334,8 @@ impl GroupRepo for Store {
                 groups: Vec::new(),
             });
         }
-        let rows = scim_group::Entity::find()
-            .filter(condition)
-            .order_by_asc(scim_group::Column::CreatedAt)
-            .order_by_asc(scim_group::Column::Id)
+        let backend = self.db.get_database_backend();
+        let rows = ordered(scim_group::Entity::find().filter(condition), sort, backend)
             .offset(start_index.saturating_sub(1))
             .limit(count)
             .all(&self.db)

@@ -153,6 +153,19 @@ impl MfaRepo for Store {
         Ok(result.rows_affected == 1)
     }
 
+    async fn release_mfa_attempt(&self, user_id: &UserId) -> Result<(), StoreError> {
+        user_mfa::Entity::update_many()
+            .col_expr(
+                user_mfa::Column::ConsecutiveFailures,
+                Expr::col(user_mfa::Column::ConsecutiveFailures).sub(1),
+            )
+            .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
+            .filter(user_mfa::Column::ConsecutiveFailures.gt(0))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
     async fn reset_mfa_failures(&self, user_id: &UserId) -> Result<(), StoreError> {
         user_mfa::Entity::update_many()
             .col_expr(user_mfa::Column::ConsecutiveFailures, Expr::value(0))

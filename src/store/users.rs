@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use entity::{user, user_email, user_mfa};
-use sea_orm::sea_query::{Expr, Func, LikeExpr, Order, Query, SimpleExpr};
+use sea_orm::sea_query::{Expr, Func, LikeExpr, Query, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter,
     Set, Statement, TransactionTrait,
@@ -14,6 +14,7 @@ use super::{Store, StoreError};
 use crate::domain::ids::UserId;
 use crate::domain::repo::{PasswordChange, UserPage, UserRepo};
 use crate::domain::scim::filter::CompareOp;
+use crate::domain::scim::search::{Sort, SortOrder};
 use crate::domain::scim::user::{
     Email, FieldKind, FilterValue, Name, User, UserAttributes, UserField, UserFilter,
 };
@@ -68,6 +69,14 @@ fn to_domain(row: user::Model, emails: Vec<user_email::Model>, totp: TotpStatus)
     }
 }
 
+/// Now, to the millisecond: what `meta.created` and `meta.lastModified` show, so that a
+/// filter naming the time a resource shows matches it on both backends (PostgreSQL would
+/// keep microseconds, and `eq` on the shown time would match nothing).
+pub(super) fn now_ms() -> chrono::DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(3)
+}
+
 /// Copies the client-writable attributes onto an active model.
 fn set_attributes(model: &mut user::ActiveModel, attrs: &UserAttributes) {
     model.user_name = Set(attrs.user_name.clone());
@@ -91,6 +100,12 @@ fn set_attributes(model: &mut user::ActiveModel, attrs: &UserAttributes) {
     model.name_family_lower = Set(lowered(&attrs.name.family_name));
     model.name_given_lower = Set(lowered(&attrs.name.given_name));
     model.display_name_lower = Set(lowered(&attrs.display_name));
+    let sort_email = attrs
+        .emails
+        .iter()
+        .find(|e| e.primary)
+        .or(attrs.emails.first());
+    model.email_lower = Set(sort_email.map(|e| e.value.to_lowercase()));
     model.active = Set(attrs.active);
     model.mfa_required = Set(attrs.mfa_required);
 }
@@ -128,7 +143,7 @@ impl UserRepo for Store {
         attrs: &UserAttributes,
         password_hash: Option<String>,
     ) -> Result<User, StoreError> {
-        let now = Utc::now();
+        let now = now_ms();
         let id = UserId::generate();
         let mut model = user::ActiveModel {
             id: Set(id.as_str().to_owned()),
@@ -203,7 +218,7 @@ impl UserRepo for Store {
         let txn = self.db.begin().await?;
         let mut model = user::ActiveModel {
             version: Set(current.version + 1),
-            updated_at: Set(Utc::now()),
+            updated_at: Set(now_ms()),
             ..Default::default()
         };
         set_attributes(&mut model, attrs);
@@ -260,10 +275,12 @@ impl UserRepo for Store {
         Ok(revoked)
     }
 
-    /// Lists users matching a filter, oldest first; `start_index` is 1-based as in SCIM.
+    /// Lists users matching a filter, in `sort` order and then oldest first; `start_index`
+    /// is 1-based as in SCIM.
     async fn list_users(
         &self,
         filter: Option<&UserFilter>,
+        sort: Option<Sort<UserField>>,
         start_index: u64,
         count: u64,
     ) -> Result<UserPage, StoreError> {
@@ -272,16 +289,15 @@ impl UserRepo for Store {
             None => Condition::all(),
         };
         let offset = start_index.saturating_sub(1);
-        let mut rows = if count == 0 {
+        let rows = if count == 0 {
             Vec::new()
         } else {
-            let page = self.page_query(filter, condition.clone(), offset, count);
+            let page = self.page_query(filter, sort, condition.clone(), offset, count);
             user::Entity::find()
                 .from_raw_sql(page)
                 .all(&self.db)
                 .await?
         };
-        rows.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         // A short page that is not empty ends the result: its total needs no count.
         let total = if !rows.is_empty() && (rows.len() as u64) < count {
             offset + rows.len() as u64
@@ -329,22 +345,24 @@ impl UserRepo for Store {
 }
 
 impl Store {
-    /// One page of users, oldest first, in one statement. The page's ids are chosen from
-    /// narrow index entries (so an offset skips entries, not rows), then the rows read.
-    /// Without a filter, or with `eq` on a search column, an index holds the matches in
-    /// page order ((created_at, id), or (column, created_at, id)) and the page is read off
-    /// it. Any other filter collects its matches first (`MATERIALIZED`) by the filter's own
-    /// index, or a scan of one narrow index for `co`/`ew` on SQLite, and sorts only those:
-    /// otherwise a planner without statistics may walk every user in page order looking
-    /// for a rare match.
+    /// One page of users in `sort` order (oldest first without one), in one statement. The
+    /// page's ids are chosen from narrow index entries (so an offset skips entries, not rows),
+    /// then the rows read. Without a filter, or with `eq` on a search column and no sort, an
+    /// index holds the matches in page order ((created_at, id), a sort column's index, or
+    /// (column, created_at, id)) and the page is read off it. Any other filter collects its
+    /// matches first (`MATERIALIZED`) by the filter's own index, or a scan of one narrow
+    /// index for `co`/`ew` on SQLite, and sorts only those: otherwise a planner without
+    /// statistics may walk every user in page order looking for a rare match.
     fn page_query(
         &self,
         filter: Option<&UserFilter>,
+        sort: Option<Sort<UserField>>,
         condition: Condition,
         offset: u64,
         count: u64,
     ) -> Statement {
         let backend = self.db.get_database_backend();
+        let order = SortSql::new(backend, sort);
         let mut matches = Query::select();
         matches
             .column((user::Entity, user::Column::Id))
@@ -353,32 +371,101 @@ impl Store {
         let in_index_order = match filter {
             None => true,
             Some(UserFilter::Compare(field, CompareOp::Eq, FilterValue::Text(_))) => {
-                is_bytewise(*field)
+                sort.is_none() && is_bytewise(*field)
             }
             Some(_) => false,
         };
-        if in_index_order {
-            matches
-                .order_by((user::Entity, user::Column::CreatedAt), Order::Asc)
-                .order_by((user::Entity, user::Column::Id), Order::Asc)
-                .limit(count)
-                .offset(offset);
+        let inner = if in_index_order {
             let inner = backend.build(&matches);
             Statement {
-                sql: format!("SELECT * FROM users WHERE id IN ({})", inner.sql),
+                sql: format!(
+                    "{} ORDER BY {} LIMIT {count} OFFSET {offset}",
+                    inner.sql, order.terms
+                ),
                 ..inner
             }
         } else {
             matches.column((user::Entity, user::Column::CreatedAt));
+            if let Some(column) = order.column {
+                matches.column((user::Entity, column));
+            }
             let inner = backend.build(&matches);
             Statement {
                 sql: format!(
-                    "WITH matched AS MATERIALIZED ({}) SELECT * FROM users WHERE id IN \
-                     (SELECT id FROM matched ORDER BY created_at, id LIMIT {count} OFFSET {offset})",
-                    inner.sql
+                    "WITH matched AS MATERIALIZED ({}) SELECT id FROM matched \
+                     ORDER BY {} LIMIT {count} OFFSET {offset}",
+                    inner.sql, order.terms
                 ),
                 ..inner
             }
+        };
+        Statement {
+            sql: format!(
+                "SELECT * FROM users WHERE id IN ({}) ORDER BY {}",
+                inner.sql, order.terms
+            ),
+            ..inner
+        }
+    }
+}
+
+/// A page order in SQL: the ORDER BY terms, over bare column names (so they read the same on
+/// `users` and on the `matched` set), and the column they need besides `id, created_at`.
+struct SortSql {
+    column: Option<user::Column>,
+    terms: String,
+}
+
+impl SortSql {
+    /// Ties (and no sort) go oldest first, or newest first descending, so that one index
+    /// read forwards or backwards serves the order. Users without a value come last
+    /// ascending and first descending (RFC 7644 §3.4.2.3): PostgreSQL's order already;
+    /// SQLite sorts NULL lowest, so its terms lead with `col IS NULL` (which its sort
+    /// indexes hold). Text that is not a search column sorts on `lower()`, in code point
+    /// order on both backends.
+    fn new(backend: sea_orm::DatabaseBackend, sort: Option<Sort<UserField>>) -> Self {
+        use sea_orm::IdenStatic;
+        let Some(sort) = sort else {
+            return Self {
+                column: None,
+                terms: "created_at, id".to_owned(),
+            };
+        };
+        let dir = match sort.order {
+            SortOrder::Ascending => "",
+            SortOrder::Descending => " DESC",
+        };
+        let (column, unique, nullable) = match sort.field {
+            UserField::Id => (user::Column::Id, true, false),
+            UserField::UserName => (user::Column::UserNameLower, true, false),
+            UserField::Created => (user::Column::CreatedAt, false, false),
+            UserField::LastModified => (user::Column::UpdatedAt, false, false),
+            UserField::EmailValue => (user::Column::EmailLower, false, true),
+            field => (user_column(field), false, true),
+        };
+        let name = column.as_str();
+        let postgres = backend == sea_orm::DatabaseBackend::Postgres;
+        let key = match sort.field.kind() {
+            FieldKind::Text if !is_lowered(sort.field) && postgres => {
+                format!("lower({name}) COLLATE \"C\"")
+            }
+            FieldKind::Text if !is_lowered(sort.field) => format!("lower({name})"),
+            _ => name.to_owned(),
+        };
+        let mut terms = Vec::new();
+        if nullable && !postgres {
+            terms.push(format!("({key} IS NULL){dir}"));
+        }
+        terms.push(format!("{key}{dir}"));
+        if !unique {
+            if sort.field != UserField::Created {
+                terms.push(format!("created_at{dir}"));
+            }
+            terms.push(format!("id{dir}"));
+        }
+        Self {
+            column: Some(column),
+            terms: terms.join(", "),
         }
     }
 }

@@ -470,6 +470,16 @@ fn field(path: &AttrPath) -> Result<GroupField, ScimViolation> {
         })
 }
 
+/// The field `sortBy` names: a filterable attribute (members is not one).
+pub fn resolve_sort(path: &AttrPath) -> Result<GroupField, ScimViolation> {
+    field(path).map_err(|_| {
+        ScimViolation::new(
+            ScimType::InvalidValue,
+            "groups sort by id, displayName, externalId, meta.created or meta.lastModified",
+        )
+    })
+}
+
 fn is_members(path: &AttrPath) -> bool {
     path.attr.eq_ignore_ascii_case("members")
 }

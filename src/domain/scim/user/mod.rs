@@ -21,7 +21,7 @@ pub use patch::apply_patch;
 pub use projection::{
     ATTRIBUTE_LIST_PATTERN, ATTRIBUTE_PATTERN, is_attribute_path, parse_attribute_list, project,
 };
-pub use query::{FieldKind, FilterValue, UserField, UserFilter, resolve_filter};
+pub use query::{FieldKind, FilterValue, UserField, UserFilter, resolve_filter, resolve_sort};
 
 /// Shorter passwords are refused in a POST, a PUT and a PATCH alike.
 pub const MIN_PASSWORD_CHARS: usize = 8;

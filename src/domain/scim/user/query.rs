@@ -187,14 +187,11 @@ const FILTERABLE: &[Filterable] = &[
 ];
 
 fn cannot_filter_on(path: &AttrPath) -> ScimViolation {
-    let shown = match &path.sub_attr {
-        Some(sub) => format!("{}.{sub}", path.attr),
-        None => path.attr.clone(),
-    };
     ScimViolation::new(
         ScimType::InvalidFilter,
         format!(
-            "cannot filter on \"{shown}\"; filterable: {}",
+            "cannot filter on \"{}\"; filterable: {}",
+            path_name(path),
             filterable_names()
         ),
     )
@@ -239,6 +236,36 @@ pub enum UserFilter {
 
 pub fn resolve_filter(filter: &Filter) -> Result<UserFilter, ScimViolation> {
     resolve(filter, false)
+}
+
+/// The field `sortBy` names (RFC 7644 §3.4.2.3): any attribute a filter may name, where
+/// `emails` (or `emails.value`) sorts by the primary address, or else the first. The other
+/// sub-attributes of emails say nothing about a user as a whole, so they are refused.
+pub fn resolve_sort(path: &AttrPath) -> Result<UserField, ScimViolation> {
+    let refused = || {
+        ScimViolation::new(
+            ScimType::InvalidValue,
+            format!(
+                "cannot sort by \"{}\"; sortBy takes an attribute a filter may name, \
+                 other than emails.type, emails.display and emails.primary",
+                path_name(path)
+            ),
+        )
+    };
+    match UserField::resolve(path, false) {
+        Ok(UserField::EmailType | UserField::EmailDisplay | UserField::EmailPrimary) | Err(_) => {
+            Err(refused())
+        }
+        Ok(field) => Ok(field),
+    }
+}
+
+/// `attr` or `attr.subAttr`, as an error names a path.
+fn path_name(path: &AttrPath) -> String {
+    match &path.sub_attr {
+        Some(sub) => format!("{}.{sub}", path.attr),
+        None => path.attr.clone(),
+    }
 }
 
 fn resolve(filter: &Filter, within_emails: bool) -> Result<UserFilter, ScimViolation> {

@@ -1,0 +1,388 @@
+//! SCIM `sortBy` / `sortOrder` (RFC 7644 §3.4.2.3) over HTTP, on Users and Groups: every kind
+//! of sort column, missing values, case, paging through a sorted list, a sort after a
+//! filter, the SearchRequest body, and refusals.
+
+mod common;
+
+use common::{TestApp, USER_SCHEMA, assert_scim_error};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// (userName, familyName, displayName, title, primary email, other email)
+type Person = (
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<&'static str>,
+);
+
+const PEOPLE: [Person; 6] = [
+    (
+        "s-delta",
+        Some("Émile"),
+        Some("delta Person"),
+        Some("zookeeper"),
+        Some("b@x.test"),
+        Some("a@x.test"),
+    ),
+    (
+        "S-Alpha",
+        Some("bauer"),
+        Some("Alpha person"),
+        None,
+        Some("d@x.test"),
+        None,
+    ),
+    (
+        "s-charlie",
+        None,
+        Some("charlie"),
+        Some("Analyst"),
+        None,
+        None,
+    ),
+    (
+        "s-bravo",
+        Some("Adams"),
+        None,
+        Some("bookkeeper"),
+        Some("c@x.test"),
+        None,
+    ),
+    (
+        "s-echo",
+        Some("bauer"),
+        Some("Echo"),
+        Some("analyst"),
+        None,
+        Some("a@x.test"),
+    ),
+    (
+        "s-foxtrot",
+        Some("Zimmer"),
+        Some("foxtrot"),
+        Some("Captain"),
+        Some("A@x.test"),
+        None,
+    ),
+];
+
+fn body(person: &Person) -> Value {
+    let (user_name, family, display, title, primary, other) = *person;
+    let mut emails = Vec::new();
+    if let Some(other) = other {
+        emails.push(json!({"value": other, "type": "home"}));
+    }
+    if let Some(primary) = primary {
+        emails.push(json!({"value": primary, "type": "work", "primary": true}));
+    }
+    let mut user = json!({"schemas": [USER_SCHEMA], "userName": user_name, "emails": emails});
+    if let Some(family) = family {
+        user["name"] = json!({"familyName": family});
+    }
+    if let Some(display) = display {
+        user["displayName"] = json!(display);
+    }
+    if let Some(title) = title {
+        user["title"] = json!(title);
+    }
+    user
+}
+
+async fn sorted(app: &TestApp, token: &str, query: &str) -> Vec<String> {
+    let (status, body, _) = app
+        .scim(Method::GET, &format!("/Users?{query}"), token, None)
+        .await;
+    assert_eq!(status, 200, "{query}: {body}");
+    names(&body)
+}
+
+fn names(body: &Value) -> Vec<String> {
+    body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["userName"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn users_sort_by_every_kind_of_attribute_with_missing_values_at_the_end() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token(Some("scim:users")).await;
+    let mut ids = Vec::new();
+    for person in &PEOPLE {
+        ids.push(
+            app.create_user(&token, body(person)).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let only = "filter=userName%20sw%20%22s-%22";
+    // userName: case-insensitive.
+    let by_name = [
+        "S-Alpha",
+        "s-bravo",
+        "s-charlie",
+        "s-delta",
+        "s-echo",
+        "s-foxtrot",
+    ];
+    assert_eq!(sorted(&app, &token, "sortBy=userName").await, by_name);
+    let mut reversed = by_name.to_vec();
+    reversed.reverse();
+    assert_eq!(
+        sorted(&app, &token, "sortBy=userName&sortOrder=descending").await,
+        reversed
+    );
+    // The sortOrder value and the attribute name are case-insensitive too.
+    assert_eq!(
+        sorted(&app, &token, "sortBy=USERNAME&sortOrder=Descending").await,
+        reversed
+    );
+
+    // A search column with missing values and ties: ties oldest first (newest first
+    // descending), no value last ascending and first descending; code point order, so
+    // "Émile" comes after "Zimmer".
+    let family = [
+        "s-bravo",
+        "S-Alpha",
+        "s-echo",
+        "s-foxtrot",
+        "s-delta",
+        "s-charlie",
+    ];
+    assert_eq!(sorted(&app, &token, "sortBy=name.familyName").await, family);
+    let mut family_desc = family.to_vec();
+    family_desc.reverse();
+    assert_eq!(
+        sorted(&app, &token, "sortBy=name.familyName&sortOrder=descending").await,
+        family_desc
+    );
+    // The same order when a filter picks the users first.
+    assert_eq!(
+        sorted(&app, &token, &format!("{only}&sortBy=name.familyName")).await,
+        family
+    );
+    assert_eq!(
+        sorted(
+            &app,
+            &token,
+            &format!("{only}&sortBy=name.familyName&sortOrder=descending")
+        )
+        .await,
+        family_desc
+    );
+
+    // displayName (case-insensitive, one missing).
+    let display = [
+        "S-Alpha",
+        "s-charlie",
+        "s-delta",
+        "s-echo",
+        "s-foxtrot",
+        "s-bravo",
+    ];
+    assert_eq!(sorted(&app, &token, "sortBy=displayName").await, display);
+    // title: not a search column, still case-insensitive.
+    let title = [
+        "s-charlie",
+        "s-echo",
+        "s-bravo",
+        "s-foxtrot",
+        "s-delta",
+        "S-Alpha",
+    ];
+    assert_eq!(sorted(&app, &token, "sortBy=title").await, title);
+    assert_eq!(
+        sorted(&app, &token, &format!("{only}&sortBy=title")).await,
+        title
+    );
+    // emails: the primary address, else the first; "A@x.test" sorts as "a@x.test" (a tie,
+    // so the older user first), and s-delta's other address "a@…" does not count.
+    let email = [
+        "s-echo",
+        "s-foxtrot",
+        "s-delta",
+        "s-bravo",
+        "S-Alpha",
+        "s-charlie",
+    ];
+    assert_eq!(sorted(&app, &token, "sortBy=emails").await, email);
+    assert_eq!(sorted(&app, &token, "sortBy=emails.value").await, email);
+
+    // Paging through a sorted list gives the same order, page by page, with the total.
+    let mut paged = Vec::new();
+    for start in [1, 3, 5] {
+        let (status, page, _) = app
+            .scim(
+                Method::GET,
+                &format!("/Users?sortBy=name.familyName&startIndex={start}&count=2"),
+                &token,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["totalResults"], 6);
+        assert_eq!(page["startIndex"], start);
+        paged.extend(names(&page));
+    }
+    assert_eq!(paged, family);
+
+    // meta: a changed user moves to the front of lastModified descending; created keeps
+    // the creation order.
+    let (status, _, _) = app
+        .scim(
+            Method::PATCH,
+            &format!("/Users/{}", ids[2]),
+            &token,
+            Some(json!({"schemas": [common::PATCH_SCHEMA],
+                        "Operations": [{"op": "replace", "path": "title", "value": "Chief"}]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let recent = sorted(
+        &app,
+        &token,
+        "sortBy=meta.lastModified&sortOrder=descending",
+    )
+    .await;
+    assert_eq!(recent[0], "s-charlie");
+    let created: Vec<&str> = PEOPLE.iter().map(|p| p.0).collect();
+    assert_eq!(sorted(&app, &token, "sortBy=meta.created").await, created);
+    assert_eq!(sorted(&app, &token, "sortBy=id").await.len(), 6);
+
+    // The SearchRequest body takes the same members.
+    let (status, found, _) = app
+        .scim(
+            Method::POST,
+            "/Users/.search",
+            &token,
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                "filter": "userName sw \"s-\"",
+                "sortBy": "name.familyName",
+                "sortOrder": "descending",
+                "count": 3
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["totalResults"], 6);
+    assert_eq!(names(&found), family_desc[..3]);
+}
+
+#[tokio::test]
+async fn bad_sort_parameters_are_refused_with_scim_errors() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token(Some("scim:users scim:groups")).await;
+    for query in [
+        "sortBy=emails.type",
+        "sortBy=emails.primary",
+        "sortBy=password",
+        "sortBy=nosuch",
+        "sortBy=userName,displayName",
+        "sortBy=userName&sortOrder=up",
+        "sortBy=userName&sortOrder=",
+        "sortBy=urn:example:other:userName",
+    ] {
+        let (status, body, _) = app
+            .scim(Method::GET, &format!("/Users?{query}"), &token, None)
+            .await;
+        assert_scim_error(status, &body, 400, Some("invalidValue"));
+        assert!(
+            body["detail"].as_str().unwrap().contains("sort"),
+            "{query}: {body}"
+        );
+    }
+    let huge = format!("sortBy={}", "a".repeat(20_000));
+    let (status, _, _) = app
+        .scim(Method::GET, &format!("/Users?{huge}"), &token, None)
+        .await;
+    assert!(status == 400 || status == 414 || status == 431, "{status}");
+    let (status, body, _) = app
+        .scim(Method::GET, "/Groups?sortBy=members", &token, None)
+        .await;
+    assert_scim_error(status, &body, 400, Some("invalidValue"));
+    let (status, body, _) = app
+        .scim(
+            Method::POST,
+            "/Users/.search",
+            &token,
+            Some(
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                        "sortBy": ["userName"]}),
+            ),
+        )
+        .await;
+    assert_scim_error(status, &body, 400, Some("invalidValue"));
+    // An empty sortBy is no sort, and sortOrder alone changes nothing.
+    let (status, _, _) = app
+        .scim(
+            Method::GET,
+            "/Users?sortBy=&sortOrder=descending",
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Discovery says sorting is supported.
+    let (_, spc, _) = app
+        .scim(Method::GET, "/ServiceProviderConfig", &token, None)
+        .await;
+    assert_eq!(spc["sort"]["supported"], true);
+}
+
+#[tokio::test]
+async fn groups_sort_by_display_name_external_id_and_meta() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token(Some("scim:groups")).await;
+    for (name, external) in [("beta", Some("x2")), ("Alpha", None), ("gamma", Some("x1"))] {
+        let mut group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                               "displayName": name});
+        if let Some(external) = external {
+            group["externalId"] = json!(external);
+        }
+        let (status, body, _) = app.scim(Method::POST, "/Groups", &token, Some(group)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let list = |query: &'static str| {
+        let app = &app;
+        let token = &token;
+        async move {
+            let (status, body, _) = app
+                .scim(
+                    Method::GET,
+                    &format!("/Groups?excludedAttributes=members&{query}"),
+                    token,
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{query}: {body}");
+            body["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g["displayName"].as_str().unwrap().to_owned())
+                .filter(|n| ["Alpha", "beta", "gamma"].contains(&n.as_str()))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list("sortBy=displayName").await, ["Alpha", "beta", "gamma"]);
+    assert_eq!(
+        list("sortBy=displayName&sortOrder=descending").await,
+        ["gamma", "beta", "Alpha"]
+    );
+    assert_eq!(list("sortBy=externalId").await, ["gamma", "beta", "Alpha"]);
+    assert_eq!(
+        list("sortBy=externalId&sortOrder=descending").await,
+        ["Alpha", "beta", "gamma"]
+    );
+    assert_eq!(
+        list("sortBy=meta.created").await,
+        ["beta", "Alpha", "gamma"]
+    );
+}
