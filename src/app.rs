@@ -197,9 +197,14 @@ pub async fn build_state(
         ),
         None => None,
     };
-    let counters = counters::open(config.redis_url.as_deref(), ca_pem, &config.redis_prefix)
-        .await
-        .map_err(|e| StartError::Redis(e.to_string()))?;
+    let counters = counters::open(
+        config.redis_url.as_deref(),
+        config.redis_mode,
+        ca_pem,
+        &config.redis_prefix,
+    )
+    .await
+    .map_err(|e| StartError::Redis(e.to_string()))?;
     let tokens = AccessTokens::new(
         keys.clone(),
         issuer.clone(),
@@ -266,6 +271,9 @@ pub async fn build_state(
         clock,
     )
     .map_err(|e| StartError::Other(format!("logout: {e}")))?;
+    crate::service::passwords::set_queue_timeout(std::time::Duration::from_millis(
+        config.kdf_queue_timeout_ms,
+    ));
     let signin = SignInService::new(SignInParts {
         store: store.clone(),
         kv: counters.clone(),

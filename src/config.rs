@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use serde::Deserialize;
 
+use crate::counters::RedisMode;
 use crate::domain::address::{ForwardedHeader, TrustedProxies};
 use crate::domain::roles::RoleMap;
 use crate::domain::secret::Secret;
@@ -41,6 +42,7 @@ struct FileConfig {
     redis_url: Option<String>,
     redis_ca_file: Option<String>,
     redis_prefix: Option<String>,
+    redis_mode: Option<String>,
     smtp_url: Option<String>,
     access_token_ttl_seconds: Option<u64>,
     access_token_alg: Option<String>,
@@ -53,6 +55,7 @@ struct FileConfig {
     session_idle_seconds: Option<u64>,
     session_max_seconds: Option<u64>,
     signin_max_seconds: Option<u64>,
+    kdf_queue_timeout_ms: Option<u64>,
     sessions_per_user: Option<u64>,
     role_groups: Option<String>,
     metrics_listen: Option<String>,
@@ -78,6 +81,8 @@ pub struct Config {
     pub redis_ca_file: Option<PathBuf>,
     /// Namespace of every Redis key, so that several deployments (or tests) share one Redis.
     pub redis_prefix: String,
+    /// `single` (default) or `cluster` (`REDIS_URL` then lists the seed nodes, comma-separated).
+    pub redis_mode: RedisMode,
     pub smtp_url: Option<String>,
     pub access_token_ttl_seconds: u64,
     /// How access tokens are signed: ES256 (default) or RS256. ID tokens are always RS256.
@@ -94,6 +99,9 @@ pub struct Config {
     pub max_flows_per_address: u64,
     /// The longest one sign-in (password to the last step) may take, however busy.
     pub signin_max_seconds: u64,
+    /// The longest a password or code check may wait for Argon2 before it is refused as
+    /// busy (503, `Retry-After`) with its attempt given back.
+    pub kdf_queue_timeout_ms: u64,
     /// Sign-in sessions: idle timeout, absolute lifetime, and how many one user may hold.
     pub session_idle_seconds: u64,
     pub session_max_seconds: u64,
@@ -176,19 +184,52 @@ impl Config {
             None => default_sqlite_url(&data_dir),
         };
 
-        let redis_url = pick("REDIS_URL", file.redis_url);
-        if let Some(url) = &redis_url {
-            if !(url.starts_with("redis://")
-                || url.starts_with("rediss://")
-                || url.starts_with("redis+unix://")
-                || url.starts_with("unix://"))
-            {
+        let redis_mode = match pick("BYPASS_IDP_REDIS_MODE", file.redis_mode).as_deref() {
+            None | Some("single") => RedisMode::Single,
+            Some("cluster") => RedisMode::Cluster,
+            Some(_) => {
                 return Err(invalid(
-                    "REDIS_URL",
-                    "must start with redis://, rediss:// (TLS) or unix://",
+                    "BYPASS_IDP_REDIS_MODE",
+                    "must be single or cluster",
                 ));
             }
-            redis::Client::open(url.as_str()).map_err(|e| invalid("REDIS_URL", e.to_string()))?;
+        };
+        let redis_url = pick("REDIS_URL", file.redis_url);
+        if let Some(url) = &redis_url {
+            let nodes = crate::counters::nodes(url);
+            if nodes.len() != 1 && redis_mode == RedisMode::Single {
+                return Err(invalid(
+                    "REDIS_URL",
+                    "one address, or a comma-separated list of cluster nodes with \
+                     BYPASS_IDP_REDIS_MODE=cluster",
+                ));
+            }
+            if nodes.is_empty() {
+                return Err(invalid("REDIS_URL", "names no node"));
+            }
+            for node in &nodes {
+                let tcp = node.starts_with("redis://") || node.starts_with("rediss://");
+                let unix = node.starts_with("redis+unix://") || node.starts_with("unix://");
+                if !(tcp || unix && redis_mode == RedisMode::Single) {
+                    return Err(invalid(
+                        "REDIS_URL",
+                        match redis_mode {
+                            RedisMode::Single => {
+                                "must start with redis://, rediss:// (TLS) or unix://"
+                            }
+                            RedisMode::Cluster => {
+                                "every cluster node must start with redis:// or rediss:// (TLS)"
+                            }
+                        },
+                    ));
+                }
+                redis::Client::open(*node).map_err(|e| invalid("REDIS_URL", e.to_string()))?;
+            }
+            if nodes.iter().any(|n| n.starts_with("rediss://"))
+                && !nodes.iter().all(|n| n.starts_with("rediss://"))
+            {
+                return Err(invalid("REDIS_URL", "mixes TLS and plain nodes"));
+            }
         }
 
         let redis_ca_file = pick("BYPASS_IDP_REDIS_CA_FILE", file.redis_ca_file).map(PathBuf::from);
@@ -285,6 +326,13 @@ impl Config {
             30 * 60,
             1..=24 * 60 * 60,
         )?;
+        let kdf_queue_timeout_ms = number(
+            "BYPASS_IDP_KDF_QUEUE_TIMEOUT_MS",
+            env("BYPASS_IDP_KDF_QUEUE_TIMEOUT_MS"),
+            file.kdf_queue_timeout_ms,
+            1000,
+            1..=60_000,
+        )?;
         let sessions_per_user = number(
             "BYPASS_IDP_SESSIONS_PER_USER",
             env("BYPASS_IDP_SESSIONS_PER_USER"),
@@ -347,6 +395,7 @@ impl Config {
             redis_url,
             redis_ca_file,
             redis_prefix,
+            redis_mode,
             smtp_url,
             access_token_ttl_seconds,
             access_token_alg,
@@ -358,6 +407,7 @@ impl Config {
             session_idle_seconds,
             session_max_seconds,
             signin_max_seconds,
+            kdf_queue_timeout_ms,
             sessions_per_user,
             role_groups,
             mail_from,
@@ -478,9 +528,38 @@ mod tests {
             ("BYPASS_IDP_FORWARDED_HEADER", "x-real-ip"),
             ("BYPASS_IDP_METRICS_LISTEN", "9090"),
             ("BYPASS_IDP_ACCESS_TOKEN_ALG", "HS256"),
+            ("BYPASS_IDP_REDIS_MODE", "sentinel"),
+            ("BYPASS_IDP_KDF_QUEUE_TIMEOUT_MS", "0"),
+            ("BYPASS_IDP_KDF_QUEUE_TIMEOUT_MS", "soon"),
         ] {
             let err = with(&[(var, value)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn redis_cluster_nodes_and_their_checks() {
+        let nodes = "redis://127.0.0.1:7001, redis://127.0.0.1:7002,redis://127.0.0.1:7003";
+        let config = with(&[("REDIS_URL", nodes), ("BYPASS_IDP_REDIS_MODE", "cluster")]).unwrap();
+        assert_eq!(config.redis_mode, RedisMode::Cluster);
+        assert_eq!(
+            crate::counters::nodes(config.redis_url.as_deref().unwrap()).len(),
+            3
+        );
+        assert_eq!(with(&[]).unwrap().redis_mode, RedisMode::Single);
+        assert_eq!(with(&[]).unwrap().kdf_queue_timeout_ms, 1000);
+        for (url, mode) in [
+            // A list without cluster mode, TLS mixed with plain, a socket, an empty list.
+            (nodes, "single"),
+            ("redis://a:1,rediss://b:2", "cluster"),
+            ("unix:///tmp/redis.sock", "cluster"),
+            (" , ", "cluster"),
+            ("redis://a:1,http://b:2", "cluster"),
+        ] {
+            let err = with(&[("REDIS_URL", url), ("BYPASS_IDP_REDIS_MODE", mode)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("REDIS_URL"), "{url} {mode}: {err}");
         }
     }
 

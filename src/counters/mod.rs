@@ -11,7 +11,7 @@ use std::time::Duration;
 pub use memory::MemoryCounters;
 
 use crate::domain::limits::{Decision, Limit};
-pub use redis_store::RedisCounters;
+pub use redis_store::{RedisCounters, RedisMode, nodes};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CounterError {
@@ -36,8 +36,9 @@ pub trait Counters: Send + Sync {
     /// Forgets the key's attempts.
     async fn clear(&self, key: &str) -> Result<(), CounterError>;
     /// A check that passed without reserving (see [`crate::service::throttle::Throttle::admit`]):
-    /// in one atomic step, refuses (with the time left) if any `(key, limit, clear)` is at its
-    /// limit, else forgets the attempts of the keys marked `clear`.
+    /// refuses (with the time left) if any `(key, limit, clear)` is at its limit, else forgets
+    /// the attempts of the keys marked `clear`. Each key's step is atomic; on Redis the keys
+    /// are taken one at a time (they may live on different cluster nodes).
     async fn admit(&self, keys: &[(String, Limit, bool)])
     -> Result<Option<Duration>, CounterError>;
     /// Reads without counting: `Err` with the time left if a key is at its limit, else
@@ -73,15 +74,17 @@ pub trait Counters: Send + Sync {
 
 pub type SharedCounters = Arc<dyn Counters>;
 
-/// Redis at `redis_url` (checking a `rediss://` server against `ca_pem` when given, else the
-/// system's roots), or in-process counters.
+/// Redis at `redis_url`, one server or a cluster's seed nodes as `mode` says (checking a
+/// `rediss://` server against `ca_pem` when given, else the system's roots), or in-process
+/// counters.
 pub async fn open(
     redis_url: Option<&str>,
+    mode: RedisMode,
     ca_pem: Option<Vec<u8>>,
     prefix: &str,
 ) -> Result<SharedCounters, CounterError> {
     Ok(match redis_url {
-        Some(url) => Arc::new(RedisCounters::connect(url, ca_pem, prefix).await?),
+        Some(url) => Arc::new(RedisCounters::connect(url, mode, ca_pem, prefix).await?),
         None => Arc::new(MemoryCounters::default()),
     })
 }

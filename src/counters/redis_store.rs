@@ -1,8 +1,21 @@
-//! Redis counters: one atomic script per hit, so instances behind a load balancer share them.
+//! Redis counters: one atomic script per key and hit, so instances behind a load balancer
+//! share them; on one Redis server or a Redis Cluster.
+//!
+//! Every script reads and writes one key, so it runs on the node that holds the key's slot.
+//! A key is `prefix:space:kind:{entity}`: the hash tag is the entity the key counts for
+//! (`user:<id>`, `ip:<address>`, a flow, a code), so an entity's keys share a slot and
+//! different entities spread over the cluster. Checks over several keys (a password attempt
+//! counts for the user, the address and the pair) are one step per key in a fixed order:
+//! [`crate::service::throttle::Throttle::reserve`] gives back the keys it reserved when a
+//! later one refuses, so each key's limit holds exactly under any concurrency, as each
+//! key's own step is atomic.
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use super::{CounterError, Counters};
 use crate::domain::limits::{Decision, Limit};
@@ -30,38 +43,17 @@ redis.call('DEL', KEYS[1])
 return 0
 ";
 
-/// `Counters::admit`: the time left on the first key at its maximum (ARGV per key: max,
-/// window in ms, clear flag; a key at its maximum without expiry gets the window, as in the
-/// reserve script), else deletes the keys flagged and returns -1.
-const ADMIT_SCRIPT: &str = r"
-for i, key in ipairs(KEYS) do
-  local n = tonumber(redis.call('GET', key) or '0')
-  if n >= tonumber(ARGV[3 * i - 2]) then
-    local ttl = redis.call('PTTL', key)
-    if ttl < 0 then redis.call('PEXPIRE', key, ARGV[3 * i - 1]); ttl = tonumber(ARGV[3 * i - 1]) end
-    return ttl
-  end
-end
-for i, key in ipairs(KEYS) do
-  if ARGV[3 * i] == '1' then redis.call('DEL', key) end
-end
-return -1
-";
-
-/// `Counters::peek`: {0, ms left} for the first key at its maximum (ARGV per key: max,
-/// window in ms), else {1, 1 if any key has attempts counted, else 0}. Counts nothing.
+/// One key of `Counters::peek` and `Counters::admit`: {0, ms left} when the key is at its
+/// maximum (ARGV: max, window in ms; a key at its maximum without expiry gets the window, as
+/// in the reserve script), else {1, the count}. Counts nothing.
 const PEEK_SCRIPT: &str = r"
-local counted = 0
-for i, key in ipairs(KEYS) do
-  local n = tonumber(redis.call('GET', key) or '0')
-  if n >= tonumber(ARGV[2 * i - 1]) then
-    local ttl = redis.call('PTTL', key)
-    if ttl < 0 then redis.call('PEXPIRE', key, ARGV[2 * i]); ttl = tonumber(ARGV[2 * i]) end
-    return {0, ttl}
-  end
-  if n > 0 then counted = 1 end
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]); ttl = tonumber(ARGV[2]) end
+  return {0, ttl}
 end
-return {1, counted}
+return {1, n}
 ";
 
 /// Seeds the count from the database when the key is missing, so that a flushed or restarted
@@ -76,14 +68,75 @@ if tonumber(count) >= tonumber(ARGV[2]) then return -1 end
 return redis.call('INCR', KEYS[1])
 ";
 
+/// How the server reaches Redis: `BYPASS_IDP_REDIS_MODE`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RedisMode {
+    /// One server (or a proxy in front of several), `REDIS_URL` its address.
+    #[default]
+    Single,
+    /// A Redis Cluster, `REDIS_URL` a comma-separated list of seed nodes.
+    Cluster,
+}
+
+/// A connection to one server (reconnecting) or to a cluster (following its slots).
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 pub struct RedisCounters {
-    connection: ConnectionManager,
+    connection: Connection,
     prefix: String,
     reserve: redis::Script,
     give_back: redis::Script,
-    admit: redis::Script,
     peek: redis::Script,
     acquire: redis::Script,
+}
+
+/// `kind:{entity}` for the logical key `kind:entity` (the part after the first colon is the
+/// entity, see [`crate::domain::limits::LimitKey::key`]); `{key}` when it has no kind.
+fn tagged(key: &str) -> String {
+    match key.split_once(':') {
+        Some((kind, entity)) => format!("{kind}:{{{entity}}}"),
+        None => format!("{{{key}}}"),
+    }
+}
+
+/// The nodes of `REDIS_URL`: one address, or a comma-separated list in cluster mode.
+pub fn nodes(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect()
 }
 
 fn err(e: redis::RedisError) -> CounterError {
@@ -93,56 +146,95 @@ fn err(e: redis::RedisError) -> CounterError {
 impl RedisCounters {
     pub async fn connect(
         url: &str,
+        mode: RedisMode,
         ca_pem: Option<Vec<u8>>,
         prefix: &str,
     ) -> Result<Self, CounterError> {
-        let client = match ca_pem {
-            Some(root_cert) => redis::Client::build_with_tls(
-                url,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(root_cert),
-                },
-            ),
-            None => redis::Client::open(url),
-        }
-        .map_err(err)?;
+        let certificates = |root_cert: Vec<u8>| redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(root_cert),
+        };
         // Redis answers in microseconds; a slow answer means this instance is busy (argon2 on
         // every core), and failing the request then would turn load into errors.
         // A Redis that refuses connections fails the request within a second, and one that
         // hangs within three (a 503 the client retries), instead of holding requests through
         // a long reconnect backoff. Argon2 runs off the async workers, so a busy instance
         // still reads Redis's answers in time.
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(Duration::from_secs(3)))
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(400));
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(err)?;
+        let connection = match mode {
+            RedisMode::Single => {
+                let client = match ca_pem {
+                    Some(root_cert) => redis::Client::build_with_tls(url, certificates(root_cert)),
+                    None => redis::Client::open(url),
+                }
+                .map_err(err)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(Duration::from_secs(3)))
+                    .set_connection_timeout(Some(Duration::from_secs(2)))
+                    .set_number_of_retries(2)
+                    .set_min_delay(Duration::from_millis(50))
+                    .set_max_delay(Duration::from_millis(400));
+                Connection::Single(
+                    ConnectionManager::new_with_config(client, config)
+                        .await
+                        .map_err(err)?,
+                )
+            }
+            RedisMode::Cluster => {
+                let mut builder = ClusterClient::builder(nodes(url))
+                    .connection_timeout(Duration::from_secs(2))
+                    .response_timeout(Duration::from_secs(3))
+                    .retries(2)
+                    .min_retry_wait(50)
+                    .max_retry_wait(400);
+                if let Some(root_cert) = ca_pem {
+                    builder = builder.certs(certificates(root_cert));
+                }
+                let client = builder.build().map_err(err)?;
+                Connection::Cluster(client.get_async_connection().await.map_err(err)?)
+            }
+        };
         Ok(Self {
             connection,
             prefix: prefix.to_owned(),
             reserve: redis::Script::new(RESERVE_SCRIPT),
             give_back: redis::Script::new(GIVE_BACK_SCRIPT),
-            admit: redis::Script::new(ADMIT_SCRIPT),
             peek: redis::Script::new(PEEK_SCRIPT),
             acquire: redis::Script::new(ACQUIRE_SCRIPT),
         })
     }
 
+    /// One key of a multi-key check: `Err` with the time left at the maximum, else the count.
+    async fn peek_one(
+        &self,
+        key: &str,
+        limit: Limit,
+    ) -> Result<Result<u64, Duration>, CounterError> {
+        let mut connection = self.connection.clone();
+        let (open, value): (u8, i64) = self
+            .peek
+            .key(self.key(key))
+            .arg(limit.max)
+            .arg(limit.window.as_millis().max(1) as u64)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(err)?;
+        Ok(if open == 1 {
+            Ok(value.max(0) as u64)
+        } else {
+            Err(Duration::from_millis(value.max(0) as u64))
+        })
+    }
+
     fn key(&self, key: &str) -> String {
-        format!("{}:rl:{{{key}}}", self.prefix)
+        format!("{}:rl:{}", self.prefix, tagged(key))
     }
 
     fn value_key(&self, key: &str) -> String {
-        format!("{}:kv:{{{key}}}", self.prefix)
+        format!("{}:kv:{}", self.prefix, tagged(key))
     }
 
     fn use_key(&self, key: &str) -> String {
-        format!("{}:uses:{{{key}}}", self.prefix)
+        format!("{}:uses:{}", self.prefix, tagged(key))
     }
 }
 
@@ -188,44 +280,35 @@ impl Counters for RedisCounters {
             .map_err(err)
     }
 
+    /// One step per key, in order: refuses on the first key at its maximum, else clears the
+    /// keys marked. A failure counted between the two steps may be cleared with them; it
+    /// is what a success clears anyway.
     async fn admit(
         &self,
         keys: &[(String, Limit, bool)],
     ) -> Result<Option<Duration>, CounterError> {
-        let mut connection = self.connection.clone();
-        let mut invocation = self.admit.prepare_invoke();
-        for (key, limit, clear) in keys {
-            invocation
-                .key(self.key(key))
-                .arg(limit.max)
-                .arg(limit.window.as_millis().max(1) as u64)
-                .arg(if *clear { "1" } else { "0" });
+        for (key, limit, _) in keys {
+            if let Err(left) = self.peek_one(key, *limit).await? {
+                return Ok(Some(left));
+            }
         }
-        let left: i64 = invocation
-            .invoke_async(&mut connection)
-            .await
-            .map_err(err)?;
-        Ok((left >= 0).then(|| Duration::from_millis(left as u64)))
+        for (key, _, clear) in keys {
+            if *clear {
+                self.clear(key).await?;
+            }
+        }
+        Ok(None)
     }
 
     async fn peek(&self, keys: &[(String, Limit)]) -> Result<Result<bool, Duration>, CounterError> {
-        let mut connection = self.connection.clone();
-        let mut invocation = self.peek.prepare_invoke();
+        let mut counted = false;
         for (key, limit) in keys {
-            invocation
-                .key(self.key(key))
-                .arg(limit.max)
-                .arg(limit.window.as_millis().max(1) as u64);
+            match self.peek_one(key, *limit).await? {
+                Err(left) => return Ok(Err(left)),
+                Ok(count) => counted |= count > 0,
+            }
         }
-        let (open, value): (u8, i64) = invocation
-            .invoke_async(&mut connection)
-            .await
-            .map_err(err)?;
-        Ok(if open == 1 {
-            Ok(value == 1)
-        } else {
-            Err(Duration::from_millis(value.max(0) as u64))
-        })
+        Ok(Ok(counted))
     }
 
     async fn acquire_use(
@@ -323,5 +406,38 @@ impl Counters for RedisCounters {
 
     fn is_shared(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tagged;
+    use crate::domain::ids::UserId;
+    use crate::domain::limits::LimitKey;
+
+    #[test]
+    fn keys_are_tagged_by_the_entity_they_count_for() {
+        assert_eq!(tagged("mfa-fail:user:u1"), "mfa-fail:{user:u1}");
+        assert_eq!(tagged("flow:abc"), "flow:{abc}");
+        assert_eq!(tagged("plain"), "{plain}");
+        // An address's keys share one tag, a user's another.
+        let ip: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let user = UserId::new("u1");
+        let tag = |key: &LimitKey| {
+            let key = tagged(&key.key());
+            key[key.find('{').unwrap()..].to_owned()
+        };
+        let address: Vec<String> = LimitKey::password("alice", ip.into())
+            .iter()
+            .chain(&LimitKey::second_factor(&user, ip.into()))
+            .map(tag)
+            .filter(|t| t.starts_with("{ip:"))
+            .collect();
+        assert_eq!(address.len(), 2, "{address:?}");
+        assert!(address.iter().all(|t| t == "{ip:192.0.2.7}"), "{address:?}");
+        assert_eq!(
+            tag(&LimitKey::SavedSets(user.clone())),
+            tag(&LimitKey::SecondFactorUser(user))
+        );
     }
 }

@@ -187,21 +187,23 @@ impl LimitKey {
         }
     }
 
-    /// The counter key. User-chosen text in it (usernames, client ids) is length-capped at
-    /// the edge before it gets here.
+    /// The counter key: `kind:entity`, where the entity is what the key counts for
+    /// (`user:<id>`, `ip:<address>`, a pair), so a Redis Cluster keeps an entity's keys in
+    /// one slot. User-chosen text in it (usernames, client ids) is length-capped at the edge
+    /// before it gets here.
     pub fn key(&self) -> String {
         match self {
             Self::SecondFactorUser(user) => format!("mfa-fail:user:{user}"),
             Self::SecondFactorAddress(addr) => format!("mfa-fail:ip:{addr}"),
             Self::PasswordUserAddress(name, addr) => format!("pwd-fail:{addr}:{name}"),
             Self::PasswordUser(name) => format!("pwd-fail:user:{name}"),
-            Self::PasswordAddress(addr) => format!("pwd-fail-ip:{addr}"),
+            Self::PasswordAddress(addr) => format!("pwd-fail:ip:{addr}"),
             Self::ClientAuth(client, addr) => format!("client-auth:{addr}:{client}"),
-            Self::ClientAuthAddress(addr) => format!("client-auth-ip:{addr}"),
+            Self::ClientAuthAddress(addr) => format!("client-auth:ip:{addr}"),
             Self::CodeHolderActor(actor) => format!("code-holder:actor:{actor}"),
             Self::CodeHolderCode(code) => format!("code-holder:code:{code}"),
-            Self::FlowsPerAddress(addr, _) => format!("flows:{addr}"),
-            Self::SavedSets(user) => format!("saved-sets:{user}"),
+            Self::FlowsPerAddress(addr, _) => format!("flows:ip:{addr}"),
+            Self::SavedSets(user) => format!("saved-sets:user:{user}"),
         }
     }
 }

@@ -64,6 +64,12 @@ pub fn token_refusal(refusal: TokenRefusal, basic: bool) -> Response {
         TokenRefusal::Failed(ServiceError::Invalid(v)) => {
             (StatusCode::BAD_REQUEST, "invalid_request", v.detail)
         }
+        TokenRefusal::Failed(ServiceError::Busy(_)) => {
+            let body = json!({"error": "temporarily_unavailable",
+                              "error_description": "the server is busy; try again in a moment"});
+            let response = json_response(StatusCode::SERVICE_UNAVAILABLE, body);
+            return no_store(retry_after(response, 1));
+        }
         TokenRefusal::Failed(ServiceError::Unavailable(detail)) => {
             let body = json!({"error": "temporarily_unavailable", "error_description": detail});
             let response = json_response(StatusCode::SERVICE_UNAVAILABLE, body);
@@ -165,6 +171,8 @@ pub enum PageError {
     TooManySignIns(Duration),
     /// A dependency is down.
     Unavailable,
+    /// Too many checks are queued; nothing of the step was done or counted.
+    Busy(Duration),
     /// Our own failure.
     Internal,
 }
@@ -192,7 +200,7 @@ pub fn page_error(error: PageError) -> Response {
         | PageError::FieldTooLong { .. } => StatusCode::BAD_REQUEST,
         PageError::FormTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         PageError::TooManySignIns(_) => StatusCode::TOO_MANY_REQUESTS,
-        PageError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        PageError::Unavailable | PageError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         PageError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let (title, detail) = pages::error_text(&error);
@@ -200,12 +208,16 @@ pub fn page_error(error: PageError) -> Response {
     match error {
         PageError::TooManySignIns(wait) => retry_after(response, wait.as_secs().max(1)),
         PageError::Unavailable => retry_after(response, 60),
+        PageError::Busy(wait) => retry_after(response, wait.as_secs().max(1)),
         _ => response,
     }
 }
 
 /// A service failure on a sign-in page: 503 when a dependency is down, else 500; logged.
 pub fn page_failure(err: ServiceError) -> Response {
+    if let ServiceError::Busy(wait) = err {
+        return page_error(PageError::Busy(wait));
+    }
     if let ServiceError::Unavailable(detail) = &err {
         tracing::warn!(reason = %detail, "sign-in refused: busy");
         return page_error(PageError::Unavailable);

@@ -114,6 +114,15 @@ pub fn error_text(error: &PageError) -> (&'static str, String) {
             "Temporarily unavailable",
             "This service cannot sign you in right now. Wait a minute and reload this page: your sign-in is kept if it can be.".into(),
         ),
+        PageError::Busy(wait) => (
+            "Busy",
+            format!(
+                "Many people are signing in right now, so what you typed was not checked \
+                 and does not count as a try. Go back and send it again in {} second{}.",
+                wait.as_secs().max(1),
+                if wait.as_secs() > 1 { "s" } else { "" }
+            ),
+        ),
         PageError::Internal => ("Something went wrong", "Please try again later.".into()),
     }
 }

@@ -138,6 +138,15 @@ impl From<ServiceError> for ScimError {
             ServiceError::Unavailable(detail) => {
                 Self::Unavailable(error_body(503, None, &detail), 5)
             }
+            ServiceError::Busy(retry_after) => Self::Unavailable(
+                error_body(
+                    503,
+                    None,
+                    "too many password and code checks are queued; nothing was changed, \
+                     try again in a moment",
+                ),
+                retry_after.as_secs().max(1),
+            ),
             ServiceError::Internal(failure) => {
                 tracing::error!(error = %failure, "request failed");
                 Self::internal()

@@ -65,3 +65,9 @@ impl Drop for Argon2Waiting {
 pub fn argon2_waited(seconds: f64) {
     metrics::histogram!("argon2_wait_seconds").record(seconds);
 }
+
+/// A password or code check refused as busy: `queue_full` (the queue ahead would take longer
+/// than the deadline) or `deadline` (it waited that long).
+pub fn argon2_refused(reason: &'static str) {
+    metrics::counter!("argon2_refused_total", "reason" => reason).increment(1);
+}

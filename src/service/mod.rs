@@ -45,6 +45,10 @@ pub enum ServiceError {
     /// A dependency cannot take the request now (the in-process store is full): 503.
     #[error("{0}")]
     Unavailable(String),
+    /// Too many password and code checks are queued: 503 with `Retry-After`; nothing of the
+    /// request was done.
+    #[error("the server is busy; try again in a moment")]
+    Busy(std::time::Duration),
     /// A failure of ours (the database, a worker thread, corrupt stored data): logged with
     /// its cause, never shown.
     #[error(transparent)]

@@ -54,6 +54,15 @@ impl Throttle {
         Ok(())
     }
 
+    /// The attempt was never checked (the server was too busy): every key gets its
+    /// attempt back, as if it had not been made.
+    pub async fn give_back(&self, reservation: Reservation) -> Result<(), ServiceError> {
+        for key in reservation.keys {
+            self.counters.give_back(&key.key()).await?;
+        }
+        Ok(())
+    }
+
     /// Settles a success that was never reserved, for secrets too long to guess (client
     /// secrets: [`Throttle::check`] first, then the comparison, and only a failure is
     /// reserved with [`Throttle::reserve`]). Refuses if a key reached its limit meanwhile,

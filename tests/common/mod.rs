@@ -29,7 +29,7 @@ pub struct TestApp {
     postgres: Option<(String, String)>,
 }
 
-fn unique(prefix: &str) -> String {
+pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
@@ -108,8 +108,16 @@ impl TestApp {
         }
         if let Ok(url) = std::env::var("REDIS_URL") {
             env.insert("REDIS_URL".into(), url);
+            // .ci/run runs the attack tests again on a Redis Cluster this way.
+            if let Ok(mode) = std::env::var("BYPASS_IDP_REDIS_MODE") {
+                env.insert("BYPASS_IDP_REDIS_MODE".into(), mode);
+            }
             env.insert("BYPASS_IDP_REDIS_PREFIX".into(), unique("t"));
         }
+        // A test binary runs many servers at once on two cores, all sharing the process's one
+        // Argon2 queue: a generous deadline keeps functional tests from being refused as
+        // busy. tests/overload.rs sets its own.
+        env.insert("BYPASS_IDP_KDF_QUEUE_TIMEOUT_MS".into(), "10000".into());
         for (k, v) in extra {
             env.insert((*k).into(), (*v).into());
         }
@@ -387,22 +395,26 @@ pub async fn flush_redis(app: &TestApp) {
     ) else {
         return;
     };
-    let client = redis::Client::open(url.as_str()).expect("redis url");
-    let mut connection = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
-        .query_async(&mut connection)
-        .await
-        .expect("KEYS");
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL")
-            .arg(keys)
+    // Every node of a cluster (REDIS_URL lists them), each deleting the keys it holds one at
+    // a time (they live in different slots).
+    for node in url.split(',') {
+        let client = redis::Client::open(node.trim()).expect("redis url");
+        let mut connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:*"))
             .query_async(&mut connection)
             .await
-            .expect("DEL");
+            .expect("KEYS");
+        for key in keys {
+            let _: () = redis::cmd("DEL")
+                .arg(key)
+                .query_async(&mut connection)
+                .await
+                .expect("DEL");
+        }
     }
 }
 

@@ -54,6 +54,118 @@ impl Drop for OwnRedis {
     }
 }
 
+/// A three-node Redis Cluster of the test's own on 127.0.0.1 (`--cluster-enabled yes`, no
+/// replicas, no persistence), its slots spread by `redis-cli --cluster create`.
+pub struct OwnCluster {
+    pub ports: Vec<u16>,
+    nodes: Vec<OwnRedis>,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnCluster {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ports = Vec::new();
+        // Each node also listens on its port + 10000 (the cluster bus).
+        while ports.len() < 3 {
+            let port = free_port();
+            let bus_free =
+                port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok();
+            if bus_free && !ports.contains(&port) {
+                ports.push(port);
+            }
+        }
+        let nodes = ports
+            .iter()
+            .map(|port| {
+                let conf = dir.path().join(format!("nodes-{port}.conf"));
+                OwnRedis::start_with(
+                    *port,
+                    &[
+                        "--port".into(),
+                        port.to_string().into(),
+                        "--cluster-enabled".into(),
+                        "yes".into(),
+                        "--cluster-config-file".into(),
+                        conf.into_os_string(),
+                        "--dir".into(),
+                        dir.path().as_os_str().to_owned(),
+                    ],
+                )
+            })
+            .collect();
+        let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli is installed");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        let cluster = Self {
+            ports,
+            nodes,
+            _dir: dir,
+        };
+        // The nodes agree on the slots within a few seconds.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !cluster
+            .ports
+            .iter()
+            .all(|p| cluster.info(*p).contains("cluster_state:ok"))
+        {
+            assert!(Instant::now() < deadline, "the cluster did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        cluster
+    }
+
+    /// `REDIS_URL` for the cluster: every node, comma-separated.
+    pub fn url(&self) -> String {
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn info(&self, port: u16) -> String {
+        self.cli(port, &["cluster", "info"])
+    }
+
+    /// `redis-cli -p port args…`: what it printed.
+    pub fn cli(&self, port: u16, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The keys each node holds.
+    pub fn keys_per_node(&self) -> Vec<Vec<String>> {
+        self.ports
+            .iter()
+            .map(|p| {
+                self.cli(*p, &["--scan"])
+                    .lines()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Stops the cluster's nodes.
+    pub fn stop(&mut self) {
+        for node in &mut self.nodes {
+            node.stop();
+        }
+    }
+}
+
 /// Waits up to 10 s until something accepts connections on 127.0.0.1:`port`.
 pub fn wait_listening(port: u16) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -55,7 +55,14 @@ impl BypassCodeService {
             Ok(ticket) => ticket,
             Err(lock) => return Ok(VerifyOutcome::Rejected(Rejection::Locked(lock))),
         };
-        let attempt = self.try_consume(user_id, typed, at).await?;
+        let attempt = match self.try_consume(user_id, typed, at).await {
+            // Not checked at all: the attempt is given back, nothing was used.
+            Err(ServiceError::Busy(wait)) => {
+                self.guard.give_back(ticket).await?;
+                return Err(ServiceError::Busy(wait));
+            }
+            other => other?,
+        };
         let now = Utc::now();
         match &attempt.outcome {
             VerifyOutcome::Accepted {

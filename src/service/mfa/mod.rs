@@ -58,6 +58,8 @@ pub struct Guard {
 pub struct GuardTicket {
     reservation: Reservation,
     user_id: UserId,
+    /// Whether the attempt was counted into the user's failure streak too.
+    in_streak: bool,
 }
 
 impl Guard {
@@ -102,7 +104,18 @@ impl Guard {
         Ok(Ok(GuardTicket {
             reservation,
             user_id: user_id.clone(),
+            in_streak: row.is_some(),
         }))
+    }
+
+    /// The attempt was never checked (the server was too busy): the windows and the
+    /// streak get it back.
+    pub async fn give_back(&self, ticket: GuardTicket) -> Result<(), ServiceError> {
+        self.throttle.give_back(ticket.reservation).await?;
+        if ticket.in_streak {
+            self.store.release_mfa_attempt(&ticket.user_id).await?;
+        }
+        Ok(())
     }
 
     /// The attempt was right: the streak and the user's window start over.

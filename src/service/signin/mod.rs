@@ -31,6 +31,7 @@ use crate::domain::enrolment::CodeUse;
 use crate::domain::ids::ClientId;
 use crate::domain::limits::{Limit, LimitKey};
 use crate::domain::repo::{ClientRepo, UserRepo};
+use crate::domain::scim::user::User;
 use crate::domain::secret::Secret;
 use crate::domain::session::{self, Reuse, Standing};
 use crate::domain::signin::{self, Flow, SecondFactor, Step};
@@ -430,6 +431,24 @@ impl SignInService {
         }
     }
 
+    /// Whether `password` is the found user's. Unknown users and users without a password
+    /// cost the same Argon2 computation, so timing tells nothing.
+    async fn check_password(
+        &self,
+        found: Option<&(User, Option<String>)>,
+        password: Secret,
+    ) -> Result<bool, ServiceError> {
+        let phc = match found.and_then(|(_, hash)| hash.clone()) {
+            Some(hash) => hash,
+            None => self
+                .dummy_hash
+                .get_or_try_init(|| passwords::hash(Secret::new(random_token())))
+                .await?
+                .clone(),
+        };
+        passwords::verify(password, phc).await
+    }
+
     /// Checks username and password. On success the flow moves to a new id (returned, for
     /// the cookie), so an id planted in a browser before sign-in is worth nothing after it.
     pub async fn password(
@@ -456,16 +475,15 @@ impl SignInService {
             }
         };
         let found = self.store.find_user_for_sign_in(user_name.trim()).await?;
-        // Unknown users cost the same Argon2 computation, so timing tells nothing.
-        let phc = match found.as_ref().and_then(|(_, hash)| hash.clone()) {
-            Some(hash) => hash,
-            None => self
-                .dummy_hash
-                .get_or_try_init(|| passwords::hash(Secret::new(random_token())))
-                .await?
-                .clone(),
+        let matches = match self.check_password(found.as_ref(), password).await {
+            // Not checked at all: the attempt is given back.
+            Err(ServiceError::Busy(wait)) => {
+                events::sign_in_step("password", "busy");
+                self.throttle.give_back(reservation).await?;
+                return Err(ServiceError::Busy(wait));
+            }
+            other => other?,
         };
-        let matches = passwords::verify(password, phc).await?;
         let user = match found {
             Some((user, Some(_))) if matches && user.is_active() => user,
             // The reservation stays: this was a failed attempt.

@@ -117,6 +117,19 @@ fn failure(err: ServiceError) -> Response {
             "Temporarily unavailable",
             "The console cannot reach a service it needs. Wait a minute and reload.",
         ),
+        ServiceError::Busy(retry_after) => {
+            let mut response = message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Busy",
+                "Too many sign-ins are being checked right now, so nothing was changed. \
+                 Try again in a moment.",
+            );
+            response.headers_mut().insert(
+                poem::http::header::RETRY_AFTER,
+                retry_after.as_secs().max(1).into(),
+            );
+            response
+        }
         other => {
             tracing::error!(error = %other, "console request failed");
             message(
