@@ -29,19 +29,31 @@ if rates_file.exists():
 
 results = work / "results.jsonl"
 rows = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
-if rows:
-    labels = [b for b in backends if any(r["label"] == b for r in rows)]
+queries = [r for r in rows if r["kind"] == "query"]
+if queries:
+    labels = [b for b in backends if any(r["label"] == b for r in queries)]
     users = next(r["users"] for r in rows if r["kind"] == "load")
-    print(f"\n### SCIM with {users:,} users (8 connections; ms)\n")
-    print("| query | matches | " + " | ".join(f"{b} p50 | {b} p99" for b in labels) + " |")
-    print("|---" * (2 + 2 * len(labels)) + "|")
-    queries = list(dict.fromkeys(r["query"] for r in rows if r["kind"] == "query"))
-    for q in queries:
-        by = {r["label"]: r for r in rows if r["kind"] == "query" and r["query"] == q}
-        total = next(iter(by.values()))["total"]
-        cells = [
-            f"{by[b]['p50']:.1f} | {by[b]['p99']:.1f}" if b in by else "– | –" for b in labels
-        ]
-        print(f"| `{q}` | {total:,} | " + " | ".join(cells) + " |")
     loads = {r["label"]: r["rate"] for r in rows if r["kind"] == "load"}
-    print("| loading over SCIM (users/s) | | " + " | ".join(f"{loads[b]:,.0f} | " for b in labels) + " |")
+    summaries = {r["label"]: r for r in rows if r["kind"] == "summary"}
+    print(f"\n### SCIM with {users:,} users: the covering set (8 connections; ms)\n")
+    print("| backend | queries | p99 ≥ 20 ms | median p99 | worst p99 | loading (users/s) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for b in labels:
+        s_ = summaries.get(b)
+        if s_:
+            print(f"| {b} | {s_['queries']} | {s_['over']} | {s_['median']:.1f} | {s_['worst']:.1f} | {loads.get(b, 0):,.0f} |")
+    for b in labels:
+        mine = sorted((r for r in queries if r["label"] == b), key=lambda r: -r["p99"])
+        print(f"\n#### {b}: the slowest twenty\n")
+        print("| query | matches | p50 | p99 |")
+        print("|---|---:|---:|---:|")
+        for r in mine[:20]:
+            print(f"| `{r['query']}` | {r['total']:,} | {r['p50']:.1f} | {r['p99']:.1f} |")
+
+overload = [r for r in rows if r["kind"] == "overload"]
+if overload:
+    print("\n### Sign-ins beyond capacity (password steps, server on one core)\n")
+    print("| backend | load | offered/s | goodput/s | goodput / Argon2 bound | refused (503) | p99 answered |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for r in overload:
+        print(f"| {r['label']} | {r['factor']:.0f}× | {r['offered']:.0f} | {r['goodput']:.1f} | {r['ratio']:.2f} | {r['refused']} | {r['p99']:.0f} ms |")

@@ -184,7 +184,8 @@ impl Config {
             None => default_sqlite_url(&data_dir),
         };
 
-        let redis_mode = match pick("BYPASS_IDP_REDIS_MODE", file.redis_mode).as_deref() {
+        let mode = pick("BYPASS_IDP_REDIS_MODE", file.redis_mode).map(|m| m.to_ascii_lowercase());
+        let redis_mode = match mode.as_deref() {
             None | Some("single") => RedisMode::Single,
             Some("cluster") => RedisMode::Cluster,
             Some(_) => {
@@ -195,6 +196,12 @@ impl Config {
             }
         };
         let redis_url = pick("REDIS_URL", file.redis_url);
+        if redis_mode == RedisMode::Cluster && redis_url.is_none() {
+            return Err(invalid(
+                "BYPASS_IDP_REDIS_MODE",
+                "cluster needs REDIS_URL to list the cluster's nodes",
+            ));
+        }
         if let Some(url) = &redis_url {
             let nodes = crate::counters::nodes(url);
             if nodes.len() != 1 && redis_mode == RedisMode::Single {
@@ -548,6 +555,12 @@ mod tests {
         );
         assert_eq!(with(&[]).unwrap().redis_mode, RedisMode::Single);
         assert_eq!(with(&[]).unwrap().kdf_queue_timeout_ms, 1000);
+        let upper = with(&[("REDIS_URL", nodes), ("BYPASS_IDP_REDIS_MODE", "Cluster")]).unwrap();
+        assert_eq!(upper.redis_mode, RedisMode::Cluster);
+        let err = with(&[("BYPASS_IDP_REDIS_MODE", "cluster")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("BYPASS_IDP_REDIS_MODE"), "{err}");
         for (url, mode) in [
             // A list without cluster mode, TLS mixed with plain, a socket, an empty list.
             (nodes, "single"),

@@ -1,25 +1,46 @@
 //! The Argon2 admission queue: a check that would wait past `kdf_queue_timeout_ms` is
 //! refused at once as busy (503, `Retry-After`), on every door that hashes, and gives back
 //! the attempt it reserved, so a refusal never locks anyone out. One test, because the
-//! process has one Argon2 queue and this binary changes its deadline.
+//! process has one Argon2 queue and this test fills it and changes its deadline.
 
 mod common;
 
 use std::time::Duration;
 
 use bypass_idp::domain::repo::MfaRepo;
-use bypass_idp::service::passwords::set_queue_timeout;
+use bypass_idp::service::passwords::{run_kdf, set_queue_timeout};
 use common::rp::*;
 use common::{TestApp, create_code, enrolled_user};
 use reqwest::Method;
 use serde_json::json;
 
-/// A deadline no Argon2 computation fits in: every check is refused at once.
-fn refuse_everything() {
-    set_queue_timeout(Duration::from_millis(1));
+/// Busy: every Argon2 slot held by a job that only waits, and a deadline no computation
+/// fits in, so every check is refused at once. The blockers hold their slots for `hold`.
+async fn make_busy(hold: Duration) -> Vec<tokio::task::JoinHandle<()>> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let blockers: Vec<_> = (0..cores)
+        .map(|_| {
+            tokio::spawn(async move {
+                run_kdf(move || {
+                    std::thread::sleep(hold);
+                    Ok(())
+                })
+                .await
+                .expect("a blocker gets a slot");
+            })
+        })
+        .collect();
+    // Until every slot is taken.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    set_queue_timeout(Duration::from_millis(5));
+    blockers
 }
 
-fn accept_again() {
+/// The slots free again, and a generous deadline.
+async fn accept_again(blockers: Vec<tokio::task::JoinHandle<()>>) {
+    for blocker in blockers {
+        blocker.await.unwrap();
+    }
     set_queue_timeout(Duration::from_secs(10));
 }
 
@@ -50,8 +71,8 @@ async fn busy_checks_are_refused_at_once_and_given_back_on_every_door() {
         .unwrap()
         .to_owned();
 
-    // Password step: more refusals than the password window allows (5), each a busy
-    // page with Retry-After, none counted.
+    // Password step: more refusals than the password window of one user at one address
+    // allows (10), each a busy page with Retry-After, none counted.
     let started = start(&app, &rp).await;
     let browser = Browser::new(&app);
     assert_eq!(browser.get(&started.auth_url).await.status, 303);
@@ -63,8 +84,8 @@ async fn busy_checks_are_refused_at_once_and_given_back_on_every_door() {
             ("password", password.to_owned()),
         ]
     };
-    refuse_everything();
-    for _ in 0..8 {
+    let blockers = make_busy(Duration::from_secs(3)).await;
+    for _ in 0..12 {
         let response = browser
             .http
             .post(format!("{}/oauth2/signin/password", app.base))
@@ -100,7 +121,7 @@ async fn busy_checks_are_refused_at_once_and_given_back_on_every_door() {
             page.body
         );
     }
-    accept_again();
+    accept_again(blockers).await;
     // The same form goes on: nothing was counted, so the right password is not locked.
     let mut fields = fields(PASSWORD);
     fields[2].1 = PASSWORD.to_owned();
@@ -112,7 +133,7 @@ async fn busy_checks_are_refused_at_once_and_given_back_on_every_door() {
     // Bypass code at the second step: refused as busy more often than the second-factor
     // window (5) and the failure streak allow, then the code still works once.
     let bypass = browser.get("/oauth2/signin?method=bypass").await;
-    refuse_everything();
+    let blockers = make_busy(Duration::from_secs(2)).await;
     for _ in 0..8 {
         let page = browser
             .post(
@@ -136,7 +157,7 @@ async fn busy_checks_are_refused_at_once_and_given_back_on_every_door() {
         )
         .await;
     assert_busy_page(&page);
-    accept_again();
+    accept_again(blockers).await;
     let page = browser
         .post(
             "/oauth2/signin/bypass",
@@ -153,7 +174,7 @@ async fn busy_checks_are_refused_at_once_and_given_back_on_every_door() {
     let (_, before, _) = app
         .scim(Method::GET, &format!("/Users/{user_id}"), &admin, None)
         .await;
-    refuse_everything();
+    let blockers = make_busy(Duration::from_secs(2)).await;
     let (status, body, headers) = app
         .scim(
             Method::PATCH,
@@ -175,7 +196,7 @@ async fn busy_checks_are_refused_at_once_and_given_back_on_every_door() {
         )
         .await;
     common::assert_scim_error(status, &body, 503, None);
-    accept_again();
+    accept_again(blockers).await;
     let (_, user, _) = app
         .scim(Method::GET, &format!("/Users/{user_id}"), &admin, None)
         .await;
@@ -218,6 +239,6 @@ async fn busy_checks_are_refused_at_once_and_given_back_on_every_door() {
         .filter(|l| l.starts_with("argon2_refused_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
-    assert!(refused >= 8.0 + 9.0 + 2.0, "{refused}\n{metrics}");
+    assert!(refused >= 12.0 + 9.0 + 2.0, "{refused}\n{metrics}");
     assert!(metrics.contains("argon2_wait_seconds"), "{metrics}");
 }

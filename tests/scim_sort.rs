@@ -28,7 +28,7 @@ const PEOPLE: [Person; 6] = [
         Some("a@x.test"),
     ),
     (
-        "S-Alpha",
+        "s-alpha",
         Some("bauer"),
         Some("Alpha person"),
         None,
@@ -44,7 +44,7 @@ const PEOPLE: [Person; 6] = [
         None,
     ),
     (
-        "s-bravo",
+        "S-Bravo",
         Some("Adams"),
         None,
         Some("bookkeeper"),
@@ -124,8 +124,8 @@ async fn users_sort_by_every_kind_of_attribute_with_missing_values_at_the_end() 
     let only = "filter=userName%20sw%20%22s-%22";
     // userName: case-insensitive.
     let by_name = [
-        "S-Alpha",
-        "s-bravo",
+        "s-alpha",
+        "S-Bravo",
         "s-charlie",
         "s-delta",
         "s-echo",
@@ -148,8 +148,8 @@ async fn users_sort_by_every_kind_of_attribute_with_missing_values_at_the_end() 
     // descending), no value last ascending and first descending; code point order, so
     // "Émile" comes after "Zimmer".
     let family = [
-        "s-bravo",
-        "S-Alpha",
+        "S-Bravo",
+        "s-alpha",
         "s-echo",
         "s-foxtrot",
         "s-delta",
@@ -179,22 +179,22 @@ async fn users_sort_by_every_kind_of_attribute_with_missing_values_at_the_end() 
 
     // displayName (case-insensitive, one missing).
     let display = [
-        "S-Alpha",
+        "s-alpha",
         "s-charlie",
         "s-delta",
         "s-echo",
         "s-foxtrot",
-        "s-bravo",
+        "S-Bravo",
     ];
     assert_eq!(sorted(&app, &token, "sortBy=displayName").await, display);
     // title: not a search column, still case-insensitive.
     let title = [
         "s-charlie",
         "s-echo",
-        "s-bravo",
+        "S-Bravo",
         "s-foxtrot",
         "s-delta",
-        "S-Alpha",
+        "s-alpha",
     ];
     assert_eq!(sorted(&app, &token, "sortBy=title").await, title);
     assert_eq!(
@@ -207,8 +207,8 @@ async fn users_sort_by_every_kind_of_attribute_with_missing_values_at_the_end() 
         "s-echo",
         "s-foxtrot",
         "s-delta",
-        "s-bravo",
-        "S-Alpha",
+        "S-Bravo",
+        "s-alpha",
         "s-charlie",
     ];
     assert_eq!(sorted(&app, &token, "sortBy=emails").await, email);
@@ -253,7 +253,30 @@ async fn users_sort_by_every_kind_of_attribute_with_missing_values_at_the_end() 
     assert_eq!(recent[0], "s-charlie");
     let created: Vec<&str> = PEOPLE.iter().map(|p| p.0).collect();
     assert_eq!(sorted(&app, &token, "sortBy=meta.created").await, created);
-    assert_eq!(sorted(&app, &token, "sortBy=id").await.len(), 6);
+    let mut newest_first = created.clone();
+    newest_first.reverse();
+    for query in [
+        "sortBy=meta.created&sortOrder=descending".to_owned(),
+        format!("{only}&sortBy=meta.created&sortOrder=descending"),
+    ] {
+        assert_eq!(sorted(&app, &token, &query).await, newest_first, "{query}");
+    }
+    // id: exact, in code point order; with and without a filter.
+    let mut by_id: Vec<(&String, &str)> = ids.iter().zip(created.iter().copied()).collect();
+    by_id.sort();
+    let by_id: Vec<&str> = by_id.into_iter().map(|(_, name)| name).collect();
+    assert_eq!(sorted(&app, &token, "sortBy=id").await, by_id);
+    assert_eq!(
+        sorted(&app, &token, &format!("{only}&sortBy=id")).await,
+        by_id
+    );
+    let recent_filtered = sorted(
+        &app,
+        &token,
+        &format!("{only}&sortBy=meta.lastModified&sortOrder=descending"),
+    )
+    .await;
+    assert_eq!(recent_filtered[0], "s-charlie");
 
     // The SearchRequest body takes the same members.
     let (status, found, _) = app
@@ -340,7 +363,8 @@ async fn bad_sort_parameters_are_refused_with_scim_errors() {
 async fn groups_sort_by_display_name_external_id_and_meta() {
     let app = TestApp::spawn().await;
     let token = app.admin_token(Some("scim:groups")).await;
-    for (name, external) in [("beta", Some("x2")), ("Alpha", None), ("gamma", Some("x1"))] {
+    // Case must not matter: byte order would put "Beta" before "alpha".
+    for (name, external) in [("Beta", Some("x2")), ("alpha", None), ("gamma", Some("x1"))] {
         let mut group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
                                "displayName": name});
         if let Some(external) = external {
@@ -367,22 +391,22 @@ async fn groups_sort_by_display_name_external_id_and_meta() {
                 .unwrap()
                 .iter()
                 .map(|g| g["displayName"].as_str().unwrap().to_owned())
-                .filter(|n| ["Alpha", "beta", "gamma"].contains(&n.as_str()))
+                .filter(|n| ["alpha", "Beta", "gamma"].contains(&n.as_str()))
                 .collect::<Vec<_>>()
         }
     };
-    assert_eq!(list("sortBy=displayName").await, ["Alpha", "beta", "gamma"]);
+    assert_eq!(list("sortBy=displayName").await, ["alpha", "Beta", "gamma"]);
     assert_eq!(
         list("sortBy=displayName&sortOrder=descending").await,
-        ["gamma", "beta", "Alpha"]
+        ["gamma", "Beta", "alpha"]
     );
-    assert_eq!(list("sortBy=externalId").await, ["gamma", "beta", "Alpha"]);
+    assert_eq!(list("sortBy=externalId").await, ["gamma", "Beta", "alpha"]);
     assert_eq!(
         list("sortBy=externalId&sortOrder=descending").await,
-        ["Alpha", "beta", "gamma"]
+        ["alpha", "Beta", "gamma"]
     );
     assert_eq!(
-        list("sortBy=meta.created").await,
-        ["beta", "Alpha", "gamma"]
+        list("sortBy=meta.created&sortOrder=descending").await,
+        ["gamma", "alpha", "Beta"]
     );
 }

@@ -4,6 +4,8 @@
 //!   what `sortBy=emails` orders by; the server keeps it with the emails.
 //! - `(email_lower, created_at, id)` and `(updated_at, id)`: the orders of `sortBy=emails` and
 //!   `sortBy=meta.lastModified` (`created_at, id` and the search columns' indexes exist).
+//! - PostgreSQL: existing meta times cut to the millisecond, which is what the server now
+//!   stores and shows. (SQLite keeps its rows' times as they were written.)
 //! - SQLite keeps NULLs first in an index, but SCIM puts users without a value last when
 //!   ascending: there, the nullable sort columns get an index on `(col IS NULL, col,
 //!   created_at, id)`, the order the store asks for. PostgreSQL's indexes already keep NULLs
@@ -57,6 +59,17 @@ impl MigrationTrait for Migration {
                 index.col(*column);
             }
             manager.create_index(index.to_owned()).await?;
+        }
+        if postgres {
+            // The server now stores the meta times to the millisecond, as it shows them, so
+            // that a filter naming a shown time matches it; older rows too.
+            for table in ["users", "scim_groups"] {
+                db.execute_unprepared(&format!(
+                    "UPDATE {table} SET created_at = date_trunc('milliseconds', created_at), \
+                     updated_at = date_trunc('milliseconds', updated_at)"
+                ))
+                .await?;
+            }
         }
         if !postgres {
             for column in SORTED {

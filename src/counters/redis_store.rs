@@ -115,6 +115,7 @@ impl ConnectionLike for Connection {
 
 pub struct RedisCounters {
     connection: Connection,
+    mode: RedisMode,
     prefix: String,
     reserve: redis::Script,
     give_back: redis::Script,
@@ -123,11 +124,17 @@ pub struct RedisCounters {
 }
 
 /// `kind:{entity}` for the logical key `kind:entity` (the part after the first colon is the
-/// entity, see [`crate::domain::limits::LimitKey::key`]); `{key}` when it has no kind.
+/// entity, see [`crate::domain::limits::LimitKey::key`]); `{key}` when it has no kind. The
+/// entity is escaped (`%`, `{`, `}`), so a user name with braces cannot move the tag.
 fn tagged(key: &str) -> String {
+    let escape = |text: &str| {
+        text.replace('%', "%25")
+            .replace('{', "%7B")
+            .replace('}', "%7D")
+    };
     match key.split_once(':') {
-        Some((kind, entity)) => format!("{kind}:{{{entity}}}"),
-        None => format!("{{{key}}}"),
+        Some((kind, entity)) => format!("{}:{{{}}}", escape(kind), escape(entity)),
+        None => format!("{{{}}}", escape(key)),
     }
 }
 
@@ -195,6 +202,7 @@ impl RedisCounters {
         };
         Ok(Self {
             connection,
+            mode,
             prefix: prefix.to_owned(),
             reserve: redis::Script::new(RESERVE_SCRIPT),
             give_back: redis::Script::new(GIVE_BACK_SCRIPT),
@@ -225,16 +233,25 @@ impl RedisCounters {
         })
     }
 
+    /// `prefix:space:…`: on a cluster tagged by entity; on one server as before cluster
+    /// mode came (`{key}`), so an upgrade keeps the flows, codes and windows in Redis.
+    fn spaced(&self, space: &str, key: &str) -> String {
+        match self.mode {
+            RedisMode::Cluster => format!("{}:{space}:{}", self.prefix, tagged(key)),
+            RedisMode::Single => format!("{}:{space}:{{{key}}}", self.prefix),
+        }
+    }
+
     fn key(&self, key: &str) -> String {
-        format!("{}:rl:{}", self.prefix, tagged(key))
+        self.spaced("rl", key)
     }
 
     fn value_key(&self, key: &str) -> String {
-        format!("{}:kv:{}", self.prefix, tagged(key))
+        self.spaced("kv", key)
     }
 
     fn use_key(&self, key: &str) -> String {
-        format!("{}:uses:{}", self.prefix, tagged(key))
+        self.spaced("uses", key)
     }
 }
 
@@ -420,6 +437,9 @@ mod tests {
         assert_eq!(tagged("mfa-fail:user:u1"), "mfa-fail:{user:u1}");
         assert_eq!(tagged("flow:abc"), "flow:{abc}");
         assert_eq!(tagged("plain"), "{plain}");
+        // Braces in a user name stay inside the tag, and stay distinct.
+        assert_eq!(tagged("pwd-fail:user:a}b{"), "pwd-fail:{user:a%7Db%7B}");
+        assert_ne!(tagged("pwd-fail:user:%7D"), tagged("pwd-fail:user:}"));
         // An address's keys share one tag, a user's another.
         let ip: std::net::IpAddr = "192.0.2.7".parse().unwrap();
         let user = UserId::new("u1");

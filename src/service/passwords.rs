@@ -23,7 +23,8 @@ use crate::domain::secret::Secret;
 struct KdfQueue {
     slots: Semaphore,
     cores: u64,
-    /// Computations waiting for a slot, and holding one.
+    /// Computations waiting for a slot, and holding one (counted in units, see
+    /// [`run_kdf_many`]).
     waiting: AtomicU64,
     running: AtomicU64,
     /// A moving average of one computation's time on its slot, in microseconds.
@@ -36,14 +37,7 @@ const FIRST_GUESS_US: u64 = 20_000;
 
 static KDF: LazyLock<KdfQueue> = LazyLock::new(|| {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    KdfQueue {
-        slots: Semaphore::new(cores),
-        cores: cores as u64,
-        waiting: AtomicU64::new(0),
-        running: AtomicU64::new(0),
-        service_us: AtomicU64::new(FIRST_GUESS_US),
-        timeout_ms: AtomicU64::new(1000),
-    }
+    KdfQueue::new(cores as u64, Duration::from_millis(1000))
 });
 
 /// Sets the deadline (`kdf_queue_timeout_ms`); the process has one Argon2 queue.
@@ -53,6 +47,17 @@ pub fn set_queue_timeout(timeout: Duration) {
 }
 
 impl KdfQueue {
+    fn new(cores: u64, timeout: Duration) -> Self {
+        Self {
+            slots: Semaphore::new(cores as usize),
+            cores,
+            waiting: AtomicU64::new(0),
+            running: AtomicU64::new(0),
+            service_us: AtomicU64::new(FIRST_GUESS_US),
+            timeout_ms: AtomicU64::new(timeout.as_millis() as u64),
+        }
+    }
+
     fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms.load(Ordering::Relaxed))
     }
@@ -61,21 +66,34 @@ impl KdfQueue {
         Duration::from_micros(self.service_us.load(Ordering::Relaxed))
     }
 
-    /// How long a computation arriving now would wait for a slot: the ones ahead of it,
-    /// spread over the cores, each taking the average time.
-    fn expected_wait(&self) -> Duration {
-        let busy = self.waiting.load(Ordering::Relaxed) + self.running.load(Ordering::Relaxed);
-        let ahead = (busy + 1).saturating_sub(self.cores);
-        self.service_time() * (ahead.div_ceil(self.cores)) as u32
+    /// Whether a job of `units` computations arriving now is admitted. A free slot always
+    /// admits (so no average, however wrong, can shut the queue); otherwise the job must
+    /// fit in the deadline behind the ones ahead of it, spread over the cores.
+    fn admits(&self, units: u64) -> bool {
+        let (waiting, running) = (
+            self.waiting.load(Ordering::Relaxed),
+            self.running.load(Ordering::Relaxed),
+        );
+        if waiting == 0 && running < self.cores {
+            return true;
+        }
+        let ahead = (waiting + running).saturating_sub(self.cores - 1);
+        let wait = self.service_time() * ahead.div_ceil(self.cores) as u32;
+        wait + self.service_time() * units as u32 <= self.timeout()
     }
 
-    fn record(&self, took: Duration) {
-        let sample = took.as_micros().min(u64::MAX as u128) as u64;
+    /// Takes one computation's time into the average: capped at four times the average
+    /// and at the deadline, so one stalled sample (a paused VM) cannot push the estimate
+    /// far from what computations cost.
+    fn record(&self, took: Duration, units: u64) {
+        let per_unit = took.as_micros().min(u64::MAX as u128) as u64 / units.max(1);
+        let old = self.service_us.load(Ordering::Relaxed);
+        let cap = (old * 4).min(self.timeout_ms.load(Ordering::Relaxed) * 1000);
+        let sample = per_unit.min(cap.max(1));
         // An exponential moving average (1/8 per sample); a lost race between two updates
         // only drops one sample.
-        let old = self.service_us.load(Ordering::Relaxed);
-        let new = (old * 7 + sample) / 8;
-        self.service_us.store(new.max(1), Ordering::Relaxed);
+        self.service_us
+            .store(((old * 7 + sample) / 8).max(1), Ordering::Relaxed);
     }
 
     fn refuse(&self, why: &'static str) -> ServiceError {
@@ -84,19 +102,22 @@ impl KdfQueue {
     }
 }
 
-/// Counts a computation in `waiting` or `running` until dropped (also when cancelled).
-struct Counted<'a>(&'a AtomicU64);
+/// Counts `units` in `waiting` or `running` until dropped (also when cancelled).
+struct Counted {
+    counter: &'static AtomicU64,
+    units: u64,
+}
 
-impl<'a> Counted<'a> {
-    fn new(counter: &'a AtomicU64) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Self(counter)
+impl Counted {
+    fn new(counter: &'static AtomicU64, units: u64) -> Self {
+        counter.fetch_add(units, Ordering::Relaxed);
+        Self { counter, units }
     }
 }
 
-impl Drop for Counted<'_> {
+impl Drop for Counted {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.counter.fetch_sub(self.units, Ordering::Relaxed);
     }
 }
 
@@ -107,17 +128,28 @@ impl Drop for Counted<'_> {
 pub async fn run_kdf<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
 ) -> Result<T, ServiceError> {
-    let queue = &*KDF;
-    let deadline = queue.timeout();
-    let service = queue.service_time();
-    // Admitted only if waiting and computing both fit in the deadline.
-    if queue.expected_wait() + service > deadline {
+    run_kdf_many(1, work).await
+}
+
+/// [`run_kdf`] for a job of `units` computations (a printable set): admitted, timed and
+/// counted as that many.
+pub async fn run_kdf_many<T: Send + 'static>(
+    units: u32,
+    work: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    let queue: &'static KdfQueue = &KDF;
+    let units = u64::from(units.max(1));
+    if !queue.admits(units) {
         return Err(queue.refuse("queue_full"));
     }
+    let deadline = queue.timeout();
+    let own = queue.service_time() * units as u32;
     let queued = Instant::now();
     let waiting = crate::service::events::Argon2Waiting::start();
-    let counted = Counted::new(&queue.waiting);
-    let slot = tokio::time::timeout(deadline.saturating_sub(service), queue.slots.acquire()).await;
+    let counted = Counted::new(&queue.waiting, units);
+    // A job that fits only because a slot was free still gets the whole deadline to wait.
+    let wait_for = deadline.saturating_sub(own).max(Duration::from_millis(1));
+    let slot = tokio::time::timeout(wait_for, queue.slots.acquire()).await;
     drop(counted);
     drop(waiting);
     crate::service::events::argon2_waited(queued.elapsed().as_secs_f64());
@@ -125,18 +157,19 @@ pub async fn run_kdf<T: Send + 'static>(
         Err(_) => return Err(queue.refuse("deadline")),
         Ok(slot) => slot.map_err(|e| ServiceError::internal("hashing limiter", e))?,
     };
-    let running = Counted::new(&queue.running);
-    let started = Instant::now();
+    // The slot and the running count go with the computation: a request dropped meanwhile
+    // (the client went away) does not free the core while Argon2 still runs on it.
+    let running = Counted::new(&queue.running, units);
     let result = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
         let result = work();
-        (result, started.elapsed())
+        queue.record(started.elapsed(), units);
+        drop(running);
+        drop(slot);
+        result
     })
     .await;
-    drop(running);
-    drop(slot);
-    let (result, took) = result.map_err(|e| ServiceError::internal("hashing task", e))?;
-    queue.record(took);
-    result
+    result.map_err(|e| ServiceError::internal("hashing task", e))?
 }
 
 /// Hashes a secret into a PHC string with a fresh random salt (Argon2id, m=19456 KiB, t=2, p=1).
@@ -165,6 +198,39 @@ pub async fn verify(secret: Secret, phc: String) -> Result<bool, ServiceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_free_slot_always_admits_and_a_full_queue_refuses_past_the_deadline() {
+        let queue = KdfQueue::new(1, Duration::from_millis(100));
+        assert!(queue.admits(1));
+        // An average far above the deadline (a stalled sample) cannot shut an idle queue.
+        queue.service_us.store(10_000_000, Ordering::Relaxed);
+        assert!(queue.admits(1));
+        // Busy: one running, five waiting at 20 ms each is 120 ms ahead.
+        queue.service_us.store(20_000, Ordering::Relaxed);
+        queue.running.store(1, Ordering::Relaxed);
+        queue.waiting.store(3, Ordering::Relaxed);
+        assert!(queue.admits(1), "80 + 20 ms fits in 100");
+        queue.waiting.store(5, Ordering::Relaxed);
+        assert!(!queue.admits(1), "120 ms ahead");
+        // A set of ten is ten computations.
+        queue.waiting.store(0, Ordering::Relaxed);
+        assert!(!queue.admits(10));
+        assert!(queue.admits(4));
+    }
+
+    #[test]
+    fn one_stalled_sample_moves_the_average_a_little() {
+        let queue = KdfQueue::new(1, Duration::from_millis(1000));
+        queue.service_us.store(20_000, Ordering::Relaxed);
+        queue.record(Duration::from_secs(30), 1);
+        let after = queue.service_us.load(Ordering::Relaxed);
+        assert!(after <= 30_000, "{after}");
+        // A set's time is spread over its codes.
+        queue.service_us.store(20_000, Ordering::Relaxed);
+        queue.record(Duration::from_millis(200), 10);
+        assert_eq!(queue.service_us.load(Ordering::Relaxed), 20_000);
+    }
 
     #[tokio::test]
     async fn hashes_verify_and_differ_per_salt() {

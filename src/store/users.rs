@@ -386,7 +386,10 @@ impl Store {
             }
         } else {
             matches.column((user::Entity, user::Column::CreatedAt));
-            if let Some(column) = order.column {
+            if let Some(column) = order
+                .column
+                .filter(|c| !matches!(c, user::Column::Id | user::Column::CreatedAt))
+            {
                 matches.column((user::Entity, column));
             }
             let inner = backend.build(&matches);
@@ -458,7 +461,8 @@ impl SortSql {
         }
         terms.push(format!("{key}{dir}"));
         if !unique {
-            if sort.field != UserField::Created {
+            // The meta times are their own order: ties go by id, as their indexes hold them.
+            if !matches!(sort.field, UserField::Created | UserField::LastModified) {
                 terms.push(format!("created_at{dir}"));
             }
             terms.push(format!("id{dir}"));

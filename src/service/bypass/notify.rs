@@ -48,10 +48,14 @@ impl BypassCodeService {
             None => None,
             Some(digits) => match self.store.get_mfa(user_id).await? {
                 None => None,
-                Some(mfa) => {
-                    let hash = self.hash(digits.clone(), mfa.bypass_salt).await?;
-                    bool::from(hash.as_slice().ct_eq(&row.code_hash)).then_some(digits)
-                }
+                Some(mfa) => match self.hash(digits.clone(), mfa.bypass_salt).await {
+                    // Not checked at all: the attempt is given back.
+                    Err(ServiceError::Busy(wait)) => {
+                        self.throttle.give_back(reservation).await?;
+                        return Err(ServiceError::Busy(wait));
+                    }
+                    hash => bool::from(hash?.as_slice().ct_eq(&row.code_hash)).then_some(digits),
+                },
             },
         };
         let Some(digits) = matched else {

@@ -62,13 +62,17 @@ impl BypassCodeService {
         let salt = mfa.map(|m| m.bypass_salt).unwrap_or_default();
         // Counted whatever happens next: each set costs a computation per code.
         let key = LimitKey::SavedSets(user_id.clone());
-        if let Err(retry_after) = self.throttle.reserve(vec![key]).await? {
-            return Err(ServiceError::TooMany(
-                "too many sets of saved codes made recently; use the last one, or try again later"
-                    .into(),
-                retry_after,
-            ));
-        }
+        let reservation = match self.throttle.reserve(vec![key]).await? {
+            Ok(reservation) => reservation,
+            Err(retry_after) => {
+                return Err(ServiceError::TooMany(
+                    "too many sets of saved codes made recently; use the last one, or try again \
+                     later"
+                        .into(),
+                    retry_after,
+                ));
+            }
+        };
         let now = Utc::now();
         let expires_at = policy
             .self_service_max_expiry_minutes
@@ -77,15 +81,23 @@ impl BypassCodeService {
             let plaintexts: Vec<String> = (0..size)
                 .map(|_| bypass::generate_code(&mut rand::rng(), policy.code_length))
                 .collect();
-            // One unit of hashing work for the whole set.
+            // One job of hashing work for the whole set, admitted as `size` computations.
             let (hasher, salt, codes) = (self.hasher.clone(), salt.clone(), plaintexts.clone());
-            let hashes = passwords::run_kdf(move || {
+            let hashed = passwords::run_kdf_many(size as u32, move || {
                 codes
                     .iter()
                     .map(|code| hasher.hash(code, &salt))
                     .collect::<Result<Vec<_>, _>>()
             })
-            .await?;
+            .await;
+            let hashes = match hashed {
+                // Nothing made: the set is not counted.
+                Err(ServiceError::Busy(wait)) => {
+                    self.throttle.give_back(reservation).await?;
+                    return Err(ServiceError::Busy(wait));
+                }
+                hashes => hashes?,
+            };
             if has_repeats(&hashes) {
                 continue;
             }
