@@ -225,10 +225,14 @@ async fn main() {
         .unwrap();
     let token = token["access_token"].as_str().expect("token").to_owned();
     for i in 0..USERS {
+        // Users of a 2-step product: after the password comes the second step (here the
+        // authenticator set-up), so a password step ends at that page.
         let user = json!({
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User",
+                        "urn:bypass-idp:params:scim:schemas:extension:mfa:2.0:User"],
             "userName": format!("load.user{i}"),
             "password": PASSWORD,
+            "urn:bypass-idp:params:scim:schemas:extension:mfa:2.0:User": {"mfaRequired": true},
         });
         let response = http
             .post(format!("{}/scim/v2/Users", args.url))

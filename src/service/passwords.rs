@@ -66,9 +66,16 @@ impl KdfQueue {
         Duration::from_micros(self.service_us.load(Ordering::Relaxed))
     }
 
+    /// The part of the deadline a job may spend waiting and computing: the rest is kept for
+    /// the step's other work (reading the flow, answering), so an admitted step answers
+    /// within the deadline.
+    fn budget(&self) -> Duration {
+        self.timeout() * 9 / 10
+    }
+
     /// Whether a job of `units` computations arriving now is admitted. A free slot always
     /// admits (so no average, however wrong, can shut the queue); otherwise the job must
-    /// fit in the deadline behind the ones ahead of it, spread over the cores.
+    /// fit in the budget behind the ones ahead of it, spread over the cores.
     fn admits(&self, units: u64) -> bool {
         let (waiting, running) = (
             self.waiting.load(Ordering::Relaxed),
@@ -79,7 +86,7 @@ impl KdfQueue {
         }
         let ahead = (waiting + running).saturating_sub(self.cores - 1);
         let wait = self.service_time() * ahead.div_ceil(self.cores) as u32;
-        wait + self.service_time() * units as u32 <= self.timeout()
+        wait + self.service_time() * units as u32 <= self.budget()
     }
 
     /// Takes one computation's time into the average: capped at four times the average
@@ -121,6 +128,16 @@ impl Drop for Counted {
     }
 }
 
+/// Refuses at once with [`ServiceError::Busy`] when a check arriving now would not be
+/// admitted: for a step to call before it reads or reserves anything.
+pub fn check_admission() -> Result<(), ServiceError> {
+    if KDF.admits(1) {
+        Ok(())
+    } else {
+        Err(KDF.refuse("queue_full"))
+    }
+}
+
 /// Runs a key-derivation computation on the blocking pool, one per core at a time, or
 /// refuses it with [`ServiceError::Busy`] if it would wait longer than the deadline: at once
 /// when the queue ahead already takes longer, else when the deadline passes in the queue.
@@ -142,13 +159,13 @@ pub async fn run_kdf_many<T: Send + 'static>(
     if !queue.admits(units) {
         return Err(queue.refuse("queue_full"));
     }
-    let deadline = queue.timeout();
+    let budget = queue.budget();
     let own = queue.service_time() * units as u32;
     let queued = Instant::now();
     let waiting = crate::service::events::Argon2Waiting::start();
     let counted = Counted::new(&queue.waiting, units);
     // A job that fits only because a slot was free still gets the whole deadline to wait.
-    let wait_for = deadline.saturating_sub(own).max(Duration::from_millis(1));
+    let wait_for = budget.saturating_sub(own).max(Duration::from_millis(1));
     let slot = tokio::time::timeout(wait_for, queue.slots.acquire()).await;
     drop(counted);
     drop(waiting);
@@ -210,13 +227,16 @@ mod tests {
         queue.service_us.store(20_000, Ordering::Relaxed);
         queue.running.store(1, Ordering::Relaxed);
         queue.waiting.store(3, Ordering::Relaxed);
-        assert!(queue.admits(1), "80 + 20 ms fits in 100");
+        assert!(!queue.admits(1), "80 + 20 ms is over the 90 ms budget");
+        queue.waiting.store(2, Ordering::Relaxed);
+        assert!(queue.admits(1), "60 + 20 ms fits in 90");
         queue.waiting.store(5, Ordering::Relaxed);
         assert!(!queue.admits(1), "120 ms ahead");
         // A set of ten is ten computations.
         queue.waiting.store(0, Ordering::Relaxed);
         assert!(!queue.admits(10));
-        assert!(queue.admits(4));
+        assert!(queue.admits(3));
+        assert!(!queue.admits(4));
     }
 
     #[test]

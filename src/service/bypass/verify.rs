@@ -11,7 +11,7 @@ use crate::domain::ids::UserId;
 use crate::domain::repo::{BypassCodeRepo, MfaRepo};
 use crate::service::alerts::Alert;
 use crate::service::context::Context;
-use crate::service::{ServiceError, audit, events};
+use crate::service::{ServiceError, audit, events, passwords};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VerifyOutcome {
@@ -51,6 +51,8 @@ impl BypassCodeService {
         at: CodeUse,
         ctx: &Context,
     ) -> Result<VerifyOutcome, ServiceError> {
+        // Refused before anything is reserved when the Argon2 queue is full.
+        passwords::check_admission()?;
         let ticket = match self.guard.begin(user_id, ctx).await? {
             Ok(ticket) => ticket,
             Err(lock) => return Ok(VerifyOutcome::Rejected(Rejection::Locked(lock))),

@@ -460,6 +460,9 @@ impl SignInService {
         ctx: &Context,
         browser: Option<&str>,
     ) -> Result<(Next, Option<String>), ServiceError> {
+        // Refused before anything is read or reserved when the Argon2 queue is full: a crowd
+        // of refused steps costs the core as little as possible.
+        passwords::check_admission()?;
         let flow = match self.checked(id, csrf).await? {
             Ok(flow) if flow.wants_password() => flow,
             Ok(flow) => return Ok((self.advance(id, flow, None, ctx, browser).await?, None)),
