@@ -759,7 +759,11 @@ async fn two_windows_with_two_keys_leave_exactly_one_authenticator() {
     assert_eq!(
         [a.status, b.status].iter().filter(|s| **s == 303).count(),
         1,
-        "one sign-in, one authorization code"
+        "one sign-in, one authorization code: {} {} / {} {}",
+        a.status,
+        a.body,
+        b.status,
+        b.body
     );
     let replaced = audit_of(&app, &admin, &user_id)
         .await
