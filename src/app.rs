@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use poem::listener::{Acceptor, Listener, TcpListener};
@@ -336,6 +336,20 @@ fn openapi_document() -> Response {
         .body(crate::openapi::text())
 }
 
+/// The Swagger UI, built on its first request and then served from memory: the page
+/// carries the UI's script and the document (about 3 MiB), which a server whose docs nobody
+/// reads need not hold, nor copy per request.
+#[handler]
+fn docs_page() -> Html<&'static str> {
+    static PAGE: LazyLock<String> = LazyLock::new(|| {
+        let api = openapi_service();
+        // The Swagger UI shows the document we serve, not the bare derived one.
+        api.swagger_ui_html()
+            .replace(&api.spec(), crate::openapi::text())
+    });
+    Html(PAGE.as_str())
+}
+
 /// The body cap of the sign-in and console forms.
 fn form_limit() -> BodyLimit {
     BodyLimit {
@@ -358,10 +372,6 @@ pub struct Edge {
 
 pub fn routes(state: Arc<AppState>, edge: Edge) -> impl Endpoint {
     let api = openapi_service();
-    // The Swagger UI shows the document we serve, not the bare derived one.
-    let docs_html = api
-        .swagger_ui_html()
-        .replace(&api.spec(), crate::openapi::text());
     crate::ops::metrics_handle();
     let route = Route::new()
         .at(DISCOVERY_PATH, get(crate::oidc::http::discovery))
@@ -489,10 +499,7 @@ pub fn routes(state: Arc<AppState>, edge: Edge) -> impl Endpoint {
         .at(HEALTHZ_PATH, get(crate::ops::healthz))
         .at(READYZ_PATH, get(crate::ops::readyz))
         .at("/openapi.json", get(openapi_document))
-        .at(
-            "/docs",
-            get(poem::endpoint::make_sync(move |_| Html(docs_html.clone()))),
-        )
+        .at("/docs", get(docs_page))
         .nest(
             "/",
             api.into_endpoint()

@@ -57,8 +57,9 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// How often recorded histogram samples are folded into their buckets.
-const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// How often recorded histogram samples are folded into their buckets: each second, so the
+/// samples waiting stay small (at 16,000 req/s, five seconds of them held 1.6 MiB).
+const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 fn json(status: StatusCode, body: serde_json::Value) -> Response {
     Response::builder()
