@@ -298,6 +298,112 @@ async fn users_sort_by_every_kind_of_attribute_with_missing_values_at_the_end() 
     assert_eq!(names(&found), family_desc[..3]);
 }
 
+/// A filtered page is looked for first among the first users in page order and asked of
+/// everyone when that window holds too few matches; either way the page and its total are
+/// the ones a model of the data gives. 150 users: matches at the front, spread thinly (the
+/// window holds one too few), only at the end, through emails, and sorted descending.
+#[tokio::test]
+async fn filtered_pages_are_exact_whether_their_matches_come_early_or_late() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token(Some("scim:users")).await;
+    const USERS: usize = 150;
+    let title = |i: usize| match i {
+        140.. => "rare",
+        _ if i.is_multiple_of(20) => "sparse",
+        _ => "common",
+    };
+    for i in 0..USERS {
+        let kind = if i.is_multiple_of(2) { "work" } else { "home" };
+        app.create_user(
+            &token,
+            json!({
+                "schemas": [USER_SCHEMA],
+                "userName": format!("w{i:03}"),
+                "title": title(i),
+                "emails": [{"value": format!("w{i:03}@x.test"), "type": kind}],
+            }),
+        )
+        .await;
+    }
+    let name = |i: usize| format!("w{i:03}");
+    // (query, the matches in page order)
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        (
+            "filter=title%20eq%20%22common%22",
+            (0..USERS)
+                .filter(|i| title(*i) == "common")
+                .map(name)
+                .collect(),
+        ),
+        (
+            "filter=title%20eq%20%22sparse%22",
+            (0..USERS)
+                .filter(|i| title(*i) == "sparse")
+                .map(name)
+                .collect(),
+        ),
+        (
+            "filter=title%20eq%20%22rare%22",
+            (0..USERS)
+                .filter(|i| title(*i) == "rare")
+                .map(name)
+                .collect(),
+        ),
+        (
+            "filter=emails.type%20eq%20%22work%22&sortBy=userName&sortOrder=descending",
+            (0..USERS)
+                .rev()
+                .filter(|i| i.is_multiple_of(2))
+                .map(name)
+                .collect(),
+        ),
+        (
+            "filter=emails%5Btype%20eq%20%22home%22%20or%20value%20eq%20%22w000%40x.test%22%5D",
+            (0..USERS)
+                .filter(|i| !i.is_multiple_of(2) || *i == 0)
+                .map(name)
+                .collect(),
+        ),
+        (
+            "filter=not%20(title%20eq%20%22rare%22)&sortBy=meta.created&sortOrder=descending",
+            (0..USERS)
+                .rev()
+                .filter(|i| title(*i) != "rare")
+                .map(name)
+                .collect(),
+        ),
+    ];
+    for (query, matches) in &cases {
+        for (start, count) in [(1, 1), (1, 5), (3, 5), (2, 40), (1, 100), (60, 10)] {
+            let (status, found, _) = app
+                .scim(
+                    Method::GET,
+                    &format!("/Users?{query}&startIndex={start}&count={count}"),
+                    &token,
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{query}: {found}");
+            let want: Vec<String> = matches
+                .iter()
+                .skip(start - 1)
+                .take(count)
+                .cloned()
+                .collect();
+            assert_eq!(
+                names(&found),
+                want,
+                "{query} startIndex={start} count={count}"
+            );
+            assert_eq!(
+                found["totalResults"],
+                matches.len(),
+                "{query} startIndex={start} count={count}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn bad_sort_parameters_are_refused_with_scim_errors() {
     let app = TestApp::spawn().await;

@@ -11,7 +11,8 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use super::users::{escape_like, now_ms};
+use super::user_query::escape_like;
+use super::users::now_ms;
 use super::{Store, StoreError};
 use crate::domain::ids::{GroupId, UserId};
 use crate::domain::repo::{GroupPage, GroupRef, GroupRepo};

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod mfa;
 pub mod sessions;
 pub mod settings;
+mod user_query;
 pub mod users;
 
 use std::time::Duration;

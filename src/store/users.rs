@@ -1,23 +1,20 @@
-//! Users and their emails, and the translation of resolved SCIM filters into SQL.
+//! Users and their emails; the SQL of a search is in [`super::user_query`].
 
 use std::collections::HashMap;
 
 use chrono::Utc;
 use entity::{user, user_email, user_mfa};
-use sea_orm::sea_query::{Expr, Func, LikeExpr, Query, SimpleExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter,
-    Set, Statement, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    TransactionTrait,
 };
 
+use super::user_query::{Emails, user_condition};
 use super::{Store, StoreError};
 use crate::domain::ids::UserId;
 use crate::domain::repo::{PasswordChange, UserPage, UserRepo};
-use crate::domain::scim::filter::CompareOp;
-use crate::domain::scim::search::{Sort, SortOrder};
-use crate::domain::scim::user::{
-    Email, FieldKind, FilterValue, Name, User, UserAttributes, UserField, UserFilter,
-};
+use crate::domain::scim::search::Sort;
+use crate::domain::scim::user::{Email, Name, User, UserAttributes, UserField, UserFilter};
 use crate::domain::totp::TotpStatus;
 
 fn totp_status(mfa: Option<&user_mfa::Model>) -> TotpStatus {
@@ -285,19 +282,27 @@ impl UserRepo for Store {
         count: u64,
     ) -> Result<UserPage, StoreError> {
         let condition = match filter {
-            Some(f) => user_condition(f),
+            Some(f) => user_condition(f, Emails::Collected),
             None => Condition::all(),
         };
         let offset = start_index.saturating_sub(1);
-        let rows = if count == 0 {
-            Vec::new()
-        } else {
-            let page = self.page_query(filter, sort, condition.clone(), offset, count);
-            user::Entity::find()
-                .from_raw_sql(page)
-                .all(&self.db)
-                .await?
-        };
+        let mut rows = Vec::new();
+        if count > 0 {
+            // A page found among the first users in page order is the page: try that first.
+            if let Some(window) = self.window_query(filter, sort, offset, count) {
+                rows = user::Entity::find()
+                    .from_raw_sql(window)
+                    .all(&self.db)
+                    .await?;
+            }
+            if (rows.len() as u64) < count {
+                let page = self.page_query(filter, sort, condition.clone(), offset, count);
+                rows = user::Entity::find()
+                    .from_raw_sql(page)
+                    .all(&self.db)
+                    .await?;
+            }
+        }
         // A short page that is not empty ends the result: its total needs no count.
         let total = if !rows.is_empty() && (rows.len() as u64) < count {
             offset + rows.len() as u64
@@ -341,337 +346,5 @@ impl UserRepo for Store {
             })
             .collect();
         Ok(UserPage { total, users })
-    }
-}
-
-impl Store {
-    /// One page of users in `sort` order (oldest first without one), in one statement. The
-    /// page's ids are chosen from narrow index entries (so an offset skips entries, not rows),
-    /// then the rows read. Without a filter, or with `eq` on a search column and no sort, an
-    /// index holds the matches in page order ((created_at, id), a sort column's index, or
-    /// (column, created_at, id)) and the page is read off it. Any other filter collects its
-    /// matches first (`MATERIALIZED`) by the filter's own index, or a scan of one narrow
-    /// index for `co`/`ew` on SQLite, and sorts only those: otherwise a planner without
-    /// statistics may walk every user in page order looking for a rare match.
-    fn page_query(
-        &self,
-        filter: Option<&UserFilter>,
-        sort: Option<Sort<UserField>>,
-        condition: Condition,
-        offset: u64,
-        count: u64,
-    ) -> Statement {
-        let backend = self.db.get_database_backend();
-        let order = SortSql::new(backend, sort);
-        let mut matches = Query::select();
-        matches
-            .column((user::Entity, user::Column::Id))
-            .from(user::Entity)
-            .cond_where(condition);
-        let in_index_order = match filter {
-            None => true,
-            Some(UserFilter::Compare(field, CompareOp::Eq, FilterValue::Text(_))) => {
-                sort.is_none() && is_bytewise(*field)
-            }
-            Some(_) => false,
-        };
-        let inner = if in_index_order {
-            let inner = backend.build(&matches);
-            Statement {
-                sql: format!(
-                    "{} ORDER BY {} LIMIT {count} OFFSET {offset}",
-                    inner.sql, order.terms
-                ),
-                ..inner
-            }
-        } else {
-            matches.column((user::Entity, user::Column::CreatedAt));
-            if let Some(column) = order
-                .column
-                .filter(|c| !matches!(c, user::Column::Id | user::Column::CreatedAt))
-            {
-                matches.column((user::Entity, column));
-            }
-            let inner = backend.build(&matches);
-            Statement {
-                sql: format!(
-                    "WITH matched AS MATERIALIZED ({}) SELECT id FROM matched \
-                     ORDER BY {} LIMIT {count} OFFSET {offset}",
-                    inner.sql, order.terms
-                ),
-                ..inner
-            }
-        };
-        Statement {
-            sql: format!(
-                "SELECT * FROM users WHERE id IN ({}) ORDER BY {}",
-                inner.sql, order.terms
-            ),
-            ..inner
-        }
-    }
-}
-
-/// A page order in SQL: the ORDER BY terms, over bare column names (so they read the same on
-/// `users` and on the `matched` set), and the column they need besides `id, created_at`.
-struct SortSql {
-    column: Option<user::Column>,
-    terms: String,
-}
-
-impl SortSql {
-    /// Ties (and no sort) go oldest first, or newest first descending, so that one index
-    /// read forwards or backwards serves the order. Users without a value come last
-    /// ascending and first descending (RFC 7644 §3.4.2.3): PostgreSQL's order already;
-    /// SQLite sorts NULL lowest, so its terms lead with `col IS NULL` (which its sort
-    /// indexes hold). Text that is not a search column sorts on `lower()`, in code point
-    /// order on both backends.
-    fn new(backend: sea_orm::DatabaseBackend, sort: Option<Sort<UserField>>) -> Self {
-        use sea_orm::IdenStatic;
-        let Some(sort) = sort else {
-            return Self {
-                column: None,
-                terms: "created_at, id".to_owned(),
-            };
-        };
-        let dir = match sort.order {
-            SortOrder::Ascending => "",
-            SortOrder::Descending => " DESC",
-        };
-        let (column, unique, nullable) = match sort.field {
-            UserField::Id => (user::Column::Id, true, false),
-            UserField::UserName => (user::Column::UserNameLower, true, false),
-            UserField::Created => (user::Column::CreatedAt, false, false),
-            UserField::LastModified => (user::Column::UpdatedAt, false, false),
-            UserField::EmailValue => (user::Column::EmailLower, false, true),
-            field => (user_column(field), false, true),
-        };
-        let name = column.as_str();
-        let postgres = backend == sea_orm::DatabaseBackend::Postgres;
-        let key = match sort.field.kind() {
-            FieldKind::Text if !is_lowered(sort.field) && postgres => {
-                format!("lower({name}) COLLATE \"C\"")
-            }
-            FieldKind::Text if !is_lowered(sort.field) => format!("lower({name})"),
-            _ => name.to_owned(),
-        };
-        let mut terms = Vec::new();
-        if nullable && !postgres {
-            terms.push(format!("({key} IS NULL){dir}"));
-        }
-        terms.push(format!("{key}{dir}"));
-        if !unique {
-            // The meta times are their own order: ties go by id, as their indexes hold them.
-            if !matches!(sort.field, UserField::Created | UserField::LastModified) {
-                terms.push(format!("created_at{dir}"));
-            }
-            terms.push(format!("id{dir}"));
-        }
-        Self {
-            column: Some(column),
-            terms: terms.join(", "),
-        }
-    }
-}
-
-fn user_column(field: UserField) -> user::Column {
-    match field {
-        UserField::Id => user::Column::Id,
-        UserField::UserName => user::Column::UserNameLower,
-        UserField::ExternalId => user::Column::ExternalId,
-        UserField::DisplayName => user::Column::DisplayNameLower,
-        UserField::NickName => user::Column::NickName,
-        UserField::ProfileUrl => user::Column::ProfileUrl,
-        UserField::Title => user::Column::Title,
-        UserField::UserType => user::Column::UserType,
-        UserField::PreferredLanguage => user::Column::PreferredLanguage,
-        UserField::Locale => user::Column::Locale,
-        UserField::Timezone => user::Column::Timezone,
-        UserField::NameFormatted => user::Column::NameFormatted,
-        UserField::NameFamily => user::Column::NameFamilyLower,
-        UserField::NameGiven => user::Column::NameGivenLower,
-        UserField::NameMiddle => user::Column::NameMiddle,
-        UserField::NamePrefix => user::Column::NamePrefix,
-        UserField::NameSuffix => user::Column::NameSuffix,
-        UserField::Active => user::Column::Active,
-        UserField::Created => user::Column::CreatedAt,
-        UserField::LastModified => user::Column::UpdatedAt,
-        // Email fields are only reached through `email_condition`.
-        UserField::EmailValue
-        | UserField::EmailType
-        | UserField::EmailDisplay
-        | UserField::EmailPrimary => user::Column::Id,
-    }
-}
-
-fn email_column(field: UserField) -> user_email::Column {
-    match field {
-        UserField::EmailType => user_email::Column::Kind,
-        UserField::EmailDisplay => user_email::Column::Display,
-        UserField::EmailPrimary => user_email::Column::IsPrimary,
-        _ => user_email::Column::ValueLower,
-    }
-}
-
-/// Columns that already hold a lower-cased copy, so a case-insensitive match can use an index.
-fn is_lowered(field: UserField) -> bool {
-    matches!(
-        field,
-        UserField::UserName
-            | UserField::EmailValue
-            | UserField::NameFamily
-            | UserField::NameGiven
-            | UserField::DisplayName
-    )
-}
-
-/// The indexed search columns, which compare bytewise on both backends (the migration
-/// gives them PostgreSQL's "C" collation), so a prefix is an index range.
-fn is_bytewise(field: UserField) -> bool {
-    is_lowered(field) || field == UserField::ExternalId
-}
-
-fn user_condition(filter: &UserFilter) -> Condition {
-    condition(filter, &|field| {
-        Expr::col((user::Entity, user_column(field)))
-    })
-}
-
-fn email_condition(filter: &UserFilter) -> Condition {
-    condition(filter, &|field| {
-        Expr::col((user_email::Entity, email_column(field)))
-    })
-}
-
-fn condition(filter: &UserFilter, column: &dyn Fn(UserField) -> SimpleExpr) -> Condition {
-    match filter {
-        UserFilter::And(a, b) => Condition::all()
-            .add(condition(a, column))
-            .add(condition(b, column)),
-        UserFilter::Or(a, b) => Condition::any()
-            .add(condition(a, column))
-            .add(condition(b, column)),
-        UserFilter::Not(inner) => condition(inner, column).not(),
-        UserFilter::AnyEmail(inner) => {
-            let mut emails = Query::select();
-            emails
-                .column((user_email::Entity, user_email::Column::UserId))
-                .from(user_email::Entity)
-                .cond_where(email_condition(inner));
-            Condition::all().add(Expr::col((user::Entity, user::Column::Id)).in_subquery(emails))
-        }
-        UserFilter::Present(field) => match field.kind() {
-            FieldKind::Text | FieldKind::ExactText => Condition::all()
-                .add(column(*field).is_not_null())
-                .add(column(*field).ne("")),
-            FieldKind::Boolean | FieldKind::Time => {
-                Condition::all().add(column(*field).is_not_null())
-            }
-        },
-        UserFilter::Compare(field, op, value) => {
-            Condition::all().add(compare(*field, column(*field), *op, value))
-        }
-    }
-}
-
-pub(super) fn escape_like(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// The least string above every string that starts with `prefix`, in code point order (which
-/// is UTF-8 byte order): the prefix with its last character raised by one, after dropping
-/// trailing U+10FFFF; `None` when nothing is above (empty, or all U+10FFFF).
-fn prefix_end(prefix: &str) -> Option<String> {
-    let mut chars: Vec<char> = prefix.chars().collect();
-    while let Some(last) = chars.pop() {
-        let next = match last as u32 {
-            0xD7FF => Some('\u{E000}'),
-            code => char::from_u32(code + 1),
-        };
-        if let Some(next) = next {
-            chars.push(next);
-            return Some(chars.into_iter().collect());
-        }
-    }
-    None
-}
-
-fn compare(field: UserField, col: SimpleExpr, op: CompareOp, value: &FilterValue) -> SimpleExpr {
-    match value {
-        FilterValue::Boolean(b) => match op {
-            CompareOp::Ne => col.ne(*b),
-            _ => col.eq(*b),
-        },
-        FilterValue::Time(t) => match op {
-            CompareOp::Eq => col.eq(*t),
-            CompareOp::Ne => col.ne(*t),
-            CompareOp::Gt => col.gt(*t),
-            CompareOp::Ge => col.gte(*t),
-            CompareOp::Lt => col.lt(*t),
-            _ => col.lte(*t),
-        },
-        FilterValue::Text(text) => {
-            let (lhs, text) = match field.kind() {
-                FieldKind::ExactText => (col, text.clone()),
-                _ if is_lowered(field) => (col, text.to_lowercase()),
-                _ => (SimpleExpr::from(Func::lower(col)), text.to_lowercase()),
-            };
-            let like = |pattern: String| lhs.clone().like(LikeExpr::new(pattern).escape('\\'));
-            match op {
-                CompareOp::Eq => lhs.eq(text),
-                CompareOp::Ne => Condition::any()
-                    .add(lhs.clone().ne(text))
-                    .add(lhs.is_null())
-                    .into(),
-                CompareOp::Co => like(format!("%{}%", escape_like(&text))),
-                // A range first, which an index serves on both backends (the search columns
-                // compare bytewise: SQLite's BINARY, PostgreSQL's "C"); LIKE then keeps
-                // only true prefixes.
-                CompareOp::Sw if is_bytewise(field) => {
-                    let mut range = Condition::all().add(lhs.clone().gte(text.clone()));
-                    if let Some(end) = prefix_end(&text) {
-                        range = range.add(lhs.clone().lt(end));
-                    }
-                    range.add(like(format!("{}%", escape_like(&text)))).into()
-                }
-                CompareOp::Sw => like(format!("{}%", escape_like(&text))),
-                CompareOp::Ew => like(format!("%{}", escape_like(&text))),
-                CompareOp::Gt => lhs.gt(text),
-                CompareOp::Ge => lhs.gte(text),
-                CompareOp::Lt => lhs.lt(text),
-                CompareOp::Le => lhs.lte(text),
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::prefix_end;
-
-    #[test]
-    fn prefix_end_is_just_above_every_extension_of_the_prefix() {
-        assert_eq!(prefix_end("user0999").as_deref(), Some("user099:"));
-        assert_eq!(prefix_end("ab\u{10FFFF}").as_deref(), Some("ac"));
-        assert_eq!(prefix_end("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
-        assert_eq!(prefix_end("\u{10FFFF}\u{10FFFF}"), None);
-        assert_eq!(prefix_end(""), None);
-        for prefix in ["user0999", "ä", "ab\u{10FFFF}", "z\u{D7FF}"] {
-            let end = prefix_end(prefix).unwrap();
-            for tail in ["", "\u{0}", "zzz", "\u{10FFFF}\u{10FFFF}x"] {
-                let value = format!("{prefix}{tail}");
-                assert!(
-                    value.as_str() >= prefix && value < end,
-                    "{value:?} vs {end:?}"
-                );
-            }
-        }
     }
 }

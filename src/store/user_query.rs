@@ -1,0 +1,446 @@
+//! The SQL of a user search: a resolved SCIM filter as a condition, a page in sort order
+//! (off an index where one holds that order), and the sort terms.
+
+use entity::{user, user_email};
+use sea_orm::sea_query::{Expr, Func, LikeExpr, Query, SimpleExpr};
+use sea_orm::{Condition, ExprTrait, Statement};
+
+use super::Store;
+use crate::domain::scim::filter::CompareOp;
+use crate::domain::scim::search::{Sort, SortOrder};
+use crate::domain::scim::user::{FieldKind, FilterValue, UserField, UserFilter};
+
+impl Store {
+    /// One page of users in `sort` order (oldest first without one), in one statement. The
+    /// page's ids are chosen from narrow index entries (so an offset skips entries, not rows),
+    /// then the rows read. Without a filter, or with `eq` on a search column and no sort, an
+    /// index holds the matches in page order ((created_at, id), a sort column's index, or
+    /// (column, created_at, id)) and the page is read off it. Any other filter collects its
+    /// matches first (`MATERIALIZED`) by the filter's own index, or a scan of one narrow
+    /// index for `co`/`ew` on SQLite, and sorts only those: otherwise a planner without
+    /// statistics may walk every user in page order looking for a rare match.
+    pub(super) fn page_query(
+        &self,
+        filter: Option<&UserFilter>,
+        sort: Option<Sort<UserField>>,
+        condition: Condition,
+        offset: u64,
+        count: u64,
+    ) -> Statement {
+        let backend = self.db.get_database_backend();
+        let order = SortSql::new(backend, sort);
+        let mut matches = Query::select();
+        matches
+            .column((user::Entity, user::Column::Id))
+            .from(user::Entity)
+            .cond_where(condition);
+        let in_index_order = filter.is_none_or(|f| Self::in_index_order(f, sort));
+        let inner = if in_index_order {
+            let inner = backend.build(&matches);
+            Statement {
+                sql: format!(
+                    "{} ORDER BY {} LIMIT {count} OFFSET {offset}",
+                    inner.sql, order.terms
+                ),
+                ..inner
+            }
+        } else {
+            matches.column((user::Entity, user::Column::CreatedAt));
+            if let Some(column) = order
+                .column
+                .filter(|c| !matches!(c, user::Column::Id | user::Column::CreatedAt))
+            {
+                matches.column((user::Entity, column));
+            }
+            let inner = backend.build(&matches);
+            Statement {
+                sql: format!(
+                    "WITH matched AS MATERIALIZED ({}) SELECT id FROM matched \
+                     ORDER BY {} LIMIT {count} OFFSET {offset}",
+                    inner.sql, order.terms
+                ),
+                ..inner
+            }
+        };
+        Statement {
+            sql: format!(
+                "SELECT * FROM users WHERE id IN ({}) ORDER BY {}",
+                inner.sql, order.terms
+            ),
+            ..inner
+        }
+    }
+}
+
+/// The deepest page (`startIndex - 1 + count`) looked for in a window, and how many users in
+/// page order the window holds per result wanted (so it finds a full page when at least a
+/// quarter of the users match), at most [`WINDOW_MAX_ROWS`].
+const WINDOW_MAX_DEPTH: u64 = 256;
+const WINDOW_ROWS_PER_RESULT: u64 = 4;
+const WINDOW_MIN_ROWS: u64 = 64;
+const WINDOW_MAX_ROWS: u64 = 1024;
+
+impl Store {
+    /// A filter that most users match needs no collecting and sorting of all its matches:
+    /// among the first W users in page order (read off the order's index) are at least as
+    /// many matches as the page wants, and then the page's matches are exactly the page (every
+    /// match before them in page order is in the window too). This statement pages over that
+    /// window; a page that comes back short is asked again of everyone ([`Self::page_query`]).
+    /// `None` where the window cannot help: no filter or an index already in page order, a
+    /// deep page, or a sort order no index holds (the window would sort every user).
+    pub(super) fn window_query(
+        &self,
+        filter: Option<&UserFilter>,
+        sort: Option<Sort<UserField>>,
+        offset: u64,
+        count: u64,
+    ) -> Option<Statement> {
+        let filter = filter?;
+        let depth = offset + count;
+        let indexed_order = sort.is_none_or(|s| {
+            is_bytewise(s.field)
+                || matches!(
+                    s.field,
+                    UserField::Id | UserField::Created | UserField::LastModified
+                )
+        });
+        if depth > WINDOW_MAX_DEPTH || !indexed_order || Self::in_index_order(filter, sort) {
+            return None;
+        }
+        let rows = (depth * WINDOW_ROWS_PER_RESULT).clamp(WINDOW_MIN_ROWS, WINDOW_MAX_ROWS);
+        let backend = self.db.get_database_backend();
+        let order = SortSql::new(backend, sort);
+        let mut matches = Query::select();
+        matches
+            .column((user::Entity, user::Column::Id))
+            .from(user::Entity)
+            .cond_where(user_condition(filter, Emails::Probed));
+        let inner = backend.build(&matches);
+        // The filter names the table `users`; the window takes that name. Values are bound
+        // parameters, so the statement's text holds no input.
+        let from = r#"FROM "users""#;
+        if !inner.sql.starts_with(r#"SELECT "users"."id" FROM "users""#) {
+            return None;
+        }
+        let windowed = inner.sql.replacen(
+            from,
+            &format!(
+                r#"FROM (SELECT * FROM "users" ORDER BY {} LIMIT {rows}) AS "users""#,
+                order.terms
+            ),
+            1,
+        );
+        Some(Statement {
+            sql: format!(
+                "SELECT * FROM users WHERE id IN ({windowed} ORDER BY {terms} \
+                 LIMIT {count} OFFSET {offset}) ORDER BY {terms}",
+                terms = order.terms
+            ),
+            ..inner
+        })
+    }
+
+    /// Whether an index holds the filter's matches in page order: no filter, or `eq` on a
+    /// search column without a sort.
+    fn in_index_order(filter: &UserFilter, sort: Option<Sort<UserField>>) -> bool {
+        match filter {
+            UserFilter::Compare(field, CompareOp::Eq, FilterValue::Text(_)) => {
+                sort.is_none() && is_bytewise(*field)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A page order in SQL: the ORDER BY terms, over bare column names (so they read the same on
+/// `users` and on the `matched` set), and the column they need besides `id, created_at`.
+struct SortSql {
+    column: Option<user::Column>,
+    terms: String,
+}
+
+impl SortSql {
+    /// Ties (and no sort) go oldest first, or newest first descending, so that one index
+    /// read forwards or backwards serves the order. Users without a value come last
+    /// ascending and first descending (RFC 7644 §3.4.2.3): PostgreSQL's order already;
+    /// SQLite sorts NULL lowest, so its terms lead with `col IS NULL` (which its sort
+    /// indexes hold). Text that is not a search column sorts on `lower()`, in code point
+    /// order on both backends.
+    fn new(backend: sea_orm::DatabaseBackend, sort: Option<Sort<UserField>>) -> Self {
+        use sea_orm::IdenStatic;
+        let Some(sort) = sort else {
+            return Self {
+                column: None,
+                terms: "created_at, id".to_owned(),
+            };
+        };
+        let dir = match sort.order {
+            SortOrder::Ascending => "",
+            SortOrder::Descending => " DESC",
+        };
+        let (column, unique, nullable) = match sort.field {
+            UserField::Id => (user::Column::Id, true, false),
+            UserField::UserName => (user::Column::UserNameLower, true, false),
+            UserField::Created => (user::Column::CreatedAt, false, false),
+            UserField::LastModified => (user::Column::UpdatedAt, false, false),
+            UserField::EmailValue => (user::Column::EmailLower, false, true),
+            field => (user_column(field), false, true),
+        };
+        let name = column.as_str();
+        let postgres = backend == sea_orm::DatabaseBackend::Postgres;
+        let key = match sort.field.kind() {
+            FieldKind::Text if !is_lowered(sort.field) && postgres => {
+                format!("lower({name}) COLLATE \"C\"")
+            }
+            FieldKind::Text if !is_lowered(sort.field) => format!("lower({name})"),
+            _ => name.to_owned(),
+        };
+        let mut terms = Vec::new();
+        if nullable && !postgres {
+            terms.push(format!("({key} IS NULL){dir}"));
+        }
+        terms.push(format!("{key}{dir}"));
+        if !unique {
+            // The meta times are their own order: ties go by id, as their indexes hold them.
+            if !matches!(sort.field, UserField::Created | UserField::LastModified) {
+                terms.push(format!("created_at{dir}"));
+            }
+            terms.push(format!("id{dir}"));
+        }
+        Self {
+            column: Some(column),
+            terms: terms.join(", "),
+        }
+    }
+}
+
+fn user_column(field: UserField) -> user::Column {
+    match field {
+        UserField::Id => user::Column::Id,
+        UserField::UserName => user::Column::UserNameLower,
+        UserField::ExternalId => user::Column::ExternalId,
+        UserField::DisplayName => user::Column::DisplayNameLower,
+        UserField::NickName => user::Column::NickName,
+        UserField::ProfileUrl => user::Column::ProfileUrl,
+        UserField::Title => user::Column::Title,
+        UserField::UserType => user::Column::UserType,
+        UserField::PreferredLanguage => user::Column::PreferredLanguage,
+        UserField::Locale => user::Column::Locale,
+        UserField::Timezone => user::Column::Timezone,
+        UserField::NameFormatted => user::Column::NameFormatted,
+        UserField::NameFamily => user::Column::NameFamilyLower,
+        UserField::NameGiven => user::Column::NameGivenLower,
+        UserField::NameMiddle => user::Column::NameMiddle,
+        UserField::NamePrefix => user::Column::NamePrefix,
+        UserField::NameSuffix => user::Column::NameSuffix,
+        UserField::Active => user::Column::Active,
+        UserField::Created => user::Column::CreatedAt,
+        UserField::LastModified => user::Column::UpdatedAt,
+        // Email fields are only reached through `email_condition`.
+        UserField::EmailValue
+        | UserField::EmailType
+        | UserField::EmailDisplay
+        | UserField::EmailPrimary => user::Column::Id,
+    }
+}
+
+fn email_column(field: UserField) -> user_email::Column {
+    match field {
+        UserField::EmailType => user_email::Column::Kind,
+        UserField::EmailDisplay => user_email::Column::Display,
+        UserField::EmailPrimary => user_email::Column::IsPrimary,
+        _ => user_email::Column::ValueLower,
+    }
+}
+
+/// Columns that already hold a lower-cased copy, so a case-insensitive match can use an index.
+fn is_lowered(field: UserField) -> bool {
+    matches!(
+        field,
+        UserField::UserName
+            | UserField::EmailValue
+            | UserField::NameFamily
+            | UserField::NameGiven
+            | UserField::DisplayName
+    )
+}
+
+/// The indexed search columns, which compare bytewise on both backends (the migration
+/// gives them PostgreSQL's "C" collation), so a prefix is an index range.
+fn is_bytewise(field: UserField) -> bool {
+    is_lowered(field) || field == UserField::ExternalId
+}
+
+/// How a condition on a user's emails is asked.
+#[derive(Clone, Copy)]
+pub(super) enum Emails {
+    /// `users.id IN (the matching emails' users)`: the emails' own index finds the matches,
+    /// for filters over every user.
+    Collected,
+    /// `EXISTS (a matching email of this user)`: one probe per user, for a few users read in
+    /// page order (a window).
+    Probed,
+}
+
+pub(super) fn user_condition(filter: &UserFilter, emails: Emails) -> Condition {
+    condition(filter, emails, &|field| {
+        Expr::col((user::Entity, user_column(field)))
+    })
+}
+
+fn email_condition(filter: &UserFilter) -> Condition {
+    condition(filter, Emails::Collected, &|field| {
+        Expr::col((user_email::Entity, email_column(field)))
+    })
+}
+
+fn condition(
+    filter: &UserFilter,
+    emails: Emails,
+    column: &dyn Fn(UserField) -> SimpleExpr,
+) -> Condition {
+    match filter {
+        UserFilter::And(a, b) => Condition::all()
+            .add(condition(a, emails, column))
+            .add(condition(b, emails, column)),
+        UserFilter::Or(a, b) => Condition::any()
+            .add(condition(a, emails, column))
+            .add(condition(b, emails, column)),
+        UserFilter::Not(inner) => condition(inner, emails, column).not(),
+        UserFilter::AnyEmail(inner) => {
+            let mut matching = Query::select();
+            matching.from(user_email::Entity);
+            match emails {
+                Emails::Collected => {
+                    matching
+                        .column((user_email::Entity, user_email::Column::UserId))
+                        .cond_where(email_condition(inner));
+                    Condition::all()
+                        .add(Expr::col((user::Entity, user::Column::Id)).in_subquery(matching))
+                }
+                Emails::Probed => {
+                    matching.expr(Expr::val(1)).cond_where(
+                        Condition::all().add(email_condition(inner)).add(
+                            Expr::col((user_email::Entity, user_email::Column::UserId))
+                                .equals((user::Entity, user::Column::Id)),
+                        ),
+                    );
+                    Condition::all().add(Expr::exists(matching))
+                }
+            }
+        }
+        UserFilter::Present(field) => match field.kind() {
+            FieldKind::Text | FieldKind::ExactText => Condition::all()
+                .add(column(*field).is_not_null())
+                .add(column(*field).ne("")),
+            FieldKind::Boolean | FieldKind::Time => {
+                Condition::all().add(column(*field).is_not_null())
+            }
+        },
+        UserFilter::Compare(field, op, value) => {
+            Condition::all().add(compare(*field, column(*field), *op, value))
+        }
+    }
+}
+
+pub(super) fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The least string above every string that starts with `prefix`, in code point order (which
+/// is UTF-8 byte order): the prefix with its last character raised by one, after dropping
+/// trailing U+10FFFF; `None` when nothing is above (empty, or all U+10FFFF).
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last as u32 {
+            0xD7FF => Some('\u{E000}'),
+            code => char::from_u32(code + 1),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+fn compare(field: UserField, col: SimpleExpr, op: CompareOp, value: &FilterValue) -> SimpleExpr {
+    match value {
+        FilterValue::Boolean(b) => match op {
+            CompareOp::Ne => col.ne(*b),
+            _ => col.eq(*b),
+        },
+        FilterValue::Time(t) => match op {
+            CompareOp::Eq => col.eq(*t),
+            CompareOp::Ne => col.ne(*t),
+            CompareOp::Gt => col.gt(*t),
+            CompareOp::Ge => col.gte(*t),
+            CompareOp::Lt => col.lt(*t),
+            _ => col.lte(*t),
+        },
+        FilterValue::Text(text) => {
+            let (lhs, text) = match field.kind() {
+                FieldKind::ExactText => (col, text.clone()),
+                _ if is_lowered(field) => (col, text.to_lowercase()),
+                _ => (SimpleExpr::from(Func::lower(col)), text.to_lowercase()),
+            };
+            let like = |pattern: String| lhs.clone().like(LikeExpr::new(pattern).escape('\\'));
+            match op {
+                CompareOp::Eq => lhs.eq(text),
+                CompareOp::Ne => Condition::any()
+                    .add(lhs.clone().ne(text))
+                    .add(lhs.is_null())
+                    .into(),
+                CompareOp::Co => like(format!("%{}%", escape_like(&text))),
+                // A range first, which an index serves on both backends (the search columns
+                // compare bytewise: SQLite's BINARY, PostgreSQL's "C"); LIKE then keeps
+                // only true prefixes.
+                CompareOp::Sw if is_bytewise(field) => {
+                    let mut range = Condition::all().add(lhs.clone().gte(text.clone()));
+                    if let Some(end) = prefix_end(&text) {
+                        range = range.add(lhs.clone().lt(end));
+                    }
+                    range.add(like(format!("{}%", escape_like(&text)))).into()
+                }
+                CompareOp::Sw => like(format!("{}%", escape_like(&text))),
+                CompareOp::Ew => like(format!("%{}", escape_like(&text))),
+                CompareOp::Gt => lhs.gt(text),
+                CompareOp::Ge => lhs.gte(text),
+                CompareOp::Lt => lhs.lt(text),
+                CompareOp::Le => lhs.lte(text),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_is_just_above_every_extension_of_the_prefix() {
+        assert_eq!(prefix_end("user0999").as_deref(), Some("user099:"));
+        assert_eq!(prefix_end("ab\u{10FFFF}").as_deref(), Some("ac"));
+        assert_eq!(prefix_end("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(prefix_end("\u{10FFFF}\u{10FFFF}"), None);
+        assert_eq!(prefix_end(""), None);
+        for prefix in ["user0999", "ä", "ab\u{10FFFF}", "z\u{D7FF}"] {
+            let end = prefix_end(prefix).unwrap();
+            for tail in ["", "\u{0}", "zzz", "\u{10FFFF}\u{10FFFF}x"] {
+                let value = format!("{prefix}{tail}");
+                assert!(
+                    value.as_str() >= prefix && value < end,
+                    "{value:?} vs {end:?}"
+                );
+            }
+        }
+    }
+}
