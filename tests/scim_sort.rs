@@ -404,6 +404,146 @@ async fn filtered_pages_are_exact_whether_their_matches_come_early_or_late() {
     }
 }
 
+/// A total counted once is given again while no user has changed; every write of a user
+/// (SCIM create, PATCH, DELETE, another instance on the same database, the command line)
+/// changes what the next page says, at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kept_totals_follow_every_write_of_a_user() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token(Some("scim:users")).await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let user = app
+            .create_user(
+                &token,
+                json!({"schemas": [USER_SCHEMA], "userName": format!("t-{i}")}),
+            )
+            .await;
+        ids.push(user["id"].as_str().unwrap().to_owned());
+    }
+    // A full page: its total is counted (and kept), not read off the page.
+    let total = async |at: &str| {
+        let http = reqwest::Client::new();
+        let found: Value = http
+            .get(format!(
+                "{at}/scim/v2/Users?filter=userName%20sw%20%22t-%22&count=2"
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(names(&found).len(), 2, "{found}");
+        found["totalResults"].as_u64().unwrap()
+    };
+    let here = app.url("");
+    assert_eq!(total(&here).await, 6);
+    assert_eq!(total(&here).await, 6, "asked again");
+
+    let patch = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "userName", "value": "renamed"}],
+    });
+    let (status, body, _) = app
+        .scim(
+            Method::PATCH,
+            &format!("/Users/{}", ids[0]),
+            &token,
+            Some(patch),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(total(&here).await, 5, "after a PATCH");
+
+    let (status, _, _) = app
+        .scim(Method::DELETE, &format!("/Users/{}", ids[1]), &token, None)
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(total(&here).await, 4, "after a DELETE");
+
+    app.create_user(
+        &token,
+        json!({"schemas": [USER_SCHEMA], "userName": "t-new"}),
+    )
+    .await;
+    assert_eq!(total(&here).await, 5, "after a create");
+
+    let sibling = app.start_sibling().await;
+    let there = format!("http://{}", sibling.local_addr);
+    assert_eq!(total(&there).await, 5, "the other instance");
+    let (status, body, _) = app
+        .scim(
+            Method::PUT,
+            &format!("/Users/{}", ids[2]),
+            &token,
+            Some(json!({"schemas": [USER_SCHEMA], "userName": "put-away"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        total(&there).await,
+        4,
+        "a PUT at one instance, asked at the other"
+    );
+    let created = reqwest::Client::new()
+        .post(format!("{there}/scim/v2/Users"))
+        .bearer_auth(&token)
+        .json(&json!({"schemas": [USER_SCHEMA], "userName": "t-there"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(total(&here).await, 5, "a create at the other instance");
+
+    let (code, _, err) = app.cli(&["user", "add", "--user-name", "t-cli"], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(total(&here).await, 6, "a user added on the command line");
+    assert_eq!(total(&there).await, 6, "and at the other instance");
+
+    // Creates and searches at once at both instances: once the writes are done, both say
+    // exactly how many there are.
+    let http = reqwest::Client::new();
+    let mut work = Vec::new();
+    for i in 0..16 {
+        let at = if i % 2 == 0 {
+            here.clone()
+        } else {
+            there.clone()
+        };
+        let (http, token) = (http.clone(), token.clone());
+        work.push(tokio::spawn(async move {
+            let created = http
+                .post(format!("{at}/scim/v2/Users"))
+                .bearer_auth(&token)
+                .json(&json!({"schemas": [USER_SCHEMA], "userName": format!("t-many-{i}")}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(created.status(), 201);
+            http.get(format!(
+                "{at}/scim/v2/Users?filter=userName%20sw%20%22t-%22&count=2"
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+        }));
+    }
+    for done in work {
+        assert_eq!(done.await.unwrap(), 200);
+    }
+    assert_eq!(total(&here).await, 22, "after writes at once");
+    assert_eq!(
+        total(&there).await,
+        22,
+        "after writes at once, at the other instance"
+    );
+    sibling.stop().await;
+}
+
 #[tokio::test]
 async fn bad_sort_parameters_are_refused_with_scim_errors() {
     let app = TestApp::spawn().await;

@@ -15,6 +15,7 @@ mod m20261207_000008_sessions;
 mod m20261208_000009_reenrolment;
 mod m20261210_000010_issuance;
 mod m20261214_000011_sort;
+mod m20261215_000012_user_changes;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000009_reenrolment::Migration),
             Box::new(m20261210_000010_issuance::Migration),
             Box::new(m20261214_000011_sort::Migration),
+            Box::new(m20261215_000012_user_changes::Migration),
         ]
     }
 }

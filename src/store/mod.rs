@@ -9,9 +9,11 @@ pub mod keys;
 pub mod mfa;
 pub mod sessions;
 pub mod settings;
+mod totals;
 mod user_query;
 pub mod users;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
@@ -88,6 +90,8 @@ impl StoreError {
 #[derive(Clone)]
 pub struct Store {
     pub db: DatabaseConnection,
+    /// Totals of user searches, kept while no user changes ([`totals`]).
+    totals: Arc<totals::Totals>,
 }
 
 impl Store {
@@ -117,6 +121,7 @@ impl Store {
         }
         Ok(Self {
             db: Database::connect(options).await?,
+            totals: Arc::default(),
         })
     }
 

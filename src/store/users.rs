@@ -4,11 +4,12 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use entity::{user, user_email, user_mfa};
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set, TransactionTrait,
 };
 
+use super::totals;
 use super::user_query::{Emails, user_condition};
 use super::{Store, StoreError};
 use crate::domain::ids::UserId;
@@ -154,6 +155,7 @@ impl UserRepo for Store {
         let txn = self.db.begin().await?;
         let row = model.insert(&txn).await.map_err(StoreError::classify)?;
         insert_emails(&txn, &row.id, &attrs.emails).await?;
+        totals::changed(&txn, &row.id).await?;
         txn.commit().await?;
         // The row as stored (its timestamps at the database's precision); a new user has
         // exactly the emails given and no second factor, so nothing needs reading back.
@@ -241,6 +243,7 @@ impl UserRepo for Store {
         if end_sessions {
             Store::revoke_user_grants(&txn, id, Utc::now()).await?;
         }
+        totals::changed(&txn, id.as_str()).await?;
         txn.commit().await?;
         self.get_user(id).await?.ok_or(StoreError::NotFound)
     }
@@ -268,6 +271,7 @@ impl UserRepo for Store {
         // The user's codes stay, revoked, for the audit trail.
         let revoked = Store::revoke_user_codes(&txn, id, None, by, Utc::now()).await?;
         Store::revoke_user_grants(&txn, id, Utc::now()).await?;
+        totals::changed(&txn, id.as_str()).await?;
         txn.commit().await?;
         Ok(revoked)
     }
@@ -307,10 +311,13 @@ impl UserRepo for Store {
         let total = if !rows.is_empty() && (rows.len() as u64) < count {
             offset + rows.len() as u64
         } else {
-            user::Entity::find()
-                .filter(condition)
-                .count(&self.db)
-                .await?
+            let mut count = Query::select();
+            count
+                .expr(Expr::cust("COUNT(*)"))
+                .from(user::Entity)
+                .cond_where(condition);
+            let count = self.db.get_database_backend().build(&count);
+            self.totals.count(&self.db, count).await?
         };
         if rows.is_empty() {
             return Ok(UserPage {
