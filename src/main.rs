@@ -21,6 +21,13 @@ use bypass_idp::service::users::UserService;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+/// mimalloc instead of the C library's allocator: a page of 100 users spent over a quarter
+/// of its time in glibc's malloc and free (205 -> 333 pages/s on one core). Built without
+/// transparent huge pages (`no_thp`), it holds no more than glibc after the side-by-side
+/// load (26 MiB; with them, 37 MiB).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "bypass-idp",
