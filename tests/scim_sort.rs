@@ -314,37 +314,47 @@ async fn filtered_pages_are_exact_whether_their_matches_come_early_or_late() {
     };
     for i in 0..USERS {
         let kind = if i.is_multiple_of(2) { "work" } else { "home" };
-        app.create_user(
-            &token,
-            json!({
-                "schemas": [USER_SCHEMA],
-                "userName": format!("w{i:03}"),
-                "title": title(i),
-                "emails": [{"value": format!("w{i:03}@x.test"), "type": kind}],
-            }),
-        )
-        .await;
+        let mut user = json!({
+            "schemas": [USER_SCHEMA],
+            "userName": format!("w{i:03}"),
+            "title": title(i),
+            "emails": [{"value": format!("w{i:03}@x.test"), "type": kind}],
+        });
+        // Every other user has a displayName: a nullable sort column.
+        if i.is_multiple_of(2) {
+            user["displayName"] = json!(format!("d{i:03}"));
+        }
+        app.create_user(&token, user).await;
     }
     let name = |i: usize| format!("w{i:03}");
+    // The order of creation as the server keeps it: users created in the same millisecond
+    // go by id. Read off the unfiltered list, which no window serves.
+    let created: Vec<usize> = sorted(&app, &token, "count=200")
+        .await
+        .iter()
+        .map(|n| n[1..].parse().unwrap())
+        .collect();
+    assert_eq!(created.len(), USERS);
+    let in_creation = || created.iter().copied();
     // (query, the matches in page order)
-    let cases: Vec<(&str, Vec<String>)> = vec![
+    let mut cases: Vec<(&str, Vec<String>)> = vec![
         (
             "filter=title%20eq%20%22common%22",
-            (0..USERS)
+            in_creation()
                 .filter(|i| title(*i) == "common")
                 .map(name)
                 .collect(),
         ),
         (
             "filter=title%20eq%20%22sparse%22",
-            (0..USERS)
+            in_creation()
                 .filter(|i| title(*i) == "sparse")
                 .map(name)
                 .collect(),
         ),
         (
             "filter=title%20eq%20%22rare%22",
-            (0..USERS)
+            in_creation()
                 .filter(|i| title(*i) == "rare")
                 .map(name)
                 .collect(),
@@ -359,20 +369,41 @@ async fn filtered_pages_are_exact_whether_their_matches_come_early_or_late() {
         ),
         (
             "filter=emails%5Btype%20eq%20%22home%22%20or%20value%20eq%20%22w000%40x.test%22%5D",
-            (0..USERS)
+            in_creation()
                 .filter(|i| !i.is_multiple_of(2) || *i == 0)
                 .map(name)
                 .collect(),
         ),
         (
             "filter=not%20(title%20eq%20%22rare%22)&sortBy=meta.created&sortOrder=descending",
-            (0..USERS)
+            in_creation()
                 .rev()
                 .filter(|i| title(*i) != "rare")
                 .map(name)
                 .collect(),
         ),
     ];
+    // Descending by displayName: those without one first (newest first), then by name.
+    let without: Vec<String> = in_creation()
+        .rev()
+        .filter(|i| !i.is_multiple_of(2) && title(*i) == "common")
+        .map(name)
+        .collect();
+    let with = (0..USERS)
+        .rev()
+        .filter(|i| i.is_multiple_of(2) && title(*i) == "common")
+        .map(name);
+    cases.push((
+        "filter=title%20eq%20%22common%22&sortBy=displayName&sortOrder=descending",
+        without.into_iter().chain(with).collect(),
+    ));
+    cases.push((
+        "filter=not%20(emails.type%20eq%20%22work%22)",
+        in_creation()
+            .filter(|i| !i.is_multiple_of(2))
+            .map(name)
+            .collect(),
+    ));
     for (query, matches) in &cases {
         for (start, count) in [(1, 1), (1, 5), (3, 5), (2, 40), (1, 100), (60, 10)] {
             let (status, found, _) = app

@@ -6,10 +6,12 @@
 //! that table only grows. A total is counted in the same statement (the same snapshot) as
 //! the sum, and kept under it; it is given again only while the sum read then is still the
 //! same, that is while no write of any user has committed since, from this instance or any
-//! other sharing the database, or from the command line. So a kept total is exact.
+//! other sharing the database, or from the command line. So a kept total is exact. (A
+//! total is also given for at most a minute, for writers that do not add to the table.)
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
@@ -25,15 +27,21 @@ const STRIPES: u64 = 16;
 /// The sum of `user_changes`, as one column.
 const CHANGES: &str = "(SELECT CAST(sum(n) AS BIGINT) FROM user_changes)";
 
+/// How long a kept total is given at most: a backstop for writes that do not add to
+/// `user_changes` (an instance of an older version during a rolling upgrade, SQL by hand),
+/// which then show within this time.
+const MAX_AGE: Duration = Duration::from_secs(60);
+
 #[derive(Default)]
 pub struct Totals {
     kept: Mutex<Kept>,
 }
 
+/// The totals counted at one sum of `user_changes`, and when.
 #[derive(Default)]
 struct Kept {
-    changes: i64,
-    totals: HashMap<String, u64>,
+    changes: Option<i64>,
+    totals: HashMap<String, (u64, Instant)>,
 }
 
 impl Totals {
@@ -47,7 +55,7 @@ impl Totals {
         let key = format!("{}\u{0}{:?}", count.sql, count.values);
         let backend = db.get_database_backend();
         let changes = Self::changes(db, backend).await?;
-        if let Some(total) = self.kept(changes, &key) {
+        if let Some(total) = changes.and_then(|c| self.kept(c, &key, Instant::now())) {
             return Ok(total);
         }
         let row = db
@@ -57,42 +65,51 @@ impl Totals {
             })
             .await?
             .ok_or(StoreError::Corrupt("a count without a row"))?;
-        let changes: i64 = row.try_get_by_index(0)?;
+        let changes: Option<i64> = row.try_get_by_index(0)?;
         let total: i64 = row.try_get_by_index(1)?;
         let total = u64::try_from(total).unwrap_or(0);
-        self.keep(changes, key, total);
+        // No sum (the table emptied by hand): counted each time.
+        if let Some(changes) = changes {
+            self.keep(changes, key, total, Instant::now());
+        }
         Ok(total)
     }
 
-    fn kept(&self, changes: i64, key: &str) -> Option<u64> {
+    fn kept(&self, changes: i64, key: &str, now: Instant) -> Option<u64> {
         let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        (kept.changes == changes)
-            .then(|| kept.totals.get(key).copied())
-            .flatten()
+        if kept.changes != Some(changes) {
+            return None;
+        }
+        kept.totals
+            .get(key)
+            .filter(|(_, at)| now.saturating_duration_since(*at) < MAX_AGE)
+            .map(|(total, _)| *total)
     }
 
-    fn keep(&self, changes: i64, key: String, total: u64) {
+    fn keep(&self, changes: i64, key: String, total: u64, now: Instant) {
         if key.len() > MAX_KEY_BYTES {
             return;
         }
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        // Totals of an older state are of no use any more; a total counted before one just
-        // kept (an older snapshot) is not kept.
-        if changes > kept.changes || kept.totals.len() >= MAX_KEPT {
+        // Totals of another sum are of no use: a newer one means users changed; an older one
+        // is a slower reader's (its total is kept, the newer ones are counted again) or a
+        // database that went back (restored, failed over), whose old totals must not count.
+        if kept.changes != Some(changes) || kept.totals.len() >= MAX_KEPT {
             kept.totals.clear();
-            kept.changes = changes.max(kept.changes);
+            kept.changes = Some(changes);
         }
-        if changes == kept.changes {
-            kept.totals.insert(key, total);
-        }
+        kept.totals.insert(key, (total, now));
     }
 
-    async fn changes(db: &DatabaseConnection, backend: DbBackend) -> Result<i64, StoreError> {
+    async fn changes(
+        db: &DatabaseConnection,
+        backend: DbBackend,
+    ) -> Result<Option<i64>, StoreError> {
         let row = db
             .query_one_raw(Statement::from_string(backend, format!("SELECT {CHANGES}")))
             .await?
             .ok_or(StoreError::Corrupt("a sum without a row"))?;
-        Ok(row.try_get_by_index::<Option<i64>>(0)?.unwrap_or(0))
+        Ok(row.try_get_by_index::<Option<i64>>(0)?)
     }
 }
 
@@ -115,28 +132,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_total_is_given_only_under_the_changes_it_was_counted_at() {
+    fn a_total_is_given_only_under_the_sum_it_was_counted_at_and_not_for_long() {
         let totals = Totals::default();
-        totals.keep(5, "a".into(), 10);
-        assert_eq!(totals.kept(5, "a"), Some(10));
-        assert_eq!(totals.kept(6, "a"), None, "a user changed since");
-        assert_eq!(totals.kept(5, "b"), None);
-        // A total of a newer state drops the older ones; one of an older state is not kept.
-        totals.keep(7, "b".into(), 3);
-        assert_eq!(totals.kept(7, "b"), Some(3));
-        assert_eq!(totals.kept(5, "a"), None);
-        totals.keep(6, "c".into(), 1);
-        assert_eq!(totals.kept(6, "c"), None);
-        assert_eq!(totals.kept(7, "c"), None);
+        let t0 = Instant::now();
+        totals.keep(5, "a".into(), 10, t0);
+        assert_eq!(totals.kept(5, "a", t0), Some(10));
+        assert_eq!(totals.kept(6, "a", t0), None, "a user changed since");
+        assert_eq!(totals.kept(5, "b", t0), None);
+        assert_eq!(totals.kept(5, "a", t0 + MAX_AGE), None, "too old");
+        // Another sum drops what was kept: newer, or older (a database restored).
+        totals.keep(7, "b".into(), 3, t0);
+        assert_eq!(totals.kept(7, "b", t0), Some(3));
+        assert_eq!(totals.kept(5, "a", t0), None);
+        totals.keep(6, "c".into(), 1, t0);
+        assert_eq!(totals.kept(6, "c", t0), Some(1));
+        assert_eq!(totals.kept(7, "b", t0), None);
     }
 
     #[test]
     fn what_is_kept_stays_bounded() {
         let totals = Totals::default();
-        totals.keep(1, "x".repeat(MAX_KEY_BYTES + 1), 1);
-        assert_eq!(totals.kept(1, &"x".repeat(MAX_KEY_BYTES + 1)), None);
+        let now = Instant::now();
+        let long = "x".repeat(MAX_KEY_BYTES + 1);
+        totals.keep(1, long.clone(), 1, now);
+        assert_eq!(totals.kept(1, &long, now), None);
         for i in 0..MAX_KEPT + 10 {
-            totals.keep(1, format!("k{i}"), i as u64);
+            totals.keep(1, format!("k{i}"), i as u64, now);
         }
         let kept = totals.kept.lock().unwrap();
         assert!(kept.totals.len() <= MAX_KEPT);
