@@ -223,14 +223,7 @@ async fn a_once_code_signs_in_exactly_once_over_two_instances_on_a_cluster() {
         let auth_url = started.auth_url.replace(&app.base, &base);
         let code = code.clone();
         tasks.spawn(async move {
-            let browser = Browser {
-                http: reqwest::Client::builder()
-                    .cookie_store(true)
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()
-                    .unwrap(),
-                base,
-            };
+            let browser = Browser::at(&base);
             let page = password_step(&browser, &auth_url, "race.cluster", PASSWORD).await;
             let done = browser
                 .post(

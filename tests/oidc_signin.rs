@@ -561,14 +561,7 @@ async fn two_instances_issue_exactly_as_many_codes_as_a_bypass_code_allows() {
             let code = code.clone();
             let user = user.to_owned();
             tasks.spawn(async move {
-                let browser = Browser {
-                    http: reqwest::Client::builder()
-                        .cookie_store(true)
-                        .redirect(reqwest::redirect::Policy::none())
-                        .build()
-                        .unwrap(),
-                    base,
-                };
+                let browser = Browser::at(&base);
                 let page = password_step(&browser, &auth_url, &user, PASSWORD).await;
                 let done = browser
                     .post(

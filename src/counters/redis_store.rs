@@ -217,20 +217,31 @@ impl RedisCounters {
         key: &str,
         limit: Limit,
     ) -> Result<Result<u64, Duration>, CounterError> {
+        let (open, value) = self.window_step(&self.peek, key, limit).await?;
+        Ok(if open {
+            Ok(value)
+        } else {
+            Err(Duration::from_millis(value))
+        })
+    }
+
+    /// Runs a window script (reserve or peek) on one key: whether it passed, and the count
+    /// (or, refused, the milliseconds left in the window).
+    async fn window_step(
+        &self,
+        script: &redis::Script,
+        key: &str,
+        limit: Limit,
+    ) -> Result<(bool, u64), CounterError> {
         let mut connection = self.connection.clone();
-        let (open, value): (u8, i64) = self
-            .peek
+        let (passed, value): (u8, i64) = script
             .key(self.key(key))
             .arg(limit.max)
             .arg(limit.window.as_millis().max(1) as u64)
             .invoke_async(&mut connection)
             .await
             .map_err(err)?;
-        Ok(if open == 1 {
-            Ok(value.max(0) as u64)
-        } else {
-            Err(Duration::from_millis(value.max(0) as u64))
-        })
+        Ok((passed == 1, value.max(0) as u64))
     }
 
     /// `prefix:space:…`: on a cluster tagged by entity; on one server as before cluster
@@ -258,22 +269,12 @@ impl RedisCounters {
 #[async_trait::async_trait]
 impl Counters for RedisCounters {
     async fn reserve(&self, key: &str, limit: Limit) -> Result<Decision, CounterError> {
-        let mut connection = self.connection.clone();
-        let (reserved, value): (u8, i64) = self
-            .reserve
-            .key(self.key(key))
-            .arg(limit.max)
-            .arg(limit.window.as_millis().max(1) as u64)
-            .invoke_async(&mut connection)
-            .await
-            .map_err(err)?;
-        Ok(if reserved == 1 {
-            Decision::Reserved {
-                count: value.max(0) as u64,
-            }
+        let (reserved, value) = self.window_step(&self.reserve, key, limit).await?;
+        Ok(if reserved {
+            Decision::Reserved { count: value }
         } else {
             Decision::Denied {
-                retry_after: Duration::from_millis(value.max(0) as u64),
+                retry_after: Duration::from_millis(value),
             }
         })
     }
