@@ -298,10 +298,11 @@ async fn users_sort_by_every_kind_of_attribute_with_missing_values_at_the_end() 
     assert_eq!(names(&found), family_desc[..3]);
 }
 
-/// A filtered page is looked for first among the first users in page order and asked of
-/// everyone when that window holds too few matches; either way the page and its total are
-/// the ones a model of the data gives. 150 users: matches at the front, spread thinly (the
-/// window holds one too few), only at the end, through emails, and sorted descending.
+/// A filtered page is read by walking the page order when many users match and by collecting
+/// the matches when few do, and a page near the end is read from the end; either way the
+/// page and its total are the ones a model of the data gives. 150 users: matches at the
+/// front, spread thinly, only at the end, through emails, sorted descending, by a nullable
+/// attribute, and by a text attribute without a lower-cased copy.
 #[tokio::test]
 async fn filtered_pages_are_exact_whether_their_matches_come_early_or_late() {
     let app = TestApp::spawn().await;
@@ -404,8 +405,42 @@ async fn filtered_pages_are_exact_whether_their_matches_come_early_or_late() {
             .map(name)
             .collect(),
     ));
+    // Ascending by displayName, unfiltered: those with one by name, then those without
+    // (oldest first); read from the end, the ones without must still come last.
+    cases.push((
+        "sortBy=displayName",
+        (0..USERS)
+            .filter(|i| i.is_multiple_of(2))
+            .map(name)
+            .chain(in_creation().filter(|i| !i.is_multiple_of(2)).map(name))
+            .collect(),
+    ));
+    // A range on a text attribute without a lower-cased copy, sorted by it descending.
+    cases.push((
+        "filter=title%20gt%20%22common%22&sortBy=title&sortOrder=descending",
+        in_creation()
+            .rev()
+            .filter(|i| title(*i) == "sparse")
+            .chain(in_creation().rev().filter(|i| title(*i) == "rare"))
+            .map(name)
+            .collect(),
+    ));
     for (query, matches) in &cases {
-        for (start, count) in [(1, 1), (1, 5), (3, 5), (2, 40), (1, 100), (60, 10)] {
+        // Pages at the front, in the middle and at the end (which are read from the end).
+        let last = matches.len().max(1);
+        let pages = [
+            (1, 1),
+            (1, 5),
+            (3, 5),
+            (2, 40),
+            (1, 100),
+            (60, 10),
+            (last, 1),
+            (last.saturating_sub(2).max(1), 5),
+            (last.saturating_sub(6).max(1), 4),
+            (last / 2 + 1, 3),
+        ];
+        for (start, count) in pages {
             let (status, found, _) = app
                 .scim(
                     Method::GET,
@@ -649,6 +684,9 @@ async fn groups_sort_by_display_name_external_id_and_meta() {
         }
         let (status, body, _) = app.scim(Method::POST, "/Groups", &token, Some(group)).await;
         assert_eq!(status, 201, "{body}");
+        // meta.created is kept to the millisecond and ties go by id: one group per
+        // millisecond, so that creation order is the order `meta.created` sorts by.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
     let list = |query: &'static str| {
         let app = &app;

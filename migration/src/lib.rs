@@ -16,6 +16,7 @@ mod m20261208_000009_reenrolment;
 mod m20261210_000010_issuance;
 mod m20261214_000011_sort;
 mod m20261215_000012_user_changes;
+mod m20261216_000013_text_sort;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000010_issuance::Migration),
             Box::new(m20261214_000011_sort::Migration),
             Box::new(m20261215_000012_user_changes::Migration),
+            Box::new(m20261216_000013_text_sort::Migration),
         ]
     }
 }

@@ -72,80 +72,91 @@ impl Store {
     }
 }
 
-/// The deepest page (`startIndex - 1 + count`) looked for in a window, and how many users in
-/// page order the window holds per result wanted (so it finds a full page when at least a
-/// quarter of the users match), at most [`WINDOW_MAX_ROWS`].
-const WINDOW_MAX_DEPTH: u64 = 256;
-const WINDOW_ROWS_PER_RESULT: u64 = 4;
-const WINDOW_MIN_ROWS: u64 = 64;
-const WINDOW_MAX_ROWS: u64 = 1024;
+/// How many users a walk may read per user a collecting plan would: a walk reads about
+/// `depth × users / total` users, collecting reads `total` matches and sorts them.
+const WALK_RATIO: u128 = 2;
 
 impl Store {
-    /// A filter that most users match needs no collecting and sorting of all its matches:
-    /// among the first W users in page order (read off the order's index) are at least as
-    /// many matches as the page wants, and then the page's matches are exactly the page (every
-    /// match before them in page order is in the window too). This statement pages over that
-    /// window; a page that comes back short is asked again of everyone ([`Self::page_query`]).
-    /// `None` where the window cannot help: no filter or an index already in page order, a
-    /// deep page, or a sort order no index holds (the window would sort every user).
-    pub(super) fn window_query(
+    /// A filter many users match needs no collecting and sorting of all its matches: the
+    /// page is read by walking the order's index with the filter checked per user (emails
+    /// probed per user, `EXISTS`), which stops once the page is complete. With `total`
+    /// matches among `users`, evenly spread, that reads about `depth × users / total` users;
+    /// it is chosen when that is at most [`WALK_RATIO`] × `total` (where its matches come
+    /// late in page order, a walk still reads at most every user once, no more than a scan).
+    /// `None` where a walk cannot help: no filter or an index already in page order, or a
+    /// sort order no index holds (the walk would sort every user).
+    pub(super) fn walk_query(
         &self,
         filter: Option<&UserFilter>,
         sort: Option<Sort<UserField>>,
-        offset: u64,
-        count: u64,
+        (offset, count): (u64, u64),
+        (total, users): (u64, u64),
     ) -> Option<Statement> {
         let filter = filter?;
-        let depth = offset + count;
         let indexed_order = sort.is_none_or(|s| {
             is_bytewise(s.field)
+                || has_sort_index(s.field)
                 || matches!(
                     s.field,
                     UserField::Id | UserField::Created | UserField::LastModified
                 )
         });
-        if depth > WINDOW_MAX_DEPTH || !indexed_order || Self::in_index_order(filter, sort) {
+        if !indexed_order || Self::in_index_order(filter, sort) || total == 0 {
             return None;
         }
-        let rows = (depth * WINDOW_ROWS_PER_RESULT).clamp(WINDOW_MIN_ROWS, WINDOW_MAX_ROWS);
+        let depth = u128::from(offset + std::cmp::min(count, total.saturating_sub(offset)));
+        let (total, users) = (u128::from(total), u128::from(std::cmp::max(users, total)));
+        if depth * users > WALK_RATIO * total * total {
+            return None;
+        }
         let backend = self.db.get_database_backend();
         let order = SortSql::new(backend, sort);
         let mut matches = Query::select();
         matches
             .column((user::Entity, user::Column::Id))
             .from(user::Entity)
-            .cond_where(user_condition(filter, Emails::Probed));
-        let inner = backend.build(&matches);
-        // The filter names the table `users`; the window takes that name. Values are bound
-        // parameters, so the statement's text holds no input.
-        let from = r#"FROM "users""#;
-        if !inner.sql.starts_with(r#"SELECT "users"."id" FROM "users""#) {
-            return None;
+            .cond_where(user_condition(filter, Emails::Probed, backend));
+        let mut inner = backend.build(&matches);
+        // SQLite's planner, without statistics, may rather read every user and sort them for
+        // a small LIMIT: the walk names the order's index. (PostgreSQL chooses by statistics.)
+        if backend == sea_orm::DatabaseBackend::Sqlite {
+            let from = r#"SELECT "users"."id" FROM "users""#;
+            let rest = inner.sql.strip_prefix(from)?;
+            inner.sql = format!(r#"{from} INDEXED BY "{}"{rest}"#, order.sqlite_index);
         }
-        let windowed = inner.sql.replacen(
-            from,
-            &format!(
-                r#"FROM (SELECT * FROM "users" ORDER BY {} LIMIT {rows}) AS "users""#,
-                order.terms
-            ),
-            1,
-        );
         Some(Statement {
             sql: format!(
-                "SELECT * FROM users WHERE id IN ({windowed} ORDER BY {terms} \
+                "SELECT * FROM users WHERE id IN ({} ORDER BY {terms} \
                  LIMIT {count} OFFSET {offset}) ORDER BY {terms}",
+                inner.sql,
                 terms = order.terms
             ),
             ..inner
         })
     }
 
-    /// Whether an index holds the filter's matches in page order: no filter, or `eq` on a
-    /// search column without a sort.
+    /// Whether an index holds the filter's matches in page order: no filter, `eq` on a
+    /// search column in creation order (no sort, or by `meta.created`), or a comparison on the order's own key (a range of
+    /// `meta.created` without a sort or sorted by it, of `meta.lastModified` sorted by it, of
+    /// `userName` sorted by it): the page is then a stretch of that index.
     fn in_index_order(filter: &UserFilter, sort: Option<Sort<UserField>>) -> bool {
-        match filter {
-            UserFilter::Compare(field, CompareOp::Eq, FilterValue::Text(_)) => {
-                sort.is_none() && is_bytewise(*field)
+        let UserFilter::Compare(field, op, value) = filter else {
+            return false;
+        };
+        let ordered = || !matches!(op, CompareOp::Ne | CompareOp::Co | CompareOp::Ew);
+        let sorted_by = sort.map(|s| s.field);
+        match (field, value) {
+            (field, FilterValue::Text(_)) if *op == CompareOp::Eq => {
+                is_bytewise(*field) && matches!(sorted_by, None | Some(UserField::Created))
+            }
+            (UserField::Created, FilterValue::Time(_)) => {
+                ordered() && matches!(sorted_by, None | Some(UserField::Created))
+            }
+            (UserField::LastModified, FilterValue::Time(_)) => {
+                ordered() && sorted_by == Some(UserField::LastModified)
+            }
+            (UserField::UserName, FilterValue::Text(_)) => {
+                ordered() && sorted_by == Some(UserField::UserName)
             }
             _ => false,
         }
@@ -157,6 +168,8 @@ impl Store {
 struct SortSql {
     column: Option<user::Column>,
     terms: String,
+    /// The SQLite index that holds this order (for orders [`Store::walk_query`] walks).
+    sqlite_index: String,
 }
 
 impl SortSql {
@@ -172,6 +185,7 @@ impl SortSql {
             return Self {
                 column: None,
                 terms: "created_at, id".to_owned(),
+                sqlite_index: "idx_users_created_at_id".to_owned(),
             };
         };
         let dir = match sort.order {
@@ -207,10 +221,38 @@ impl SortSql {
             }
             terms.push(format!("id{dir}"));
         }
+        let sqlite_index = match sort.field {
+            // The table's PRIMARY KEY and UNIQUE constraints, in the order the first
+            // migration declares them.
+            UserField::Id => "sqlite_autoindex_users_1".to_owned(),
+            UserField::UserName => "sqlite_autoindex_users_2".to_owned(),
+            UserField::Created => "idx_users_created_at_id".to_owned(),
+            UserField::LastModified => "idx_users_updated_at_id".to_owned(),
+            _ => format!("idx_users_{name}_sort"),
+        };
         Self {
             column: Some(column),
             terms: terms.join(", "),
+            sqlite_index,
         }
+    }
+}
+
+/// The page order read backwards: every term reversed (users without a value then come
+/// first ascending, as they come last descending); no sort is oldest first, so newest first.
+pub(super) fn reversed(sort: Option<Sort<UserField>>) -> Sort<UserField> {
+    match sort {
+        Some(Sort { field, order }) => Sort {
+            field,
+            order: match order {
+                SortOrder::Ascending => SortOrder::Descending,
+                SortOrder::Descending => SortOrder::Ascending,
+            },
+        },
+        None => Sort {
+            field: UserField::Created,
+            order: SortOrder::Descending,
+        },
     }
 }
 
@@ -253,6 +295,25 @@ fn email_column(field: UserField) -> user_email::Column {
     }
 }
 
+/// The users' text attributes without a lower-cased copy, which migration 13 indexes on
+/// `lower(col)` then `(created_at, id)`.
+fn has_sort_index(field: UserField) -> bool {
+    matches!(
+        field,
+        UserField::NickName
+            | UserField::ProfileUrl
+            | UserField::Title
+            | UserField::UserType
+            | UserField::PreferredLanguage
+            | UserField::Locale
+            | UserField::Timezone
+            | UserField::NameFormatted
+            | UserField::NameMiddle
+            | UserField::NamePrefix
+            | UserField::NameSuffix
+    )
+}
+
 /// Columns that already hold a lower-cased copy, so a case-insensitive match can use an index.
 fn is_lowered(field: UserField) -> bool {
     matches!(
@@ -277,53 +338,70 @@ pub(super) enum Emails {
     /// `users.id IN (the matching emails' users)`: the emails' own index finds the matches,
     /// for filters over every user.
     Collected,
-    /// `EXISTS (a matching email of this user)`: one probe per user, for a few users read in
-    /// page order (a window).
+    /// `EXISTS (a matching email of this user)`: one probe per user, for users read in page
+    /// order (a walk).
     Probed,
 }
 
-pub(super) fn user_condition(filter: &UserFilter, emails: Emails) -> Condition {
-    condition(filter, emails, &|field| {
+pub(super) fn user_condition(
+    filter: &UserFilter,
+    emails: Emails,
+    backend: sea_orm::DatabaseBackend,
+) -> Condition {
+    let ask = Ask {
+        emails,
+        postgres: backend == sea_orm::DatabaseBackend::Postgres,
+    };
+    condition(filter, ask, &|field| {
         Expr::col((user::Entity, user_column(field)))
     })
 }
 
-fn email_condition(filter: &UserFilter) -> Condition {
-    condition(filter, Emails::Collected, &|field| {
+fn email_condition(filter: &UserFilter, postgres: bool) -> Condition {
+    let ask = Ask {
+        emails: Emails::Collected,
+        postgres,
+    };
+    condition(filter, ask, &|field| {
         Expr::col((user_email::Entity, email_column(field)))
     })
 }
 
-fn condition(
-    filter: &UserFilter,
+/// How a condition is asked: emails collected or probed, and of which backend.
+#[derive(Clone, Copy)]
+struct Ask {
     emails: Emails,
-    column: &dyn Fn(UserField) -> SimpleExpr,
-) -> Condition {
+    postgres: bool,
+}
+
+fn condition(filter: &UserFilter, ask: Ask, column: &dyn Fn(UserField) -> SimpleExpr) -> Condition {
     match filter {
         UserFilter::And(a, b) => Condition::all()
-            .add(condition(a, emails, column))
-            .add(condition(b, emails, column)),
+            .add(condition(a, ask, column))
+            .add(condition(b, ask, column)),
         UserFilter::Or(a, b) => Condition::any()
-            .add(condition(a, emails, column))
-            .add(condition(b, emails, column)),
-        UserFilter::Not(inner) => condition(inner, emails, column).not(),
+            .add(condition(a, ask, column))
+            .add(condition(b, ask, column)),
+        UserFilter::Not(inner) => condition(inner, ask, column).not(),
         UserFilter::AnyEmail(inner) => {
             let mut matching = Query::select();
             matching.from(user_email::Entity);
-            match emails {
+            match ask.emails {
                 Emails::Collected => {
                     matching
                         .column((user_email::Entity, user_email::Column::UserId))
-                        .cond_where(email_condition(inner));
+                        .cond_where(email_condition(inner, ask.postgres));
                     Condition::all()
                         .add(Expr::col((user::Entity, user::Column::Id)).in_subquery(matching))
                 }
                 Emails::Probed => {
                     matching.expr(Expr::val(1)).cond_where(
-                        Condition::all().add(email_condition(inner)).add(
-                            Expr::col((user_email::Entity, user_email::Column::UserId))
-                                .equals((user::Entity, user::Column::Id)),
-                        ),
+                        Condition::all()
+                            .add(email_condition(inner, ask.postgres))
+                            .add(
+                                Expr::col((user_email::Entity, user_email::Column::UserId))
+                                    .equals((user::Entity, user::Column::Id)),
+                            ),
                     );
                     Condition::all().add(Expr::exists(matching))
                 }
@@ -337,9 +415,12 @@ fn condition(
                 Condition::all().add(column(*field).is_not_null())
             }
         },
-        UserFilter::Compare(field, op, value) => {
-            Condition::all().add(compare(*field, column(*field), *op, value))
-        }
+        UserFilter::Compare(field, op, value) => match value {
+            FilterValue::Text(text) if has_sort_index(*field) => Condition::all().add(
+                compare_sorted_text(column(*field), *op, &text.to_lowercase(), ask.postgres),
+            ),
+            _ => Condition::all().add(compare(*field, column(*field), *op, value)),
+        },
     }
 }
 
@@ -370,6 +451,53 @@ fn prefix_end(prefix: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// A comparison on a text column of migration 13, by the key its sort index holds
+/// (`lower(col)`, on PostgreSQL in code point order), so that `eq`, `sw` and ranges seek in
+/// it: on SQLite, whose index leads with `(lower(col) IS NULL)`, with that term stated (a
+/// comparison with a value is never true of a missing one). `co` and `ew` ask `lower(col)`
+/// itself (PostgreSQL's trigram index on `profile_url` is on that).
+fn compare_sorted_text(col: SimpleExpr, op: CompareOp, text: &str, postgres: bool) -> SimpleExpr {
+    let lowered = SimpleExpr::from(Func::lower(col));
+    let key = if postgres {
+        Expr::cust_with_expr("$1 COLLATE \"C\"", lowered.clone())
+    } else {
+        lowered.clone()
+    };
+    let like = |pattern: String| lowered.clone().like(LikeExpr::new(pattern).escape('\\'));
+    let text = text.to_owned();
+    let seek = match op {
+        CompareOp::Ne => {
+            return Condition::any()
+                .add(key.ne(text))
+                .add(lowered.is_null())
+                .into();
+        }
+        CompareOp::Co => return like(format!("%{}%", escape_like(&text))),
+        CompareOp::Ew => return like(format!("%{}", escape_like(&text))),
+        CompareOp::Eq => key.eq(text),
+        CompareOp::Sw => {
+            let mut range = Condition::all().add(key.clone().gte(text.clone()));
+            if let Some(end) = prefix_end(&text) {
+                range = range.add(key.lt(end));
+            }
+            range.add(like(format!("{}%", escape_like(&text)))).into()
+        }
+        CompareOp::Gt => key.gt(text),
+        CompareOp::Ge => key.gte(text),
+        CompareOp::Lt => key.lt(text),
+        CompareOp::Le => key.lte(text),
+    };
+    if postgres {
+        seek
+    } else {
+        Condition::all()
+            // (`?` is SQLite's placeholder for the expression; PostgreSQL's is `$1`.)
+            .add(Expr::cust_with_expr("(? IS NULL) = 0", lowered))
+            .add(seek)
+            .into()
+    }
 }
 
 fn compare(field: UserField, col: SimpleExpr, op: CompareOp, value: &FilterValue) -> SimpleExpr {

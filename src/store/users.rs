@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use super::totals;
-use super::user_query::{Emails, user_condition};
+use super::user_query::{Emails, reversed, user_condition};
 use super::{Store, StoreError};
 use crate::domain::ids::UserId;
 use crate::domain::repo::{PasswordChange, UserPage, UserRepo};
@@ -286,39 +286,41 @@ impl UserRepo for Store {
         count: u64,
     ) -> Result<UserPage, StoreError> {
         let condition = match filter {
-            Some(f) => user_condition(f, Emails::Collected),
+            Some(f) => user_condition(f, Emails::Collected, self.db.get_database_backend()),
             None => Condition::all(),
         };
         let offset = start_index.saturating_sub(1);
+        // The total first (kept while no user changes): it says whether there is a page at all
+        // and how many users match, which chooses how the page is read.
+        let total = self.count_users(condition.clone()).await?;
         let mut rows = Vec::new();
-        if count > 0 {
-            // A page found among the first users in page order is the page: try that first.
-            if let Some(window) = self.window_query(filter, sort, offset, count) {
-                rows = user::Entity::find()
-                    .from_raw_sql(window)
-                    .all(&self.db)
-                    .await?;
-            }
-            if (rows.len() as u64) < count {
-                let page = self.page_query(filter, sort, condition.clone(), offset, count);
-                rows = user::Entity::find()
-                    .from_raw_sql(page)
-                    .all(&self.db)
-                    .await?;
+        let wanted = count.min(total.saturating_sub(offset));
+        if wanted > 0 {
+            // A page nearer the end is read from the end: in the reverse order, skipping the
+            // matches after it, so the last page costs what the first does.
+            let after = total - offset - wanted;
+            let (sort, offset, backwards) = if after < offset {
+                (Some(reversed(sort)), after, true)
+            } else {
+                (sort, offset, false)
+            };
+            let walk = match filter {
+                Some(_) => {
+                    let users = self.count_users(Condition::all()).await?;
+                    self.walk_query(filter, sort, (offset, wanted), (total, users))
+                }
+                None => None,
+            };
+            let page =
+                walk.unwrap_or_else(|| self.page_query(filter, sort, condition, offset, wanted));
+            rows = user::Entity::find()
+                .from_raw_sql(page)
+                .all(&self.db)
+                .await?;
+            if backwards {
+                rows.reverse();
             }
         }
-        // A short page that is not empty ends the result: its total needs no count.
-        let total = if !rows.is_empty() && (rows.len() as u64) < count {
-            offset + rows.len() as u64
-        } else {
-            let mut count = Query::select();
-            count
-                .expr(Expr::cust("COUNT(*)"))
-                .from(user::Entity)
-                .cond_where(condition);
-            let count = self.db.get_database_backend().build(&count);
-            self.totals.count(&self.db, count).await?
-        };
         if rows.is_empty() {
             return Ok(UserPage {
                 total,
@@ -353,5 +355,19 @@ impl UserRepo for Store {
             })
             .collect();
         Ok(UserPage { total, users })
+    }
+}
+
+impl Store {
+    /// How many users meet `condition` (all users for an empty one), kept while no user
+    /// changes ([`totals`]).
+    async fn count_users(&self, condition: Condition) -> Result<u64, StoreError> {
+        let mut count = Query::select();
+        count
+            .expr(Expr::cust("COUNT(*)"))
+            .from(user::Entity)
+            .cond_where(condition);
+        let count = self.db.get_database_backend().build(&count);
+        self.totals.count(&self.db, count).await
     }
 }
