@@ -228,9 +228,16 @@ async fn main() {
     );
     let mut failures = Vec::new();
     let mut results: Vec<(String, usize, f64, f64)> = Vec::new();
-    for query in &set {
+    for (i, query) in set.iter().enumerate() {
         let (samples, total) = measure(client.clone(), query).await;
         let (p50, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
+        // Progress on stderr, so that a long run (a million users) shows where it is.
+        eprintln!(
+            "[{label}] {}/{}  p50 {p50:>7.2} ms  p99 {p99:>7.2} ms  total {total:>8}  {}",
+            i + 1,
+            set.len(),
+            query.name
+        );
         if query.expected != total {
             failures.push(format!(
                 "{}: totalResults {total}, expected {}",

@@ -32,9 +32,14 @@ const CHANGES: &str = "(SELECT CAST(sum(n) AS BIGINT) FROM user_changes)";
 /// which then show within this time.
 const MAX_AGE: Duration = Duration::from_secs(60);
 
+/// How long a rough count ([`Totals::rough_count`]) is used before it is counted again.
+const ROUGH_AGE: Duration = Duration::from_secs(10);
+
 #[derive(Default)]
 pub struct Totals {
     kept: Mutex<Kept>,
+    /// The last rough count: its statement's key, the total and when it was counted.
+    rough: Mutex<Option<(String, u64, Instant)>>,
 }
 
 /// The totals counted at one sum of `user_changes`, and when.
@@ -72,6 +77,27 @@ impl Totals {
         if let Some(changes) = changes {
             self.keep(changes, key, total, Instant::now());
         }
+        Ok(total)
+    }
+
+    /// A count for choosing how to read a page, never shown: up to [`ROUGH_AGE`] old, so it
+    /// may miss the latest writes, and it costs no statement while it is that young (one
+    /// statement is kept, the users' count is the one asked for).
+    pub async fn rough_count(
+        &self,
+        db: &DatabaseConnection,
+        count: Statement,
+    ) -> Result<u64, StoreError> {
+        let key = format!("{}\u{0}{:?}", count.sql, count.values);
+        let now = Instant::now();
+        if let Some((kept, total, at)) = &*self.rough.lock().unwrap_or_else(|e| e.into_inner())
+            && *kept == key
+            && now.saturating_duration_since(*at) < ROUGH_AGE
+        {
+            return Ok(*total);
+        }
+        let total = self.count(db, count).await?;
+        *self.rough.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, total, now));
         Ok(total)
     }
 

@@ -76,13 +76,19 @@ impl Store {
 /// `depth × users / total` users, collecting reads `total` matches and sorts them.
 const WALK_RATIO: u128 = 2;
 
+/// Up to this many matches, a filter an index finds ([`seeks`]) collects them rather than
+/// walking: their number is then what collecting costs, whereas a walk's estimate assumes
+/// matches spread evenly in page order, which a range of times (the newest users) is not.
+const COLLECT_SEEKABLE: u64 = 4096;
+
 impl Store {
     /// A filter many users match needs no collecting and sorting of all its matches: the
     /// page is read by walking the order's index with the filter checked per user (emails
     /// probed per user, `EXISTS`), which stops once the page is complete. With `total`
     /// matches among `users`, evenly spread, that reads about `depth × users / total` users;
     /// it is chosen when that is at most [`WALK_RATIO`] × `total` (where its matches come
-    /// late in page order, a walk still reads at most every user once, no more than a scan).
+    /// late in page order, a walk still reads at most every user once, no more than a scan),
+    /// unless an index finds the matches and they are few ([`COLLECT_SEEKABLE`]).
     /// `None` where a walk cannot help: no filter or an index already in page order, or a
     /// sort order no index holds (the walk would sort every user).
     pub(super) fn walk_query(
@@ -101,7 +107,11 @@ impl Store {
                     UserField::Id | UserField::Created | UserField::LastModified
                 )
         });
-        if !indexed_order || Self::in_index_order(filter, sort) || total == 0 {
+        if !indexed_order
+            || Self::in_index_order(filter, sort)
+            || total == 0
+            || (total <= COLLECT_SEEKABLE && seeks(filter))
+        {
             return None;
         }
         let depth = u128::from(offset + std::cmp::min(count, total.saturating_sub(offset)));
@@ -292,6 +302,27 @@ fn email_column(field: UserField) -> user_email::Column {
         UserField::EmailDisplay => user_email::Column::Display,
         UserField::EmailPrimary => user_email::Column::IsPrimary,
         _ => user_email::Column::ValueLower,
+    }
+}
+
+/// Whether an index finds the filter's matches: a comparison other than `ne`, `co` and `ew`
+/// on an indexed attribute (an email's value through the emails' own index), both sides of
+/// an `or`, either side of an `and`.
+fn seeks(filter: &UserFilter) -> bool {
+    match filter {
+        UserFilter::And(a, b) => seeks(a) || seeks(b),
+        UserFilter::Or(a, b) => seeks(a) && seeks(b),
+        UserFilter::AnyEmail(inner) => seeks(inner),
+        UserFilter::Compare(field, op, _) => {
+            !matches!(op, CompareOp::Ne | CompareOp::Co | CompareOp::Ew)
+                && (is_bytewise(*field)
+                    || has_sort_index(*field)
+                    || matches!(
+                        field,
+                        UserField::Id | UserField::Created | UserField::LastModified
+                    ))
+        }
+        UserFilter::Not(_) | UserFilter::Present(_) => false,
     }
 }
 

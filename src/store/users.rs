@@ -306,7 +306,8 @@ impl UserRepo for Store {
             };
             let walk = match filter {
                 Some(_) => {
-                    let users = self.count_users(Condition::all()).await?;
+                    // How many users there are only weighs a walk against collecting.
+                    let users = self.rough_count_users().await?;
                     self.walk_query(filter, sort, (offset, wanted), (total, users))
                 }
                 None => None,
@@ -359,15 +360,26 @@ impl UserRepo for Store {
 }
 
 impl Store {
-    /// How many users meet `condition` (all users for an empty one), kept while no user
-    /// changes ([`totals`]).
+    /// How many users meet `condition`, kept while no user changes ([`totals`]).
     async fn count_users(&self, condition: Condition) -> Result<u64, StoreError> {
+        self.totals
+            .count(&self.db, self.count_statement(condition))
+            .await
+    }
+
+    /// How many users there are, up to a few seconds old ([`totals::Totals::rough_count`]).
+    async fn rough_count_users(&self) -> Result<u64, StoreError> {
+        self.totals
+            .rough_count(&self.db, self.count_statement(Condition::all()))
+            .await
+    }
+
+    fn count_statement(&self, condition: Condition) -> sea_orm::Statement {
         let mut count = Query::select();
         count
             .expr(Expr::cust("COUNT(*)"))
             .from(user::Entity)
             .cond_where(condition);
-        let count = self.db.get_database_backend().build(&count);
-        self.totals.count(&self.db, count).await
+        self.db.get_database_backend().build(&count)
     }
 }
