@@ -725,3 +725,44 @@ async fn groups_sort_by_display_name_external_id_and_meta() {
         ["gamma", "alpha", "Beta"]
     );
 }
+
+/// `not` is two-valued, as SCIM's filters are: a user without the attribute does not match
+/// `title eq "x"`, so it matches `not (title eq "x")`, on both kinds of text attribute (an
+/// indexed `lower()` one, a lower-cased copy) and every operator, on both backends.
+#[tokio::test]
+async fn not_matches_users_without_the_attribute() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token(Some("scim:users")).await;
+    for (name, title, display) in [("n1", Some("Pilot"), Some("Pilot One")), ("n2", None, None)] {
+        let mut user = json!({"schemas": [USER_SCHEMA], "userName": name});
+        if let Some(title) = title {
+            user["title"] = json!(title);
+            user["displayName"] = json!(display);
+        }
+        app.create_user(&token, user).await;
+    }
+    for filter in [
+        r#"not (title eq "pilot")"#,
+        r#"not (title sw "pi")"#,
+        r#"not (title gt "a")"#,
+        r#"not (title co "lo")"#,
+        r#"not (title ew "ot")"#,
+        r#"not (displayName eq "pilot one")"#,
+        r#"not (displayName sw "pilot")"#,
+    ] {
+        let query = format!("/Users?filter={}", urlencoding(filter));
+        let (status, body, _) = app.scim(Method::GET, &query, &token, None).await;
+        assert_eq!(status, 200, "{filter}: {body}");
+        assert_eq!(names(&body), ["n2"], "{filter}: {body}");
+        assert_eq!(body["totalResults"], 1, "{filter}");
+    }
+}
+
+fn urlencoding(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -76,10 +76,11 @@ impl Store {
 /// `depth × users / total` users, collecting reads `total` matches and sorts them.
 const WALK_RATIO: u128 = 2;
 
-/// Up to this many matches, a filter an index finds ([`seeks`]) collects them rather than
-/// walking: their number is then what collecting costs, whereas a walk's estimate assumes
-/// matches spread evenly in page order, which a range of times (the newest users) is not.
-const COLLECT_SEEKABLE: u64 = 4096;
+/// A filter an index finds ([`seeks`]) collects its matches rather than walking unless they
+/// are at least this share of the users (1 / …): their number is then what collecting costs,
+/// whereas a walk's estimate assumes matches spread evenly in page order, which a range of
+/// times (the newest users) or of names is not.
+const COLLECT_SEEKABLE_SHARE: u64 = 8;
 
 impl Store {
     /// A filter many users match needs no collecting and sorting of all its matches: the
@@ -88,7 +89,7 @@ impl Store {
     /// matches among `users`, evenly spread, that reads about `depth × users / total` users;
     /// it is chosen when that is at most [`WALK_RATIO`] × `total` (where its matches come
     /// late in page order, a walk still reads at most every user once, no more than a scan),
-    /// unless an index finds the matches and they are few ([`COLLECT_SEEKABLE`]).
+    /// unless an index finds the matches and they are few ([`COLLECT_SEEKABLE_SHARE`]).
     /// `None` where a walk cannot help: no filter or an index already in page order, or a
     /// sort order no index holds (the walk would sort every user).
     pub(super) fn walk_query(
@@ -110,7 +111,7 @@ impl Store {
         if !indexed_order
             || Self::in_index_order(filter, sort)
             || total == 0
-            || (total <= COLLECT_SEEKABLE && seeks(filter))
+            || (total.saturating_mul(COLLECT_SEEKABLE_SHARE) < users && seeks(filter))
         {
             return None;
         }
@@ -413,7 +414,18 @@ fn condition(filter: &UserFilter, ask: Ask, column: &dyn Fn(UserField) -> Simple
         UserFilter::Or(a, b) => Condition::any()
             .add(condition(a, ask, column))
             .add(condition(b, ask, column)),
-        UserFilter::Not(inner) => condition(inner, ask, column).not(),
+        // Two-valued, as SCIM's `not` and PATCH paths are: a comparison with a missing value
+        // is false, so `not` of it is true (SQL's NOT would leave the user out, and on
+        // SQLite the seeking term of `compare_sorted_text` would turn that NULL into false).
+        UserFilter::Not(inner) => {
+            let inner = SimpleExpr::from(condition(inner, ask, column));
+            let placeholder = if ask.postgres {
+                "($1) IS NOT TRUE"
+            } else {
+                "(?) IS NOT TRUE"
+            };
+            Condition::all().add(Expr::cust_with_expr(placeholder, inner))
+        }
         UserFilter::AnyEmail(inner) => {
             let mut matching = Query::select();
             matching.from(user_email::Entity);
