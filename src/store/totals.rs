@@ -57,7 +57,7 @@ impl Totals {
         db: &DatabaseConnection,
         count: Statement,
     ) -> Result<u64, StoreError> {
-        let key = format!("{}\u{0}{:?}", count.sql, count.values);
+        let key = key(&count);
         let backend = db.get_database_backend();
         let changes = Self::changes(db, backend).await?;
         if let Some(total) = changes.and_then(|c| self.kept(c, &key, Instant::now())) {
@@ -88,7 +88,7 @@ impl Totals {
         db: &DatabaseConnection,
         count: Statement,
     ) -> Result<u64, StoreError> {
-        let key = format!("{}\u{0}{:?}", count.sql, count.values);
+        let key = key(&count);
         let now = Instant::now();
         if let Some((kept, total, at)) = &*self.rough.lock().unwrap_or_else(|e| e.into_inner())
             && *kept == key
@@ -137,6 +137,11 @@ impl Totals {
             .ok_or(StoreError::Corrupt("a sum without a row"))?;
         Ok(row.try_get_by_index::<Option<i64>>(0)?)
     }
+}
+
+/// What a count is kept under: its statement and values.
+fn key(count: &Statement) -> String {
+    format!("{}\u{0}{:?}", count.sql, count.values)
 }
 
 /// Adds one to the changes of the users, inside the transaction that writes `user_id`.

@@ -100,14 +100,7 @@ impl Store {
         (total, users): (u64, u64),
     ) -> Option<Statement> {
         let filter = filter?;
-        let indexed_order = sort.is_none_or(|s| {
-            is_bytewise(s.field)
-                || has_sort_index(s.field)
-                || matches!(
-                    s.field,
-                    UserField::Id | UserField::Created | UserField::LastModified
-                )
-        });
+        let indexed_order = sort.is_none_or(|s| has_index(s.field));
         if !indexed_order
             || Self::in_index_order(filter, sort)
             || total == 0
@@ -315,16 +308,21 @@ fn seeks(filter: &UserFilter) -> bool {
         UserFilter::Or(a, b) => seeks(a) && seeks(b),
         UserFilter::AnyEmail(inner) => seeks(inner),
         UserFilter::Compare(field, op, _) => {
-            !matches!(op, CompareOp::Ne | CompareOp::Co | CompareOp::Ew)
-                && (is_bytewise(*field)
-                    || has_sort_index(*field)
-                    || matches!(
-                        field,
-                        UserField::Id | UserField::Created | UserField::LastModified
-                    ))
+            !matches!(op, CompareOp::Ne | CompareOp::Co | CompareOp::Ew) && has_index(*field)
         }
         UserFilter::Not(_) | UserFilter::Present(_) => false,
     }
+}
+
+/// Whether an index holds the users in this attribute's order (then `created_at, id`): the
+/// table's keys, the meta times, the search columns and migration 13's text attributes.
+fn has_index(field: UserField) -> bool {
+    is_bytewise(field)
+        || has_sort_index(field)
+        || matches!(
+            field,
+            UserField::Id | UserField::Created | UserField::LastModified
+        )
 }
 
 /// The users' text attributes without a lower-cased copy, which migration 13 indexes on
