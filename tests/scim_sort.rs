@@ -766,3 +766,86 @@ fn urlencoding(text: &str) -> String {
         })
         .collect()
 }
+
+/// A page and its `totalResults` are of one state of the users, also while users are being
+/// added: a page near the end is read from the end, so a total counted before a user was
+/// added would start it one user late. One writer adds `w-00000`, `w-00001`, … (so the users
+/// at any moment are a prefix of that list, and in `userName` order the user at index `i` is
+/// `w-{i-1}`); readers ask for the last pages and the middle while it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_page_and_its_total_are_of_one_state_while_users_are_added() {
+    const USERS: usize = 300;
+    let app = TestApp::spawn().await;
+    let token = app.admin_token(Some("scim:users")).await;
+    let base = app.url("/scim/v2/Users");
+    let http = reqwest::Client::new();
+    let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let writer = {
+        let (http, token, base, writing) =
+            (http.clone(), token.clone(), base.clone(), writing.clone());
+        tokio::spawn(async move {
+            for i in 0..USERS {
+                let created = http
+                    .post(&base)
+                    .bearer_auth(&token)
+                    .json(&json!({"schemas": [USER_SCHEMA], "userName": format!("w-{i:05}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(created.status(), 201);
+            }
+            writing.store(false, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let mut readers = Vec::new();
+    for reader in 0..4u64 {
+        let (http, token, base, writing) =
+            (http.clone(), token.clone(), base.clone(), writing.clone());
+        readers.push(tokio::spawn(async move {
+            let (mut pages, mut known) = (0u32, 0u64);
+            let started = std::time::Instant::now();
+            while writing.load(std::sync::atomic::Ordering::SeqCst)
+                && started.elapsed() < std::time::Duration::from_secs(60)
+            {
+                // The last few users as last seen, or the middle.
+                let start = match (reader + u64::from(pages)) % 3 {
+                    0 => (known / 2).max(1),
+                    _ => known.saturating_sub(3).max(1),
+                };
+                let page: Value = http
+                    .get(format!(
+                        "{base}?filter=userName%20sw%20%22w-%22&sortBy=userName&startIndex={start}&count=3"
+                    ))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let total = page["totalResults"].as_u64().unwrap();
+                let expected: Vec<String> = (start - 1..(start + 2).min(total))
+                    .map(|i| format!("w-{i:05}"))
+                    .collect();
+                assert_eq!(
+                    names(&page),
+                    expected,
+                    "startIndex={start} with totalResults={total}: {page}"
+                );
+                assert!(total >= known, "the total went back from {known} to {total}");
+                known = total;
+                pages += 1;
+            }
+            pages
+        }));
+    }
+    writer.await.unwrap();
+    let mut pages = 0;
+    for reader in readers {
+        pages += reader.await.unwrap();
+    }
+    assert!(
+        pages > 20,
+        "only {pages} pages were read while users were added"
+    );
+}

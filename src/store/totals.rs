@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 use super::StoreError;
 
@@ -24,8 +24,9 @@ const MAX_KEY_BYTES: usize = 4096;
 /// The rows of `user_changes` (the migration's `STRIPES`).
 const STRIPES: u64 = 16;
 
-/// The sum of `user_changes`, as one column.
-const CHANGES: &str = "(SELECT CAST(sum(n) AS BIGINT) FROM user_changes)";
+/// The sum of `user_changes`, as one column (also read with a page of users, so that the page
+/// shows which state of the users it is of).
+pub(super) const CHANGES: &str = "(SELECT CAST(sum(n) AS BIGINT) FROM user_changes)";
 
 /// How long a kept total is given at most: a backstop for writes that do not add to
 /// `user_changes` (an instance of an older version during a rolling upgrade, SQL by hand),
@@ -34,6 +35,14 @@ const MAX_AGE: Duration = Duration::from_secs(60);
 
 /// How long a rough count ([`Totals::rough_count`]) is used before it is counted again.
 const ROUGH_AGE: Duration = Duration::from_secs(10);
+
+/// A total and the sum of `user_changes` it was counted at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counted {
+    pub total: u64,
+    /// `None` where the table was emptied by hand (nothing is kept then).
+    pub changes: Option<i64>,
+}
 
 #[derive(Default)]
 pub struct Totals {
@@ -58,11 +67,38 @@ impl Totals {
         count: Statement,
     ) -> Result<u64, StoreError> {
         let key = key(&count);
-        let backend = db.get_database_backend();
-        let changes = Self::changes(db, backend).await?;
+        let changes = Self::changes(db).await?;
         if let Some(total) = changes.and_then(|c| self.kept(c, &key, Instant::now())) {
             return Ok(total);
         }
+        Ok(self.count_now(db, count).await?.total)
+    }
+
+    /// What `count` found when last counted, under the latest sum of `user_changes` this
+    /// instance has seen, without a statement: current only where a statement shows that sum
+    /// still (a page read with [`CHANGES`], or [`Totals::changes`]).
+    pub fn recall(&self, count: &Statement) -> Option<Counted> {
+        let key = key(count);
+        let changes = self
+            .kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .changes?;
+        self.kept(changes, &key, Instant::now())
+            .map(|total| Counted {
+                total,
+                changes: Some(changes),
+            })
+    }
+
+    /// Counts now, with the sum of `user_changes` in the same statement (the same snapshot),
+    /// and keeps the total under that sum.
+    pub async fn count_now<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        count: Statement,
+    ) -> Result<Counted, StoreError> {
+        let key = key(&count);
         let row = db
             .query_one_raw(Statement {
                 sql: format!("SELECT {CHANGES}, ({})", count.sql),
@@ -77,7 +113,7 @@ impl Totals {
         if let Some(changes) = changes {
             self.keep(changes, key, total, Instant::now());
         }
-        Ok(total)
+        Ok(Counted { total, changes })
     }
 
     /// A count for choosing how to read a page, never shown: up to [`ROUGH_AGE`] old, so it
@@ -127,12 +163,13 @@ impl Totals {
         kept.totals.insert(key, (total, now));
     }
 
-    async fn changes(
-        db: &DatabaseConnection,
-        backend: DbBackend,
-    ) -> Result<Option<i64>, StoreError> {
+    /// The sum of `user_changes` now (`None`: the table emptied by hand).
+    pub async fn changes(db: &DatabaseConnection) -> Result<Option<i64>, StoreError> {
         let row = db
-            .query_one_raw(Statement::from_string(backend, format!("SELECT {CHANGES}")))
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT {CHANGES}"),
+            ))
             .await?
             .ok_or(StoreError::Corrupt("a sum without a row"))?;
         Ok(row.try_get_by_index::<Option<i64>>(0)?)

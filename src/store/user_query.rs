@@ -63,13 +63,25 @@ impl Store {
             }
         };
         Statement {
-            sql: format!(
-                "SELECT * FROM users WHERE id IN ({}) ORDER BY {}",
-                inner.sql, order.terms
-            ),
+            sql: page_rows(&inner.sql, &order.terms),
             ..inner
         }
     }
+}
+
+/// The rows of the users whose ids `ids` selects, in `terms` order, each with what else a page
+/// shows of them (whether a TOTP factor is set and confirmed) and the sum of `user_changes`:
+/// the state of the users the page is of, which a total must have been counted at
+/// ([`super::totals`]).
+fn page_rows(ids: &str, terms: &str) -> String {
+    let mfa = "FROM user_mfa WHERE user_mfa.user_id = users.id";
+    format!(
+        "SELECT users.*, {changes} AS page_changes, \
+         (SELECT totp_secret IS NOT NULL {mfa}) AS page_totp_set, \
+         (SELECT totp_confirmed {mfa}) AS page_totp_confirmed \
+         FROM users WHERE id IN ({ids}) ORDER BY {terms}",
+        changes = super::totals::CHANGES
+    )
 }
 
 /// How many users a walk may read per user a collecting plan would: a walk reads about
@@ -128,13 +140,12 @@ impl Store {
             let rest = inner.sql.strip_prefix(from)?;
             inner.sql = format!(r#"{from} INDEXED BY "{}"{rest}"#, order.sqlite_index);
         }
+        let ids = format!(
+            "{} ORDER BY {} LIMIT {count} OFFSET {offset}",
+            inner.sql, order.terms
+        );
         Some(Statement {
-            sql: format!(
-                "SELECT * FROM users WHERE id IN ({} ORDER BY {terms} \
-                 LIMIT {count} OFFSET {offset}) ORDER BY {terms}",
-                inner.sql,
-                terms = order.terms
-            ),
+            sql: page_rows(&ids, &order.terms),
             ..inner
         })
     }

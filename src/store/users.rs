@@ -6,10 +6,11 @@ use chrono::Utc;
 use entity::{user, user_email, user_mfa};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set, TransactionTrait,
+    AccessMode, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction,
+    DbBackend, EntityTrait, FromQueryResult, IsolationLevel, QueryFilter, Set, TransactionTrait,
 };
 
-use super::totals;
+use super::totals::{self, Totals};
 use super::user_query::{Emails, reversed, user_condition};
 use super::{Store, StoreError};
 use crate::domain::ids::UserId;
@@ -290,68 +291,69 @@ impl UserRepo for Store {
             None => Condition::all(),
         };
         let offset = start_index.saturating_sub(1);
-        // The total first (kept while no user changes): it says whether there is a page at all
-        // and how many users match, which chooses how the page is read.
-        let total = self.count_users(condition.clone()).await?;
-        let mut rows = Vec::new();
-        let wanted = count.min(total.saturating_sub(offset));
-        if wanted > 0 {
-            // A page nearer the end is read from the end: in the reverse order, skipping the
-            // matches after it, so the last page costs what the first does.
-            let after = total - offset - wanted;
-            let (sort, offset, backwards) = if after < offset {
-                (Some(reversed(sort)), after, true)
-            } else {
-                (sort, offset, false)
-            };
-            let walk = match filter {
-                Some(_) => {
-                    // How many users there are only weighs a walk against collecting.
-                    let users = self.rough_count_users().await?;
-                    self.walk_query(filter, sort, (offset, wanted), (total, users))
+        let counting = self.count_statement(condition.clone());
+        let wanted = |total: u64| count.min(total.saturating_sub(offset));
+        // How many users there are only weighs a walk against collecting (kept a few
+        // seconds: asked here, not while a snapshot holds a connection).
+        let users = match filter {
+            Some(_) => self.rough_count_users().await?,
+            None => 0,
+        };
+        // The total first: it says whether there is a page at all and how many users match,
+        // which chooses how the page is read. A total kept since no user changed costs no
+        // statement; the page read with it shows which state of the users it is of
+        // (`page_changes`), and when that is the state the total was counted at, the two agree.
+        let mut known = None;
+        if let Some(recalled) = self.totals.recall(&counting) {
+            let (page, changes) = match wanted(recalled.total) {
+                0 => (Vec::new(), Totals::changes(&self.db).await?),
+                n => {
+                    let at = ((offset, n), (recalled.total, users));
+                    self.page(&self.db, filter, sort, condition.clone(), at)
+                        .await?
                 }
-                None => None,
             };
-            let page =
-                walk.unwrap_or_else(|| self.page_query(filter, sort, condition, offset, wanted));
-            rows = user::Entity::find()
-                .from_raw_sql(page)
-                .all(&self.db)
-                .await?;
-            if backwards {
-                rows.reverse();
+            if changes == recalled.changes {
+                known = Some((recalled.total, page));
             }
         }
-        if rows.is_empty() {
+        // Otherwise a user was written since (the total, or where a page read from the end
+        // starts, may be off by it): the total and the page are read in one snapshot.
+        let (total, page) = match known {
+            Some(known) => known,
+            None => {
+                let snapshot = self.snapshot().await?;
+                let total = self.totals.count_now(&snapshot, counting).await?.total;
+                let page = match wanted(total) {
+                    0 => Vec::new(),
+                    n => {
+                        let at = ((offset, n), (total, users));
+                        self.page(&snapshot, filter, sort, condition, at).await?.0
+                    }
+                };
+                snapshot.commit().await?;
+                (total, page)
+            }
+        };
+        if page.is_empty() {
             return Ok(UserPage {
                 total,
                 users: Vec::new(),
             });
         }
-        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let ids: Vec<String> = page.iter().map(|(row, _)| row.id.clone()).collect();
         let mut emails: HashMap<String, Vec<user_email::Model>> = HashMap::new();
-        let mut mfa: HashMap<String, user_mfa::Model> = HashMap::new();
-        if !ids.is_empty() {
-            for row in user_mfa::Entity::find()
-                .filter(user_mfa::Column::UserId.is_in(ids.clone()))
-                .all(&self.db)
-                .await?
-            {
-                mfa.insert(row.user_id.clone(), row);
-            }
-            for email in user_email::Entity::find()
-                .filter(user_email::Column::UserId.is_in(ids))
-                .all(&self.db)
-                .await?
-            {
-                emails.entry(email.user_id.clone()).or_default().push(email);
-            }
+        for email in user_email::Entity::find()
+            .filter(user_email::Column::UserId.is_in(ids))
+            .all(&self.db)
+            .await?
+        {
+            emails.entry(email.user_id.clone()).or_default().push(email);
         }
-        let users = rows
+        let users = page
             .into_iter()
-            .map(|row| {
+            .map(|(row, totp)| {
                 let own = emails.remove(&row.id).unwrap_or_default();
-                let totp = totp_status(mfa.get(&row.id));
                 to_domain(row, own, totp)
             })
             .collect();
@@ -360,11 +362,58 @@ impl UserRepo for Store {
 }
 
 impl Store {
-    /// How many users meet `condition`, kept while no user changes ([`totals`]).
-    async fn count_users(&self, condition: Condition) -> Result<u64, StoreError> {
-        self.totals
-            .count(&self.db, self.count_statement(condition))
-            .await
+    /// One state of the users to read from: a read-only REPEATABLE READ transaction on
+    /// PostgreSQL; on SQLite a (deferred) transaction reads one snapshot of the WAL from its
+    /// first read on.
+    async fn snapshot(&self) -> Result<DatabaseTransaction, StoreError> {
+        Ok(match self.db.get_database_backend() {
+            DbBackend::Postgres => {
+                self.db
+                    .begin_with_config(
+                        Some(IsolationLevel::RepeatableRead),
+                        Some(AccessMode::ReadOnly),
+                    )
+                    .await?
+            }
+            _ => self.db.begin().await?,
+        })
+    }
+
+    /// The `wanted` users after `offset` of the `total` that meet the filter (of `users`), in
+    /// page order, with their TOTP state, and the sum of `user_changes` they were read at (`None` for no
+    /// rows).
+    async fn page<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        filter: Option<&UserFilter>,
+        sort: Option<Sort<UserField>>,
+        condition: Condition,
+        ((offset, wanted), (total, users)): ((u64, u64), (u64, u64)),
+    ) -> Result<(Vec<(user::Model, TotpStatus)>, Option<i64>), StoreError> {
+        // A page nearer the end is read from the end: in the reverse order, skipping the
+        // matches after it, so the last page costs what the first does.
+        let after = total - offset - wanted;
+        let (sort, offset, backwards) = if after < offset {
+            (Some(reversed(sort)), after, true)
+        } else {
+            (sort, offset, false)
+        };
+        let statement = self
+            .walk_query(filter, sort, (offset, wanted), (total, users))
+            .unwrap_or_else(|| self.page_query(filter, sort, condition, offset, wanted));
+        let mut changes = None;
+        let mut rows = Vec::new();
+        for result in db.query_all_raw(statement).await? {
+            changes = result.try_get::<Option<i64>>("", "page_changes")?;
+            let set: Option<bool> = result.try_get("", "page_totp_set")?;
+            let confirmed: Option<bool> = result.try_get("", "page_totp_confirmed")?;
+            let totp = TotpStatus::of(set.unwrap_or(false), confirmed.unwrap_or(false));
+            rows.push((user::Model::from_query_result(&result, "")?, totp));
+        }
+        if backwards {
+            rows.reverse();
+        }
+        Ok((rows, changes))
     }
 
     /// How many users there are, up to a few seconds old ([`totals::Totals::rough_count`]).
