@@ -212,6 +212,30 @@ async fn filters_cover_operators_attributes_and_logic() {
         ),
         ("meta.lastModified lt \"2000-01-01T00:00:00Z\"", &[]),
         (&format!("id eq \"{}\"", ids[1]), &["bob.stone"]),
+        (&format!("id co \"{}\"", &ids[2][9..23]), &["cara_lee"]),
+        (&format!("id ew \"{}\"", &ids[0][24..]), &["ann.lee"]),
+        // An `or` of a user's attribute and their emails, each side found by its own index.
+        (
+            "userName sw \"bob\" or emails.type eq \"work\"",
+            &["ann.lee", "bob.stone", "cara_lee"],
+        ),
+        (
+            "not (userName eq \"ann.lee\" or emails.type eq \"home\")",
+            &["cara_lee"],
+        ),
+        (
+            "emails.value co \"ann\" or emails.value co \"cara\"",
+            &["ann.lee", "cara_lee"],
+        ),
+        (
+            "(userName eq \"bob.stone\" or emails[type eq \"work\" and value sw \"cara\"]) \
+             and active eq false",
+            &["bob.stone"],
+        ),
+        (
+            "emails.type eq \"work\" or emails.type eq \"work\"",
+            &["ann.lee", "cara_lee"],
+        ),
     ];
     for (filter, expected) in cases {
         assert_eq!(

@@ -17,6 +17,7 @@ mod m20261210_000010_issuance;
 mod m20261214_000011_sort;
 mod m20261215_000012_user_changes;
 mod m20261216_000013_text_sort;
+mod m20261217_000014_id_trigram;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261214_000011_sort::Migration),
             Box::new(m20261215_000012_user_changes::Migration),
             Box::new(m20261216_000013_text_sort::Migration),
+            Box::new(m20261217_000014_id_trigram::Migration),
         ]
     }
 }

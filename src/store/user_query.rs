@@ -2,7 +2,7 @@
 //! (off an index where one holds that order), and the sort terms.
 
 use entity::{user, user_email};
-use sea_orm::sea_query::{Expr, Func, LikeExpr, Query, SimpleExpr};
+use sea_orm::sea_query::{Expr, Func, LikeExpr, Query, SimpleExpr, UnionType};
 use sea_orm::{Condition, ExprTrait, Statement};
 
 use super::Store;
@@ -325,6 +325,16 @@ fn seeks(filter: &UserFilter) -> bool {
     }
 }
 
+/// Whether the filter asks anything of a user's emails.
+fn names_emails(filter: &UserFilter) -> bool {
+    match filter {
+        UserFilter::And(a, b) | UserFilter::Or(a, b) => names_emails(a) || names_emails(b),
+        UserFilter::Not(inner) => names_emails(inner),
+        UserFilter::AnyEmail(_) => true,
+        UserFilter::Compare(..) | UserFilter::Present(_) => false,
+    }
+}
+
 /// Whether an index holds the users in this attribute's order (then `created_at, id`): the
 /// table's keys, the meta times, the search columns and migration 13's text attributes.
 fn has_index(field: UserField) -> bool {
@@ -420,6 +430,21 @@ fn condition(filter: &UserFilter, ask: Ask, column: &dyn Fn(UserField) -> Simple
         UserFilter::And(a, b) => Condition::all()
             .add(condition(a, ask, column))
             .add(condition(b, ask, column)),
+        // An `or` over a user's emails and something else, asked of every user: each side
+        // finds its own matches by its own index and the users are those of either. (As `A OR
+        // id IN (…)`, PostgreSQL reads every user to check the `OR`.)
+        UserFilter::Or(a, b) if matches!(ask.emails, Emails::Collected) && names_emails(filter) => {
+            let side = |filter: &UserFilter| {
+                let mut side = Query::select();
+                side.column((user::Entity, user::Column::Id))
+                    .from(user::Entity)
+                    .cond_where(condition(filter, ask, column));
+                side
+            };
+            let mut either = side(a);
+            either.union(UnionType::All, side(b));
+            Condition::all().add(Expr::col((user::Entity, user::Column::Id)).in_subquery(either))
+        }
         UserFilter::Or(a, b) => Condition::any()
             .add(condition(a, ask, column))
             .add(condition(b, ask, column)),
