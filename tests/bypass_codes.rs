@@ -46,6 +46,45 @@ async fn help_desk_enrolls_generates_lists_emails_and_revokes() {
             .unwrap()
             .contains(&json!(MFA_EXT))
     );
+    // A list shows each user's state as the user's own resource does (none: no totpStatus).
+    let pending = app.create_user(&token, user_body("lost.pending")).await;
+    let pending_id = pending["id"].as_str().unwrap();
+    let (status, started, _) = app
+        .scim(
+            Method::POST,
+            &format!("/Users/{pending_id}/totp"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{started}");
+    app.create_user(&token, user_body("lost.none")).await;
+    let (status, list, _) = app
+        .scim(
+            Method::GET,
+            "/Users?filter=userName%20sw%20%22lost.%22&sortBy=userName",
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{list}");
+    let states: Vec<(&str, &str)> = list["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            let status = u[MFA_EXT]["totpStatus"].as_str().unwrap_or("absent");
+            (u["userName"].as_str().unwrap(), status)
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("lost.none", "absent"),
+            ("lost.pending", "pending"),
+            ("lost.phone", "enrolled")
+        ]
+    );
 
     let once = create_code(
         &app,

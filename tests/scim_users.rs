@@ -223,6 +223,11 @@ async fn filters_cover_operators_attributes_and_logic() {
             "not (userName eq \"ann.lee\" or emails.type eq \"home\")",
             &["cara_lee"],
         ),
+        // Nobody has a nickName: the comparison is false, not unknown.
+        (
+            "not (nickName eq \"x\" or emails.type eq \"home\")",
+            &["ann.lee", "cara_lee"],
+        ),
         (
             "emails.value co \"ann\" or emails.value co \"cara\"",
             &["ann.lee", "cara_lee"],

@@ -314,12 +314,14 @@ impl UserRepo for Store {
                 }
             };
             if changes == recalled.changes {
-                known = Some((recalled.total, page));
+                // The emails, a statement later, may be of a later write of those users.
+                let emails = emails_of(&self.db, &page).await?;
+                known = Some((recalled.total, page, emails));
             }
         }
         // Otherwise a user was written since (the total, or where a page read from the end
         // starts, may be off by it): the total and the page are read in one snapshot.
-        let (total, page) = match known {
+        let (total, page, mut emails) = match known {
             Some(known) => known,
             None => {
                 let snapshot = self.snapshot().await?;
@@ -331,25 +333,11 @@ impl UserRepo for Store {
                         self.page(&snapshot, filter, sort, condition, at).await?.0
                     }
                 };
+                let emails = emails_of(&snapshot, &page).await?;
                 snapshot.commit().await?;
-                (total, page)
+                (total, page, emails)
             }
         };
-        if page.is_empty() {
-            return Ok(UserPage {
-                total,
-                users: Vec::new(),
-            });
-        }
-        let ids: Vec<String> = page.iter().map(|(row, _)| row.id.clone()).collect();
-        let mut emails: HashMap<String, Vec<user_email::Model>> = HashMap::new();
-        for email in user_email::Entity::find()
-            .filter(user_email::Column::UserId.is_in(ids))
-            .all(&self.db)
-            .await?
-        {
-            emails.entry(email.user_id.clone()).or_default().push(email);
-        }
         let users = page
             .into_iter()
             .map(|(row, totp)| {
@@ -359,6 +347,26 @@ impl UserRepo for Store {
             .collect();
         Ok(UserPage { total, users })
     }
+}
+
+/// The emails of the users of a page, by user (no statement for no users).
+async fn emails_of<C: ConnectionTrait>(
+    db: &C,
+    page: &[(user::Model, TotpStatus)],
+) -> Result<HashMap<String, Vec<user_email::Model>>, StoreError> {
+    let mut emails: HashMap<String, Vec<user_email::Model>> = HashMap::new();
+    if page.is_empty() {
+        return Ok(emails);
+    }
+    let ids = page.iter().map(|(row, _)| row.id.clone());
+    for email in user_email::Entity::find()
+        .filter(user_email::Column::UserId.is_in(ids))
+        .all(db)
+        .await?
+    {
+        emails.entry(email.user_id.clone()).or_default().push(email);
+    }
+    Ok(emails)
 }
 
 impl Store {
