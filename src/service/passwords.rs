@@ -3,12 +3,12 @@
 //! stalling the async workers) and at most one per core at a time: a burst of sign-ins
 //! then queues instead of allocating gigabytes and thrashing.
 
-use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::password_hash::PasswordHasher;
+use argon2::password_hash::phc::{Output, PasswordHash};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
@@ -200,21 +200,101 @@ pub async fn hash(secret: Secret) -> Result<String, ServiceError> {
     .await
 }
 
-/// Checks a secret against a PHC string in constant time.
+/// Checks a secret against a PHC string in constant time (`PasswordVerifier` of the argon2
+/// crate, computed in kept memory). A stored hash it cannot compute (another algorithm,
+/// parameters out of range) matches nothing.
 pub async fn verify(secret: Secret, phc: String) -> Result<bool, ServiceError> {
     run_kdf(move || {
         let parsed = PasswordHash::new(&phc)
             .map_err(|e| ServiceError::internal("stored password hash", e))?;
-        Ok(Argon2::default()
-            .verify_password(secret.expose().as_bytes(), &parsed)
-            .is_ok())
+        let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+            return Ok(false);
+        };
+        let computed = (|| {
+            let algorithm = Algorithm::try_from(parsed.algorithm.as_str()).ok()?;
+            let version = match parsed.version {
+                Some(v) => Version::try_from(v).ok()?,
+                None => Version::default(),
+            };
+            let params = Params::try_from(&parsed).ok()?;
+            let blocks = params.block_count();
+            let argon = Argon2::new(algorithm, version, params);
+            let mut out = vec![0u8; expected.len()];
+            with_memory(blocks, |memory| {
+                argon.hash_password_into_with_memory(
+                    secret.expose().as_bytes(),
+                    salt,
+                    &mut out,
+                    memory,
+                )
+            })
+            .ok()?;
+            Output::new(&out).ok()
+        })();
+        // `Output`'s equality is constant-time.
+        Ok(computed.is_some_and(|computed| &computed == expected))
     })
     .await
+}
+
+/// Argon2's working memory (19 MiB at m=19456 KiB), kept between computations: allocated
+/// afresh, each computation paid for fresh pages (faults and zeroing) on top of Argon2's own
+/// time. At most one is kept per slot of the queue (one per core), the most computations that
+/// run at once. It is not cleared in between: Argon2 writes every block before it reads it,
+/// and the allocator did not clear freed memory either.
+static MEMORY: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
+
+/// Runs `compute` on `blocks` blocks of kept Argon2 memory.
+pub fn with_memory<R>(blocks: usize, compute: impl FnOnce(&mut [Block]) -> R) -> R {
+    let kept = MEMORY.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let mut memory = match kept {
+        Some(memory) if memory.len() == blocks => memory,
+        _ => vec![Block::new(); blocks],
+    };
+    let result = compute(&mut memory);
+    let mut kept = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
+    if (kept.len() as u64) < KDF.cores {
+        kept.push(memory);
+    }
+    result
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whatever parameters a stored hash was made with (kept memory of another size, Argon2i,
+    /// a longer output), `verify` says what the crate's own verifier says.
+    #[tokio::test]
+    async fn verify_agrees_with_the_crate_for_any_parameters() {
+        use argon2::password_hash::PasswordVerifier;
+        let made = [
+            (Algorithm::Argon2id, Params::default()),
+            (Algorithm::Argon2id, Params::new(8192, 1, 1, None).unwrap()),
+            (
+                Algorithm::Argon2i,
+                Params::new(19456, 2, 1, Some(64)).unwrap(),
+            ),
+            (Algorithm::Argon2id, Params::default()),
+        ];
+        for (algorithm, params) in made {
+            let argon = Argon2::new(algorithm, Version::V0x13, params);
+            let phc = argon.hash_password(b"right horse").unwrap().to_string();
+            for (guess, right) in [("right horse", true), ("wrong horse", false), ("", false)] {
+                let parsed = PasswordHash::new(&phc).unwrap();
+                let theirs = Argon2::default()
+                    .verify_password(guess.as_bytes(), &parsed)
+                    .is_ok();
+                let ours = verify(Secret::new(guess), phc.clone()).await.unwrap();
+                assert_eq!((ours, theirs), (right, right), "{phc} with {guess:?}");
+            }
+        }
+        // Not Argon2, or no hash in it: matches nothing.
+        let other = "$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E";
+        assert!(!verify(Secret::new("x"), other.into()).await.unwrap());
+        let bare = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ";
+        assert!(!verify(Secret::new("x"), bare.into()).await.unwrap());
+    }
 
     #[test]
     fn a_free_slot_always_admits_and_a_full_queue_refuses_past_the_deadline() {

@@ -36,9 +36,10 @@ impl CodeHasher for Argon2Hasher {
             None => Argon2::default(),
         };
         let mut out = [0u8; 32];
-        argon
-            .hash_password_into(code.as_bytes(), salt, &mut out)
-            .map_err(|e| ServiceError::internal("argon2", e))?;
+        crate::service::passwords::with_memory(Params::default().block_count(), |memory| {
+            argon.hash_password_into_with_memory(code.as_bytes(), salt, &mut out, memory)
+        })
+        .map_err(|e| ServiceError::internal("argon2", e))?;
         Ok(out)
     }
 }
