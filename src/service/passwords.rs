@@ -218,6 +218,9 @@ pub async fn verify(secret: Secret, phc: String) -> Result<bool, ServiceError> {
             };
             let params = Params::try_from(&parsed).ok()?;
             let blocks = params.block_count();
+            if blocks > MAX_BLOCKS {
+                return None;
+            }
             let argon = Argon2::new(algorithm, version, params);
             let mut out = vec![0u8; expected.len()];
             with_memory(blocks, |memory| {
@@ -236,6 +239,11 @@ pub async fn verify(secret: Secret, phc: String) -> Result<bool, ServiceError> {
     })
     .await
 }
+
+/// The most memory a stored hash may ask of a check (256 MiB, 13 times what this server's
+/// hashes ask): past it a hash from elsewhere, or a corrupted one, would take the process's
+/// memory, and it matches nothing.
+const MAX_BLOCKS: usize = 256 * 1024;
 
 /// Argon2's working memory (19 MiB at m=19456 KiB), kept between computations: allocated
 /// afresh, each computation paid for fresh pages (faults and zeroing) on top of Argon2's own
@@ -294,6 +302,12 @@ mod tests {
         assert!(!verify(Secret::new("x"), other.into()).await.unwrap());
         let bare = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ";
         assert!(!verify(Secret::new("x"), bare.into()).await.unwrap());
+        // Asking 4 GiB: refused without a computation (the crate would try).
+        let huge = "$argon2id$v=19$m=4194304,t=1,p=1$c29tZXNhbHQ$\
+                    RdescudvJCsgt3ub+b+dWRWJTmaaJObG0xHp2ODE0BE";
+        let started = Instant::now();
+        assert!(!verify(Secret::new("x"), huge.into()).await.unwrap());
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 
     #[test]
