@@ -223,6 +223,13 @@ async fn filters_cover_operators_attributes_and_logic() {
             "not (userName eq \"ann.lee\" or emails.type eq \"home\")",
             &["cara_lee"],
         ),
+        // `not` of `ne` is `eq` (a missing value is `ne` anything).
+        ("not (userName ne \"BOB.stone\")", &["bob.stone"]),
+        ("not (title ne \"x\")", &[]),
+        (
+            "not (emails.type ne \"home\") and userName pr",
+            &["bob.stone"],
+        ),
         // Nobody has a nickName: the comparison is false, not unknown.
         (
             "not (nickName eq \"x\" or emails.type eq \"home\")",

@@ -452,6 +452,14 @@ fn condition(filter: &UserFilter, ask: Ask, column: &dyn Fn(UserField) -> Simple
         // is false, so `not` of it is true (SQL's NOT would leave the user out, and on
         // SQLite the seeking term of `compare_sorted_text` would turn that NULL into false).
         UserFilter::Not(inner) => {
+            // `ne` on text counts a missing value as not equal, so `not` of it is exactly
+            // `eq`, which an index finds (the form below reads every user).
+            if let UserFilter::Compare(field, CompareOp::Ne, value @ FilterValue::Text(_)) =
+                &**inner
+            {
+                let eq = UserFilter::Compare(*field, CompareOp::Eq, value.clone());
+                return condition(&eq, ask, column);
+            }
             let inner = SimpleExpr::from(condition(inner, ask, column));
             let placeholder = if ask.postgres {
                 "($1) IS NOT TRUE"
