@@ -6,7 +6,7 @@ use entity::{bypass_code, user_mfa};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, ExprTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
 use super::{Store, StoreError};
@@ -137,7 +137,7 @@ impl BypassCodeRepo for Store {
     ) -> Result<InsertOutcome, StoreError> {
         let user_id = code.user_id.as_str().to_owned();
         let code = new_row(code);
-        let txn = self.db.begin().await?;
+        let txn = self.write().await?;
         lock_user(&txn, &user_id, now).await?;
         let active = bypass_code::Entity::find()
             .filter(counted_at(&user_id, now))
@@ -227,7 +227,7 @@ impl BypassCodeRepo for Store {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.write().await?;
         let result = bypass_code::Entity::update_many()
             .col_expr(bypass_code::Column::RevokedAt, Expr::value(now))
             .col_expr(bypass_code::Column::RevokedBy, Expr::value(by))
@@ -341,7 +341,7 @@ impl Store {
         codes: Vec<NewCode>,
         now: DateTime<Utc>,
     ) -> Result<Option<Vec<StoredCode>>, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.write().await?;
         lock_user(&txn, user_id.as_str(), now).await?;
         let by = format!("user:{}", user_id.as_str());
         let old = Store::revoke_user_codes(&txn, user_id, Some(Origin::SavedSet), &by, now).await?;

@@ -5,7 +5,6 @@ use entity::{grant, oauth_client};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
 };
 
 use super::{Store, StoreError};
@@ -113,7 +112,7 @@ impl ClientRepo for Store {
     /// Returns whether a client was removed. Its sign-ins end with it, so that a client
     /// registered again under the same id does not bring them back.
     async fn remove_client(&self, client_id: &ClientId) -> Result<bool, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.write().await?;
         let result = oauth_client::Entity::delete_by_id(client_id.as_str())
             .exec(&txn)
             .await?;

@@ -8,7 +8,6 @@ use sea_orm::sea_query::{Expr, LikeExpr, NullOrdering, Order, Query, SimpleExpr}
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
     ExprTrait, IdenStatic, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
-    TransactionTrait,
 };
 
 use super::user_query::escape_like;
@@ -271,7 +270,7 @@ impl GroupRepo for Store {
     async fn create_group(&self, write: &GroupWrite) -> Result<Group, StoreError> {
         let now = now_ms();
         let id = GroupId::generate();
-        let txn = self.db.begin().await?;
+        let txn = self.write().await?;
         let row = scim_group::ActiveModel {
             id: Set(id.as_str().to_owned()),
             display_name: Set(write.display_name.clone()),
@@ -363,7 +362,7 @@ impl GroupRepo for Store {
         write: &GroupWrite,
         expected_version: Option<i64>,
     ) -> Result<Vec<UserId>, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.write().await?;
         bump(
             &txn,
             id.as_str(),
@@ -398,7 +397,7 @@ impl GroupRepo for Store {
         changes: &[GroupChange],
         expected_version: Option<i64>,
     ) -> Result<Vec<UserId>, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.write().await?;
         let name = changes.iter().rev().find_map(|c| match c {
             GroupChange::SetDisplayName(name) => Some(name.as_str()),
             _ => None,
@@ -441,7 +440,7 @@ impl GroupRepo for Store {
         id: &GroupId,
         expected_version: Option<i64>,
     ) -> Result<Vec<UserId>, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.write().await?;
         let members = member_ids(&txn, id.as_str()).await?;
         let mut delete =
             scim_group::Entity::delete_many().filter(scim_group::Column::Id.eq(id.as_str()));

@@ -5,7 +5,6 @@ use entity::{bypass_code, user_mfa};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, Set,
-    TransactionTrait,
 };
 
 use super::{Store, StoreError};
@@ -37,7 +36,7 @@ impl MfaRepo for Store {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.write().await?;
         Store::clear_totp(&txn, user_id).await?;
         user_mfa::Entity::update_many()
             .col_expr(user_mfa::Column::MfaResetAt, Expr::value(now))
@@ -273,7 +272,7 @@ impl Store {
         allowed_by: Replacing<'_>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.write().await?;
         // The bypass code that allowed it must still stand when the swap is made.
         if let Some(code_id) = allowed_by.code_id {
             let live = bypass_code::Entity::find_by_id(code_id)

@@ -10,6 +10,7 @@ pub mod mfa;
 pub mod sessions;
 pub mod settings;
 mod totals;
+mod trigrams;
 mod user_query;
 pub mod users;
 
@@ -18,7 +19,10 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, SqlErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -123,6 +127,20 @@ impl Store {
             db: Database::connect(options).await?,
             totals: Arc::default(),
         })
+    }
+
+    /// A transaction that writes. On SQLite it takes the write lock at `BEGIN IMMEDIATE`,
+    /// waiting its turn (`busy_timeout`): a deferred transaction that has read first (as
+    /// preparing a statement whose triggers keep an FTS5 table does) cannot wait to become
+    /// the writer and fails at once with "database is locked" when another connection or
+    /// instance writes meanwhile.
+    pub(crate) async fn write(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await
     }
 
     /// Answers when the database does (readiness).

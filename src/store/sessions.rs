@@ -6,7 +6,7 @@ use entity::{grant, sign_in_session};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryOrder, QuerySelect, Set,
 };
 
 use super::{Store, StoreError};
@@ -304,7 +304,7 @@ impl Store {
         user_id: &UserId,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.write().await?;
         let ended =
             Self::end_user_sessions(&txn, user_id, EndReason::EverywhereSignedOut, now).await?;
         Self::revoke_user_grants(&txn, user_id, now).await?;

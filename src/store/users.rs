@@ -153,7 +153,7 @@ impl UserRepo for Store {
             ..Default::default()
         };
         set_attributes(&mut model, attrs);
-        let txn = self.db.begin().await?;
+        let txn = self.write().await?;
         let row = model.insert(&txn).await.map_err(StoreError::classify)?;
         insert_emails(&txn, &row.id, &attrs.emails).await?;
         totals::changed(&txn, &row.id).await?;
@@ -215,7 +215,7 @@ impl UserRepo for Store {
         if expected_version.is_some_and(|v| v != current.version) {
             return Err(StoreError::VersionMismatch);
         }
-        let txn = self.db.begin().await?;
+        let txn = self.write().await?;
         let mut model = user::ActiveModel {
             version: Set(current.version + 1),
             updated_at: Set(now_ms()),
@@ -257,7 +257,7 @@ impl UserRepo for Store {
         expected_version: Option<i64>,
         by: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.write().await?;
         let mut delete = user::Entity::delete_many().filter(user::Column::Id.eq(id.as_str()));
         if let Some(version) = expected_version {
             delete = delete.filter(user::Column::Version.eq(version));
