@@ -40,6 +40,13 @@ struct Args {
     /// A label for the results (the backend).
     #[arg(long, default_value = "")]
     label: String,
+    /// Keeps what the load made (each user's id and creation time) in this file, and when it
+    /// exists already, queries the users loaded then instead of loading again.
+    #[arg(long)]
+    data: Option<String>,
+    /// Runs only the queries whose name contains this text.
+    #[arg(long)]
+    only: Option<String>,
     /// `cargo bench` passes this to every bench target.
     #[arg(long, hide = true)]
     bench: bool,
@@ -129,6 +136,36 @@ async fn load(client: Arc<Client>, users: usize) -> (Duration, Data) {
     )
 }
 
+/// Loads the users and reports the rate; runs `BENCH_AFTER_LOAD` after.
+async fn load_and_report(client: &Arc<Client>, args: &Args, out: &mut String) -> Data {
+    let label = &args.label;
+    let (took, data) = load(client.clone(), args.users).await;
+    let rate = args.users as f64 / took.as_secs_f64();
+    println!(
+        "[{label}] loaded {} users over SCIM in {:.1} s: {rate:.0} users/s",
+        args.users,
+        took.as_secs_f64()
+    );
+    out.push_str(
+        &json!({"label": label, "kind": "load", "users": args.users, "rate": rate}).to_string(),
+    );
+    out.push('\n');
+    // What the database's own maintenance would do after a bulk load (bench/run passes
+    // PostgreSQL's VACUUM ANALYZE, which autovacuum runs within minutes).
+    if let Ok(command) = std::env::var("BENCH_AFTER_LOAD")
+        && !command.is_empty()
+    {
+        println!("[{label}] after the load: {command}");
+        let status = std::process::Command::new("sh")
+            .args(["-c", &command])
+            .status()
+            .expect("after-load command");
+        assert!(status.success(), "{command}: {status}");
+    }
+
+    data
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index].as_secs_f64() * 1000.0
@@ -195,32 +232,42 @@ async fn main() {
     let mut out = String::new();
     let label = &args.label;
 
-    let (took, data) = load(client.clone(), args.users).await;
-    let rate = args.users as f64 / took.as_secs_f64();
-    println!(
-        "[{label}] loaded {} users over SCIM in {:.1} s: {rate:.0} users/s",
-        args.users,
-        took.as_secs_f64()
-    );
-    out.push_str(
-        &json!({"label": label, "kind": "load", "users": args.users, "rate": rate}).to_string(),
-    );
-    out.push('\n');
-    // What the database's own maintenance would do after a bulk load (bench/run passes
-    // PostgreSQL's VACUUM ANALYZE, which autovacuum runs within minutes).
-    if let Ok(command) = std::env::var("BENCH_AFTER_LOAD")
-        && !command.is_empty()
-    {
-        println!("[{label}] after the load: {command}");
-        let status = std::process::Command::new("sh")
-            .args(["-c", &command])
-            .status()
-            .expect("after-load command");
-        assert!(status.success(), "{command}: {status}");
-    }
-
+    let kept = args.data.as_deref().and_then(|path| {
+        let text = std::fs::read_to_string(path).ok()?;
+        let (ids, created): (Vec<String>, Vec<chrono::DateTime<chrono::Utc>>) =
+            serde_json::from_str(&text).expect("kept data");
+        assert_eq!(
+            ids.len(),
+            args.users,
+            "{path} holds another number of users"
+        );
+        println!(
+            "[{label}] querying the {} users loaded before ({path})",
+            ids.len()
+        );
+        Some(Data {
+            users: ids.len(),
+            ids,
+            created,
+        })
+    });
+    let data = match kept {
+        Some(data) => data,
+        None => {
+            let data = load_and_report(&client, &args, &mut out).await;
+            if let Some(path) = &args.data {
+                let kept = serde_json::to_string(&(&data.ids, &data.created)).expect("json");
+                std::fs::write(path, kept).expect("write kept data");
+            }
+            data
+        }
+    };
     let rss = || server_rss_mib(&args.url);
-    let set = covering_set(&data);
+    let mut set = covering_set(&data);
+    if let Some(only) = &args.only {
+        set.retain(|q| q.name.contains(only.as_str()));
+        assert!(!set.is_empty(), "no query's name contains {only:?}");
+    }
     println!(
         "[{label}] the covering set: {} queries; server RSS before {:.1} MiB",
         set.len(),
