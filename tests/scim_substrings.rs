@@ -57,9 +57,14 @@ impl Known {
 
 fn body(prefix: &str, i: usize) -> Value {
     let mut emails = vec![json!({"value": format!("W{i:03}.{prefix}@Corp.example"),
-                                  "type": "work", "primary": true})];
+                                  "type": "work", "primary": true,
+                                  "display": format!("Wörk \"{i}\" \\ 🙂")})];
     if i.is_multiple_of(3) {
-        emails.push(json!({"value": format!("h{i:03}@HOME.example"), "type": "home"}));
+        // Listed first, as the client sent it: not primary, no display.
+        emails.insert(
+            0,
+            json!({"value": format!("h{i:03}@HOME.example"), "type": "home"}),
+        );
     }
     json!({
         "schemas": [USER_SCHEMA],
@@ -254,6 +259,27 @@ async fn substring_filters_are_exact_on_rare_and_common_text_through_every_write
     ]);
     for (attr, op, text) in after {
         check(&app, &token, &users, attr, op, &text).await;
+    }
+
+    // A page shows each user's emails as reading that user alone does: in the client's
+    // order, with their type, primary flag and display.
+    let filter = format!("userName sw \"{prefix}\"");
+    let path = format!(
+        "/Users?count=1000&filter={}",
+        url::form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>()
+    );
+    let (status, page, _) = app.scim(Method::GET, &path, &token, None).await;
+    assert_eq!(status, 200, "{page}");
+    let listed = page["Resources"].as_array().unwrap();
+    assert_eq!(listed.len(), users.len());
+    for user in listed {
+        let id = user["id"].as_str().unwrap();
+        let (status, alone, _) = app
+            .scim(Method::GET, &format!("/Users/{id}"), &token, None)
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(user["emails"], alone["emails"], "{id}");
+        assert!(user["emails"].as_array().is_some_and(|e| !e.is_empty()));
     }
     app.stop().await;
 }

@@ -64,20 +64,32 @@ impl Store {
             }
         };
         Statement {
-            sql: page_rows(&inner.sql, &order.terms),
+            sql: page_rows(backend, &inner.sql, &order.terms),
             ..inner
         }
     }
 }
 
 /// The rows of the users whose ids `ids` selects, in `terms` order, each with what else a page
-/// shows of them (whether a TOTP factor is set and confirmed) and the sum of `user_changes`:
-/// the state of the users the page is of, which a total must have been counted at
-/// ([`super::totals`]).
-fn page_rows(ids: &str, terms: &str) -> String {
+/// shows of them (their emails in order, as a JSON array of `[value, type, primary,
+/// display]`; whether a TOTP factor is set and confirmed) and the sum of `user_changes`: the
+/// state of the users the page is of, which a total must have been counted at
+/// ([`super::totals`]). One statement, so the users and their emails are of one state.
+fn page_rows(backend: sea_orm::DatabaseBackend, ids: &str, terms: &str) -> String {
     let mfa = "FROM user_mfa WHERE user_mfa.user_id = users.id";
+    let own = "FROM user_emails WHERE user_emails.user_id = users.id";
+    let emails = match backend {
+        sea_orm::DatabaseBackend::Postgres => format!(
+            "(SELECT json_agg(json_build_array(value, kind, is_primary, display) \
+             ORDER BY position)::text {own})"
+        ),
+        _ => format!(
+            "(SELECT json_group_array(json_array(value, kind, is_primary, display) \
+             ORDER BY position) {own})"
+        ),
+    };
     format!(
-        "SELECT users.*, {changes} AS page_changes, \
+        "SELECT users.*, {changes} AS page_changes, {emails} AS page_emails, \
          (SELECT totp_secret IS NOT NULL {mfa}) AS page_totp_set, \
          (SELECT totp_confirmed {mfa}) AS page_totp_confirmed \
          FROM users WHERE id IN ({ids}) ORDER BY {terms}",
@@ -151,7 +163,7 @@ impl Store {
             inner.sql, order.terms
         );
         Some(Statement {
-            sql: page_rows(&ids, &order.terms),
+            sql: page_rows(backend, &ids, &order.terms),
             ..inner
         })
     }

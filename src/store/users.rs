@@ -1,7 +1,5 @@
 //! Users and their emails; the SQL of a search is in [`super::user_query`].
 
-use std::collections::HashMap;
-
 use chrono::Utc;
 use entity::{user, user_email, user_mfa};
 use sea_orm::sea_query::{Expr, Query};
@@ -25,9 +23,21 @@ fn totp_status(mfa: Option<&user_mfa::Model>) -> TotpStatus {
     })
 }
 
-fn to_domain(row: user::Model, emails: Vec<user_email::Model>, totp: TotpStatus) -> User {
-    let mut emails = emails;
+/// A user's email rows as the domain's emails, in the order the client sent them.
+fn in_order(mut emails: Vec<user_email::Model>) -> Vec<Email> {
     emails.sort_by_key(|e| e.position);
+    emails
+        .into_iter()
+        .map(|e| Email {
+            value: e.value,
+            kind: e.kind,
+            primary: e.is_primary,
+            display: e.display,
+        })
+        .collect()
+}
+
+fn to_domain(row: user::Model, emails: Vec<Email>, totp: TotpStatus) -> User {
     User {
         id: UserId::new(row.id),
         attributes: UserAttributes {
@@ -51,15 +61,7 @@ fn to_domain(row: user::Model, emails: Vec<user_email::Model>, totp: TotpStatus)
             timezone: row.timezone,
             active: row.active,
             mfa_required: row.mfa_required,
-            emails: emails
-                .into_iter()
-                .map(|e| Email {
-                    value: e.value,
-                    kind: e.kind,
-                    primary: e.is_primary,
-                    display: e.display,
-                })
-                .collect(),
+            emails,
         },
         version: row.version,
         created: row.created_at,
@@ -193,7 +195,11 @@ impl UserRepo for Store {
         let mfa = user_mfa::Entity::find_by_id(id.as_str())
             .one(&self.db)
             .await?;
-        Ok(Some(to_domain(row, emails, totp_status(mfa.as_ref()))))
+        Ok(Some(to_domain(
+            row,
+            in_order(emails),
+            totp_status(mfa.as_ref()),
+        )))
     }
 
     /// Replaces a user's attributes if its version is still `expected_version` (when given);
@@ -319,14 +325,12 @@ impl UserRepo for Store {
                 }
             };
             if changes == recalled.changes {
-                // The emails, a statement later, may be of a later write of those users.
-                let emails = emails_of(&self.db, &page).await?;
-                known = Some((recalled.total, page, emails));
+                known = Some((recalled.total, page));
             }
         }
         // Otherwise a user was written since (the total, or where a page read from the end
         // starts, may be off by it): the total and the page are read in one snapshot.
-        let (total, page, mut emails) = match known {
+        let (total, users) = match known {
             Some(known) => known,
             None => {
                 let snapshot = self.snapshot().await?;
@@ -338,40 +342,38 @@ impl UserRepo for Store {
                         self.page(&snapshot, filter, sort, condition, at).await?.0
                     }
                 };
-                let emails = emails_of(&snapshot, &page).await?;
                 snapshot.commit().await?;
-                (total, page, emails)
+                (total, page)
             }
         };
-        let users = page
-            .into_iter()
-            .map(|(row, totp)| {
-                let own = emails.remove(&row.id).unwrap_or_default();
-                to_domain(row, own, totp)
-            })
-            .collect();
         Ok(UserPage { total, users })
     }
 }
 
-/// The emails of the users of a page, by user (no statement for no users).
-async fn emails_of<C: ConnectionTrait>(
-    db: &C,
-    page: &[(user::Model, TotpStatus)],
-) -> Result<HashMap<String, Vec<user_email::Model>>, StoreError> {
-    let mut emails: HashMap<String, Vec<user_email::Model>> = HashMap::new();
-    if page.is_empty() {
-        return Ok(emails);
+/// A page row's emails (`page_emails` of [`super::user_query`]): a JSON array of `[value,
+/// type, primary, display]` in the client's order, or NULL for none. PostgreSQL writes
+/// `primary` as a JSON boolean, SQLite as 0 or 1.
+fn page_emails(json: Option<String>) -> Result<Vec<Email>, StoreError> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Int(i64),
     }
-    let ids = page.iter().map(|(row, _)| row.id.clone());
-    for email in user_email::Entity::find()
-        .filter(user_email::Column::UserId.is_in(ids))
-        .all(db)
-        .await?
-    {
-        emails.entry(email.user_id.clone()).or_default().push(email);
-    }
-    Ok(emails)
+    let Some(json) = json else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<(String, Option<String>, Flag, Option<String>)> =
+        serde_json::from_str(&json).map_err(|_| StoreError::Corrupt("a page's emails"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(value, kind, primary, display)| Email {
+            value,
+            kind,
+            primary: matches!(primary, Flag::Bool(true) | Flag::Int(1..)),
+            display,
+        })
+        .collect())
 }
 
 impl Store {
@@ -393,8 +395,8 @@ impl Store {
     }
 
     /// The `wanted` users after `offset` of the `total` that meet the filter (of `users`), in
-    /// page order, with their TOTP state, and the sum of `user_changes` they were read at (`None` for no
-    /// rows).
+    /// page order, with their emails and TOTP state, and the sum of `user_changes` they were
+    /// read at (`None` for no rows).
     async fn page<C: ConnectionTrait>(
         &self,
         db: &C,
@@ -402,7 +404,7 @@ impl Store {
         sort: Option<Sort<UserField>>,
         condition: Condition,
         ((offset, wanted), (total, users)): ((u64, u64), (u64, u64)),
-    ) -> Result<(Vec<(user::Model, TotpStatus)>, Option<i64>), StoreError> {
+    ) -> Result<(Vec<User>, Option<i64>), StoreError> {
         // A page nearer the end is read from the end: in the reverse order, skipping the
         // matches after it, so the last page costs what the first does.
         let after = total - offset - wanted;
@@ -421,7 +423,12 @@ impl Store {
             let set: Option<bool> = result.try_get("", "page_totp_set")?;
             let confirmed: Option<bool> = result.try_get("", "page_totp_confirmed")?;
             let totp = TotpStatus::of(set.unwrap_or(false), confirmed.unwrap_or(false));
-            rows.push((user::Model::from_query_result(&result, "")?, totp));
+            let emails = page_emails(result.try_get("", "page_emails")?)?;
+            rows.push(to_domain(
+                user::Model::from_query_result(&result, "")?,
+                emails,
+                totp,
+            ));
         }
         if backwards {
             rows.reverse();
