@@ -18,7 +18,6 @@ mod m20261214_000011_sort;
 mod m20261215_000012_user_changes;
 mod m20261216_000013_text_sort;
 mod m20261217_000014_id_trigram;
-mod m20261218_000015_sqlite_trigrams;
 
 pub struct Migrator;
 
@@ -40,7 +39,6 @@ impl MigratorTrait for Migrator {
             Box::new(m20261215_000012_user_changes::Migration),
             Box::new(m20261216_000013_text_sort::Migration),
             Box::new(m20261217_000014_id_trigram::Migration),
-            Box::new(m20261218_000015_sqlite_trigrams::Migration),
         ]
     }
 }

@@ -10,7 +10,6 @@ pub mod mfa;
 pub mod sessions;
 pub mod settings;
 mod totals;
-mod trigrams;
 mod user_query;
 pub mod users;
 

@@ -6,7 +6,6 @@ use sea_orm::sea_query::{Expr, Func, LikeExpr, Query, SimpleExpr, UnionType};
 use sea_orm::{Condition, ExprTrait, Statement};
 
 use super::Store;
-use super::trigrams::Trigrams;
 use crate::domain::scim::filter::CompareOp;
 use crate::domain::scim::search::{Sort, SortOrder};
 use crate::domain::scim::user::{FieldKind, FilterValue, UserField, UserFilter};
@@ -144,12 +143,7 @@ impl Store {
         matches
             .column((user::Entity, user::Column::Id))
             .from(user::Entity)
-            .cond_where(user_condition(
-                filter,
-                Emails::Probed,
-                backend,
-                &Trigrams::default(),
-            ));
+            .cond_where(user_condition(filter, Emails::Probed, backend));
         let mut inner = backend.build(&matches);
         // SQLite's planner, without statistics, may rather read every user and sort them for
         // a small LIMIT: the walk names the order's index. (PostgreSQL chooses by statistics.)
@@ -412,41 +406,35 @@ pub(super) enum Emails {
     Probed,
 }
 
-/// The filter as a condition on `users`; `trigrams` are the substring terms SQLite's trigram
-/// index answers ([`super::trigrams`]).
 pub(super) fn user_condition(
     filter: &UserFilter,
     emails: Emails,
     backend: sea_orm::DatabaseBackend,
-    trigrams: &Trigrams,
 ) -> Condition {
     let ask = Ask {
         emails,
         postgres: backend == sea_orm::DatabaseBackend::Postgres,
-        trigrams,
     };
     condition(filter, ask, &|field| {
         Expr::col((user::Entity, user_column(field)))
     })
 }
 
-fn email_condition(filter: &UserFilter, ask: Ask) -> Condition {
+fn email_condition(filter: &UserFilter, postgres: bool) -> Condition {
     let ask = Ask {
         emails: Emails::Collected,
-        ..ask
+        postgres,
     };
     condition(filter, ask, &|field| {
         Expr::col((user_email::Entity, email_column(field)))
     })
 }
 
-/// How a condition is asked: emails collected or probed, of which backend, and the terms the
-/// trigram index answers.
+/// How a condition is asked: emails collected or probed, and of which backend.
 #[derive(Clone, Copy)]
-struct Ask<'a> {
+struct Ask {
     emails: Emails,
     postgres: bool,
-    trigrams: &'a Trigrams,
 }
 
 fn condition(filter: &UserFilter, ask: Ask, column: &dyn Fn(UserField) -> SimpleExpr) -> Condition {
@@ -484,12 +472,6 @@ fn condition(filter: &UserFilter, ask: Ask, column: &dyn Fn(UserField) -> Simple
                 let eq = UserFilter::Compare(*field, CompareOp::Eq, value.clone());
                 return condition(&eq, ask, column);
             }
-            // (A term's candidates would only be read for nothing under `not`.)
-            let none = Trigrams::default();
-            let ask = Ask {
-                trigrams: &none,
-                ..ask
-            };
             let inner = SimpleExpr::from(condition(inner, ask, column));
             let placeholder = if ask.postgres {
                 "($1) IS NOT TRUE"
@@ -505,16 +487,18 @@ fn condition(filter: &UserFilter, ask: Ask, column: &dyn Fn(UserField) -> Simple
                 Emails::Collected => {
                     matching
                         .column((user_email::Entity, user_email::Column::UserId))
-                        .cond_where(email_condition(inner, ask));
+                        .cond_where(email_condition(inner, ask.postgres));
                     Condition::all()
                         .add(Expr::col((user::Entity, user::Column::Id)).in_subquery(matching))
                 }
                 Emails::Probed => {
                     matching.expr(Expr::val(1)).cond_where(
-                        Condition::all().add(email_condition(inner, ask)).add(
-                            Expr::col((user_email::Entity, user_email::Column::UserId))
-                                .equals((user::Entity, user::Column::Id)),
-                        ),
+                        Condition::all()
+                            .add(email_condition(inner, ask.postgres))
+                            .add(
+                                Expr::col((user_email::Entity, user_email::Column::UserId))
+                                    .equals((user::Entity, user::Column::Id)),
+                            ),
                     );
                     Condition::all().add(Expr::exists(matching))
                 }
@@ -528,21 +512,12 @@ fn condition(filter: &UserFilter, ask: Ask, column: &dyn Fn(UserField) -> Simple
                 Condition::all().add(column(*field).is_not_null())
             }
         },
-        UserFilter::Compare(field, op, value) => {
-            let mut all = Condition::all();
-            // Where the trigram index answers the term, its candidates come first.
-            if let FilterValue::Text(text) = value
-                && let Some(candidates) = ask.trigrams.candidates(*field, *op, text)
-            {
-                all = all.add(candidates);
-            }
-            all.add(match value {
-                FilterValue::Text(text) if has_sort_index(*field) => {
-                    compare_sorted_text(column(*field), *op, &text.to_lowercase(), ask.postgres)
-                }
-                _ => compare(*field, column(*field), *op, value),
-            })
-        }
+        UserFilter::Compare(field, op, value) => match value {
+            FilterValue::Text(text) if has_sort_index(*field) => Condition::all().add(
+                compare_sorted_text(column(*field), *op, &text.to_lowercase(), ask.postgres),
+            ),
+            _ => Condition::all().add(compare(*field, column(*field), *op, value)),
+        },
     }
 }
 

@@ -292,24 +292,19 @@ impl UserRepo for Store {
         start_index: u64,
         count: u64,
     ) -> Result<UserPage, StoreError> {
-        // How many users there are only weighs a walk against collecting, and which
-        // substring terms the trigram index is asked (kept a few seconds: asked here, not
-        // while a snapshot holds a connection).
-        let users = match filter {
-            Some(_) => self.rough_count_users().await?,
-            None => 0,
-        };
         let condition = match filter {
-            Some(f) => {
-                let trigrams = self.rare_substrings(f, users).await?;
-                let backend = self.db.get_database_backend();
-                user_condition(f, Emails::Collected, backend, &trigrams)
-            }
+            Some(f) => user_condition(f, Emails::Collected, self.db.get_database_backend()),
             None => Condition::all(),
         };
         let offset = start_index.saturating_sub(1);
         let counting = self.count_statement(condition.clone());
         let wanted = |total: u64| count.min(total.saturating_sub(offset));
+        // How many users there are only weighs a walk against collecting (kept a few
+        // seconds: asked here, not while a snapshot holds a connection).
+        let users = match filter {
+            Some(_) => self.rough_count_users().await?,
+            None => 0,
+        };
         // The total first: it says whether there is a page at all and how many users match,
         // which chooses how the page is read. A total kept since no user changed costs no
         // statement; the page read with it shows which state of the users it is of
