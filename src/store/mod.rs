@@ -129,10 +129,10 @@ impl Store {
     }
 
     /// A transaction that writes. On SQLite it takes the write lock at `BEGIN IMMEDIATE`,
-    /// waiting its turn (`busy_timeout`): a deferred transaction that has read first (as
-    /// preparing a statement whose triggers keep an FTS5 table does) cannot wait to become
-    /// the writer and fails at once with "database is locked" when another connection or
-    /// instance writes meanwhile.
+    /// waiting its turn (`busy_timeout`): a deferred transaction that reads before it writes
+    /// cannot wait to become the writer (SQLite does not call the busy handler for that) and
+    /// fails at once with "database is locked" when another connection or instance has
+    /// written meanwhile. PostgreSQL ignores the mode.
     pub(crate) async fn write(&self) -> Result<DatabaseTransaction, DbErr> {
         self.db
             .begin_with_options(TransactionOptions {
