@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{TestApp, USER_SCHEMA};
+use common::{PATCH_SCHEMA, TestApp, USER_SCHEMA};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -91,6 +91,15 @@ fn known(created: &Value) -> Known {
             .map(|e| text(&e["value"]))
             .collect(),
     }
+}
+
+/// Replaces (PUT) or patches the user `id` and gives what the server answered of it.
+async fn written(app: &TestApp, token: &str, method: Method, id: &str, body: Value) -> Known {
+    let (status, user, _) = app
+        .scim(method, &format!("/Users/{id}"), token, Some(body))
+        .await;
+    assert_eq!(status, 200, "{user}");
+    known(&user)
 }
 
 /// A SCIM string literal of `text`.
@@ -198,44 +207,17 @@ async fn substring_filters_are_exact_on_rare_and_common_text_through_every_write
     renamed["externalId"] = json!("Moved-777");
     renamed["profileUrl"] = json!("https://example.org/moved");
     renamed["emails"] = json!([{"value": "fresh.ΩMEGA@new.example", "type": "work"}]);
-    let (status, replaced, _) = app
-        .scim(
-            Method::PUT,
-            &format!("/Users/{seventh}"),
-            &token,
-            Some(renamed),
-        )
-        .await;
-    assert_eq!(status, 200, "{replaced}");
-    users[7] = known(&replaced);
+    users[7] = written(&app, &token, Method::PUT, &seventh, renamed).await;
     // Changed in part: one more email for user 8, a new displayName for user 10.
     let eighth = users[8].id.clone();
-    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+    let patch = json!({"schemas": [PATCH_SCHEMA],
         "Operations": [{"op": "add", "path": "emails",
                         "value": [{"value": "added.ΘETA@extra.example", "type": "other"}]}]});
-    let (status, patched, _) = app
-        .scim(
-            Method::PATCH,
-            &format!("/Users/{eighth}"),
-            &token,
-            Some(patch),
-        )
-        .await;
-    assert_eq!(status, 200, "{patched}");
-    users[8] = known(&patched);
+    users[8] = written(&app, &token, Method::PATCH, &eighth, patch).await;
     let tenth = users[10].id.clone();
-    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+    let patch = json!({"schemas": [PATCH_SCHEMA],
         "Operations": [{"op": "replace", "path": "displayName", "value": "Tenth Réplaced"}]});
-    let (status, patched, _) = app
-        .scim(
-            Method::PATCH,
-            &format!("/Users/{tenth}"),
-            &token,
-            Some(patch),
-        )
-        .await;
-    assert_eq!(status, 200, "{patched}");
-    users[10] = known(&patched);
+    users[10] = written(&app, &token, Method::PATCH, &tenth, patch).await;
     // Deleted: user 9 (who had a home address).
     let ninth = users[9].id.clone();
     let (status, _, _) = app

@@ -36,7 +36,7 @@ impl CodeHasher for Argon2Hasher {
             None => Argon2::default(),
         };
         let mut out = [0u8; 32];
-        crate::service::passwords::with_memory(Params::default().block_count(), |memory| {
+        crate::service::passwords::with_memory(argon.params().block_count(), |memory| {
             argon.hash_password_into_with_memory(code.as_bytes(), salt, &mut out, memory)
         })
         .map_err(|e| ServiceError::internal("argon2", e))?;
