@@ -2,7 +2,7 @@
 //! `displayName`, `profileUrl`, `emails.value`), on text one user holds and text every user
 //! holds: the answer is exact (case ignored but for `id` and `externalId`, text outside
 //! ASCII, quotes) after every kind of write of a user (created, renamed, emails replaced,
-//! deleted); and a page shows each user's emails as reading that user alone does.
+//! deleted); and a page shows each user as reading that user alone does.
 
 mod common;
 
@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 /// How many users.
 const USERS: usize = 40;
+const MFA_EXTENSION: &str = "urn:bypass-idp:params:scim:schemas:extension:mfa:2.0:User";
 
 /// What the test knows of a user: the attributes the filters compare.
 #[derive(Clone)]
@@ -65,7 +66,7 @@ fn body(prefix: &str, i: usize) -> Value {
             json!({"value": format!("h{i:03}@HOME.example"), "type": "home"}),
         );
     }
-    json!({
+    let mut user = json!({
         "schemas": [USER_SCHEMA],
         // 'İ' lower-cases to two characters ("i̇"), 'Ä' to one.
         "userName": format!("{prefix}.İstÄr{i:03}"),
@@ -73,7 +74,12 @@ fn body(prefix: &str, i: usize) -> Value {
         "displayName": format!("Say \"hi\" {i:03} Ünïcode"),
         "profileUrl": format!("https://Example.com/p/{prefix}/{i:03}"),
         "emails": emails,
-    })
+    });
+    if i.is_multiple_of(5) {
+        user["schemas"] = json!([USER_SCHEMA, MFA_EXTENSION]);
+        user[MFA_EXTENSION] = json!({"mfaRequired": true});
+    }
+    user
 }
 
 fn known(created: &Value) -> Known {
@@ -242,8 +248,26 @@ async fn substring_filters_are_exact_on_rare_and_common_text_through_every_write
         check(&app, &token, &users, attr, op, &text).await;
     }
 
-    // A page shows each user's emails as reading that user alone does: in the client's
-    // order, with their type, primary flag and display.
+    // A page shows each user as reading that user alone does: the emails in the client's
+    // order, with their type, primary flag and display; the groups; the MFA extension.
+    let groups_token = app.admin_token(Some("scim:groups")).await;
+    let members: Vec<Value> = users
+        .iter()
+        .step_by(4)
+        .map(|u| json!({"value": u.id}))
+        .collect();
+    let (status, group, _) = app
+        .scim(
+            Method::POST,
+            "/Groups",
+            &groups_token,
+            Some(
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                        "displayName": format!("{prefix} \"readers\" 📚"), "members": members}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
     let filter = format!("userName sw \"{prefix}\"");
     let path = format!(
         "/Users?count=1000&filter={}",
@@ -259,8 +283,11 @@ async fn substring_filters_are_exact_on_rare_and_common_text_through_every_write
             .scim(Method::GET, &format!("/Users/{id}"), &token, None)
             .await;
         assert_eq!(status, 200);
-        assert_eq!(user["emails"], alone["emails"], "{id}");
+        assert_eq!(user, &alone, "{id}");
         assert!(user["emails"].as_array().is_some_and(|e| !e.is_empty()));
     }
+    let with = |key: &str| listed.iter().filter(|u| u.get(key).is_some()).count();
+    assert_eq!(with("groups"), USERS.div_ceil(4));
+    assert_eq!(with(MFA_EXTENSION), USERS.div_ceil(5));
     app.stop().await;
 }

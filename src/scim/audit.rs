@@ -82,7 +82,7 @@ impl AuditApi {
             .search_filtered(filter.0.as_deref(), start, count, &ctx)
             .await?;
         let resources = events.iter().map(render).collect();
-        Ok(AuditLogResponse::Ok(ScimJson::new(list_response(
+        Ok(AuditLogResponse::Ok(ScimJson::written(&list_response(
             resources, total, start,
         ))))
     }

@@ -302,7 +302,7 @@ impl Codes {
         let base = state.scim_base();
         let resources: Vec<Value> = views.iter().map(|v| render_code(&base, v, None)).collect();
         let total = resources.len() as u64;
-        Ok(CodeListResponse::Ok(ScimJson::new(list_response(
+        Ok(CodeListResponse::Ok(ScimJson::written(&list_response(
             resources, total, 1,
         ))))
     }
@@ -511,7 +511,7 @@ impl BypassCodesApi {
             .await?;
         let resources: Vec<Value> = events.iter().map(render_event).collect();
         let total = resources.len() as u64;
-        Ok(AuditResponse::Ok(ScimJson::new(list_response(
+        Ok(AuditResponse::Ok(ScimJson::written(&list_response(
             resources, total, 1,
         ))))
     }

@@ -126,7 +126,7 @@ pub fn mfa_extension_schema(base: &str) -> Value {
 
 pub fn list(resources: Vec<Value>) -> Value {
     let total = resources.len() as u64;
-    super::payload::list_response(resources, total, 1)
+    serde_json::to_value(super::payload::list_response(resources, total, 1)).unwrap_or_default()
 }
 
 pub fn group_schema(base: &str) -> Value {

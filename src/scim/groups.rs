@@ -99,7 +99,7 @@ impl GroupsApi {
             .iter()
             .map(|g| Self::render(state, g, &params.attributes, &params.excluded_attributes))
             .collect();
-        Ok(ListGroupsResponse::Ok(ScimJson::new(list_response(
+        Ok(ListGroupsResponse::Ok(ScimJson::written(&list_response(
             resources,
             page.total,
             params.start_index,

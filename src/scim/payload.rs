@@ -19,19 +19,39 @@ use crate::domain::scim::{LIST_RESPONSE_SCHEMA, ScimType, ScimViolation};
 pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
 
 /// An RFC 7644 §3.4.2 ListResponse: one page of `total` results, from `start_index` (1-based).
-pub fn list_response(resources: Vec<Value>, total: u64, start_index: u64) -> Value {
-    serde_json::json!({
-        "schemas": [LIST_RESPONSE_SCHEMA],
-        "totalResults": total,
-        "startIndex": start_index,
-        "itemsPerPage": resources.len(),
-        "Resources": resources,
-    })
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListResponse<R> {
+    schemas: [&'static str; 1],
+    total_results: u64,
+    start_index: u64,
+    items_per_page: usize,
+    #[serde(rename = "Resources")]
+    resources: Vec<R>,
 }
+
+/// A page of `resources` (JSON trees, or resources that write themselves), written into the
+/// response with [`ScimJson::written`].
+pub fn list_response<R: serde::Serialize>(
+    resources: Vec<R>,
+    total: u64,
+    start_index: u64,
+) -> ListResponse<R> {
+    ListResponse {
+        schemas: [LIST_RESPONSE_SCHEMA],
+        total_results: total,
+        start_index,
+        items_per_page: resources.len(),
+        resources,
+    }
+}
+
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 pub struct ScimJson<T> {
     pub value: Value,
+    /// A response body already written as JSON ([`Self::written`]); `value` is then null.
+    written: Option<Vec<u8>>,
     documented: PhantomData<fn() -> T>,
 }
 
@@ -39,6 +59,23 @@ impl<T> ScimJson<T> {
     pub fn new(value: Value) -> Self {
         Self {
             value,
+            written: None,
+            documented: PhantomData,
+        }
+    }
+
+    /// A response body written straight from `body`, without a JSON tree in between (a page
+    /// of resources that write themselves).
+    pub fn written(body: &impl serde::Serialize) -> Self {
+        // Room for a page of a few users up front, not grown from 128 bytes copy by copy.
+        let mut bytes = Vec::with_capacity(16 * 1024);
+        // Our bodies have string keys only, so writing them cannot fail.
+        if serde_json::to_writer(&mut bytes, body).is_err() {
+            bytes.clear();
+        }
+        Self {
+            value: Value::Null,
+            written: Some(bytes),
             documented: PhantomData,
         }
     }
@@ -141,7 +178,12 @@ impl<T: Send> IntoResponse for ScimJson<T> {
     fn into_response(self) -> Response {
         Response::builder()
             .content_type(SCIM_CONTENT_TYPE)
-            .body(self.value.to_string())
+            // Written straight into bytes: `to_string` goes through `fmt::Display`, a
+            // formatter call per token.
+            .body(
+                self.written
+                    .unwrap_or_else(|| serde_json::to_vec(&self.value).unwrap_or_default()),
+            )
     }
 }
 

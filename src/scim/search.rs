@@ -113,7 +113,7 @@ impl SearchAllApi {
         } else if user_error.is_some() {
             state.users.list(&params).await?;
         }
-        Ok(SearchAllResponse::Ok(ScimJson::new(list_response(
+        Ok(SearchAllResponse::Ok(ScimJson::written(&list_response(
             resources,
             total,
             params.start_index,

@@ -10,7 +10,7 @@ use crate::edge::ClientAddr;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::{ApiResponse, OpenApi};
 use regex::Regex;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::ApiTags;
 use super::auth::ScimBearer;
@@ -130,23 +130,13 @@ impl UsersApi {
 
     /// The resource, with its read-only `groups` (omitted when there are none).
     pub(super) fn render(state: &AppState, user: &User, groups: Option<&Vec<GroupRef>>) -> Value {
-        let mut body = user.to_scim(&Self::location(state, &user.id));
-        if let Some(groups) = groups.filter(|g| !g.is_empty()) {
-            let base = state.scim_base();
-            body["groups"] = Value::Array(
-                groups
-                    .iter()
-                    .map(|g| {
-                        json!({
-                            "value": g.id.as_str(),
-                            "$ref": format!("{base}/Groups/{}", g.id),
-                            "display": g.display_name,
-                        })
-                    })
-                    .collect(),
-            );
-        }
-        body
+        let (location, base) = (Self::location(state, &user.id), state.scim_base());
+        serde_json::to_value(user::UserResource {
+            user,
+            location: &location,
+            groups: groups.map(|g| (g.as_slice(), base.as_str())),
+        })
+        .unwrap_or_default()
     }
 
     async fn search(
@@ -157,22 +147,40 @@ impl UsersApi {
         let ids: Vec<UserId> = page.users.iter().map(|u| u.id.clone()).collect();
         // One query for the groups of the whole page.
         let groups = state.groups.of_users(&ids).await?;
-        let resources: Vec<Value> = page
-            .users
-            .iter()
-            .map(|u| {
-                project(
-                    Self::render(state, u, groups.get(&u.id)),
-                    &params.attributes,
-                    &params.excluded_attributes,
-                )
-            })
-            .collect();
-        Ok(ListUsersResponse::Ok(ScimJson::new(list_response(
-            resources,
-            page.total,
-            params.start_index,
-        ))))
+        let body = if params.attributes.is_empty() && params.excluded_attributes.is_empty() {
+            // The whole resources: written straight into the response, no tree per user.
+            let base = state.scim_base();
+            let locations: Vec<String> = page
+                .users
+                .iter()
+                .map(|u| Self::location(state, &u.id))
+                .collect();
+            let resources = page
+                .users
+                .iter()
+                .zip(&locations)
+                .map(|(found, location)| user::UserResource {
+                    user: found,
+                    location,
+                    groups: groups.get(&found.id).map(|g| (g.as_slice(), base.as_str())),
+                })
+                .collect();
+            ScimJson::written(&list_response(resources, page.total, params.start_index))
+        } else {
+            let resources: Vec<Value> = page
+                .users
+                .iter()
+                .map(|u| {
+                    project(
+                        Self::render(state, u, groups.get(&u.id)),
+                        &params.attributes,
+                        &params.excluded_attributes,
+                    )
+                })
+                .collect();
+            ScimJson::written(&list_response(resources, page.total, params.start_index))
+        };
+        Ok(ListUsersResponse::Ok(body))
     }
 
     async fn single(

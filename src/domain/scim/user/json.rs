@@ -1,104 +1,17 @@
-//! User JSON: validating a request body into canonical form, building what to store from
-//! it, and rendering a stored user.
+//! User JSON: validating a request body into canonical form, and building what to store
+//! from it (rendering a stored user is `render`'s).
 
 use chrono::DateTime;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use super::{Email, MIN_PASSWORD_CHARS, Name, User, UserAttributes, UserWrite};
-use crate::domain::scim::common::{check_schemas_with, format_time, invalid_syntax, invalid_value};
+use super::{Email, MIN_PASSWORD_CHARS, Name, UserAttributes, UserWrite};
+use crate::domain::scim::common::{check_schemas_with, invalid_syntax, invalid_value};
 use crate::domain::scim::schema::{self, AttrDef, AttrType, Mutability};
 use crate::domain::scim::{MFA_EXTENSION_SCHEMA, ScimViolation, USER_SCHEMA};
 use crate::domain::secret::Secret;
-use crate::domain::totp::TotpStatus;
 
 /// The most values one multi-valued attribute may hold.
 pub const MAX_EMAILS: usize = 32;
-
-impl User {
-    /// The full resource in SCIM JSON; `location` is the absolute URL of this user.
-    pub fn to_scim(&self, location: &str) -> Value {
-        let mut object = attributes_to_json(&self.attributes);
-        object.insert("id".into(), json!(self.id.as_str()));
-        // The extension appears when it has a value: a TOTP factor or a stored mfaRequired.
-        if self.totp != TotpStatus::None {
-            let ext = object
-                .entry(MFA_EXTENSION_SCHEMA)
-                .or_insert_with(|| json!({}));
-            ext["totpStatus"] = json!(self.totp.as_str());
-        }
-        if object.contains_key(MFA_EXTENSION_SCHEMA) {
-            object.insert("schemas".into(), json!([USER_SCHEMA, MFA_EXTENSION_SCHEMA]));
-        } else {
-            object.insert("schemas".into(), json!([USER_SCHEMA]));
-        }
-        object.insert(
-            "meta".into(),
-            json!({
-                "resourceType": "User",
-                "created": format_time(self.created),
-                "lastModified": format_time(self.last_modified),
-                "location": location,
-                "version": self.etag(),
-            }),
-        );
-        Value::Object(object)
-    }
-}
-
-/// The client-writable attributes in SCIM JSON: what [`User::to_scim`] shows and PATCH edits.
-pub(super) fn attributes_to_json(attrs: &UserAttributes) -> Map<String, Value> {
-    let mut object = Map::new();
-    let put = |object: &mut Map<String, Value>, key: &str, value: &Option<String>| {
-        if let Some(value) = value {
-            object.insert(key.to_owned(), json!(value));
-        }
-    };
-    object.insert("userName".into(), json!(attrs.user_name));
-    put(&mut object, "externalId", &attrs.external_id);
-    let mut name = Map::new();
-    put(&mut name, "formatted", &attrs.name.formatted);
-    put(&mut name, "familyName", &attrs.name.family_name);
-    put(&mut name, "givenName", &attrs.name.given_name);
-    put(&mut name, "middleName", &attrs.name.middle_name);
-    put(&mut name, "honorificPrefix", &attrs.name.honorific_prefix);
-    put(&mut name, "honorificSuffix", &attrs.name.honorific_suffix);
-    if !name.is_empty() {
-        object.insert("name".into(), Value::Object(name));
-    }
-    put(&mut object, "displayName", &attrs.display_name);
-    put(&mut object, "nickName", &attrs.nick_name);
-    put(&mut object, "profileUrl", &attrs.profile_url);
-    put(&mut object, "title", &attrs.title);
-    put(&mut object, "userType", &attrs.user_type);
-    put(&mut object, "preferredLanguage", &attrs.preferred_language);
-    put(&mut object, "locale", &attrs.locale);
-    put(&mut object, "timezone", &attrs.timezone);
-    if let Some(active) = attrs.active {
-        object.insert("active".into(), json!(active));
-    }
-    if let Some(required) = attrs.mfa_required {
-        object.insert(
-            MFA_EXTENSION_SCHEMA.into(),
-            json!({"mfaRequired": required}),
-        );
-    }
-    if !attrs.emails.is_empty() {
-        let emails = attrs
-            .emails
-            .iter()
-            .map(|email| {
-                let mut entry = Map::new();
-                entry.insert("value".into(), json!(email.value));
-                put(&mut entry, "type", &email.kind);
-                put(&mut entry, "display", &email.display);
-                entry.insert("primary".into(), json!(email.primary));
-                Value::Object(entry)
-            })
-            .collect();
-        object.insert("emails".into(), Value::Array(emails));
-    }
-    object
-}
 
 /// Validates a value against an attribute definition and returns it with canonical
 /// attribute names; `None` for null (unassigned) and for read-only attributes.

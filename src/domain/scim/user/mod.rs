@@ -1,5 +1,6 @@
 //! The SCIM User resource: its types, and the modules that read and render it (`json`),
-//! change it (`patch`), cut it down (`projection`) and search it (`query`). Everything works
+//! change it (`patch`), cut it down (`projection`), search it (`query`) and write it out
+//! (`render`). Everything works
 //! on the canonical JSON form that [`normalize`] produces, so attribute names are matched
 //! case-insensitively in one place.
 
@@ -7,6 +8,7 @@ mod json;
 mod patch;
 mod projection;
 mod query;
+mod render;
 
 use chrono::{DateTime, Utc};
 
@@ -22,6 +24,7 @@ pub use projection::{
     ATTRIBUTE_LIST_PATTERN, ATTRIBUTE_PATTERN, is_attribute_path, parse_attribute_list, project,
 };
 pub use query::{FieldKind, FilterValue, UserField, UserFilter, resolve_filter, resolve_sort};
+pub use render::UserResource;
 
 /// Shorter passwords are refused in a POST, a PUT and a PATCH alike.
 pub const MIN_PASSWORD_CHARS: usize = 8;

@@ -3,7 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
-use super::json::{attributes_to_json, from_normalized, normalize};
+use super::json::{from_normalized, normalize};
+use super::render::attributes_to_json;
 use super::{MIN_PASSWORD_CHARS, User, UserWrite};
 use crate::domain::scim::common::{check_schemas, compare_strings, invalid_syntax, invalid_value};
 use crate::domain::scim::filter::{
