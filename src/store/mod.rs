@@ -97,6 +97,22 @@ pub struct Store {
     totals: Arc<totals::Totals>,
 }
 
+/// SQLite keeps statistics of its memory by default, taking a process-wide mutex on every
+/// allocation it makes (a page of 100 users makes thousands); nothing here reads them. The
+/// setting is taken only before SQLite's first use in the process (later it is refused,
+/// harmlessly), so it is made once, before the first SQLite connection.
+fn sqlite_without_memory_statistics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int. sqlite3_config must not run while
+        // another thread uses SQLite: this runs before the first connection is opened, and
+        // any other first connection waits on `ONCE`.
+        unsafe {
+            libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS, 0);
+        }
+    });
+}
+
 impl Store {
     pub async fn connect(url: &str) -> Result<Self, DbErr> {
         let mut options = ConnectOptions::new(url.to_owned());
@@ -107,6 +123,7 @@ impl Store {
             .acquire_timeout(Duration::from_secs(5))
             .sqlx_logging(false);
         if url.starts_with("sqlite:") {
+            sqlite_without_memory_statistics();
             // Every connection gets the pragmas; WAL lets readers run beside the one writer,
             // and writers wait for each other instead of failing.
             options.map_sqlx_sqlite_opts(|opts| {

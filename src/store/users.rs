@@ -349,12 +349,6 @@ impl UserRepo for Store {
 /// type, primary, display]` in the client's order, or NULL for none. PostgreSQL writes
 /// `primary` as a JSON boolean, SQLite as 0 or 1.
 fn page_emails(json: Option<String>) -> Result<Vec<Email>, StoreError> {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum Flag {
-        Bool(bool),
-        Int(i64),
-    }
     let Some(json) = json else {
         return Ok(Vec::new());
     };
@@ -362,13 +356,39 @@ fn page_emails(json: Option<String>) -> Result<Vec<Email>, StoreError> {
         serde_json::from_str(&json).map_err(|_| StoreError::Corrupt("a page's emails"))?;
     Ok(rows
         .into_iter()
-        .map(|(value, kind, primary, display)| Email {
+        .map(|(value, kind, Flag(primary), display)| Email {
             value,
             kind,
-            primary: matches!(primary, Flag::Bool(true) | Flag::Int(1..)),
+            primary,
             display,
         })
         .collect())
+}
+
+/// A flag as either backend writes it in JSON: a boolean, or 0 / 1. (An untagged enum would
+/// try one form, build an error, and then the other, for every email of a page.)
+struct Flag(bool);
+
+impl<'de> serde::Deserialize<'de> for Flag {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl serde::de::Visitor<'_> for Either {
+            type Value = Flag;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a boolean, or 0 or 1")
+            }
+            fn visit_bool<E>(self, flag: bool) -> Result<Flag, E> {
+                Ok(Flag(flag))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Flag, E> {
+                Ok(Flag(n > 0))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Flag, E> {
+                Ok(Flag(n > 0))
+            }
+        }
+        deserializer.deserialize_any(Either)
+    }
 }
 
 impl Store {
