@@ -430,6 +430,23 @@ impl KeyRing {
         Ok(key.alg == alg && key.verify(signing_input, signature))
     }
 
+    /// Whether a key `kid` of algorithm `alg` is held now: what a signature it made, checked
+    /// before, still needs (a key removed since no longer vouches for its tokens).
+    pub async fn holds(&self, alg: Alg, kid: &str) -> bool {
+        self.loaded
+            .read()
+            .await
+            .by_kid
+            .get(kid)
+            .is_some_and(|key| key.alg == alg)
+    }
+
+    /// Drops a key from those held, as a reload after its removal would.
+    #[cfg(test)]
+    pub(crate) async fn forget(&self, kid: &str) {
+        self.loaded.write().await.by_kid.remove(kid);
+    }
+
     /// Signs ID token claims (RS256, with `kid`), adding `at_hash` for `access_token`.
     pub async fn sign_id_token(
         &self,
