@@ -88,38 +88,13 @@ fn page_rows(backend: sea_orm::DatabaseBackend, ids: &str, terms: &str) -> Strin
         ),
     };
     format!(
-        "SELECT {columns}, {changes} AS page_changes, {emails} AS page_emails, \
+        "SELECT users.*, {changes} AS page_changes, {emails} AS page_emails, \
          (SELECT totp_secret IS NOT NULL {mfa}) AS page_totp_set, \
          (SELECT totp_confirmed {mfa}) AS page_totp_confirmed \
          FROM users WHERE id IN ({ids}) ORDER BY {terms}",
-        columns = *PAGE_COLUMNS,
         changes = super::totals::CHANGES
     )
 }
-
-/// The columns of `users` a page reads: those a resource shows, by name; the others (the
-/// lowered search columns, the password hash, the sessions' not-before) come as NULL, or ''
-/// for the one that is NOT NULL, so a page of 100 does not copy them row by row. A column
-/// added later is read.
-static PAGE_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    use sea_orm::{IdenStatic, Iterable};
-    user::Column::iter()
-        .map(|column| {
-            let name = column.as_str();
-            match column {
-                user::Column::UserNameLower => format!("'' AS {name}"),
-                user::Column::NameFamilyLower
-                | user::Column::NameGivenLower
-                | user::Column::DisplayNameLower
-                | user::Column::EmailLower
-                | user::Column::PasswordHash
-                | user::Column::SessionsNotBefore => format!("NULL AS {name}"),
-                _ => format!("users.{name}"),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-});
 
 /// How many users a walk may read per user a collecting plan would: a walk reads about
 /// `depth × users / total` users, collecting reads `total` matches and sorts them.
