@@ -50,8 +50,9 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 pub struct ScimJson<T> {
     pub value: Value,
-    /// A response body already written as JSON ([`Self::written`]); `value` is then null.
-    written: Option<Vec<u8>>,
+    /// A response body already written as JSON ([`Self::written`]; `None` inside if writing
+    /// it failed); `value` is then null.
+    written: Option<Option<Vec<u8>>>,
     documented: PhantomData<fn() -> T>,
 }
 
@@ -69,13 +70,18 @@ impl<T> ScimJson<T> {
     pub fn written(body: &impl serde::Serialize) -> Self {
         // Room for a page of a few users up front, not grown from 128 bytes copy by copy.
         let mut bytes = Vec::with_capacity(16 * 1024);
-        // Our bodies have string keys only, so writing them cannot fail.
-        if serde_json::to_writer(&mut bytes, body).is_err() {
-            bytes.clear();
-        }
+        // Our bodies have string keys only, so this does not fail; if it ever did, the
+        // answer is a 500 (below), not a 200 with half a body.
+        let written = match serde_json::to_writer(&mut bytes, body) {
+            Ok(()) => Some(bytes),
+            Err(e) => {
+                tracing::error!(error = %e, "writing a SCIM response body failed");
+                None
+            }
+        };
         Self {
             value: Value::Null,
-            written: Some(bytes),
+            written: Some(written),
             documented: PhantomData,
         }
     }
@@ -176,14 +182,20 @@ impl<'a, T: Type> ApiExtractor<'a> for ScimJson<T> {
 
 impl<T: Send> IntoResponse for ScimJson<T> {
     fn into_response(self) -> Response {
-        Response::builder()
-            .content_type(SCIM_CONTENT_TYPE)
-            // Written straight into bytes: `to_string` goes through `fmt::Display`, a
-            // formatter call per token.
-            .body(
-                self.written
-                    .unwrap_or_else(|| serde_json::to_vec(&self.value).unwrap_or_default()),
-            )
+        // Written straight into bytes: `to_string` goes through `fmt::Display`, a formatter
+        // call per token.
+        let bytes = match self.written {
+            Some(written) => written,
+            None => serde_json::to_vec(&self.value).ok(),
+        };
+        match bytes {
+            Some(bytes) => Response::builder()
+                .content_type(SCIM_CONTENT_TYPE)
+                .body(bytes),
+            None => super::error::error_body(500, None, "the response could not be written")
+                .with_status(poem::http::StatusCode::INTERNAL_SERVER_ERROR)
+                .into_response(),
+        }
     }
 }
 
