@@ -100,10 +100,9 @@ async fn flow(http: &reqwest::Client, args: &Args, user: String, address: String
     }
 }
 
-/// One Argon2 computation with the server's parameters (Argon2id, 19 MiB, t=2, p=1).
 /// One password check's Argon2 computation as the server runs it: its parameters, in the
 /// server's kept working memory (`passwords::with_memory`), so the bound is what one core can
-/// check, not that plus mapping 19 MiB afresh each time.
+/// check (Argon2id, 19 MiB, t=2, p=1), not that plus mapping 19 MiB afresh each time.
 fn argon2_seconds() -> f64 {
     let rounds = 20;
     let argon = argon2::Argon2::default();

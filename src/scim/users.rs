@@ -131,12 +131,12 @@ impl UsersApi {
     /// The resource, with its read-only `groups` (omitted when there are none).
     pub(super) fn render(state: &AppState, user: &User, groups: Option<&Vec<GroupRef>>) -> Value {
         let (location, base) = (Self::location(state, &user.id), state.scim_base());
-        serde_json::to_value(user::UserResource {
+        user::UserResource {
             user,
             location: &location,
             groups: groups.map(|g| (g.as_slice(), base.as_str())),
-        })
-        .unwrap_or_default()
+        }
+        .tree()
     }
 
     async fn search(

@@ -27,11 +27,19 @@ pub struct UserResource<'a> {
 impl User {
     /// The full resource in SCIM JSON; `location` is the absolute URL of this user.
     pub fn to_scim(&self, location: &str) -> Value {
-        tree(&UserResource {
+        UserResource {
             user: self,
             location,
             groups: None,
-        })
+        }
+        .tree()
+    }
+}
+
+impl UserResource<'_> {
+    /// The resource as a JSON tree, for what works on one (projection, PATCH).
+    pub fn tree(&self) -> Value {
+        tree(self)
     }
 }
 
