@@ -121,6 +121,12 @@ impl Store {
             // requests that wait half a minute each.
             .connect_timeout(Duration::from_secs(5))
             .acquire_timeout(Duration::from_secs(5))
+            // A connection is pinged before use only after a minute idle (one a server, proxy
+            // or firewall may have dropped meanwhile), not before every statement: the pool's
+            // default, a ping on every checkout, doubled the round trips of every statement
+            // (for SQLite a hand-off to its thread and back, for PostgreSQL a network round
+            // trip).
+            .test_before_acquire_if_idle_for(Duration::from_secs(60))
             .sqlx_logging(false);
         if url.starts_with("sqlite:") {
             sqlite_without_memory_statistics();
