@@ -1335,14 +1335,14 @@ async fn a_first_authenticator_is_confirmed_only_as_the_key_that_was_checked() {
     store.ensure_mfa(&id, vec![1; 16]).await.unwrap();
     assert!(
         store
-            .set_pending_totp(&id, "plain:AAAAAAAA".into())
+            .set_pending_totp(&id, "plain:AAAAAAAA".into(), vec![1; 16])
             .await
             .unwrap()
     );
     // Another window set up another key between the check and the confirmation.
     assert!(
         store
-            .set_pending_totp(&id, "plain:BBBBBBBB".into())
+            .set_pending_totp(&id, "plain:BBBBBBBB".into(), vec![1; 16])
             .await
             .unwrap()
     );

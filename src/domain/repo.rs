@@ -54,6 +54,16 @@ pub enum InsertOutcome {
     Collision,
 }
 
+/// What a password step reads of a user, in one go: the user, their password hash, since
+/// when their sign-ins count (`sessions_not_before`), and their 2-step verification row.
+#[derive(Clone, Debug)]
+pub struct SignInRecord {
+    pub user: User,
+    pub password_hash: Option<String>,
+    pub sessions_not_before: Option<DateTime<Utc>>,
+    pub mfa: Option<MfaRecord>,
+}
+
 pub trait UserRepo {
     type Error;
 
@@ -63,11 +73,11 @@ pub trait UserRepo {
         password_hash: Option<String>,
     ) -> Result<User, Self::Error>;
 
-    /// A user by userName (case-insensitive) with their password hash, for sign-in.
+    /// A user by userName (case-insensitive) with what a password step stands on.
     async fn find_user_for_sign_in(
         &self,
         user_name: &str,
-    ) -> Result<Option<(User, Option<String>)>, Self::Error>;
+    ) -> Result<Option<SignInRecord>, Self::Error>;
 
     async fn get_user(&self, id: &UserId) -> Result<Option<User>, Self::Error>;
 
@@ -202,12 +212,14 @@ pub trait MfaRepo {
     /// The user's MFA row, created with `salt` if it does not exist yet.
     async fn ensure_mfa(&self, user_id: &UserId, salt: Vec<u8>) -> Result<MfaRecord, Self::Error>;
 
-    /// Stores a new, unconfirmed TOTP secret (sealed), replacing any unconfirmed one.
+    /// Stores a new, unconfirmed TOTP secret (sealed), replacing any unconfirmed one; a user
+    /// without a 2-step verification row gets one, with `salt` for their bypass codes.
     /// Returns false if a confirmed factor exists.
     async fn set_pending_totp(
         &self,
         user_id: &UserId,
         sealed_secret: String,
+        salt: Vec<u8>,
     ) -> Result<bool, Self::Error>;
 
     /// Accepts a TOTP time step: confirming a pending factor, or using a confirmed one. The

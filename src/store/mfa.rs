@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{bypass_code, user_mfa};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, Set,
 };
@@ -12,7 +12,7 @@ use crate::domain::ids::UserId;
 use crate::domain::repo::MfaRepo;
 use crate::domain::totp::MfaRecord;
 
-fn record(row: user_mfa::Model) -> MfaRecord {
+pub(super) fn record(row: user_mfa::Model) -> MfaRecord {
     MfaRecord {
         totp_secret: row.totp_secret,
         totp_confirmed: row.totp_confirmed,
@@ -84,25 +84,45 @@ impl MfaRepo for Store {
         }
     }
 
-    /// Stores a new, unconfirmed TOTP secret (sealed), replacing any unconfirmed one.
-    /// Returns false if a confirmed factor exists.
+    /// Stores a new, unconfirmed TOTP secret (sealed), replacing any unconfirmed one, in one
+    /// statement: the row is inserted (with `salt`) or, if it exists without a confirmed
+    /// factor, updated. Returns false if a confirmed factor exists.
     async fn set_pending_totp(
         &self,
         user_id: &UserId,
         sealed_secret: String,
+        salt: Vec<u8>,
     ) -> Result<bool, StoreError> {
-        let result = user_mfa::Entity::update_many()
-            .col_expr(user_mfa::Column::TotpSecret, Expr::value(sealed_secret))
-            .col_expr(
-                user_mfa::Column::TotpLastStep,
-                Expr::value(Option::<i64>::None),
+        let now = Utc::now();
+        let row = user_mfa::ActiveModel {
+            user_id: Set(user_id.as_str().to_owned()),
+            totp_secret: Set(Some(sealed_secret)),
+            totp_confirmed: Set(false),
+            totp_last_step: Set(None),
+            bypass_salt: Set(salt),
+            consecutive_failures: Set(0),
+            updated_at: Set(now),
+            totp_confirmed_at: Set(None),
+            mfa_reset_at: Set(None),
+            replacement_secret: Set(None),
+            replacement_started_at: Set(None),
+        };
+        let stored = user_mfa::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(user_mfa::Column::UserId)
+                    .update_columns([
+                        user_mfa::Column::TotpSecret,
+                        user_mfa::Column::TotpLastStep,
+                        user_mfa::Column::UpdatedAt,
+                    ])
+                    .action_and_where(
+                        Expr::col((user_mfa::Entity, user_mfa::Column::TotpConfirmed)).eq(false),
+                    )
+                    .to_owned(),
             )
-            .col_expr(user_mfa::Column::UpdatedAt, Expr::value(Utc::now()))
-            .filter(user_mfa::Column::UserId.eq(user_id.as_str()))
-            .filter(user_mfa::Column::TotpConfirmed.eq(false))
-            .exec(&self.db)
+            .exec_without_returning(&self.db)
             .await?;
-        Ok(result.rows_affected == 1)
+        Ok(stored == 1)
     }
 
     /// Accepts a TOTP time step: confirming a pending factor, or using a confirmed one. The
@@ -311,5 +331,68 @@ impl Store {
         Store::end_other_sessions(&txn, user_id, allowed_by.kept_session, now).await?;
         txn.commit().await?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::repo::UserRepo;
+    use crate::domain::scim::user::parse_user;
+
+    #[tokio::test]
+    async fn a_pending_key_makes_the_row_keeps_its_salt_and_never_replaces_a_confirmed_one() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let body = json!({"schemas": [crate::domain::scim::USER_SCHEMA], "userName": "pending"});
+        let user = store
+            .create_user(&parse_user(&body).unwrap().attributes, None)
+            .await
+            .unwrap();
+        assert!(store.get_mfa(&user.id).await.unwrap().is_none());
+
+        // No row yet: made, with this salt.
+        assert!(
+            store
+                .set_pending_totp(&user.id, "plain:AAAA".into(), vec![1; 16])
+                .await
+                .unwrap()
+        );
+        let row = store.get_mfa(&user.id).await.unwrap().unwrap();
+        assert_eq!(row.totp_secret.as_deref(), Some("plain:AAAA"));
+        assert_eq!(row.bypass_salt, vec![1; 16]);
+        assert!(!row.totp_confirmed);
+
+        // A row without a confirmed factor: the key is replaced, the salt (which the user's
+        // bypass codes are hashed with) is not.
+        assert!(
+            store
+                .set_pending_totp(&user.id, "plain:BBBB".into(), vec![2; 16])
+                .await
+                .unwrap()
+        );
+        let row = store.get_mfa(&user.id).await.unwrap().unwrap();
+        assert_eq!(row.totp_secret.as_deref(), Some("plain:BBBB"));
+        assert_eq!(row.bypass_salt, vec![1; 16]);
+
+        // A confirmed factor stays as it is.
+        assert!(
+            store
+                .accept_totp_step(&user.id, "plain:BBBB", 9, true)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .set_pending_totp(&user.id, "plain:CCCC".into(), vec![3; 16])
+                .await
+                .unwrap()
+        );
+        let row = store.get_mfa(&user.id).await.unwrap().unwrap();
+        assert_eq!(row.totp_secret.as_deref(), Some("plain:BBBB"));
+        assert!(row.totp_confirmed);
+        assert_eq!(row.bypass_salt, vec![1; 16]);
     }
 }

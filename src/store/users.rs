@@ -12,7 +12,7 @@ use super::totals::{self, Totals};
 use super::user_query::{Emails, reversed, user_condition};
 use super::{Store, StoreError};
 use crate::domain::ids::UserId;
-use crate::domain::repo::{PasswordChange, UserPage, UserRepo};
+use crate::domain::repo::{PasswordChange, SignInRecord, UserPage, UserRepo};
 use crate::domain::scim::search::Sort;
 use crate::domain::scim::user::{Email, Name, User, UserAttributes, UserField, UserFilter};
 use crate::domain::totp::TotpStatus;
@@ -167,11 +167,12 @@ impl UserRepo for Store {
         Ok(user)
     }
 
-    /// A user by userName (case-insensitive) with their password hash, for sign-in.
+    /// A user by userName (case-insensitive) with what a password step stands on: the row
+    /// read once (not again by id), its emails and its 2-step verification row.
     async fn find_user_for_sign_in(
         &self,
         user_name: &str,
-    ) -> Result<Option<(User, Option<String>)>, StoreError> {
+    ) -> Result<Option<SignInRecord>, StoreError> {
         let Some(row) = user::Entity::find()
             .filter(user::Column::UserNameLower.eq(user_name.to_lowercase()))
             .one(&self.db)
@@ -179,27 +180,22 @@ impl UserRepo for Store {
         else {
             return Ok(None);
         };
-        let hash = row.password_hash.clone();
-        let id = UserId::new(row.id);
-        Ok(self.get_user(&id).await?.map(|user| (user, hash)))
+        let (password_hash, sessions_not_before) =
+            (row.password_hash.clone(), row.sessions_not_before);
+        let (user, mfa) = self.complete(row).await?;
+        Ok(Some(SignInRecord {
+            user,
+            password_hash,
+            sessions_not_before,
+            mfa,
+        }))
     }
 
     async fn get_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
         let Some(row) = user::Entity::find_by_id(id.as_str()).one(&self.db).await? else {
             return Ok(None);
         };
-        let emails = user_email::Entity::find()
-            .filter(user_email::Column::UserId.eq(id.as_str()))
-            .all(&self.db)
-            .await?;
-        let mfa = user_mfa::Entity::find_by_id(id.as_str())
-            .one(&self.db)
-            .await?;
-        Ok(Some(to_domain(
-            row,
-            in_order(emails),
-            totp_status(mfa.as_ref()),
-        )))
+        Ok(Some(self.complete(row).await?.0))
     }
 
     /// Replaces a user's attributes if its version is still `expected_version` (when given);
@@ -392,6 +388,23 @@ impl<'de> serde::Deserialize<'de> for Flag {
 }
 
 impl Store {
+    /// A user's row made whole: their emails and their 2-step verification row (also
+    /// returned, for a sign-in's checks).
+    async fn complete(
+        &self,
+        row: user::Model,
+    ) -> Result<(User, Option<crate::domain::totp::MfaRecord>), StoreError> {
+        let emails = user_email::Entity::find()
+            .filter(user_email::Column::UserId.eq(row.id.as_str()))
+            .all(&self.db)
+            .await?;
+        let mfa = user_mfa::Entity::find_by_id(row.id.as_str())
+            .one(&self.db)
+            .await?;
+        let user = to_domain(row, in_order(emails), totp_status(mfa.as_ref()));
+        Ok((user, mfa.map(super::mfa::record)))
+    }
+
     /// One state of the users to read from: a read-only REPEATABLE READ transaction on
     /// PostgreSQL; on SQLite a (deferred) transaction reads one snapshot of the WAL from its
     /// first read on.

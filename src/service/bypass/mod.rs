@@ -425,7 +425,7 @@ mod tests {
         store.ensure_mfa(&user.id, vec![9; 16]).await.unwrap();
         assert!(
             store
-                .set_pending_totp(&user.id, "plain:AAAA".into())
+                .set_pending_totp(&user.id, "plain:AAAA".into(), vec![9; 16])
                 .await
                 .unwrap()
         );

@@ -16,7 +16,8 @@ use crate::domain::bypass::check_eligible;
 use crate::domain::enrolment::{self, CodeGate, Factors};
 use crate::domain::ids::UserId;
 use crate::domain::limits::{LimitKey, MAX_CONSECUTIVE_FAILURES};
-use crate::domain::repo::{BypassCodeRepo, GrantRepo, MfaRepo, UserRepo};
+use crate::domain::repo::{BypassCodeRepo, GrantRepo, MfaRepo, SignInRecord, UserRepo};
+use crate::domain::scim::user::User;
 use crate::domain::secret::Secret;
 use crate::domain::totp;
 use crate::domain::totp::MfaRecord;
@@ -220,6 +221,23 @@ impl MfaService {
         }))
     }
 
+    /// [`Self::sign_in_may_set_factor`] for the password step that has just read the user
+    /// (`read`) and the gate in front of set-up: the facts as this request read them.
+    pub fn password_step_may_set_factor(
+        read: &SignInRecord,
+        auth_time: i64,
+        gate: Option<CodeGate>,
+    ) -> bool {
+        enrolment::sign_in_may_set_factor(enrolment::SignInFacts {
+            user_active: read.user.is_active(),
+            auth_time,
+            not_before: read.sessions_not_before.map(|t| t.timestamp()),
+            code_live: None,
+            gate,
+            factor_changed_at: factor_changed_at(read.mfa.as_ref()),
+        })
+    }
+
     /// Whether the user's authenticator was set after a sign-in's password check at
     /// `auth_time` ([`enrolment::factor_changed_since`]).
     pub async fn factor_changed_since(
@@ -241,7 +259,7 @@ impl MfaService {
     }
 
     /// [`Self::enrolment_gate`], for a 2-step verification row already read.
-    async fn gate_of(
+    pub async fn gate_of(
         &self,
         user_id: &UserId,
         mfa: Option<&MfaRecord>,
@@ -305,13 +323,23 @@ impl MfaService {
             .get_user(user_id)
             .await?
             .ok_or(ServiceError::NotFound("user"))?;
+        self.start_enrollment_of(&user, ctx).await
+    }
+
+    /// [`Self::start_enrollment`] for a user this request has just read (a sign-in's
+    /// password step): the pending key is stored in one statement, with the user's 2-step
+    /// verification row made if they had none.
+    pub async fn start_enrollment_of(
+        &self,
+        user: &User,
+        ctx: &Context,
+    ) -> Result<Enrollment, ServiceError> {
         check_eligible(user.is_active(), false, false)
             .map_err(|why| ServiceError::invalid(why.message(&user.attributes.user_name)))?;
-        self.store.ensure_mfa(user_id, random_salt()).await?;
         let secret = totp::generate_secret();
         if !self
             .store
-            .set_pending_totp(user_id, self.sealer.seal(&secret)?)
+            .set_pending_totp(&user.id, self.sealer.seal(&secret)?, random_salt())
             .await?
         {
             return Err(ServiceError::Conflict(
@@ -323,7 +351,7 @@ impl MfaService {
         audit::record(
             &self.store,
             ctx,
-            user_id,
+            &user.id,
             None,
             AuditEvent::TotpEnrollmentStarted,
             None,

@@ -30,8 +30,7 @@ use crate::domain::clock::Clock;
 use crate::domain::enrolment::CodeUse;
 use crate::domain::ids::ClientId;
 use crate::domain::limits::{Limit, LimitKey};
-use crate::domain::repo::{ClientRepo, UserRepo};
-use crate::domain::scim::user::User;
+use crate::domain::repo::{ClientRepo, SignInRecord, UserRepo};
 use crate::domain::secret::Secret;
 use crate::domain::session::{self, Reuse, Standing};
 use crate::domain::signin::{self, Flow, SecondFactor, Step};
@@ -407,20 +406,8 @@ impl SignInService {
                 {
                     return Ok(Next::Expired);
                 }
-                let enrollment = match self.mfa.start_enrollment(user_id, ctx).await {
-                    Ok(enrollment) => enrollment,
-                    // Confirmed meanwhile by the same form sent twice: that one goes on.
-                    Err(ServiceError::Conflict(_)) => return Ok(Next::Expired),
-                    Err(other) => return Err(other),
-                };
-                if !self.update(id, &flow).await? {
-                    return Ok(Next::Expired);
-                }
-                Ok(Next::Continue {
-                    flow,
-                    denied,
-                    enrollment: Some(enrollment),
-                })
+                let started = self.mfa.start_enrollment(user_id, ctx).await;
+                self.enrolment_page(id, flow, denied, started, false).await
             }
             _ => {
                 if !self.update(id, &flow).await? {
@@ -431,14 +418,40 @@ impl SignInService {
         }
     }
 
+    /// The authenticator set-up page of a flow at [`Step::Enroll`] whose pending key was just
+    /// stored (`started`); the flow is saved again unless the caller has just `saved` it.
+    async fn enrolment_page(
+        &self,
+        id: &str,
+        flow: Flow,
+        denied: Option<Denied>,
+        started: Result<Enrollment, ServiceError>,
+        saved: bool,
+    ) -> Result<Next, ServiceError> {
+        let enrollment = match started {
+            Ok(enrollment) => enrollment,
+            // Confirmed meanwhile by the same form sent twice: that one goes on.
+            Err(ServiceError::Conflict(_)) => return Ok(Next::Expired),
+            Err(other) => return Err(other),
+        };
+        if !saved && !self.update(id, &flow).await? {
+            return Ok(Next::Expired);
+        }
+        Ok(Next::Continue {
+            flow,
+            denied,
+            enrollment: Some(enrollment),
+        })
+    }
+
     /// Whether `password` is the found user's. Unknown users and users without a password
     /// cost the same Argon2 computation, so timing tells nothing.
     async fn check_password(
         &self,
-        found: Option<&(User, Option<String>)>,
+        found: Option<&SignInRecord>,
         password: Secret,
     ) -> Result<bool, ServiceError> {
-        let phc = match found.and_then(|(_, hash)| hash.clone()) {
+        let phc = match found.and_then(|read| read.password_hash.clone()) {
             Some(hash) => hash,
             None => self
                 .dummy_hash
@@ -487,8 +500,8 @@ impl SignInService {
             }
             other => other?,
         };
-        let user = match found {
-            Some((user, Some(_))) if matches && user.is_active() => user,
+        let read = match found {
+            Some(read) if matches && read.password_hash.is_some() && read.user.is_active() => read,
             // The reservation stays: this was a failed attempt.
             _ => {
                 events::sign_in_step("password", "failure");
@@ -497,6 +510,7 @@ impl SignInService {
         };
         events::sign_in_step("password", "success");
         self.throttle.succeeded(reservation).await?;
+        let user = &read.user;
         let has_totp = user.totp == TotpStatus::Enrolled;
         let required = user.attributes.mfa_required == Some(true);
         // The gate matters only to a user without an authenticator: the others are asked
@@ -504,11 +518,11 @@ impl SignInService {
         let gate = if has_totp {
             None
         } else {
-            self.mfa.enrolment_gate(&user.id).await?
+            self.mfa.gate_of(&user.id, read.mfa.as_ref()).await?
         };
         let now = self.clock.now().timestamp();
         let flow = flow
-            .password_verified(user.id, now, has_totp, required, gate)
+            .password_verified(user.id.clone(), now, has_totp, required, gate)
             .map_err(|e| ServiceError::internal("sign-in step", e))?;
         let new_id = random_token();
         self.save(&new_id, &flow).await?;
@@ -517,7 +531,19 @@ impl SignInService {
             self.kv.remove(&flow_key(&new_id)).await?;
             return Ok((Next::Expired, None));
         }
-        let next = self.advance(&new_id, flow, None, ctx, browser).await?;
+        let next = if matches!(flow.step, Step::Enroll { .. }) {
+            // The facts setting up an authenticator stands on were read by this request,
+            // moments ago: they are not read again, and the flow was just saved.
+            if !MfaService::password_step_may_set_factor(&read, now, gate) {
+                self.kv.remove(&flow_key(&new_id)).await?;
+                return Ok((Next::Expired, None));
+            }
+            let started = self.mfa.start_enrollment_of(user, ctx).await;
+            self.enrolment_page(&new_id, flow, None, started, true)
+                .await?
+        } else {
+            self.advance(&new_id, flow, None, ctx, browser).await?
+        };
         Ok((next, Some(new_id)))
     }
 
