@@ -13,6 +13,8 @@ import os from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
 import AxeBuilder from "@axe-core/playwright";
+import jsQR from "jsqr";
+import { PNG } from "pngjs";
 
 const BIN = process.env.BYPASS_IDP_BIN;
 if (!BIN) throw new Error("set BYPASS_IDP_BIN to the server binary");
@@ -480,6 +482,14 @@ try {
   check((await qr.count()) === 1 && (await qr.evaluate((img) => img.complete && img.naturalWidth > 0)), "the set-up page shows a QR code (loaded within the page's CSP)");
   const newKey = (await lost.page.locator("#secret").innerText()).trim();
   check(/^[A-Z2-7]{16,}$/.test(newKey) && newKey !== caller.secret, "the set-up page shows a new key");
+  // The QR code as a phone's camera reads it: the image as drawn on the page, decoded.
+  const drawn = PNG.sync.read(await qr.screenshot());
+  const scanned = jsQR(new Uint8ClampedArray(drawn.data), drawn.width, drawn.height);
+  const scannedUri = scanned ? new URL(scanned.data) : null;
+  check(
+    scannedUri?.protocol === "otpauth:" && scannedUri.searchParams.get("secret") === newKey.replace(/\s/g, ""),
+    `the QR code scans to an otpauth link of the key the page shows (${scanned?.data ?? "nothing read"})`,
+  );
   await audit(lost.page, "replace set-up");
   await shot(lost.page, "23-replace-setup");
   await lost.page.setViewportSize({ width: 1280, height: 900 });
