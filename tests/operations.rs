@@ -628,6 +628,50 @@ impl Drop for OwnPostgres {
     }
 }
 
+/// A database restart (or failover) cuts every pooled connection. Once it is back, the
+/// requests after it run on fresh connections: none answers 503 for a connection the restart
+/// cut (each pooled connection is checked before use; without the check, each cut
+/// connection failed one request).
+#[tokio::test]
+async fn after_a_postgres_restart_no_request_fails_on_a_cut_connection() {
+    let postgres = tokio::task::spawn_blocking(|| {
+        let cluster = OwnPostgres::create();
+        cluster.start();
+        cluster
+    })
+    .await
+    .unwrap();
+    let app = TestApp::spawn_with(&[("DATABASE_URL", &postgres.url())]).await;
+    let admin = app.admin_token(None).await;
+    // Many connections in the pool: requests at once each take one.
+    let warm = futures_util::future::join_all(
+        (0..24).map(|_| app.scim(Method::GET, "/Users?count=1", &admin, None)),
+    )
+    .await;
+    assert!(warm.iter().all(|(status, _, _)| *status == 200));
+    let postgres = tokio::task::spawn_blocking(move || {
+        postgres.stop();
+        postgres.start();
+        postgres
+    })
+    .await
+    .unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let batch = futures_util::future::join_all(
+            (0..4).map(|_| app.scim(Method::GET, "/Users?count=1", &admin, None)),
+        )
+        .await;
+        statuses.extend(batch.into_iter().map(|(status, _, _)| status));
+    }
+    assert!(
+        statuses.iter().all(|status| *status == 200),
+        "after the restart: {statuses:?}"
+    );
+    drop(postgres);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn postgres_down_means_503_never_500_and_recovery_after() {
     let postgres = tokio::task::spawn_blocking(|| {

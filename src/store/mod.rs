@@ -121,14 +121,14 @@ impl Store {
             // requests that wait half a minute each.
             .connect_timeout(Duration::from_secs(5))
             .acquire_timeout(Duration::from_secs(5))
-            // A connection is pinged before use only after a minute idle (one a server, proxy
-            // or firewall may have dropped meanwhile), not before every statement: the pool's
-            // default, a ping on every checkout, doubled the round trips of every statement
-            // (for SQLite a hand-off to its thread and back, for PostgreSQL a network round
-            // trip).
-            .test_before_acquire_if_idle_for(Duration::from_secs(60))
             .sqlx_logging(false);
         if url.starts_with("sqlite:") {
+            // A SQLite connection is a file kept open: nothing can cut it, so it is not pinged
+            // before each statement (the pool's default, a hand-off to the connection's thread
+            // and back that doubled every statement's). A PostgreSQL connection is: a restart
+            // or failover cuts every pooled one, and the check is what lets the requests after
+            // it run on fresh connections instead of failing once per cut connection.
+            options.test_before_acquire(false);
             sqlite_without_memory_statistics();
             // Every connection gets the pragmas; WAL lets readers run beside the one writer,
             // and writers wait for each other instead of failing.
