@@ -591,6 +591,17 @@ impl OwnPostgres {
         cluster
     }
 
+    /// A new cluster, started (off the async workers: initdb takes seconds).
+    async fn started() -> Self {
+        tokio::task::spawn_blocking(|| {
+            let cluster = Self::create();
+            cluster.start();
+            cluster
+        })
+        .await
+        .unwrap()
+    }
+
     fn dir(&self) -> String {
         self.data.path().join("pg").display().to_string()
     }
@@ -634,13 +645,7 @@ impl Drop for OwnPostgres {
 /// connection failed one request).
 #[tokio::test]
 async fn after_a_postgres_restart_no_request_fails_on_a_cut_connection() {
-    let postgres = tokio::task::spawn_blocking(|| {
-        let cluster = OwnPostgres::create();
-        cluster.start();
-        cluster
-    })
-    .await
-    .unwrap();
+    let postgres = OwnPostgres::started().await;
     let app = TestApp::spawn_with(&[("DATABASE_URL", &postgres.url())]).await;
     let admin = app.admin_token(None).await;
     // Many connections in the pool: requests at once each take one.
@@ -674,13 +679,7 @@ async fn after_a_postgres_restart_no_request_fails_on_a_cut_connection() {
 
 #[tokio::test]
 async fn postgres_down_means_503_never_500_and_recovery_after() {
-    let postgres = tokio::task::spawn_blocking(|| {
-        let cluster = OwnPostgres::create();
-        cluster.start();
-        cluster
-    })
-    .await
-    .unwrap();
+    let postgres = OwnPostgres::started().await;
     let url = postgres.url();
     let app = TestApp::spawn_with(&[("DATABASE_URL", &url)]).await;
     let Fixture {

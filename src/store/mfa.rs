@@ -352,14 +352,15 @@ mod tests {
             .await
             .unwrap();
         assert!(store.get_mfa(&user.id).await.unwrap().is_none());
-
-        // No row yet: made, with this salt.
-        assert!(
+        let pending = async |key: &str, salt: u8| {
             store
-                .set_pending_totp(&user.id, "plain:AAAA".into(), vec![1; 16])
+                .set_pending_totp(&user.id, format!("plain:{key}"), vec![salt; 16])
                 .await
                 .unwrap()
-        );
+        };
+
+        // No row yet: made, with this salt.
+        assert!(pending("AAAA", 1).await);
         let row = store.get_mfa(&user.id).await.unwrap().unwrap();
         assert_eq!(row.totp_secret.as_deref(), Some("plain:AAAA"));
         assert_eq!(row.bypass_salt, vec![1; 16]);
@@ -367,12 +368,7 @@ mod tests {
 
         // A row without a confirmed factor: the key is replaced, the salt (which the user's
         // bypass codes are hashed with) is not.
-        assert!(
-            store
-                .set_pending_totp(&user.id, "plain:BBBB".into(), vec![2; 16])
-                .await
-                .unwrap()
-        );
+        assert!(pending("BBBB", 2).await);
         let row = store.get_mfa(&user.id).await.unwrap().unwrap();
         assert_eq!(row.totp_secret.as_deref(), Some("plain:BBBB"));
         assert_eq!(row.bypass_salt, vec![1; 16]);
@@ -384,12 +380,7 @@ mod tests {
                 .await
                 .unwrap()
         );
-        assert!(
-            !store
-                .set_pending_totp(&user.id, "plain:CCCC".into(), vec![3; 16])
-                .await
-                .unwrap()
-        );
+        assert!(!pending("CCCC", 3).await);
         let row = store.get_mfa(&user.id).await.unwrap().unwrap();
         assert_eq!(row.totp_secret.as_deref(), Some("plain:BBBB"));
         assert!(row.totp_confirmed);
