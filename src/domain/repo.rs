@@ -54,8 +54,9 @@ pub enum InsertOutcome {
     Collision,
 }
 
-/// What a password step reads of a user, in one go: the user, their password hash, since
-/// when their sign-ins count (`sessions_not_before`), and their 2-step verification row.
+/// What a password step reads of a user once the password is checked, in one go: the user,
+/// their password hash, since when their sign-ins count (`sessions_not_before`), and their
+/// 2-step verification row.
 #[derive(Clone, Debug)]
 pub struct SignInRecord {
     pub user: User,
@@ -73,11 +74,15 @@ pub trait UserRepo {
         password_hash: Option<String>,
     ) -> Result<User, Self::Error>;
 
-    /// A user by userName (case-insensitive) with what a password step stands on.
+    /// The id and password hash of a user by userName (case-insensitive): all a password
+    /// step reads before its check, so known and unknown users cost the same until then.
     async fn find_user_for_sign_in(
         &self,
         user_name: &str,
-    ) -> Result<Option<SignInRecord>, Self::Error>;
+    ) -> Result<Option<(UserId, Option<String>)>, Self::Error>;
+
+    /// A user with what a password step stands on, read after the password check.
+    async fn sign_in_record(&self, id: &UserId) -> Result<Option<SignInRecord>, Self::Error>;
 
     async fn get_user(&self, id: &UserId) -> Result<Option<User>, Self::Error>;
 

@@ -5,7 +5,8 @@ use entity::{user, user_email, user_mfa};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     AccessMode, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction,
-    DbBackend, EntityTrait, FromQueryResult, IsolationLevel, QueryFilter, Set, TransactionTrait,
+    DbBackend, EntityTrait, FromQueryResult, IsolationLevel, QueryFilter, QuerySelect, Set,
+    TransactionTrait,
 };
 
 use super::totals::{self, Totals};
@@ -167,17 +168,24 @@ impl UserRepo for Store {
         Ok(user)
     }
 
-    /// A user by userName (case-insensitive) with what a password step stands on: the row
-    /// read once (not again by id), its emails and its 2-step verification row.
     async fn find_user_for_sign_in(
         &self,
         user_name: &str,
-    ) -> Result<Option<SignInRecord>, StoreError> {
-        let Some(row) = user::Entity::find()
+    ) -> Result<Option<(UserId, Option<String>)>, StoreError> {
+        let found: Option<(String, Option<String>)> = user::Entity::find()
+            .select_only()
+            .columns([user::Column::Id, user::Column::PasswordHash])
             .filter(user::Column::UserNameLower.eq(user_name.to_lowercase()))
+            .into_tuple()
             .one(&self.db)
-            .await?
-        else {
+            .await?;
+        Ok(found.map(|(id, hash)| (UserId::new(id), hash)))
+    }
+
+    /// The user's row read once (with its password hash and `sessions_not_before`, which the
+    /// domain's user leaves out), its emails and its 2-step verification row.
+    async fn sign_in_record(&self, id: &UserId) -> Result<Option<SignInRecord>, StoreError> {
+        let Some(row) = user::Entity::find_by_id(id.as_str()).one(&self.db).await? else {
             return Ok(None);
         };
         let (password_hash, sessions_not_before) =

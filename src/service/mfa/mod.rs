@@ -221,8 +221,8 @@ impl MfaService {
         }))
     }
 
-    /// [`Self::sign_in_may_set_factor`] for the password step that has just read the user
-    /// (`read`) and the gate in front of set-up: the facts as this request read them.
+    /// [`Self::sign_in_may_set_factor`] for the password step, on the facts it read after its
+    /// password check (`read`, and the gate in front of set-up made from them).
     pub fn password_step_may_set_factor(
         read: &SignInRecord,
         auth_time: i64,

@@ -30,7 +30,7 @@ use crate::domain::clock::Clock;
 use crate::domain::enrolment::CodeUse;
 use crate::domain::ids::ClientId;
 use crate::domain::limits::{Limit, LimitKey};
-use crate::domain::repo::{ClientRepo, SignInRecord, UserRepo};
+use crate::domain::repo::{ClientRepo, UserRepo};
 use crate::domain::secret::Secret;
 use crate::domain::session::{self, Reuse, Standing};
 use crate::domain::signin::{self, Flow, SecondFactor, Step};
@@ -434,7 +434,16 @@ impl SignInService {
             Err(ServiceError::Conflict(_)) => return Ok(Next::Expired),
             Err(other) => return Err(other),
         };
-        if !saved && !self.update(id, &flow).await? {
+        // A flow the caller has just saved is not written again, only held to its deadline.
+        let kept = match saved {
+            true if self.time_left(&flow).is_some() => true,
+            true => {
+                self.kv.remove(&flow_key(id)).await?;
+                false
+            }
+            false => self.update(id, &flow).await?,
+        };
+        if !kept {
             return Ok(Next::Expired);
         }
         Ok(Next::Continue {
@@ -448,10 +457,10 @@ impl SignInService {
     /// cost the same Argon2 computation, so timing tells nothing.
     async fn check_password(
         &self,
-        found: Option<&SignInRecord>,
+        stored: Option<String>,
         password: Secret,
     ) -> Result<bool, ServiceError> {
-        let phc = match found.and_then(|read| read.password_hash.clone()) {
+        let phc = match stored {
             Some(hash) => hash,
             None => self
                 .dummy_hash
@@ -491,7 +500,8 @@ impl SignInService {
             }
         };
         let found = self.store.find_user_for_sign_in(user_name.trim()).await?;
-        let matches = match self.check_password(found.as_ref(), password).await {
+        let stored = found.as_ref().and_then(|(_, hash)| hash.clone());
+        let matches = match self.check_password(stored.clone(), password).await {
             // Not checked at all: the attempt is given back.
             Err(ServiceError::Busy(wait)) => {
                 events::sign_in_step("password", "busy");
@@ -500,8 +510,19 @@ impl SignInService {
             }
             other => other?,
         };
-        let read = match found {
-            Some(read) if matches && read.password_hash.is_some() && read.user.is_active() => read,
+        // What the rest of the step stands on is read now, after the check (which may have
+        // waited in the Argon2 queue): a deactivation, a reset or a new password meanwhile
+        // counts. The password checked must still be the user's.
+        let read = match (matches, found, stored) {
+            (true, Some((id, _)), Some(checked)) => {
+                self.store.sign_in_record(&id).await?.filter(|read| {
+                    read.user.is_active() && read.password_hash.as_deref() == Some(&checked)
+                })
+            }
+            _ => None,
+        };
+        let read = match read {
+            Some(read) => read,
             // The reservation stays: this was a failed attempt.
             _ => {
                 events::sign_in_step("password", "failure");
@@ -532,8 +553,8 @@ impl SignInService {
             return Ok((Next::Expired, None));
         }
         let next = if matches!(flow.step, Step::Enroll { .. }) {
-            // The facts setting up an authenticator stands on were read by this request,
-            // moments ago: they are not read again, and the flow was just saved.
+            // The facts setting up an authenticator stands on were read after the password
+            // check, moments ago: they are not read again, and the flow was just saved.
             if !MfaService::password_step_may_set_factor(&read, now, gate) {
                 self.kv.remove(&flow_key(&new_id)).await?;
                 return Ok((Next::Expired, None));
