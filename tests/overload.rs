@@ -8,30 +8,16 @@ mod common;
 use std::time::Duration;
 
 use bypass_idp::domain::repo::MfaRepo;
-use bypass_idp::service::passwords::{run_kdf, set_queue_timeout};
+use bypass_idp::service::passwords::set_queue_timeout;
 use common::rp::*;
-use common::{TestApp, create_code, enrolled_user};
+use common::{TestApp, create_code, enrolled_user, hold_argon2_slots};
 use reqwest::Method;
 use serde_json::json;
 
 /// Busy: every Argon2 slot held by a job that only waits, and a deadline no computation
 /// fits in, so every check is refused at once. The blockers hold their slots for `hold`.
 async fn make_busy(hold: Duration) -> Vec<tokio::task::JoinHandle<()>> {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let blockers: Vec<_> = (0..cores)
-        .map(|_| {
-            tokio::spawn(async move {
-                run_kdf(move || {
-                    std::thread::sleep(hold);
-                    Ok(())
-                })
-                .await
-                .expect("a blocker gets a slot");
-            })
-        })
-        .collect();
-    // Until every slot is taken.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let blockers = hold_argon2_slots(hold).await;
     set_queue_timeout(Duration::from_millis(5));
     blockers
 }

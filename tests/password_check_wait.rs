@@ -11,32 +11,13 @@ use bypass_idp::domain::ids::UserId;
 use bypass_idp::domain::repo::{PasswordChange, UserRepo};
 use bypass_idp::domain::scim::MFA_EXTENSION_SCHEMA;
 use bypass_idp::domain::secret::Secret;
-use bypass_idp::service::passwords::{self, run_kdf};
+use bypass_idp::service::passwords;
 use common::rp::*;
-use common::{PATCH_SCHEMA, TestApp, enrolled_user, user_body};
+use common::{PATCH_SCHEMA, TestApp, enrolled_user, hold_argon2_slots, user_body};
 use reqwest::Method;
 use serde_json::json;
 
 const PASSWORD: &str = "correct horse battery staple";
-
-/// Every Argon2 slot held for `hold` by a job that only waits: checks queue behind them.
-async fn hold_the_queue(hold: Duration) -> Vec<tokio::task::JoinHandle<()>> {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let blockers = (0..cores)
-        .map(|_| {
-            tokio::spawn(async move {
-                run_kdf(move || {
-                    std::thread::sleep(hold);
-                    Ok(())
-                })
-                .await
-                .expect("a blocker gets a slot");
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    blockers
-}
 
 /// The password step of `user`, sent while the queue is held; `meanwhile` runs while the
 /// step waits for its check, and the step's page is returned.
@@ -48,7 +29,7 @@ async fn step_while_waiting(
 ) -> Page {
     let started = start(app, rp).await;
     let browser = Browser::new(app);
-    let blockers = hold_the_queue(Duration::from_millis(700)).await;
+    let blockers = hold_argon2_slots(Duration::from_millis(800)).await;
     let step = password_step(&browser, &started.auth_url, user, PASSWORD);
     let (page, ()) = tokio::join!(step, async {
         // The step has read the user's id and hash and waits for a slot.

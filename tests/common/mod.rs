@@ -457,3 +457,23 @@ pub async fn audit_of(app: &TestApp, token: &str, user_id: &str) -> Vec<Value> {
     assert_eq!(status, 200, "{body}");
     body["Resources"].as_array().expect("Resources").clone()
 }
+
+/// Every Argon2 slot of this process (one per core) held for `hold` by a job that only
+/// waits; returns once they are taken, so checks started now queue behind them.
+pub async fn hold_argon2_slots(hold: std::time::Duration) -> Vec<tokio::task::JoinHandle<()>> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let blockers = (0..cores)
+        .map(|_| {
+            tokio::spawn(async move {
+                bypass_idp::service::passwords::run_kdf(move || {
+                    std::thread::sleep(hold);
+                    Ok(())
+                })
+                .await
+                .expect("a blocker gets a slot");
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    blockers
+}
