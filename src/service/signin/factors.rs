@@ -10,7 +10,7 @@ use crate::service::ServiceError;
 use crate::service::bypass::{Rejection, VerifyOutcome};
 use crate::service::context::Context;
 use crate::service::events;
-use crate::service::mfa::TotpOutcome;
+use crate::service::mfa::{Enrollment, TotpOutcome};
 
 /// A checked second-factor code.
 pub(super) enum Checked {
@@ -93,6 +93,41 @@ impl SignInService {
             self.kv.remove(&flow_key(id)).await?;
         }
         Ok(may)
+    }
+
+    /// The authenticator set-up page of a flow at [`Step::Enroll`] whose pending key was just
+    /// stored (`started`); the flow is saved again unless the caller has just `saved` it.
+    pub(super) async fn enrolment_page(
+        &self,
+        id: &str,
+        flow: Flow,
+        denied: Option<Denied>,
+        started: Result<Enrollment, ServiceError>,
+        saved: bool,
+    ) -> Result<Next, ServiceError> {
+        let enrollment = match started {
+            Ok(enrollment) => enrollment,
+            // Confirmed meanwhile by the same form sent twice: that one goes on.
+            Err(ServiceError::Conflict(_)) => return Ok(Next::Expired),
+            Err(other) => return Err(other),
+        };
+        // A flow the caller has just saved is not written again, only held to its deadline.
+        let kept = match saved {
+            true if self.time_left(&flow).is_some() => true,
+            true => {
+                self.kv.remove(&flow_key(id)).await?;
+                false
+            }
+            false => self.update(id, &flow).await?,
+        };
+        if !kept {
+            return Ok(Next::Expired);
+        }
+        Ok(Next::Continue {
+            flow,
+            denied,
+            enrollment: Some(enrollment),
+        })
     }
 
     pub(super) async fn enroll(

@@ -418,41 +418,6 @@ impl SignInService {
         }
     }
 
-    /// The authenticator set-up page of a flow at [`Step::Enroll`] whose pending key was just
-    /// stored (`started`); the flow is saved again unless the caller has just `saved` it.
-    async fn enrolment_page(
-        &self,
-        id: &str,
-        flow: Flow,
-        denied: Option<Denied>,
-        started: Result<Enrollment, ServiceError>,
-        saved: bool,
-    ) -> Result<Next, ServiceError> {
-        let enrollment = match started {
-            Ok(enrollment) => enrollment,
-            // Confirmed meanwhile by the same form sent twice: that one goes on.
-            Err(ServiceError::Conflict(_)) => return Ok(Next::Expired),
-            Err(other) => return Err(other),
-        };
-        // A flow the caller has just saved is not written again, only held to its deadline.
-        let kept = match saved {
-            true if self.time_left(&flow).is_some() => true,
-            true => {
-                self.kv.remove(&flow_key(id)).await?;
-                false
-            }
-            false => self.update(id, &flow).await?,
-        };
-        if !kept {
-            return Ok(Next::Expired);
-        }
-        Ok(Next::Continue {
-            flow,
-            denied,
-            enrollment: Some(enrollment),
-        })
-    }
-
     /// Whether `password` is the found user's. Unknown users and users without a password
     /// cost the same Argon2 computation, so timing tells nothing.
     async fn check_password(
