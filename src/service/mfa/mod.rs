@@ -16,7 +16,7 @@ use crate::domain::bypass::check_eligible;
 use crate::domain::enrolment::{self, CodeGate, Factors};
 use crate::domain::ids::UserId;
 use crate::domain::limits::{LimitKey, MAX_CONSECUTIVE_FAILURES};
-use crate::domain::repo::{BypassCodeRepo, GrantRepo, MfaRepo, SignInRecord, UserRepo};
+use crate::domain::repo::{BypassCodeRepo, MfaRepo, SignInRecord, UserRepo};
 use crate::domain::scim::user::User;
 use crate::domain::secret::Secret;
 use crate::domain::totp;
@@ -158,6 +158,23 @@ pub async fn factors(
     })
 }
 
+/// What a sign-in setting the user's authenticator stands on, from the user as read.
+fn sign_in_facts(
+    read: &SignInRecord,
+    auth_time: i64,
+    code_live: Option<bool>,
+    gate: Option<CodeGate>,
+) -> enrolment::SignInFacts {
+    enrolment::SignInFacts {
+        user_active: read.user.is_active(),
+        auth_time,
+        not_before: read.sessions_not_before.map(|t| t.timestamp()),
+        code_live,
+        gate,
+        factor_changed_at: factor_changed_at(read.mfa.as_ref()),
+    }
+}
+
 /// When the user's authenticator was last set (Unix seconds), if known.
 fn factor_changed_at(mfa: Option<&MfaRecord>) -> Option<i64> {
     mfa.and_then(|m| m.totp_confirmed_at).map(|t| t.timestamp())
@@ -197,7 +214,7 @@ impl MfaService {
         auth_time: i64,
         code_id: Option<&str>,
     ) -> Result<bool, ServiceError> {
-        let Some(user) = self.store.get_user(user_id).await? else {
+        let Some(read) = self.store.sign_in_record(user_id).await? else {
             return Ok(false);
         };
         let code_live = match code_id {
@@ -209,16 +226,10 @@ impl MfaService {
             ),
             None => None,
         };
-        let not_before = self.store.sessions_not_before(user_id).await?;
-        let mfa = self.store.get_mfa(user_id).await?;
-        Ok(enrolment::sign_in_may_set_factor(enrolment::SignInFacts {
-            user_active: user.is_active(),
-            auth_time,
-            not_before: not_before.map(|t| t.timestamp()),
-            code_live,
-            gate: self.gate_of(user_id, mfa.as_ref()).await?,
-            factor_changed_at: factor_changed_at(mfa.as_ref()),
-        }))
+        let gate = self.gate_of(user_id, read.mfa.as_ref()).await?;
+        Ok(enrolment::sign_in_may_set_factor(sign_in_facts(
+            &read, auth_time, code_live, gate,
+        )))
     }
 
     /// [`Self::sign_in_may_set_factor`] for the password step, on the facts it read after its
@@ -228,14 +239,7 @@ impl MfaService {
         auth_time: i64,
         gate: Option<CodeGate>,
     ) -> bool {
-        enrolment::sign_in_may_set_factor(enrolment::SignInFacts {
-            user_active: read.user.is_active(),
-            auth_time,
-            not_before: read.sessions_not_before.map(|t| t.timestamp()),
-            code_live: None,
-            gate,
-            factor_changed_at: factor_changed_at(read.mfa.as_ref()),
-        })
+        enrolment::sign_in_may_set_factor(sign_in_facts(read, auth_time, None, gate))
     }
 
     /// Whether the user's authenticator was set after a sign-in's password check at
