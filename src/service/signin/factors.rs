@@ -96,14 +96,13 @@ impl SignInService {
     }
 
     /// The authenticator set-up page of a flow at [`Step::Enroll`] whose pending key was just
-    /// stored (`started`); the flow is saved again unless the caller has just `saved` it.
+    /// stored (`started`), the flow saved with it.
     pub(super) async fn enrolment_page(
         &self,
         id: &str,
         flow: Flow,
         denied: Option<Denied>,
         started: Result<Enrollment, ServiceError>,
-        saved: bool,
     ) -> Result<Next, ServiceError> {
         let enrollment = match started {
             Ok(enrollment) => enrollment,
@@ -111,16 +110,7 @@ impl SignInService {
             Err(ServiceError::Conflict(_)) => return Ok(Next::Expired),
             Err(other) => return Err(other),
         };
-        // A flow the caller has just saved is not written again, only held to its deadline.
-        let kept = match saved {
-            true if self.time_left(&flow).is_some() => true,
-            true => {
-                self.kv.remove(&flow_key(id)).await?;
-                false
-            }
-            false => self.update(id, &flow).await?,
-        };
-        if !kept {
+        if !self.update(id, &flow).await? {
             return Ok(Next::Expired);
         }
         Ok(Next::Continue {

@@ -407,7 +407,7 @@ impl SignInService {
                     return Ok(Next::Expired);
                 }
                 let started = self.mfa.start_enrollment(user_id, ctx).await;
-                self.enrolment_page(id, flow, denied, started, false).await
+                self.enrolment_page(id, flow, denied, started).await
             }
             _ => {
                 if !self.update(id, &flow).await? {
@@ -464,8 +464,10 @@ impl SignInService {
                 return page(flow, Denied::Locked(Lock::Window(retry_after)));
             }
         };
-        let found = self.store.find_user_for_sign_in(user_name.trim()).await?;
-        let stored = found.as_ref().and_then(|(_, hash)| hash.clone());
+        let (found, stored) = match self.store.find_user_for_sign_in(user_name.trim()).await? {
+            Some((id, hash)) => (Some(id), hash),
+            None => (None, None),
+        };
         let matches = match self.check_password(stored.clone(), password).await {
             // Not checked at all: the attempt is given back.
             Err(ServiceError::Busy(wait)) => {
@@ -479,7 +481,7 @@ impl SignInService {
         // waited in the Argon2 queue): a deactivation, a reset or a new password meanwhile
         // counts. The password checked must still be the user's.
         let read = match (matches, found, stored) {
-            (true, Some((id, _)), Some(checked)) => {
+            (true, Some(id), Some(checked)) => {
                 self.store.sign_in_record(&id).await?.filter(|read| {
                     read.user.is_active() && read.password_hash.as_deref() == Some(&checked)
                 })
@@ -519,14 +521,13 @@ impl SignInService {
         }
         let next = if matches!(flow.step, Step::Enroll { .. }) {
             // The facts setting up an authenticator stands on were read after the password
-            // check, moments ago: they are not read again, and the flow was just saved.
+            // check, moments ago: they are not read again.
             if !MfaService::password_step_may_set_factor(&read, now, gate) {
                 self.kv.remove(&flow_key(&new_id)).await?;
                 return Ok((Next::Expired, None));
             }
             let started = self.mfa.start_enrollment_of(user, ctx).await;
-            self.enrolment_page(&new_id, flow, None, started, true)
-                .await?
+            self.enrolment_page(&new_id, flow, None, started).await?
         } else {
             self.advance(&new_id, flow, None, ctx, browser).await?
         };
