@@ -152,17 +152,24 @@ mod tests {
 
     use super::*;
 
+    /// The SVG inside a `data:` URI of [`qr_code`].
+    fn svg_of(uri: &str) -> String {
+        use base64::Engine;
+        let base64 = uri
+            .strip_prefix("data:image/svg+xml;base64,")
+            .expect("a data: URI");
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(base64)
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
     /// The QR code as an authenticator app reads it: the SVG's rectangles (`M x,y h w v1 …`,
     /// a run of dark modules each) drawn at four pixels a module and decoded.
     fn scan(uri: &str) -> String {
-        use base64::Engine;
-        let svg = base64::engine::general_purpose::STANDARD
-            .decode(
-                uri.strip_prefix("data:image/svg+xml;base64,")
-                    .expect("a data: URI"),
-            )
-            .unwrap();
-        let svg = String::from_utf8(svg).unwrap();
+        let svg = svg_of(uri);
         let side: usize = svg
             .split("viewBox=\"0 0 ")
             .nth(1)
@@ -201,14 +208,7 @@ mod tests {
         ] {
             let uri = qr_code(text).expect("a QR code");
             assert_eq!(scan(&uri), text);
-            let svg = String::from_utf8(
-                base64::Engine::decode(
-                    &base64::engine::general_purpose::STANDARD,
-                    &uri["data:image/svg+xml;base64,".len()..],
-                )
-                .unwrap(),
-            )
-            .unwrap();
+            let svg = svg_of(&uri);
             assert!(!svg.contains("<script") && !svg.contains("style"), "{svg}");
         }
         // Past what a QR code holds (2,331 bytes at level M): no image, not a panic.
