@@ -10,6 +10,7 @@ pub mod mfa;
 pub mod sessions;
 pub mod settings;
 mod totals;
+mod user_keyset;
 mod user_query;
 pub mod users;
 

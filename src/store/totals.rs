@@ -9,7 +9,7 @@
 //! other sharing the database, or from the command line. So a kept total is exact. (A
 //! total is also given for at most a minute, for writers that do not add to the table.)
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -51,12 +51,19 @@ pub struct Totals {
     rough: Mutex<Option<(String, u64, Instant)>>,
 }
 
-/// The totals counted at one sum of `user_changes`, and when.
+/// The totals counted at one sum of `user_changes`, and when; and where users stood in the
+/// page orders read at that sum ([`Totals::keep_positions`]).
 #[derive(Default)]
 struct Kept {
     changes: Option<i64>,
     totals: HashMap<String, (u64, Instant)>,
+    positions: HashMap<String, BTreeMap<u64, (String, Instant)>>,
 }
+
+/// How many searches' positions are kept, and how many positions per search (past either,
+/// what is kept is dropped): at most about 3 MiB.
+const MAX_ORDERS: usize = 256;
+const MAX_POSITIONS: usize = 64;
 
 impl Totals {
     /// The number of rows `count` (a `SELECT COUNT(*) …`) finds, from memory while no user has
@@ -156,11 +163,67 @@ impl Totals {
         // Totals of another sum are of no use: a newer one means users changed; an older one
         // is a slower reader's (its total is kept, the newer ones are counted again) or a
         // database that went back (restored, failed over), whose old totals must not count.
+        if kept.changes != Some(changes) {
+            kept.positions.clear();
+        }
         if kept.changes != Some(changes) || kept.totals.len() >= MAX_KEPT {
             kept.totals.clear();
             kept.changes = Some(changes);
         }
         kept.totals.insert(key, (total, now));
+    }
+
+    /// Keeps where users stood in a search's page order (`key`: its count statement's key and
+    /// the order, [`Totals::order_key`]), read at the sum `changes`: the user at each
+    /// position, from 0. Kept only while that is the sum totals are kept under, and dropped
+    /// with them; so a position is given only while no user has changed since.
+    pub fn keep_positions(
+        &self,
+        changes: i64,
+        key: String,
+        at: impl IntoIterator<Item = (u64, String)>,
+    ) {
+        if key.len() > MAX_KEY_BYTES {
+            return;
+        }
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.changes != Some(changes) {
+            return;
+        }
+        if kept.positions.len() >= MAX_ORDERS && !kept.positions.contains_key(&key) {
+            kept.positions.clear();
+        }
+        let positions = kept.positions.entry(key).or_default();
+        let now = Instant::now();
+        for (position, user) in at {
+            if positions.len() >= MAX_POSITIONS {
+                positions.clear();
+            }
+            positions.insert(position, (user, now));
+        }
+    }
+
+    /// The kept position nearest at or before `position` in a search's page order, and the
+    /// user there, if the users are still at the sum `changes`.
+    pub fn position_at_or_before(
+        &self,
+        changes: i64,
+        key: &str,
+        position: u64,
+    ) -> Option<(u64, String)> {
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.changes != Some(changes) {
+            return None;
+        }
+        let (at, (user, when)) = kept.positions.get(key)?.range(..=position).next_back()?;
+        // As old as a total may be (writers that do not add to `user_changes`).
+        (Instant::now().saturating_duration_since(*when) < MAX_AGE).then(|| (*at, user.clone()))
+    }
+
+    /// What positions in a search's page order are kept under: its count statement and the
+    /// order.
+    pub fn order_key(count: &Statement, order: impl std::fmt::Debug) -> String {
+        format!("{}\u{0}{order:?}", key(count))
     }
 
     /// The sum of `user_changes` now (`None`: the table emptied by hand).
@@ -218,6 +281,43 @@ mod tests {
     }
 
     #[test]
+    fn a_position_is_given_only_under_the_sum_it_was_read_at() {
+        let totals = Totals::default();
+        let now = Instant::now();
+        totals.keep(5, "count".into(), 100, now);
+        let at = |position: u64, user: &str| (position, user.to_owned());
+        totals.keep_positions(5, "order".into(), [at(10, "a"), at(19, "b")]);
+        assert_eq!(totals.position_at_or_before(5, "order", 9), None);
+        assert_eq!(
+            totals.position_at_or_before(5, "order", 10),
+            Some(at(10, "a"))
+        );
+        assert_eq!(
+            totals.position_at_or_before(5, "order", 18),
+            Some(at(10, "a"))
+        );
+        assert_eq!(
+            totals.position_at_or_before(5, "order", 50),
+            Some(at(19, "b"))
+        );
+        assert_eq!(totals.position_at_or_before(5, "other", 50), None);
+        assert_eq!(
+            totals.position_at_or_before(6, "order", 50),
+            None,
+            "users changed"
+        );
+        // Positions read at another sum than totals are kept under are not kept.
+        totals.keep_positions(4, "order".into(), [at(30, "c")]);
+        assert_eq!(
+            totals.position_at_or_before(5, "order", 50),
+            Some(at(19, "b"))
+        );
+        // A total of a newer sum drops them.
+        totals.keep(6, "count".into(), 101, now);
+        assert_eq!(totals.position_at_or_before(6, "order", 50), None);
+    }
+
+    #[test]
     fn what_is_kept_stays_bounded() {
         let totals = Totals::default();
         let now = Instant::now();
@@ -227,7 +327,17 @@ mod tests {
         for i in 0..MAX_KEPT + 10 {
             totals.keep(1, format!("k{i}"), i as u64, now);
         }
+        for i in 0..(MAX_ORDERS + 10) as u64 {
+            let order = format!("o{i}");
+            totals.keep_positions(
+                1,
+                order,
+                (0..MAX_POSITIONS as u64 + 10).map(|p| (p, "u".into())),
+            );
+        }
         let kept = totals.kept.lock().unwrap();
         assert!(kept.totals.len() <= MAX_KEPT);
+        assert!(kept.positions.len() <= MAX_ORDERS);
+        assert!(kept.positions.values().all(|p| p.len() <= MAX_POSITIONS));
     }
 }

@@ -74,7 +74,7 @@ impl Store {
 /// display]`; whether a TOTP factor is set and confirmed) and the sum of `user_changes`: the
 /// state of the users the page is of, which a total must have been counted at
 /// ([`super::totals`]). One statement, so the users and their emails are of one state.
-fn page_rows(backend: sea_orm::DatabaseBackend, ids: &str, terms: &str) -> String {
+pub(super) fn page_rows(backend: sea_orm::DatabaseBackend, ids: &str, terms: &str) -> String {
     let mfa = "FROM user_mfa WHERE user_mfa.user_id = users.id";
     let own = "FROM user_emails WHERE user_emails.user_id = users.id";
     let emails = match backend {
@@ -124,17 +124,8 @@ impl Store {
         (total, users): (u64, u64),
     ) -> Option<Statement> {
         let filter = filter?;
-        let indexed_order = sort.is_none_or(|s| has_index(s.field));
-        if !indexed_order
-            || Self::in_index_order(filter, sort)
-            || total == 0
-            || (total.saturating_mul(COLLECT_SEEKABLE_SHARE) < users && seeks(filter))
-        {
-            return None;
-        }
-        let depth = u128::from(offset + std::cmp::min(count, total.saturating_sub(offset)));
-        let (total, users) = (u128::from(total), u128::from(std::cmp::max(users, total)));
-        if depth * users > WALK_RATIO * total * total {
+        let depth = offset + std::cmp::min(count, total.saturating_sub(offset));
+        if !Self::walk_pays(filter, sort, depth, (total, users)) {
             return None;
         }
         let backend = self.db.get_database_backend();
@@ -160,6 +151,26 @@ impl Store {
             sql: page_rows(backend, &ids, &order.terms),
             ..inner
         })
+    }
+
+    /// Whether walking the order's index until `depth` matches are found (the filter checked
+    /// per user) reads fewer users than collecting the `total` matches among `users` and
+    /// sorting them: the rules of [`Store::walk_query`].
+    pub(super) fn walk_pays(
+        filter: &UserFilter,
+        sort: Option<Sort<UserField>>,
+        depth: u64,
+        (total, users): (u64, u64),
+    ) -> bool {
+        if !sort.is_none_or(|s| has_index(s.field))
+            || Self::in_index_order(filter, sort)
+            || total == 0
+            || (total.saturating_mul(COLLECT_SEEKABLE_SHARE) < users && seeks(filter))
+        {
+            return false;
+        }
+        let (total, users) = (u128::from(total), u128::from(std::cmp::max(users, total)));
+        u128::from(depth) * users <= WALK_RATIO * total * total
     }
 
     /// Whether an index holds the filter's matches in page order: no filter, `eq` on a
@@ -192,11 +203,18 @@ impl Store {
 
 /// A page order in SQL: the ORDER BY terms, over bare column names (so they read the same on
 /// `users` and on the `matched` set), and the column they need besides `id, created_at`.
-struct SortSql {
+pub(super) struct SortSql {
     column: Option<user::Column>,
-    terms: String,
+    pub(super) terms: String,
     /// The SQLite index that holds this order (for orders [`Store::walk_query`] walks).
-    sqlite_index: String,
+    pub(super) sqlite_index: String,
+    /// The order's key (`created_at` without a sort), and the columns that break its ties
+    /// (none for a unique key), as [`super::user_keyset`] asks them.
+    pub(super) key: String,
+    pub(super) ties: &'static [&'static str],
+    /// SQLite's leading term for a key that may be missing: `(key IS NULL)`.
+    pub(super) null_term: Option<String>,
+    pub(super) descending: bool,
 }
 
 impl SortSql {
@@ -206,13 +224,17 @@ impl SortSql {
     /// SQLite sorts NULL lowest, so its terms lead with `col IS NULL` (which its sort
     /// indexes hold). Text that is not a search column sorts on `lower()`, in code point
     /// order on both backends.
-    fn new(backend: sea_orm::DatabaseBackend, sort: Option<Sort<UserField>>) -> Self {
+    pub(super) fn new(backend: sea_orm::DatabaseBackend, sort: Option<Sort<UserField>>) -> Self {
         use sea_orm::IdenStatic;
         let Some(sort) = sort else {
             return Self {
                 column: None,
                 terms: "created_at, id".to_owned(),
                 sqlite_index: "idx_users_created_at_id".to_owned(),
+                key: "created_at".to_owned(),
+                ties: &["id"],
+                null_term: None,
+                descending: false,
             };
         };
         let dir = match sort.order {
@@ -236,18 +258,20 @@ impl SortSql {
             FieldKind::Text if !is_lowered(sort.field) => format!("lower({name})"),
             _ => name.to_owned(),
         };
-        let mut terms = Vec::new();
-        if nullable && !postgres {
-            terms.push(format!("({key} IS NULL){dir}"));
-        }
-        terms.push(format!("{key}{dir}"));
-        if !unique {
-            // The meta times are their own order: ties go by id, as their indexes hold them.
-            if !matches!(sort.field, UserField::Created | UserField::LastModified) {
-                terms.push(format!("created_at{dir}"));
-            }
-            terms.push(format!("id{dir}"));
-        }
+        let null_term = (nullable && !postgres).then(|| format!("({key} IS NULL)"));
+        // The meta times are their own order: ties go by id, as their indexes hold them.
+        let ties: &'static [&'static str] = match sort.field {
+            _ if unique => &[],
+            UserField::Created | UserField::LastModified => &["id"],
+            _ => &["created_at", "id"],
+        };
+        let terms: Vec<String> = null_term
+            .iter()
+            .chain(std::iter::once(&key))
+            .map(|term| term.as_str())
+            .chain(ties.iter().copied())
+            .map(|term| format!("{term}{dir}"))
+            .collect();
         let sqlite_index = match sort.field {
             // The table's PRIMARY KEY and UNIQUE constraints, in the order the first
             // migration declares them.
@@ -261,6 +285,10 @@ impl SortSql {
             column: Some(column),
             terms: terms.join(", "),
             sqlite_index,
+            key,
+            ties,
+            null_term,
+            descending: sort.order == SortOrder::Descending,
         }
     }
 }
@@ -349,7 +377,7 @@ fn names_emails(filter: &UserFilter) -> bool {
 
 /// Whether an index holds the users in this attribute's order (then `created_at, id`): the
 /// table's keys, the meta times, the search columns and migration 13's text attributes.
-fn has_index(field: UserField) -> bool {
+pub(super) fn has_index(field: UserField) -> bool {
     is_bytewise(field)
         || has_sort_index(field)
         || matches!(

@@ -314,16 +314,24 @@ impl UserRepo for Store {
         // statement; the page read with it shows which state of the users it is of
         // (`page_changes`), and when that is the state the total was counted at, the two agree.
         let mut known = None;
+        let order = Totals::order_key(&counting, sort);
         if let Some(recalled) = self.totals.recall(&counting) {
             let (page, changes) = match wanted(recalled.total) {
                 0 => (Vec::new(), Totals::changes(&self.db).await?),
                 n => {
                     let at = ((offset, n), (recalled.total, users));
-                    self.page(&self.db, filter, sort, condition.clone(), at)
-                        .await?
+                    let kept = recalled.changes.map(|changes| (changes, order.as_str()));
+                    match self.read_on(filter, sort, kept, at).await? {
+                        Some(page) => (page, recalled.changes),
+                        None => {
+                            self.page(&self.db, filter, sort, condition.clone(), at)
+                                .await?
+                        }
+                    }
                 }
             };
             if changes == recalled.changes {
+                self.keep_positions(changes, &order, offset, &page);
                 known = Some((recalled.total, page));
             }
         }
@@ -333,7 +341,8 @@ impl UserRepo for Store {
             Some(known) => known,
             None => {
                 let snapshot = self.snapshot().await?;
-                let total = self.totals.count_now(&snapshot, counting).await?.total;
+                let counted = self.totals.count_now(&snapshot, counting).await?;
+                let total = counted.total;
                 let page = match wanted(total) {
                     0 => Vec::new(),
                     n => {
@@ -342,6 +351,7 @@ impl UserRepo for Store {
                     }
                 };
                 snapshot.commit().await?;
+                self.keep_positions(counted.changes, &order, offset, &page);
                 (total, page)
             }
         };
@@ -452,6 +462,74 @@ impl Store {
         let statement = self
             .walk_query(filter, sort, (offset, wanted), (total, users))
             .unwrap_or_else(|| self.page_query(filter, sort, condition, offset, wanted));
+        let (mut rows, changes) = Self::page_rows(db, statement).await?;
+        metrics::counter!("scim_user_pages_total", "read" => "from_an_end").increment(1);
+        if backwards {
+            rows.reverse();
+        }
+        Ok((rows, changes))
+    }
+
+    /// A page read on from a user whose position in the page order is kept at the state of
+    /// the users the total was counted at (`kept`: that sum of `user_changes` and the
+    /// order's key), nearer the page than either end ([`Store::read_on_query`]). `None`
+    /// where there is no such position, or the read came back at another state of the users
+    /// or short (then the page is read the usual way).
+    async fn read_on(
+        &self,
+        filter: Option<&UserFilter>,
+        sort: Option<Sort<UserField>>,
+        kept: Option<(i64, &str)>,
+        ((offset, wanted), (total, users)): ((u64, u64), (u64, u64)),
+    ) -> Result<Option<Vec<User>>, StoreError> {
+        let Some((changes, order)) = kept else {
+            return Ok(None);
+        };
+        let Some((at, from)) = self.totals.position_at_or_before(changes, order, offset) else {
+            return Ok(None);
+        };
+        let skip = offset - at;
+        if skip >= offset || skip > total - offset - wanted {
+            return Ok(None);
+        }
+        let Some(statement) =
+            self.read_on_query(filter, sort, (&from, skip, wanted), (total, users))
+        else {
+            return Ok(None);
+        };
+        let (rows, read_at) = Self::page_rows(&self.db, statement).await?;
+        let read = read_at == Some(changes) && rows.len() as u64 == wanted;
+        let how = if read {
+            "kept_position"
+        } else {
+            "kept_position_missed"
+        };
+        metrics::counter!("scim_user_pages_total", "read" => how).increment(1);
+        Ok(read.then_some(rows))
+    }
+
+    /// Keeps where the first and last user of a page stand in its order (the page starting
+    /// at `offset`), read at the sum of `user_changes` `changes`.
+    fn keep_positions(&self, changes: Option<i64>, order: &str, offset: u64, page: &[User]) {
+        if let (Some(changes), Some(first), Some(last)) = (changes, page.first(), page.last()) {
+            let last_at = offset + page.len() as u64 - 1;
+            self.totals.keep_positions(
+                changes,
+                order.to_owned(),
+                [
+                    (offset, first.id.as_str().to_owned()),
+                    (last_at, last.id.as_str().to_owned()),
+                ],
+            );
+        }
+    }
+
+    /// The users a page statement reads, with their emails and TOTP state, and the sum of
+    /// `user_changes` they were read at (`None` for no rows).
+    async fn page_rows<C: ConnectionTrait>(
+        db: &C,
+        statement: sea_orm::Statement,
+    ) -> Result<(Vec<User>, Option<i64>), StoreError> {
         let mut changes = None;
         let mut rows = Vec::new();
         for result in db.query_all_raw(statement).await? {
@@ -465,9 +543,6 @@ impl Store {
                 emails,
                 totp,
             ));
-        }
-        if backwards {
-            rows.reverse();
         }
         Ok((rows, changes))
     }
