@@ -44,6 +44,14 @@ pub struct Counted {
     pub changes: Option<i64>,
 }
 
+/// A user's position in a search's page order ([`Totals::position_at_or_before`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeptPosition {
+    pub at: u64,
+    pub user: String,
+    pub since: Instant,
+}
+
 #[derive(Default)]
 pub struct Totals {
     kept: Mutex<Kept>,
@@ -181,6 +189,7 @@ impl Totals {
         &self,
         changes: i64,
         key: String,
+        since: Instant,
         at: impl IntoIterator<Item = (u64, String)>,
     ) {
         if key.len() > MAX_KEY_BYTES {
@@ -194,30 +203,35 @@ impl Totals {
             kept.positions.clear();
         }
         let positions = kept.positions.entry(key).or_default();
-        let now = Instant::now();
         for (position, user) in at {
             if positions.len() >= MAX_POSITIONS {
                 positions.clear();
             }
-            positions.insert(position, (user, now));
+            positions.insert(position, (user, since));
         }
     }
 
-    /// The kept position nearest at or before `position` in a search's page order, and the
-    /// user there, if the users are still at the sum `changes`.
+    /// The kept position nearest at or before `position` in a search's page order, if the
+    /// users are still at the sum `changes`: the user there, and when the position (or the
+    /// one it was read on from) was read by skipping. At most as old as a total may be
+    /// (writers that do not add to `user_changes`), so pages read on from pages read on do
+    /// not keep a position alive past that.
     pub fn position_at_or_before(
         &self,
         changes: i64,
         key: &str,
         position: u64,
-    ) -> Option<(u64, String)> {
+    ) -> Option<KeptPosition> {
         let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         if kept.changes != Some(changes) {
             return None;
         }
-        let (at, (user, when)) = kept.positions.get(key)?.range(..=position).next_back()?;
-        // As old as a total may be (writers that do not add to `user_changes`).
-        (Instant::now().saturating_duration_since(*when) < MAX_AGE).then(|| (*at, user.clone()))
+        let (at, (user, since)) = kept.positions.get(key)?.range(..=position).next_back()?;
+        (Instant::now().saturating_duration_since(*since) < MAX_AGE).then(|| KeptPosition {
+            at: *at,
+            user: user.clone(),
+            since: *since,
+        })
     }
 
     /// What positions in a search's page order are kept under: its count statement and the
@@ -286,20 +300,18 @@ mod tests {
         let now = Instant::now();
         totals.keep(5, "count".into(), 100, now);
         let at = |position: u64, user: &str| (position, user.to_owned());
-        totals.keep_positions(5, "order".into(), [at(10, "a"), at(19, "b")]);
+        let given = |position: u64, user: &str| {
+            Some(KeptPosition {
+                at: position,
+                user: user.to_owned(),
+                since: now,
+            })
+        };
+        totals.keep_positions(5, "order".into(), now, [at(10, "a"), at(19, "b")]);
         assert_eq!(totals.position_at_or_before(5, "order", 9), None);
-        assert_eq!(
-            totals.position_at_or_before(5, "order", 10),
-            Some(at(10, "a"))
-        );
-        assert_eq!(
-            totals.position_at_or_before(5, "order", 18),
-            Some(at(10, "a"))
-        );
-        assert_eq!(
-            totals.position_at_or_before(5, "order", 50),
-            Some(at(19, "b"))
-        );
+        assert_eq!(totals.position_at_or_before(5, "order", 10), given(10, "a"));
+        assert_eq!(totals.position_at_or_before(5, "order", 18), given(10, "a"));
+        assert_eq!(totals.position_at_or_before(5, "order", 50), given(19, "b"));
         assert_eq!(totals.position_at_or_before(5, "other", 50), None);
         assert_eq!(
             totals.position_at_or_before(6, "order", 50),
@@ -307,11 +319,14 @@ mod tests {
             "users changed"
         );
         // Positions read at another sum than totals are kept under are not kept.
-        totals.keep_positions(4, "order".into(), [at(30, "c")]);
-        assert_eq!(
-            totals.position_at_or_before(5, "order", 50),
-            Some(at(19, "b"))
-        );
+        totals.keep_positions(4, "order".into(), now, [at(30, "c")]);
+        assert_eq!(totals.position_at_or_before(5, "order", 50), given(19, "b"));
+        // A position read on from one first read too long ago is not given, however it
+        // was kept since.
+        if let Some(old) = now.checked_sub(MAX_AGE) {
+            totals.keep_positions(5, "order".into(), old, [at(40, "d")]);
+            assert_eq!(totals.position_at_or_before(5, "order", 45), None);
+        }
         // A total of a newer sum drops them.
         totals.keep(6, "count".into(), 101, now);
         assert_eq!(totals.position_at_or_before(6, "order", 50), None);
@@ -329,11 +344,8 @@ mod tests {
         }
         for i in 0..(MAX_ORDERS + 10) as u64 {
             let order = format!("o{i}");
-            totals.keep_positions(
-                1,
-                order,
-                (0..MAX_POSITIONS as u64 + 10).map(|p| (p, "u".into())),
-            );
+            let at = (0..MAX_POSITIONS as u64 + 10).map(|p| (p, "u".into()));
+            totals.keep_positions(1, order, now, at);
         }
         let kept = totals.kept.lock().unwrap();
         assert!(kept.totals.len() <= MAX_KEPT);

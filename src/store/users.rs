@@ -1,5 +1,7 @@
 //! Users and their emails; the SQL of a search is in [`super::user_query`].
 
+use std::time::Instant;
+
 use chrono::Utc;
 use entity::{user, user_email, user_mfa};
 use sea_orm::sea_query::{Expr, Query};
@@ -316,22 +318,27 @@ impl UserRepo for Store {
         let mut known = None;
         let order = Totals::order_key(&counting, sort);
         if let Some(recalled) = self.totals.recall(&counting) {
-            let (page, changes) = match wanted(recalled.total) {
-                0 => (Vec::new(), Totals::changes(&self.db).await?),
+            let now = Instant::now();
+            let (page, changes, since) = match wanted(recalled.total) {
+                0 => (Vec::new(), Totals::changes(&self.db).await?, now),
                 n => {
                     let at = ((offset, n), (recalled.total, users));
                     let kept = recalled.changes.map(|changes| (changes, order.as_str()));
                     match self.read_on(filter, sort, kept, at).await? {
-                        Some(page) => (page, recalled.changes),
-                        None => {
-                            self.page(&self.db, filter, sort, condition.clone(), at)
-                                .await?
+                        ReadOn::Page(page, kept_since) => (page, recalled.changes, kept_since),
+                        // A user was written since: read with the total, below.
+                        ReadOn::Moved => (Vec::new(), None, now),
+                        ReadOn::Not => {
+                            let (page, changes) = self
+                                .page(&self.db, filter, sort, condition.clone(), at)
+                                .await?;
+                            (page, changes, now)
                         }
                     }
                 }
             };
             if changes == recalled.changes {
-                self.keep_positions(changes, &order, offset, &page);
+                self.keep_positions(changes, (&order, since), offset, &page);
                 known = Some((recalled.total, page));
             }
         }
@@ -351,12 +358,23 @@ impl UserRepo for Store {
                     }
                 };
                 snapshot.commit().await?;
-                self.keep_positions(counted.changes, &order, offset, &page);
+                let since = Instant::now();
+                self.keep_positions(counted.changes, (&order, since), offset, &page);
                 (total, page)
             }
         };
         Ok(UserPage { total, users })
     }
+}
+
+/// How a page read on from a kept position went.
+enum ReadOn {
+    /// The page, and when the position it was read from was first read.
+    Page(Vec<User>, Instant),
+    /// A user was written since the position was kept.
+    Moved,
+    /// Not read on (no position kept near enough, or the read came back short).
+    Not,
 }
 
 /// A page row's emails (`page_emails` of [`super::user_query`]): a JSON array of `[value,
@@ -472,50 +490,56 @@ impl Store {
 
     /// A page read on from a user whose position in the page order is kept at the state of
     /// the users the total was counted at (`kept`: that sum of `user_changes` and the
-    /// order's key), nearer the page than either end ([`Store::read_on_query`]). `None`
-    /// where there is no such position, or the read came back at another state of the users
-    /// or short (then the page is read the usual way).
+    /// order's key), where that skips at most half of what reading from either end would
+    /// ([`Store::read_on_query`]).
     async fn read_on(
         &self,
         filter: Option<&UserFilter>,
         sort: Option<Sort<UserField>>,
         kept: Option<(i64, &str)>,
         ((offset, wanted), (total, users)): ((u64, u64), (u64, u64)),
-    ) -> Result<Option<Vec<User>>, StoreError> {
+    ) -> Result<ReadOn, StoreError> {
         let Some((changes, order)) = kept else {
-            return Ok(None);
+            return Ok(ReadOn::Not);
         };
-        let Some((at, from)) = self.totals.position_at_or_before(changes, order, offset) else {
-            return Ok(None);
+        let Some(kept) = self.totals.position_at_or_before(changes, order, offset) else {
+            return Ok(ReadOn::Not);
         };
-        let skip = offset - at;
-        if skip >= offset || skip > total - offset - wanted {
-            return Ok(None);
+        let skip = offset - kept.at;
+        if offset == 0 || skip.saturating_mul(2) > offset.min(total - offset - wanted) {
+            return Ok(ReadOn::Not);
         }
         let Some(statement) =
-            self.read_on_query(filter, sort, (&from, skip, wanted), (total, users))
+            self.read_on_query(filter, sort, (&kept.user, skip, wanted), (total, users))
         else {
-            return Ok(None);
+            return Ok(ReadOn::Not);
         };
         let (rows, read_at) = Self::page_rows(&self.db, statement).await?;
-        let read = read_at == Some(changes) && rows.len() as u64 == wanted;
-        let how = if read {
-            "kept_position"
-        } else {
-            "kept_position_missed"
+        let (how, read) = match read_at {
+            Some(at) if at != changes => ("kept_position_moved", ReadOn::Moved),
+            _ if rows.len() as u64 != wanted => ("kept_position_short", ReadOn::Not),
+            _ => ("kept_position", ReadOn::Page(rows, kept.since)),
         };
         metrics::counter!("scim_user_pages_total", "read" => how).increment(1);
-        Ok(read.then_some(rows))
+        Ok(read)
     }
 
     /// Keeps where the first and last user of a page stand in its order (the page starting
-    /// at `offset`), read at the sum of `user_changes` `changes`.
-    fn keep_positions(&self, changes: Option<i64>, order: &str, offset: u64, page: &[User]) {
+    /// at `offset`), read at the sum of `user_changes` `changes`; `since` is when the
+    /// position it was read from was first read (or now), which ages with it.
+    fn keep_positions(
+        &self,
+        changes: Option<i64>,
+        (order, since): (&str, Instant),
+        offset: u64,
+        page: &[User],
+    ) {
         if let (Some(changes), Some(first), Some(last)) = (changes, page.first(), page.last()) {
             let last_at = offset + page.len() as u64 - 1;
             self.totals.keep_positions(
                 changes,
                 order.to_owned(),
+                since,
                 [
                     (offset, first.id.as_str().to_owned()),
                     (last_at, last.id.as_str().to_owned()),
