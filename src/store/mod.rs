@@ -10,8 +10,8 @@ pub mod mfa;
 pub mod sessions;
 pub mod settings;
 mod totals;
-mod user_keyset;
 mod user_query;
+mod user_walk;
 pub mod users;
 
 use std::sync::Arc;

@@ -96,88 +96,12 @@ pub(super) fn page_rows(backend: sea_orm::DatabaseBackend, ids: &str, terms: &st
     )
 }
 
-/// How many users a walk may read per user a collecting plan would: a walk reads about
-/// `depth × users / total` users, collecting reads `total` matches and sorts them.
-const WALK_RATIO: u128 = 2;
-
-/// A filter an index finds ([`seeks`]) collects its matches rather than walking unless they
-/// are at least this share of the users (1 / …): their number is then what collecting costs,
-/// whereas a walk's estimate assumes matches spread evenly in page order, which a range of
-/// times (the newest users) or of names is not.
-const COLLECT_SEEKABLE_SHARE: u64 = 8;
-
 impl Store {
-    /// A filter many users match needs no collecting and sorting of all its matches: the
-    /// page is read by walking the order's index with the filter checked per user (emails
-    /// probed per user, `EXISTS`), which stops once the page is complete. With `total`
-    /// matches among `users`, evenly spread, that reads about `depth × users / total` users;
-    /// it is chosen when that is at most [`WALK_RATIO`] × `total` (where its matches come
-    /// late in page order, a walk still reads at most every user once, no more than a scan),
-    /// unless an index finds the matches and they are few ([`COLLECT_SEEKABLE_SHARE`]).
-    /// `None` where a walk cannot help: no filter or an index already in page order, or a
-    /// sort order no index holds (the walk would sort every user).
-    pub(super) fn walk_query(
-        &self,
-        filter: Option<&UserFilter>,
-        sort: Option<Sort<UserField>>,
-        (offset, count): (u64, u64),
-        (total, users): (u64, u64),
-    ) -> Option<Statement> {
-        let filter = filter?;
-        let depth = offset + std::cmp::min(count, total.saturating_sub(offset));
-        if !Self::walk_pays(filter, sort, depth, (total, users)) {
-            return None;
-        }
-        let backend = self.db.get_database_backend();
-        let order = SortSql::new(backend, sort);
-        let mut matches = Query::select();
-        matches
-            .column((user::Entity, user::Column::Id))
-            .from(user::Entity)
-            .cond_where(user_condition(filter, Emails::Probed, backend));
-        let mut inner = backend.build(&matches);
-        // SQLite's planner, without statistics, may rather read every user and sort them for
-        // a small LIMIT: the walk names the order's index. (PostgreSQL chooses by statistics.)
-        if backend == sea_orm::DatabaseBackend::Sqlite {
-            let from = r#"SELECT "users"."id" FROM "users""#;
-            let rest = inner.sql.strip_prefix(from)?;
-            inner.sql = format!(r#"{from} INDEXED BY "{}"{rest}"#, order.sqlite_index);
-        }
-        let ids = format!(
-            "{} ORDER BY {} LIMIT {count} OFFSET {offset}",
-            inner.sql, order.terms
-        );
-        Some(Statement {
-            sql: page_rows(backend, &ids, &order.terms),
-            ..inner
-        })
-    }
-
-    /// Whether walking the order's index until `depth` matches are found (the filter checked
-    /// per user) reads fewer users than collecting the `total` matches among `users` and
-    /// sorting them: the rules of [`Store::walk_query`].
-    pub(super) fn walk_pays(
-        filter: &UserFilter,
-        sort: Option<Sort<UserField>>,
-        depth: u64,
-        (total, users): (u64, u64),
-    ) -> bool {
-        if !sort.is_none_or(|s| has_index(s.field))
-            || Self::in_index_order(filter, sort)
-            || total == 0
-            || (total.saturating_mul(COLLECT_SEEKABLE_SHARE) < users && seeks(filter))
-        {
-            return false;
-        }
-        let (total, users) = (u128::from(total), u128::from(std::cmp::max(users, total)));
-        u128::from(depth) * users <= WALK_RATIO * total * total
-    }
-
     /// Whether an index holds the filter's matches in page order: no filter, `eq` on a
     /// search column in creation order (no sort, or by `meta.created`), or a comparison on the order's own key (a range of
     /// `meta.created` without a sort or sorted by it, of `meta.lastModified` sorted by it, of
     /// `userName` sorted by it): the page is then a stretch of that index.
-    fn in_index_order(filter: &UserFilter, sort: Option<Sort<UserField>>) -> bool {
+    pub(super) fn in_index_order(filter: &UserFilter, sort: Option<Sort<UserField>>) -> bool {
         let UserFilter::Compare(field, op, value) = filter else {
             return false;
         };
@@ -209,7 +133,7 @@ pub(super) struct SortSql {
     /// The SQLite index that holds this order (for orders [`Store::walk_query`] walks).
     pub(super) sqlite_index: String,
     /// The order's key (`created_at` without a sort), and the columns that break its ties
-    /// (none for a unique key), as [`super::user_keyset`] asks them.
+    /// (none for a unique key), as [`super::user_walk`] asks them.
     pub(super) key: String,
     pub(super) ties: &'static [&'static str],
     /// SQLite's leading term for a key that may be missing: `(key IS NULL)`.
@@ -353,7 +277,7 @@ fn email_column(field: UserField) -> user_email::Column {
 /// Whether an index finds the filter's matches: a comparison other than `ne`, `co` and `ew`
 /// on an indexed attribute (an email's value through the emails' own index), both sides of
 /// an `or`, either side of an `and`.
-fn seeks(filter: &UserFilter) -> bool {
+pub(super) fn seeks(filter: &UserFilter) -> bool {
     match filter {
         UserFilter::And(a, b) => seeks(a) || seeks(b),
         UserFilter::Or(a, b) => seeks(a) && seeks(b),

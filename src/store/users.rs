@@ -319,25 +319,28 @@ impl UserRepo for Store {
         let order = Totals::order_key(&counting, sort);
         if let Some(recalled) = self.totals.recall(&counting) {
             let now = Instant::now();
-            let (page, changes, since) = match wanted(recalled.total) {
-                0 => (Vec::new(), Totals::changes(&self.db).await?, now),
+            // The page, the state of the users it was read at, and since when where it starts
+            // is known; `None` where a user was written since (read below, with the total).
+            let read = match wanted(recalled.total) {
+                0 => Some((Vec::new(), Totals::changes(&self.db).await?, now)),
                 n => {
                     let at = ((offset, n), (recalled.total, users));
                     let kept = recalled.changes.map(|changes| (changes, order.as_str()));
                     match self.read_on(filter, sort, kept, at).await? {
-                        ReadOn::Page(page, kept_since) => (page, recalled.changes, kept_since),
-                        // A user was written since: read with the total, below.
-                        ReadOn::Moved => (Vec::new(), None, now),
+                        ReadOn::Page(page, since) => Some((page, recalled.changes, since)),
+                        ReadOn::Moved => None,
                         ReadOn::Not => {
                             let (page, changes) = self
                                 .page(&self.db, filter, sort, condition.clone(), at)
                                 .await?;
-                            (page, changes, now)
+                            Some((page, changes, now))
                         }
                     }
                 }
             };
-            if changes == recalled.changes {
+            if let Some((page, changes, since)) = read
+                && changes == recalled.changes
+            {
                 self.keep_positions(changes, (&order, since), offset, &page);
                 known = Some((recalled.total, page));
             }

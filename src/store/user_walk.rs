@@ -1,18 +1,93 @@
-//! Pages read on from a user whose position in the page order is known (kept by
-//! [`super::totals::Totals::keep_positions`] from an earlier page at the same state of the
-//! users), instead of skipping every match before the page: a client paging through a large
-//! result, or asking a page again, reads about a page's worth of the order's index.
+//! Pages read by walking the order's index with the filter checked per user, which stops
+//! once the page is complete: from the first user (or the last, for a page near the end),
+//! where many users match ([`Store::walk_query`]); or on from a user whose position in the
+//! page order is known (kept by [`super::totals::Totals::keep_positions`] from an earlier
+//! page at the same state of the users), so that a client paging through a large result,
+//! or asking a page again, reads about a page's worth of the order's index
+//! ([`Store::read_on_query`]).
 
 use entity::user;
 use sea_orm::sea_query::{Alias, Asterisk, Expr, Order, Query, SelectStatement, UnionType};
 use sea_orm::{Condition, DatabaseBackend, Statement};
 
 use super::Store;
-use super::user_query::{Emails, SortSql, has_index, page_rows, user_condition};
+use super::user_query::{Emails, SortSql, has_index, page_rows, seeks, user_condition};
 use crate::domain::scim::search::Sort;
 use crate::domain::scim::user::{UserField, UserFilter};
 
+/// How many users a walk may read per user a collecting plan would: a walk reads about
+/// `depth × users / total` users, collecting reads `total` matches and sorts them.
+const WALK_RATIO: u128 = 2;
+
+/// A filter an index finds ([`seeks`]) collects its matches rather than walking unless they
+/// are at least this share of the users (1 / …): their number is then what collecting costs,
+/// whereas a walk's estimate assumes matches spread evenly in page order, which a range of
+/// times (the newest users) or of names is not.
+const COLLECT_SEEKABLE_SHARE: u64 = 8;
+
 impl Store {
+    /// A filter many users match needs no collecting and sorting of all its matches: the
+    /// page is read by walking the order's index with the filter checked per user (emails
+    /// probed per user, `EXISTS`), which stops once the page is complete. With `total`
+    /// matches among `users`, evenly spread, that reads about `depth × users / total` users;
+    /// it is chosen when that is at most [`WALK_RATIO`] × `total` (where its matches come
+    /// late in page order, a walk still reads at most every user once, no more than a scan),
+    /// unless an index finds the matches and they are few ([`COLLECT_SEEKABLE_SHARE`]).
+    /// `None` where a walk cannot help: no filter or an index already in page order, or a
+    /// sort order no index holds (the walk would sort every user).
+    pub(super) fn walk_query(
+        &self,
+        filter: Option<&UserFilter>,
+        sort: Option<Sort<UserField>>,
+        (offset, count): (u64, u64),
+        (total, users): (u64, u64),
+    ) -> Option<Statement> {
+        let filter = filter?;
+        let depth = offset + std::cmp::min(count, total.saturating_sub(offset));
+        if !Self::walk_pays(filter, sort, depth, (total, users)) {
+            return None;
+        }
+        let backend = self.db.get_database_backend();
+        let order = SortSql::new(backend, sort);
+        let mut matches = Query::select();
+        matches
+            .column((user::Entity, user::Column::Id))
+            .from(user::Entity)
+            .cond_where(user_condition(filter, Emails::Probed, backend));
+        let mut inner = backend.build(&matches);
+        if backend == DatabaseBackend::Sqlite {
+            inner.sql = indexed_by(&inner.sql, &order.sqlite_index);
+        }
+        let ids = format!(
+            "{} ORDER BY {} LIMIT {count} OFFSET {offset}",
+            inner.sql, order.terms
+        );
+        Some(Statement {
+            sql: page_rows(backend, &ids, &order.terms),
+            ..inner
+        })
+    }
+
+    /// Whether walking the order's index until `depth` matches are found (the filter checked
+    /// per user) reads fewer users than collecting the `total` matches among `users` and
+    /// sorting them: the rules of [`Store::walk_query`].
+    pub(super) fn walk_pays(
+        filter: &UserFilter,
+        sort: Option<Sort<UserField>>,
+        depth: u64,
+        (total, users): (u64, u64),
+    ) -> bool {
+        if !sort.is_none_or(|s| has_index(s.field))
+            || Self::in_index_order(filter, sort)
+            || total == 0
+            || (total.saturating_mul(COLLECT_SEEKABLE_SHARE) < users && seeks(filter))
+        {
+            return false;
+        }
+        let (total, users) = (u128::from(total), u128::from(std::cmp::max(users, total)));
+        u128::from(depth) * users <= WALK_RATIO * total * total
+    }
+
     /// The `wanted` users after the first `skip` from user `from` on (who is at the kept
     /// position) in `sort` order, by walking the order's index from that user with the filter
     /// checked per user; `None` where that would not read fewer users than the other plans
@@ -79,17 +154,25 @@ impl Store {
         ids.limit(wanted).offset(skip);
         let mut inner = backend.build(&ids);
         if backend == DatabaseBackend::Sqlite {
-            // Without statistics SQLite may rather read the filter's own index and sort.
-            inner.sql = inner.sql.replace(
-                r#"FROM "users" WHERE"#,
-                &format!(r#"FROM "users" INDEXED BY "{}" WHERE"#, order.sqlite_index),
-            );
+            inner.sql = indexed_by(&inner.sql, &order.sqlite_index);
         }
         Some(Statement {
             sql: page_rows(backend, &inner.sql, &order.terms),
             ..inner
         })
     }
+}
+
+/// A walk's SQL on SQLite, told to read the users through the order's `index`: SQLite's
+/// planner, without statistics, may rather read every user (or the filter's own index) and
+/// sort them all for a small LIMIT. (PostgreSQL chooses by its statistics.) Every read of
+/// `users` with a condition is the walk's own: a probed filter asks a user's emails through
+/// `EXISTS` on `user_emails`, and a kept user is read `FROM users AS kept`.
+fn indexed_by(sql: &str, index: &str) -> String {
+    sql.replace(
+        r#"FROM "users" WHERE"#,
+        &format!(r#"FROM "users" INDEXED BY "{index}" WHERE"#),
+    )
 }
 
 /// `>=` and `>` in the order's direction (`<=` and `<` descending).
