@@ -2,7 +2,7 @@
 //! (off an index where one holds that order), and the sort terms.
 
 use entity::{user, user_email};
-use sea_orm::sea_query::{Expr, Func, LikeExpr, Query, SimpleExpr, UnionType};
+use sea_orm::sea_query::{Expr, Func, LikeExpr, Query, SelectStatement, SimpleExpr, UnionType};
 use sea_orm::{Condition, ExprTrait, Statement};
 
 use super::Store;
@@ -29,11 +29,7 @@ impl Store {
     ) -> Statement {
         let backend = self.db.get_database_backend();
         let order = SortSql::new(backend, sort);
-        let mut matches = Query::select();
-        matches
-            .column((user::Entity, user::Column::Id))
-            .from(user::Entity)
-            .cond_where(condition);
+        let mut matches = user_ids(condition);
         let in_index_order = filter.is_none_or(|f| Self::in_index_order(f, sort));
         let inner = if in_index_order {
             let inner = backend.build(&matches);
@@ -67,6 +63,15 @@ impl Store {
             ..inner
         }
     }
+}
+
+/// The ids of the users that meet `condition`: what a page's users are chosen from.
+pub(super) fn user_ids(condition: Condition) -> SelectStatement {
+    let mut ids = Query::select();
+    ids.column((user::Entity, user::Column::Id))
+        .from(user::Entity)
+        .cond_where(condition);
+    ids
 }
 
 /// The rows of the users whose ids `ids` selects, in `terms` order, each with what else a page

@@ -11,7 +11,7 @@ use sea_orm::sea_query::{Alias, Asterisk, Expr, Order, Query, SelectStatement, U
 use sea_orm::{Condition, DatabaseBackend, Statement};
 
 use super::Store;
-use super::user_query::{Emails, SortSql, has_index, page_rows, seeks, user_condition};
+use super::user_query::{Emails, SortSql, has_index, page_rows, seeks, user_condition, user_ids};
 use crate::domain::scim::search::Sort;
 use crate::domain::scim::user::{UserField, UserFilter};
 
@@ -49,11 +49,7 @@ impl Store {
         }
         let backend = self.db.get_database_backend();
         let order = SortSql::new(backend, sort);
-        let mut matches = Query::select();
-        matches
-            .column((user::Entity, user::Column::Id))
-            .from(user::Entity)
-            .cond_where(user_condition(filter, Emails::Probed, backend));
+        let matches = user_ids(user_condition(filter, Emails::Probed, backend));
         let mut inner = backend.build(&matches);
         if backend == DatabaseBackend::Sqlite {
             inner.sql = indexed_by(&inner.sql, &order.sqlite_index);
